@@ -1,0 +1,3 @@
+//! Criterion bench: rtp (placeholder).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! Criterion bench: sdp (placeholder).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! Criterion bench: srtp (placeholder).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! Criterion bench: stun (placeholder).
+
+fn main() {}

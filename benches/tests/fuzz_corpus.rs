@@ -1,0 +1,62 @@
+//! Replays every file of the cargo-fuzz seed corpora (and any crash reproducers kept under
+//! `fuzz/regressions/`) through the same harnesses the fuzz targets call, so that the stable
+//! toolchain guards the parsers in CI without nightly.
+
+use std::path::Path;
+
+fn replay(target: &str, harness: fn(&[u8])) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+    let mut replayed = 0usize;
+    for dir in [root.join("corpus").join(target), root.join("regressions").join(target)] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.expect("readable corpus directory").path();
+            let data = std::fs::read(&path).expect("readable corpus file");
+            harness(&data);
+            replayed += 1;
+        }
+    }
+    assert!(replayed > 0, "the seed corpus of fuzz target {target} is empty");
+}
+
+#[test]
+fn rtp_corpus() {
+    replay("rtp", rtc_core::fuzzing::rtp::run);
+}
+
+#[test]
+fn rtcp_corpus() {
+    replay("rtcp", rtc_core::fuzzing::rtcp::run);
+}
+
+#[test]
+fn srtp_unprotect_corpus() {
+    replay("srtp_unprotect", rtc_core::fuzzing::srtp::run_srtp);
+}
+
+#[test]
+fn srtcp_unprotect_corpus() {
+    replay("srtcp_unprotect", rtc_core::fuzzing::srtp::run_srtcp);
+}
+
+#[test]
+fn sdp_offer_corpus() {
+    replay("sdp_offer", rtc_core::fuzzing::sdp::run);
+}
+
+#[test]
+fn dtls_record_corpus() {
+    replay("dtls_record", rtc_core::fuzzing::dtls::run);
+}
+
+#[test]
+fn stun_corpus() {
+    replay("stun", ice_lite::fuzzing::stun);
+}
+
+#[test]
+fn demux_corpus() {
+    replay("demux", ice_lite::fuzzing::demux);
+}
