@@ -25,6 +25,7 @@
 
 pub mod dtls;
 mod error;
+pub mod ids;
 pub mod fuzzing;
 pub mod keying;
 pub mod rtcp;
@@ -33,4 +34,5 @@ pub mod sdp;
 pub mod srtp;
 
 pub use error::Error;
+pub use ids::{Pt, SeqNo, Ssrc};
 pub use keying::{SrtpKeyingMaterial, SrtpProfile};
