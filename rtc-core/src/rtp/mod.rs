@@ -1,4 +1,18 @@
-//! RTP (RFC 3550) wire views (placeholder: filled in by the RTP work).
+//! RTP (RFC 3550) wire view: [`RtpPacket`] validates a datagram once in
+//! [`RtpPacket::parse`] and then reads every header field without any possibility of panic,
+//! and rewrites the fields an SFU changes per subscriber (SSRC, sequence number, timestamp,
+//! payload type, marker) in place. Header extensions (RFC 8285) live in [`ext`], 64-bit
+//! unwrapping of sequence numbers and timestamps in [`unwrap`].
+
+pub mod ext;
+pub mod unwrap;
+
+use crate::{Pt, Ssrc};
+pub use ext::{ExtensionForm, ExtensionIter};
+pub use unwrap::{SeqNoUnwrapper, TimestampUnwrapper};
+
+/// Length of the fixed RTP header.
+pub const FIXED_HEADER_LEN: usize = 12;
 
 /// Errors found while validating an RTP packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -7,14 +21,20 @@ pub enum RtpError {
     Truncated,
     /// The version field is not 2.
     BadVersion,
+    /// The P bit is set but the padding length byte is zero or reaches into the header.
+    BadPadding,
+    /// An RFC 8285 header extension element runs past the end of the extension block.
+    BadExtension,
 }
 
 impl std::fmt::Display for RtpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RtpError::Truncated => f.write_str("packet truncated"),
-            RtpError::BadVersion => f.write_str("RTP version is not 2"),
-        }
+        f.write_str(match self {
+            RtpError::Truncated => "packet truncated",
+            RtpError::BadVersion => "RTP version is not 2",
+            RtpError::BadPadding => "padding length is zero or longer than the payload",
+            RtpError::BadExtension => "header extension element overruns the extension block",
+        })
     }
 }
 
@@ -29,7 +49,7 @@ pub fn header_len(packet: &[u8]) -> Result<usize, RtpError> {
         return Err(RtpError::BadVersion);
     }
     let csrc_count = usize::from(first & 0x0f);
-    let mut len = 12 + 4 * csrc_count;
+    let mut len = FIXED_HEADER_LEN + 4 * csrc_count;
     if packet.len() < len {
         return Err(RtpError::Truncated);
     }
@@ -45,3 +65,241 @@ pub fn header_len(packet: &[u8]) -> Result<usize, RtpError> {
     }
     Ok(len)
 }
+
+/// A borrowed view over an RTP packet, validated once at construction.
+///
+/// After [`RtpPacket::parse`] (or [`RtpPacket::parse_header_only`]) succeeded, no accessor
+/// or setter can fail or panic: the offsets they use were checked against the buffer.
+#[derive(Debug, Clone)]
+pub struct RtpPacket<T> {
+    buf: T,
+    header_len: usize,
+    payload_end: usize,
+    /// Where the extension elements start and end (both 0 without an extension block).
+    ext_start: usize,
+    ext_end: usize,
+    ext_form: ExtensionForm,
+}
+
+impl<T: AsRef<[u8]>> RtpPacket<T> {
+    /// Validates a plaintext RTP packet: version, CSRC list, extension block and its
+    /// RFC 8285 elements, and padding (if P is set the last byte counts the padding, at
+    /// least 1 and not reaching into the header).
+    pub fn parse(buf: T) -> Result<Self, RtpError> {
+        let mut packet = Self::parse_header_only(buf)?;
+        let bytes = packet.buf.as_ref();
+        if bytes.first().is_some_and(|b| b & 0x20 != 0) {
+            let pad = usize::from(*bytes.last().ok_or(RtpError::Truncated)?);
+            if pad == 0 || pad > bytes.len() - packet.header_len {
+                return Err(RtpError::BadPadding);
+            }
+            packet.payload_end = bytes.len() - pad;
+        }
+        Ok(packet)
+    }
+
+    /// Validates only the header (everything [`RtpPacket::parse`] checks except padding).
+    ///
+    /// For SRTP packets: the payload and the padding are encrypted (and followed by the
+    /// authentication tag), so the padding length byte is meaningless before unprotection.
+    /// On such a view [`RtpPacket::payload`] is everything after the header and
+    /// [`RtpPacket::padding_len`] is 0.
+    pub fn parse_header_only(buf: T) -> Result<Self, RtpError> {
+        let bytes = buf.as_ref();
+        let header_len = header_len(bytes)?;
+        let (ext_start, ext_end, ext_form) = match bytes.first() {
+            Some(first) if first & 0x10 != 0 => {
+                let block = FIXED_HEADER_LEN + 4 * usize::from(first & 0x0f);
+                let profile = bytes
+                    .get(block..block + 2)
+                    .and_then(|p| p.try_into().ok())
+                    .map_or(0, u16::from_be_bytes);
+                let form = ExtensionForm::from_profile(profile);
+                let elements = bytes
+                    .get(block + 4..header_len)
+                    .ok_or(RtpError::Truncated)?;
+                ext::validate(form, elements)?;
+                (block + 4, header_len, form)
+            }
+            _ => (0, 0, ExtensionForm::Other),
+        };
+        Ok(Self {
+            header_len,
+            payload_end: bytes.len(),
+            ext_start,
+            ext_end,
+            ext_form,
+            buf,
+        })
+    }
+
+    fn byte(&self, at: usize) -> u8 {
+        self.buf.as_ref().get(at).copied().unwrap_or(0)
+    }
+
+    fn word(&self, at: usize) -> u32 {
+        match self.buf.as_ref().get(at..at + 4) {
+            Some(&[a, b, c, d]) => u32::from_be_bytes([a, b, c, d]),
+            _ => 0,
+        }
+    }
+
+    /// The whole packet as given.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buf.as_ref()
+    }
+
+    /// Gives the buffer back.
+    pub fn into_inner(self) -> T {
+        self.buf
+    }
+
+    /// The marker bit (end of frame for video).
+    pub fn marker(&self) -> bool {
+        self.byte(1) & 0x80 != 0
+    }
+
+    /// The payload type.
+    pub fn payload_type(&self) -> Pt {
+        Pt(self.byte(1) & 0x7f)
+    }
+
+    /// The 16-bit sequence number on the wire.
+    pub fn sequence_number(&self) -> u16 {
+        (self.word(0) & 0xffff) as u16
+    }
+
+    /// The RTP timestamp.
+    pub fn timestamp(&self) -> u32 {
+        self.word(4)
+    }
+
+    /// The synchronization source.
+    pub fn ssrc(&self) -> Ssrc {
+        Ssrc(self.word(8))
+    }
+
+    /// The contributing sources (empty unless a mixer produced the packet).
+    pub fn csrcs(&self) -> impl Iterator<Item = Ssrc> + '_ {
+        let count = usize::from(self.byte(0) & 0x0f);
+        let list = self
+            .buf
+            .as_ref()
+            .get(FIXED_HEADER_LEN..FIXED_HEADER_LEN + 4 * count)
+            .unwrap_or(&[]);
+        list.chunks_exact(4)
+            .map(|c| Ssrc(c.try_into().map_or(0, u32::from_be_bytes)))
+    }
+
+    /// Whether the header carries an extension block (X bit).
+    pub fn has_extension(&self) -> bool {
+        self.byte(0) & 0x10 != 0
+    }
+
+    /// Length of the header: fixed part, CSRCs and extension block.
+    pub fn header_len(&self) -> usize {
+        self.header_len
+    }
+
+    /// The payload, without padding.
+    pub fn payload(&self) -> &[u8] {
+        self.buf
+            .as_ref()
+            .get(self.header_len..self.payload_end)
+            .unwrap_or(&[])
+    }
+
+    /// Number of padding bytes at the end (0 if P is not set or on a header-only view).
+    pub fn padding_len(&self) -> usize {
+        self.buf.as_ref().len() - self.payload_end
+    }
+
+    /// The RFC 8285 form of the extension block (`Other` for none or a foreign profile).
+    pub fn extension_form(&self) -> ExtensionForm {
+        self.ext_form
+    }
+
+    /// The header extension elements as `(id, data)`, padding skipped.
+    pub fn extensions(&self) -> ExtensionIter<'_> {
+        ExtensionIter::new(self.ext_form, self.ext_elements())
+    }
+
+    /// The data of the first extension element with this id.
+    pub fn extension(&self, id: u8) -> Option<&[u8]> {
+        self.extensions().find(|&(i, _)| i == id).map(|(_, d)| d)
+    }
+
+    fn ext_elements(&self) -> &[u8] {
+        self.buf
+            .as_ref()
+            .get(self.ext_start..self.ext_end)
+            .unwrap_or(&[])
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> RtpPacket<T> {
+    fn fixed_mut(&mut self) -> Option<&mut [u8; FIXED_HEADER_LEN]> {
+        self.buf
+            .as_mut()
+            .get_mut(..FIXED_HEADER_LEN)
+            .and_then(|h| h.try_into().ok())
+    }
+
+    /// Rewrites the marker bit.
+    pub fn set_marker(&mut self, marker: bool) {
+        if let Some(h) = self.fixed_mut() {
+            h[1] = (h[1] & 0x7f) | (u8::from(marker) << 7);
+        }
+    }
+
+    /// Rewrites the payload type (the low 7 bits are used).
+    pub fn set_payload_type(&mut self, pt: Pt) {
+        if let Some(h) = self.fixed_mut() {
+            h[1] = (h[1] & 0x80) | (pt.0 & 0x7f);
+        }
+    }
+
+    /// Rewrites the sequence number.
+    pub fn set_sequence_number(&mut self, seq: u16) {
+        if let Some(h) = self.fixed_mut() {
+            h[2..4].copy_from_slice(&seq.to_be_bytes());
+        }
+    }
+
+    /// Rewrites the timestamp.
+    pub fn set_timestamp(&mut self, ts: u32) {
+        if let Some(h) = self.fixed_mut() {
+            h[4..8].copy_from_slice(&ts.to_be_bytes());
+        }
+    }
+
+    /// Rewrites the SSRC.
+    pub fn set_ssrc(&mut self, ssrc: Ssrc) {
+        if let Some(h) = self.fixed_mut() {
+            h[8..12].copy_from_slice(&ssrc.0.to_be_bytes());
+        }
+    }
+
+    /// Mutable access to the data of the first extension element with this id, e.g. to
+    /// rewrite a transport-wide sequence number.
+    pub fn extension_mut(&mut self, id: u8) -> Option<&mut [u8]> {
+        let (start, end) = (self.ext_start, self.ext_end);
+        let form = self.ext_form;
+        let elements = self.buf.as_mut().get_mut(start..end)?;
+        ext::element_mut(form, elements, id)
+    }
+
+    /// Rewrites every extension id through `map` (publisher id -> subscriber id). An element
+    /// whose id maps to `None`, or to an id its form cannot carry, is zero-filled, which
+    /// turns it into padding in both RFC 8285 forms.
+    pub fn remap_extension_ids(&mut self, map: impl FnMut(u8) -> Option<u8>) {
+        let (start, end) = (self.ext_start, self.ext_end);
+        let form = self.ext_form;
+        if let Some(elements) = self.buf.as_mut().get_mut(start..end) {
+            ext::remap(form, elements, map);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
