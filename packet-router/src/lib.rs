@@ -1,15 +1,90 @@
-//! Sans-IO packet router: rooms, publishers, tracks and subscriptions, with per-subscriber
-//! rewriting of SSRCs, sequence numbers and timestamps. It is built on the views in
-//! `rtc-core`; the media plane wires it to sockets.
+//! Sans-IO packet router: published tracks, subscriptions, and per-subscriber rewriting of
+//! SSRCs, sequence numbers, timestamps, payload types and header extensions; the
+//! retransmission cache, loss detection and NACKs, keyframe-request throttling, and the RTCP
+//! reports that keep each subscriber's audio and video in sync.
+//!
+//! It is built on the wire views of `rtc-core` and does no IO: the media plane feeds it
+//! plaintext packets with the time, and sends what it leaves in a [`TransmitQueue`].
 #![forbid(unsafe_code)]
 
-pub mod rewrite;
-
-pub use rewrite::{RewriteDrop, RewrittenPacket, SourcePacket, SubscriberRewriter};
+pub mod config;
 pub mod keyframe_throttle;
 pub mod loss_tracker;
+pub mod reception;
 pub mod retransmit_cache;
+pub mod rewrite;
+pub mod router;
+pub mod transmit;
 
+pub use config::{Codec, CodecParams, ExtensionIds, MediaKind, PublishedStream, SubscribedStream};
 pub use keyframe_throttle::KeyframeRequestThrottle;
 pub use loss_tracker::{LossTracker, LossTrackerConfig, PacketArrival};
 pub use retransmit_cache::RetransmitCache;
+pub use rewrite::{RewriteDrop, RewrittenPacket, SourcePacket, SubscriberRewriter};
+pub use router::{RouteDrop, Router, RouterConfig, SubscriptionId, TrackId};
+pub use transmit::{PacketKind, Transmit, TransmitQueue};
+
+/// Identifies a session (one peer connection) to the router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct SessionId(pub u64);
+
+/// Errors of the router's configuration calls (packets are never errors, only drops).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouterError {
+    /// A published stream was given no codec.
+    NoCodec,
+    /// The stream's kind does not match its codecs.
+    KindMismatch,
+    /// The session already uses this SSRC for another stream.
+    SsrcInUse,
+    /// No such track.
+    UnknownTrack,
+    /// No such subscription.
+    UnknownSubscription,
+    /// The subscriber accepts none of the track's codecs.
+    NoCommonCodec,
+}
+
+impl std::fmt::Display for RouterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RouterError::NoCodec => "a published stream needs at least one codec",
+            RouterError::KindMismatch => "the stream's kind does not match its codec",
+            RouterError::SsrcInUse => "the SSRC is already used by another stream of the session",
+            RouterError::UnknownTrack => "no such track",
+            RouterError::UnknownSubscription => "no such subscription",
+            RouterError::NoCommonCodec => "the subscriber accepts none of the track's codecs",
+        })
+    }
+}
+
+impl std::error::Error for RouterError {}
+
+/// What the router did, as counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouterStats {
+    /// RTP packets accepted from publishers.
+    pub rtp_received: u64,
+    /// Copies queued to subscribers.
+    pub rtp_forwarded: u64,
+    /// RTP packets dropped (malformed, unknown SSRC or payload type, ...).
+    pub rtp_dropped: u64,
+    /// RTX packets received from publishers.
+    pub rtx_received: u64,
+    /// RTCP compound packets that did not parse.
+    pub rtcp_malformed: u64,
+    /// NACK packets received from subscribers.
+    pub nacks_received: u64,
+    /// NACK packets sent to publishers.
+    pub nacks_sent: u64,
+    /// Retransmissions sent to subscribers.
+    pub retransmissions_sent: u64,
+    /// NACKed packets no longer in the cache.
+    pub retransmissions_missed: u64,
+    /// PLI and FIR received from subscribers.
+    pub keyframe_requests_received: u64,
+    /// PLIs sent to publishers.
+    pub keyframe_requests_sent: u64,
+    /// Sender reports sent to subscribers.
+    pub sender_reports_sent: u64,
+}

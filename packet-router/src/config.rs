@@ -1,0 +1,126 @@
+//! What the router needs to know of each side of a stream, as negotiated in SDP: codecs and
+//! their payload types, RTX, SSRCs and header-extension ids. The media plane fills these from
+//! the negotiated session; the router never sees SDP.
+
+use rtc_core::{Pt, Ssrc};
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    /// An audio stream.
+    Audio,
+    /// A video stream.
+    Video,
+}
+
+/// The codecs Sluice forwards; a publisher's payload type is mapped to the subscriber's by
+/// codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    /// Opus, 48 kHz.
+    Opus,
+    /// VP8, 90 kHz.
+    Vp8,
+    /// VP9, 90 kHz.
+    Vp9,
+    /// H.264, 90 kHz.
+    H264,
+    /// AV1, 90 kHz.
+    Av1,
+}
+
+impl Codec {
+    /// The codec of an rtpmap encoding name, case-insensitively.
+    pub fn from_name(name: &str) -> Option<Codec> {
+        [
+            ("opus", Codec::Opus),
+            ("vp8", Codec::Vp8),
+            ("vp9", Codec::Vp9),
+            ("h264", Codec::H264),
+            ("av1", Codec::Av1),
+        ]
+        .into_iter()
+        .find(|(known, _)| known.eq_ignore_ascii_case(name))
+        .map(|(_, codec)| codec)
+    }
+
+    /// The RTP clock rate.
+    pub fn clock_rate(self) -> u32 {
+        match self {
+            Codec::Opus => 48_000,
+            _ => 90_000,
+        }
+    }
+
+    /// Audio or video.
+    pub fn kind(self) -> MediaKind {
+        match self {
+            Codec::Opus => MediaKind::Audio,
+            _ => MediaKind::Video,
+        }
+    }
+}
+
+/// One negotiated codec of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodecParams {
+    /// The codec.
+    pub codec: Codec,
+    /// Its payload type.
+    pub pt: Pt,
+    /// The payload type of its RTX (RFC 4588) stream, when negotiated.
+    pub rtx_pt: Option<Pt>,
+}
+
+/// Header-extension ids negotiated on one side (RFC 8285); `None` when not negotiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExtensionIds {
+    /// urn:ietf:params:rtp-hdrext:sdes:mid
+    pub mid: Option<u8>,
+    /// urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id
+    pub rid: Option<u8>,
+    /// urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id
+    pub repaired_rid: Option<u8>,
+    /// http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time
+    pub abs_send_time: Option<u8>,
+    /// http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01
+    pub transport_cc: Option<u8>,
+    /// urn:ietf:params:rtp-hdrext:ssrc-audio-level
+    pub audio_level: Option<u8>,
+    /// https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension
+    pub dependency_descriptor: Option<u8>,
+}
+
+/// A stream a publisher sends, as negotiated with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedStream {
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// The publisher's SSRC of the media.
+    pub ssrc: Ssrc,
+    /// The publisher's SSRC of the RTX stream, when it sends one.
+    pub rtx_ssrc: Option<Ssrc>,
+    /// The codecs it may send, in preference order.
+    pub codecs: Vec<CodecParams>,
+    /// Its header-extension ids.
+    pub extensions: ExtensionIds,
+    /// Whether the publisher accepts NACKs for this stream.
+    pub nack: bool,
+}
+
+/// A stream a subscriber receives, as negotiated with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscribedStream {
+    /// The SSRC Sluice sends the media with to this subscriber.
+    pub ssrc: Ssrc,
+    /// The SSRC of the RTX stream to this subscriber, when RTX was negotiated.
+    pub rtx_ssrc: Option<Ssrc>,
+    /// The codecs the subscriber accepts, with its payload types.
+    pub codecs: Vec<CodecParams>,
+    /// The subscriber's header-extension ids.
+    pub extensions: ExtensionIds,
+    /// Random bases for the subscriber's sequence numbers and timestamps.
+    pub initial_seq: u16,
+    /// See `initial_seq`.
+    pub initial_timestamp: u32,
+}
