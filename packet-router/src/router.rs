@@ -98,7 +98,6 @@ struct Subscription {
     rtx_seq: u16,
     packets_sent: u32,
     octets_sent: u32,
-    last_rtp_time: Option<u32>,
 }
 
 /// A publisher's track as the router keeps it.
@@ -114,7 +113,6 @@ struct PublishedTrack {
     cache: RetransmitCache,
     loss: LossTracker,
     keyframe: KeyframeRequestThrottle,
-    fir_seq: u8,
     reception: ReceptionStats,
     /// The publisher's last sender report: NTP time, RTP time and when it arrived.
     last_sender_report: Option<(u64, u32, Instant)>,
@@ -233,7 +231,6 @@ impl Router {
             cache,
             loss: LossTracker::new(self.config.loss),
             keyframe: KeyframeRequestThrottle::new(self.config.keyframe_request_interval),
-            fir_seq: 0,
             reception: ReceptionStats::new(first.codec.clock_rate()),
             last_sender_report: None,
             subscriptions: Vec::new(),
@@ -276,6 +273,7 @@ impl Router {
             return Err(RouterError::SsrcInUse);
         }
         let clock_rate = published.clock_rate;
+        let published_stream = published.stream.clone();
         let id = SubscriptionId(self.next_id());
         let mut subscription = Subscription {
             id,
@@ -290,10 +288,9 @@ impl Router {
             rtx_seq: stream.initial_seq.wrapping_add(0x4000),
             packets_sent: 0,
             octets_sent: 0,
-            last_rtp_time: None,
             stream,
         };
-        map_stream(&mut subscription, &published.stream)?;
+        map_stream(&mut subscription, &published_stream)?;
         for ssrc in std::iter::once(subscription.stream.ssrc).chain(subscription.stream.rtx_ssrc) {
             self.subscription_by_ssrc.insert((subscriber, ssrc), id);
         }
@@ -321,19 +318,23 @@ impl Router {
             .locations
             .get(&subscription)
             .ok_or(RouterError::UnknownSubscription)?;
-        let target = self.tracks.get(&track).ok_or(RouterError::UnknownTrack)?;
+        let target = self
+            .tracks
+            .get(&track)
+            .map(|t| t.stream.clone())
+            .ok_or(RouterError::UnknownTrack)?;
         let mut moving = match location {
             Location::Attached(current) if current == track => return Ok(()),
             Location::Attached(current) => self.take_attached(current, subscription),
             Location::Detached => self.detached.remove(&subscription),
         }
         .ok_or(RouterError::UnknownSubscription)?;
-        if let Err(e) = map_stream(&mut moving, &target.stream) {
+        if let Err(e) = map_stream(&mut moving, &target) {
             self.detached.insert(subscription, moving);
             self.locations.insert(subscription, Location::Detached);
             return Err(e);
         }
-        let kind = target.stream.kind;
+        let kind = target.kind;
         if let Some(target) = self.tracks.get_mut(&track) {
             target.subscriptions.push(moving);
         }
@@ -345,7 +346,11 @@ impl Router {
         Ok(())
     }
 
-    fn take_attached(&mut self, track: TrackId, subscription: SubscriptionId) -> Option<Subscription> {
+    fn take_attached(
+        &mut self,
+        track: TrackId,
+        subscription: SubscriptionId,
+    ) -> Option<Subscription> {
         let subscriptions = &mut self.tracks.get_mut(&track)?.subscriptions;
         let index = subscriptions.iter().position(|s| s.id == subscription)?;
         Some(subscriptions.swap_remove(index))
@@ -369,8 +374,8 @@ impl Router {
                 None => None,
             };
             if let Some(subscription) = subscription {
-                for ssrc in std::iter::once(subscription.stream.ssrc)
-                    .chain(subscription.stream.rtx_ssrc)
+                for ssrc in
+                    std::iter::once(subscription.stream.ssrc).chain(subscription.stream.rtx_ssrc)
                 {
                     self.subscription_by_ssrc.remove(&(session, ssrc));
                 }
@@ -480,7 +485,16 @@ impl Router {
                 .sessions
                 .get_mut(&subscription.subscriber)
                 .map(|routes| &mut routes.transport_cc_seq);
-            if write_copy(now, subscription, source, pt, packet, session, out, Numbering::Fresh) {
+            if write_copy(
+                now,
+                subscription,
+                source,
+                pt,
+                packet,
+                session,
+                out,
+                Numbering::Fresh,
+            ) {
                 copies += 1;
             }
         }
@@ -529,7 +543,7 @@ impl Router {
                 }
                 RtcpPacket::Pli(pli) => {
                     self.stats.keyframe_requests_received += 1;
-                    self.keyframe_request_from(now, from, pli.media_ssrc(), out);
+                    self.keyframe_request_from(now, from, pli.media_ssrc, out);
                 }
                 RtcpPacket::Fir(fir) => {
                     self.stats.keyframe_requests_received += 1;
@@ -577,7 +591,11 @@ impl Router {
         lost: &[u16],
         out: &mut TransmitQueue,
     ) {
-        let Some(id) = self.subscription_by_ssrc.get(&(subscriber, media_ssrc)).copied() else {
+        let Some(id) = self
+            .subscription_by_ssrc
+            .get(&(subscriber, media_ssrc))
+            .copied()
+        else {
             return;
         };
         let Some(Location::Attached(track_id)) = self.locations.get(&id).copied() else {
@@ -642,7 +660,11 @@ impl Router {
 
     /// When [`Router::handle_timeout`] next has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let nacks = self.tracks.values().filter_map(|t| t.loss.poll_timeout()).min();
+        let nacks = self
+            .tracks
+            .values()
+            .filter_map(|t| t.loss.poll_timeout())
+            .min();
         match (nacks, self.next_report) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -668,7 +690,7 @@ impl Router {
             let lost = &self.nack_wire_scratch;
             let media_ssrc = track.stream.ssrc;
             if out.push_with(track.publisher, PacketKind::Rtcp, |buf| {
-                rtc_core::rtcp::write_nack(buf, feedback_ssrc, media_ssrc, lost).ok()
+                rtc_core::rtcp::feedback::write_nack(buf, feedback_ssrc, media_ssrc, lost).ok()
             }) {
                 self.stats.nacks_sent += 1;
             }
@@ -684,7 +706,8 @@ impl Router {
     }
 
     fn send_reports(&mut self, now: Instant, out: &mut TransmitQueue) {
-        use rtc_core::rtcp::{SenderInfo, write_receiver_report, write_sender_report};
+        use rtc_core::rtcp::SenderInfo;
+        use rtc_core::rtcp::report::{write_receiver_report, write_sender_report};
         let feedback_ssrc = self.config.feedback_ssrc;
         for track in self.tracks.values_mut() {
             let block = track.reception.report_block(now, track.stream.ssrc);
@@ -706,8 +729,7 @@ impl Router {
                 if subscription.packets_sent == 0 {
                     continue;
                 }
-                let Some(offset) = subscription.rewriter.timestamp_offset(track.stream.ssrc)
-                else {
+                let Some(offset) = subscription.rewriter.timestamp_offset(track.stream.ssrc) else {
                     continue;
                 };
                 let info = SenderInfo {
@@ -729,7 +751,10 @@ impl Router {
 
 /// Maps the publisher's payload types and extension ids to the subscriber's, by codec and by
 /// extension meaning.
-fn map_stream(subscription: &mut Subscription, published: &PublishedStream) -> Result<(), RouterError> {
+fn map_stream(
+    subscription: &mut Subscription,
+    published: &PublishedStream,
+) -> Result<(), RouterError> {
     let mut pt_map = [None; 128];
     let mut any = false;
     for codec in &published.codecs {
@@ -762,7 +787,10 @@ fn extension_map(publisher: &ExtensionIds, subscriber: &ExtensionIds) -> [u8; 25
     let pairs = [
         (publisher.abs_send_time, subscriber.abs_send_time),
         (publisher.audio_level, subscriber.audio_level),
-        (publisher.dependency_descriptor, subscriber.dependency_descriptor),
+        (
+            publisher.dependency_descriptor,
+            subscriber.dependency_descriptor,
+        ),
         (publisher.transport_cc, subscriber.transport_cc),
     ];
     for (from, to) in pairs {
@@ -872,11 +900,12 @@ fn write_copy(
     });
     if queued && !retransmission {
         subscription.packets_sent = subscription.packets_sent.wrapping_add(1);
-        let payload = packet.len().saturating_sub(rtc_core::rtp::header_len(packet).unwrap_or(0));
+        let payload = packet
+            .len()
+            .saturating_sub(rtc_core::rtp::header_len(packet).unwrap_or(0));
         subscription.octets_sent = subscription
             .octets_sent
             .wrapping_add(u32::try_from(payload).unwrap_or(0));
-        subscription.last_rtp_time = Some(rewritten.timestamp);
     }
     queued
 }
@@ -909,7 +938,7 @@ fn restore_from_rtx(packet: &mut [u8], ssrc: Ssrc, pt: Pt) -> Result<usize, Rout
 
 fn queue_pli(out: &mut TransmitQueue, publisher: SessionId, sender: Ssrc, media: Ssrc) {
     out.push_with(publisher, PacketKind::Rtcp, |buf| {
-        rtc_core::rtcp::write_pli(buf, sender, media).ok()
+        rtc_core::rtcp::feedback::write_pli(buf, sender, media).ok()
     });
 }
 

@@ -1,0 +1,517 @@
+//! Virtual-time tests of the router through its public API: fan-out and rewriting, loss and
+//! reordering, NACK and RTX in both directions, keyframe requests, publisher restarts, and the
+//! RTCP reports.
+
+use std::time::{Duration, Instant};
+
+use packet_router::{
+    Codec, CodecParams, ExtensionIds, MediaKind, PacketKind, PublishedStream, Router, RouterConfig,
+    SessionId, SubscribedStream, TrackId, TransmitQueue,
+};
+use rtc_core::rtcp::{RtcpPacket, iter_compound};
+use rtc_core::rtp::RtpPacket;
+use rtc_core::{Pt, Ssrc};
+
+const PUBLISHER: SessionId = SessionId(1);
+const VP8_PT: Pt = Pt(96);
+const VP8_RTX_PT: Pt = Pt(97);
+const PUB_SSRC: Ssrc = Ssrc(0x1111);
+const PUB_RTX_SSRC: Ssrc = Ssrc(0x2222);
+
+fn video_stream(ssrc: Ssrc, rtx: Ssrc) -> PublishedStream {
+    PublishedStream {
+        kind: MediaKind::Video,
+        ssrc,
+        rtx_ssrc: Some(rtx),
+        codecs: vec![CodecParams {
+            codec: Codec::Vp8,
+            pt: VP8_PT,
+            rtx_pt: Some(VP8_RTX_PT),
+        }],
+        extensions: ExtensionIds {
+            mid: Some(4),
+            abs_send_time: Some(2),
+            transport_cc: Some(3),
+            ..ExtensionIds::default()
+        },
+        nack: true,
+    }
+}
+
+/// A subscriber stream with its own payload types and extension ids.
+fn subscriber_stream(index: u32, rtx: bool) -> SubscribedStream {
+    SubscribedStream {
+        ssrc: Ssrc(0xA000 + index),
+        rtx_ssrc: rtx.then_some(Ssrc(0xB000 + index)),
+        codecs: vec![CodecParams {
+            codec: Codec::Vp8,
+            pt: Pt(100),
+            rtx_pt: rtx.then_some(Pt(101)),
+        }],
+        extensions: ExtensionIds {
+            mid: Some(1),
+            abs_send_time: Some(5),
+            transport_cc: Some(7),
+            ..ExtensionIds::default()
+        },
+        initial_seq: 65_500 + index as u16,
+        initial_timestamp: 1_000 * index,
+    }
+}
+
+/// An RTP packet with a one-byte extension block (mid, abs-send-time, transport-cc) and a
+/// payload that names its sequence number.
+fn rtp(ssrc: Ssrc, pt: Pt, seq: u16, timestamp: u32, payload: &[u8]) -> Vec<u8> {
+    let mut packet = vec![0x90, pt.0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    packet[2..4].copy_from_slice(&seq.to_be_bytes());
+    packet[4..8].copy_from_slice(&timestamp.to_be_bytes());
+    packet[8..12].copy_from_slice(&ssrc.0.to_be_bytes());
+    // 0xBEDE, 3 words: mid (id 4, "0"), abs-send-time (id 2, 3 bytes), twcc (id 3, 2 bytes).
+    packet.extend_from_slice(&[0xBE, 0xDE, 0, 3]);
+    packet.extend_from_slice(&[0x40, b'0', 0x22, 1, 2, 3, 0x31, 0xFF, 0xFF, 0, 0, 0]);
+    packet.extend_from_slice(payload);
+    packet
+}
+
+fn payload_for(seq: u16) -> Vec<u8> {
+    let mut payload = seq.to_be_bytes().to_vec();
+    payload.extend((0..200u16).map(|i| (i as u8) ^ (seq as u8)));
+    payload
+}
+
+/// The RTX form of a packet (RFC 4588): the original sequence number before the payload.
+fn rtx_of(seq: u16, rtx_seq: u16, timestamp: u32) -> Vec<u8> {
+    let mut payload = seq.to_be_bytes().to_vec();
+    payload.extend(payload_for(seq));
+    rtp(PUB_RTX_SSRC, VP8_RTX_PT, rtx_seq, timestamp, &payload)
+}
+
+struct Harness {
+    router: Router,
+    out: TransmitQueue,
+    now: Instant,
+    track: TrackId,
+}
+
+impl Harness {
+    fn new(subscribers: u32, rtx: bool) -> Self {
+        let now = Instant::now();
+        let mut router = Router::new(RouterConfig::default());
+        let mut out = TransmitQueue::with_capacity(16);
+        let track = router
+            .add_published_stream(now, PUBLISHER, video_stream(PUB_SSRC, PUB_RTX_SSRC))
+            .expect("track added");
+        for i in 0..subscribers {
+            router
+                .subscribe(
+                    now,
+                    SessionId(100 + u64::from(i)),
+                    track,
+                    subscriber_stream(i, rtx),
+                    &mut out,
+                )
+                .expect("subscribed");
+        }
+        let mut harness = Harness {
+            router,
+            out,
+            now,
+            track,
+        };
+        harness.out.clear();
+        harness
+    }
+
+    fn send(&mut self, packet: &[u8]) -> usize {
+        let mut packet = packet.to_vec();
+        self.out.clear();
+        self.router
+            .handle_rtp(self.now, PUBLISHER, &mut packet, &mut self.out)
+            .unwrap_or(0)
+    }
+
+    /// RTP packets queued for `session`: (ssrc, pt, seq, timestamp, payload).
+    fn rtp_for(&self, session: SessionId) -> Vec<(Ssrc, Pt, u16, u32, Vec<u8>)> {
+        self.out
+            .as_slice()
+            .iter()
+            .filter(|t| t.session == session && t.kind == PacketKind::Rtp)
+            .map(|t| {
+                let view = RtpPacket::parse(t.packet()).expect("valid RTP out");
+                (
+                    view.ssrc(),
+                    view.payload_type(),
+                    view.sequence_number(),
+                    view.timestamp(),
+                    view.payload().to_vec(),
+                )
+            })
+            .collect()
+    }
+
+    fn rtcp_for(&self, session: SessionId) -> Vec<Vec<u8>> {
+        self.out
+            .as_slice()
+            .iter()
+            .filter(|t| t.session == session && t.kind == PacketKind::Rtcp)
+            .map(|t| t.packet().to_vec())
+            .collect()
+    }
+}
+
+fn count_plis(packets: &[Vec<u8>]) -> usize {
+    packets
+        .iter()
+        .flat_map(|p| iter_compound(p).collect::<Vec<_>>())
+        .filter(|item| matches!(item, Ok(RtcpPacket::Pli(_))))
+        .count()
+}
+
+#[test]
+fn every_subscriber_gets_its_own_continuous_rewritten_stream() {
+    let mut h = Harness::new(3, true);
+    for i in 0..100u16 {
+        let seq = 65_480u16.wrapping_add(i);
+        let copies = h.send(&rtp(
+            PUB_SSRC,
+            VP8_PT,
+            seq,
+            90_000 + u32::from(i) * 3000,
+            &payload_for(seq),
+        ));
+        assert_eq!(copies, 3);
+        for s in 0..3u32 {
+            let got = h.rtp_for(SessionId(100 + u64::from(s)));
+            assert_eq!(got.len(), 1);
+            let (ssrc, pt, out_seq, ts, payload) = &got[0];
+            assert_eq!(*ssrc, Ssrc(0xA000 + s));
+            assert_eq!(*pt, Pt(100));
+            assert_eq!(*out_seq, (65_500 + s as u16).wrapping_add(i));
+            assert_eq!(*ts, 1_000 * s + u32::from(i) * 3000);
+            assert_eq!(payload, &payload_for(seq), "payload byte-identical");
+        }
+    }
+    // Extension ids are the subscriber's; mid is dropped; transport-cc is per subscriber.
+    let transmit = &h.out.as_slice()[0];
+    let view = RtpPacket::parse(transmit.packet()).expect("valid");
+    let ids: Vec<u8> = view.extensions().map(|(id, _)| id).collect();
+    assert_eq!(ids, vec![5, 7]);
+    assert_eq!(view.extension(5), Some(&[1u8, 2, 3][..]));
+    assert_eq!(view.extension(7), Some(&99u16.to_be_bytes()[..]));
+    assert_eq!(h.router.stats().rtp_forwarded, 300);
+}
+
+#[test]
+fn loss_and_reordering_pass_through_and_losses_are_nacked_to_the_publisher() {
+    let mut h = Harness::new(1, true);
+    let order = [0u16, 1, 2, 4, 3, 7, 8, 9];
+    let mut seen = Vec::new();
+    for seq in order {
+        h.send(&rtp(
+            PUB_SSRC,
+            VP8_PT,
+            seq,
+            u32::from(seq) * 3000,
+            &payload_for(seq),
+        ));
+        seen.extend(h.rtp_for(SessionId(100)).into_iter().map(|p| p.2));
+    }
+    let base = 65_500u16;
+    let expected: Vec<u16> = order.iter().map(|s| base.wrapping_add(*s)).collect();
+    assert_eq!(seen, expected, "gaps and order are preserved");
+
+    // 5 and 6 are missing: the next timeout NACKs them to the publisher.
+    h.out.clear();
+    let due = h.router.poll_timeout().expect("a NACK is due");
+    assert!(due <= h.now);
+    h.router.handle_timeout(h.now, &mut h.out);
+    let nacked: Vec<u16> = h
+        .rtcp_for(PUBLISHER)
+        .iter()
+        .flat_map(|p| iter_compound(p).collect::<Vec<_>>())
+        .filter_map(|item| match item {
+            Ok(RtcpPacket::Nack(nack)) => {
+                assert_eq!(nack.media_ssrc(), PUB_SSRC);
+                Some(nack.lost().collect::<Vec<_>>())
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(nacked, vec![5, 6]);
+
+    // The publisher repairs 5 on RTX: the subscriber gets the original payload at its number.
+    h.send(&rtx_of(5, 700, 15_000));
+    let got = h.rtp_for(SessionId(100));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].2, base.wrapping_add(5));
+    assert_eq!(got[0].0, Ssrc(0xA000));
+    assert_eq!(got[0].4, payload_for(5));
+    // A duplicate of it is not forwarded twice.
+    assert_eq!(h.send(&rtx_of(5, 701, 15_000)), 0);
+    assert_eq!(h.router.stats().rtx_received, 2);
+}
+
+#[test]
+fn subscriber_nacks_are_answered_from_the_cache_on_rtx() {
+    let mut h = Harness::new(2, true);
+    for seq in 10..20u16 {
+        h.send(&rtp(
+            PUB_SSRC,
+            VP8_PT,
+            seq,
+            u32::from(seq) * 3000,
+            &payload_for(seq),
+        ));
+    }
+    // Subscriber 0 lost its numbers for source 12 and 15.
+    let lost = [65_500u16.wrapping_add(2), 65_500u16.wrapping_add(5)];
+    let mut nack = [0u8; 64];
+    let len = rtc_core::rtcp::feedback::write_nack(&mut nack, Ssrc(9), Ssrc(0xA000), &lost)
+        .expect("nack written");
+    h.out.clear();
+    h.router
+        .handle_rtcp(h.now, SessionId(100), &nack[..len], &mut h.out);
+    let got = h.rtp_for(SessionId(100));
+    assert_eq!(got.len(), 2);
+    for ((ssrc, pt, _, ts, payload), (asked, source)) in
+        got.iter().zip(lost.iter().zip([12u16, 15]))
+    {
+        assert_eq!(*ssrc, Ssrc(0xB000), "sent on the subscriber's RTX SSRC");
+        assert_eq!(*pt, Pt(101));
+        assert_eq!(
+            &payload[..2],
+            &asked.to_be_bytes(),
+            "OSN is the subscriber's number"
+        );
+        assert_eq!(&payload[2..], payload_for(source).as_slice());
+        assert_eq!(*ts, u32::from(source) * 3000 - 30_000);
+    }
+    assert!(
+        h.rtp_for(SessionId(101)).is_empty(),
+        "only the one who asked"
+    );
+    assert_eq!(h.router.stats().retransmissions_sent, 2);
+}
+
+#[test]
+fn without_rtx_a_nack_is_answered_with_the_original_packet() {
+    let mut h = Harness::new(1, false);
+    for seq in 0..5u16 {
+        h.send(&rtp(
+            PUB_SSRC,
+            VP8_PT,
+            seq,
+            u32::from(seq) * 3000,
+            &payload_for(seq),
+        ));
+    }
+    h.out.clear();
+    h.router
+        .retransmit(h.now, SessionId(100), Ssrc(0xA000), &[65_502], &mut h.out);
+    let got = h.rtp_for(SessionId(100));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, Ssrc(0xA000));
+    assert_eq!(got[0].2, 65_502);
+    assert_eq!(got[0].4, payload_for(2));
+    // A number never sent, or long expired, is not answered.
+    h.out.clear();
+    h.router.retransmit(
+        h.now + Duration::from_secs(5),
+        SessionId(100),
+        Ssrc(0xA000),
+        &[65_503],
+        &mut h.out,
+    );
+    assert!(h.rtp_for(SessionId(100)).is_empty());
+}
+
+#[test]
+fn keyframe_requests_are_throttled_and_sent_on_subscribe() {
+    let now = Instant::now();
+    let mut router = Router::new(RouterConfig::default());
+    let mut out = TransmitQueue::default();
+    let track = router
+        .add_published_stream(now, PUBLISHER, video_stream(PUB_SSRC, PUB_RTX_SSRC))
+        .expect("track");
+    router
+        .subscribe(
+            now,
+            SessionId(100),
+            track,
+            subscriber_stream(0, true),
+            &mut out,
+        )
+        .expect("subscribed");
+    let publisher_rtcp: Vec<Vec<u8>> = out
+        .as_slice()
+        .iter()
+        .filter(|t| t.session == PUBLISHER)
+        .map(|t| t.packet().to_vec())
+        .collect();
+    assert_eq!(
+        count_plis(&publisher_rtcp),
+        1,
+        "a new subscriber asks for a keyframe"
+    );
+
+    let mut pli = [0u8; 12];
+    let len = rtc_core::rtcp::feedback::write_pli(&mut pli, Ssrc(5), Ssrc(0xA000)).expect("pli");
+    let mut forwarded = 0;
+    for step in 0..40u64 {
+        out.clear();
+        router.handle_rtcp(
+            now + Duration::from_millis(step * 50),
+            SessionId(100),
+            &pli[..len],
+            &mut out,
+        );
+        let rtcp: Vec<Vec<u8>> = out.as_slice().iter().map(|t| t.packet().to_vec()).collect();
+        forwarded += count_plis(&rtcp);
+    }
+    // 2 s of PLIs every 50 ms: one per 500 ms reaches the publisher, and the one at 0 ms is
+    // covered by the request the subscription itself made.
+    assert_eq!(forwarded, 3);
+    assert_eq!(router.stats().keyframe_requests_received, 40);
+}
+
+#[test]
+fn a_publisher_that_leaves_and_comes_back_continues_every_subscriber_stream() {
+    let mut h = Harness::new(2, true);
+    let mut last = Vec::new();
+    for seq in 1000..1010u16 {
+        h.send(&rtp(
+            PUB_SSRC,
+            VP8_PT,
+            seq,
+            u32::from(seq) * 3000,
+            &payload_for(seq),
+        ));
+        last = h.rtp_for(SessionId(100));
+    }
+    let last_seq = last[0].2;
+    let last_ts = last[0].3;
+    h.router.remove_session(PUBLISHER);
+    assert_eq!(h.router.detached_subscriptions().count(), 2);
+    assert_eq!(
+        h.send(&rtp(PUB_SSRC, VP8_PT, 1010, 0, b"x")),
+        0,
+        "track is gone"
+    );
+
+    // Back 3 s later as a new session with new SSRCs and random bases.
+    h.now += Duration::from_secs(3);
+    let returning = SessionId(2);
+    let new_track = h
+        .router
+        .add_published_stream(h.now, returning, video_stream(Ssrc(0x7777), Ssrc(0x8888)))
+        .expect("track");
+    let detached: Vec<_> = h.router.detached_subscriptions().collect();
+    for (subscription, _) in detached {
+        h.router
+            .attach(h.now, subscription, new_track, &mut h.out)
+            .expect("attached");
+    }
+    h.out.clear();
+    let mut packet = rtp(
+        Ssrc(0x7777),
+        VP8_PT,
+        50_000,
+        4_000_000_000,
+        &payload_for(50_000),
+    );
+    h.router
+        .handle_rtp(h.now, returning, &mut packet, &mut h.out)
+        .expect("routed");
+    let got = h.rtp_for(SessionId(100));
+    assert_eq!(
+        got[0].2,
+        last_seq.wrapping_add(1),
+        "no jump in sequence numbers"
+    );
+    assert_eq!(
+        got[0].3,
+        last_ts.wrapping_add(3 * 90_000),
+        "timestamp advances by 3 s"
+    );
+    assert_eq!(got[0].0, Ssrc(0xA000), "the subscriber keeps its SSRC");
+    assert_eq!(h.router.tracks_of(returning).count(), 1);
+    let _ = h.track;
+}
+
+#[test]
+fn sender_reports_to_subscribers_match_the_rewritten_timestamps() {
+    let mut h = Harness::new(1, true);
+    for seq in 0..10u16 {
+        h.send(&rtp(
+            PUB_SSRC,
+            VP8_PT,
+            seq,
+            500_000 + u32::from(seq) * 3000,
+            &payload_for(seq),
+        ));
+    }
+    // The publisher's SR maps NTP time T to RTP time 527_000.
+    let mut sr = [0u8; 28];
+    let info = rtc_core::rtcp::SenderInfo {
+        ssrc: PUB_SSRC,
+        ntp_time: 0x0000_0010_8000_0000,
+        rtp_time: 527_000,
+        packet_count: 10,
+        octet_count: 2000,
+    };
+    let len = rtc_core::rtcp::report::write_sender_report(&mut sr, &info, &[]).expect("sr");
+    h.router
+        .handle_rtcp(h.now, PUBLISHER, &sr[..len], &mut h.out);
+
+    h.out.clear();
+    let at = h.now + Duration::from_secs(1);
+    h.router.handle_timeout(at, &mut h.out);
+    let reports = h.rtcp_for(SessionId(100));
+    let sender_info = reports
+        .iter()
+        .flat_map(|p| iter_compound(p).collect::<Vec<_>>())
+        .find_map(|item| match item {
+            Ok(RtcpPacket::SenderReport(report)) => Some(report.sender_info()),
+            _ => None,
+        })
+        .expect("a sender report to the subscriber");
+    assert_eq!(sender_info.ssrc, Ssrc(0xA000));
+    assert_eq!(sender_info.packet_count, 10);
+    // One second later: NTP + 1 s, RTP + 90000, shifted by the subscriber's offset.
+    assert_eq!(sender_info.ntp_time, 0x0000_0011_8000_0000);
+    // Subscriber 0's timestamps start at 0 where the source's started at 500_000.
+    let offset = 0u32.wrapping_sub(500_000);
+    assert_eq!(
+        sender_info.rtp_time,
+        527_000u32.wrapping_add(90_000).wrapping_add(offset)
+    );
+
+    // And a receiver report went to the publisher about its stream.
+    let rr = h
+        .rtcp_for(PUBLISHER)
+        .iter()
+        .flat_map(|p| iter_compound(p).collect::<Vec<_>>())
+        .find_map(|item| match item {
+            Ok(RtcpPacket::ReceiverReport(report)) => report.report_blocks().next(),
+            _ => None,
+        })
+        .expect("a receiver report to the publisher");
+    assert_eq!(rr.ssrc, PUB_SSRC);
+    assert_eq!(rr.extended_highest_seq, 9);
+    assert_eq!(rr.last_sr, 0x0010_8000);
+}
+
+#[test]
+fn unknown_ssrcs_payload_types_and_garbage_are_dropped_and_counted() {
+    let mut h = Harness::new(1, true);
+    assert_eq!(h.send(&rtp(Ssrc(0xDEAD), VP8_PT, 1, 0, b"x")), 0);
+    assert_eq!(h.send(&rtp(PUB_SSRC, Pt(111), 1, 0, b"x")), 0);
+    assert_eq!(h.send(&[0x80, 0x60, 0]), 0);
+    // RTX padding probe: no original sequence number.
+    assert_eq!(h.send(&rtp(PUB_RTX_SSRC, VP8_RTX_PT, 1, 0, b"")), 0);
+    assert_eq!(h.router.stats().rtp_dropped, 4);
+    h.router
+        .handle_rtcp(h.now, SessionId(100), &[0x81, 0xCD, 0xFF, 0xFF], &mut h.out);
+    assert_eq!(h.router.stats().rtcp_malformed, 1);
+}
