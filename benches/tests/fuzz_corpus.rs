@@ -7,7 +7,10 @@ use std::path::Path;
 fn replay(target: &str, harness: fn(&[u8])) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
     let mut replayed = 0usize;
-    for dir in [root.join("corpus").join(target), root.join("regressions").join(target)] {
+    for dir in [
+        root.join("corpus").join(target),
+        root.join("regressions").join(target),
+    ] {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
@@ -18,7 +21,10 @@ fn replay(target: &str, harness: fn(&[u8])) {
             replayed += 1;
         }
     }
-    assert!(replayed > 0, "the seed corpus of fuzz target {target} is empty");
+    assert!(
+        replayed > 0,
+        "the seed corpus of fuzz target {target} is empty"
+    );
 }
 
 #[test]

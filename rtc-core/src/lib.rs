@@ -25,8 +25,8 @@
 
 pub mod dtls;
 mod error;
-pub mod ids;
 pub mod fuzzing;
+pub mod ids;
 pub mod keying;
 pub mod rtcp;
 pub mod rtp;

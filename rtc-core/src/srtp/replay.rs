@@ -161,7 +161,8 @@ impl Hasher for SsrcHasher {
 
     fn write(&mut self, bytes: &[u8]) {
         for &byte in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+            self.0 =
+                (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
         }
     }
 
@@ -187,7 +188,10 @@ mod tests {
         // Behind index 0: cannot exist.
         assert_eq!(estimate_index(10, 65000), Err(SrtpError::TooOld));
         // The 2^48 index space is exhausted.
-        assert_eq!(estimate_index(MAX_SRTP_INDEX, 0), Err(SrtpError::KeyExhausted));
+        assert_eq!(
+            estimate_index(MAX_SRTP_INDEX, 0),
+            Err(SrtpError::KeyExhausted)
+        );
     }
 
     #[test]

@@ -12,9 +12,8 @@ const PROFILES: [SrtpProfile; 2] = [SrtpProfile::AesCm128HmacSha1_80, SrtpProfil
 fn rfc7714_context() -> SrtpContext {
     let key: [u8; 16] = hex("000102030405060708090a0b0c0d0e0f").try_into().unwrap();
     let salt = hex("517569642070726f2071756f");
-    let transform = || {
-        Transform::from_session_keys(SrtpProfile::AeadAes128Gcm, &key, &salt, &[0; 20]).unwrap()
-    };
+    let transform =
+        || Transform::from_session_keys(SrtpProfile::AeadAes128Gcm, &key, &salt, &[0; 20]).unwrap();
     SrtpContext::from_transforms(SrtpProfile::AeadAes128Gcm, transform(), transform())
 }
 
@@ -40,7 +39,9 @@ fn rfc7714_srtp_protect_and_unprotect() {
     let expected = hex(RFC7714_SRTP);
     let mut buf = [0u8; 128];
     buf[..plain.len()].copy_from_slice(&plain);
-    let len = rfc7714_context().protect_rtp(&mut buf, plain.len()).unwrap();
+    let len = rfc7714_context()
+        .protect_rtp(&mut buf, plain.len())
+        .unwrap();
     assert_eq!(buf[..len], expected[..]);
 
     let mut buf = expected.clone();
@@ -143,12 +144,24 @@ fn replayed_packets_are_rejected() {
     for profile in PROFILES {
         let (mut sender, mut receiver) = pair(profile);
         let protected = protect_rtp(&mut sender, &rtp_packet(100, 7));
-        assert_eq!(unprotect_rtp(&mut receiver, &protected).unwrap(), rtp_packet(100, 7));
-        assert_eq!(unprotect_rtp(&mut receiver, &protected), Err(SrtpError::Replayed));
+        assert_eq!(
+            unprotect_rtp(&mut receiver, &protected).unwrap(),
+            rtp_packet(100, 7)
+        );
+        assert_eq!(
+            unprotect_rtp(&mut receiver, &protected),
+            Err(SrtpError::Replayed)
+        );
 
         let protected = protect_rtcp(&mut sender, &rtcp_packet(7));
-        assert_eq!(unprotect_rtcp(&mut receiver, &protected).unwrap(), rtcp_packet(7));
-        assert_eq!(unprotect_rtcp(&mut receiver, &protected), Err(SrtpError::Replayed));
+        assert_eq!(
+            unprotect_rtcp(&mut receiver, &protected).unwrap(),
+            rtcp_packet(7)
+        );
+        assert_eq!(
+            unprotect_rtcp(&mut receiver, &protected),
+            Err(SrtpError::Replayed)
+        );
     }
 }
 
@@ -176,7 +189,11 @@ fn any_flipped_bit_is_rejected_without_state_change() {
         unprotect_rtp(&mut receiver, &first).unwrap();
         let first = protect_rtcp(&mut sender, &rtcp_packet(9));
         unprotect_rtcp(&mut receiver, &first).unwrap();
-        let before = (receiver.rtp_index(9), receiver.srtcp_index(9), receiver.stream_count());
+        let before = (
+            receiver.rtp_index(9),
+            receiver.srtcp_index(9),
+            receiver.stream_count(),
+        );
 
         let rtp = protect_rtp(&mut sender, &rtp_packet(501, 9));
         let rtcp = protect_rtcp(&mut sender, &rtcp_packet(9));
@@ -189,10 +206,19 @@ fn any_flipped_bit_is_rejected_without_state_change() {
                 } else {
                     unprotect_rtcp(&mut receiver, &forged)
                 };
-                assert!(result.is_err(), "{profile:?} rtp={is_rtp} bit {bit} accepted");
-                let after =
-                    (receiver.rtp_index(9), receiver.srtcp_index(9), receiver.stream_count());
-                assert_eq!(before, after, "{profile:?} rtp={is_rtp} bit {bit} moved state");
+                assert!(
+                    result.is_err(),
+                    "{profile:?} rtp={is_rtp} bit {bit} accepted"
+                );
+                let after = (
+                    receiver.rtp_index(9),
+                    receiver.srtcp_index(9),
+                    receiver.stream_count(),
+                );
+                assert_eq!(
+                    before, after,
+                    "{profile:?} rtp={is_rtp} bit {bit} moved state"
+                );
             }
         }
         // The genuine packets still go through afterwards.
@@ -236,7 +262,10 @@ fn rollover_counter_follows_the_sequence_wrap_with_reordering() {
         assert_eq!(receiver.rtp_index(5), Some((1 << 16) | 5));
         // Every one of them is now a replay.
         for packet in &protected {
-            assert_eq!(unprotect_rtp(&mut receiver, packet), Err(SrtpError::Replayed));
+            assert_eq!(
+                unprotect_rtp(&mut receiver, packet),
+                Err(SrtpError::Replayed)
+            );
         }
     }
 }
@@ -247,10 +276,17 @@ fn stream_bound_rejects_new_ssrcs_and_keeps_known_ones() {
         let (mut sender, receiver) = pair(profile);
         let mut receiver = receiver.with_max_streams(2);
         for ssrc in [1, 2] {
-            unprotect_rtp(&mut receiver, &protect_rtp(&mut sender, &rtp_packet(10, ssrc))).unwrap();
+            unprotect_rtp(
+                &mut receiver,
+                &protect_rtp(&mut sender, &rtp_packet(10, ssrc)),
+            )
+            .unwrap();
         }
         let third = protect_rtp(&mut sender, &rtp_packet(10, 3));
-        assert_eq!(unprotect_rtp(&mut receiver, &third), Err(SrtpError::TooManyStreams));
+        assert_eq!(
+            unprotect_rtp(&mut receiver, &third),
+            Err(SrtpError::TooManyStreams)
+        );
         unprotect_rtp(&mut receiver, &protect_rtp(&mut sender, &rtp_packet(11, 1))).unwrap();
         assert!(receiver.remove_stream(2));
         unprotect_rtp(&mut receiver, &third).unwrap();
@@ -273,13 +309,28 @@ fn buffer_and_length_checks() {
         );
         let mut rtcp = rtcp_packet(1);
         let len = rtcp.len();
-        assert_eq!(sender.protect_rtcp(&mut rtcp, len), Err(SrtpError::BufferTooSmall));
+        assert_eq!(
+            sender.protect_rtcp(&mut rtcp, len),
+            Err(SrtpError::BufferTooSmall)
+        );
         // Only a header and part of a tag.
         let mut short = plain[..16 + 8 + 4].to_vec();
-        assert_eq!(receiver.unprotect_rtp(&mut short), Err(SrtpError::Truncated));
-        assert_eq!(receiver.unprotect_rtcp(&mut [0x80; 12]), Err(SrtpError::Truncated));
-        assert_eq!(receiver.unprotect_rtp(&mut [0x40; 40]), Err(SrtpError::MalformedHeader));
-        assert_eq!(receiver.unprotect_rtp(&mut []), Err(SrtpError::MalformedHeader));
+        assert_eq!(
+            receiver.unprotect_rtp(&mut short),
+            Err(SrtpError::Truncated)
+        );
+        assert_eq!(
+            receiver.unprotect_rtcp(&mut [0x80; 12]),
+            Err(SrtpError::Truncated)
+        );
+        assert_eq!(
+            receiver.unprotect_rtp(&mut [0x40; 40]),
+            Err(SrtpError::MalformedHeader)
+        );
+        assert_eq!(
+            receiver.unprotect_rtp(&mut []),
+            Err(SrtpError::MalformedHeader)
+        );
     }
 }
 
@@ -302,5 +353,8 @@ fn session_directions_use_their_own_keys() {
         unprotect_rtp(&mut ours.inbound, &protected),
         Err(SrtpError::AuthenticationFailed)
     );
-    assert_eq!(unprotect_rtp(&mut theirs.inbound, &protected).unwrap(), rtp_packet(9, 9));
+    assert_eq!(
+        unprotect_rtp(&mut theirs.inbound, &protected).unwrap(),
+        rtp_packet(9, 9)
+    );
 }
