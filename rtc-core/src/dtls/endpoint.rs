@@ -114,13 +114,23 @@ impl DtlsEndpoint {
     /// A server endpoint that will accept only a peer whose certificate hashes to
     /// `expected_remote` (the fingerprint from the peer's SDP).
     pub fn new_server(cert: &DtlsCertificate, expected_remote: Fingerprint, now: Instant) -> Self {
-        Self::new(DtlsRole::Server, cert, expected_remote, now)
+        Self::new(DtlsRole::Server, cert, expected_remote, now, true)
+    }
+
+    /// A server that skips the cookie exchange, so a fuzzer's ClientHello reaches the
+    /// certificate flight and its later flights reach the certificate parser.
+    pub(crate) fn new_server_without_cookie(
+        cert: &DtlsCertificate,
+        expected_remote: Fingerprint,
+        now: Instant,
+    ) -> Self {
+        Self::new(DtlsRole::Server, cert, expected_remote, now, false)
     }
 
     /// A client endpoint; its ClientHello is ready in [`poll_transmit`](Self::poll_transmit)
     /// right away.
     pub fn new_client(cert: &DtlsCertificate, expected_remote: Fingerprint, now: Instant) -> Self {
-        Self::new(DtlsRole::Client, cert, expected_remote, now)
+        Self::new(DtlsRole::Client, cert, expected_remote, now, true)
     }
 
     fn new(
@@ -128,9 +138,11 @@ impl DtlsEndpoint {
         cert: &DtlsCertificate,
         expected_remote: Fingerprint,
         now: Instant,
+        use_server_cookie: bool,
     ) -> Self {
+        let config = engine_config(use_server_cookie);
         let mut endpoint = DtlsEndpoint {
-            engine: dimpl::Dtls::new_12(engine_config(), cert.engine_form.clone(), now),
+            engine: dimpl::Dtls::new_12(config, cert.engine_form.clone(), now),
             role,
             expected_remote,
             state: State::Handshaking,
@@ -330,14 +342,14 @@ impl DtlsEndpoint {
     }
 }
 
-fn engine_config() -> Arc<dimpl::Config> {
+fn engine_config(use_server_cookie: bool) -> Arc<dimpl::Config> {
     let config = dimpl::Config::builder()
         .mtu(DTLS_MTU)
         .max_queue_rx(MAX_QUEUED_DATAGRAMS)
         // Both directions must present a certificate: it is what the fingerprint pins.
         .require_client_certificate(true)
         // Cookie exchange keeps a spoofed ClientHello from drawing a certificate flight.
-        .use_server_cookie(true)
+        .use_server_cookie(use_server_cookie)
         .build();
     match config {
         Ok(config) => Arc::new(config),
