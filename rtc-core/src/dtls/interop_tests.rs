@@ -1,0 +1,466 @@
+//! Handshakes between our endpoint and an independent DTLS implementation (the webrtc-rs
+//! sans-IO `rtc-dtls` client), in memory and in virtual time.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use rtc_dtls::config::{ConfigBuilder, ExtendedMasterSecretType};
+use rtc_dtls::crypto::Certificate;
+use rtc_dtls::endpoint::{Endpoint, EndpointEvent};
+use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+
+use super::*;
+use crate::keying::{SrtpKeyingMaterial, SrtpProfile};
+
+const CLIENT_ADDR: &str = "10.0.0.1:5000";
+const SERVER_ADDR: &str = "10.0.0.2:6000";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn server_certificate() -> DtlsCertificate {
+    DtlsCertificate::generate(&mut ChaCha20Rng::seed_from_u64(42)).unwrap()
+}
+
+/// The independent client: an rtc-dtls endpoint plus what it exported.
+struct Client {
+    endpoint: Endpoint,
+    fingerprint: Fingerprint,
+    completed: bool,
+}
+
+impl Client {
+    fn new(now: Instant, profiles: Vec<SrtpProtectionProfile>) -> Client {
+        let provider = rtc_dtls::crypto_provider::default_provider().unwrap();
+        let certificate =
+            Certificate::generate_self_signed(vec!["client".to_owned()], provider.crypto())
+                .unwrap();
+        let fingerprint = Fingerprint::of_certificate_der(certificate.certificate[0].as_ref());
+        let config = ConfigBuilder::default()
+            .with_crypto_provider(provider)
+            .with_certificates(vec![certificate])
+            // The server is self-signed: WebRTC pins it by fingerprint, checked in the tests.
+            .with_insecure_skip_verify(true)
+            .with_extended_master_secret(ExtendedMasterSecretType::Require)
+            .with_srtp_protection_profiles(profiles)
+            .build(true, Some(addr(SERVER_ADDR)))
+            .unwrap();
+        let mut endpoint = Endpoint::new(addr(CLIENT_ADDR), Default::default(), None);
+        endpoint
+            .connect(now, addr(SERVER_ADDR), Arc::new(config), None)
+            .unwrap();
+        Client {
+            endpoint,
+            fingerprint,
+            completed: false,
+        }
+    }
+
+    fn receive(&mut self, now: Instant, datagram: &[u8]) {
+        // Errors are the client's own business (e.g. an alert after a failed handshake).
+        if let Ok(events) =
+            self.endpoint
+                .read(now, addr(SERVER_ADDR), None, BytesMut::from(datagram))
+        {
+            for event in events {
+                if let EndpointEvent::HandshakeComplete = event {
+                    self.completed = true;
+                }
+            }
+        }
+    }
+
+    fn transmits(&mut self) -> Vec<Vec<u8>> {
+        std::iter::from_fn(|| self.endpoint.poll_transmit())
+            .map(|t| t.message.to_vec())
+            .collect()
+    }
+
+    /// The keys as the client sees them, converted to our contract with roles swapped.
+    fn keys(&self) -> SrtpKeyingMaterial {
+        let state = self
+            .endpoint
+            .get_connection_state(addr(SERVER_ADDR))
+            .unwrap();
+        let profile = match state.srtp_protection_profile() {
+            SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm => SrtpProfile::AeadAes128Gcm,
+            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => SrtpProfile::AesCm128HmacSha1_80,
+            other => panic!("unexpected profile {other:?}"),
+        };
+        let (key_len, salt_len) = (profile.master_key_len(), profile.master_salt_len());
+        let material = state
+            .export_keying_material("EXTRACTOR-dtls_srtp", &[], 2 * (key_len + salt_len))
+            .unwrap();
+        let m = material.as_ref();
+        let key = |at: usize| -> [u8; 16] { m[at..at + key_len].try_into().unwrap() };
+        let salt = |at: usize| {
+            let mut salt = [0u8; 14];
+            salt[..salt_len].copy_from_slice(&m[at..at + salt_len]);
+            salt
+        };
+        SrtpKeyingMaterial {
+            profile,
+            local: crate::keying::SrtpMasterKey {
+                key: key(0),
+                salt: salt(2 * key_len),
+            },
+            remote: crate::keying::SrtpMasterKey {
+                key: key(key_len),
+                salt: salt(2 * key_len + salt_len),
+            },
+        }
+    }
+}
+
+/// Server, client and a virtual clock; `drop_server_flight` loses one server flight.
+struct Pair {
+    now: Instant,
+    server: DtlsEndpoint,
+    client: Client,
+    server_events: Vec<DtlsEvent>,
+    server_errors: Vec<DtlsError>,
+    /// Every datagram the client sent, in order, for replay and fixtures.
+    client_sent: Vec<Vec<u8>>,
+    drop_next_server_datagrams: usize,
+}
+
+impl Pair {
+    fn new(profiles: Vec<SrtpProtectionProfile>) -> Pair {
+        Self::with_expected(profiles, None)
+    }
+
+    fn with_expected(profiles: Vec<SrtpProtectionProfile>, expected: Option<Fingerprint>) -> Pair {
+        let now = Instant::now();
+        let client = Client::new(now, profiles);
+        let expected = expected.unwrap_or(client.fingerprint);
+        Pair {
+            now,
+            server: DtlsEndpoint::new_server(&server_certificate(), expected, now),
+            client,
+            server_events: Vec::new(),
+            server_errors: Vec::new(),
+            client_sent: Vec::new(),
+            drop_next_server_datagrams: 0,
+        }
+    }
+
+    fn server_receive(&mut self, datagram: &[u8]) {
+        if let Err(error) = self.server.handle_datagram(self.now, datagram) {
+            self.server_errors.push(error);
+        }
+    }
+
+    /// One round: client datagrams to the server, server datagrams to the client.
+    fn exchange(&mut self) -> usize {
+        let mut moved = 0;
+        for datagram in self.client.transmits() {
+            self.client_sent.push(datagram.clone());
+            self.server_receive(&datagram);
+            moved += 1;
+        }
+        let mut buf = [0u8; DTLS_MTU];
+        while let Some(len) = self.server.poll_transmit(&mut buf) {
+            moved += 1;
+            if self.drop_next_server_datagrams > 0 {
+                self.drop_next_server_datagrams -= 1;
+                continue;
+            }
+            self.client.receive(self.now, &buf[..len]);
+        }
+        self.server_events.extend(std::iter::from_fn(|| self.server.poll_event()));
+        moved
+    }
+
+    /// Shuttles datagrams, jumping the clock to the next deadline when both sides are idle.
+    fn drive(&mut self, max_rounds: usize) {
+        for _ in 0..max_rounds {
+            if self.exchange() > 0 {
+                continue;
+            }
+            if self.client.completed && self.server.is_connected() {
+                return;
+            }
+            let deadlines = [
+                self.server.poll_timeout(),
+                self.client.endpoint.poll_timeout(&addr(SERVER_ADDR)),
+            ];
+            let Some(next) = deadlines.into_iter().flatten().min() else {
+                return;
+            };
+            self.now = next.max(self.now);
+            self.server.handle_timeout(self.now);
+            let _ = self.client.endpoint.handle_timeout(addr(SERVER_ADDR), self.now);
+        }
+    }
+
+    fn server_keys(&self) -> Option<&SrtpKeyingMaterial> {
+        self.server_events.iter().find_map(|e| match e {
+            DtlsEvent::Connected(keys) => Some(keys),
+            _ => None,
+        })
+    }
+
+    fn assert_same_keys(&self, profile: SrtpProfile) {
+        assert!(self.client.completed, "client did not complete");
+        let ours = self.server_keys().expect("server emitted no keys");
+        let theirs = self.client.keys();
+        assert_eq!(ours.profile, profile);
+        assert_eq!(theirs.profile, profile);
+        // Our sending keys are the client's receiving keys and vice versa.
+        assert_eq!(ours.local, theirs.remote);
+        assert_eq!(ours.remote, theirs.local);
+        assert_ne!(ours.local, ours.remote);
+        assert!(self.server_errors.is_empty(), "{:?}", self.server_errors);
+    }
+}
+
+#[test]
+fn handshake_with_gcm_only_client_agrees_on_keys() {
+    let mut pair = Pair::new(vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm]);
+    pair.drive(50);
+    pair.assert_same_keys(SrtpProfile::AeadAes128Gcm);
+}
+
+#[test]
+fn handshake_with_cm_only_client_agrees_on_keys() {
+    let mut pair = Pair::new(vec![SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80]);
+    pair.drive(50);
+    pair.assert_same_keys(SrtpProfile::AesCm128HmacSha1_80);
+}
+
+#[test]
+fn server_prefers_gcm_when_both_are_offered() {
+    let mut pair = Pair::new(vec![
+        SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+        SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+    ]);
+    pair.drive(50);
+    pair.assert_same_keys(SrtpProfile::AeadAes128Gcm);
+}
+
+#[test]
+fn fingerprint_mismatch_fails_without_keys_and_ignores_further_input() {
+    let wrong = Fingerprint::from_bytes([0xAB; 32]);
+    let mut pair = Pair::with_expected(vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm], Some(wrong));
+    pair.drive(50);
+    assert_eq!(pair.server_errors, vec![DtlsError::FingerprintMismatch]);
+    assert_eq!(
+        pair.server_events,
+        vec![DtlsEvent::Failed(DtlsError::FingerprintMismatch)]
+    );
+    assert!(!pair.server.is_connected());
+    assert_eq!(pair.server.poll_timeout(), None);
+    // Replaying the whole client side changes nothing and emits nothing.
+    for datagram in pair.client_sent.clone() {
+        assert_eq!(pair.server.handle_datagram(pair.now, &datagram), Ok(()));
+    }
+    pair.server.handle_timeout(pair.now + Duration::from_secs(5));
+    assert_eq!(pair.server.poll_event(), None);
+    assert_eq!(pair.server.poll_transmit(&mut [0u8; DTLS_MTU]), None);
+}
+
+#[test]
+fn handshake_without_srtp_fails() {
+    let mut pair = Pair::new(vec![]);
+    pair.drive(50);
+    assert!(pair.server_keys().is_none());
+    assert!(
+        pair.server_events
+            .contains(&DtlsEvent::Failed(DtlsError::SrtpProfileUnsupported)),
+        "{:?}",
+        pair.server_events
+    );
+}
+
+#[test]
+fn garbage_truncated_and_replayed_datagrams_do_not_disturb_the_handshake() {
+    let mut pair = Pair::new(vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm]);
+    let mut noise = ChaCha20Rng::seed_from_u64(7);
+    for round in 0..50 {
+        let client_datagrams = pair.client.transmits();
+        for datagram in &client_datagrams {
+            pair.client_sent.push(datagram.clone());
+            // Before each real datagram: random bytes with a DTLS first byte, a truncated
+            // copy, and every earlier client datagram again.
+            let mut garbage = vec![0u8; 1 + (rand::RngCore::next_u32(&mut noise) % 300) as usize];
+            rand::RngCore::fill_bytes(&mut noise, &mut garbage);
+            garbage[0] = 20 + garbage[0] % 44;
+            pair.server_receive(&garbage);
+            pair.server_receive(&datagram[..datagram.len() / 2]);
+            for old in pair.client_sent.clone() {
+                pair.server_receive(&old);
+            }
+        }
+        let _ = round;
+        let mut buf = [0u8; DTLS_MTU];
+        let mut moved = client_datagrams.len();
+        while let Some(len) = pair.server.poll_transmit(&mut buf) {
+            moved += 1;
+            pair.client.receive(pair.now, &buf[..len]);
+        }
+        pair.server_events.extend(std::iter::from_fn(|| pair.server.poll_event()));
+        if moved == 0 {
+            if pair.client.completed && pair.server.is_connected() {
+                break;
+            }
+            pair.drive(1);
+        }
+    }
+    pair.assert_same_keys(SrtpProfile::AeadAes128Gcm);
+    // Replays after the handshake leave the association up.
+    for old in pair.client_sent.clone() {
+        pair.server_receive(&old);
+    }
+    assert!(pair.server.is_connected());
+    assert!(pair.server_errors.is_empty(), "{:?}", pair.server_errors);
+}
+
+#[test]
+fn lost_server_flight_is_retransmitted_on_timeout() {
+    let mut pair = Pair::new(vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm]);
+    // First round: ClientHello -> HelloVerifyRequest. Second: ClientHello with cookie ->
+    // the server's certificate flight, which is lost entirely.
+    pair.exchange();
+    let started = pair.now;
+    pair.drop_next_server_datagrams = usize::MAX;
+    pair.exchange();
+    pair.drop_next_server_datagrams = 0;
+    let deadline = pair.server.poll_timeout().expect("server armed a retransmit timer");
+    assert!(deadline > started);
+    pair.drive(50);
+    pair.assert_same_keys(SrtpProfile::AeadAes128Gcm);
+    assert!(pair.now > started, "only the timer could have recovered the flight");
+}
+
+#[test]
+fn silent_peer_times_out() {
+    let client = Client::new(Instant::now(), vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm]);
+    let now = Instant::now();
+    let mut server = DtlsEndpoint::new_server(&server_certificate(), client.fingerprint, now);
+    let mut client = client;
+    // Deliver the ClientHello with cookie, then let every server flight vanish.
+    let mut t = now;
+    for _ in 0..2 {
+        for datagram in client.transmits() {
+            server.handle_datagram(t, &datagram).unwrap();
+        }
+        let mut buf = [0u8; DTLS_MTU];
+        while let Some(len) = server.poll_transmit(&mut buf) {
+            client.receive(t, &buf[..len]);
+        }
+    }
+    let mut buf = [0u8; DTLS_MTU];
+    let mut failed = None;
+    for _ in 0..100 {
+        let Some(deadline) = server.poll_timeout() else { break };
+        t = deadline.max(t);
+        server.handle_timeout(t);
+        while server.poll_transmit(&mut buf).is_some() {}
+        if let Some(DtlsEvent::Failed(error)) = server.poll_event() {
+            failed = Some(error);
+            break;
+        }
+    }
+    assert_eq!(failed, Some(DtlsError::HandshakeTimeout));
+}
+
+/// dimpl offers AEAD_AES_256_GCM and prefers it as a server; the keying contract has no
+/// such profile, so the server must refuse clearly rather than hand out truncated keys (and
+/// then stays silent, so the client never completes either).
+#[test]
+fn aes_256_gcm_negotiation_is_refused_with_a_clear_error() {
+    let now = Instant::now();
+    let server_cert = server_certificate();
+    let client_cert = DtlsCertificate::generate(&mut ChaCha20Rng::seed_from_u64(43)).unwrap();
+    let mut server = DtlsEndpoint::new_server(&server_cert, client_cert.fingerprint(), now);
+    let mut client = DtlsEndpoint::new_client(&client_cert, server_cert.fingerprint(), now);
+    let mut buf = [0u8; DTLS_MTU];
+    for _ in 0..20 {
+        while let Some(len) = client.poll_transmit(&mut buf) {
+            let _ = server.handle_datagram(now, &buf[..len]);
+        }
+        while let Some(len) = server.poll_transmit(&mut buf) {
+            let _ = client.handle_datagram(now, &buf[..len]);
+        }
+    }
+    let failed = DtlsEvent::Failed(DtlsError::SrtpProfileUnsupported);
+    assert_eq!(server.poll_event(), Some(failed));
+    assert_eq!(server.poll_event(), None);
+    assert_eq!(client.poll_event(), None);
+    assert!(!client.is_connected());
+}
+
+#[test]
+fn our_client_role_handshakes_with_an_independent_server() {
+    let now = Instant::now();
+    let provider = rtc_dtls::crypto_provider::default_provider().unwrap();
+    let certificate =
+        Certificate::generate_self_signed(vec!["server".to_owned()], provider.crypto()).unwrap();
+    let server_fingerprint = Fingerprint::of_certificate_der(certificate.certificate[0].as_ref());
+    let config = ConfigBuilder::default()
+        .with_crypto_provider(provider)
+        .with_certificates(vec![certificate])
+        .with_client_auth(rtc_dtls::config::ClientAuthType::RequireAnyClientCert)
+        .with_extended_master_secret(ExtendedMasterSecretType::Require)
+        .with_srtp_protection_profiles(vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm])
+        .build(false, None)
+        .unwrap();
+    let mut peer = Endpoint::new(addr(SERVER_ADDR), Default::default(), Some(Arc::new(config)));
+
+    let client_cert = DtlsCertificate::generate(&mut ChaCha20Rng::seed_from_u64(44)).unwrap();
+    let mut ours = DtlsEndpoint::new_client(&client_cert, server_fingerprint, now);
+    let mut buf = [0u8; DTLS_MTU];
+    let mut peer_completed = false;
+    for _ in 0..20 {
+        while let Some(len) = ours.poll_transmit(&mut buf) {
+            let events = peer
+                .read(now, addr(CLIENT_ADDR), None, BytesMut::from(&buf[..len]))
+                .unwrap();
+            peer_completed |= events
+                .iter()
+                .any(|e| matches!(e, EndpointEvent::HandshakeComplete));
+        }
+        while let Some(t) = peer.poll_transmit() {
+            ours.handle_datagram(now, &t.message).unwrap();
+        }
+    }
+    assert!(peer_completed);
+    let Some(DtlsEvent::Connected(keys)) = ours.poll_event() else {
+        panic!("our client did not connect")
+    };
+    let state = peer.get_connection_state(addr(CLIENT_ADDR)).unwrap();
+    let material = state
+        .export_keying_material("EXTRACTOR-dtls_srtp", &[], 56)
+        .unwrap();
+    let m = material.as_ref();
+    // client_key | server_key | client_salt | server_salt: we are the client.
+    assert_eq!(keys.profile, SrtpProfile::AeadAes128Gcm);
+    assert_eq!(&keys.local.key[..], &m[0..16]);
+    assert_eq!(&keys.remote.key[..], &m[16..32]);
+    assert_eq!(&keys.local.salt[..12], &m[32..44]);
+    assert_eq!(&keys.remote.salt[..12], &m[44..56]);
+    assert_eq!(ours.role(), DtlsRole::Client);
+}
+
+/// Writes the captured client datagrams as fuzz seeds: `SLUICE_WRITE_DTLS_SEEDS=dir`.
+#[test]
+fn capture_client_hello_seed() {
+    let mut pair = Pair::new(vec![
+        SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+        SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+    ]);
+    pair.drive(50);
+    pair.assert_same_keys(SrtpProfile::AeadAes128Gcm);
+    let first = &pair.client_sent[0];
+    assert_eq!(first[0], 22, "a handshake record");
+    if let Ok(dir) = std::env::var("SLUICE_WRITE_DTLS_SEEDS") {
+        for (index, datagram) in pair.client_sent.iter().enumerate() {
+            std::fs::write(format!("{dir}/client_datagram_{index}.bin"), datagram).unwrap();
+        }
+    }
+}
