@@ -86,6 +86,13 @@ impl SessionDescription {
             if line.trim().is_empty() {
                 continue;
             }
+            if !seen_version {
+                if line.trim_end() != "v=0" {
+                    return Err(SdpError::MissingVersion);
+                }
+                seen_version = true;
+                continue;
+            }
             let malformed = |reason| SdpError::MalformedLine {
                 line: line_no,
                 reason,
@@ -99,13 +106,6 @@ impl SessionDescription {
                 }
                 _ => return Err(malformed("expected `<type>=<value>`")),
             };
-            if !seen_version {
-                if kind != b'v' || value.trim() != "0" {
-                    return Err(SdpError::MissingVersion);
-                }
-                seen_version = true;
-                continue;
-            }
             match kind {
                 b'o' => origin = Some(parse_origin(value).ok_or(malformed("o= needs 6 fields"))?),
                 b's' => session_name = value.to_owned(),
