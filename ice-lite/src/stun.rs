@@ -511,3 +511,261 @@ pub(crate) fn encode_xor_address(
     }
     4 + ip_len
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// RFC 5769 2.1: sample request (SOFTWARE, PRIORITY, ICE-CONTROLLED, USERNAME,
+    /// MESSAGE-INTEGRITY, FINGERPRINT; padding with spaces).
+    pub(crate) const RFC5769_REQUEST: [u8; 108] = [
+        0x00, 0x01, 0x00, 0x58, 0x21, 0x12, 0xa4, 0x42, 0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6,
+        0x86, 0xfa, 0x87, 0xdf, 0xae, 0x80, 0x22, 0x00, 0x10, 0x53, 0x54, 0x55, 0x4e, 0x20, 0x74,
+        0x65, 0x73, 0x74, 0x20, 0x63, 0x6c, 0x69, 0x65, 0x6e, 0x74, 0x00, 0x24, 0x00, 0x04, 0x6e,
+        0x00, 0x01, 0xff, 0x80, 0x29, 0x00, 0x08, 0x93, 0x2f, 0xf9, 0xb1, 0x51, 0x26, 0x3b, 0x36,
+        0x00, 0x06, 0x00, 0x09, 0x65, 0x76, 0x74, 0x6a, 0x3a, 0x68, 0x36, 0x76, 0x59, 0x20, 0x20,
+        0x20, 0x00, 0x08, 0x00, 0x14, 0x9a, 0xea, 0xa7, 0x0c, 0xbf, 0xd8, 0xcb, 0x56, 0x78, 0x1e,
+        0xf2, 0xb5, 0xb2, 0xd3, 0xf2, 0x49, 0xc1, 0xb5, 0x71, 0xa2, 0x80, 0x28, 0x00, 0x04, 0xe5,
+        0x7a, 0x3b, 0xcf,
+    ];
+
+    /// RFC 5769 2.2: sample IPv4 response.
+    pub(crate) const RFC5769_RESPONSE_V4: [u8; 80] = [
+        0x01, 0x01, 0x00, 0x3c, 0x21, 0x12, 0xa4, 0x42, 0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6,
+        0x86, 0xfa, 0x87, 0xdf, 0xae, 0x80, 0x22, 0x00, 0x0b, 0x74, 0x65, 0x73, 0x74, 0x20, 0x76,
+        0x65, 0x63, 0x74, 0x6f, 0x72, 0x20, 0x00, 0x20, 0x00, 0x08, 0x00, 0x01, 0xa1, 0x47, 0xe1,
+        0x12, 0xa6, 0x43, 0x00, 0x08, 0x00, 0x14, 0x2b, 0x91, 0xf5, 0x99, 0xfd, 0x9e, 0x90, 0xc3,
+        0x8c, 0x74, 0x89, 0xf9, 0x2a, 0xf9, 0xba, 0x53, 0xf0, 0x6b, 0xe7, 0xd7, 0x80, 0x28, 0x00,
+        0x04, 0xc0, 0x7d, 0x4c, 0x96,
+    ];
+
+    /// RFC 5769 2.3: sample IPv6 response.
+    pub(crate) const RFC5769_RESPONSE_V6: [u8; 92] = [
+        0x01, 0x01, 0x00, 0x48, 0x21, 0x12, 0xa4, 0x42, 0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6,
+        0x86, 0xfa, 0x87, 0xdf, 0xae, 0x80, 0x22, 0x00, 0x0b, 0x74, 0x65, 0x73, 0x74, 0x20, 0x76,
+        0x65, 0x63, 0x74, 0x6f, 0x72, 0x20, 0x00, 0x20, 0x00, 0x14, 0x00, 0x02, 0xa1, 0x47, 0x01,
+        0x13, 0xa9, 0xfa, 0xa5, 0xd3, 0xf1, 0x79, 0xbc, 0x25, 0xf4, 0xb5, 0xbe, 0xd2, 0xb9, 0xd9,
+        0x00, 0x08, 0x00, 0x14, 0xa3, 0x82, 0x95, 0x4e, 0x4b, 0xe6, 0x7b, 0xf1, 0x17, 0x84, 0xc9,
+        0x7c, 0x82, 0x92, 0xc2, 0x75, 0xbf, 0xe3, 0xed, 0x41, 0x80, 0x28, 0x00, 0x04, 0xc8, 0xfb,
+        0x0b, 0x4c,
+    ];
+
+    pub(crate) const RFC5769_PASSWORD: &[u8] = b"VOkJxbRl1RmTxUk/WvJxBt";
+    pub(crate) const RFC5769_TRANSACTION_ID: TransactionId = [
+        0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6, 0x86, 0xfa, 0x87, 0xdf, 0xae,
+    ];
+
+    fn key() -> IntegrityKey {
+        IntegrityKey::new(RFC5769_PASSWORD)
+    }
+
+    #[test]
+    fn rfc5769_sample_request() {
+        let msg = StunMessage::parse(&RFC5769_REQUEST).unwrap();
+        assert!(msg.is_binding_request());
+        assert_eq!(msg.transaction_id(), RFC5769_TRANSACTION_ID);
+        assert_eq!(msg.software(), Some("STUN test client"));
+        assert_eq!(msg.username(), Some("evtj:h6vY"));
+        assert_eq!(msg.priority(), Some(0x6e00_01ff));
+        assert_eq!(msg.ice_controlled(), Some(0x932f_f9b1_5126_3b36));
+        assert_eq!(msg.ice_controlling(), None);
+        assert!(!msg.use_candidate());
+        assert_eq!(msg.verify_integrity(&key()), Ok(()));
+        assert_eq!(msg.verify_fingerprint(), Ok(()));
+        assert_eq!(
+            msg.verify_integrity(&IntegrityKey::new(b"VOkJxbRl1RmTxUk/WvJxBu")),
+            Err(Error::IntegrityMismatch)
+        );
+        let kinds: Vec<u16> = msg.attributes().map(|a| a.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                attr::SOFTWARE,
+                attr::PRIORITY,
+                attr::ICE_CONTROLLED,
+                attr::USERNAME,
+                attr::MESSAGE_INTEGRITY,
+                attr::FINGERPRINT
+            ]
+        );
+    }
+
+    #[test]
+    fn rfc5769_sample_responses() {
+        for (bytes, expected) in [
+            (&RFC5769_RESPONSE_V4[..], "192.0.2.1:32853"),
+            (
+                &RFC5769_RESPONSE_V6[..],
+                "[2001:db8:1234:5678:11:2233:4455:6677]:32853",
+            ),
+        ] {
+            let msg = StunMessage::parse(bytes).unwrap();
+            assert_eq!(msg.method(), METHOD_BINDING);
+            assert_eq!(msg.class(), Class::SuccessResponse);
+            assert_eq!(msg.software(), Some("test vector"));
+            assert_eq!(msg.xor_mapped_address(), Some(expected.parse().unwrap()));
+            assert_eq!(msg.verify_integrity(&key()), Ok(()));
+            assert_eq!(msg.verify_fingerprint(), Ok(()));
+        }
+    }
+
+    #[test]
+    fn any_flipped_bit_breaks_integrity_or_fingerprint() {
+        // Every byte is covered by FINGERPRINT; all before MESSAGE-INTEGRITY also by the HMAC.
+        for i in 0..RFC5769_REQUEST.len() {
+            let mut bytes = RFC5769_REQUEST;
+            bytes[i] ^= 0x01;
+            let Ok(msg) = StunMessage::parse(&bytes) else {
+                continue;
+            };
+            let integrity = msg.verify_integrity(&key()).is_ok();
+            let fingerprint = msg.verify_fingerprint().is_ok();
+            assert!(!(integrity && fingerprint), "flip at byte {i} went unnoticed");
+            if i < 80 {
+                assert!(!integrity, "flip at byte {i} not covered by the HMAC");
+            }
+        }
+    }
+
+    #[test]
+    fn header_is_validated() {
+        assert_eq!(StunMessage::parse(&RFC5769_REQUEST[..19]), Err(Error::Truncated));
+        let mut b = RFC5769_REQUEST;
+        b[0] |= 0x40;
+        assert_eq!(StunMessage::parse(&b), Err(Error::NotStun));
+        let mut b = RFC5769_REQUEST;
+        b[4] = 0;
+        assert_eq!(StunMessage::parse(&b), Err(Error::BadMagicCookie));
+        let mut b = RFC5769_REQUEST;
+        b[3] = 0x57;
+        assert_eq!(StunMessage::parse(&b), Err(Error::BadLength));
+        // A datagram with trailing bytes beyond the length field.
+        let mut long = RFC5769_REQUEST.to_vec();
+        long.extend_from_slice(&[0; 4]);
+        assert_eq!(StunMessage::parse(&long), Err(Error::BadLength));
+        // A length field promising more than the datagram holds.
+        assert_eq!(StunMessage::parse(&RFC5769_REQUEST[..104]), Err(Error::Truncated));
+    }
+
+    fn message(attributes: &[u8]) -> Vec<u8> {
+        let mut m = vec![0x00, 0x01];
+        m.extend_from_slice(&(attributes.len() as u16).to_be_bytes());
+        m.extend_from_slice(&MAGIC_COOKIE.to_be_bytes());
+        m.extend_from_slice(&RFC5769_TRANSACTION_ID);
+        m.extend_from_slice(attributes);
+        m
+    }
+
+    #[test]
+    fn attributes_are_validated() {
+        // Attribute header cut short.
+        assert_eq!(
+            StunMessage::parse(&message(&[0x00, 0x06, 0x00, 0x09])),
+            Err(Error::AttributeTruncated)
+        );
+        // Value runs past the message (padding missing).
+        assert_eq!(
+            StunMessage::parse(&message(&[0x00, 0x06, 0x00, 0x05, b'a', b'b', b'c', b'd'])),
+            Err(Error::AttributeTruncated)
+        );
+        // PRIORITY with a 2-byte value.
+        assert_eq!(
+            StunMessage::parse(&message(&[0x00, 0x24, 0x00, 0x02, 1, 2, 0, 0])),
+            Err(Error::MalformedAttribute(attr::PRIORITY))
+        );
+        // USE-CANDIDATE with a value.
+        assert_eq!(
+            StunMessage::parse(&message(&[0x00, 0x25, 0x00, 0x01, 1, 0, 0, 0])),
+            Err(Error::MalformedAttribute(attr::USE_CANDIDATE))
+        );
+        // USERNAME not UTF-8.
+        assert_eq!(
+            StunMessage::parse(&message(&[0x00, 0x06, 0x00, 0x02, 0xff, 0xfe, 0, 0])),
+            Err(Error::MalformedAttribute(attr::USERNAME))
+        );
+        // XOR-MAPPED-ADDRESS with family 3.
+        assert_eq!(
+            StunMessage::parse(&message(&[0x00, 0x20, 0x00, 0x08, 0, 3, 0, 0, 0, 0, 0, 0])),
+            Err(Error::MalformedAttribute(attr::XOR_MAPPED_ADDRESS))
+        );
+        // IPv6 family with an IPv4-sized address.
+        assert_eq!(
+            StunMessage::parse(&message(&[0x00, 0x20, 0x00, 0x08, 0, 2, 0, 0, 0, 0, 0, 0])),
+            Err(Error::MalformedAttribute(attr::XOR_MAPPED_ADDRESS))
+        );
+        // ERROR-CODE class 7.
+        assert_eq!(
+            StunMessage::parse(&message(&[0x00, 0x09, 0x00, 0x04, 0, 0, 7, 0])),
+            Err(Error::MalformedAttribute(attr::ERROR_CODE))
+        );
+        // Anything after FINGERPRINT.
+        assert_eq!(
+            StunMessage::parse(&message(&[
+                0x80, 0x28, 0x00, 0x04, 0, 0, 0, 0, 0x00, 0x25, 0x00, 0x00
+            ])),
+            Err(Error::AttributeAfterFingerprint)
+        );
+        // Unknown attributes, including comprehension-required ones, are skipped.
+        let bytes = message(&[0x7f, 0xff, 0x00, 0x01, 9, 0, 0, 0, 0x00, 0x25, 0x00, 0x00]);
+        let ok = StunMessage::parse(&bytes).unwrap();
+        assert!(ok.use_candidate());
+        assert_eq!(ok.attributes().count(), 2);
+        assert_eq!(ok.attributes().next().unwrap().value, &[9]);
+    }
+
+    #[test]
+    fn first_occurrence_counts_and_attributes_after_integrity_are_ignored() {
+        let mut attributes = vec![0x00, 0x24, 0x00, 0x04, 0, 0, 0, 1];
+        attributes.extend_from_slice(&[0x00, 0x24, 0x00, 0x04, 0, 0, 0, 2]);
+        attributes.extend_from_slice(&[0x00, 0x08, 0x00, 0x14]);
+        attributes.extend_from_slice(&[0; 20]);
+        attributes.extend_from_slice(&[0x00, 0x25, 0x00, 0x00]);
+        attributes.extend_from_slice(&[0x00, 0x06, 0x00, 0x04, b'a', b':', b'b', b'c']);
+        let bytes = message(&attributes);
+        let msg = StunMessage::parse(&bytes).unwrap();
+        assert_eq!(msg.priority(), Some(1));
+        assert!(!msg.use_candidate());
+        assert_eq!(msg.username(), None);
+        assert!(msg.has_integrity());
+        assert_eq!(msg.verify_integrity(&key()), Err(Error::IntegrityMismatch));
+        assert_eq!(msg.verify_fingerprint(), Err(Error::MissingFingerprint));
+    }
+
+    #[test]
+    fn error_code_is_decoded() {
+        let bytes = message(&[
+            0x00, 0x09, 0x00, 0x11, 0, 0, 4, 87, b'R', b'o', b'l', b'e', b' ', b'C', b'o', b'n',
+            b'f', b'l', b'i', b'c', b't', 0, 0, 0,
+        ]);
+        let msg = StunMessage::parse(&bytes).unwrap();
+        assert_eq!(
+            msg.error_code(),
+            Some(ErrorCode {
+                code: 487,
+                reason: "Role Conflict"
+            })
+        );
+        assert_eq!(msg.verify_integrity(&key()), Err(Error::MissingIntegrity));
+    }
+
+    #[test]
+    fn method_and_class_bits_interleave() {
+        // Allocate (0x003) error response is 0x0113; Binding indication is 0x0011.
+        assert_eq!(message_type(0x003, Class::ErrorResponse), 0x0113);
+        assert_eq!(message_type(METHOD_BINDING, Class::Indication), 0x0011);
+        assert_eq!(message_type(METHOD_BINDING, Class::SuccessResponse), 0x0101);
+        for method in [0x001u16, 0x0ab, 0xfff] {
+            for class in [
+                Class::Request,
+                Class::Indication,
+                Class::SuccessResponse,
+                Class::ErrorResponse,
+            ] {
+                let mut bytes = message(&[]);
+                bytes[..2].copy_from_slice(&message_type(method, class).to_be_bytes());
+                let msg = StunMessage::parse(&bytes).unwrap();
+                assert_eq!((msg.method(), msg.class()), (method, class));
+            }
+        }
+    }
+}

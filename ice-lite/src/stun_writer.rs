@@ -292,3 +292,154 @@ impl BindingRequest<'_> {
         w.finish_with_fingerprint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StunMessage;
+    use crate::stun::tests::{
+        RFC5769_PASSWORD, RFC5769_REQUEST, RFC5769_RESPONSE_V4, RFC5769_RESPONSE_V6,
+        RFC5769_TRANSACTION_ID,
+    };
+
+    fn key() -> IntegrityKey {
+        IntegrityKey::new(RFC5769_PASSWORD)
+    }
+
+    #[test]
+    fn reproduces_rfc5769_sample_request() {
+        let mut buf = [0u8; 200];
+        let mut w = StunWriter::new(&mut buf, METHOD_BINDING, Class::Request, &RFC5769_TRANSACTION_ID)
+            .unwrap()
+            .with_padding_byte(b' ');
+        w.add_software("STUN test client").unwrap();
+        w.add_priority(0x6e00_01ff).unwrap();
+        w.add_ice_controlled(0x932f_f9b1_5126_3b36).unwrap();
+        w.add_username("evtj:h6vY").unwrap();
+        w.add_message_integrity(&key()).unwrap();
+        let len = w.finish_with_fingerprint().unwrap();
+        assert_eq!(&buf[..len], &RFC5769_REQUEST[..]);
+    }
+
+    #[test]
+    fn reproduces_rfc5769_sample_responses() {
+        for (vector, mapped) in [
+            (&RFC5769_RESPONSE_V4[..], "192.0.2.1:32853"),
+            (
+                &RFC5769_RESPONSE_V6[..],
+                "[2001:db8:1234:5678:11:2233:4455:6677]:32853",
+            ),
+        ] {
+            let mut buf = [0u8; 200];
+            let mut w = StunWriter::new(
+                &mut buf,
+                METHOD_BINDING,
+                Class::SuccessResponse,
+                &RFC5769_TRANSACTION_ID,
+            )
+            .unwrap()
+            .with_padding_byte(b' ');
+            w.add_software("test vector").unwrap();
+            w.add_xor_mapped_address(mapped.parse().unwrap()).unwrap();
+            w.add_message_integrity(&key()).unwrap();
+            let len = w.finish_with_fingerprint().unwrap();
+            assert_eq!(&buf[..len], vector, "response for {mapped}");
+        }
+    }
+
+    #[test]
+    fn success_response_round_trips() {
+        let mut buf = [0u8; 100];
+        let mapped: SocketAddr = "[2001:db8::1]:443".parse().unwrap();
+        let len = write_binding_success(&mut buf, &RFC5769_TRANSACTION_ID, mapped, &key()).unwrap();
+        // Header, XOR-MAPPED-ADDRESS (24), MESSAGE-INTEGRITY (24), FINGERPRINT (8).
+        assert_eq!(len, 20 + 24 + 24 + 8);
+        let msg = StunMessage::parse(&buf[..len]).unwrap();
+        assert_eq!(msg.class(), Class::SuccessResponse);
+        assert_eq!(msg.transaction_id(), RFC5769_TRANSACTION_ID);
+        assert_eq!(msg.xor_mapped_address(), Some(mapped));
+        assert_eq!(msg.verify_integrity(&key()), Ok(()));
+        assert_eq!(msg.verify_fingerprint(), Ok(()));
+    }
+
+    #[test]
+    fn error_responses_round_trip() {
+        for (code, reason, authenticated) in [
+            (error_code::BAD_REQUEST, "Bad Request", false),
+            (error_code::UNAUTHORIZED, "Unauthorized", false),
+            (error_code::ROLE_CONFLICT, "Role Conflict", true),
+        ] {
+            let mut buf = [0u8; 100];
+            let k = key();
+            let len = write_binding_error(
+                &mut buf,
+                &RFC5769_TRANSACTION_ID,
+                code,
+                authenticated.then_some(&k),
+            )
+            .unwrap();
+            let msg = StunMessage::parse(&buf[..len]).unwrap();
+            assert_eq!(msg.class(), Class::ErrorResponse);
+            assert_eq!(msg.error_code().map(|e| (e.code, e.reason)), Some((code, reason)));
+            assert_eq!(msg.verify_integrity(&k).is_ok(), authenticated);
+            assert_eq!(msg.verify_fingerprint(), Ok(()));
+        }
+    }
+
+    #[test]
+    fn binding_request_round_trips() {
+        let request = BindingRequest {
+            username: "srvr:clnt",
+            priority: 1_845_501_695,
+            ice_controlling: Some(0x0102_0304_0506_0708),
+            ice_controlled: None,
+            use_candidate: true,
+        };
+        let mut buf = [0u8; 200];
+        let len = request.write(&mut buf, &RFC5769_TRANSACTION_ID, &key()).unwrap();
+        let msg = StunMessage::parse(&buf[..len]).unwrap();
+        assert!(msg.is_binding_request());
+        assert_eq!(msg.username(), Some("srvr:clnt"));
+        assert_eq!(msg.priority(), Some(1_845_501_695));
+        assert_eq!(msg.ice_controlling(), Some(0x0102_0304_0506_0708));
+        assert_eq!(msg.ice_controlled(), None);
+        assert!(msg.use_candidate());
+        assert_eq!(msg.verify_integrity(&key()), Ok(()));
+        assert_eq!(msg.verify_fingerprint(), Ok(()));
+    }
+
+    #[test]
+    fn small_buffers_and_misuse_are_errors() {
+        let mapped: SocketAddr = "192.0.2.1:1".parse().unwrap();
+        for size in 0..56 {
+            let mut buf = vec![0u8; size];
+            assert_eq!(
+                write_binding_success(&mut buf, &RFC5769_TRANSACTION_ID, mapped, &key()),
+                Err(Error::BufferTooSmall),
+                "buffer of {size}"
+            );
+        }
+        let mut buf = [0u8; 100];
+        let mut w =
+            StunWriter::new(&mut buf, METHOD_BINDING, Class::Request, &RFC5769_TRANSACTION_ID)
+                .unwrap();
+        assert!(w.is_empty());
+        w.add_message_integrity(&key()).unwrap();
+        assert_eq!(w.add_use_candidate(), Err(Error::AttributeAfterIntegrity));
+        assert_eq!(w.add_error_code(400, "x"), Err(Error::AttributeAfterIntegrity));
+        assert_eq!(w.add_message_integrity(&key()), Err(Error::AttributeAfterIntegrity));
+        assert_eq!(w.len(), 44);
+        assert_eq!(w.finish(), 44);
+        let mut w =
+            StunWriter::new(&mut buf, METHOD_BINDING, Class::Request, &RFC5769_TRANSACTION_ID)
+                .unwrap();
+        assert_eq!(
+            w.add_error_code(700, ""),
+            Err(Error::MalformedAttribute(attr::ERROR_CODE))
+        );
+        assert_eq!(
+            w.add_attribute(attr::SOFTWARE, &[0; 70_000]),
+            Err(Error::ValueTooLong)
+        );
+    }
+}
