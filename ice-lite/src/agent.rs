@@ -213,8 +213,12 @@ impl IceLiteAgent {
             // RFC 8445 7.3.1.1: the peer also claims the controlled role. A lite agent cannot
             // become controlling, so whatever the tie-breakers, the peer must switch.
             self.stats.role_conflicts += 1;
-            let len =
-                write_binding_error(out, &transaction_id, error_code::ROLE_CONFLICT, Some(&self.local_key))?;
+            let len = write_binding_error(
+                out,
+                &transaction_id,
+                error_code::ROLE_CONFLICT,
+                Some(&self.local_key),
+            )?;
             return Ok(Some(len));
         }
         let len = write_binding_success(out, &transaction_id, source, &self.local_key)?;
@@ -333,8 +337,7 @@ impl IceLiteAgent {
             fresh
         });
         // Before nomination, the session lives as long as any address keeps checking.
-        let unnominated_and_silent =
-            selected.is_none() && self.validated.is_empty() && before > 0;
+        let unnominated_and_silent = selected.is_none() && self.validated.is_empty() && before > 0;
         if selected_lost || unnominated_and_silent {
             self.expired = true;
             self.selected = None;
@@ -361,5 +364,427 @@ impl IceLiteAgent {
     /// Counters of handled checks.
     pub fn stats(&self) -> IceStats {
         self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stun_writer::BindingRequest;
+    use crate::{StunWriter, attr};
+
+    const SERVER_UFRAG: &str = "srvr";
+    const SERVER_PWD: &str = "serverpasswordserverpw";
+    const CLIENT_UFRAG: &str = "clnt";
+    const CLIENT_PWD: &str = "clientpasswordclientpw";
+
+    fn agent() -> IceLiteAgent {
+        let mut agent = IceLiteAgent::new(
+            IceCredentials::new(SERVER_UFRAG, SERVER_PWD).unwrap(),
+            IceLiteConfig::default(),
+        );
+        agent.set_remote_credentials(IceCredentials::new(CLIENT_UFRAG, CLIENT_PWD).unwrap());
+        agent
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    /// A browser-like check: controlling, keyed with the server's password.
+    fn check(use_candidate: bool) -> Vec<u8> {
+        check_with("srvr:clnt", SERVER_PWD, use_candidate)
+    }
+
+    fn check_with(username: &str, pwd: &str, use_candidate: bool) -> Vec<u8> {
+        let mut buf = [0u8; 200];
+        let len = BindingRequest {
+            username,
+            priority: 1_853_824_767,
+            ice_controlling: Some(0x1234_5678_9abc_def0),
+            ice_controlled: None,
+            use_candidate,
+        }
+        .write(&mut buf, &[7; 12], &IntegrityKey::new(pwd.as_bytes()))
+        .unwrap();
+        buf[..len].to_vec()
+    }
+
+    /// Feeds one datagram; returns the parsed response class and error code, if any.
+    fn feed(
+        agent: &mut IceLiteAgent,
+        now: Instant,
+        source: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<Option<(Class, Option<u16>)>, Error> {
+        let msg = StunMessage::parse(bytes).unwrap();
+        let mut out = [0u8; 1500];
+        let Some(len) = agent.handle_binding_request(now, source, &msg, &mut out)? else {
+            return Ok(None);
+        };
+        let response = StunMessage::parse(&out[..len]).unwrap();
+        assert_eq!(response.transaction_id(), msg.transaction_id());
+        assert_eq!(response.verify_fingerprint(), Ok(()));
+        if response.class() == Class::SuccessResponse {
+            assert_eq!(response.xor_mapped_address(), Some(source));
+            let key = IntegrityKey::new(SERVER_PWD.as_bytes());
+            assert_eq!(response.verify_integrity(&key), Ok(()));
+        }
+        Ok(Some((
+            response.class(),
+            response.error_code().map(|e| e.code),
+        )))
+    }
+
+    fn events(agent: &mut IceLiteAgent) -> Vec<IceEvent> {
+        std::iter::from_fn(|| agent.poll_event()).collect()
+    }
+
+    const SUCCESS: Result<Option<(Class, Option<u16>)>, Error> =
+        Ok(Some((Class::SuccessResponse, None)));
+
+    #[test]
+    fn check_validates_and_use_candidate_nominates() {
+        let mut agent = agent();
+        let t0 = Instant::now();
+        let a = addr("198.51.100.1:50000");
+        assert_eq!(feed(&mut agent, t0, a, &check(false)), SUCCESS);
+        assert!(agent.is_validated(a));
+        assert!(!agent.is_validated(addr("198.51.100.1:50001")));
+        assert_eq!(agent.selected_address(), None);
+        assert_eq!(events(&mut agent), []);
+
+        assert_eq!(feed(&mut agent, t0 + secs(0.1), a, &check(true)), SUCCESS);
+        assert_eq!(agent.selected_address(), Some(a));
+        assert_eq!(events(&mut agent), [IceEvent::Nominated(a)]);
+        // Chrome keeps USE-CANDIDATE on every later check: no new event.
+        assert_eq!(feed(&mut agent, t0 + secs(2.5), a, &check(true)), SUCCESS);
+        assert_eq!(events(&mut agent), []);
+        assert_eq!(agent.stats().successes, 3);
+    }
+
+    #[test]
+    fn consent_expires_without_checks() {
+        let mut agent = agent();
+        let t0 = Instant::now();
+        let a = addr("198.51.100.1:50000");
+        feed(&mut agent, t0, a, &check(true)).unwrap();
+        events(&mut agent);
+        assert_eq!(agent.poll_timeout(), Some(t0 + secs(30.0)));
+        agent.handle_timeout(t0 + secs(29.9));
+        assert!(!agent.is_expired());
+        assert!(agent.is_validated(a));
+        agent.handle_timeout(t0 + secs(30.0));
+        assert!(agent.is_expired());
+        assert_eq!(events(&mut agent), [IceEvent::ConsentExpired]);
+        assert_eq!(agent.selected_address(), None);
+        assert!(!agent.is_validated(a));
+        assert_eq!(agent.poll_timeout(), None);
+        // The session is over: later checks are dropped.
+        assert_eq!(
+            feed(&mut agent, t0 + secs(31.0), a, &check(true)),
+            Err(Error::ConsentExpired)
+        );
+    }
+
+    #[test]
+    fn checks_every_few_seconds_keep_consent() {
+        let mut agent = agent();
+        let t0 = Instant::now();
+        let a = addr("198.51.100.1:50000");
+        let mut now = t0;
+        while now < t0 + secs(300.0) {
+            assert_eq!(feed(&mut agent, now, a, &check(true)), SUCCESS);
+            now += secs(4.7);
+            if let Some(deadline) = agent.poll_timeout().filter(|d| *d <= now) {
+                agent.handle_timeout(deadline);
+            }
+            agent.handle_timeout(now);
+        }
+        assert!(!agent.is_expired());
+        assert_eq!(agent.selected_address(), Some(a));
+        assert_eq!(events(&mut agent), [IceEvent::Nominated(a)]);
+    }
+
+    #[test]
+    fn unnominated_session_expires_when_checks_stop() {
+        let mut agent = agent();
+        let t0 = Instant::now();
+        feed(&mut agent, t0, addr("198.51.100.1:50000"), &check(false)).unwrap();
+        agent.handle_timeout(agent.poll_timeout().unwrap());
+        assert!(agent.is_expired());
+        assert_eq!(events(&mut agent), [IceEvent::ConsentExpired]);
+    }
+
+    #[test]
+    fn renomination_from_a_new_address_migrates() {
+        let mut agent = agent();
+        let t0 = Instant::now();
+        let wifi = addr("198.51.100.1:50000");
+        let cellular = addr("[2001:db8::9]:40000");
+        feed(&mut agent, t0, wifi, &check(true)).unwrap();
+        feed(&mut agent, t0 + secs(1.0), cellular, &check(false)).unwrap();
+        // A plain check from another address while the selected one is alive: no switch.
+        assert_eq!(agent.selected_address(), Some(wifi));
+        feed(&mut agent, t0 + secs(2.0), cellular, &check(true)).unwrap();
+        assert_eq!(agent.selected_address(), Some(cellular));
+        assert_eq!(
+            events(&mut agent),
+            [
+                IceEvent::Nominated(wifi),
+                IceEvent::SelectedAddressChanged {
+                    from: wifi,
+                    to: cellular
+                }
+            ]
+        );
+        assert!(agent.is_validated(wifi));
+        // The old address keeps consent until it times out on its own.
+        agent.handle_timeout(t0 + secs(30.0));
+        assert!(!agent.is_validated(wifi));
+        assert!(agent.is_validated(cellular));
+        assert!(!agent.is_expired());
+    }
+
+    #[test]
+    fn silent_selected_address_migrates_to_a_checking_one() {
+        let mut agent = agent();
+        let t0 = Instant::now();
+        let old = addr("198.51.100.1:50000");
+        let new = addr("203.0.113.50:61000");
+        feed(&mut agent, t0, old, &check(true)).unwrap();
+        feed(&mut agent, t0 + secs(11.0), new, &check(false)).unwrap();
+        assert_eq!(agent.selected_address(), Some(old));
+        feed(&mut agent, t0 + secs(12.0), new, &check(false)).unwrap();
+        assert_eq!(agent.selected_address(), Some(new));
+        assert_eq!(
+            events(&mut agent),
+            [
+                IceEvent::Nominated(old),
+                IceEvent::SelectedAddressChanged { from: old, to: new }
+            ]
+        );
+    }
+
+    #[test]
+    fn ice_controlled_peer_gets_role_conflict() {
+        let mut agent = agent();
+        let t0 = Instant::now();
+        let a = addr("198.51.100.1:50000");
+        let mut buf = [0u8; 200];
+        let len = BindingRequest {
+            username: "srvr:clnt",
+            priority: 1,
+            ice_controlling: None,
+            ice_controlled: Some(u64::MAX),
+            use_candidate: false,
+        }
+        .write(
+            &mut buf,
+            &[1; 12],
+            &IntegrityKey::new(SERVER_PWD.as_bytes()),
+        )
+        .unwrap();
+        let msg = StunMessage::parse(&buf[..len]).unwrap();
+        let mut out = [0u8; 200];
+        let n = agent
+            .handle_binding_request(t0, a, &msg, &mut out)
+            .unwrap()
+            .unwrap();
+        let response = StunMessage::parse(&out[..n]).unwrap();
+        assert_eq!(response.class(), Class::ErrorResponse);
+        assert_eq!(response.error_code().unwrap().code, 487);
+        // Authenticated error: carries MESSAGE-INTEGRITY with our password.
+        let key = IntegrityKey::new(SERVER_PWD.as_bytes());
+        assert_eq!(response.verify_integrity(&key), Ok(()));
+        assert!(!agent.is_validated(a));
+        assert_eq!(agent.stats().role_conflicts, 1);
+    }
+
+    #[test]
+    fn wrong_password_is_rejected_and_counted() {
+        let mut agent = agent();
+        let a = addr("198.51.100.1:50000");
+        let request = check_with("srvr:clnt", CLIENT_PWD, true);
+        let result = feed(&mut agent, Instant::now(), a, &request);
+        assert_eq!(result, Ok(Some((Class::ErrorResponse, Some(401)))));
+        assert_eq!(agent.stats().integrity_failures, 1);
+        assert!(!agent.is_validated(a));
+        assert_eq!(agent.selected_address(), None);
+        assert_eq!(events(&mut agent), []);
+    }
+
+    #[test]
+    fn unknown_ufrag_is_rejected_and_counted() {
+        let mut agent = agent();
+        let a = addr("198.51.100.1:50000");
+        for username in ["othr:clnt", "srvr:othr", "srvr", "srvrclnt:", ":srvr"] {
+            let result = feed(
+                &mut agent,
+                Instant::now(),
+                a,
+                &check_with(username, SERVER_PWD, true),
+            );
+            assert_eq!(
+                result,
+                Ok(Some((Class::ErrorResponse, Some(401)))),
+                "{username}"
+            );
+        }
+        assert_eq!(agent.stats().unknown_usernames, 5);
+        assert!(!agent.is_validated(a));
+    }
+
+    #[test]
+    fn bad_or_missing_fingerprint_is_dropped_silently() {
+        let mut agent = agent();
+        let a = addr("198.51.100.1:50000");
+        let mut request = check(true);
+        *request.last_mut().unwrap() ^= 0xff;
+        assert_eq!(
+            feed(&mut agent, Instant::now(), a, &request),
+            Err(Error::FingerprintMismatch)
+        );
+        let mut buf = [0u8; 200];
+        let mut w = StunWriter::new(&mut buf, METHOD_BINDING, Class::Request, &[2; 12]).unwrap();
+        w.add_username("srvr:clnt").unwrap();
+        w.add_message_integrity(&IntegrityKey::new(SERVER_PWD.as_bytes()))
+            .unwrap();
+        let len = w.finish();
+        assert_eq!(
+            feed(&mut agent, Instant::now(), a, &buf[..len]),
+            Err(Error::MissingFingerprint)
+        );
+        assert_eq!(agent.stats().fingerprint_failures, 2);
+        assert!(!agent.is_validated(a));
+    }
+
+    #[test]
+    fn missing_credentials_get_400_only_without_amplification() {
+        let mut agent = agent();
+        let a = addr("198.51.100.1:50000");
+        // No MESSAGE-INTEGRITY, but large enough that a 400 is not an amplification.
+        let mut buf = [0u8; 200];
+        let mut w = StunWriter::new(&mut buf, METHOD_BINDING, Class::Request, &[3; 12]).unwrap();
+        w.add_username("srvr:clnt").unwrap();
+        w.add_attribute(attr::SOFTWARE, &[b'x'; 40]).unwrap();
+        let len = w.finish_with_fingerprint().unwrap();
+        assert_eq!(
+            feed(&mut agent, Instant::now(), a, &buf[..len]),
+            Ok(Some((Class::ErrorResponse, Some(400))))
+        );
+        // A bare 28-byte request would get a 48-byte answer: withheld.
+        let mut buf = [0u8; 200];
+        let w = StunWriter::new(&mut buf, METHOD_BINDING, Class::Request, &[4; 12]).unwrap();
+        let len = w.finish_with_fingerprint().unwrap();
+        assert_eq!(
+            feed(&mut agent, Instant::now(), a, &buf[..len]),
+            Err(Error::ResponseWithheld(400))
+        );
+        assert_eq!(agent.stats().bad_requests, 2);
+    }
+
+    #[test]
+    fn unauthorized_response_never_exceeds_the_request() {
+        let mut agent = agent();
+        let a = addr("198.51.100.1:50000");
+        let request = check_with("srvr:clnt", CLIENT_PWD, false);
+        let msg = StunMessage::parse(&request).unwrap();
+        let mut out = [0u8; 1500];
+        let len = agent
+            .handle_binding_request(Instant::now(), a, &msg, &mut out)
+            .unwrap()
+            .unwrap();
+        assert!(len <= request.len());
+    }
+
+    #[test]
+    fn indications_and_responses_need_no_answer() {
+        let mut agent = agent();
+        let mut buf = [0u8; 100];
+        let w = StunWriter::new(&mut buf, METHOD_BINDING, Class::Indication, &[5; 12]).unwrap();
+        let len = w.finish_with_fingerprint().unwrap();
+        assert_eq!(
+            feed(
+                &mut agent,
+                Instant::now(),
+                addr("198.51.100.1:1"),
+                &buf[..len]
+            ),
+            Ok(None)
+        );
+        let w = StunWriter::new(&mut buf, 0x003, Class::Request, &[5; 12]).unwrap();
+        let len = w.finish_with_fingerprint().unwrap();
+        assert_eq!(
+            feed(
+                &mut agent,
+                Instant::now(),
+                addr("198.51.100.1:1"),
+                &buf[..len]
+            ),
+            Err(Error::UnsupportedMethod)
+        );
+    }
+
+    #[test]
+    fn validated_addresses_are_bounded_and_keep_the_selected_one() {
+        let mut agent = agent();
+        let t0 = Instant::now();
+        let selected = addr("198.51.100.1:50000");
+        feed(&mut agent, t0, selected, &check(true)).unwrap();
+        for port in 1..=20u16 {
+            let source = SocketAddr::from(([203, 0, 113, 1], port));
+            feed(
+                &mut agent,
+                t0 + secs(f64::from(port) * 0.1),
+                source,
+                &check(false),
+            )
+            .unwrap();
+        }
+        assert_eq!(agent.validated.len(), 4);
+        assert!(agent.is_validated(selected));
+        assert!(agent.is_validated(SocketAddr::from(([203, 0, 113, 1], 20))));
+        assert!(!agent.is_validated(SocketAddr::from(([203, 0, 113, 1], 1))));
+        assert_eq!(agent.selected_address(), Some(selected));
+    }
+
+    #[test]
+    fn without_remote_credentials_any_peer_ufrag_is_accepted() {
+        let mut agent = IceLiteAgent::new(
+            IceCredentials::new(SERVER_UFRAG, SERVER_PWD).unwrap(),
+            IceLiteConfig::default(),
+        );
+        let a = addr("198.51.100.1:50000");
+        assert_eq!(
+            feed(
+                &mut agent,
+                Instant::now(),
+                a,
+                &check_with("srvr:anyone", SERVER_PWD, true)
+            ),
+            SUCCESS
+        );
+        assert_eq!(agent.selected_address(), Some(a));
+    }
+
+    #[test]
+    fn consent_timeout_is_configurable() {
+        let mut agent = IceLiteAgent::new(
+            IceCredentials::new(SERVER_UFRAG, SERVER_PWD).unwrap(),
+            IceLiteConfig {
+                consent_timeout: secs(5.0),
+                ..IceLiteConfig::default()
+            },
+        );
+        let t0 = Instant::now();
+        feed(&mut agent, t0, addr("198.51.100.1:50000"), &check(true)).unwrap();
+        assert_eq!(agent.poll_timeout(), Some(t0 + secs(5.0)));
+        agent.handle_timeout(t0 + secs(5.0));
+        assert!(agent.is_expired());
     }
 }

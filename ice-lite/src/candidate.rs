@@ -21,7 +21,9 @@ pub struct Candidate {
 
 /// RFC 8445 5.1.2.1: (2^24) * type preference + (2^8) * local preference + (256 - component).
 pub fn candidate_priority(type_preference: u32, local_preference: u32, component: u32) -> u32 {
-    ((type_preference & 0x7F) << 24) | ((local_preference & 0xFFFF) << 8) | (256 - component.clamp(1, 256))
+    ((type_preference & 0x7F) << 24)
+        | ((local_preference & 0xFFFF) << 8)
+        | (256 - component.clamp(1, 256))
 }
 
 impl Candidate {
@@ -41,10 +43,17 @@ impl Candidate {
     /// Sets the foundation and local preference, for servers that advertise several host
     /// candidates: RFC 8445 5.1.1.3 wants a distinct foundation per base address, and
     /// distinct priorities keep the pairs ordered.
-    pub fn with_foundation_and_preference(mut self, foundation: u32, local_preference: u16) -> Self {
+    pub fn with_foundation_and_preference(
+        mut self,
+        foundation: u32,
+        local_preference: u16,
+    ) -> Self {
         self.foundation = foundation;
-        self.priority =
-            candidate_priority(HOST_TYPE_PREFERENCE, u32::from(local_preference), COMPONENT_RTP);
+        self.priority = candidate_priority(
+            HOST_TYPE_PREFERENCE,
+            u32::from(local_preference),
+            COMPONENT_RTP,
+        );
         self
     }
 

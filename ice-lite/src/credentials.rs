@@ -46,7 +46,14 @@ fn random_ice_string(rng: &mut impl RngCore, len: usize) -> String {
     bytes
         .iter()
         .take(len)
-        .map(|b| char::from(ICE_CHARS.get(usize::from(b & 0x3F)).copied().unwrap_or(b'A')))
+        .map(|b| {
+            char::from(
+                ICE_CHARS
+                    .get(usize::from(b & 0x3F))
+                    .copied()
+                    .unwrap_or(b'A'),
+            )
+        })
         .collect()
 }
 
@@ -110,12 +117,18 @@ mod tests {
     fn peer_credentials_are_validated() {
         let pwd = "asd88fgpdd777uzjYhagZg";
         assert!(IceCredentials::new("abcd", pwd).is_ok());
-        assert_eq!(IceCredentials::new("abc", pwd), Err(Error::InvalidCredentials));
+        assert_eq!(
+            IceCredentials::new("abc", pwd),
+            Err(Error::InvalidCredentials)
+        );
         assert_eq!(
             IceCredentials::new("abcd", &pwd[1..]),
             Err(Error::InvalidCredentials)
         );
-        assert_eq!(IceCredentials::new("ab:d", pwd), Err(Error::InvalidCredentials));
+        assert_eq!(
+            IceCredentials::new("ab:d", pwd),
+            Err(Error::InvalidCredentials)
+        );
         assert_eq!(
             IceCredentials::new(&"a".repeat(257), pwd),
             Err(Error::InvalidCredentials)

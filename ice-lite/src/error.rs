@@ -60,9 +60,7 @@ impl fmt::Display for Error {
                 f.write_str("stun: length field not a multiple of 4 or not the datagram size")
             }
             Error::AttributeTruncated => f.write_str("stun: attribute runs past the message"),
-            Error::AttributeAfterFingerprint => {
-                f.write_str("stun: attribute after FINGERPRINT")
-            }
+            Error::AttributeAfterFingerprint => f.write_str("stun: attribute after FINGERPRINT"),
             Error::MalformedAttribute(t) => write!(f, "stun: malformed attribute 0x{t:04x}"),
             Error::MissingIntegrity => f.write_str("stun: no MESSAGE-INTEGRITY"),
             Error::IntegrityMismatch => f.write_str("stun: MESSAGE-INTEGRITY mismatch"),

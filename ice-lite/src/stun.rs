@@ -95,7 +95,10 @@ impl IntegrityKey {
     /// Keys HMAC-SHA1 with a short-term password (RFC 8489 9.1.1; ICE passwords are ASCII,
     /// so OpaqueString preparation leaves them unchanged).
     pub fn new(password: &[u8]) -> Self {
-        Self(hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, password))
+        Self(hmac::Key::new(
+            hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+            password,
+        ))
     }
 
     pub(crate) fn hmac(&self) -> &hmac::Key {
@@ -160,7 +163,9 @@ fn be32(b: &[u8]) -> Option<u32> {
 }
 
 fn fixed<const N: usize>(value: &[u8], kind: u16) -> Result<[u8; N], Error> {
-    value.try_into().map_err(|_| Error::MalformedAttribute(kind))
+    value
+        .try_into()
+        .map_err(|_| Error::MalformedAttribute(kind))
 }
 
 impl<'a> StunMessage<'a> {
@@ -234,11 +239,13 @@ impl<'a> StunMessage<'a> {
                 if a.value.len() > MAX_USERNAME_LEN {
                     return Err(Error::MalformedAttribute(kind));
                 }
-                let s = std::str::from_utf8(a.value).map_err(|_| Error::MalformedAttribute(kind))?;
+                let s =
+                    std::str::from_utf8(a.value).map_err(|_| Error::MalformedAttribute(kind))?;
                 self.username = Some(s);
             }
             attr::SOFTWARE if self.software.is_none() => {
-                let s = std::str::from_utf8(a.value).map_err(|_| Error::MalformedAttribute(kind))?;
+                let s =
+                    std::str::from_utf8(a.value).map_err(|_| Error::MalformedAttribute(kind))?;
                 self.software = Some(s);
             }
             attr::PRIORITY if self.priority.is_none() => {
@@ -379,7 +386,10 @@ impl<'a> StunMessage<'a> {
     /// the tag is compared in constant time.
     pub fn verify_integrity(&self, key: &IntegrityKey) -> Result<(), Error> {
         let at = self.integrity_at.ok_or(Error::MissingIntegrity)?;
-        let (covered, rest) = self.bytes.split_at_checked(at).ok_or(Error::MissingIntegrity)?;
+        let (covered, rest) = self
+            .bytes
+            .split_at_checked(at)
+            .ok_or(Error::MissingIntegrity)?;
         let tag = rest
             .get(4..4 + INTEGRITY_LEN)
             .ok_or(Error::MissingIntegrity)?;
@@ -401,8 +411,14 @@ impl<'a> StunMessage<'a> {
     /// the last attribute, so the length field already covers it.
     pub fn verify_fingerprint(&self) -> Result<(), Error> {
         let at = self.fingerprint_at.ok_or(Error::MissingFingerprint)?;
-        let (covered, rest) = self.bytes.split_at_checked(at).ok_or(Error::MissingFingerprint)?;
-        let value = rest.get(4..).and_then(be32).ok_or(Error::MissingFingerprint)?;
+        let (covered, rest) = self
+            .bytes
+            .split_at_checked(at)
+            .ok_or(Error::MissingFingerprint)?;
+        let value = rest
+            .get(4..)
+            .and_then(be32)
+            .ok_or(Error::MissingFingerprint)?;
         if fingerprint(covered) == value {
             Ok(())
         } else {
@@ -440,7 +456,12 @@ impl<'a> Iterator for AttributeWalk<'a> {
                 .split_at_checked(4)
                 .ok_or(Error::AttributeTruncated)?;
             let kind = be16(header).ok_or(Error::AttributeTruncated)?;
-            let len = usize::from(header.get(2..).and_then(be16).ok_or(Error::AttributeTruncated)?);
+            let len = usize::from(
+                header
+                    .get(2..)
+                    .and_then(be16)
+                    .ok_or(Error::AttributeTruncated)?,
+            );
             let padded = len.next_multiple_of(4);
             let (padded_value, next) = after
                 .split_at_checked(padded)
@@ -620,7 +641,10 @@ pub(crate) mod tests {
             };
             let integrity = msg.verify_integrity(&key()).is_ok();
             let fingerprint = msg.verify_fingerprint().is_ok();
-            assert!(!(integrity && fingerprint), "flip at byte {i} went unnoticed");
+            assert!(
+                !(integrity && fingerprint),
+                "flip at byte {i} went unnoticed"
+            );
             if i < 80 {
                 assert!(!integrity, "flip at byte {i} not covered by the HMAC");
             }
@@ -629,7 +653,10 @@ pub(crate) mod tests {
 
     #[test]
     fn header_is_validated() {
-        assert_eq!(StunMessage::parse(&RFC5769_REQUEST[..19]), Err(Error::Truncated));
+        assert_eq!(
+            StunMessage::parse(&RFC5769_REQUEST[..19]),
+            Err(Error::Truncated)
+        );
         let mut b = RFC5769_REQUEST;
         b[0] |= 0x40;
         assert_eq!(StunMessage::parse(&b), Err(Error::NotStun));
@@ -644,7 +671,10 @@ pub(crate) mod tests {
         long.extend_from_slice(&[0; 4]);
         assert_eq!(StunMessage::parse(&long), Err(Error::BadLength));
         // A length field promising more than the datagram holds.
-        assert_eq!(StunMessage::parse(&RFC5769_REQUEST[..104]), Err(Error::Truncated));
+        assert_eq!(
+            StunMessage::parse(&RFC5769_REQUEST[..104]),
+            Err(Error::Truncated)
+        );
     }
 
     fn message(attributes: &[u8]) -> Vec<u8> {

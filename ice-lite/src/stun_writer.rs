@@ -8,8 +8,8 @@ use aws_lc_rs::hmac;
 
 use crate::Error;
 use crate::stun::{
-    Class, HEADER_LEN, INTEGRITY_LEN, IntegrityKey, MAGIC_COOKIE, MAX_REASON_LEN,
-    METHOD_BINDING, TransactionId, attr, encode_xor_address, fingerprint, message_type,
+    Class, HEADER_LEN, INTEGRITY_LEN, IntegrityKey, MAGIC_COOKIE, MAX_REASON_LEN, METHOD_BINDING,
+    TransactionId, attr, encode_xor_address, fingerprint, message_type,
 };
 
 /// ERROR-CODE values ICE uses, with the reason phrases RFC 8489 and RFC 8445 suggest.
@@ -309,9 +309,14 @@ mod tests {
     #[test]
     fn reproduces_rfc5769_sample_request() {
         let mut buf = [0u8; 200];
-        let mut w = StunWriter::new(&mut buf, METHOD_BINDING, Class::Request, &RFC5769_TRANSACTION_ID)
-            .unwrap()
-            .with_padding_byte(b' ');
+        let mut w = StunWriter::new(
+            &mut buf,
+            METHOD_BINDING,
+            Class::Request,
+            &RFC5769_TRANSACTION_ID,
+        )
+        .unwrap()
+        .with_padding_byte(b' ');
         w.add_software("STUN test client").unwrap();
         w.add_priority(0x6e00_01ff).unwrap();
         w.add_ice_controlled(0x932f_f9b1_5126_3b36).unwrap();
@@ -380,7 +385,10 @@ mod tests {
             .unwrap();
             let msg = StunMessage::parse(&buf[..len]).unwrap();
             assert_eq!(msg.class(), Class::ErrorResponse);
-            assert_eq!(msg.error_code().map(|e| (e.code, e.reason)), Some((code, reason)));
+            assert_eq!(
+                msg.error_code().map(|e| (e.code, e.reason)),
+                Some((code, reason))
+            );
             assert_eq!(msg.verify_integrity(&k).is_ok(), authenticated);
             assert_eq!(msg.verify_fingerprint(), Ok(()));
         }
@@ -396,7 +404,9 @@ mod tests {
             use_candidate: true,
         };
         let mut buf = [0u8; 200];
-        let len = request.write(&mut buf, &RFC5769_TRANSACTION_ID, &key()).unwrap();
+        let len = request
+            .write(&mut buf, &RFC5769_TRANSACTION_ID, &key())
+            .unwrap();
         let msg = StunMessage::parse(&buf[..len]).unwrap();
         assert!(msg.is_binding_request());
         assert_eq!(msg.username(), Some("srvr:clnt"));
@@ -420,19 +430,33 @@ mod tests {
             );
         }
         let mut buf = [0u8; 100];
-        let mut w =
-            StunWriter::new(&mut buf, METHOD_BINDING, Class::Request, &RFC5769_TRANSACTION_ID)
-                .unwrap();
+        let mut w = StunWriter::new(
+            &mut buf,
+            METHOD_BINDING,
+            Class::Request,
+            &RFC5769_TRANSACTION_ID,
+        )
+        .unwrap();
         assert!(w.is_empty());
         w.add_message_integrity(&key()).unwrap();
         assert_eq!(w.add_use_candidate(), Err(Error::AttributeAfterIntegrity));
-        assert_eq!(w.add_error_code(400, "x"), Err(Error::AttributeAfterIntegrity));
-        assert_eq!(w.add_message_integrity(&key()), Err(Error::AttributeAfterIntegrity));
+        assert_eq!(
+            w.add_error_code(400, "x"),
+            Err(Error::AttributeAfterIntegrity)
+        );
+        assert_eq!(
+            w.add_message_integrity(&key()),
+            Err(Error::AttributeAfterIntegrity)
+        );
         assert_eq!(w.len(), 44);
         assert_eq!(w.finish(), 44);
-        let mut w =
-            StunWriter::new(&mut buf, METHOD_BINDING, Class::Request, &RFC5769_TRANSACTION_ID)
-                .unwrap();
+        let mut w = StunWriter::new(
+            &mut buf,
+            METHOD_BINDING,
+            Class::Request,
+            &RFC5769_TRANSACTION_ID,
+        )
+        .unwrap();
         assert_eq!(
             w.add_error_code(700, ""),
             Err(Error::MalformedAttribute(attr::ERROR_CODE))

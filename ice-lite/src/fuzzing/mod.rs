@@ -40,7 +40,10 @@ pub fn stun(data: &[u8]) {
         if let Ok(Some(len)) = agent.handle_binding_request(at, source, &msg, &mut out) {
             // Whatever the agent writes must itself be a valid STUN message.
             if let Some(response) = out.get(..len) {
-                assert!(StunMessage::parse(response).is_ok(), "agent wrote invalid STUN");
+                assert!(
+                    StunMessage::parse(response).is_ok(),
+                    "agent wrote invalid STUN"
+                );
             }
         }
         while agent.poll_event().is_some() {}
@@ -48,13 +51,26 @@ pub fn stun(data: &[u8]) {
     if let Some(deadline) = agent.poll_timeout() {
         agent.handle_timeout(deadline);
     }
-    let _ = (agent.selected_address(), agent.is_validated(first), agent.stats());
+    let _ = (
+        agent.selected_address(),
+        agent.is_validated(first),
+        agent.stats(),
+    );
 }
 
 fn exercise_view(msg: &StunMessage<'_>) {
     let _ = (msg.method(), msg.class(), msg.transaction_id());
-    let _ = (msg.username(), msg.priority(), msg.use_candidate(), msg.software());
-    let _ = (msg.ice_controlling(), msg.ice_controlled(), msg.xor_mapped_address());
+    let _ = (
+        msg.username(),
+        msg.priority(),
+        msg.use_candidate(),
+        msg.software(),
+    );
+    let _ = (
+        msg.ice_controlling(),
+        msg.ice_controlled(),
+        msg.xor_mapped_address(),
+    );
     let _ = msg.error_code();
     for attribute in msg.attributes() {
         std::hint::black_box(attribute);
