@@ -1,4 +1,9 @@
-//! Sans-IO ICE-lite for Sluice (placeholder: filled in by the ICE work).
+//! Sans-IO ICE-lite for Sluice: a zero-copy STUN codec ([`StunMessage`], [`StunWriter`]), the
+//! RFC 7983 first-byte demux of the media port ([`Datagram`], [`classify`]) and the ICE-lite
+//! agent of one session ([`IceLiteAgent`]) with credentials and host candidates.
+//!
+//! No IO, clock or randomness of its own: time comes in as `Instant`, randomness through an
+//! injected `rand::RngCore`.
 #![cfg_attr(
     not(test),
     deny(
@@ -9,4 +14,24 @@
     )
 )]
 
+mod agent;
+mod candidate;
+mod credentials;
+mod demux;
+mod error;
 pub mod fuzzing;
+mod stun;
+mod stun_writer;
+
+pub use agent::{IceEvent, IceLiteAgent, IceLiteConfig, IceStats};
+pub use candidate::{Candidate, candidate_priority};
+pub use credentials::{IceCredentials, MIN_PWD_LEN, MIN_UFRAG_LEN};
+pub use demux::{Datagram, PacketKind, classify};
+pub use error::Error;
+pub use stun::{
+    Class, ErrorCode, HEADER_LEN, IntegrityKey, MAGIC_COOKIE, METHOD_BINDING, RawAttribute,
+    StunMessage, TransactionId, attr,
+};
+pub use stun_writer::{
+    BindingRequest, StunWriter, error_code, write_binding_error, write_binding_success,
+};
