@@ -1,65 +1,10 @@
 //! What the router needs to know of each side of a stream, as negotiated in SDP: codecs and
 //! their payload types, RTX, SSRCs and header-extension ids. The media plane fills these from
-//! the negotiated session; the router never sees SDP.
+//! the negotiated session; the router never sees SDP, only the codec and media-kind types of
+//! the negotiation.
 
+pub use rtc_core::sdp::{Codec, MediaKind};
 use rtc_core::{Pt, Ssrc};
-
-/// Audio or video.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MediaKind {
-    /// An audio stream.
-    Audio,
-    /// A video stream.
-    Video,
-}
-
-/// The codecs Sluice forwards; a publisher's payload type is mapped to the subscriber's by
-/// codec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Codec {
-    /// Opus, 48 kHz.
-    Opus,
-    /// VP8, 90 kHz.
-    Vp8,
-    /// VP9, 90 kHz.
-    Vp9,
-    /// H.264, 90 kHz.
-    H264,
-    /// AV1, 90 kHz.
-    Av1,
-}
-
-impl Codec {
-    /// The codec of an rtpmap encoding name, case-insensitively.
-    pub fn from_name(name: &str) -> Option<Codec> {
-        [
-            ("opus", Codec::Opus),
-            ("vp8", Codec::Vp8),
-            ("vp9", Codec::Vp9),
-            ("h264", Codec::H264),
-            ("av1", Codec::Av1),
-        ]
-        .into_iter()
-        .find(|(known, _)| known.eq_ignore_ascii_case(name))
-        .map(|(_, codec)| codec)
-    }
-
-    /// The RTP clock rate.
-    pub fn clock_rate(self) -> u32 {
-        match self {
-            Codec::Opus => 48_000,
-            _ => 90_000,
-        }
-    }
-
-    /// Audio or video.
-    pub fn kind(self) -> MediaKind {
-        match self {
-            Codec::Opus => MediaKind::Audio,
-            _ => MediaKind::Video,
-        }
-    }
-}
 
 /// One negotiated codec of a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

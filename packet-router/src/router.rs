@@ -189,7 +189,7 @@ impl Router {
         stream: PublishedStream,
     ) -> Result<TrackId, RouterError> {
         let first = stream.codecs.first().ok_or(RouterError::NoCodec)?;
-        if first.codec.kind() != stream.kind {
+        if kind_of(first.codec) != stream.kind {
             return Err(RouterError::KindMismatch);
         }
         let ssrcs = std::iter::once(stream.ssrc).chain(stream.rtx_ssrc);
@@ -218,9 +218,10 @@ impl Router {
             self.track_by_ssrc
                 .insert((publisher, rtx), (id, StreamRole::Rtx));
         }
-        let cache = match stream.kind {
-            MediaKind::Audio => RetransmitCache::for_audio(),
-            MediaKind::Video => RetransmitCache::for_video(),
+        let cache = if stream.kind == MediaKind::Audio {
+            RetransmitCache::for_audio()
+        } else {
+            RetransmitCache::for_video()
         };
         let track = PublishedTrack {
             publisher,
@@ -777,6 +778,15 @@ fn map_stream(
     subscription.pt_map = pt_map;
     subscription.ext_map = extension_map(&published.extensions, &subscription.stream.extensions);
     Ok(())
+}
+
+/// The media kind a codec carries.
+fn kind_of(codec: rtc_core::sdp::Codec) -> MediaKind {
+    if codec.is_audio() {
+        MediaKind::Audio
+    } else {
+        MediaKind::Video
+    }
 }
 
 /// Publisher extension id -> subscriber extension id for the extensions forwarded as they

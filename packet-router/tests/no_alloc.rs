@@ -123,9 +123,9 @@ fn forwarding_allocates_nothing_per_packet() {
     }
 
     let run = |router: &mut Router,
-                   out: &mut TransmitQueue,
-                   now: &mut Instant,
-                   packets: &mut [Vec<u8>]| {
+               out: &mut TransmitQueue,
+               now: &mut Instant,
+               packets: &mut [Vec<u8>]| {
         let mut forwarded = 0usize;
         for (i, p) in packets.iter_mut().enumerate() {
             out.clear();

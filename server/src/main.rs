@@ -1,17 +1,28 @@
-//! The `sluice` binary.
-
-mod config;
+//! The `sluice` binary: reads its configuration from flags and `SLUICE_*` variables and runs
+//! the media plane on the configured UDP port.
 
 use clap::Parser;
+use server::config::Config;
+use server::{MediaConfig, Sfu};
 
 fn main() -> anyhow::Result<()> {
-    let config = config::Config::parse();
+    let config = Config::parse();
+    let sfu = Sfu::start(MediaConfig {
+        udp: config.udp,
+        public_ip: config.public_ip,
+        workers: config.worker_count(),
+    })?;
     println!(
-        "sluice: media port {} (candidates on {}), {} workers, http {}",
-        config.udp,
+        "sluice: media on udp {} (candidates announce {}), DTLS fingerprint {}",
+        sfu.media_addr(),
         config.candidate_ip(),
-        config.worker_count(),
+        sfu.fingerprint()
+    );
+    println!(
+        "sluice: signaling on http {} arrives with the signaling service; the media plane is running",
         config.http
     );
-    Ok(())
+    loop {
+        std::thread::park();
+    }
 }

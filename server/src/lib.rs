@@ -1,0 +1,344 @@
+//! The Sluice server: the media plane on one UDP port, and the API the signaling service (and
+//! tests) use to create sessions.
+//!
+//! [`Sfu::start`] binds the media port and starts the media workers. [`Sfu::publish`] answers a
+//! publisher's offer (WHIP style) and [`Sfu::subscribe`] answers a subscriber's receive-only
+//! offer for one publisher's tracks (WHEP style). Each answer names Sluice as the ICE-lite,
+//! DTLS-server side with one host candidate on the media port; the peer connects, and media
+//! flows through the worker's router.
+//!
+//! ```no_run
+//! # async fn example(offer: &str) -> anyhow::Result<()> {
+//! use server::{MediaConfig, Sfu};
+//!
+//! let sfu = Sfu::start(MediaConfig::loopback())?;
+//! let answer = sfu.publish("lobby", offer).await?;
+//! println!("publisher {:?} answered:\n{}", answer.session, answer.sdp);
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+mod negotiation;
+mod session;
+mod stats;
+mod udp;
+mod worker;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+
+use anyhow::Context as _;
+use ice_lite::Candidate;
+use rtc_core::dtls::DtlsCertificate;
+use tokio::sync::oneshot;
+
+pub use packet_router::SessionId;
+pub use stats::SfuStats;
+
+/// Where the media plane listens and what it announces.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// The media port's address.
+    pub udp: SocketAddr,
+    /// The address put into host candidates (for a server behind 1:1 NAT); defaults to the
+    /// bound address, or loopback when that is unspecified.
+    pub public_ip: Option<IpAddr>,
+    /// Number of media worker threads.
+    pub workers: usize,
+}
+
+impl MediaConfig {
+    /// An ephemeral port on 127.0.0.1 with one worker, for tests and local runs.
+    pub fn loopback() -> Self {
+        MediaConfig {
+            udp: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            public_ip: None,
+            workers: 1,
+        }
+    }
+}
+
+/// A session's answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The session it created.
+    pub session: SessionId,
+    /// The SDP answer.
+    pub sdp: String,
+}
+
+/// Why a request to the media plane failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SfuError {
+    /// The offer cannot be served; the text says why.
+    BadOffer(String),
+    /// No publisher with that id in that room.
+    UnknownPublisher,
+    /// The media plane has stopped.
+    Stopped,
+}
+
+impl std::fmt::Display for SfuError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SfuError::BadOffer(why) => write!(f, "the offer cannot be served: {why}"),
+            SfuError::UnknownPublisher => f.write_str("no such publisher in this room"),
+            SfuError::Stopped => f.write_str("the media plane has stopped"),
+        }
+    }
+}
+
+impl std::error::Error for SfuError {}
+
+/// A request to a media worker.
+pub(crate) enum Command {
+    Publish {
+        room: String,
+        offer: String,
+        reply: oneshot::Sender<Result<Answer, SfuError>>,
+    },
+    Subscribe {
+        room: String,
+        publisher: SessionId,
+        offer: String,
+        reply: oneshot::Sender<Result<Answer, SfuError>>,
+    },
+    Close {
+        session: SessionId,
+        reply: oneshot::Sender<()>,
+    },
+    Shutdown,
+}
+
+/// What a media worker receives besides its own socket's datagrams.
+pub(crate) enum Inbound {
+    /// A request from the signaling side.
+    Command(Command),
+    /// A datagram that another worker's socket received for one of this worker's sessions.
+    Datagram(SocketAddr, Vec<u8>),
+}
+
+/// The way into one worker.
+#[derive(Debug)]
+pub(crate) struct WorkerHandle {
+    inbound: mpsc::Sender<Inbound>,
+    waker: mio::Waker,
+}
+
+impl WorkerHandle {
+    pub(crate) fn send(&self, inbound: Inbound) -> Result<(), SfuError> {
+        self.inbound.send(inbound).map_err(|_| SfuError::Stopped)?;
+        self.waker.wake().map_err(|_| SfuError::Stopped)
+    }
+}
+
+/// What all workers share: the way into each other, and which worker owns each remote
+/// address that passed an ICE check (written on validation, read only when a datagram lands
+/// on a worker that does not own its session).
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) workers: Vec<WorkerHandle>,
+    pub(crate) owners: std::sync::RwLock<std::collections::HashMap<SocketAddr, usize>>,
+}
+
+/// Which worker owns a session: its index is in the low byte of the id.
+pub(crate) fn owner_of(session: SessionId) -> usize {
+    (session.0 & 0xff) as usize
+}
+
+/// The running media plane.
+#[derive(Debug)]
+pub struct Sfu {
+    media_addr: SocketAddr,
+    fingerprint: String,
+    shared: Arc<Shared>,
+    stats: Vec<Arc<Mutex<SfuStats>>>,
+    threads: Vec<JoinHandle<std::io::Result<()>>>,
+}
+
+/// Most workers (the owner index must fit a byte and the ufrag alphabet).
+pub const MAX_WORKERS: usize = 64;
+
+impl Sfu {
+    /// Binds the media port (once per worker, with SO_REUSEPORT), generates the DTLS
+    /// certificate and starts the media workers.
+    pub fn start(config: MediaConfig) -> anyhow::Result<Sfu> {
+        let workers = config.workers.clamp(1, MAX_WORKERS);
+        let first = udp::bind_reuse_port(config.udp)
+            .with_context(|| format!("binding the media port {}", config.udp))?;
+        let media_addr = first.local_addr()?;
+        let mut sockets = vec![first];
+        for _ in 1..workers {
+            sockets.push(
+                udp::bind_reuse_port(media_addr)
+                    .with_context(|| format!("binding the media port {media_addr} again"))?,
+            );
+        }
+        let candidate_ip = match config.public_ip {
+            Some(ip) => ip,
+            None if media_addr.ip().is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            None => media_addr.ip(),
+        };
+        let candidate = Candidate::host(candidate_ip, media_addr.port()).to_string();
+        let candidate = candidate
+            .strip_prefix("candidate:")
+            .unwrap_or(&candidate)
+            .to_owned();
+        let certificate = DtlsCertificate::generate(&mut rand::rng())
+            .map_err(|e| anyhow::anyhow!("generating the DTLS certificate: {e}"))?;
+        let fingerprint = certificate.fingerprint().to_string();
+        let context = Arc::new(negotiation::LocalContext {
+            certificate,
+            fingerprint: fingerprint.clone(),
+            candidate,
+            next_session: AtomicU64::new(1),
+        });
+
+        let mut polls = Vec::new();
+        let mut receivers = Vec::new();
+        let mut handles = Vec::new();
+        for _ in 0..workers {
+            let poll = mio::Poll::new()?;
+            let (inbound, receiver) = mpsc::channel();
+            handles.push(WorkerHandle {
+                inbound,
+                waker: worker::waker(&poll)?,
+            });
+            polls.push(poll);
+            receivers.push(receiver);
+        }
+        let shared = Arc::new(Shared {
+            workers: handles,
+            owners: std::sync::RwLock::default(),
+        });
+        let mut stats = Vec::new();
+        let mut threads = Vec::new();
+        for (index, ((socket, poll), receiver)) in
+            sockets.into_iter().zip(polls).zip(receivers).enumerate()
+        {
+            let worker_stats = Arc::new(Mutex::new(SfuStats::default()));
+            let worker = worker::Worker::new(
+                index,
+                mio::net::UdpSocket::from_std(socket),
+                poll,
+                receiver,
+                Arc::clone(&shared),
+                Arc::clone(&worker_stats),
+                Arc::clone(&context),
+            )?;
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("sluice-media-{index}"))
+                    .spawn(move || worker.run())?,
+            );
+            stats.push(worker_stats);
+        }
+        Ok(Sfu {
+            media_addr,
+            fingerprint,
+            shared,
+            stats,
+            threads,
+        })
+    }
+
+    /// The bound media address.
+    pub fn media_addr(&self) -> SocketAddr {
+        self.media_addr
+    }
+
+    /// The SHA-256 fingerprint of the DTLS certificate, as written in SDP.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Number of media workers.
+    pub fn workers(&self) -> usize {
+        self.shared.workers.len()
+    }
+
+    fn worker(&self, index: usize) -> Result<&WorkerHandle, SfuError> {
+        self.shared.workers.get(index).ok_or(SfuError::Stopped)
+    }
+
+    /// The worker that owns a room: every session of a room lives on one worker, so its
+    /// router state is touched by one thread only.
+    fn room_worker(&self, room: &str) -> usize {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        room.hash(&mut hasher);
+        (hasher.finish() % self.shared.workers.len() as u64) as usize
+    }
+
+    /// Answers a publisher's offer: its audio and video become tracks of `room`.
+    pub async fn publish(&self, room: &str, offer_sdp: &str) -> Result<Answer, SfuError> {
+        let (reply, answer) = oneshot::channel();
+        self.worker(self.room_worker(room))?
+            .send(Inbound::Command(Command::Publish {
+                room: room.to_owned(),
+                offer: offer_sdp.to_owned(),
+                reply,
+            }))?;
+        answer.await.map_err(|_| SfuError::Stopped)?
+    }
+
+    /// Answers a subscriber's receive-only offer with `publisher`'s audio and video.
+    pub async fn subscribe(
+        &self,
+        room: &str,
+        publisher: SessionId,
+        offer_sdp: &str,
+    ) -> Result<Answer, SfuError> {
+        let (reply, answer) = oneshot::channel();
+        let worker = self
+            .shared
+            .workers
+            .get(owner_of(publisher))
+            .ok_or(SfuError::UnknownPublisher)?;
+        worker.send(Inbound::Command(Command::Subscribe {
+            room: room.to_owned(),
+            publisher,
+            offer: offer_sdp.to_owned(),
+            reply,
+        }))?;
+        answer.await.map_err(|_| SfuError::Stopped)?
+    }
+
+    /// Ends a session and frees everything it held.
+    pub async fn close(&self, session: SessionId) {
+        let (reply, done) = oneshot::channel();
+        let Some(worker) = self.shared.workers.get(owner_of(session)) else {
+            return;
+        };
+        if worker
+            .send(Inbound::Command(Command::Close { session, reply }))
+            .is_ok()
+        {
+            let _ = done.await;
+        }
+    }
+
+    /// A snapshot of the media plane's counters, summed over the workers.
+    pub fn stats(&self) -> SfuStats {
+        let mut total = SfuStats::default();
+        for stats in &self.stats {
+            if let Ok(stats) = stats.lock() {
+                total.add(&stats);
+            }
+        }
+        total
+    }
+}
+
+impl Drop for Sfu {
+    fn drop(&mut self) {
+        for worker in &self.shared.workers {
+            let _ = worker.send(Inbound::Command(Command::Shutdown));
+        }
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}

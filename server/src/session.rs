@@ -1,0 +1,151 @@
+//! One peer connection as the media worker drives it: its ICE-lite agent, its DTLS-SRTP
+//! endpoint, the SRTP contexts once keys are exported, and the address media goes to.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use ice_lite::{IceLiteAgent, StunMessage};
+use packet_router::SessionId;
+use rtc_core::dtls::{DtlsEndpoint, DtlsEvent};
+use rtc_core::srtp::SrtpSession;
+
+/// What a session is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// It sends media into the room.
+    Publisher,
+    /// It receives one publisher's media.
+    Subscriber { publisher: SessionId },
+}
+
+/// Something the worker must act on after feeding a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionEvent {
+    /// An address passed an ICE check: route its datagrams to this session.
+    AddressValidated(SocketAddr),
+    /// DTLS completed and SRTP keys are installed.
+    Connected,
+    /// The peer's certificate did not match its fingerprint (or the handshake failed).
+    DtlsFailed { fingerprint_mismatch: bool },
+    /// Consent expired or DTLS closed: tear the session down.
+    Ended,
+}
+
+pub(crate) struct Session {
+    pub(crate) id: SessionId,
+    pub(crate) room: String,
+    pub(crate) role: Role,
+    pub(crate) local_ufrag: String,
+    pub(crate) ice: IceLiteAgent,
+    pub(crate) dtls: DtlsEndpoint,
+    pub(crate) srtp: Option<SrtpSession>,
+    /// Where media and DTLS go: the nominated address, or the last validated one before
+    /// nomination.
+    pub(crate) remote: Option<SocketAddr>,
+    /// Subscriptions to bind once DTLS completes.
+    pub(crate) pending: Vec<crate::negotiation::PendingSubscription>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("room", &self.room)
+            .field("role", &self.role)
+            .field("remote", &self.remote)
+            .field("connected", &self.srtp.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Answers a STUN binding request from `source`; the response, if any, is written to
+    /// `out` and its length returned.
+    pub(crate) fn handle_stun(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        message: &StunMessage<'_>,
+        out: &mut [u8],
+        events: &mut Vec<SessionEvent>,
+    ) -> Option<usize> {
+        let response = self
+            .ice
+            .handle_binding_request(now, source, message, out)
+            .ok()
+            .flatten();
+        if self.ice.is_validated(source) {
+            events.push(SessionEvent::AddressValidated(source));
+            if self.remote.is_none() {
+                self.remote = Some(source);
+            }
+        }
+        self.drain_ice_events(events);
+        response
+    }
+
+    fn drain_ice_events(&mut self, events: &mut Vec<SessionEvent>) {
+        while let Some(event) = self.ice.poll_event() {
+            match event {
+                ice_lite::IceEvent::Nominated(address) => self.remote = Some(address),
+                ice_lite::IceEvent::SelectedAddressChanged { to, .. } => self.remote = Some(to),
+                ice_lite::IceEvent::ConsentExpired => events.push(SessionEvent::Ended),
+            }
+        }
+    }
+
+    /// Feeds a DTLS datagram.
+    pub(crate) fn handle_dtls(
+        &mut self,
+        now: Instant,
+        datagram: &[u8],
+        events: &mut Vec<SessionEvent>,
+    ) {
+        // Errors surface as a Failed event below; the datagram itself needs no answer.
+        let _ = self.dtls.handle_datagram(now, datagram);
+        self.drain_dtls_events(events);
+    }
+
+    fn drain_dtls_events(&mut self, events: &mut Vec<SessionEvent>) {
+        while let Some(event) = self.dtls.poll_event() {
+            match event {
+                DtlsEvent::Connected(keys) => match SrtpSession::new(&keys) {
+                    Ok(srtp) => {
+                        self.srtp = Some(srtp);
+                        events.push(SessionEvent::Connected);
+                    }
+                    Err(_) => events.push(SessionEvent::DtlsFailed {
+                        fingerprint_mismatch: false,
+                    }),
+                },
+                DtlsEvent::Failed(error) => events.push(SessionEvent::DtlsFailed {
+                    fingerprint_mismatch: matches!(
+                        error,
+                        rtc_core::dtls::DtlsError::FingerprintMismatch
+                    ),
+                }),
+                DtlsEvent::Closed => events.push(SessionEvent::Ended),
+            }
+        }
+    }
+
+    /// The earliest deadline of the session's agents.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        match (self.ice.poll_timeout(), self.dtls.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Advances the session's timers.
+    pub(crate) fn handle_timeout(&mut self, now: Instant, events: &mut Vec<SessionEvent>) {
+        if self.ice.poll_timeout().is_some_and(|at| at <= now) {
+            self.ice.handle_timeout(now);
+            self.drain_ice_events(events);
+        }
+        if self.dtls.poll_timeout().is_some_and(|at| at <= now) {
+            self.dtls.handle_timeout(now);
+            self.drain_dtls_events(events);
+        }
+    }
+}

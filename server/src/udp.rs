@@ -1,0 +1,128 @@
+//! The media port's socket: batched receive (recvmmsg, and UDP GRO where the kernel offers
+//! it, through quinn-udp) into buffers owned by the worker, and sends of protected packets.
+
+use std::io::{self, IoSliceMut};
+use std::net::SocketAddr;
+
+use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
+
+/// Datagrams read per receive call.
+const BATCH: usize = 32;
+
+/// Bytes per receive buffer: with GRO one buffer can hold many coalesced datagrams of one
+/// sender.
+const BUFFER_LEN: usize = 64 * 1024;
+
+/// Receive buffers and what the last receive put into them, reused across calls.
+pub(crate) struct RecvBatch {
+    buffers: [Box<[u8]>; BATCH],
+    meta: [RecvMeta; BATCH],
+    /// (buffer, offset, length, source) of each datagram of the last receive.
+    datagrams: Vec<(usize, usize, usize, SocketAddr)>,
+}
+
+impl RecvBatch {
+    pub(crate) fn new() -> Self {
+        RecvBatch {
+            buffers: std::array::from_fn(|_| vec![0u8; BUFFER_LEN].into_boxed_slice()),
+            meta: [RecvMeta::default(); BATCH],
+            datagrams: Vec::with_capacity(BATCH * 4),
+        }
+    }
+
+    /// Datagrams from the last receive.
+    pub(crate) fn len(&self) -> usize {
+        self.datagrams.len()
+    }
+
+    /// The `index`th datagram of the last receive, mutable so it can be unprotected in place.
+    pub(crate) fn datagram_mut(&mut self, index: usize) -> Option<(SocketAddr, &mut [u8])> {
+        let &(buffer, offset, len, source) = self.datagrams.get(index)?;
+        let bytes = self
+            .buffers
+            .get_mut(buffer)?
+            .get_mut(offset..offset + len)?;
+        Some((source, bytes))
+    }
+}
+
+/// The worker's socket on the media port.
+pub(crate) struct BatchSocket {
+    socket: mio::net::UdpSocket,
+    state: UdpSocketState,
+    send_errors: u64,
+}
+
+impl BatchSocket {
+    pub(crate) fn new(socket: mio::net::UdpSocket) -> io::Result<Self> {
+        let state = UdpSocketState::new((&socket).into())?;
+        // Bursts of video to many subscribers need room in the kernel's queues.
+        let _ = state.set_send_buffer_size((&socket).into(), 4 * 1024 * 1024);
+        let _ = state.set_recv_buffer_size((&socket).into(), 4 * 1024 * 1024);
+        Ok(BatchSocket {
+            socket,
+            state,
+            send_errors: 0,
+        })
+    }
+
+    /// Reads up to a batch of datagrams; returns how many arrived (0 never: would-block is
+    /// an error of kind `WouldBlock`).
+    pub(crate) fn recv(&mut self, batch: &mut RecvBatch) -> io::Result<usize> {
+        batch.datagrams.clear();
+        let mut slices = batch
+            .buffers
+            .each_mut()
+            .map(|buffer| IoSliceMut::new(&mut buffer[..]));
+        let count = self
+            .state
+            .recv((&self.socket).into(), &mut slices, &mut batch.meta)?;
+        for (buffer, meta) in batch.meta.iter().take(count).enumerate() {
+            let stride = meta.stride.max(1);
+            let mut offset = 0;
+            while offset < meta.len {
+                let len = stride.min(meta.len - offset);
+                batch.datagrams.push((buffer, offset, len, meta.addr));
+                offset += len;
+            }
+        }
+        Ok(batch.datagrams.len())
+    }
+
+    /// Sends one datagram. Send errors concern one peer and are counted, not returned.
+    pub(crate) fn send(&mut self, destination: SocketAddr, contents: &[u8]) {
+        let transmit = Transmit {
+            destination,
+            ecn: None,
+            contents,
+            segment_size: None,
+            src_ip: None,
+        };
+        if self
+            .state
+            .try_send((&self.socket).into(), &transmit)
+            .is_err()
+        {
+            self.send_errors += 1;
+        }
+    }
+
+    pub(crate) fn send_errors(&self) -> u64 {
+        self.send_errors
+    }
+}
+
+/// Binds a non-blocking UDP socket with SO_REUSEPORT, so that every worker can own a socket
+/// on the one media port.
+pub(crate) fn bind_reuse_port(address: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    Ok(socket.into())
+}
