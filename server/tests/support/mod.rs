@@ -1,0 +1,41 @@
+//! The harness shared by the interop tests: webrtc-rs peers confined to loopback, the known
+//! media a publisher sends and the checks a receiver makes on it, a lossy UDP proxy, and the SDP
+//! edits the tests need. Nothing here knows the SFU, so the harness can be tested on its own by
+//! connecting two webrtc-rs peers to each other.
+
+// Each test binary compiles this module and uses a different part of it.
+#![allow(dead_code)]
+
+pub mod media;
+pub mod peer;
+pub mod proxy;
+pub mod sdp;
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Awaits `future` for at most `limit`, naming `what` in the error so that a stuck run says
+/// where it stopped instead of hanging.
+pub async fn within<T>(
+    limit: Duration,
+    what: &str,
+    future: impl Future<Output = T>,
+) -> anyhow::Result<T> {
+    tokio::time::timeout(limit, future)
+        .await
+        .map_err(|_| anyhow::anyhow!("timed out after {limit:?} waiting for {what}"))
+}
+
+/// Polls `condition` every 50 ms until it holds or `limit` passes.
+pub async fn wait_until(
+    limit: Duration,
+    what: &str,
+    mut condition: impl FnMut() -> bool,
+) -> anyhow::Result<()> {
+    within(limit, what, async {
+        while !condition() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+}

@@ -1,0 +1,365 @@
+//! webrtc-rs peers for the interop tests: the default codecs and interceptors (NACK, RTX,
+//! receiver reports, as a real client has them), ICE restricted to UDP over IPv4 on 127.0.0.1
+//! without mDNS so nothing leaves the machine, non-trickle offers, and a recording of every RTP
+//! packet the peer receives, by media kind.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::ice::network_type::NetworkType;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
+};
+use tokio::sync::watch;
+use webrtc::media_stream::MediaStreamTrack;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, Registry,
+    SettingEngineBuilder, register_default_interceptors,
+};
+use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit, RtpSender};
+
+use super::media::{Kind, Received};
+use super::within;
+
+/// ICE gathering on one loopback socket takes milliseconds; the margin is for a loaded machine.
+const GATHERING_LIMIT: Duration = Duration::from_secs(10);
+
+/// Everything a peer received, by kind, plus the SSRCs its remote declared for each track.
+#[derive(Debug, Default)]
+struct Recording {
+    packets: HashMap<Kind, Vec<Received>>,
+    declared_ssrcs: HashMap<Kind, Vec<u32>>,
+}
+
+/// The event handler: publishes state changes and records incoming tracks.
+struct Events {
+    name: String,
+    state: watch::Sender<RTCPeerConnectionState>,
+    gathering_complete: watch::Sender<bool>,
+    recording: Arc<Mutex<Recording>>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Events {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            self.gathering_complete.send_replace(true);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        eprintln!("[{}] connection state: {state}", self.name);
+        self.state.send_replace(state);
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let kind = match track.kind().await {
+            RtpCodecKind::Audio => Kind::Audio,
+            RtpCodecKind::Video => Kind::Video,
+            other => {
+                eprintln!("[{}] ignoring a track of kind {other}", self.name);
+                return;
+            }
+        };
+        let declared = track.ssrcs().await;
+        eprintln!("[{}] {kind:?} track, SSRCs {declared:?}", self.name);
+        lock(&self.recording).declared_ssrcs.insert(kind, declared);
+        let recording = Arc::clone(&self.recording);
+        // Ends when the track ends, which closing the peer connection causes.
+        tokio::spawn(async move {
+            while let Some(event) = track.poll().await {
+                if let TrackRemoteEvent::OnRtpPacket(packet) = event {
+                    lock(&recording)
+                        .packets
+                        .entry(kind)
+                        .or_default()
+                        .push(Received::from_rtp(&packet));
+                }
+            }
+        });
+    }
+}
+
+fn lock(recording: &Mutex<Recording>) -> std::sync::MutexGuard<'_, Recording> {
+    // A panicking recorder task has already failed the test; keep reading what it left.
+    recording
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A webrtc-rs peer connection confined to loopback.
+pub struct Peer {
+    pub name: String,
+    pub pc: Arc<dyn PeerConnection>,
+    state: watch::Receiver<RTCPeerConnectionState>,
+    gathering_complete: watch::Receiver<bool>,
+    recording: Arc<Mutex<Recording>>,
+}
+
+/// A track the peer sends, with what it needs to build valid RTP for it.
+pub struct SendTrack {
+    pub kind: Kind,
+    pub ssrc: u32,
+    pub track: Arc<TrackLocalStaticRTP>,
+    pub sender: Arc<dyn RtpSender>,
+    /// Known once negotiation is done: see [`SendTrack::resolve_payload_type`].
+    pub payload_type: Option<u8>,
+}
+
+impl Peer {
+    pub async fn new(name: &str) -> anyhow::Result<Peer> {
+        let mut media_engine = MediaEngine::default();
+        media_engine.register_default_codecs()?;
+        let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
+        let settings = SettingEngineBuilder::new()
+            .with_network_types(vec![NetworkType::Udp4])
+            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+            .build();
+        let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
+        let (gathering_tx, gathering_complete) = watch::channel(false);
+        let recording = Arc::new(Mutex::new(Recording::default()));
+        let events = Events {
+            name: name.to_owned(),
+            state: state_tx,
+            gathering_complete: gathering_tx,
+            recording: Arc::clone(&recording),
+        };
+        let pc = PeerConnectionBuilder::new()
+            .with_media_engine(media_engine)
+            .with_interceptor_registry(registry)
+            .with_setting_engine(settings)
+            .with_handler(Arc::new(events))
+            // Binding to 127.0.0.1 is what keeps the ICE agent on loopback: it gathers host
+            // candidates only from the sockets it is given.
+            .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
+            .build()
+            .await
+            .with_context(|| format!("building peer {name}"))?;
+        Ok(Peer {
+            name: name.to_owned(),
+            pc: Arc::new(pc),
+            state,
+            gathering_complete,
+            recording,
+        })
+    }
+
+    /// Adds a track this peer sends (Opus for audio, VP8 with an RTX stream for video).
+    pub async fn add_send_track(&self, kind: Kind, ssrc: u32) -> anyhow::Result<SendTrack> {
+        let (codec_kind, mime_type, clock_rate, channels, rtx) = match kind {
+            Kind::Audio => (RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000, 2, None),
+            Kind::Video => (
+                RtpCodecKind::Video,
+                MIME_TYPE_VP8,
+                90_000,
+                0,
+                Some(RTCRtpRtxParameters {
+                    ssrc: ssrc.wrapping_add(1),
+                }),
+            ),
+        };
+        let mut encoding = RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                rtx,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        encoding.codec.mime_type = mime_type.to_owned();
+        encoding.codec.clock_rate = clock_rate;
+        encoding.codec.channels = channels;
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            format!("{}-stream", self.name),
+            format!("{}-{kind:?}", self.name),
+            format!("{} {kind:?}", self.name),
+            codec_kind,
+            vec![encoding],
+        )));
+        let sender = self
+            .pc
+            .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+            .await
+            .with_context(|| format!("{}: adding the {kind:?} track", self.name))?;
+        Ok(SendTrack {
+            kind,
+            ssrc,
+            track,
+            sender,
+            payload_type: None,
+        })
+    }
+
+    /// Adds a receive-only transceiver, as a WHEP player does.
+    pub async fn add_receive_only(&self, kind: Kind) -> anyhow::Result<()> {
+        let codec_kind = match kind {
+            Kind::Audio => RtpCodecKind::Audio,
+            Kind::Video => RtpCodecKind::Video,
+        };
+        self.pc
+            .add_transceiver_from_kind(
+                codec_kind,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    streams: vec![],
+                    send_encodings: vec![],
+                }),
+            )
+            .await
+            .with_context(|| format!("{}: adding a recvonly {kind:?} transceiver", self.name))?;
+        Ok(())
+    }
+
+    /// Creates an offer and returns it once ICE gathering is complete (no trickle).
+    pub async fn complete_offer(&self) -> anyhow::Result<String> {
+        let offer = self.pc.create_offer(None).await?;
+        self.pc.set_local_description(offer).await?;
+        self.complete_local_description().await
+    }
+
+    /// Answers `offer` and returns the answer once ICE gathering is complete.
+    pub async fn complete_answer(&self, offer: &str) -> anyhow::Result<String> {
+        self.pc
+            .set_remote_description(RTCSessionDescription::offer(offer.to_owned())?)
+            .await
+            .with_context(|| format!("{}: applying the offer", self.name))?;
+        let answer = self.pc.create_answer(None).await?;
+        self.pc.set_local_description(answer).await?;
+        self.complete_local_description().await
+    }
+
+    async fn complete_local_description(&self) -> anyhow::Result<String> {
+        let mut gathered = self.gathering_complete.clone();
+        within(
+            GATHERING_LIMIT,
+            "ICE gathering",
+            gathered.wait_for(|complete| *complete),
+        )
+        .await??;
+        let description = self
+            .pc
+            .local_description()
+            .await
+            .with_context(|| format!("{}: no local description after gathering", self.name))?;
+        Ok(description.sdp)
+    }
+
+    pub async fn accept_answer(&self, answer: &str) -> anyhow::Result<()> {
+        self.pc
+            .set_remote_description(RTCSessionDescription::answer(answer.to_owned())?)
+            .await
+            .with_context(|| format!("{}: applying the answer", self.name))
+    }
+
+    pub fn state(&self) -> RTCPeerConnectionState {
+        *self.state.borrow()
+    }
+
+    /// Waits for ICE and DTLS to complete; a failed or closed connection ends the wait at once.
+    pub async fn connected(&self, limit: Duration) -> anyhow::Result<()> {
+        let mut state = self.state.clone();
+        let reached = within(
+            limit,
+            &format!("{} to connect", self.name),
+            state.wait_for(|state| {
+                matches!(
+                    state,
+                    RTCPeerConnectionState::Connected
+                        | RTCPeerConnectionState::Failed
+                        | RTCPeerConnectionState::Closed
+                )
+            }),
+        )
+        .await??
+        .to_owned();
+        if reached != RTCPeerConnectionState::Connected {
+            bail!("{}: connection {reached} instead of connected", self.name);
+        }
+        eprintln!("[{}] connected", self.name);
+        Ok(())
+    }
+
+    /// A copy of the RTP packets received so far on the track of `kind`, in arrival order.
+    pub fn received(&self, kind: Kind) -> Vec<Received> {
+        lock(&self.recording)
+            .packets
+            .get(&kind)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn received_count(&self, kind: Kind) -> usize {
+        lock(&self.recording).packets.get(&kind).map_or(0, Vec::len)
+    }
+
+    /// The SSRCs the remote declared for the incoming track of `kind`.
+    pub fn declared_ssrcs(&self, kind: Kind) -> Vec<u32> {
+        lock(&self.recording)
+            .declared_ssrcs
+            .get(&kind)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub async fn close(&self) {
+        if let Err(error) = self.pc.close().await {
+            eprintln!("[{}] close: {error}", self.name);
+        }
+    }
+}
+
+impl SendTrack {
+    /// Looks up the payload type negotiated for this track's codec; writing needs it.
+    pub async fn resolve_payload_type(&mut self) -> anyhow::Result<u8> {
+        let mime_type = match self.kind {
+            Kind::Audio => MIME_TYPE_OPUS,
+            Kind::Video => MIME_TYPE_VP8,
+        };
+        let parameters = self.sender.get_parameters().await?;
+        let payload_type = parameters
+            .rtp_parameters
+            .codecs
+            .iter()
+            .find(|codec| codec.rtp_codec.mime_type.eq_ignore_ascii_case(mime_type))
+            .map(|codec| codec.payload_type)
+            .with_context(|| format!("{mime_type} was not negotiated"))?;
+        self.payload_type = Some(payload_type);
+        Ok(payload_type)
+    }
+
+    pub async fn write(
+        &self,
+        marker: bool,
+        sequence_number: u16,
+        timestamp: u32,
+        payload: Bytes,
+    ) -> anyhow::Result<()> {
+        let payload_type = self
+            .payload_type
+            .context("the payload type is not resolved: negotiate first")?;
+        let packet = rtp::Packet {
+            header: rtp::header::Header {
+                version: 2,
+                marker,
+                payload_type,
+                sequence_number,
+                timestamp,
+                ssrc: self.ssrc,
+                ..Default::default()
+            },
+            payload,
+        };
+        self.track.write_rtp(packet).await?;
+        Ok(())
+    }
+}

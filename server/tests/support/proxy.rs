@@ -1,0 +1,140 @@
+//! A lossy UDP proxy on 127.0.0.1 that stands between one client and one server: it drops a
+//! share of the client's RTP and RTCP (first byte 128..=191, RFC 7983) at random from a seeded
+//! RNG and forwards everything else (STUN, DTLS) and everything from the server untouched, so
+//! the handshakes complete and only media needs repair. Bounded in time and in datagrams; it
+//! stops when told to, when dropped, or when either bound is reached.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::net::UdpSocket;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+#[derive(Debug, Default)]
+pub struct ProxyCounters {
+    pub from_client: AtomicU64,
+    pub dropped: AtomicU64,
+    pub from_server: AtomicU64,
+}
+
+pub struct LossyProxy {
+    /// Where the client must send: the proxy's socket.
+    pub addr: SocketAddr,
+    pub counters: Arc<ProxyCounters>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+/// What the proxy does and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct Impairment {
+    /// Probability of dropping one client RTP/RTCP datagram.
+    pub loss: f64,
+    pub seed: u64,
+    pub lifetime: Duration,
+    pub max_datagrams: u64,
+}
+
+impl LossyProxy {
+    pub async fn start(server: SocketAddr, impairment: Impairment) -> anyhow::Result<LossyProxy> {
+        let socket = UdpSocket::bind("127.0.0.1:0").await?;
+        let addr = socket.local_addr()?;
+        let counters = Arc::new(ProxyCounters::default());
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(run(
+            socket,
+            server,
+            impairment,
+            Arc::clone(&counters),
+            stopped,
+        ));
+        Ok(LossyProxy {
+            addr,
+            counters,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.counters.dropped.load(Ordering::Relaxed)
+    }
+
+    pub fn from_client(&self) -> u64 {
+        self.counters.from_client.load(Ordering::Relaxed)
+    }
+
+    pub fn from_server(&self) -> u64 {
+        self.counters.from_server.load(Ordering::Relaxed)
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for LossyProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn run(
+    socket: UdpSocket,
+    server: SocketAddr,
+    impairment: Impairment,
+    counters: Arc<ProxyCounters>,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let mut rng = ChaCha8Rng::seed_from_u64(impairment.seed);
+    let deadline = tokio::time::sleep(impairment.lifetime);
+    tokio::pin!(deadline);
+    let mut client: Option<SocketAddr> = None;
+    let mut buf = vec![0u8; 2048];
+    for _ in 0..impairment.max_datagrams {
+        let (len, from) = tokio::select! {
+            received = socket.recv_from(&mut buf) => match received {
+                Ok(received) => received,
+                Err(error) => {
+                    // ICMP port unreachable from a peer that has gone shows up here; go on.
+                    eprintln!("[proxy] receive: {error}");
+                    continue;
+                }
+            },
+            _ = &mut stopped => return,
+            _ = &mut deadline => {
+                eprintln!("[proxy] lifetime over");
+                return;
+            }
+        };
+        let datagram = &buf[..len];
+        let to = if from == server {
+            counters.from_server.fetch_add(1, Ordering::Relaxed);
+            match client {
+                Some(client) => client,
+                None => continue,
+            }
+        } else {
+            client = Some(from);
+            counters.from_client.fetch_add(1, Ordering::Relaxed);
+            let is_media = matches!(datagram.first(), Some(128..=191));
+            if is_media && rng.random_bool(impairment.loss) {
+                counters.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            server
+        };
+        if let Err(error) = socket.send_to(datagram, to).await {
+            eprintln!("[proxy] send to {to}: {error}");
+        }
+    }
+    eprintln!("[proxy] datagram budget spent");
+}
