@@ -143,9 +143,9 @@ async fn harness_peer_to_peer_recovers_through_lossy_proxy() -> anyhow::Result<(
     .await;
     eprintln!(
         "proxy: {} datagrams from the publisher, {} dropped, {} from the receiver",
-        proxy.from_client(),
+        proxy.client_datagrams(),
         proxy.dropped(),
-        proxy.from_server()
+        proxy.server_datagrams()
     );
     let video = receiver.received(Kind::Video);
     eprintln!(

@@ -65,11 +65,11 @@ impl LossyProxy {
         self.counters.dropped.load(Ordering::Relaxed)
     }
 
-    pub fn from_client(&self) -> u64 {
+    pub fn client_datagrams(&self) -> u64 {
         self.counters.from_client.load(Ordering::Relaxed)
     }
 
-    pub fn from_server(&self) -> u64 {
+    pub fn server_datagrams(&self) -> u64 {
         self.counters.from_server.load(Ordering::Relaxed)
     }
 
