@@ -10,6 +10,7 @@ use support::media::{Expectation, Kind, MediaPlan, counter_of, send_plan};
 use support::peer::{Peer, SendTrack};
 use support::proxy::{Impairment, LossyProxy};
 use support::{sdp, wait_until, within};
+use webrtc::peer_connection::RTCPeerConnectionState;
 
 const CONNECT_LIMIT: Duration = Duration::from_secs(30);
 const PUBLISHER_SSRCS: (u32, u32) = (0x1111_0000, 0x2222_0000);
@@ -28,7 +29,8 @@ async fn connect_pair(
         .await?;
     let offer = publisher.complete_offer().await?;
     let receiver = Peer::new("receiver").await?;
-    let mut answer = receiver.complete_answer(&offer).await?;
+    receiver.apply_offer(&offer).await?;
+    let mut answer = receiver.complete_answer().await?;
     if let Some(proxy) = via {
         let answerer_addr = *sdp::candidates(&answer)
             .first()
@@ -96,7 +98,8 @@ async fn harness_peer_to_peer_recovers_through_lossy_proxy() -> anyhow::Result<(
         .await?;
     let offer = publisher.complete_offer().await?;
     let receiver = Peer::new("receiver").await?;
-    let answer = receiver.complete_answer(&offer).await?;
+    receiver.apply_offer(&offer).await?;
+    let answer = receiver.complete_answer().await?;
     let receiver_addr = *sdp::candidates(&answer)
         .first()
         .expect("the answer has a candidate");
@@ -161,6 +164,94 @@ async fn harness_peer_to_peer_recovers_through_lossy_proxy() -> anyhow::Result<(
     );
     video_expectation.check_complete_below(&receiver.received(Kind::Video), required)?;
     proxy.shutdown().await;
+    publisher.close().await;
+    receiver.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harness_receive_only_offerer_records_both_tracks() -> anyhow::Result<()> {
+    // The subscriber side of the SFU tests: a recvonly offer, answered here by a sending peer.
+    let plan = MediaPlan {
+        video_frames: 30,
+        packets_per_frame: 3,
+        audio_packets: 50,
+    };
+    let subscriber = Peer::new("subscriber").await?;
+    subscriber.add_receive_only(Kind::Audio).await?;
+    subscriber.add_receive_only(Kind::Video).await?;
+    let offer = subscriber.complete_offer().await?;
+    let sender = Peer::new("sender").await?;
+    sender.apply_offer(&offer).await?;
+    let mut audio = sender
+        .add_send_track(Kind::Audio, PUBLISHER_SSRCS.0)
+        .await?;
+    let mut video = sender
+        .add_send_track(Kind::Video, PUBLISHER_SSRCS.1)
+        .await?;
+    let answer = sender.complete_answer().await?;
+    subscriber.accept_answer(&answer).await?;
+    subscriber.connected(CONNECT_LIMIT).await?;
+    sender.connected(CONNECT_LIMIT).await?;
+    audio.resolve_payload_type().await?;
+    video.resolve_payload_type().await?;
+    within(
+        plan.duration() + Duration::from_secs(10),
+        "sending",
+        send_plan(&plan, &audio, &video),
+    )
+    .await??;
+    let complete = || {
+        [Kind::Audio, Kind::Video]
+            .iter()
+            .all(|&kind| subscriber.received_count(kind) >= plan.count(kind) as usize)
+    };
+    wait_until(
+        Duration::from_secs(10),
+        "every packet at the subscriber",
+        complete,
+    )
+    .await?;
+    for kind in [Kind::Audio, Kind::Video] {
+        let declared = subscriber.declared_ssrcs(kind);
+        assert!(
+            !declared.is_empty(),
+            "{kind:?}: the answer declared no SSRC"
+        );
+        let expectation = Expectation {
+            plan: &plan,
+            kind,
+            foreign_ssrc: None,
+            declared_ssrcs: &declared,
+        };
+        expectation.check_exact(&subscriber.received(kind))?;
+    }
+    sender.close().await;
+    subscriber.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harness_forged_fingerprint_is_refused_by_webrtc_rs() -> anyhow::Result<()> {
+    // The forgery of the wrong-certificate test must be one an independent implementation
+    // refuses, or that test would prove nothing.
+    let publisher = Peer::new("forger").await?;
+    publisher
+        .add_send_track(Kind::Audio, PUBLISHER_SSRCS.0)
+        .await?;
+    let offer = publisher.complete_offer().await?;
+    let (forged, count) = sdp::forge_fingerprints(&offer);
+    assert!(count > 0);
+    let receiver = Peer::new("verifier").await?;
+    receiver.apply_offer(&forged).await?;
+    let answer = receiver.complete_answer().await?;
+    publisher.accept_answer(&answer).await?;
+    let settled = receiver.settled(CONNECT_LIMIT).await?;
+    assert_ne!(
+        settled,
+        RTCPeerConnectionState::Connected,
+        "the verifier connected to a peer whose certificate it was not told"
+    );
     publisher.close().await;
     receiver.close().await;
     Ok(())

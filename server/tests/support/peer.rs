@@ -227,12 +227,16 @@ impl Peer {
         self.complete_local_description().await
     }
 
-    /// Answers `offer` and returns the answer once ICE gathering is complete.
-    pub async fn complete_answer(&self, offer: &str) -> anyhow::Result<String> {
+    /// Applies a remote offer; tracks added after this answer its transceivers.
+    pub async fn apply_offer(&self, offer: &str) -> anyhow::Result<()> {
         self.pc
             .set_remote_description(RTCSessionDescription::offer(offer.to_owned())?)
             .await
-            .with_context(|| format!("{}: applying the offer", self.name))?;
+            .with_context(|| format!("{}: applying the offer", self.name))
+    }
+
+    /// Answers the applied offer and returns the answer once ICE gathering is complete.
+    pub async fn complete_answer(&self) -> anyhow::Result<String> {
         let answer = self.pc.create_answer(None).await?;
         self.pc.set_local_description(answer).await?;
         self.complete_local_description().await
@@ -287,6 +291,24 @@ impl Peer {
         }
         eprintln!("[{}] connected", self.name);
         Ok(())
+    }
+
+    /// Waits for the connection to leave `new` and `connecting`, and returns where it went.
+    pub async fn settled(&self, limit: Duration) -> anyhow::Result<RTCPeerConnectionState> {
+        let mut state = self.state.clone();
+        let reached = within(
+            limit,
+            &format!("{} to settle", self.name),
+            state.wait_for(|state| {
+                !matches!(
+                    state,
+                    RTCPeerConnectionState::New | RTCPeerConnectionState::Connecting
+                )
+            }),
+        )
+        .await??
+        .to_owned();
+        Ok(reached)
     }
 
     /// A copy of the RTP packets received so far on the track of `kind`, in arrival order.
