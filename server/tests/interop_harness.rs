@@ -28,6 +28,10 @@ async fn connect_pair(
         .add_send_track(Kind::Video, PUBLISHER_SSRCS.1)
         .await?;
     let offer = publisher.complete_offer().await?;
+    assert!(
+        sdp::has_attribute(&offer, "a=sendonly"),
+        "a WHIP-style offer is send-only"
+    );
     let receiver = Peer::new("receiver").await?;
     receiver.apply_offer(&offer).await?;
     let mut answer = receiver.complete_answer().await?;
@@ -49,6 +53,7 @@ async fn connect_pair(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn harness_peer_to_peer_delivers_the_plan_exactly() -> anyhow::Result<()> {
+    let _turn = support::one_at_a_time().await;
     let plan = MediaPlan::STANDARD;
     let (publisher, receiver, audio, video) = connect_pair(None).await?;
     eprintln!("connected; sending {:?}", plan);
@@ -86,6 +91,7 @@ async fn harness_peer_to_peer_delivers_the_plan_exactly() -> anyhow::Result<()> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn harness_peer_to_peer_recovers_through_lossy_proxy() -> anyhow::Result<()> {
+    let _turn = support::one_at_a_time().await;
     let plan = MediaPlan::STANDARD;
     // The proxy must know the receiver's address before the receiver exists; a placeholder
     // peer cannot be avoided without trickle, so build the pair by hand here.
@@ -171,6 +177,7 @@ async fn harness_peer_to_peer_recovers_through_lossy_proxy() -> anyhow::Result<(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn harness_receive_only_offerer_records_both_tracks() -> anyhow::Result<()> {
+    let _turn = support::one_at_a_time().await;
     // The subscriber side of the SFU tests: a recvonly offer, answered here by a sending peer.
     let plan = MediaPlan {
         video_frames: 30,
@@ -233,6 +240,7 @@ async fn harness_receive_only_offerer_records_both_tracks() -> anyhow::Result<()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn harness_forged_fingerprint_is_refused_by_webrtc_rs() -> anyhow::Result<()> {
+    let _turn = support::one_at_a_time().await;
     // The forgery of the wrong-certificate test must be one an independent implementation
     // refuses, or that test would prove nothing.
     let publisher = Peer::new("forger").await?;

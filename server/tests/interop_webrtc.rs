@@ -201,6 +201,7 @@ async fn close_all(sfu: &Sfu, peers: Vec<(Peer, SessionId)>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwards_every_payload_to_three_subscribers() -> anyhow::Result<()> {
+    let _turn = support::one_at_a_time().await;
     let sfu = Sfu::start(MediaConfig::loopback())?;
     eprintln!("SFU media port {}", sfu.media_addr());
     let room = "forwarding";
@@ -269,6 +270,7 @@ async fn forwards_every_payload_to_three_subscribers() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovers_from_publisher_loss_with_nack() -> anyhow::Result<()> {
+    let _turn = support::one_at_a_time().await;
     let sfu = Sfu::start(MediaConfig::loopback())?;
     eprintln!("SFU media port {}", sfu.media_addr());
     let impairment = Impairment {
@@ -365,6 +367,7 @@ async fn recovers_from_publisher_loss_with_nack() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_certificate_gets_no_media() -> anyhow::Result<()> {
+    let _turn = support::one_at_a_time().await;
     let sfu = Sfu::start(MediaConfig::loopback())?;
     eprintln!("SFU media port {}", sfu.media_addr());
     let room = "forged";
@@ -454,6 +457,7 @@ const SPOOF_MARK: &[u8] = b"SPOOFED-NOT-FROM-A-CHECKED-ADDRESS";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rtp_from_unchecked_address_is_dropped() -> anyhow::Result<()> {
+    let _turn = support::one_at_a_time().await;
     let sfu = Sfu::start(MediaConfig::loopback())?;
     eprintln!("SFU media port {}", sfu.media_addr());
     let room = "unchecked";

@@ -14,6 +14,16 @@ pub mod sdp;
 use std::future::Future;
 use std::time::Duration;
 
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Held for the whole of a test that runs peers in real time, so that the tests of a binary
+/// take turns instead of sharing a loaded machine's cores with each other (no test asserts
+/// timings, but paced media and retransmission timers behave more like a real network this
+/// way). A failed test releases it too: the lock does not poison.
+pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().await
+}
+
 /// Awaits `future` for at most `limit`, naming `what` in the error so that a stuck run says
 /// where it stopped instead of hanging.
 pub async fn within<T>(

@@ -154,7 +154,8 @@ impl Peer {
         })
     }
 
-    /// Adds a track this peer sends (Opus for audio, VP8 with an RTX stream for video).
+    /// Adds a track to send (Opus for audio, VP8 with an RTX stream for video): send-only in an
+    /// offer, or on the transceiver of a remote offer already applied.
     pub async fn add_send_track(&self, kind: Kind, ssrc: u32) -> anyhow::Result<SendTrack> {
         let (codec_kind, mime_type, clock_rate, channels, rtx) = match kind {
             Kind::Audio => (RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000, 2, None),
@@ -186,11 +187,27 @@ impl Peer {
             codec_kind,
             vec![encoding],
         )));
-        let sender = self
-            .pc
-            .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
-            .await
-            .with_context(|| format!("{}: adding the {kind:?} track", self.name))?;
+        let local: Arc<dyn TrackLocal> = Arc::clone(&track) as Arc<dyn TrackLocal>;
+        let sender = if self.pc.remote_description().await.is_some() {
+            // Answering: the track takes the transceiver the offer made for its kind.
+            self.pc.add_track(local).await
+        } else {
+            // Offering: send-only, as a WHIP client offers.
+            let init = RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                streams: vec![],
+                send_encodings: vec![],
+            };
+            match self.pc.add_transceiver_from_track(local, Some(init)).await {
+                Ok(transceiver) => transceiver.sender().await.and_then(|sender| {
+                    sender.ok_or(webrtc::error::Error::Other(
+                        "a send-only transceiver without a sender".to_owned(),
+                    ))
+                }),
+                Err(error) => Err(error),
+            }
+        }
+        .with_context(|| format!("{}: adding the {kind:?} track", self.name))?;
         Ok(SendTrack {
             kind,
             ssrc,
