@@ -549,3 +549,26 @@ async fn rtp_from_unchecked_address_is_dropped() -> anyhow::Result<()> {
     close_all(&sfu, vec![(publisher.peer, publisher.session)]).await;
     Ok(())
 }
+
+#[test]
+fn answer_check_accepts_the_promised_shape_and_rejects_others() {
+    let media_addr: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let answer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=ice-lite\r\n\
+                  a=group:BUNDLE 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n\
+                  a=setup:passive\r\na=fingerprint:sha-256 AB:CD\r\n\
+                  a=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\n";
+    check_answer(answer, media_addr).expect("the promised shape");
+    for (wrong, right) in [
+        ("a=ice-lite\r\n", ""),
+        ("a=setup:passive", "a=setup:active"),
+        ("sha-256", "sha-1"),
+        ("40000 typ host", "40001 typ host"),
+        ("typ host", "typ srflx"),
+    ] {
+        let broken = answer.replace(wrong, right);
+        assert!(
+            check_answer(&broken, media_addr).is_err(),
+            "accepted with {wrong:?} -> {right:?}"
+        );
+    }
+}
