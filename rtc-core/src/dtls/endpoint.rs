@@ -399,7 +399,9 @@ fn split_keying_material(
 
 fn master_key(key: &[u8], salt: &[u8]) -> Result<SrtpMasterKey, DtlsError> {
     let mut master = SrtpMasterKey {
-        key: key.try_into().map_err(|_| DtlsError::KeyingMaterialLength)?,
+        key: key
+            .try_into()
+            .map_err(|_| DtlsError::KeyingMaterialLength)?,
         salt: [0; 14],
     };
     master

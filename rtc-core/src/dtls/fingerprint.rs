@@ -46,7 +46,7 @@ impl Fingerprint {
     pub fn parse(value: &str) -> Result<Self, DtlsError> {
         let value = value.trim();
         let (hash_name, hex) = value
-            .split_once(|c: char| c == ' ' || c == '\t')
+            .split_once([' ', '\t'])
             .ok_or(DtlsError::FingerprintSyntax)?;
         if !hash_name.eq_ignore_ascii_case(HASH_NAME) {
             return Err(DtlsError::FingerprintHashUnsupported);
@@ -69,11 +69,7 @@ fn parse_hex_pair(pair: &str) -> Result<u8, DtlsError> {
     let [high, low] = pair.as_bytes() else {
         return Err(DtlsError::FingerprintSyntax);
     };
-    let digit = |c: u8| {
-        (c as char)
-            .to_digit(16)
-            .ok_or(DtlsError::FingerprintSyntax)
-    };
+    let digit = |c: u8| (c as char).to_digit(16).ok_or(DtlsError::FingerprintSyntax);
     // Two hex digits are at most 0xFF, so the value always fits a byte.
     Ok((digit(*high)? * 16 + digit(*low)?) as u8)
 }
@@ -147,13 +143,31 @@ mod tests {
         let cases = [
             ("", DtlsError::FingerprintSyntax),
             ("sha-256", DtlsError::FingerprintSyntax),
-            (&format!("sha-1 {pairs}"), DtlsError::FingerprintHashUnsupported),
+            (
+                &format!("sha-1 {pairs}"),
+                DtlsError::FingerprintHashUnsupported,
+            ),
             (&format!("sha-256 {pairs}:00"), DtlsError::FingerprintSyntax),
-            (&format!("sha-256 {}", &pairs[3..]), DtlsError::FingerprintSyntax),
-            (&format!("sha-256 {}", pairs.replace("E3", "G3")), DtlsError::FingerprintSyntax),
-            (&format!("sha-256 {}", pairs.replace("E3", "+E")), DtlsError::FingerprintSyntax),
-            (&format!("sha-256 {}", pairs.replace("E3", "E")), DtlsError::FingerprintSyntax),
-            (&format!("sha-256 {}", pairs.replace(':', "-")), DtlsError::FingerprintSyntax),
+            (
+                &format!("sha-256 {}", &pairs[3..]),
+                DtlsError::FingerprintSyntax,
+            ),
+            (
+                &format!("sha-256 {}", pairs.replace("E3", "G3")),
+                DtlsError::FingerprintSyntax,
+            ),
+            (
+                &format!("sha-256 {}", pairs.replace("E3", "+E")),
+                DtlsError::FingerprintSyntax,
+            ),
+            (
+                &format!("sha-256 {}", pairs.replace("E3", "E")),
+                DtlsError::FingerprintSyntax,
+            ),
+            (
+                &format!("sha-256 {}", pairs.replace(':', "-")),
+                DtlsError::FingerprintSyntax,
+            ),
         ];
         for (input, error) in cases {
             assert_eq!(Fingerprint::parse(input), Err(error), "input {input:?}");

@@ -172,7 +172,8 @@ impl Pair {
             }
             self.client.receive(self.now, &buf[..len]);
         }
-        self.server_events.extend(std::iter::from_fn(|| self.server.poll_event()));
+        self.server_events
+            .extend(std::iter::from_fn(|| self.server.poll_event()));
         moved
     }
 
@@ -194,7 +195,10 @@ impl Pair {
             };
             self.now = next.max(self.now);
             self.server.handle_timeout(self.now);
-            let _ = self.client.endpoint.handle_timeout(addr(SERVER_ADDR), self.now);
+            let _ = self
+                .client
+                .endpoint
+                .handle_timeout(addr(SERVER_ADDR), self.now);
         }
     }
 
@@ -246,7 +250,10 @@ fn server_prefers_gcm_when_both_are_offered() {
 #[test]
 fn fingerprint_mismatch_fails_without_keys_and_ignores_further_input() {
     let wrong = Fingerprint::from_bytes([0xAB; 32]);
-    let mut pair = Pair::with_expected(vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm], Some(wrong));
+    let mut pair = Pair::with_expected(
+        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
+        Some(wrong),
+    );
     pair.drive(50);
     assert_eq!(pair.server_errors, vec![DtlsError::FingerprintMismatch]);
     assert_eq!(
@@ -259,7 +266,8 @@ fn fingerprint_mismatch_fails_without_keys_and_ignores_further_input() {
     for datagram in pair.client_sent.clone() {
         assert_eq!(pair.server.handle_datagram(pair.now, &datagram), Ok(()));
     }
-    pair.server.handle_timeout(pair.now + Duration::from_secs(5));
+    pair.server
+        .handle_timeout(pair.now + Duration::from_secs(5));
     assert_eq!(pair.server.poll_event(), None);
     assert_eq!(pair.server.poll_transmit(&mut [0u8; DTLS_MTU]), None);
 }
@@ -303,7 +311,8 @@ fn garbage_truncated_and_replayed_datagrams_do_not_disturb_the_handshake() {
             moved += 1;
             pair.client.receive(pair.now, &buf[..len]);
         }
-        pair.server_events.extend(std::iter::from_fn(|| pair.server.poll_event()));
+        pair.server_events
+            .extend(std::iter::from_fn(|| pair.server.poll_event()));
         if moved == 0 {
             if pair.client.completed && pair.server.is_connected() {
                 break;
@@ -330,16 +339,25 @@ fn lost_server_flight_is_retransmitted_on_timeout() {
     pair.drop_next_server_datagrams = usize::MAX;
     pair.exchange();
     pair.drop_next_server_datagrams = 0;
-    let deadline = pair.server.poll_timeout().expect("server armed a retransmit timer");
+    let deadline = pair
+        .server
+        .poll_timeout()
+        .expect("server armed a retransmit timer");
     assert!(deadline > started);
     pair.drive(50);
     pair.assert_same_keys(SrtpProfile::AeadAes128Gcm);
-    assert!(pair.now > started, "only the timer could have recovered the flight");
+    assert!(
+        pair.now > started,
+        "only the timer could have recovered the flight"
+    );
 }
 
 #[test]
 fn silent_peer_times_out() {
-    let client = Client::new(Instant::now(), vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm]);
+    let client = Client::new(
+        Instant::now(),
+        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
+    );
     let now = Instant::now();
     let mut server = DtlsEndpoint::new_server(&server_certificate(), client.fingerprint, now);
     let mut client = client;
@@ -357,7 +375,9 @@ fn silent_peer_times_out() {
     let mut buf = [0u8; DTLS_MTU];
     let mut failed = None;
     for _ in 0..100 {
-        let Some(deadline) = server.poll_timeout() else { break };
+        let Some(deadline) = server.poll_timeout() else {
+            break;
+        };
         t = deadline.max(t);
         server.handle_timeout(t);
         while server.poll_transmit(&mut buf).is_some() {}
@@ -410,7 +430,11 @@ fn our_client_role_handshakes_with_an_independent_server() {
         .with_srtp_protection_profiles(vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm])
         .build(false, None)
         .unwrap();
-    let mut peer = Endpoint::new(addr(SERVER_ADDR), Default::default(), Some(Arc::new(config)));
+    let mut peer = Endpoint::new(
+        addr(SERVER_ADDR),
+        Default::default(),
+        Some(Arc::new(config)),
+    );
 
     let client_cert = DtlsCertificate::generate(&mut ChaCha20Rng::seed_from_u64(44)).unwrap();
     let mut ours = DtlsEndpoint::new_client(&client_cert, server_fingerprint, now);

@@ -94,9 +94,6 @@ mod tests {
             results.push(endpoint.handle_datagram(*origin, datagram));
             while endpoint.poll_transmit(&mut out).is_some() {}
         }
-        assert_eq!(
-            results,
-            vec![Ok(()), Err(crate::dtls::DtlsError::Crypto)]
-        );
+        assert_eq!(results, vec![Ok(()), Err(crate::dtls::DtlsError::Crypto)]);
     }
 }
