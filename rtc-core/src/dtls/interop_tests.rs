@@ -488,3 +488,30 @@ fn capture_client_hello_seed() {
         }
     }
 }
+
+#[test]
+fn close_notify_ends_the_association_in_both_directions() {
+    // The client closes: we report Closed, stop timers and ignore what follows.
+    let mut pair = Pair::new(vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm]);
+    pair.drive(50);
+    pair.assert_same_keys(SrtpProfile::AeadAes128Gcm);
+    let _ = pair.client.endpoint.stop(pair.now, addr(SERVER_ADDR));
+    pair.exchange();
+    assert_eq!(pair.server_events.last(), Some(&DtlsEvent::Closed));
+    assert!(!pair.server.is_connected());
+    assert_eq!(pair.server.poll_timeout(), None);
+
+    // We close: a close_notify goes out and the client sees the peer leave.
+    let mut pair = Pair::new(vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm]);
+    pair.drive(50);
+    pair.server.close();
+    assert_eq!(pair.server.poll_event(), Some(DtlsEvent::Closed));
+    let mut buf = [0u8; DTLS_MTU];
+    let len = pair.server.poll_transmit(&mut buf).expect("a close_notify");
+    let events = pair
+        .client
+        .endpoint
+        .read(pair.now, addr(SERVER_ADDR), None, BytesMut::from(&buf[..len]))
+        .unwrap();
+    assert!(events.iter().any(|e| matches!(e, EndpointEvent::PeerClosed)));
+}
