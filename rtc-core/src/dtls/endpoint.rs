@@ -177,7 +177,8 @@ impl DtlsEndpoint {
 
     /// Feeds one received DTLS datagram (first byte 20..=63 per RFC 7983).
     ///
-    /// Malformed, replayed and out-of-window records are dropped without error. An error
+    /// Malformed, replayed and out-of-window records, and datagrams longer than
+    /// [`MAX_DATAGRAM_LEN`], are dropped without error. An error
     /// means the association failed (the same reason is also queued as
     /// [`DtlsEvent::Failed`]); after that, and after close, input is ignored.
     pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) -> Result<(), DtlsError> {
@@ -314,9 +315,9 @@ impl DtlsEndpoint {
         }
         self.state = State::Connected;
         // After the handshake the engine emits no peer certificate any more (renegotiation is
-        // refused), so a datagram-sized buffer is enough from now on.
+        // refused); what remains are records from one accepted datagram at most.
         if self.held_datagram_len.is_none() {
-            self.scratch.truncate(DTLS_MTU);
+            self.scratch.truncate(MAX_DATAGRAM_LEN);
             self.scratch.shrink_to_fit();
         }
         self.events.push_back(DtlsEvent::Connected(pending));

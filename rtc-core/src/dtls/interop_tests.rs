@@ -36,10 +36,31 @@ struct Client {
 
 impl Client {
     fn new(now: Instant, profiles: Vec<SrtpProtectionProfile>) -> Client {
+        Self::with_subject_names(now, profiles, vec!["client".to_owned()])
+    }
+
+    /// Many subject names make a certificate that spans several datagrams.
+    fn with_subject_names(
+        now: Instant,
+        profiles: Vec<SrtpProtectionProfile>,
+        names: Vec<String>,
+    ) -> Client {
         let provider = rtc_dtls::crypto_provider::default_provider().unwrap();
-        let certificate =
-            Certificate::generate_self_signed(vec!["client".to_owned()], provider.crypto())
-                .unwrap();
+        let key_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let der = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .self_signed(&key_pair)
+            .unwrap()
+            .der()
+            .clone();
+        let certificate = Certificate {
+            certificate: vec![der],
+            private_key: rtc_dtls::crypto::CryptoPrivateKey::from_key_pair(
+                &key_pair,
+                provider.crypto(),
+            )
+            .unwrap(),
+        };
         let fingerprint = Fingerprint::of_certificate_der(certificate.certificate[0].as_ref());
         let config = ConfigBuilder::default()
             .with_crypto_provider(provider)
@@ -511,7 +532,66 @@ fn close_notify_ends_the_association_in_both_directions() {
     let events = pair
         .client
         .endpoint
-        .read(pair.now, addr(SERVER_ADDR), None, BytesMut::from(&buf[..len]))
+        .read(
+            pair.now,
+            addr(SERVER_ADDR),
+            None,
+            BytesMut::from(&buf[..len]),
+        )
         .unwrap();
-    assert!(events.iter().any(|e| matches!(e, EndpointEvent::PeerClosed)));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, EndpointEvent::PeerClosed))
+    );
+}
+
+#[test]
+fn client_certificate_larger_than_a_datagram_is_reassembled_and_checked() {
+    let names: Vec<String> = (0..150)
+        .map(|i| format!("host-{i:03}.example.org"))
+        .collect();
+    let now = Instant::now();
+    let client = Client::with_subject_names(
+        now,
+        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
+        names,
+    );
+    let expected = client.fingerprint;
+    let mut pair = Pair {
+        now,
+        server: DtlsEndpoint::new_server(&server_certificate(), expected, now),
+        client,
+        server_events: Vec::new(),
+        server_errors: Vec::new(),
+        client_sent: Vec::new(),
+        drop_next_server_datagrams: 0,
+    };
+    pair.drive(50);
+    pair.assert_same_keys(SrtpProfile::AeadAes128Gcm);
+    let largest = pair.client_sent.iter().map(Vec::len).max().unwrap();
+    let total: usize = pair.client_sent.iter().map(Vec::len).sum();
+    assert!(
+        total > 3 * DTLS_MTU,
+        "certificate too small to span datagrams: {total}"
+    );
+    assert!(largest <= MAX_DATAGRAM_LEN);
+}
+
+#[test]
+fn application_data_after_the_handshake_is_dropped_without_harm() {
+    let mut pair = Pair::new(vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm]);
+    pair.drive(50);
+    pair.assert_same_keys(SrtpProfile::AeadAes128Gcm);
+    // A record larger than our own MTU, as a data channel might send.
+    for size in [1, 600, 1400] {
+        pair.client
+            .endpoint
+            .write(pair.now, addr(SERVER_ADDR), &vec![0x5a; size])
+            .unwrap();
+        pair.exchange();
+    }
+    assert!(pair.server.is_connected());
+    assert!(pair.server_errors.is_empty(), "{:?}", pair.server_errors);
+    assert_eq!(pair.server_events.len(), 1, "{:?}", pair.server_events);
 }
