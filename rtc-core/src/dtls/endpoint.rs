@@ -258,6 +258,15 @@ impl DtlsEndpoint {
     /// Drains the engine's outputs until it yields a datagram (held for the caller) or its
     /// next deadline, settling certificate checks and keys on the way.
     fn pump(&mut self) {
+        // After the handshake the engine emits no peer certificate any more (renegotiation is
+        // refused); what remains are records from one accepted datagram at most.
+        if self.state == State::Connected
+            && self.held_datagram_len.is_none()
+            && self.scratch.len() > MAX_DATAGRAM_LEN
+        {
+            self.scratch.truncate(MAX_DATAGRAM_LEN);
+            self.scratch.shrink_to_fit();
+        }
         let mut drained = false;
         while self.held_datagram_len.is_none() && !matches!(self.state, State::Failed(_)) {
             match self.engine.poll_output(&mut self.scratch) {
@@ -314,12 +323,6 @@ impl DtlsEndpoint {
             return;
         }
         self.state = State::Connected;
-        // After the handshake the engine emits no peer certificate any more (renegotiation is
-        // refused); what remains are records from one accepted datagram at most.
-        if self.held_datagram_len.is_none() {
-            self.scratch.truncate(MAX_DATAGRAM_LEN);
-            self.scratch.shrink_to_fit();
-        }
         self.events.push_back(DtlsEvent::Connected(pending));
     }
 
