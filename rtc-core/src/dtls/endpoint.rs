@@ -80,9 +80,11 @@ enum State {
 /// # }
 /// ```
 ///
-/// Randomness: dimpl draws handshake randoms and ephemeral ECDHE keys from aws-lc-rs's
-/// internal CSPRNG and offers no way to inject one; this is the one place rtc-core uses
-/// entropy it was not handed.
+/// Randomness: dimpl draws the handshake random, the cookie secret, record nonces and
+/// retransmission jitter from `rand`'s thread-local CSPRNG, and ephemeral ECDHE keys from
+/// aws-lc-rs. It cannot take an injected generator (its only hook is a 64-bit seed, too
+/// little entropy for a cookie secret), so this is the documented exception to rtc-core's
+/// rule that entropy is handed in.
 pub struct DtlsEndpoint {
     engine: dimpl::Dtls,
     role: DtlsRole,
