@@ -63,21 +63,29 @@ enum State {
 /// [`poll_event`](Self::poll_event)s and arm a timer for [`poll_timeout`](Self::poll_timeout).
 ///
 /// ```no_run
-/// # use rtc_core::dtls::{DtlsCertificate, DtlsEndpoint, DtlsEvent, DTLS_MTU, Fingerprint};
-/// # fn run(cert: &DtlsCertificate, remote: Fingerprint, datagram: &[u8], now: std::time::Instant) {
-/// let mut endpoint = DtlsEndpoint::new_server(cert, remote, now);
-/// let _ = endpoint.handle_datagram(now, datagram);
-/// let mut buf = [0u8; DTLS_MTU];
-/// while let Some(len) = endpoint.poll_transmit(&mut buf) {
-///     // socket.send_to(&buf[..len], peer)
-/// #   let _ = len;
-/// }
-/// while let Some(event) = endpoint.poll_event() {
-///     if let DtlsEvent::Connected(keys) = event { /* set up SRTP */ # let _ = keys;
+/// use std::time::Instant;
+/// use rtc_core::dtls::{DTLS_MTU, DtlsCertificate, DtlsEndpoint, DtlsEvent, Fingerprint};
+///
+/// fn on_datagram(endpoint: &mut DtlsEndpoint, now: Instant, datagram: &[u8], send: impl Fn(&[u8])) {
+///     // An error is also queued as DtlsEvent::Failed, handled below.
+///     let _ = endpoint.handle_datagram(now, datagram);
+///     let mut buf = [0u8; DTLS_MTU];
+///     while let Some(len) = endpoint.poll_transmit(&mut buf) {
+///         send(&buf[..len]);
 ///     }
+///     while let Some(event) = endpoint.poll_event() {
+///         match event {
+///             DtlsEvent::Connected(keys) => { /* set up SRTP with `keys` */ let _ = keys; }
+///             DtlsEvent::Closed | DtlsEvent::Failed(_) => { /* tear the session down */ }
+///         }
+///     }
+///     let _wake_at = endpoint.poll_timeout(); // then call handle_timeout(wake_at)
 /// }
-/// let _deadline = endpoint.poll_timeout();
-/// # }
+///
+/// fn start(cert: &DtlsCertificate, sdp_fingerprint: &str, now: Instant) -> Option<DtlsEndpoint> {
+///     let remote: Fingerprint = sdp_fingerprint.parse().ok()?;
+///     Some(DtlsEndpoint::new_server(cert, remote, now))
+/// }
 /// ```
 ///
 /// Randomness: dimpl draws the handshake random, the cookie secret, record nonces and
