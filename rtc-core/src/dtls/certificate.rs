@@ -2,7 +2,8 @@
 //! fingerprint goes into SDP, as WebRTC requires (RFC 8827 section 6.5).
 //!
 //! Randomness: [`DtlsCertificate::generate`] draws the private scalar and the serial number
-//! from the caller's CSPRNG, so the crate reads no entropy of its own here. The validity
+//! from the caller's CSPRNG. The one exception is the ECDSA nonce of the self-signature,
+//! which aws-lc-rs draws internally (its signing API takes no RNG). The validity
 //! period is rcgen's fixed default (1975 to 4096), which needs no clock; peers check the
 //! fingerprint, never the dates.
 

@@ -63,26 +63,36 @@ enum State {
 /// [`poll_event`](Self::poll_event)s and arm a timer for [`poll_timeout`](Self::poll_timeout).
 ///
 /// ```no_run
-/// # use rtc_core::dtls::{DtlsCertificate, DtlsEndpoint, DtlsEvent, DTLS_MTU, Fingerprint};
-/// # fn run(cert: &DtlsCertificate, remote: Fingerprint, datagram: &[u8], now: std::time::Instant) {
-/// let mut endpoint = DtlsEndpoint::new_server(cert, remote, now);
-/// let _ = endpoint.handle_datagram(now, datagram);
-/// let mut buf = [0u8; DTLS_MTU];
-/// while let Some(len) = endpoint.poll_transmit(&mut buf) {
-///     // socket.send_to(&buf[..len], peer)
-/// #   let _ = len;
-/// }
-/// while let Some(event) = endpoint.poll_event() {
-///     if let DtlsEvent::Connected(keys) = event { /* set up SRTP */ # let _ = keys;
+/// use std::time::Instant;
+/// use rtc_core::dtls::{DTLS_MTU, DtlsCertificate, DtlsEndpoint, DtlsEvent, Fingerprint};
+///
+/// fn on_datagram(endpoint: &mut DtlsEndpoint, now: Instant, datagram: &[u8], send: impl Fn(&[u8])) {
+///     // An error is also queued as DtlsEvent::Failed, handled below.
+///     let _ = endpoint.handle_datagram(now, datagram);
+///     let mut buf = [0u8; DTLS_MTU];
+///     while let Some(len) = endpoint.poll_transmit(&mut buf) {
+///         send(&buf[..len]);
 ///     }
+///     while let Some(event) = endpoint.poll_event() {
+///         match event {
+///             DtlsEvent::Connected(keys) => { /* set up SRTP with `keys` */ let _ = keys; }
+///             DtlsEvent::Closed | DtlsEvent::Failed(_) => { /* tear the session down */ }
+///         }
+///     }
+///     let _wake_at = endpoint.poll_timeout(); // then call handle_timeout(wake_at)
 /// }
-/// let _deadline = endpoint.poll_timeout();
-/// # }
+///
+/// fn start(cert: &DtlsCertificate, sdp_fingerprint: &str, now: Instant) -> Option<DtlsEndpoint> {
+///     let remote: Fingerprint = sdp_fingerprint.parse().ok()?;
+///     Some(DtlsEndpoint::new_server(cert, remote, now))
+/// }
 /// ```
 ///
-/// Randomness: dimpl draws handshake randoms and ephemeral ECDHE keys from aws-lc-rs's
-/// internal CSPRNG and offers no way to inject one; this is the one place rtc-core uses
-/// entropy it was not handed.
+/// Randomness: dimpl draws the handshake random, the cookie secret, record nonces and
+/// retransmission jitter from `rand`'s thread-local CSPRNG, and ephemeral ECDHE keys from
+/// aws-lc-rs. It cannot take an injected generator (its only hook is a 64-bit seed, too
+/// little entropy for a cookie secret), so this is the documented exception to rtc-core's
+/// rule that entropy is handed in.
 pub struct DtlsEndpoint {
     engine: dimpl::Dtls,
     role: DtlsRole,
@@ -177,7 +187,8 @@ impl DtlsEndpoint {
 
     /// Feeds one received DTLS datagram (first byte 20..=63 per RFC 7983).
     ///
-    /// Malformed, replayed and out-of-window records are dropped without error. An error
+    /// Malformed, replayed and out-of-window records, and datagrams longer than
+    /// [`MAX_DATAGRAM_LEN`], are dropped without error. An error
     /// means the association failed (the same reason is also queued as
     /// [`DtlsEvent::Failed`]); after that, and after close, input is ignored.
     pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) -> Result<(), DtlsError> {
@@ -257,6 +268,15 @@ impl DtlsEndpoint {
     /// Drains the engine's outputs until it yields a datagram (held for the caller) or its
     /// next deadline, settling certificate checks and keys on the way.
     fn pump(&mut self) {
+        // After the handshake the engine emits no peer certificate any more (renegotiation is
+        // refused); what remains are records from one accepted datagram at most.
+        if self.state == State::Connected
+            && self.held_datagram_len.is_none()
+            && self.scratch.len() > MAX_DATAGRAM_LEN
+        {
+            self.scratch.truncate(MAX_DATAGRAM_LEN);
+            self.scratch.shrink_to_fit();
+        }
         let mut drained = false;
         while self.held_datagram_len.is_none() && !matches!(self.state, State::Failed(_)) {
             match self.engine.poll_output(&mut self.scratch) {
@@ -313,12 +333,6 @@ impl DtlsEndpoint {
             return;
         }
         self.state = State::Connected;
-        // After the handshake the engine emits no peer certificate any more (renegotiation is
-        // refused), so a datagram-sized buffer is enough from now on.
-        if self.held_datagram_len.is_none() {
-            self.scratch.truncate(DTLS_MTU);
-            self.scratch.shrink_to_fit();
-        }
         self.events.push_back(DtlsEvent::Connected(pending));
     }
 

@@ -46,7 +46,7 @@ impl Fingerprint {
     pub fn parse(value: &str) -> Result<Self, DtlsError> {
         let value = value.trim();
         let (hash_name, hex) = value
-            .split_once(|c: char| c == ' ' || c == '\t')
+            .split_once([' ', '\t'])
             .ok_or(DtlsError::FingerprintSyntax)?;
         if !hash_name.eq_ignore_ascii_case(HASH_NAME) {
             return Err(DtlsError::FingerprintHashUnsupported);

@@ -36,10 +36,31 @@ struct Client {
 
 impl Client {
     fn new(now: Instant, profiles: Vec<SrtpProtectionProfile>) -> Client {
+        Self::with_subject_names(now, profiles, vec!["client".to_owned()])
+    }
+
+    /// Many subject names make a certificate that spans several datagrams.
+    fn with_subject_names(
+        now: Instant,
+        profiles: Vec<SrtpProtectionProfile>,
+        names: Vec<String>,
+    ) -> Client {
         let provider = rtc_dtls::crypto_provider::default_provider().unwrap();
-        let certificate =
-            Certificate::generate_self_signed(vec!["client".to_owned()], provider.crypto())
-                .unwrap();
+        let key_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let der = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .self_signed(&key_pair)
+            .unwrap()
+            .der()
+            .clone();
+        let certificate = Certificate {
+            certificate: vec![der],
+            private_key: rtc_dtls::crypto::CryptoPrivateKey::from_key_pair(
+                &key_pair,
+                provider.crypto(),
+            )
+            .unwrap(),
+        };
         let fingerprint = Fingerprint::of_certificate_der(certificate.certificate[0].as_ref());
         let config = ConfigBuilder::default()
             .with_crypto_provider(provider)
@@ -487,4 +508,152 @@ fn capture_client_hello_seed() {
             std::fs::write(format!("{dir}/client_datagram_{index}.bin"), datagram).unwrap();
         }
     }
+}
+
+#[test]
+fn close_notify_ends_the_association_in_both_directions() {
+    // The client closes: we report Closed, stop timers and ignore what follows.
+    let mut pair = Pair::new(vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm]);
+    pair.drive(50);
+    pair.assert_same_keys(SrtpProfile::AeadAes128Gcm);
+    let _ = pair.client.endpoint.stop(pair.now, addr(SERVER_ADDR));
+    pair.exchange();
+    assert_eq!(pair.server_events.last(), Some(&DtlsEvent::Closed));
+    assert!(!pair.server.is_connected());
+    assert_eq!(pair.server.poll_timeout(), None);
+
+    // We close: a close_notify goes out and the client sees the peer leave.
+    let mut pair = Pair::new(vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm]);
+    pair.drive(50);
+    pair.server.close();
+    assert_eq!(pair.server.poll_event(), Some(DtlsEvent::Closed));
+    let mut buf = [0u8; DTLS_MTU];
+    let len = pair.server.poll_transmit(&mut buf).expect("a close_notify");
+    let events = pair
+        .client
+        .endpoint
+        .read(
+            pair.now,
+            addr(SERVER_ADDR),
+            None,
+            BytesMut::from(&buf[..len]),
+        )
+        .unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, EndpointEvent::PeerClosed))
+    );
+}
+
+#[test]
+fn client_certificate_larger_than_a_datagram_is_reassembled_and_checked() {
+    let names: Vec<String> = (0..150)
+        .map(|i| format!("host-{i:03}.example.org"))
+        .collect();
+    let now = Instant::now();
+    let client = Client::with_subject_names(
+        now,
+        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
+        names,
+    );
+    let expected = client.fingerprint;
+    let mut pair = Pair {
+        now,
+        server: DtlsEndpoint::new_server(&server_certificate(), expected, now),
+        client,
+        server_events: Vec::new(),
+        server_errors: Vec::new(),
+        client_sent: Vec::new(),
+        drop_next_server_datagrams: 0,
+    };
+    pair.drive(50);
+    pair.assert_same_keys(SrtpProfile::AeadAes128Gcm);
+    let largest = pair.client_sent.iter().map(Vec::len).max().unwrap();
+    let total: usize = pair.client_sent.iter().map(Vec::len).sum();
+    assert!(
+        total > 3 * DTLS_MTU,
+        "certificate too small to span datagrams: {total}"
+    );
+    assert!(largest <= MAX_DATAGRAM_LEN);
+}
+
+#[test]
+fn application_data_after_the_handshake_is_dropped_without_harm() {
+    let mut pair = Pair::new(vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm]);
+    pair.drive(50);
+    pair.assert_same_keys(SrtpProfile::AeadAes128Gcm);
+    // A record larger than our own MTU, as a data channel might send.
+    for size in [1, 600, 1400] {
+        pair.client
+            .endpoint
+            .write(pair.now, addr(SERVER_ADDR), &vec![0x5a; size])
+            .unwrap();
+        pair.exchange();
+    }
+    assert!(pair.server.is_connected());
+    assert!(pair.server_errors.is_empty(), "{:?}", pair.server_errors);
+    assert_eq!(pair.server_events.len(), 1, "{:?}", pair.server_events);
+}
+
+/// A seeded lossy, reordering network: each datagram we send is lost with probability 1/4
+/// (in bursts of at most two, so that the peers' finite retry budgets suffice) and each
+/// round's datagrams arrive shuffled in both directions. Our retransmissions (of the
+/// certificate flight on our timer, of the final flight when the client repeats its own)
+/// must still bring the handshake home.
+///
+/// Only our direction loses datagrams: the rtc-dtls 0.21 client, when its certificate flight
+/// is lost and our timer resends our previous flight first, drops its retransmission timer
+/// and never repeats its flight, which no server can recover from.
+#[test]
+fn handshake_completes_over_a_lossy_reordering_network() {
+    use rand::Rng;
+    use rand::seq::SliceRandom;
+
+    let mut lost_any = false;
+    for seed in 0..16u64 {
+        let mut net = ChaCha20Rng::seed_from_u64(seed);
+        let mut pair = Pair::new(vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm]);
+        let mut burst = 0;
+        for _ in 0..400 {
+            let mut to_server = pair.client.transmits();
+            pair.client_sent.extend(to_server.iter().cloned());
+            let mut to_client = Vec::new();
+            let mut buf = [0u8; DTLS_MTU];
+            while let Some(len) = pair.server.poll_transmit(&mut buf) {
+                to_client.push(buf[..len].to_vec());
+            }
+            to_server.shuffle(&mut net);
+            to_client.shuffle(&mut net);
+            let moved = to_server.len() + to_client.len();
+            for datagram in to_server {
+                pair.server_receive(&datagram);
+            }
+            for datagram in to_client {
+                let lost = burst < 2 && net.random_ratio(1, 4);
+                burst = if lost { burst + 1 } else { 0 };
+                if !lost {
+                    pair.client.receive(pair.now, &datagram);
+                }
+            }
+
+            pair.server_events
+                .extend(std::iter::from_fn(|| pair.server.poll_event()));
+            if pair.client.completed && pair.server.is_connected() {
+                break;
+            }
+            if moved == 0 {
+                pair.drive(1);
+            }
+        }
+        assert!(
+            pair.server.is_connected(),
+            "seed {seed}: {:?}",
+            pair.server_events
+        );
+        // Three client datagrams is the loss-free handshake; more means a repeat was needed.
+        lost_any |= pair.client_sent.len() > 3;
+        pair.assert_same_keys(SrtpProfile::AeadAes128Gcm);
+    }
+    assert!(lost_any, "no seed needed a retransmission");
 }

@@ -8,6 +8,12 @@
 //! - [`DtlsEndpoint`]: `handle_datagram` / `handle_timeout` in, `poll_transmit` /
 //!   `poll_event` / `poll_timeout` out; [`DtlsEvent::Connected`] carries
 //!   [`crate::keying::SrtpKeyingMaterial`] split for our role.
+//!
+//! SRTP profiles: the engine (dimpl 0.9) picks, in this order, SRTP_AEAD_AES_256_GCM,
+//! SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_HMAC_SHA1_80 from what the peer offers, and has no
+//! setting to leave the first out. The keying contract knows only the last two, so a peer
+//! that offers AES-256-GCM (current browsers typically do) currently ends in
+//! [`DtlsError::SrtpProfileUnsupported`] instead of receiving keys of the wrong size.
 
 mod certificate;
 mod endpoint;
