@@ -173,10 +173,7 @@ fn simulcast_offers_get_recv_rids() {
         let (text, session) = answer(name);
         let video = &session.media[1];
         assert_eq!(video.rids, ["q", "h", "f"], "{name}");
-        assert_eq!(
-            video.extensions.id(HeaderExtension::RtpStreamId).is_some(),
-            true
-        );
+        assert!(video.extensions.id(HeaderExtension::RtpStreamId).is_some());
         for line in [
             "a=rid:q recv",
             "a=rid:h recv",
