@@ -307,6 +307,17 @@ fn data_channel_m_line_is_rejected() {
     assert_eq!(session.bundle, ["0", "1"]);
 }
 
+#[test]
+fn bundle_only_m_line_with_port_zero_is_accepted() {
+    let offer = fixtures::get("chromium-publish").replacen("m=video 50624", "m=video 0", 1);
+    let offer = offer.replace("a=mid:1\r\n", "a=mid:1\r\na=bundle-only\r\n");
+    let (_, session) = answer_offer(&offer, &local(), &Capabilities::default()).unwrap();
+    assert!(session.media[1].accepted);
+    let rejected = fixtures::get("chromium-publish").replacen("m=video 50624", "m=video 0", 1);
+    let (_, session) = answer_offer(&rejected, &local(), &Capabilities::default()).unwrap();
+    assert!(!session.media[1].accepted);
+}
+
 fn error_of(offer: &str) -> String {
     answer_offer(offer, &local(), &Capabilities::default())
         .unwrap_err()
