@@ -81,3 +81,25 @@ pub fn run(data: &[u8]) {
     }
     let _ = apply_subscriber_answer(&subscriber_offer(&local), text);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sdp::Direction;
+
+    /// The subscriber-answer seed must reach the deep end of `apply_subscriber_answer`.
+    #[test]
+    fn subscriber_answer_seed_is_accepted() {
+        let seed =
+            include_str!("../../../fuzz/corpus/sdp_offer/subscriber-answer-chromium-like.sdp");
+        let session = apply_subscriber_answer(&subscriber_offer(&local()), seed).unwrap();
+        assert_eq!(session.media.len(), 2);
+        assert!(
+            session
+                .media
+                .iter()
+                .all(|m| m.direction == Direction::SendOnly)
+        );
+        assert_eq!(session.media[1].codecs.len(), 2);
+    }
+}

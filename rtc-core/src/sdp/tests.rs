@@ -512,6 +512,14 @@ fn subscriber_offer_and_answer() {
         &browser_answer(&build_subscriber_offer(&local(), &tracks[..1]), "active"),
     );
     assert!(matches!(truncated, Err(SdpError::AnswerMismatch { .. })));
+    let unbundled =
+        browser_answer(&offer, "active").replace("a=group:BUNDLE 0 1", "a=group:BUNDLE 0");
+    assert_eq!(
+        apply_subscriber_answer(&offer, &unbundled)
+            .unwrap_err()
+            .to_string(),
+        "m-line 1 (mid 1): the answer leaves this m-line out of its BUNDLE group"
+    );
 }
 
 #[test]
