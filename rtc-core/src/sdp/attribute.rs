@@ -518,9 +518,17 @@ pub(crate) fn parse_msid(value: &str) -> Option<Msid> {
     })
 }
 
+/// RFC 8851 `rid-id = 1*(alpha-numeric / "-" / "_")`.
+fn is_rid_id(id: &str) -> bool {
+    !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 fn parse_rid(value: &str) -> Result<Rid, AttrError> {
     let mut parts = value.split_whitespace();
     let id = parts.next().ok_or("empty a=rid")?.to_owned();
+    if !is_rid_id(&id) {
+        return Err("a=rid id is not alphanumeric, `-`, `_`");
+    }
     let send = match parts.next() {
         Some("send") => true,
         Some("recv") => false,
@@ -552,8 +560,8 @@ fn parse_simulcast(value: &str) -> Result<Simulcast, AttrError> {
                         None => (rid.to_owned(), false),
                     })
                     .collect::<Vec<_>>();
-                if alternatives.iter().any(|(rid, _)| rid.is_empty()) {
-                    return Err("a=simulcast has an empty rid");
+                if !alternatives.iter().all(|(rid, _)| is_rid_id(rid)) {
+                    return Err("a=simulcast rid is empty or not alphanumeric, `-`, `_`");
                 }
                 Ok(SimulcastStream { alternatives })
             })
@@ -744,6 +752,8 @@ mod tests {
             "simulcast:send",
             "simulcast:up q",
             "simulcast:send q;;h",
+            "simulcast:send ~~q",
+            "rid:~q send",
             "setup:maybe",
             "fingerprint:sha-256 XYZ",
             "fingerprint:sha-256",

@@ -36,7 +36,7 @@ mod attribute;
 mod codec;
 mod error;
 mod local;
-mod negotiated;
+pub(crate) mod negotiated;
 mod session;
 mod subscriber;
 

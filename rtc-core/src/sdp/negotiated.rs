@@ -267,7 +267,10 @@ pub(crate) fn select_codecs(section: &MediaSection, allowed: &[Codec]) -> Vec<Ne
             rtpmaps
                 .get(rtx)
                 .is_some_and(|r| r.name.eq_ignore_ascii_case("rtx"))
-                && fmtps.get(rtx).and_then(|f| f.param("apt")) == Some(pt.0.to_string().as_str())
+                && fmtps
+                    .get(rtx)
+                    .and_then(|f| f.param("apt")?.parse::<u8>().ok())
+                    == Some(pt.0)
         })
     };
     let mut codecs: Vec<NegotiatedCodec> = Vec::new();

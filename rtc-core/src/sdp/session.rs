@@ -268,9 +268,13 @@ impl MediaSection {
         self.attributes.contains(attr)
     }
 
-    /// Whether the port is 0 (rejected by the offerer or removed).
+    /// Whether the port is 0 (rejected by the offerer or removed), unless the section is
+    /// `a=bundle-only` (JSEP: port 0 there means "only usable inside the bundle").
     pub fn is_rejected(&self) -> bool {
         self.port == 0
+            && !self.attributes.iter().any(
+                |a| matches!(a, Attribute::Other { name, value: None } if name == "bundle-only"),
+            )
     }
 }
 

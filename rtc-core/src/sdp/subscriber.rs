@@ -11,7 +11,8 @@ use super::error::MlineRef;
 use super::local::{LocalParams, codec_attributes, codec_formats};
 use super::negotiated::{
     MediaKind, NegotiatedCodec, NegotiatedMedia, NegotiatedSession, RemoteTransport,
-    remote_streams, remote_transport, section_msid, select_codecs, select_extensions,
+    offered_encodings, remote_streams, remote_transport, section_msid, select_codecs,
+    select_extensions,
 };
 use super::session::{MediaSection, SessionDescription};
 use crate::{Pt, Ssrc};
@@ -230,7 +231,8 @@ pub fn apply_subscriber_answer(offer: &str, answer: &str) -> Result<NegotiatedSe
             .mid()
             .is_some_and(|mid| bundle.iter().any(|b| b == mid))
         {
-            return Err(SdpError::NoBundle);
+            let reason = "the answer leaves this m-line out of its BUNDLE group";
+            return Err(SdpError::AnswerMismatch { mline: at, reason });
         }
         let remote = remote_transport(&answer, theirs, at)?;
         if remote.setup != Setup::Active {
@@ -271,7 +273,7 @@ fn accepted_media(
             .any(|o| o.pt == c.pt && o.codec == c.codec)
     });
     if codecs.is_empty() {
-        let offered = super::negotiated::offered_encodings(theirs);
+        let offered = offered_encodings(theirs);
         return Err(SdpError::NoCommonCodec { mline: at, offered });
     }
     let offered_extensions = select_extensions(ours);

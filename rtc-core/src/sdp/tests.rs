@@ -173,10 +173,7 @@ fn simulcast_offers_get_recv_rids() {
         let (text, session) = answer(name);
         let video = &session.media[1];
         assert_eq!(video.rids, ["q", "h", "f"], "{name}");
-        assert_eq!(
-            video.extensions.id(HeaderExtension::RtpStreamId).is_some(),
-            true
-        );
+        assert!(video.extensions.id(HeaderExtension::RtpStreamId).is_some());
         for line in [
             "a=rid:q recv",
             "a=rid:h recv",
@@ -308,6 +305,17 @@ fn data_channel_m_line_is_rejected() {
     assert!(!session.media[2].accepted);
     assert!(text.contains("m=application 0 UDP/DTLS/SCTP webrtc-datachannel\r\n"));
     assert_eq!(session.bundle, ["0", "1"]);
+}
+
+#[test]
+fn bundle_only_m_line_with_port_zero_is_accepted() {
+    let offer = fixtures::get("chromium-publish").replacen("m=video 50624", "m=video 0", 1);
+    let offer = offer.replace("a=mid:1\r\n", "a=mid:1\r\na=bundle-only\r\n");
+    let (_, session) = answer_offer(&offer, &local(), &Capabilities::default()).unwrap();
+    assert!(session.media[1].accepted);
+    let rejected = fixtures::get("chromium-publish").replacen("m=video 50624", "m=video 0", 1);
+    let (_, session) = answer_offer(&rejected, &local(), &Capabilities::default()).unwrap();
+    assert!(!session.media[1].accepted);
 }
 
 fn error_of(offer: &str) -> String {
@@ -504,6 +512,14 @@ fn subscriber_offer_and_answer() {
         &browser_answer(&build_subscriber_offer(&local(), &tracks[..1]), "active"),
     );
     assert!(matches!(truncated, Err(SdpError::AnswerMismatch { .. })));
+    let unbundled =
+        browser_answer(&offer, "active").replace("a=group:BUNDLE 0 1", "a=group:BUNDLE 0");
+    assert_eq!(
+        apply_subscriber_answer(&offer, &unbundled)
+            .unwrap_err()
+            .to_string(),
+        "m-line 1 (mid 1): the answer leaves this m-line out of its BUNDLE group"
+    );
 }
 
 #[test]
