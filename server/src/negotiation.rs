@@ -13,7 +13,7 @@ use rtc_core::Ssrc;
 use rtc_core::dtls::{DtlsCertificate, DtlsEndpoint, Fingerprint};
 use rtc_core::sdp::{
     Capabilities, Direction, HeaderExtension, LocalParams, NegotiatedMedia, NegotiatedSession,
-    OutgoingTrack as OutgoingSource, RtcpFeedback, answer_offer,
+    OutgoingTrack, RtcpFeedback, answer_offer, answer_offer_sending,
 };
 
 use crate::session::{Role, Session};
@@ -205,9 +205,9 @@ fn subscribe(
     let mut rng = rand::rng();
     // One outgoing source per kind the publisher has, with our own SSRCs.
     let cname = format!("sluice-{}", publisher.0);
-    let sources: Vec<OutgoingSource> = tracks
+    let sources: Vec<OutgoingTrack> = tracks
         .iter()
-        .map(|(track, kind)| OutgoingSource {
+        .map(|(track, kind)| OutgoingTrack {
             kind: *kind,
             ssrc: Ssrc(rng.random()),
             rtx_ssrc: Some(Ssrc(rng.random())),
@@ -221,8 +221,9 @@ fn subscribe(
         .collect();
     let credentials = credentials_for(state.index);
     let local = local_params(state, &credentials);
-    let (answer, negotiated) = answer_offer(offer, &local, &Capabilities::default())
-        .map_err(|e| SfuError::BadOffer(e.to_string()))?;
+    let (answer, negotiated) =
+        answer_offer_sending(offer, &local, &Capabilities::default(), &sources)
+            .map_err(|e| SfuError::BadOffer(e.to_string()))?;
     let mut pending = Vec::new();
     for media in negotiated
         .media

@@ -13,6 +13,7 @@ use super::negotiated::{
     remote_streams, remote_transport, section_msid, select_codecs, select_extensions,
 };
 use super::session::{MediaSection, SessionDescription};
+use super::subscriber::{OutgoingTrack, source_attributes};
 
 /// What the caller lets a negotiation pick.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +39,19 @@ pub fn answer_offer(
     offer: &str,
     local: &LocalParams,
     capabilities: &Capabilities,
+) -> Result<(String, NegotiatedSession), SdpError> {
+    answer_offer_sending(offer, local, capabilities, &[])
+}
+
+/// Answers `offer` like [`answer_offer`], announcing what Sluice sends on the m-lines where
+/// it sends (a WHEP player's receive-only offer): each such m-line gets the first unused
+/// source of its kind from `sources` (its `mid`, `codecs` and `active` fields are not used
+/// here). m-lines left without a source still answer `sendonly`, with no source announced.
+pub fn answer_offer_sending(
+    offer: &str,
+    local: &LocalParams,
+    capabilities: &Capabilities,
+    sources: &[OutgoingTrack],
 ) -> Result<(String, NegotiatedSession), SdpError> {
     let offer = SessionDescription::parse(offer)?;
     let bundle = offer.bundle_group().ok_or(SdpError::NoBundle)?;
@@ -73,11 +87,29 @@ pub fn answer_offer(
         .collect();
     let allow_mixed = offer.extmap_allow_mixed();
     let mut answer = local.session(accepted_mids.clone(), allow_mixed);
+    let mut unused: Vec<&OutgoingTrack> = sources.iter().collect();
     answer.media = offer
         .media
         .iter()
         .zip(&negotiated)
-        .map(|(section, media)| answer_section(local, section, media))
+        .map(|(section, media)| {
+            let mut answered = answer_section(local, section, media);
+            let sends = media.accepted
+                && matches!(media.direction, Direction::SendOnly | Direction::SendRecv);
+            if sends && let Some(at) = unused.iter().position(|s| s.kind == media.kind) {
+                let source = unused.remove(at);
+                // Before the candidates, which close the section's transport attributes.
+                let at = answered
+                    .attributes
+                    .iter()
+                    .position(|a| matches!(a, Attribute::Candidate(_)))
+                    .unwrap_or(answered.attributes.len());
+                answered
+                    .attributes
+                    .splice(at..at, source_attributes(source));
+            }
+            answered
+        })
         .collect();
 
     let session = NegotiatedSession {

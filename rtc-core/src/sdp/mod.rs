@@ -45,7 +45,7 @@ mod fixtures;
 #[cfg(test)]
 mod tests;
 
-pub use answer::{Capabilities, answer_offer};
+pub use answer::{Capabilities, answer_offer, answer_offer_sending};
 pub use attribute::{
     Attribute, Direction, Extmap, Fingerprint, Fmtp, Msid, Rid, RtcpFb, Rtpmap, Setup, Simulcast,
     SimulcastStream, SsrcAttribute, SsrcGroup, fmtp_param,

@@ -164,6 +164,23 @@ fn offer_section(local: &LocalParams, track: &OutgoingTrack) -> MediaSection {
         }));
     }
     attributes.extend(codec_attributes(&codecs));
+    attributes.extend(source_attributes(track));
+    attributes.extend(local.candidate_attributes());
+    MediaSection {
+        media,
+        port,
+        protocol,
+        formats,
+        connection: Some(connection),
+        attributes,
+    }
+}
+
+/// The attributes that announce what Sluice sends for `track`: its msid, and its SSRC (and
+/// RTX SSRC, grouped as FID) with CNAME and msid, so that the receiver maps the stream to the
+/// m-line without waiting for a mid header extension.
+pub(crate) fn source_attributes(track: &OutgoingTrack) -> Vec<Attribute> {
+    let mut attributes = Vec::new();
     let msid = Msid {
         stream: track.stream_id.clone(),
         track: Some(track.track_id.clone()),
@@ -187,15 +204,7 @@ fn offer_section(local: &LocalParams, track: &OutgoingTrack) -> MediaSection {
             attributes.push(Attribute::Ssrc(attr));
         }
     }
-    attributes.extend(local.candidate_attributes());
-    MediaSection {
-        media,
-        port,
-        protocol,
-        formats,
-        connection: Some(connection),
-        attributes,
-    }
+    attributes
 }
 
 /// Applies a subscriber's answer to the offer Sluice sent (`offer` is that text).
