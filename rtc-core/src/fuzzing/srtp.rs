@@ -74,7 +74,11 @@ fn run(data: &[u8], kind: Kind) {
     // 1. Hostile input straight into unprotect: fail cleanly and create no state.
     let mut hostile = packet.to_vec();
     if unprotect(&mut receiver, &mut hostile, kind).is_err() {
-        assert_eq!(receiver.stream_count(), (0, 0), "a rejected packet created state");
+        assert_eq!(
+            receiver.stream_count(),
+            (0, 0),
+            "a rejected packet created state"
+        );
     }
     let Some(mut receiver) = context(profile) else {
         return;
@@ -94,12 +98,20 @@ fn run(data: &[u8], kind: Kind) {
     let Ok(protected_len) = protected else {
         return;
     };
-    assert_eq!(protected_len, buf.len(), "protect appends exactly the overhead");
+    assert_eq!(
+        protected_len,
+        buf.len(),
+        "protect appends exactly the overhead"
+    );
     let protected = buf.clone();
 
     let plain_len = unprotect(&mut receiver, &mut buf, kind);
     assert_eq!(plain_len, Ok(packet.len()), "round trip changed the length");
-    assert_eq!(buf.get(..packet.len()), Some(packet), "round trip changed the bytes");
+    assert_eq!(
+        buf.get(..packet.len()),
+        Some(packet),
+        "round trip changed the bytes"
+    );
 
     let mut replay = protected.clone();
     assert_eq!(
@@ -125,4 +137,3 @@ fn run(data: &[u8], kind: Kind) {
         "a rejected packet moved state"
     );
 }
-
