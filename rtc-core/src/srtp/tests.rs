@@ -358,3 +358,36 @@ fn session_directions_use_their_own_keys() {
         rtp_packet(9, 9)
     );
 }
+
+#[test]
+fn srtcp_index_space_ends_at_2_pow_31() {
+    for profile in PROFILES {
+        let (mut sender, mut receiver) = pair(profile);
+        sender.set_next_srtcp_index(0x7fff_ffff);
+        let last = protect_rtcp(&mut sender, &rtcp_packet(4));
+        assert_eq!(
+            unprotect_rtcp(&mut receiver, &last).unwrap(),
+            rtcp_packet(4)
+        );
+        assert_eq!(receiver.srtcp_index(4), Some(0x7fff_ffff));
+        let mut buf = rtcp_packet(4);
+        let len = buf.len();
+        buf.resize(len + sender.rtcp_overhead(), 0);
+        assert_eq!(
+            sender.protect_rtcp(&mut buf, len),
+            Err(SrtpError::KeyExhausted)
+        );
+    }
+}
+
+#[test]
+fn srtcp_behind_the_window_is_too_old() {
+    for profile in PROFILES {
+        let (mut sender, mut receiver) = pair(profile);
+        let old = protect_rtcp(&mut sender, &rtcp_packet(4));
+        sender.set_next_srtcp_index(128);
+        let newest = protect_rtcp(&mut sender, &rtcp_packet(4));
+        unprotect_rtcp(&mut receiver, &newest).unwrap();
+        assert_eq!(unprotect_rtcp(&mut receiver, &old), Err(SrtpError::TooOld));
+    }
+}
