@@ -11,11 +11,12 @@ pub mod feedback;
 pub mod report;
 pub mod twcc;
 
-pub use feedback::{Fir, Nack, Pli, Remb};
+pub use feedback::{Fir, Nack, Pli, Remb, write_fir, write_nack, write_pli, write_remb};
 pub use report::{
     App, Bye, ReceiverReport, ReportBlock, Sdes, SdesChunk, SenderInfo, SenderReport,
+    write_receiver_report, write_sender_report,
 };
-pub use twcc::{TransportCc, TwccWritten};
+pub use twcc::{TransportCc, TwccStatuses, TwccWritten, write_transport_cc};
 
 /// Length of the common RTCP header.
 pub const HEADER_LEN: usize = 4;

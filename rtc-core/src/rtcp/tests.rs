@@ -723,3 +723,43 @@ fn agrees_with_rtc_rtcp_transport_cc() {
         assert_eq!(ours.reference_time(), cc.reference_time);
     }
 }
+
+#[test]
+fn twcc_writer_chooses_compact_chunks() {
+    let mut buf = [0u8; 1500];
+    // 100 packets received with small deltas: one run-length chunk, one byte per delta.
+    let dense: Vec<_> = (0..100).map(|i| (SeqNo(i), 64_000 + i * 1000)).collect();
+    let written = write_transport_cc(&mut buf, Ssrc(1), Ssrc(2), 0, &dense).unwrap();
+    assert_eq!(written.len, (20 + 2 + 100usize).next_multiple_of(4));
+    assert_eq!(buf[20] >> 7, 0, "run-length chunk");
+    // Every other packet lost, small deltas: 28 statuses in two one-bit vectors.
+    let sparse: Vec<_> = (0..14).map(|i| (SeqNo(2 * i), 64_000 + i * 1000)).collect();
+    let written = write_transport_cc(&mut buf, Ssrc(1), Ssrc(2), 0, &sparse).unwrap();
+    assert_eq!(written.len, (20 + 2 * 2 + 14usize).next_multiple_of(4));
+    assert_eq!(buf[20] >> 6, 0b10, "one-bit status vector");
+    // A large delta among small ones needs two-bit vectors.
+    let large = [
+        (SeqNo(0), 64_000),
+        (SeqNo(1), 64_000 + 500_000),
+        (SeqNo(2), 64_000 + 500_100),
+    ];
+    let written = write_transport_cc(&mut buf, Ssrc(1), Ssrc(2), 0, &large).unwrap();
+    assert_eq!(buf[20] >> 6, 0b11, "two-bit status vector");
+    twcc_round_trip(&large);
+    assert_eq!(written.records, 3);
+}
+
+#[test]
+fn twcc_skips_empty_run_chunks() {
+    // Status count 2: an empty run-length chunk, then a run of two small deltas.
+    let fci = [0, 10, 0, 2, 0, 0, 1, 0, 0x00, 0x00, 0x20, 0x02, 4, 8, 0, 0];
+    let mut packet = vec![0x8f, 0xcd, 0, 6, 0, 0, 0, 1, 0, 0, 0, 2];
+    packet.extend_from_slice(&fci);
+    let RtcpPacket::TransportCc(cc) = only(&packet) else {
+        panic!()
+    };
+    assert_eq!(
+        cc.statuses().collect::<Vec<_>>(),
+        vec![(10, Some(4)), (11, Some(8))]
+    );
+}

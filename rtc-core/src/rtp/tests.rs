@@ -6,7 +6,7 @@ use crate::SeqNo;
 use bytes::Bytes;
 use rtc_shared::marshal::{Marshal, Unmarshal};
 
-/// V=2 X=1 CC=1 M=1 PT=111 seq=0x1234 ts=0xdeadbeef ssrc=0x11223344 csrc=0x55667788,
+/// V=2 P=1 X=1 CC=1 M=1 PT=111 seq=0x1234 ts=0xdeadbeef ssrc=0x11223344 csrc=0x55667788,
 /// one-byte extensions: id 1 "ab", padding byte, id 3 three bytes 0x010203; payload "hi";
 /// two padding bytes (P=1).
 const ONE_BYTE: [u8; 36] = [
@@ -17,9 +17,7 @@ const ONE_BYTE: [u8; 36] = [
 
 #[test]
 fn parses_fixture_fields() {
-    // The fixture's P bit is off in byte 0 (0x91 | 0x20 would set it); set it here.
-    let mut bytes = ONE_BYTE;
-    bytes[0] |= 0x20;
+    let bytes = ONE_BYTE;
     let p = RtpPacket::parse(&bytes[..]).unwrap();
     assert!(p.marker());
     assert_eq!(p.payload_type(), Pt(111));
@@ -41,7 +39,6 @@ fn parses_fixture_fields() {
 #[test]
 fn header_only_view_ignores_padding() {
     let mut bytes = ONE_BYTE;
-    bytes[0] |= 0x20;
     *bytes.last_mut().unwrap() = 0; // invalid padding length: as if encrypted
     assert_eq!(
         RtpPacket::parse(&bytes[..]).unwrap_err(),
@@ -80,7 +77,6 @@ fn rejects_malformed() {
     );
     // Padding longer than the payload.
     let mut pad = ONE_BYTE;
-    pad[0] |= 0x20;
     pad[35] = 9;
     assert_eq!(
         RtpPacket::parse(&pad[..]).unwrap_err(),
@@ -89,6 +85,15 @@ fn rejects_malformed() {
     // Padding that exactly consumes the payload is fine.
     pad[35] = 8;
     assert_eq!(RtpPacket::parse(&pad[..]).unwrap().payload(), b"");
+}
+
+#[test]
+fn without_padding_flag_trailing_bytes_are_payload() {
+    let mut bytes = ONE_BYTE;
+    bytes[0] &= !0x20;
+    let p = RtpPacket::parse(&bytes[..]).unwrap();
+    assert_eq!(p.padding_len(), 0);
+    assert_eq!(p.payload(), b"hi\xaa\xbb\xcc\xdd\x00\x02");
 }
 
 #[test]
@@ -211,7 +216,10 @@ fn timestamp_unwrapper_handles_wrap_and_reorder() {
     assert_eq!(u.unwrap(3000), (1 << 32) + 3000);
 }
 
-fn oracle_packet(profile: u16, exts: &[(u8, &[u8])], padding: u8) -> rtc_rtp::Packet {
+/// An extension element as `(id, data)`.
+type Ext<'a> = (u8, &'a [u8]);
+
+fn oracle_packet(profile: u16, exts: &[Ext], padding: u8) -> rtc_rtp::Packet {
     let mut header = rtc_rtp::Header {
         version: 2,
         marker: true,
@@ -238,7 +246,7 @@ fn oracle_packet(profile: u16, exts: &[(u8, &[u8])], padding: u8) -> rtc_rtp::Pa
 
 #[test]
 fn agrees_with_rtc_rtp_both_forms() {
-    let cases: [(u16, &[(u8, &[u8])]); 2] = [
+    let cases: [(u16, &[Ext]); 2] = [
         (0xBEDE, &[(1, b"v0"), (3, &[1, 2, 3]), (5, &[0x12, 0x34])]),
         (0x1000, &[(1, b""), (16, &[9; 20]), (200, b"mid")]),
     ];
