@@ -22,7 +22,8 @@ const GOOG_NETWORK_INFO: u16 = 0xC057;
 fn chrome_check(buf: &mut [u8]) -> usize {
     let mut w = StunWriter::new(buf, METHOD_BINDING, Class::Request, &[0x5a; 12])
         .expect("room for the header");
-    w.add_username(&format!("{SERVER_UFRAG}:Ck7/")).expect("room");
+    w.add_username(&format!("{SERVER_UFRAG}:Ck7/"))
+        .expect("room");
     w.add_attribute(GOOG_NETWORK_INFO, &[0x00, 0x01, 0x00, 0x0a])
         .expect("room");
     w.add_ice_controlling(0x6f1c_23aa_90d4_e871).expect("room");
