@@ -328,6 +328,14 @@ impl<'a> StunMessage<'a> {
         self.username
     }
 
+    /// The ufrag a check is addressed to: USERNAME up to the first ':' (RFC 8445 7.2.2). The
+    /// media port finds the session of a check by it.
+    pub fn recipient_ufrag(&self) -> Option<&'a str> {
+        self.username
+            .and_then(|u| u.split_once(':'))
+            .map(|(ours, _)| ours)
+    }
+
     /// PRIORITY.
     pub fn priority(&self) -> Option<u32> {
         self.priority
@@ -587,6 +595,7 @@ pub(crate) mod tests {
         assert_eq!(msg.transaction_id(), RFC5769_TRANSACTION_ID);
         assert_eq!(msg.software(), Some("STUN test client"));
         assert_eq!(msg.username(), Some("evtj:h6vY"));
+        assert_eq!(msg.recipient_ufrag(), Some("evtj"));
         assert_eq!(msg.priority(), Some(0x6e00_01ff));
         assert_eq!(msg.ice_controlled(), Some(0x932f_f9b1_5126_3b36));
         assert_eq!(msg.ice_controlling(), None);
