@@ -4,8 +4,8 @@
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, Criterion};
-use rtc_core::sdp::{answer_offer, Capabilities, LocalParams, SessionDescription};
+use criterion::{Criterion, criterion_group, criterion_main};
+use rtc_core::sdp::{Capabilities, LocalParams, SessionDescription, answer_offer};
 
 const OFFERS: [(&str, &str); 2] = [
     (

@@ -520,7 +520,10 @@ pub(crate) fn parse_msid(value: &str) -> Option<Msid> {
 
 /// RFC 8851 `rid-id = 1*(alpha-numeric / "-" / "_")`.
 fn is_rid_id(id: &str) -> bool {
-    !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn parse_rid(value: &str) -> Result<Rid, AttrError> {
