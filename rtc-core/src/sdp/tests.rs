@@ -234,6 +234,62 @@ fn whep_recvonly_offers_get_sendonly_answers() {
     );
 }
 
+#[test]
+fn whep_answers_announce_the_sources_sluice_sends() {
+    // Video listed first: each m-line takes the first unused source of its own kind.
+    let sources = [
+        track("v", MediaKind::Video, 2_000, Some(2_001)),
+        track("a", MediaKind::Audio, 1_000, None),
+    ];
+    for name in ["chromium-subscribe", "firefox-subscribe"] {
+        let (text, session) = answer_offer_sending(
+            fixtures::get(name),
+            &local(),
+            &Capabilities::default(),
+            &sources,
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let parsed = SessionDescription::parse(&text).expect("answer parses");
+        let ssrcs = |index: usize| -> Vec<(u32, String)> {
+            parsed.media[index]
+                .attributes
+                .iter()
+                .filter_map(|a| match a {
+                    Attribute::Ssrc(s) => Some((s.ssrc.0, s.name.clone())),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(session.media[0].kind, MediaKind::Audio, "{name}");
+        assert_eq!(
+            ssrcs(0),
+            vec![(1_000, "cname".into()), (1_000, "msid".into())],
+            "{name}"
+        );
+        let video = ssrcs(1);
+        assert!(video.contains(&(2_000, "cname".into())), "{name}");
+        assert!(video.contains(&(2_001, "msid".into())), "{name}");
+        assert!(
+            parsed.media[1].attributes.iter().any(|a| matches!(
+                a,
+                Attribute::SsrcGroup(g) if g.semantics == "FID" && g.ssrcs == [Ssrc(2_000), Ssrc(2_001)]
+            )),
+            "{name}: RTX is paired"
+        );
+        // Sources do not change what was negotiated.
+        assert_eq!(session, answer(name).1, "{name}");
+    }
+    // A publisher's offer (Sluice receives only) announces nothing.
+    let (text, _) = answer_offer_sending(
+        fixtures::get("chromium-publish"),
+        &local(),
+        &Capabilities::default(),
+        &sources,
+    )
+    .expect("answered");
+    assert!(!text.contains("a=ssrc:"));
+}
+
 /// Parsing each answer back and running the same selection over it yields exactly what the
 /// NegotiatedSession says: nothing was lost or invented when writing it.
 #[test]
