@@ -108,7 +108,8 @@ impl Worker {
             loop {
                 match self.socket.recv(&mut batch) {
                     Ok(0) => break,
-                    Ok(_) => {
+                    Ok(count) => {
+                        self.state.stats.datagrams_received += count as u64;
                         for index in 0..batch.len() {
                             if let Some((source, datagram)) = batch.datagram_mut(index) {
                                 self.handle_datagram(source, datagram);
@@ -188,7 +189,6 @@ impl Worker {
     }
 
     fn handle_datagram(&mut self, source: SocketAddr, datagram: &mut [u8]) {
-        self.state.stats.datagrams_received += 1;
         match classify(datagram) {
             DatagramKind::Stun => self.handle_stun(source, datagram),
             DatagramKind::Dtls => self.handle_dtls(source, datagram),

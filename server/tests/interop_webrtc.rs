@@ -201,9 +201,29 @@ async fn close_all(sfu: &Sfu, peers: Vec<(Peer, SessionId)>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwards_every_payload_to_three_subscribers() -> anyhow::Result<()> {
+    forward_to_three_subscribers(MediaConfig::loopback()).await
+}
+
+/// The same with four workers sharing the port: the kernel spreads the peers' flows over the
+/// four sockets, and datagrams that land on a worker that does not own their session are handed
+/// over to the one that does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwards_every_payload_across_four_workers() -> anyhow::Result<()> {
+    forward_to_three_subscribers(MediaConfig {
+        workers: 4,
+        ..MediaConfig::loopback()
+    })
+    .await
+}
+
+async fn forward_to_three_subscribers(config: MediaConfig) -> anyhow::Result<()> {
     let _turn = support::one_at_a_time().await;
-    let sfu = Sfu::start(MediaConfig::loopback())?;
-    eprintln!("SFU media port {}", sfu.media_addr());
+    let sfu = Sfu::start(config)?;
+    eprintln!(
+        "SFU media port {} with {} workers",
+        sfu.media_addr(),
+        sfu.workers()
+    );
     let room = "forwarding";
     let publisher = connect_publisher(&sfu, room, None).await?;
     let subscribers = connect_subscribers(&sfu, room, publisher.session, 3).await?;
