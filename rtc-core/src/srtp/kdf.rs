@@ -1,11 +1,12 @@
 //! SRTP key derivation (RFC 3711 section 4.3 with a key derivation rate of zero, as DTLS-SRTP
-//! mandates; RFC 7714 section 11 reuses it for AEAD_AES_128_GCM with a 12-byte salt).
+//! mandates; RFC 7714 section 11 reuses it for the AEAD profiles with a 12-byte salt).
 //!
 //! The pseudo-random function is AES in counter mode keyed with the master key, starting at
 //! `(master_salt XOR label << 48) * 2^16`, which is the same AES-CM keystream the
-//! AES_CM_128_HMAC_SHA1_80 profile encrypts with.
+//! AES_CM_128_HMAC_SHA1_80 profile encrypts with. A 32-byte master key (AEAD_AES_256_GCM)
+//! keys AES-256 instead, the AES_256_CM_PRF of RFC 6188 section 7.
 
-use aws_lc_rs::cipher::{AES_128, EncryptingKey, EncryptionContext, UnboundCipherKey};
+use aws_lc_rs::cipher::{AES_128, AES_256, EncryptingKey, EncryptionContext, UnboundCipherKey};
 use aws_lc_rs::iv::FixedLength;
 
 use super::SrtpError;
@@ -31,8 +32,15 @@ pub(crate) struct KeyDerivation {
 }
 
 impl KeyDerivation {
-    pub(crate) fn new(master_key: &[u8; 16], master_salt: [u8; 14]) -> Result<Self, SrtpError> {
-        let key = UnboundCipherKey::new(&AES_128, master_key).map_err(|_| SrtpError::Crypto)?;
+    /// `master_key` is 16 bytes (AES-128 PRF) or 32 bytes (AES-256 PRF); any other length is
+    /// rejected.
+    pub(crate) fn new(master_key: &[u8], master_salt: [u8; 14]) -> Result<Self, SrtpError> {
+        let algorithm = match master_key.len() {
+            16 => &AES_128,
+            32 => &AES_256,
+            _ => return Err(SrtpError::Crypto),
+        };
+        let key = UnboundCipherKey::new(algorithm, master_key).map_err(|_| SrtpError::Crypto)?;
         let prf = EncryptingKey::ctr(key).map_err(|_| SrtpError::Crypto)?;
         Ok(Self { prf, master_salt })
     }

@@ -6,7 +6,11 @@ use super::transform::Transform;
 use super::*;
 use crate::keying::{SrtpMasterKey, SrtpProfile};
 
-const PROFILES: [SrtpProfile; 2] = [SrtpProfile::AesCm128HmacSha1_80, SrtpProfile::AeadAes128Gcm];
+pub(super) const PROFILES: [SrtpProfile; 3] = [
+    SrtpProfile::AesCm128HmacSha1_80,
+    SrtpProfile::AeadAes128Gcm,
+    SrtpProfile::AeadAes256Gcm,
+];
 
 /// RFC 7714 section 16/17: the vectors are given with the session key and salt directly.
 fn rfc7714_context() -> SrtpContext {
@@ -77,7 +81,7 @@ fn rfc7714_srtcp_tag_only() {
 
 fn master(seed: u8) -> SrtpMasterKey {
     SrtpMasterKey {
-        key: [seed; 16],
+        key: [seed; 32],
         salt: [seed.wrapping_add(1); 14],
     }
 }
