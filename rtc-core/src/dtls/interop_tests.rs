@@ -538,8 +538,14 @@ fn our_client_handshakes_with_an_independent_server(
     assert_eq!(&keys.local.key[..key_len], &m[..key_len]);
     assert_eq!(&keys.remote.key[..key_len], &m[key_len..keys_end]);
     assert!(keys.local.key[key_len..].iter().all(|&b| b == 0));
-    assert_eq!(&keys.local.salt[..salt_len], &m[keys_end..keys_end + salt_len]);
-    assert_eq!(&keys.remote.salt[..salt_len], &m[keys_end + salt_len..salts_end]);
+    assert_eq!(
+        &keys.local.salt[..salt_len],
+        &m[keys_end..keys_end + salt_len]
+    );
+    assert_eq!(
+        &keys.remote.salt[..salt_len],
+        &m[keys_end + salt_len..salts_end]
+    );
     assert_eq!(ours.role(), DtlsRole::Client);
 }
 

@@ -91,4 +91,37 @@ mod tests {
             )
         );
     }
+
+    /// RFC 6188 section 7.2: AES_256_CM_PRF key derivation test vectors.
+    #[test]
+    fn rfc6188_aes_256_key_derivation() {
+        let key = hex("f0f04914b513f2763a1b1fa130f10e29 98f6f6e43e4309d1e622a0e332b9f1b6");
+        let salt: [u8; 14] = hex("3b04803de51ee7c96423ab5b78d2").try_into().unwrap();
+        let kdf = KeyDerivation::new(&key, salt).unwrap();
+
+        let mut cipher_key = [0u8; 32];
+        kdf.derive(Label::RtpEncryption, &mut cipher_key).unwrap();
+        assert_eq!(
+            cipher_key.to_vec(),
+            hex("5ba1064e30ec51613cad926c5a28ef73 1ec7fb397f70a960653caf06554cd8c4")
+        );
+
+        let mut cipher_salt = [0u8; 14];
+        kdf.derive(Label::RtpSalt, &mut cipher_salt).unwrap();
+        assert_eq!(cipher_salt.to_vec(), hex("fa31791685ca444a9e07c6c64e93"));
+
+        let mut auth_key = [0u8; 20];
+        kdf.derive(Label::RtpAuthentication, &mut auth_key).unwrap();
+        assert_eq!(
+            auth_key.to_vec(),
+            hex("fd9c32d39ed5fbb5a9dc96b30818454d1313dc05")
+        );
+    }
+
+    #[test]
+    fn master_keys_other_than_16_or_32_bytes_are_rejected() {
+        for len in [0, 15, 24, 33] {
+            assert!(KeyDerivation::new(&vec![0; len], [0; 14]).is_err());
+        }
+    }
 }
