@@ -1,8 +1,8 @@
-//! The per-packet cryptographic transforms of the two profiles, for one packet kind (RTP or
-//! RTCP): AES-CM encryption with an HMAC-SHA1-80 tag (RFC 3711 sections 4.1.1, 4.2, 3.4) and
+//! The per-packet cryptographic transforms of the profiles, for one packet kind (RTP or RTCP):
+//! AES-CM encryption with an HMAC-SHA1-80 tag (RFC 3711 sections 4.1.1, 4.2, 3.4) and
 //! AEAD_AES_128_GCM / AEAD_AES_256_GCM (RFC 7714 sections 8 to 10), which differ only in the
-//! AES key size. Session keys are derived and the aws-lc-rs
-//! key schedules built once here; packets are then transformed in place with no allocation.
+//! AES key size. Session keys are derived and the aws-lc-rs key schedules built once here;
+//! packets are then transformed in place with no allocation.
 //!
 //! Packet layouts on the wire:
 //! - SRTP, both profiles: `header | encrypted payload | tag`.
