@@ -14,7 +14,7 @@ const HEADER_LEN: usize = 12;
 
 fn master() -> SrtpMasterKey {
     SrtpMasterKey {
-        key: [0x2b; 16],
+        key: [0x2b; 32],
         salt: [0x5a; 14],
     }
 }
@@ -59,6 +59,7 @@ fn srtp(c: &mut Criterion) {
 
     for (name, profile) in [
         ("gcm", SrtpProfile::AeadAes128Gcm),
+        ("gcm256", SrtpProfile::AeadAes256Gcm),
         ("aes_cm_hmac_sha1_80", SrtpProfile::AesCm128HmacSha1_80),
     ] {
         let mut sender = SrtpContext::new(profile, &master()).unwrap();

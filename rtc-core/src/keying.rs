@@ -8,19 +8,24 @@ pub enum SrtpProfile {
     AesCm128HmacSha1_80,
     /// SRTP_AEAD_AES_128_GCM (0x0007): 16-byte key, 12-byte salt, 16-byte tag.
     AeadAes128Gcm,
+    /// SRTP_AEAD_AES_256_GCM (0x0008): 32-byte key, 12-byte salt, 16-byte tag.
+    AeadAes256Gcm,
 }
 
 impl SrtpProfile {
     /// Length of the master key in bytes.
     pub const fn master_key_len(self) -> usize {
-        16
+        match self {
+            SrtpProfile::AesCm128HmacSha1_80 | SrtpProfile::AeadAes128Gcm => 16,
+            SrtpProfile::AeadAes256Gcm => 32,
+        }
     }
 
     /// Length of the master salt in bytes.
     pub const fn master_salt_len(self) -> usize {
         match self {
             SrtpProfile::AesCm128HmacSha1_80 => 14,
-            SrtpProfile::AeadAes128Gcm => 12,
+            SrtpProfile::AeadAes128Gcm | SrtpProfile::AeadAes256Gcm => 12,
         }
     }
 
@@ -29,6 +34,7 @@ impl SrtpProfile {
         match self {
             SrtpProfile::AesCm128HmacSha1_80 => 0x0001,
             SrtpProfile::AeadAes128Gcm => 0x0007,
+            SrtpProfile::AeadAes256Gcm => 0x0008,
         }
     }
 }
@@ -36,8 +42,9 @@ impl SrtpProfile {
 /// Master key and salt of one direction.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SrtpMasterKey {
-    /// Master key (16 bytes for both supported profiles).
-    pub key: [u8; 16],
+    /// Master key; only the first `profile.master_key_len()` bytes are meaningful (16 for the
+    /// AES-128 profiles, all 32 for AEAD_AES_256_GCM).
+    pub key: [u8; 32],
     /// Master salt; only the first `profile.master_salt_len()` bytes are meaningful.
     pub salt: [u8; 14],
 }

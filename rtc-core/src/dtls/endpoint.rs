@@ -380,6 +380,7 @@ fn split_keying_material(
     role: DtlsRole,
 ) -> Result<SrtpKeyingMaterial, DtlsError> {
     let profile = match profile {
+        dimpl::SrtpProfile::AEAD_AES_256_GCM => SrtpProfile::AeadAes256Gcm,
         dimpl::SrtpProfile::AEAD_AES_128_GCM => SrtpProfile::AeadAes128Gcm,
         dimpl::SrtpProfile::AES128_CM_SHA1_80 => SrtpProfile::AesCm128HmacSha1_80,
         _ => return Err(DtlsError::SrtpProfileUnsupported),
@@ -411,13 +412,18 @@ fn split_keying_material(
     })
 }
 
+/// Copies one direction's key and salt into the fixed-size contract fields; the bytes past
+/// the profile's lengths stay zero.
 fn master_key(key: &[u8], salt: &[u8]) -> Result<SrtpMasterKey, DtlsError> {
     let mut master = SrtpMasterKey {
-        key: key
-            .try_into()
-            .map_err(|_| DtlsError::KeyingMaterialLength)?,
+        key: [0; 32],
         salt: [0; 14],
     };
+    master
+        .key
+        .get_mut(..key.len())
+        .ok_or(DtlsError::KeyingMaterialLength)?
+        .copy_from_slice(key);
     master
         .salt
         .get_mut(..salt.len())

@@ -109,6 +109,7 @@ impl Client {
             .get_connection_state(addr(SERVER_ADDR))
             .unwrap();
         let profile = match state.srtp_protection_profile() {
+            SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm => SrtpProfile::AeadAes256Gcm,
             SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm => SrtpProfile::AeadAes128Gcm,
             SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => SrtpProfile::AesCm128HmacSha1_80,
             other => panic!("unexpected profile {other:?}"),
@@ -118,7 +119,11 @@ impl Client {
             .export_keying_material("EXTRACTOR-dtls_srtp", &[], 2 * (key_len + salt_len))
             .unwrap();
         let m = material.as_ref();
-        let key = |at: usize| -> [u8; 16] { m[at..at + key_len].try_into().unwrap() };
+        let key = |at: usize| {
+            let mut key = [0u8; 32];
+            key[..key_len].copy_from_slice(&m[at..at + key_len]);
+            key
+        };
         let salt = |at: usize| {
             let mut salt = [0u8; 14];
             salt[..salt_len].copy_from_slice(&m[at..at + salt_len]);
@@ -410,11 +415,11 @@ fn silent_peer_times_out() {
     assert_eq!(failed, Some(DtlsError::HandshakeTimeout));
 }
 
-/// dimpl offers AEAD_AES_256_GCM and prefers it as a server; the keying contract has no
-/// such profile, so the server must refuse clearly rather than hand out truncated keys (and
-/// then stays silent, so the client never completes either).
+/// Both ends run dimpl, which offers AEAD_AES_256_GCM first and picks it as a server: the
+/// handshake connects with 32-byte keys, each side's sending keys being the other's
+/// receiving keys, and SRTP protected by one side opens on the other.
 #[test]
-fn aes_256_gcm_negotiation_is_refused_with_a_clear_error() {
+fn aes_256_gcm_between_two_of_our_endpoints_connects() {
     let now = Instant::now();
     let server_cert = server_certificate();
     let client_cert = DtlsCertificate::generate(&mut ChaCha20Rng::seed_from_u64(43)).unwrap();
@@ -423,21 +428,64 @@ fn aes_256_gcm_negotiation_is_refused_with_a_clear_error() {
     let mut buf = [0u8; DTLS_MTU];
     for _ in 0..20 {
         while let Some(len) = client.poll_transmit(&mut buf) {
-            let _ = server.handle_datagram(now, &buf[..len]);
+            server.handle_datagram(now, &buf[..len]).unwrap();
         }
         while let Some(len) = server.poll_transmit(&mut buf) {
-            let _ = client.handle_datagram(now, &buf[..len]);
+            client.handle_datagram(now, &buf[..len]).unwrap();
         }
     }
-    let failed = DtlsEvent::Failed(DtlsError::SrtpProfileUnsupported);
-    assert_eq!(server.poll_event(), Some(failed));
-    assert_eq!(server.poll_event(), None);
-    assert_eq!(client.poll_event(), None);
-    assert!(!client.is_connected());
+    let Some(DtlsEvent::Connected(server_keys)) = server.poll_event() else {
+        panic!("server did not connect")
+    };
+    let Some(DtlsEvent::Connected(client_keys)) = client.poll_event() else {
+        panic!("client did not connect")
+    };
+    assert_eq!(server_keys.profile, SrtpProfile::AeadAes256Gcm);
+    assert_eq!(client_keys.profile, SrtpProfile::AeadAes256Gcm);
+    assert_eq!(server_keys.local, client_keys.remote);
+    assert_eq!(server_keys.remote, client_keys.local);
+    assert_ne!(server_keys.local, server_keys.remote);
+    // All 32 key bytes come from the exporter: none of the upper half stays zero-padded.
+    assert_ne!(server_keys.local.key[16..], [0u8; 16]);
+    // The salt is 12 bytes; the two padding bytes of the contract stay zero.
+    assert_eq!(server_keys.local.salt[12..], [0, 0]);
+
+    let mut sender = crate::srtp::SrtpSession::new(&client_keys).unwrap();
+    let mut receiver = crate::srtp::SrtpSession::new(&server_keys).unwrap();
+    let rtp = [0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 42, 1, 2, 3, 4];
+    let mut packet = [0u8; 64];
+    packet[..rtp.len()].copy_from_slice(&rtp);
+    let len = sender.outbound.protect_rtp(&mut packet, rtp.len()).unwrap();
+    let plain = receiver.inbound.unprotect_rtp(&mut packet[..len]).unwrap();
+    assert_eq!(packet[..plain], rtp);
 }
 
 #[test]
-fn our_client_role_handshakes_with_an_independent_server() {
+fn handshake_with_aes_256_gcm_client_agrees_on_keys() {
+    let mut pair = Pair::new(vec![SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm]);
+    pair.drive(50);
+    pair.assert_same_keys(SrtpProfile::AeadAes256Gcm);
+}
+
+/// What a browser offers: all three profiles; the server picks AES-256-GCM.
+#[test]
+fn server_prefers_aes_256_gcm_when_all_profiles_are_offered() {
+    let mut pair = Pair::new(vec![
+        SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+        SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+        SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm,
+    ]);
+    pair.drive(50);
+    pair.assert_same_keys(SrtpProfile::AeadAes256Gcm);
+}
+
+/// Our client against an independent server that accepts only `server_profile`: the
+/// handshake completes, so our offer includes that profile, and the keys we split from the
+/// exporter equal the server's.
+fn our_client_handshakes_with_an_independent_server(
+    server_profile: SrtpProtectionProfile,
+    expected: SrtpProfile,
+) {
     let now = Instant::now();
     let provider = rtc_dtls::crypto_provider::default_provider().unwrap();
     let certificate =
@@ -448,7 +496,7 @@ fn our_client_role_handshakes_with_an_independent_server() {
         .with_certificates(vec![certificate])
         .with_client_auth(rtc_dtls::config::ClientAuthType::RequireAnyClientCert)
         .with_extended_master_secret(ExtendedMasterSecretType::Require)
-        .with_srtp_protection_profiles(vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm])
+        .with_srtp_protection_profiles(vec![server_profile])
         .build(false, None)
         .unwrap();
     let mut peer = Endpoint::new(
@@ -474,22 +522,55 @@ fn our_client_role_handshakes_with_an_independent_server() {
             ours.handle_datagram(now, &t.message).unwrap();
         }
     }
-    assert!(peer_completed);
+    assert!(peer_completed, "{expected:?}");
     let Some(DtlsEvent::Connected(keys)) = ours.poll_event() else {
-        panic!("our client did not connect")
+        panic!("our client did not connect with {expected:?}")
     };
+    assert_eq!(keys.profile, expected);
+    let (key_len, salt_len) = (expected.master_key_len(), expected.master_salt_len());
     let state = peer.get_connection_state(addr(CLIENT_ADDR)).unwrap();
     let material = state
-        .export_keying_material("EXTRACTOR-dtls_srtp", &[], 56)
+        .export_keying_material("EXTRACTOR-dtls_srtp", &[], 2 * (key_len + salt_len))
         .unwrap();
     let m = material.as_ref();
     // client_key | server_key | client_salt | server_salt: we are the client.
-    assert_eq!(keys.profile, SrtpProfile::AeadAes128Gcm);
-    assert_eq!(&keys.local.key[..], &m[0..16]);
-    assert_eq!(&keys.remote.key[..], &m[16..32]);
-    assert_eq!(&keys.local.salt[..12], &m[32..44]);
-    assert_eq!(&keys.remote.salt[..12], &m[44..56]);
+    let (keys_end, salts_end) = (2 * key_len, 2 * key_len + 2 * salt_len);
+    assert_eq!(&keys.local.key[..key_len], &m[..key_len]);
+    assert_eq!(&keys.remote.key[..key_len], &m[key_len..keys_end]);
+    assert!(keys.local.key[key_len..].iter().all(|&b| b == 0));
+    assert_eq!(
+        &keys.local.salt[..salt_len],
+        &m[keys_end..keys_end + salt_len]
+    );
+    assert_eq!(
+        &keys.remote.salt[..salt_len],
+        &m[keys_end + salt_len..salts_end]
+    );
     assert_eq!(ours.role(), DtlsRole::Client);
+}
+
+#[test]
+fn our_client_role_handshakes_with_an_independent_server() {
+    our_client_handshakes_with_an_independent_server(
+        SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+        SrtpProfile::AeadAes128Gcm,
+    );
+}
+
+#[test]
+fn our_client_offers_aes_256_gcm_to_an_independent_server() {
+    our_client_handshakes_with_an_independent_server(
+        SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm,
+        SrtpProfile::AeadAes256Gcm,
+    );
+}
+
+#[test]
+fn our_client_offers_aes_cm_to_an_independent_server() {
+    our_client_handshakes_with_an_independent_server(
+        SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+        SrtpProfile::AesCm128HmacSha1_80,
+    );
 }
 
 /// Writes the captured client datagrams as fuzz seeds: `SLUICE_WRITE_DTLS_SEEDS=dir`.

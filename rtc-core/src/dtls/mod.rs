@@ -9,11 +9,10 @@
 //!   `poll_event` / `poll_timeout` out; [`DtlsEvent::Connected`] carries
 //!   [`crate::keying::SrtpKeyingMaterial`] split for our role.
 //!
-//! SRTP profiles: the engine (dimpl 0.9) picks, in this order, SRTP_AEAD_AES_256_GCM,
-//! SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_HMAC_SHA1_80 from what the peer offers, and has no
-//! setting to leave the first out. The keying contract knows only the last two, so a peer
-//! that offers AES-256-GCM (current browsers typically do) currently ends in
-//! [`DtlsError::SrtpProfileUnsupported`] instead of receiving keys of the wrong size.
+//! SRTP profiles: the engine (dimpl 0.9) offers as a client, and picks as a server from what
+//! the peer offers, in this order: SRTP_AEAD_AES_256_GCM, SRTP_AEAD_AES_128_GCM,
+//! SRTP_AES128_CM_HMAC_SHA1_80. All three map to a [`crate::keying::SrtpProfile`]; the
+//! exported keying material is split with the chosen profile's key and salt lengths.
 
 mod certificate;
 mod endpoint;
@@ -46,7 +45,7 @@ pub enum DtlsError {
     PeerCertificateMissing,
     /// The peer's certificate or its signature over the handshake was rejected.
     PeerCertificateInvalid,
-    /// The peer negotiated an SRTP profile other than AEAD_AES_128_GCM or
+    /// The peer negotiated an SRTP profile other than AEAD_AES_256_GCM, AEAD_AES_128_GCM or
     /// AES_CM_128_HMAC_SHA1_80, or none at all.
     SrtpProfileUnsupported,
     /// The exported keying material had the wrong length for its profile.

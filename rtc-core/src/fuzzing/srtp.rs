@@ -1,5 +1,6 @@
-//! Fuzz harnesses for SRTP and SRTCP. The first input byte picks the profile (bit 0) and a
-//! bit to flip later; the rest is the packet. Each input:
+//! Fuzz harnesses for SRTP and SRTCP. The first input byte picks the profile (bits 0-1:
+//! `x0` AES-CM, `01` AES-128-GCM, `11` AES-256-GCM) and a bit to flip later; the rest is the
+//! packet. Each input:
 //! 1. is unprotected as-is by a fresh inbound context (must fail cleanly, never panic);
 //! 2. if it parses as a plaintext packet, is protected and unprotected again, which must give
 //!    back the same bytes; the same protected packet is then a replay, and a copy with one
@@ -29,7 +30,7 @@ enum Kind {
 
 fn context(profile: SrtpProfile) -> Option<SrtpContext> {
     let master = SrtpMasterKey {
-        key: *b"sluice fuzz key!",
+        key: *b"sluice fuzz key, 32 bytes long..",
         salt: *b"fuzzing salt..",
     };
     SrtpContext::new(profile, &master).ok()
@@ -62,10 +63,10 @@ fn run(data: &[u8], kind: Kind) {
     let [flags, packet @ ..] = data else {
         return;
     };
-    let profile = if flags & 1 == 0 {
-        SrtpProfile::AesCm128HmacSha1_80
-    } else {
-        SrtpProfile::AeadAes128Gcm
+    let profile = match flags & 0b11 {
+        0b01 => SrtpProfile::AeadAes128Gcm,
+        0b11 => SrtpProfile::AeadAes256Gcm,
+        _ => SrtpProfile::AesCm128HmacSha1_80,
     };
     let (Some(mut sender), Some(mut receiver)) = (context(profile), context(profile)) else {
         return;

@@ -1,11 +1,12 @@
 //! SRTP key derivation (RFC 3711 section 4.3 with a key derivation rate of zero, as DTLS-SRTP
-//! mandates; RFC 7714 section 11 reuses it for AEAD_AES_128_GCM with a 12-byte salt).
+//! mandates; RFC 7714 section 11 reuses it for the AEAD profiles with a 12-byte salt).
 //!
 //! The pseudo-random function is AES in counter mode keyed with the master key, starting at
 //! `(master_salt XOR label << 48) * 2^16`, which is the same AES-CM keystream the
-//! AES_CM_128_HMAC_SHA1_80 profile encrypts with.
+//! AES_CM_128_HMAC_SHA1_80 profile encrypts with. A 32-byte master key (AEAD_AES_256_GCM)
+//! keys AES-256 instead, the AES_256_CM_PRF of RFC 6188 section 7.
 
-use aws_lc_rs::cipher::{AES_128, EncryptingKey, EncryptionContext, UnboundCipherKey};
+use aws_lc_rs::cipher::{AES_128, AES_256, EncryptingKey, EncryptionContext, UnboundCipherKey};
 use aws_lc_rs::iv::FixedLength;
 
 use super::SrtpError;
@@ -31,8 +32,15 @@ pub(crate) struct KeyDerivation {
 }
 
 impl KeyDerivation {
-    pub(crate) fn new(master_key: &[u8; 16], master_salt: [u8; 14]) -> Result<Self, SrtpError> {
-        let key = UnboundCipherKey::new(&AES_128, master_key).map_err(|_| SrtpError::Crypto)?;
+    /// `master_key` is 16 bytes (AES-128 PRF) or 32 bytes (AES-256 PRF); any other length is
+    /// rejected.
+    pub(crate) fn new(master_key: &[u8], master_salt: [u8; 14]) -> Result<Self, SrtpError> {
+        let algorithm = match master_key.len() {
+            16 => &AES_128,
+            32 => &AES_256,
+            _ => return Err(SrtpError::Crypto),
+        };
+        let key = UnboundCipherKey::new(algorithm, master_key).map_err(|_| SrtpError::Crypto)?;
         let prf = EncryptingKey::ctr(key).map_err(|_| SrtpError::Crypto)?;
         Ok(Self { prf, master_salt })
     }
@@ -82,5 +90,38 @@ mod tests {
                  6D6E919A48B610EF17C2041E47403576 6B68642C59BBFC2F34DB60DBDFB2"
             )
         );
+    }
+
+    /// RFC 6188 section 7.2: AES_256_CM_PRF key derivation test vectors.
+    #[test]
+    fn rfc6188_aes_256_key_derivation() {
+        let key = hex("f0f04914b513f2763a1b1fa130f10e29 98f6f6e43e4309d1e622a0e332b9f1b6");
+        let salt: [u8; 14] = hex("3b04803de51ee7c96423ab5b78d2").try_into().unwrap();
+        let kdf = KeyDerivation::new(&key, salt).unwrap();
+
+        let mut cipher_key = [0u8; 32];
+        kdf.derive(Label::RtpEncryption, &mut cipher_key).unwrap();
+        assert_eq!(
+            cipher_key.to_vec(),
+            hex("5ba1064e30ec51613cad926c5a28ef73 1ec7fb397f70a960653caf06554cd8c4")
+        );
+
+        let mut cipher_salt = [0u8; 14];
+        kdf.derive(Label::RtpSalt, &mut cipher_salt).unwrap();
+        assert_eq!(cipher_salt.to_vec(), hex("fa31791685ca444a9e07c6c64e93"));
+
+        let mut auth_key = [0u8; 20];
+        kdf.derive(Label::RtpAuthentication, &mut auth_key).unwrap();
+        assert_eq!(
+            auth_key.to_vec(),
+            hex("fd9c32d39ed5fbb5a9dc96b30818454d1313dc05")
+        );
+    }
+
+    #[test]
+    fn master_keys_other_than_16_or_32_bytes_are_rejected() {
+        for len in [0, 15, 24, 33] {
+            assert!(KeyDerivation::new(&vec![0; len], [0; 14]).is_err());
+        }
     }
 }

@@ -1,5 +1,5 @@
-//! SRTP and SRTCP (RFC 3711) protection in place, for the AES_CM_128_HMAC_SHA1_80 and
-//! AEAD_AES_128_GCM (RFC 7714) profiles negotiated by DTLS-SRTP.
+//! SRTP and SRTCP (RFC 3711) protection in place, for the AES_CM_128_HMAC_SHA1_80,
+//! AEAD_AES_128_GCM and AEAD_AES_256_GCM (RFC 7714) profiles negotiated by DTLS-SRTP.
 //!
 //! A [`SrtpSession`] holds the two directions of one DTLS-SRTP association: `outbound`
 //! protects what this endpoint sends, `inbound` unprotects what it receives. Packets are
@@ -10,9 +10,10 @@
 //! use rtc_core::keying::{SrtpKeyingMaterial, SrtpMasterKey, SrtpProfile};
 //! use rtc_core::srtp::SrtpSession;
 //!
-//! let key = SrtpMasterKey { key: [7; 16], salt: [9; 14] };
+//! // AEAD_AES_256_GCM uses all 32 key bytes and the first 12 salt bytes.
+//! let key = SrtpMasterKey { key: [7; 32], salt: [9; 14] };
 //! let keying = SrtpKeyingMaterial {
-//!     profile: SrtpProfile::AeadAes128Gcm,
+//!     profile: SrtpProfile::AeadAes256Gcm,
 //!     local: key.clone(),
 //!     remote: key,
 //! };

@@ -6,15 +6,26 @@ use super::transform::Transform;
 use super::*;
 use crate::keying::{SrtpMasterKey, SrtpProfile};
 
-const PROFILES: [SrtpProfile; 2] = [SrtpProfile::AesCm128HmacSha1_80, SrtpProfile::AeadAes128Gcm];
+pub(super) const PROFILES: [SrtpProfile; 3] = [
+    SrtpProfile::AesCm128HmacSha1_80,
+    SrtpProfile::AeadAes128Gcm,
+    SrtpProfile::AeadAes256Gcm,
+];
 
 /// RFC 7714 section 16/17: the vectors are given with the session key and salt directly.
-fn rfc7714_context() -> SrtpContext {
-    let key: [u8; 16] = hex("000102030405060708090a0b0c0d0e0f").try_into().unwrap();
+fn rfc7714_context(profile: SrtpProfile, session_key: &str) -> SrtpContext {
+    let key = hex(session_key);
     let salt = hex("517569642070726f2071756f");
-    let transform =
-        || Transform::from_session_keys(SrtpProfile::AeadAes128Gcm, &key, &salt, &[0; 20]).unwrap();
-    SrtpContext::from_transforms(SrtpProfile::AeadAes128Gcm, transform(), transform())
+    let transform = || Transform::from_session_keys(profile, &key, &salt, &[0; 20]).unwrap();
+    SrtpContext::from_transforms(profile, transform(), transform())
+}
+
+/// The AEAD_AES_128_GCM context of RFC 7714 sections 16.1 and 17.
+fn rfc7714_aes_128_context() -> SrtpContext {
+    rfc7714_context(
+        SrtpProfile::AeadAes128Gcm,
+        "000102030405060708090a0b0c0d0e0f",
+    )
 }
 
 const RFC7714_RTP: &str = "8040f17b8041f8d35501a0b2
@@ -33,19 +44,51 @@ const RFC7714_SRTCP: &str = "81c8000d4d61727363e94885dcdab67ca727d7662f6b7e997ff
 const RFC7714_SRTCP_TAG_ONLY: &str = "81c8000d4d6172734e5450314e545032525450200000042a0000e930
     4c756e61deadbeefdeadbeefdeadbeefdeadbeefdeadbeef841dd9683dd78ec92ae58790125f62b3000005d4";
 
+/// RFC 7714 section 16.2.1: the same RTP packet under AEAD_AES_256_GCM with the 32-byte
+/// session key 00..1f and the same salt.
+#[test]
+fn rfc7714_aes_256_srtp_protect_and_unprotect() {
+    const RFC7714_SRTP_AES_256: &str = "8040f17b8041f8d35501a0b2
+        32b1de78a822fe12ef9f78fa332e33aab18012389a58e2f3b50b2a0276ffae0f1ba63799b87b7aa3db36
+        dfffd6b0f9bb7878d7a76c13";
+    let context = || {
+        rfc7714_context(
+            SrtpProfile::AeadAes256Gcm,
+            "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+        )
+    };
+    let plain = hex(RFC7714_RTP);
+    let expected = hex(RFC7714_SRTP_AES_256);
+    let mut buf = [0u8; 128];
+    buf[..plain.len()].copy_from_slice(&plain);
+    let len = context().protect_rtp(&mut buf, plain.len()).unwrap();
+    assert_eq!(buf[..len], expected[..]);
+
+    let mut buf = expected.clone();
+    let len = context().unprotect_rtp(&mut buf).unwrap();
+    assert_eq!(buf[..len], plain[..]);
+
+    // The AES-128 vector's bytes do not open under the AES-256 key.
+    let mut buf = hex(RFC7714_SRTP);
+    assert_eq!(
+        context().unprotect_rtp(&mut buf),
+        Err(SrtpError::AuthenticationFailed)
+    );
+}
+
 #[test]
 fn rfc7714_srtp_protect_and_unprotect() {
     let plain = hex(RFC7714_RTP);
     let expected = hex(RFC7714_SRTP);
     let mut buf = [0u8; 128];
     buf[..plain.len()].copy_from_slice(&plain);
-    let len = rfc7714_context()
+    let len = rfc7714_aes_128_context()
         .protect_rtp(&mut buf, plain.len())
         .unwrap();
     assert_eq!(buf[..len], expected[..]);
 
     let mut buf = expected.clone();
-    let len = rfc7714_context().unprotect_rtp(&mut buf).unwrap();
+    let len = rfc7714_aes_128_context().unprotect_rtp(&mut buf).unwrap();
     assert_eq!(buf[..len], plain[..]);
 }
 
@@ -53,14 +96,14 @@ fn rfc7714_srtp_protect_and_unprotect() {
 fn rfc7714_srtcp_protect_and_unprotect() {
     let plain = hex(RFC7714_RTCP);
     let expected = hex(RFC7714_SRTCP);
-    let mut sender = rfc7714_context();
+    let mut sender = rfc7714_aes_128_context();
     sender.set_next_srtcp_index(0x5d4);
     let mut buf = [0u8; 128];
     buf[..plain.len()].copy_from_slice(&plain);
     let len = sender.protect_rtcp(&mut buf, plain.len()).unwrap();
     assert_eq!(buf[..len], expected[..]);
 
-    let mut receiver = rfc7714_context();
+    let mut receiver = rfc7714_aes_128_context();
     let mut buf = expected.clone();
     let len = receiver.unprotect_rtcp(&mut buf).unwrap();
     assert_eq!(buf[..len], plain[..]);
@@ -71,13 +114,13 @@ fn rfc7714_srtcp_protect_and_unprotect() {
 fn rfc7714_srtcp_tag_only() {
     let plain = hex(RFC7714_RTCP);
     let mut buf = hex(RFC7714_SRTCP_TAG_ONLY);
-    let len = rfc7714_context().unprotect_rtcp(&mut buf).unwrap();
+    let len = rfc7714_aes_128_context().unprotect_rtcp(&mut buf).unwrap();
     assert_eq!(buf[..len], plain[..]);
 }
 
 fn master(seed: u8) -> SrtpMasterKey {
     SrtpMasterKey {
-        key: [seed; 16],
+        key: [seed; 32],
         salt: [seed.wrapping_add(1); 14],
     }
 }
@@ -389,5 +432,21 @@ fn srtcp_behind_the_window_is_too_old() {
         let newest = protect_rtcp(&mut sender, &rtcp_packet(4));
         unprotect_rtcp(&mut receiver, &newest).unwrap();
         assert_eq!(unprotect_rtcp(&mut receiver, &old), Err(SrtpError::TooOld));
+    }
+}
+
+/// The contract's key field is 32 bytes for every profile; the AES-128 profiles must read only
+/// the first 16, like the salt beyond the profile's length.
+#[test]
+fn key_bytes_past_the_profile_length_are_ignored() {
+    for profile in PROFILES {
+        let mut padded = master(5);
+        padded.key[profile.master_key_len()..].fill(0xee);
+        padded.salt[profile.master_salt_len()..].fill(0xee);
+        let mut sender = SrtpContext::new(profile, &padded).unwrap();
+        let mut receiver = SrtpContext::new(profile, &master(5)).unwrap();
+        let plain = rtp_packet(1, 7);
+        let protected = protect_rtp(&mut sender, &plain);
+        assert_eq!(unprotect_rtp(&mut receiver, &protected).unwrap(), plain);
     }
 }

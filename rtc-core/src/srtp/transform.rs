@@ -1,7 +1,8 @@
-//! The per-packet cryptographic transforms of the two profiles, for one packet kind (RTP or
-//! RTCP): AES-CM encryption with an HMAC-SHA1-80 tag (RFC 3711 sections 4.1.1, 4.2, 3.4) and
-//! AEAD_AES_128_GCM (RFC 7714 sections 8 to 10). Session keys are derived and the aws-lc-rs
-//! key schedules built once here; packets are then transformed in place with no allocation.
+//! The per-packet cryptographic transforms of the profiles, for one packet kind (RTP or RTCP):
+//! AES-CM encryption with an HMAC-SHA1-80 tag (RFC 3711 sections 4.1.1, 4.2, 3.4) and
+//! AEAD_AES_128_GCM / AEAD_AES_256_GCM (RFC 7714 sections 8 to 10), which differ only in the
+//! AES key size. Session keys are derived and the aws-lc-rs key schedules built once here;
+//! packets are then transformed in place with no allocation.
 //!
 //! Packet layouts on the wire:
 //! - SRTP, both profiles: `header | encrypted payload | tag`.
@@ -10,7 +11,7 @@
 //! - SRTCP, GCM: `header (8) | encrypted rest | tag (16) | E+index (4)`, the E+index word being
 //!   part of the associated data.
 
-use aws_lc_rs::aead::{AES_128_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::aead::{AES_128_GCM, AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::cipher::{AES_128, EncryptingKey, EncryptionContext, UnboundCipherKey};
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use aws_lc_rs::hmac;
@@ -79,7 +80,11 @@ impl Transform {
         {
             dst.copy_from_slice(src);
         }
-        let kdf = KeyDerivation::new(&master.key, master_salt)?;
+        let master_key = master
+            .key
+            .get(..profile.master_key_len())
+            .ok_or(SrtpError::Crypto)?;
+        let kdf = KeyDerivation::new(master_key, master_salt)?;
         let (key_label, auth_label, salt_label) = match kind {
             PacketKind::Rtp => (
                 Label::RtpEncryption,
@@ -92,8 +97,12 @@ impl Transform {
                 Label::RtcpSalt,
             ),
         };
-        let mut session_key = [0u8; 16];
-        kdf.derive(key_label, &mut session_key)?;
+        // The session key is as long as the master key (RFC 7714 section 11).
+        let mut session_key = [0u8; 32];
+        let session_key = session_key
+            .get_mut(..profile.master_key_len())
+            .ok_or(SrtpError::Crypto)?;
+        kdf.derive(key_label, session_key)?;
         // The session salt is as long as the master salt: 112 bits for AES-CM (RFC 3711),
         // 96 bits for GCM (RFC 7714).
         let mut salt = [0u8; 14];
@@ -105,14 +114,14 @@ impl Transform {
         if profile == SrtpProfile::AesCm128HmacSha1_80 {
             kdf.derive(auth_label, &mut auth_key)?;
         }
-        Self::from_session_keys(profile, &session_key, salt, &auth_key)
+        Self::from_session_keys(profile, session_key, salt, &auth_key)
     }
 
     /// Builds the cipher contexts from already derived session secrets (`auth_key` is
-    /// ignored by GCM).
+    /// ignored by GCM). `session_key` must be `profile.master_key_len()` bytes long.
     pub(crate) fn from_session_keys(
         profile: SrtpProfile,
-        session_key: &[u8; 16],
+        session_key: &[u8],
         session_salt: &[u8],
         auth_key: &[u8; 20],
     ) -> Result<Self, SrtpError> {
@@ -126,9 +135,14 @@ impl Transform {
                     salt: session_salt.try_into().map_err(|_| SrtpError::Crypto)?,
                 })
             }
-            SrtpProfile::AeadAes128Gcm => {
-                let key =
-                    UnboundKey::new(&AES_128_GCM, session_key).map_err(|_| SrtpError::Crypto)?;
+            SrtpProfile::AeadAes128Gcm | SrtpProfile::AeadAes256Gcm => {
+                let algorithm = if profile == SrtpProfile::AeadAes256Gcm {
+                    &AES_256_GCM
+                } else {
+                    &AES_128_GCM
+                };
+                // aws-lc-rs rejects a key whose length does not match the algorithm.
+                let key = UnboundKey::new(algorithm, session_key).map_err(|_| SrtpError::Crypto)?;
                 Ok(Transform::AesGcm {
                     aead: LessSafeKey::new(key),
                     salt: session_salt.try_into().map_err(|_| SrtpError::Crypto)?,
