@@ -24,7 +24,7 @@ const PUBLISHER: SessionId = SessionId(1);
 
 fn master(seed: u8) -> SrtpMasterKey {
     SrtpMasterKey {
-        key: [seed; 16],
+        key: [seed; 32],
         salt: [seed ^ 0x5a; 14],
     }
 }

@@ -47,6 +47,8 @@ pub struct MediaConfig {
     pub public_ip: Option<IpAddr>,
     /// Number of media worker threads.
     pub workers: usize,
+    /// How long a session may take from its answer to a completed DTLS handshake.
+    pub setup_timeout: std::time::Duration,
 }
 
 impl MediaConfig {
@@ -56,9 +58,13 @@ impl MediaConfig {
             udp: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             public_ip: None,
             workers: 1,
+            setup_timeout: DEFAULT_SETUP_TIMEOUT,
         }
     }
 }
+
+/// The default of [`MediaConfig::setup_timeout`].
+pub const DEFAULT_SETUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A session's answer.
 #[derive(Debug, Clone)]
@@ -193,6 +199,7 @@ impl Sfu {
             certificate,
             fingerprint: fingerprint.clone(),
             candidate,
+            setup_timeout: config.setup_timeout,
             next_session: AtomicU64::new(1),
         });
 

@@ -11,6 +11,7 @@ fn main() -> anyhow::Result<()> {
         udp: config.udp,
         public_ip: config.public_ip,
         workers: config.worker_count(),
+        setup_timeout: server::DEFAULT_SETUP_TIMEOUT,
     })?;
     println!(
         "sluice: media on udp {} (candidates announce {}), DTLS fingerprint {}",

@@ -27,6 +27,8 @@ pub(crate) struct LocalContext {
     pub(crate) fingerprint: String,
     /// The host candidate as an `a=candidate:` value.
     pub(crate) candidate: String,
+    /// See [`crate::MediaConfig::setup_timeout`].
+    pub(crate) setup_timeout: std::time::Duration,
     pub(crate) next_session: AtomicU64,
 }
 
@@ -118,6 +120,7 @@ fn new_session(
         dtls: DtlsEndpoint::new_server(&state.context.certificate, fingerprint, state.now),
         srtp: None,
         remote: None,
+        setup_deadline: state.now + state.context.setup_timeout,
         pending: Vec::new(),
     };
     state.by_ufrag.insert(local_ufrag, id);

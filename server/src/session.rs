@@ -42,6 +42,9 @@ pub(crate) struct Session {
     /// Where media and DTLS go: the nominated address, or the last validated one before
     /// nomination.
     pub(crate) remote: Option<SocketAddr>,
+    /// The session must have completed DTLS by then, so that an offer whose peer never
+    /// connects does not hold state forever.
+    pub(crate) setup_deadline: Instant,
     /// Subscriptions to bind once DTLS completes.
     pub(crate) pending: Vec<crate::negotiation::PendingSubscription>,
 }
@@ -129,16 +132,29 @@ impl Session {
         }
     }
 
+    /// The deadline by which the session must have connected, while it has not.
+    fn setup_deadline(&self) -> Option<Instant> {
+        self.srtp.is_none().then_some(self.setup_deadline)
+    }
+
     /// The earliest deadline of the session's agents.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        match (self.ice.poll_timeout(), self.dtls.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.ice.poll_timeout(),
+            self.dtls.poll_timeout(),
+            self.setup_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Advances the session's timers.
     pub(crate) fn handle_timeout(&mut self, now: Instant, events: &mut Vec<SessionEvent>) {
+        if self.setup_deadline().is_some_and(|at| at <= now) {
+            events.push(SessionEvent::Ended);
+            return;
+        }
         if self.ice.poll_timeout().is_some_and(|at| at <= now) {
             self.ice.handle_timeout(now);
             self.drain_ice_events(events);

@@ -78,6 +78,11 @@ impl BatchSocket {
             .state
             .recv((&self.socket).into(), &mut slices, &mut batch.meta)?;
         for (buffer, meta) in batch.meta.iter().take(count).enumerate() {
+            if meta.len == 0 {
+                // An empty datagram is still a datagram: it is counted and dropped downstream.
+                batch.datagrams.push((buffer, 0, 0, meta.addr));
+                continue;
+            }
             let stride = meta.stride.max(1);
             let mut offset = 0;
             while offset < meta.len {

@@ -211,6 +211,7 @@ impl Worker {
             .map(|(local, _)| local);
         if let Some(owner) = local_ufrag.and_then(negotiation::ufrag_owner)
             && owner != self.state.index
+            && owner < self.state.shared.workers.len()
         {
             self.hand_over(owner, source, datagram);
             return;

@@ -1,0 +1,153 @@
+//! Session lifecycle and bad input through the server API, with real browser offers and a
+//! real UDP socket: clear errors for offers that cannot be served, sessions that never connect
+//! are dropped, and garbage on the media port is counted without disturbing anything.
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use server::{MediaConfig, SessionId, Sfu, SfuError};
+
+const CHROMIUM_PUBLISH: &str = include_str!("../../rtc-core/src/sdp/fixtures/chromium-publish.sdp");
+const CHROMIUM_SUBSCRIBE: &str =
+    include_str!("../../rtc-core/src/sdp/fixtures/chromium-subscribe.sdp");
+
+/// Polls `condition` every 20 ms for at most `limit`.
+fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    condition()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+}
+
+#[test]
+fn offers_that_cannot_be_served_get_clear_errors() {
+    let sfu = Sfu::start(MediaConfig::loopback()).expect("started");
+    let rt = runtime();
+    let garbage = rt.block_on(sfu.publish("room", "this is not SDP"));
+    let Err(SfuError::BadOffer(why)) = garbage else {
+        panic!("expected a bad-offer error, got {garbage:?}");
+    };
+    assert!(why.contains("v=0"), "the error says what is wrong: {why}");
+
+    let passive = CHROMIUM_PUBLISH.replace("a=setup:actpass", "a=setup:passive");
+    let Err(SfuError::BadOffer(why)) = rt.block_on(sfu.publish("room", &passive)) else {
+        panic!("a passive offer must be refused");
+    };
+    assert!(why.contains("setup:passive"), "{why}");
+
+    // A WHEP player's offer is not a publisher's.
+    let Err(SfuError::BadOffer(why)) = rt.block_on(sfu.publish("room", CHROMIUM_SUBSCRIBE)) else {
+        panic!("a receive-only offer publishes nothing");
+    };
+    assert!(why.contains("no audio or video"), "{why}");
+
+    let publisher = rt
+        .block_on(sfu.publish("room", CHROMIUM_PUBLISH))
+        .expect("a real browser offer is answered");
+    assert!(publisher.sdp.contains("a=ice-lite"));
+    assert_eq!(
+        rt.block_on(sfu.subscribe("other-room", publisher.session, CHROMIUM_SUBSCRIBE))
+            .map(|a| a.session),
+        Err(SfuError::UnknownPublisher),
+        "a publisher of another room"
+    );
+    assert_eq!(
+        rt.block_on(sfu.subscribe("room", SessionId(12_345 << 8), CHROMIUM_SUBSCRIBE))
+            .map(|a| a.session),
+        Err(SfuError::UnknownPublisher)
+    );
+    let viewer = rt
+        .block_on(sfu.subscribe("room", publisher.session, CHROMIUM_SUBSCRIBE))
+        .expect("a WHEP offer for a known publisher is answered");
+    assert!(
+        viewer.sdp.contains("a=ssrc:"),
+        "the answer announces Sluice's SSRCs"
+    );
+}
+
+#[test]
+fn sessions_that_never_connect_are_dropped_after_the_setup_timeout() {
+    let sfu = Sfu::start(MediaConfig {
+        setup_timeout: Duration::from_millis(300),
+        ..MediaConfig::loopback()
+    })
+    .expect("started");
+    let rt = runtime();
+    let publisher = rt
+        .block_on(sfu.publish("room", CHROMIUM_PUBLISH))
+        .expect("answered");
+    rt.block_on(sfu.subscribe("room", publisher.session, CHROMIUM_SUBSCRIBE))
+        .expect("answered");
+    assert!(eventually(Duration::from_secs(2), || sfu.stats().sessions == 2));
+    assert!(
+        eventually(Duration::from_secs(10), || sfu.stats().sessions == 0),
+        "sessions left: {}",
+        sfu.stats().sessions
+    );
+    // Closing a session that is already gone is harmless.
+    rt.block_on(sfu.close(publisher.session));
+}
+
+#[test]
+fn garbage_on_the_media_port_is_counted_by_reason() {
+    let sfu = Sfu::start(MediaConfig::loopback()).expect("started");
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bound");
+    let target = sfu.media_addr();
+    let junk: [&[u8]; 6] = [
+        &[0xFF, 1, 2, 3],                            // no known protocol
+        &[0x00, 0x01, 0x00],                         // truncated STUN
+        &[0x16, 0xFE, 0xFD, 0, 0],                   // DTLS from an unchecked address
+        &[0x80, 0x60, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1], // RTP from an unchecked address
+        &[0x80, 0xC8, 0, 1, 0, 0, 0, 1],             // RTCP from an unchecked address
+        &[],
+    ];
+    for datagram in junk {
+        socket.send_to(datagram, target).expect("sent");
+    }
+    // A well-formed binding request for a session that does not exist.
+    let mut request = [0u8; 128];
+    let len = ice_lite::BindingRequest {
+        username: "nobody:here",
+        priority: 1,
+        ice_controlling: Some(7),
+        ice_controlled: None,
+        use_candidate: true,
+    }
+    .write(
+        &mut request,
+        &[7; 12],
+        &ice_lite::IntegrityKey::new(b"not a password at all"),
+    )
+    .expect("written");
+    socket.send_to(&request[..len], target).expect("sent");
+    let counted = eventually(Duration::from_secs(5), || {
+        let stats = sfu.stats();
+        stats.dropped_unknown_protocol >= 2
+            && stats.dropped_malformed_stun == 1
+            && stats.dropped_unvalidated_source == 3
+            && stats.dropped_unknown_stun_username == 1
+    });
+    assert!(counted, "{:?}", sfu.stats());
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout set");
+    let mut reply = [0u8; 64];
+    assert!(
+        socket.recv(&mut reply).is_err(),
+        "nothing is answered to unauthenticated traffic"
+    );
+    // And the server still serves.
+    runtime()
+        .block_on(sfu.publish("room", CHROMIUM_PUBLISH))
+        .expect("answered after the garbage");
+}
