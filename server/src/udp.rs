@@ -1,5 +1,6 @@
 //! The media port's socket: batched receive (recvmmsg, and UDP GRO where the kernel offers
-//! it, through quinn-udp) into buffers owned by the worker, and sends of protected packets.
+//! it, through quinn-udp) into buffers owned by the worker, and batched sends (sendmmsg) of the
+//! protected packets of one routing round, each to its own destination.
 
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
@@ -46,11 +47,16 @@ impl RecvBatch {
     }
 }
 
+/// Datagrams per sendmmsg call.
+const SEND_BATCH: usize = 64;
+
 /// The worker's socket on the media port.
 pub(crate) struct BatchSocket {
     socket: mio::net::UdpSocket,
     state: UdpSocketState,
     send_errors: u64,
+    /// Destinations of the datagrams queued for the next `sendmmsg`, as socket addresses.
+    send_addresses: Vec<socket2::SockAddr>,
 }
 
 impl BatchSocket {
@@ -63,6 +69,7 @@ impl BatchSocket {
             socket,
             state,
             send_errors: 0,
+            send_addresses: Vec::with_capacity(SEND_BATCH),
         })
     }
 
@@ -109,6 +116,86 @@ impl BatchSocket {
             .is_err()
         {
             self.send_errors += 1;
+        }
+    }
+
+    /// Sends every `(destination, datagram)` with as few system calls as possible
+    /// (`sendmmsg`, up to 64 datagrams a call). A datagram the kernel refuses is counted and
+    /// skipped; the rest of the batch still goes out.
+    pub(crate) fn send_batch<'a>(
+        &mut self,
+        datagrams: impl Iterator<Item = (SocketAddr, &'a [u8])>,
+    ) {
+        let mut datagrams = datagrams.peekable();
+        let mut chunk: [(usize, *const u8); SEND_BATCH] = [(0, std::ptr::null()); SEND_BATCH];
+        while datagrams.peek().is_some() {
+            self.send_addresses.clear();
+            let mut count = 0;
+            for (slot, (destination, bytes)) in chunk.iter_mut().zip(datagrams.by_ref()) {
+                *slot = (bytes.len(), bytes.as_ptr());
+                self.send_addresses.push(destination.into());
+                count += 1;
+                if count == SEND_BATCH {
+                    break;
+                }
+            }
+            let mut sent = 0;
+            while sent < count {
+                match self.sendmmsg(&chunk[sent..count], sent) {
+                    Ok(0) => break,
+                    Ok(n) => sent += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        // The first datagram of the rest failed (e.g. an unreachable peer, or a
+                        // full socket buffer): count it and go on with the others.
+                        self.send_errors += 1;
+                        sent += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One `sendmmsg` call for `datagrams` (length and start of each), whose destinations are
+    /// `self.send_addresses[first..]`.
+    #[allow(unsafe_code)] // The system call; see the SAFETY comments.
+    fn sendmmsg(&self, datagrams: &[(usize, *const u8)], first: usize) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        let count = datagrams.len().min(SEND_BATCH);
+        // SAFETY: iovec and mmsghdr are plain C structs for which all-zero bytes are valid.
+        let mut iovecs: [libc::iovec; SEND_BATCH] = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut headers: [libc::mmsghdr; SEND_BATCH] = unsafe { std::mem::zeroed() };
+        for (index, &(len, start)) in datagrams.iter().take(count).enumerate() {
+            let (Some(iovec), Some(header), Some(address)) = (
+                iovecs.get_mut(index),
+                headers.get_mut(index),
+                self.send_addresses.get(first + index),
+            ) else {
+                return Ok(0);
+            };
+            iovec.iov_base = start as *mut libc::c_void;
+            iovec.iov_len = len;
+            header.msg_hdr.msg_name = address.as_ptr() as *mut libc::c_void;
+            header.msg_hdr.msg_namelen = address.len();
+            header.msg_hdr.msg_iov = iovec;
+            header.msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: `headers[..count]` point at `iovecs` and at addresses in `send_addresses`,
+        // and each iovec at the caller's datagram bytes; all of them outlive the call, and the
+        // kernel only reads through these pointers (it writes `msg_len`, which we own).
+        let sent = unsafe {
+            libc::sendmmsg(
+                self.socket.as_raw_fd(),
+                headers.as_mut_ptr(),
+                count as libc::c_uint,
+                0,
+            )
+        };
+        if sent < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(sent as usize)
         }
     }
 

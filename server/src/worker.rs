@@ -50,6 +50,8 @@ pub(crate) struct Worker {
     state: WorkerState,
     scratch: Vec<u8>,
     events: Vec<SessionEvent>,
+    /// Where each queued transmit goes (None: not sendable), reused every round.
+    destinations: Vec<Option<SocketAddr>>,
 }
 
 impl Worker {
@@ -84,6 +86,7 @@ impl Worker {
             },
             scratch: vec![0; 2048],
             events: Vec::with_capacity(8),
+            destinations: Vec::with_capacity(256),
         })
     }
 
@@ -380,12 +383,15 @@ impl Worker {
     /// Protects every queued transmit with its session's keys and sends the batch.
     fn flush(&mut self) {
         let state = &mut self.state;
+        self.destinations.clear();
         for transmit in state.out.as_mut_slice() {
-            let Some(session) = state.sessions.get_mut(&transmit.session) else {
-                continue;
-            };
-            let (Some(srtp), Some(remote)) = (session.srtp.as_mut(), session.remote) else {
+            let destination = state
+                .sessions
+                .get_mut(&transmit.session)
+                .and_then(|session| Some((session.srtp.as_mut()?, session.remote?)));
+            let Some((srtp, remote)) = destination else {
                 state.stats.dropped(DropReason::NoKeysYet);
+                self.destinations.push(None);
                 continue;
             };
             let protected = match transmit.kind {
@@ -399,11 +405,21 @@ impl Worker {
             match protected {
                 Ok(len) => {
                     transmit.len = len;
-                    self.socket.send(remote, transmit.packet());
+                    self.destinations.push(Some(remote));
                 }
-                Err(e) => state.stats.srtp_error(e),
+                Err(e) => {
+                    state.stats.srtp_error(e);
+                    self.destinations.push(None);
+                }
             }
         }
+        let datagrams = state
+            .out
+            .as_slice()
+            .iter()
+            .zip(&self.destinations)
+            .filter_map(|(transmit, destination)| Some(((*destination)?, transmit.packet())));
+        self.socket.send_batch(datagrams);
         state.out.clear();
     }
 
