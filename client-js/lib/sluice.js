@@ -1,0 +1,517 @@
+// SluiceRoom: joins a Sluice room over the room protocol (docs/protocol.md) and turns it
+// into DOM-style events. Two peer connections per participant: `publish` (this client
+// offers its tracks, sendonly) and `subscribe` (the server offers everyone else's tracks
+// and renegotiates as they come and go). Sluice is ICE-lite and does no trickle, so every
+// local description is sent complete, after ICE gathering finished.
+
+import {
+  chatTextProblem,
+  diffTrackMaps,
+  displayNameProblem,
+  overallConnectionState,
+  parseServerMessage,
+  roomNameProblem,
+} from './protocol.js';
+
+export * from './protocol.js';
+
+/** How long to wait for ICE gathering before sending what was gathered so far. */
+const GATHERING_TIMEOUT_MS = 5000;
+/** How long `join` waits for the WebSocket and the `joined` reply. */
+const JOIN_TIMEOUT_MS = 10000;
+
+/**
+ * @typedef {import('./protocol.js').ParticipantInfo} ParticipantInfo
+ * @typedef {import('./protocol.js').TrackMap} TrackMap
+ * @typedef {{participant: string, trackId: string, mid: string, kind: string,
+ *   source: string, track: MediaStreamTrack}} RemoteTrack
+ */
+
+/** The default signaling address: `/ws` on the page's own host. */
+export function defaultUrl() {
+  const { protocol, host } = globalThis.location;
+  return `${protocol === 'https:' ? 'wss' : 'ws'}://${host}/ws`;
+}
+
+/**
+ * Resolves once `pc` has finished gathering ICE candidates, or after a timeout (then the
+ * candidates found so far are used: better a partial offer than none).
+ * @param {RTCPeerConnection} pc
+ */
+export function iceGatheringComplete(pc, timeoutMs = GATHERING_TIMEOUT_MS) {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, timeoutMs);
+    function done() {
+      clearTimeout(timer);
+      pc.removeEventListener('icegatheringstatechange', check);
+      resolve();
+    }
+    function check() {
+      if (pc.iceGatheringState === 'complete') done();
+    }
+    pc.addEventListener('icegatheringstatechange', check);
+  });
+}
+
+/**
+ * A room joined over the room protocol. Events (all `CustomEvent`, payload in `detail`):
+ * - `participantjoined` {participant}; `participantleft` {id, participant}
+ * - `participantupdated` {participant} (its track list changed)
+ * - `track` {participant, track, kind, source, trackId, mid}; `trackended` {same}
+ * - `mute` {participant, kind, muted} (also for the local participant)
+ * - `chat` {from, name, text, at, local} (`local` for this client's own messages)
+ * - `connectionstate` {state, socket, publish, subscribe}
+ * - `error` {code, message}
+ */
+export class SluiceRoom extends EventTarget {
+  /**
+   * Opens the WebSocket, joins `room` as `name`, publishes `stream`'s tracks and starts
+   * receiving everyone else's. Rejects when the server refuses the join.
+   * @param {{url?: string, room: string, name: string, stream?: MediaStream,
+   *   rtcConfig?: RTCConfiguration}} options
+   * @returns {Promise<SluiceRoom>}
+   */
+  static async join({ url, room, name, stream, rtcConfig }) {
+    const problem = roomNameProblem(room) ?? displayNameProblem(name);
+    if (problem) throw new Error(problem);
+    const sluice = new SluiceRoom(url ?? defaultUrl(), rtcConfig ?? {});
+    await sluice.#connect(room, name.trim());
+    if (stream) {
+      for (const track of stream.getTracks()) sluice.#addLocalTrack(track, 'camera', stream);
+    }
+    await sluice.#publish();
+    return sluice;
+  }
+
+  /** @type {WebSocket} */
+  #ws;
+  /** @type {RTCConfiguration} */
+  #rtcConfig;
+  /** @type {RTCPeerConnection} */
+  #publishPc;
+  /** @type {RTCPeerConnection} */
+  #subscribePc;
+  #id = '';
+  #room = '';
+  #name = '';
+  #url;
+  /** @type {'connecting' | 'open' | 'closed'} */
+  #socketState = 'connecting';
+  #lastState = '';
+  #left = false;
+  /** @type {Map<string, ParticipantInfo>} */
+  #participants = new Map();
+  /** @type {TrackMap} */
+  #trackMap = {};
+  /** @type {Map<string, RemoteTrack>} by mid */
+  #remoteTracks = new Map();
+  /** Local tracks by source ('camera' holds audio and video, 'screen' holds the share). */
+  /** @type {Array<{track: MediaStreamTrack, source: string, transceiver: RTCRtpTransceiver}>} */
+  #local = [];
+  #muted = { audio: false, video: false };
+  /** Serialises renegotiations of each connection: one offer/answer at a time. */
+  #publishChain = Promise.resolve();
+  #subscribeChain = Promise.resolve();
+  /** @type {((sdp: string) => void) | null} */
+  #awaitPublished = null;
+  /** Tracks this library acquired itself (camera re-enabled, screen) and so must stop. */
+  /** @type {Set<MediaStreamTrack>} */
+  #ownedTracks = new Set();
+
+  /** Use `SluiceRoom.join`. */
+  constructor(url, rtcConfig) {
+    super();
+    this.#url = url;
+    this.#rtcConfig = rtcConfig;
+  }
+
+  /** This participant's id, as the server assigned it. */
+  get id() {
+    return this.#id;
+  }
+  get room() {
+    return this.#room;
+  }
+  get name() {
+    return this.#name;
+  }
+  /** Everyone else in the room, by id. A copy: changing it changes nothing. */
+  get participants() {
+    return new Map([...this.#participants].map(([id, p]) => [id, structuredClone(p)]));
+  }
+  /** The remote tracks being received, by mid. */
+  get remoteTracks() {
+    return new Map(this.#remoteTracks);
+  }
+  /** This client's mute state as announced to the others. */
+  get muted() {
+    return { ...this.#muted };
+  }
+  /** Whether the camera is sending. */
+  get cameraEnabled() {
+    return this.#local.some((l) => l.source === 'camera' && l.track.kind === 'video');
+  }
+  get screenSharing() {
+    return this.#local.some((l) => l.source === 'screen');
+  }
+  /** The local tracks being published, with their source ('camera' or 'screen'). */
+  get localTracks() {
+    return this.#local.map(({ track, source }) => ({ track, source }));
+  }
+  /** The publish connection (tests read its `getStats()`). */
+  get publishConnection() {
+    return this.#publishPc;
+  }
+  /** The subscribe connection (tests read its `getStats()`). */
+  get subscribeConnection() {
+    return this.#subscribePc;
+  }
+  /** One of 'connecting', 'connected', 'reconnecting', 'failed', 'closed'. */
+  get connectionState() {
+    return this.#lastState || 'connecting';
+  }
+
+  /**
+   * Mutes or unmutes the local microphone ('audio') or camera ('video'). The track keeps
+   * running and sends silence or black frames, so unmuting is instant; the others are told.
+   * @param {'audio' | 'video'} kind
+   * @param {boolean} muted
+   */
+  setMuted(kind, muted) {
+    if (kind !== 'audio' && kind !== 'video') throw new Error(`unknown kind ${kind}`);
+    for (const l of this.#local) {
+      if (l.source === 'camera' && l.track.kind === kind) l.track.enabled = !muted;
+    }
+    if (this.#muted[kind] === muted) return;
+    this.#muted[kind] = muted;
+    this.#send({ type: 'mute', kind, muted });
+    this.#emit('mute', { participant: this.#id, kind, muted });
+  }
+
+  /**
+   * Turns the camera off (the device is released and its track unpublished) or on again
+   * (a new camera track is acquired and published). Both renegotiate the publish connection.
+   * @param {boolean} enabled
+   * @param {MediaTrackConstraints | boolean} [constraints] for getUserMedia when enabling
+   */
+  async setCamera(enabled, constraints = true) {
+    const current = this.#local.find((l) => l.source === 'camera' && l.track.kind === 'video');
+    if (enabled === Boolean(current)) return;
+    if (!enabled && current) {
+      this.#removeLocalTrack(current);
+    } else {
+      const media = await navigator.mediaDevices.getUserMedia({ video: constraints });
+      const [track] = media.getVideoTracks();
+      this.#ownedTracks.add(track);
+      this.#addLocalTrack(track, 'camera', media);
+    }
+    await this.#publish();
+    this.#emit('localtracks', { tracks: this.localTracks });
+  }
+
+  /**
+   * Shares a screen, window or tab as an extra video track. Resolves with the track; it is
+   * unpublished when the user stops sharing from the browser's own control, too.
+   * @returns {Promise<MediaStreamTrack>}
+   */
+  async startScreenShare() {
+    const existing = this.#local.find((l) => l.source === 'screen');
+    if (existing) return existing.track;
+    const media = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+    const [track] = media.getVideoTracks();
+    this.#ownedTracks.add(track);
+    track.addEventListener('ended', () => void this.stopScreenShare());
+    this.#addLocalTrack(track, 'screen', media);
+    await this.#publish();
+    this.#emit('localtracks', { tracks: this.localTracks });
+    return track;
+  }
+
+  /** Stops sharing the screen and unpublishes it. */
+  async stopScreenShare() {
+    const share = this.#local.find((l) => l.source === 'screen');
+    if (!share) return;
+    this.#removeLocalTrack(share);
+    await this.#publish();
+    this.#emit('localtracks', { tracks: this.localTracks });
+  }
+
+  /**
+   * Sends a chat message to the room. It is also emitted locally as a `chat` event with
+   * `local: true`, so the sender sees it at once.
+   * @param {string} text
+   */
+  sendChat(text) {
+    const problem = chatTextProblem(text);
+    if (problem) throw new Error(problem);
+    this.#send({ type: 'chat', text });
+    this.#emit('chat', { from: this.#id, name: this.#name, text, at: Date.now(), local: true });
+  }
+
+  /** Leaves the room: tells the server, closes both connections and the WebSocket. */
+  leave() {
+    if (this.#left) return;
+    this.#left = true;
+    this.#send({ type: 'leave' });
+    for (const track of this.#ownedTracks) track.stop();
+    this.#ownedTracks.clear();
+    for (const remote of this.#remoteTracks.values()) this.#emit('trackended', remote);
+    this.#remoteTracks.clear();
+    this.#publishPc?.close();
+    this.#subscribePc?.close();
+    this.#ws?.close(1000, 'leave');
+    this.#socketState = 'closed';
+    this.#updateConnectionState();
+  }
+
+  // ---- connection setup ----
+
+  /** Opens the socket, sends `join` and waits for `joined` (or an error). */
+  #connect(room, name) {
+    this.#room = room;
+    this.#name = name;
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(this.#url);
+      this.#ws = ws;
+      const timer = setTimeout(() => fail(new Error('timed out joining the room')), JOIN_TIMEOUT_MS);
+      const fail = (error) => {
+        clearTimeout(timer);
+        ws.close();
+        reject(error);
+      };
+      let joined = false;
+      ws.addEventListener('open', () => {
+        this.#socketState = 'open';
+        ws.send(JSON.stringify({ type: 'join', room, name }));
+      });
+      ws.addEventListener('message', (event) => {
+        const message = typeof event.data === 'string' ? parseServerMessage(event.data) : null;
+        if (!message) return;
+        if (!joined) {
+          if (message.type === 'error') {
+            fail(Object.assign(new Error(message.message || message.code), { code: message.code }));
+            return;
+          }
+          if (message.type !== 'joined') return;
+          joined = true;
+          clearTimeout(timer);
+          this.#onJoined(message);
+          resolve();
+          return;
+        }
+        this.#handle(message);
+      });
+      ws.addEventListener('close', () => {
+        this.#socketState = 'closed';
+        if (!joined) fail(new Error('the server closed the connection'));
+        else if (!this.#left) this.leave();
+        this.#updateConnectionState();
+      });
+      ws.addEventListener('error', () => {
+        if (!joined) fail(new Error(`could not connect to ${this.#url}`));
+      });
+    });
+  }
+
+  #onJoined(message) {
+    this.#id = message.id;
+    this.#room = message.room || this.#room;
+    this.#publishPc = this.#createPc();
+    this.#subscribePc = this.#createPc();
+    for (const p of message.participants) {
+      this.#participants.set(p.id, p);
+      this.#emit('participantjoined', { participant: structuredClone(p) });
+    }
+    for (const chat of message.chat) this.#emit('chat', { ...chat, local: false });
+    this.#updateConnectionState();
+  }
+
+  #createPc() {
+    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', ...this.#rtcConfig });
+    pc.addEventListener('connectionstatechange', () => this.#updateConnectionState());
+    return pc;
+  }
+
+  // ---- incoming messages ----
+
+  #handle(message) {
+    switch (message.type) {
+      case 'participant_joined':
+        this.#participants.set(message.participant.id, message.participant);
+        this.#emit('participantjoined', { participant: structuredClone(message.participant) });
+        break;
+      case 'participant_left': {
+        const participant = this.#participants.get(message.id);
+        for (const [mid, remote] of this.#remoteTracks) {
+          if (remote.participant === message.id) {
+            this.#remoteTracks.delete(mid);
+            this.#emit('trackended', remote);
+          }
+        }
+        this.#participants.delete(message.id);
+        this.#emit('participantleft', { id: message.id, participant });
+        break;
+      }
+      case 'tracks': {
+        const participant = this.#participants.get(message.participant);
+        if (!participant) break;
+        participant.tracks = message.tracks;
+        for (const remote of this.#remoteTracks.values()) {
+          const info = message.tracks.find((t) => t.id === remote.trackId);
+          if (remote.participant === message.participant && info) remote.source = info.source;
+        }
+        this.#emit('participantupdated', { participant: structuredClone(participant) });
+        break;
+      }
+      case 'mute': {
+        const participant = this.#participants.get(message.participant);
+        if (participant) participant.muted[message.kind] = message.muted;
+        this.#emit('mute', { participant: message.participant, kind: message.kind, muted: message.muted });
+        break;
+      }
+      case 'published':
+        this.#awaitPublished?.(message.sdp);
+        break;
+      case 'subscribe':
+        this.#subscribeChain = this.#subscribeChain
+          .then(() => this.#applySubscribe(message))
+          .catch((error) => this.#emit('error', { code: 'subscribe_failed', message: String(error) }));
+        break;
+      case 'chat':
+        // Our own messages were shown when sent.
+        if (message.from !== this.#id) {
+          const { type: _, ...chat } = message;
+          this.#emit('chat', { ...chat, local: false });
+        }
+        break;
+      case 'error':
+        this.#emit('error', { code: message.code, message: message.message });
+        // A refused publish gets no `published`: do not leave the negotiation hanging.
+        if (message.code === 'bad_sdp') this.#awaitPublished?.('');
+        break;
+      default:
+        break;
+    }
+  }
+
+  // ---- publishing ----
+
+  /** @param {MediaStreamTrack} track @param {string} source @param {MediaStream} stream */
+  #addLocalTrack(track, source, stream) {
+    if (source === 'camera') track.enabled = !this.#muted[/** @type {'audio'|'video'} */ (track.kind)];
+    // Reuse a transceiver left idle by a removed track of the same kind, so the publish
+    // offer does not grow an m-line each time the camera goes off and on.
+    const idle = this.#publishPc
+      .getTransceivers()
+      .find((t) => t.receiver.track.kind === track.kind && t.direction === 'inactive' && !t.stopped);
+    let transceiver;
+    if (idle) {
+      idle.direction = 'sendonly';
+      void idle.sender.replaceTrack(track);
+      idle.sender.setStreams?.(stream);
+      transceiver = idle;
+    } else {
+      transceiver = this.#publishPc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+    }
+    this.#local.push({ track, source, transceiver });
+  }
+
+  #removeLocalTrack(local) {
+    this.#local = this.#local.filter((l) => l !== local);
+    void local.transceiver.sender.replaceTrack(null);
+    local.transceiver.direction = 'inactive';
+    if (this.#ownedTracks.has(local.track) || local.source === 'camera') {
+      local.track.stop();
+      this.#ownedTracks.delete(local.track);
+    }
+  }
+
+  /** Sends a complete offer for the current local tracks and applies the answer. */
+  #publish() {
+    const run = async () => {
+      const pc = this.#publishPc;
+      if (this.#left || pc.getTransceivers().length === 0) return;
+      const answered = new Promise((resolve) => {
+        this.#awaitPublished = resolve;
+      });
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      await iceGatheringComplete(pc);
+      this.#send({ type: 'publish', sdp: pc.localDescription?.sdp ?? offer.sdp });
+      const sdp = await answered;
+      this.#awaitPublished = null;
+      if (!sdp) {
+        await pc.setLocalDescription({ type: 'rollback' });
+        throw new Error('the server refused the publish offer');
+      }
+      await pc.setRemoteDescription({ type: 'answer', sdp });
+    };
+    const result = this.#publishChain.then(run);
+    this.#publishChain = result.catch(() => {});
+    return result;
+  }
+
+  // ---- subscribing ----
+
+  /** Applies a server offer, answers it and works out which tracks came and went. */
+  async #applySubscribe(message) {
+    const pc = this.#subscribePc;
+    if (this.#left) return;
+    await pc.setRemoteDescription({ type: 'offer', sdp: message.sdp });
+    const answer = await pc.createAnswer();
+    await pc.setLocalDescription(answer);
+    await iceGatheringComplete(pc);
+    this.#send({ type: 'answer', sdp: pc.localDescription?.sdp ?? answer.sdp });
+
+    const { ended, added } = diffTrackMaps(this.#trackMap, message.tracks);
+    this.#trackMap = message.tracks;
+    for (const { mid } of ended) {
+      const remote = this.#remoteTracks.get(mid);
+      if (!remote) continue;
+      this.#remoteTracks.delete(mid);
+      this.#emit('trackended', remote);
+    }
+    for (const { mid, participant, track: trackId } of added) {
+      const transceiver = pc.getTransceivers().find((t) => t.mid === mid);
+      if (!transceiver) continue;
+      const info = this.#participants.get(participant)?.tracks.find((t) => t.id === trackId);
+      /** @type {RemoteTrack} */
+      const remote = {
+        participant,
+        trackId,
+        mid,
+        kind: transceiver.receiver.track.kind,
+        source: info?.source ?? 'camera',
+        track: transceiver.receiver.track,
+      };
+      this.#remoteTracks.set(mid, remote);
+      this.#emit('track', remote);
+    }
+    this.#updateConnectionState();
+  }
+
+  // ---- helpers ----
+
+  #send(message) {
+    if (this.#ws?.readyState === WebSocket.OPEN) this.#ws.send(JSON.stringify(message));
+  }
+
+  #emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  #updateConnectionState() {
+    const publishUsed = this.#publishPc && this.#publishPc.getTransceivers().length > 0;
+    const subscribeUsed = this.#subscribePc && Object.keys(this.#trackMap).length > 0;
+    const detail = {
+      socket: this.#socketState,
+      publish: publishUsed ? this.#publishPc.connectionState : undefined,
+      subscribe: subscribeUsed ? this.#subscribePc.connectionState : undefined,
+    };
+    const state = overallConnectionState(detail);
+    if (state === this.#lastState) return;
+    this.#lastState = state;
+    this.#emit('connectionstate', { state, ...detail });
+  }
+}
