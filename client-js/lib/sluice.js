@@ -61,6 +61,7 @@ export function iceGatheringComplete(pc, timeoutMs = GATHERING_TIMEOUT_MS) {
  * - `track` {participant, track, kind, source, trackId, mid}; `trackended` {same}
  * - `mute` {participant, kind, muted} (also for the local participant)
  * - `chat` {from, name, text, at, local} (`local` for this client's own messages)
+ * - `localtracks` {tracks} (camera or screen share started or stopped)
  * - `connectionstate` {state, socket, publish, subscribe}
  * - `error` {code, message}
  */
@@ -207,6 +208,7 @@ export class SluiceRoom extends EventTarget {
       this.#addLocalTrack(track, 'camera', media);
     }
     await this.#publish();
+    this.setMuted('video', !enabled);
     this.#emit('localtracks', { tracks: this.localTracks });
   }
 

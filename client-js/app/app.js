@@ -1,0 +1,378 @@
+// The video-room web app: a lobby (room, name, camera and microphone preview and choice),
+// then a grid of tiles, controls, chat and a connection indicator, all on SluiceRoom.
+// `window.sluiceTest` exposes the live objects to the browser tests (see ../README.md).
+
+import { SluiceRoom, displayNameProblem, roomNameProblem } from '/lib/sluice.js';
+import { CONNECTION_LABELS, chatTime, initials, textElement, tileLabel } from './render.js';
+
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+const ui = {
+  lobby: $('lobby'),
+  joinForm: /** @type {HTMLFormElement} */ ($('join-form')),
+  room: /** @type {HTMLInputElement} */ ($('room')),
+  name: /** @type {HTMLInputElement} */ ($('name')),
+  cameraSelect: /** @type {HTMLSelectElement} */ ($('camera-select')),
+  micSelect: /** @type {HTMLSelectElement} */ ($('mic-select')),
+  preview: /** @type {HTMLVideoElement} */ ($('preview')),
+  lobbyError: $('lobby-error'),
+  joinButton: /** @type {HTMLButtonElement} */ ($('join')),
+  call: $('call'),
+  roomTitle: $('room-title'),
+  connection: $('connection'),
+  grid: $('grid'),
+  chatPanel: $('chat-panel'),
+  chatLog: $('chat-log'),
+  chatForm: /** @type {HTMLFormElement} */ ($('chat-form')),
+  chatInput: /** @type {HTMLInputElement} */ ($('chat-input')),
+  toggleMic: $('toggle-mic'),
+  toggleCamera: $('toggle-camera'),
+  toggleScreen: $('toggle-screen'),
+  toggleChat: $('toggle-chat'),
+  leave: $('leave'),
+  callError: $('call-error'),
+};
+
+/** @type {MediaStream | null} the lobby preview, handed to the room on join */
+let previewStream = null;
+/** @type {SluiceRoom | null} */
+let room = null;
+/** Tiles by `${participant}:${source}`. */
+/** @type {Map<string, {element: HTMLElement, video: HTMLVideoElement, tracks: MediaStreamTrack[]}>} */
+const tiles = new Map();
+
+window.sluiceTest = {
+  /** The joined SluiceRoom, or null in the lobby. */
+  get room() {
+    return room;
+  },
+  /** The lobby's preview stream. */
+  get previewStream() {
+    return previewStream;
+  },
+  /** Tile keys (`participant:source`) currently in the grid. */
+  tileKeys() {
+    return [...tiles.keys()];
+  },
+};
+
+// ---- lobby ----
+
+const params = new URLSearchParams(location.search);
+ui.room.value = params.get('room') ?? localStorage.getItem('sluice.room') ?? '';
+ui.name.value = params.get('name') ?? localStorage.getItem('sluice.name') ?? '';
+
+function showLobbyError(message) {
+  ui.lobbyError.textContent = message;
+}
+
+/** Fills a device <select>, keeping the current choice; the empty value means "none". */
+function fillDeviceSelect(select, devices, noneLabel) {
+  const previous = select.value;
+  select.replaceChildren(textElement(document, 'option', '', noneLabel));
+  /** @type {HTMLOptionElement} */ (select.firstChild).value = '';
+  devices.forEach((device, index) => {
+    const option = textElement(document, 'option', '', device.label || `${noneLabel.split(' ')[1]} ${index + 1}`);
+    option.value = device.deviceId;
+    select.append(option);
+  });
+  const stillThere = devices.some((d) => d.deviceId === previous);
+  select.value = stillThere ? previous : devices[0]?.deviceId ?? '';
+}
+
+async function refreshDevices() {
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  fillDeviceSelect(ui.cameraSelect, devices.filter((d) => d.kind === 'videoinput'), 'No camera');
+  fillDeviceSelect(ui.micSelect, devices.filter((d) => d.kind === 'audioinput'), 'No microphone');
+}
+
+function stopPreview() {
+  previewStream?.getTracks().forEach((t) => t.stop());
+  previewStream = null;
+  ui.preview.srcObject = null;
+}
+
+/** (Re)opens the chosen camera and microphone for the preview. */
+async function startPreview() {
+  stopPreview();
+  const camera = ui.cameraSelect.value;
+  const mic = ui.micSelect.value;
+  const hasChoices = ui.cameraSelect.options.length > 0;
+  const video = hasChoices ? (camera ? { deviceId: { exact: camera } } : false) : true;
+  const audio = hasChoices ? (mic ? { deviceId: { exact: mic } } : false) : true;
+  if (!video && !audio) return;
+  try {
+    previewStream = await navigator.mediaDevices.getUserMedia({ video, audio });
+    ui.preview.srcObject = previewStream;
+    showLobbyError('');
+  } catch (error) {
+    showLobbyError(`Camera or microphone unavailable: ${error.message}. You can still join.`);
+  }
+}
+
+async function initLobby() {
+  await startPreview();
+  try {
+    // Labels and ids are only complete once permission was given, i.e. after the preview.
+    await refreshDevices();
+  } catch {
+    // No device list: the preview uses the defaults.
+  }
+  navigator.mediaDevices.addEventListener?.('devicechange', () => void refreshDevices());
+}
+
+ui.cameraSelect.addEventListener('change', () => void startPreview());
+ui.micSelect.addEventListener('change', () => void startPreview());
+
+ui.joinForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const roomName = ui.room.value.trim();
+  const name = ui.name.value.trim();
+  const problem = roomNameProblem(roomName) ?? displayNameProblem(name);
+  if (problem) {
+    showLobbyError(problem);
+    return;
+  }
+  ui.joinButton.disabled = true;
+  showLobbyError('');
+  localStorage.setItem('sluice.room', roomName);
+  localStorage.setItem('sluice.name', name);
+  try {
+    const joined = SluiceRoom.join({ room: roomName, name, stream: previewStream ?? undefined });
+    room = await joined;
+    enterCall(room);
+  } catch (error) {
+    room = null;
+    showLobbyError(`Could not join: ${error.message}`);
+  } finally {
+    ui.joinButton.disabled = false;
+  }
+});
+
+// ---- the call ----
+
+/** @param {SluiceRoom} sluice */
+function enterCall(sluice) {
+  ui.lobby.hidden = true;
+  ui.call.hidden = false;
+  ui.roomTitle.textContent = sluice.room;
+  ui.chatLog.replaceChildren();
+  ui.callError.textContent = '';
+  showConnection(sluice.connectionState);
+  renderLocalTiles(sluice);
+  for (const participant of sluice.participants.values()) ensureTile(participant.id, 'camera');
+  for (const remote of sluice.remoteTracks.values()) attachTrack(remote.participant, remote.source, remote.track);
+  updateControls(sluice);
+
+  sluice.addEventListener('participantjoined', (e) => ensureTile(e.detail.participant.id, 'camera'));
+  sluice.addEventListener('participantleft', (e) => removeTilesOf(e.detail.id));
+  sluice.addEventListener('participantupdated', (e) => {
+    const { participant } = e.detail;
+    const hasScreen = participant.tracks.some((t) => t.source === 'screen');
+    if (!hasScreen) removeTile(`${participant.id}:screen`);
+    for (const source of ['camera', 'screen']) refreshTile(`${participant.id}:${source}`);
+  });
+  sluice.addEventListener('track', (e) => attachTrack(e.detail.participant, e.detail.source, e.detail.track));
+  sluice.addEventListener('trackended', (e) => detachTrack(e.detail.participant, e.detail.source, e.detail.track));
+  sluice.addEventListener('mute', (e) => {
+    refreshTile(`${e.detail.participant}:camera`);
+    if (e.detail.participant === sluice.id) updateControls(sluice);
+  });
+  sluice.addEventListener('localtracks', () => {
+    renderLocalTiles(sluice);
+    updateControls(sluice);
+  });
+  sluice.addEventListener('chat', (e) => appendChat(e.detail));
+  sluice.addEventListener('connectionstate', (e) => {
+    showConnection(e.detail.state);
+    if (e.detail.state === 'closed' && room === sluice) ui.callError.textContent = 'Disconnected from the server.';
+  });
+  sluice.addEventListener('error', (e) => {
+    ui.callError.textContent = `${e.detail.code}: ${e.detail.message}`;
+  });
+}
+
+function showConnection(state) {
+  ui.connection.dataset.state = state;
+  ui.connection.textContent = CONNECTION_LABELS[state] ?? state;
+}
+
+function nameOf(participantId) {
+  if (room && participantId === room.id) return room.name;
+  return room?.participants.get(participantId)?.name ?? '';
+}
+
+function mutedOf(participantId) {
+  if (room && participantId === room.id) return room.muted;
+  return room?.participants.get(participantId)?.muted ?? { audio: false, video: false };
+}
+
+/** Returns the tile for a participant's camera or screen, creating it when missing. */
+function ensureTile(participantId, source) {
+  const key = `${participantId}:${source}`;
+  let tile = tiles.get(key);
+  if (tile) return tile;
+  const element = document.createElement('figure');
+  element.className = 'tile';
+  element.dataset.participant = participantId;
+  element.dataset.source = source;
+  if (room && participantId === room.id) element.classList.add('local');
+  const video = document.createElement('video');
+  video.autoplay = true;
+  video.playsInline = true;
+  // Never play one's own microphone back.
+  video.muted = element.classList.contains('local');
+  const placeholder = textElement(document, 'div', 'placeholder');
+  const caption = document.createElement('figcaption');
+  caption.append(textElement(document, 'span', 'name'), textElement(document, 'span', 'mic-state'));
+  element.append(video, placeholder, caption);
+  ui.grid.append(element);
+  tile = { element, video, tracks: [] };
+  tiles.set(key, tile);
+  refreshTile(key);
+  return tile;
+}
+
+/** Redraws a tile's name, mute state and placeholder. */
+function refreshTile(key) {
+  const tile = tiles.get(key);
+  if (!tile) return;
+  const { participant, source } = tile.element.dataset;
+  const name = nameOf(participant ?? '');
+  const muted = mutedOf(participant ?? '');
+  const local = tile.element.classList.contains('local');
+  /** @type {HTMLElement} */ (tile.element.querySelector('.name')).textContent = tileLabel(name, { local, source });
+  const micState = /** @type {HTMLElement} */ (tile.element.querySelector('.mic-state'));
+  const audioMuted = source === 'camera' && muted.audio;
+  micState.textContent = audioMuted ? 'muted' : '';
+  tile.element.dataset.audioMuted = String(audioMuted);
+  const hasVideo = tile.tracks.some((t) => t.kind === 'video') && !(source === 'camera' && muted.video);
+  tile.element.classList.toggle('no-video', !hasVideo);
+  /** @type {HTMLElement} */ (tile.element.querySelector('.placeholder')).textContent = initials(name || '?');
+}
+
+function setTileTracks(key, tracks) {
+  const tile = tiles.get(key);
+  if (!tile) return;
+  tile.tracks = tracks;
+  tile.video.srcObject = tracks.length ? new MediaStream(tracks) : null;
+  refreshTile(key);
+}
+
+function attachTrack(participantId, source, track) {
+  const tile = ensureTile(participantId, source);
+  const key = `${participantId}:${source}`;
+  setTileTracks(key, [...tile.tracks.filter((t) => t !== track), track]);
+}
+
+function detachTrack(participantId, source, track) {
+  const key = `${participantId}:${source}`;
+  const tile = tiles.get(key);
+  if (!tile) return;
+  const tracks = tile.tracks.filter((t) => t !== track);
+  if (source === 'screen' && tracks.length === 0) removeTile(key);
+  else setTileTracks(key, tracks);
+}
+
+function removeTile(key) {
+  const tile = tiles.get(key);
+  if (!tile) return;
+  tile.video.srcObject = null;
+  tile.element.remove();
+  tiles.delete(key);
+}
+
+function removeTilesOf(participantId) {
+  for (const key of [...tiles.keys()]) {
+    if (key.startsWith(`${participantId}:`)) removeTile(key);
+  }
+}
+
+/** @param {SluiceRoom} sluice */
+function renderLocalTiles(sluice) {
+  const local = sluice.localTracks;
+  ensureTile(sluice.id, 'camera');
+  setTileTracks(`${sluice.id}:camera`, local.filter((l) => l.source === 'camera').map((l) => l.track));
+  const screen = local.filter((l) => l.source === 'screen').map((l) => l.track);
+  if (screen.length) {
+    ensureTile(sluice.id, 'screen');
+    setTileTracks(`${sluice.id}:screen`, screen);
+  } else {
+    removeTile(`${sluice.id}:screen`);
+  }
+}
+
+/** @param {SluiceRoom} sluice */
+function updateControls(sluice) {
+  const { audio } = sluice.muted;
+  ui.toggleMic.textContent = audio ? 'Unmute' : 'Mute';
+  ui.toggleMic.setAttribute('aria-pressed', String(audio));
+  const camera = sluice.cameraEnabled;
+  ui.toggleCamera.textContent = camera ? 'Stop camera' : 'Start camera';
+  ui.toggleCamera.setAttribute('aria-pressed', String(!camera));
+  const sharing = sluice.screenSharing;
+  ui.toggleScreen.textContent = sharing ? 'Stop sharing' : 'Share screen';
+  ui.toggleScreen.setAttribute('aria-pressed', String(sharing));
+  ui.toggleScreen.hidden = !navigator.mediaDevices?.getDisplayMedia;
+  refreshTile(`${sluice.id}:camera`);
+}
+
+function appendChat({ name, text, at, local }) {
+  const item = document.createElement('li');
+  item.className = local ? 'chat-message local' : 'chat-message';
+  item.append(
+    textElement(document, 'span', 'chat-name', name),
+    textElement(document, 'time', 'chat-time', chatTime(at)),
+    textElement(document, 'p', 'chat-text', text),
+  );
+  ui.chatLog.append(item);
+  ui.chatLog.scrollTop = ui.chatLog.scrollHeight;
+}
+
+/** Runs a control's action, showing a failure instead of throwing it away. */
+async function control(action) {
+  try {
+    await action();
+  } catch (error) {
+    ui.callError.textContent = error.message;
+  }
+  if (room) updateControls(room);
+}
+
+ui.toggleMic.addEventListener('click', () =>
+  control(() => room?.setMuted('audio', !room.muted.audio)),
+);
+ui.toggleCamera.addEventListener('click', () =>
+  control(async () => {
+    if (!room) return;
+    const deviceId = ui.cameraSelect.value;
+    await room.setCamera(!room.cameraEnabled, deviceId ? { deviceId: { exact: deviceId } } : true);
+  }),
+);
+ui.toggleScreen.addEventListener('click', () =>
+  control(() => (room?.screenSharing ? room.stopScreenShare() : room?.startScreenShare())),
+);
+ui.toggleChat.addEventListener('click', () => {
+  ui.chatPanel.hidden = !ui.chatPanel.hidden;
+  ui.toggleChat.setAttribute('aria-pressed', String(!ui.chatPanel.hidden));
+});
+ui.chatForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const text = ui.chatInput.value;
+  if (!text.trim()) return;
+  control(() => {
+    room?.sendChat(text);
+    ui.chatInput.value = '';
+  });
+});
+ui.leave.addEventListener('click', () => {
+  const leaving = room;
+  room = null;
+  leaving?.leave();
+  for (const key of [...tiles.keys()]) removeTile(key);
+  ui.call.hidden = true;
+  ui.lobby.hidden = false;
+  void startPreview();
+});
+window.addEventListener('pagehide', () => room?.leave());
+
+void initLobby();
