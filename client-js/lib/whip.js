@@ -1,0 +1,80 @@
+// WHIP publishing and WHEP playback (RFC 9725 and the WHEP draft) against Sluice: one
+// complete offer POSTed as application/sdp, the answer in the 201 response, DELETE on the
+// Location to stop. No trickle: Sluice is ICE-lite and wants complete offers.
+
+import { iceGatheringComplete } from './sluice.js';
+
+/**
+ * @typedef {{pc: RTCPeerConnection, location: string, etag: string | null,
+ *   stop: () => Promise<void>}} HttpSession
+ */
+
+/**
+ * POSTs the complete local offer of `pc` to `url` and applies the answer.
+ * @param {RTCPeerConnection} pc
+ * @param {string} url
+ * @returns {Promise<HttpSession>}
+ */
+async function exchange(pc, url) {
+  const offer = await pc.createOffer();
+  await pc.setLocalDescription(offer);
+  await iceGatheringComplete(pc);
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/sdp' },
+    body: pc.localDescription?.sdp ?? offer.sdp,
+  });
+  const body = await response.text();
+  if (response.status !== 201) {
+    pc.close();
+    let reason = body;
+    try {
+      reason = JSON.parse(body).error ?? body;
+    } catch {
+      // Not JSON: keep the text.
+    }
+    throw new Error(`${url}: HTTP ${response.status} ${reason}`);
+  }
+  await pc.setRemoteDescription({ type: 'answer', sdp: body });
+  const location = new URL(response.headers.get('Location') ?? url, response.url).href;
+  return {
+    pc,
+    location,
+    etag: response.headers.get('ETag'),
+    async stop() {
+      pc.close();
+      await fetch(location, { method: 'DELETE' }).catch(() => {});
+    },
+  };
+}
+
+/**
+ * Publishes `stream`'s tracks with WHIP, e.g. to `/whip/lobby`.
+ * @param {string} url
+ * @param {MediaStream} stream
+ * @param {RTCConfiguration} [config]
+ */
+export function whipPublish(url, stream, config = {}) {
+  const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', ...config });
+  for (const track of stream.getTracks()) {
+    pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+  }
+  return exchange(pc, url);
+}
+
+/**
+ * Plays a room (`/whep/{room}`) or one participant (`/whep/{room}/{id}`) with WHEP. The
+ * received tracks are in `stream`, which is filled as they arrive.
+ * @param {string} url
+ * @param {RTCConfiguration} [config]
+ * @returns {Promise<HttpSession & {stream: MediaStream}>}
+ */
+export async function whepPlay(url, config = {}) {
+  const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', ...config });
+  const stream = new MediaStream();
+  for (const kind of ['audio', 'video']) {
+    const { receiver } = pc.addTransceiver(kind, { direction: 'recvonly' });
+    stream.addTrack(receiver.track);
+  }
+  return { ...(await exchange(pc, url)), stream };
+}
