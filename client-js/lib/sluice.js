@@ -19,6 +19,8 @@ export * from './protocol.js';
 const GATHERING_TIMEOUT_MS = 5000;
 /** How long `join` waits for the WebSocket and the `joined` reply. */
 const JOIN_TIMEOUT_MS = 10000;
+/** How long a `publish` waits for `published` before giving up on that offer. */
+const PUBLISH_TIMEOUT_MS = 15000;
 
 /**
  * @typedef {import('./protocol.js').ParticipantInfo} ParticipantInfo
@@ -81,7 +83,12 @@ export class SluiceRoom extends EventTarget {
     if (stream) {
       for (const track of stream.getTracks()) sluice.#addLocalTrack(track, 'camera', stream);
     }
-    await sluice.#publish();
+    try {
+      await sluice.#publish();
+    } catch (error) {
+      // Still in the room (others can be seen and heard): report instead of failing.
+      sluice.#emit('error', { code: 'publish_failed', message: String(error.message ?? error) });
+    }
     return sluice;
   }
 
@@ -436,6 +443,7 @@ export class SluiceRoom extends EventTarget {
       if (this.#left || pc.getTransceivers().length === 0) return;
       const answered = new Promise((resolve) => {
         this.#awaitPublished = resolve;
+        setTimeout(() => resolve(''), PUBLISH_TIMEOUT_MS);
       });
       const offer = await pc.createOffer();
       await pc.setLocalDescription(offer);
@@ -445,7 +453,7 @@ export class SluiceRoom extends EventTarget {
       this.#awaitPublished = null;
       if (!sdp) {
         await pc.setLocalDescription({ type: 'rollback' });
-        throw new Error('the server refused the publish offer');
+        throw new Error('the server did not accept the publish offer');
       }
       await pc.setRemoteDescription({ type: 'answer', sdp });
     };
