@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs client-js's unit tests and the browser end-to-end tests (three-way room, chat, leave,
+# WHIP/WHEP) in Debian's headless Chromium with a fake camera and microphone, against a
+# freshly built `sluice`. Installs what is missing first: chromium and node (apt, as root,
+# non-interactive) and playwright-core (npm ci, pinned in client-js/package-lock.json).
+# Set SLUICE_BIN to test a binary built elsewhere; CHROMIUM_BIN for another Chromium.
+# Screenshots and server/browser logs land in client-js/test/artifacts/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi
+}
+
+apt_updated=no
+apt_install() {
+  if [ "$apt_updated" = no ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update </dev/null
+    apt_updated=yes
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" </dev/null
+}
+
+step "browser test prerequisites"
+if [ -z "${CHROMIUM_BIN:-}" ] && [ ! -x /usr/bin/chromium ]; then
+  apt_install chromium
+fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  apt_install nodejs npm
+fi
+node --version
+(cd client-js && npm ci --no-audit --no-fund </dev/null)
+
+if [ -z "${SLUICE_BIN:-}" ]; then
+  step "cargo build -p server --bin sluice"
+  cargo build -p server --bin sluice
+fi
+
+step "client-js unit tests"
+(cd client-js && node --test test/*.test.mjs)
+
+# One file at a time: each starts its own server and several Chromiums, and the machine's
+# cores are better spent on one scenario than shared by all of them.
+for file in client-js/test/e2e/*.test.mjs; do
+  step "browser test ${file#client-js/}"
+  (cd client-js && node --test "${file#client-js/}")
+done
+
+printf '\nBrowser tests passed. Screenshot: client-js/test/artifacts/three-way-call.png\n'
