@@ -156,23 +156,20 @@ function enterCall(sluice) {
   ui.call.hidden = false;
   ui.roomTitle.textContent = sluice.room;
   ui.chatLog.replaceChildren();
+  for (const chat of sluice.chat) appendChat(chat);
   ui.callError.textContent = '';
   showConnection(sluice.connectionState);
   renderLocalTiles(sluice);
-  for (const participant of sluice.participants.values()) ensureTile(participant.id, 'camera');
-  for (const remote of sluice.remoteTracks.values()) attachTrack(remote.participant, remote.source, remote.track);
+  for (const participant of sluice.participants.values()) renderParticipant(participant.id);
   updateControls(sluice);
 
-  sluice.addEventListener('participantjoined', (e) => ensureTile(e.detail.participant.id, 'camera'));
+  sluice.addEventListener('participantjoined', (e) => renderParticipant(e.detail.participant.id));
   sluice.addEventListener('participantleft', (e) => removeTilesOf(e.detail.id));
-  sluice.addEventListener('participantupdated', (e) => {
-    const { participant } = e.detail;
-    const hasScreen = participant.tracks.some((t) => t.source === 'screen');
-    if (!hasScreen) removeTile(`${participant.id}:screen`);
-    for (const source of ['camera', 'screen']) refreshTile(`${participant.id}:${source}`);
+  sluice.addEventListener('participantupdated', (e) => renderParticipant(e.detail.participant.id));
+  sluice.addEventListener('track', (e) => renderParticipant(e.detail.participant));
+  sluice.addEventListener('trackended', (e) => {
+    if (room === sluice && sluice.participants.has(e.detail.participant)) renderParticipant(e.detail.participant);
   });
-  sluice.addEventListener('track', (e) => attachTrack(e.detail.participant, e.detail.source, e.detail.track));
-  sluice.addEventListener('trackended', (e) => detachTrack(e.detail.participant, e.detail.source, e.detail.track));
   sluice.addEventListener('mute', (e) => {
     refreshTile(`${e.detail.participant}:camera`);
     if (e.detail.participant === sluice.id) updateControls(sluice);
@@ -253,24 +250,32 @@ function refreshTile(key) {
 function setTileTracks(key, tracks) {
   const tile = tiles.get(key);
   if (!tile) return;
-  tile.tracks = tracks;
-  tile.video.srcObject = tracks.length ? new MediaStream(tracks) : null;
+  const same = tracks.length === tile.tracks.length && tracks.every((t) => tile.tracks.includes(t));
+  if (!same) {
+    // A new stream only when the set changed: reassigning restarts playback (a flicker).
+    tile.tracks = tracks;
+    tile.video.srcObject = tracks.length ? new MediaStream(tracks) : null;
+  }
   refreshTile(key);
 }
 
-function attachTrack(participantId, source, track) {
-  const tile = ensureTile(participantId, source);
-  const key = `${participantId}:${source}`;
-  setTileTracks(key, [...tile.tracks.filter((t) => t !== track), track]);
-}
-
-function detachTrack(participantId, source, track) {
-  const key = `${participantId}:${source}`;
-  const tile = tiles.get(key);
-  if (!tile) return;
-  const tracks = tile.tracks.filter((t) => t !== track);
-  if (source === 'screen' && tracks.length === 0) removeTile(key);
-  else setTileTracks(key, tracks);
+/** Rebuilds a participant's camera tile (always there) and screen tile (while sharing). */
+function renderParticipant(participantId) {
+  if (!room) return;
+  if (participantId === room.id) {
+    renderLocalTiles(room);
+    return;
+  }
+  const remote = [...room.remoteTracks.values()].filter((r) => r.participant === participantId);
+  ensureTile(participantId, 'camera');
+  setTileTracks(`${participantId}:camera`, remote.filter((r) => r.source !== 'screen').map((r) => r.track));
+  const screen = remote.filter((r) => r.source === 'screen').map((r) => r.track);
+  if (screen.length) {
+    ensureTile(participantId, 'screen');
+    setTileTracks(`${participantId}:screen`, screen);
+  } else {
+    removeTile(`${participantId}:screen`);
+  }
 }
 
 function removeTile(key) {

@@ -21,6 +21,8 @@ const GATHERING_TIMEOUT_MS = 5000;
 const JOIN_TIMEOUT_MS = 10000;
 /** How long a `publish` waits for `published` before giving up on that offer. */
 const PUBLISH_TIMEOUT_MS = 15000;
+/** Chat messages kept for `chat` (the server's history holds as many). */
+const CHAT_HISTORY = 100;
 
 /**
  * @typedef {import('./protocol.js').ParticipantInfo} ParticipantInfo
@@ -118,6 +120,8 @@ export class SluiceRoom extends EventTarget {
   /** @type {Array<{track: MediaStreamTrack, source: string, transceiver: RTCRtpTransceiver}>} */
   #local = [];
   #muted = { audio: false, video: false };
+  /** @type {Array<{from: string, name: string, text: string, at: number, local: boolean}>} */
+  #chat = [];
   /** Serialises renegotiations of each connection: one offer/answer at a time. */
   #publishChain = Promise.resolve();
   #subscribeChain = Promise.resolve();
@@ -151,6 +155,10 @@ export class SluiceRoom extends EventTarget {
   /** The remote tracks being received, by mid. */
   get remoteTracks() {
     return new Map(this.#remoteTracks);
+  }
+  /** The room's recent chat, oldest first: the history sent on join, then what came since. */
+  get chat() {
+    return this.#chat.map((c) => ({ ...c }));
   }
   /** This client's mute state as announced to the others. */
   get muted() {
@@ -255,7 +263,7 @@ export class SluiceRoom extends EventTarget {
     const problem = chatTextProblem(text);
     if (problem) throw new Error(problem);
     this.#send({ type: 'chat', text });
-    this.#emit('chat', { from: this.#id, name: this.#name, text, at: Date.now(), local: true });
+    this.#recordChat({ from: this.#id, name: this.#name, text, at: Date.now(), local: true });
   }
 
   /** Leaves the room: tells the server, closes both connections and the WebSocket. */
@@ -332,7 +340,7 @@ export class SluiceRoom extends EventTarget {
       this.#participants.set(p.id, p);
       this.#emit('participantjoined', { participant: structuredClone(p) });
     }
-    for (const chat of message.chat) this.#emit('chat', { ...chat, local: false });
+    for (const chat of message.chat) this.#recordChat({ ...chat, local: false });
     this.#updateConnectionState();
   }
 
@@ -391,7 +399,7 @@ export class SluiceRoom extends EventTarget {
         // Our own messages were shown when sent.
         if (message.from !== this.#id) {
           const { type: _, ...chat } = message;
-          this.#emit('chat', { ...chat, local: false });
+          this.#recordChat({ ...chat, local: false });
         }
         break;
       case 'error':
@@ -502,6 +510,13 @@ export class SluiceRoom extends EventTarget {
   }
 
   // ---- helpers ----
+
+  /** Keeps the last messages (for `chat`, read by an app that attaches late) and emits. */
+  #recordChat(chat) {
+    this.#chat.push(chat);
+    if (this.#chat.length > CHAT_HISTORY) this.#chat.shift();
+    this.#emit('chat', chat);
+  }
 
   #send(message) {
     if (this.#ws?.readyState === WebSocket.OPEN) this.#ws.send(JSON.stringify(message));
