@@ -111,10 +111,14 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket) {
     });
     let mut rate = RateLimit::new(hub.config.messages_per_second, hub.config.message_burst);
     let mut connection = Connection { hub, outbox, joined: None };
+    let mut writer_done = false;
     loop {
         let message = tokio::select! {
             message = stream.next() => message,
-            _ = &mut writer => break,
+            _ = &mut writer => {
+                writer_done = true;
+                break;
+            }
         };
         let flow = match message {
             Some(Ok(Message::Text(text))) => {
@@ -151,7 +155,9 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket) {
     drop(connection);
     // The writer ends once every sender of the outbox (the room's copy went with the leave)
     // is gone; give it a moment to flush a final error and close frame.
-    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    if !writer_done {
+        let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    }
 }
 
 impl<M: MediaPlane> Connection<M> {
