@@ -25,7 +25,8 @@ fn collect(dir: &Path, url: &str, out: &mut Vec<(String, PathBuf)>) -> io::Resul
 }
 
 fn main() -> io::Result<()> {
-    let client = Path::new(&env::var("CARGO_MANIFEST_DIR").map_err(io::Error::other)?).join("../client-js");
+    let client =
+        Path::new(&env::var("CARGO_MANIFEST_DIR").map_err(io::Error::other)?).join("../client-js");
     // A directory is rescanned recursively by cargo, so new and changed files are picked up.
     println!("cargo::rerun-if-changed={}", client.display());
     let mut files = Vec::new();
@@ -35,11 +36,18 @@ fn main() -> io::Result<()> {
             collect(&dir, &format!("/{part}"), &mut files)?;
         }
     }
-    let mut code = String::from("/// Embedded web-app files by URL path.\npub static ASSETS: &[(&str, &[u8])] = &[\n");
+    let mut code = String::from(
+        "/// Embedded web-app files by URL path.\npub static ASSETS: &[(&str, &[u8])] = &[\n",
+    );
     for (url, path) in &files {
-        let path = path.to_str().ok_or_else(|| io::Error::other("non-UTF-8 path"))?;
+        let path = path
+            .to_str()
+            .ok_or_else(|| io::Error::other("non-UTF-8 path"))?;
         code.push_str(&format!("    ({url:?}, include_bytes!({path:?})),\n"));
     }
     code.push_str("];\n");
-    fs::write(Path::new(&env::var("OUT_DIR").map_err(io::Error::other)?).join("assets.rs"), code)
+    fs::write(
+        Path::new(&env::var("OUT_DIR").map_err(io::Error::other)?).join("assets.rs"),
+        code,
+    )
 }

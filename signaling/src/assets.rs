@@ -34,7 +34,10 @@ mod tests {
     #[test]
     fn content_types_by_extension() {
         assert_eq!(content_type("/app/index.html"), "text/html; charset=utf-8");
-        assert_eq!(content_type("/lib/sluice.js"), "text/javascript; charset=utf-8");
+        assert_eq!(
+            content_type("/lib/sluice.js"),
+            "text/javascript; charset=utf-8"
+        );
         assert_eq!(content_type("/app/style.css"), "text/css; charset=utf-8");
         assert_eq!(content_type("/app/noextension"), "application/octet-stream");
     }
@@ -44,10 +47,14 @@ mod tests {
     fn every_client_file_is_embedded() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../client-js");
         let mut on_disk = 0;
-        let mut stack: Vec<(std::path::PathBuf, String)> =
-            ["app", "lib"].iter().map(|p| (root.join(p), format!("/{p}"))).collect();
+        let mut stack: Vec<(std::path::PathBuf, String)> = ["app", "lib"]
+            .iter()
+            .map(|p| (root.join(p), format!("/{p}")))
+            .collect();
         while let Some((dir, url)) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
             for entry in entries.map(Result::unwrap) {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if name.starts_with('.') {
@@ -58,8 +65,13 @@ mod tests {
                     stack.push((entry.path(), child));
                 } else {
                     on_disk += 1;
-                    let (body, _) = find(&child).unwrap_or_else(|| panic!("{child} is not embedded"));
-                    assert_eq!(body, std::fs::read(entry.path()).unwrap().as_slice(), "{child}");
+                    let (body, _) =
+                        find(&child).unwrap_or_else(|| panic!("{child} is not embedded"));
+                    assert_eq!(
+                        body,
+                        std::fs::read(entry.path()).unwrap().as_slice(),
+                        "{child}"
+                    );
                 }
             }
         }

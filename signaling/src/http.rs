@@ -24,15 +24,25 @@ use crate::ws;
 
 pub type Body = Full<Bytes>;
 
-fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
 fn error(status: StatusCode, message: impl AsRef<str>) -> Response<Body> {
-    respond(status, "application/json", json!({"error": message.as_ref()}).to_string())
+    respond(
+        status,
+        "application/json",
+        json!({"error": message.as_ref()}).to_string(),
+    )
 }
 
 fn media_error(error: &MediaError) -> Response<Body> {
@@ -65,7 +75,9 @@ fn percent_decode(segment: &str) -> Option<String> {
 fn percent_encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -80,7 +92,10 @@ fn query_param(query: Option<&str>, key: &str) -> Option<String> {
 }
 
 /// Dispatches one request.
-pub async fn handle<M: MediaPlane>(hub: Arc<Hub<M>>, request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+pub async fn handle<M: MediaPlane>(
+    hub: Arc<Hub<M>>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let path = request.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let method = request.method().clone();
@@ -92,7 +107,10 @@ pub async fn handle<M: MediaPlane>(hub: Arc<Hub<M>>, request: Request<Incoming>)
                 let mut response = respond(StatusCode::OK, content_type, body);
                 let headers = response.headers_mut();
                 headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-                headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+                headers.insert(
+                    "x-content-type-options",
+                    HeaderValue::from_static("nosniff"),
+                );
                 response
             }
             None => error(StatusCode::NOT_FOUND, "no such file"),
@@ -110,8 +128,14 @@ pub async fn handle<M: MediaPlane>(hub: Arc<Hub<M>>, request: Request<Incoming>)
 
 fn add_cors(response: &mut Response<Body>) {
     let headers = response.headers_mut();
-    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Location, ETag, Link, Accept-Patch"));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Location, ETag, Link, Accept-Patch"),
+    );
 }
 
 async fn whip_whep<M: MediaPlane>(
@@ -127,11 +151,15 @@ async fn whip_whep<M: MediaPlane>(
     match (method, segments.len(), is_whip) {
         (&Method::OPTIONS, _, _) => preflight(),
         (&Method::POST, 2, true) => whip_post(hub, request, room).await,
-        (&Method::POST, 2 | 3, false) => whep_post(hub, request, room, segments.get(2).copied()).await,
+        (&Method::POST, 2 | 3, false) => {
+            whep_post(hub, request, room, segments.get(2).copied()).await
+        }
         (&Method::DELETE, 3, true) | (&Method::DELETE, 4, false) => {
             let token = segments.last().copied().unwrap_or_default();
             match owned_resource(&hub, token, &room, is_whip) {
-                true if hub.remove_resource(token).await => respond(StatusCode::OK, "text/plain", ""),
+                true if hub.remove_resource(token).await => {
+                    respond(StatusCode::OK, "text/plain", "")
+                }
                 _ => error(StatusCode::NOT_FOUND, "unknown resource"),
             }
         }
@@ -141,7 +169,10 @@ async fn whip_whep<M: MediaPlane>(
                 return error(StatusCode::NOT_FOUND, "unknown resource");
             }
             if !has_content_type(&request, "application/trickle-ice-sdpfrag") {
-                return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "expected application/trickle-ice-sdpfrag");
+                return error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "expected application/trickle-ice-sdpfrag",
+                );
             }
             // Sluice is ICE-lite and its answers are complete: remote candidates are learnt
             // from the binding checks themselves, so a trickled fragment needs no action.
@@ -166,12 +197,18 @@ fn preflight() -> Response<Body> {
     let mut response = respond(StatusCode::NO_CONTENT, "text/plain", "");
     let headers = response.headers_mut();
     headers.remove(header::CONTENT_TYPE);
-    headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, PATCH, DELETE, OPTIONS"));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, PATCH, DELETE, OPTIONS"),
+    );
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static("Content-Type, If-Match, Authorization"),
     );
-    headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
     headers.insert("accept-post", HeaderValue::from_static("application/sdp"));
     response
 }
@@ -186,18 +223,31 @@ fn has_content_type<B>(request: &Request<B>, expected: &str) -> bool {
 }
 
 /// The request's SDP body, checked for content type, size and shape.
-async fn read_sdp<M: MediaPlane>(hub: &Hub<M>, request: Request<Incoming>) -> Result<String, Response<Body>> {
+async fn read_sdp<M: MediaPlane>(
+    hub: &Hub<M>,
+    request: Request<Incoming>,
+) -> Result<String, Response<Body>> {
     if !has_content_type(&request, "application/sdp") {
-        return Err(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "expected application/sdp"));
+        return Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected application/sdp",
+        ));
     }
     let limit = hub.config.max_sdp_bytes;
     let body = Limited::new(request.into_body(), limit)
         .collect()
         .await
-        .map_err(|_| error(StatusCode::BAD_REQUEST, format!("SDP is larger than {limit} bytes or was cut off")))?
+        .map_err(|_| {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("SDP is larger than {limit} bytes or was cut off"),
+            )
+        })?
         .to_bytes();
-    let sdp = String::from_utf8(body.to_vec()).map_err(|_| error(StatusCode::BAD_REQUEST, "SDP is not UTF-8"))?;
-    validate::sdp(&sdp, limit, hub.config.max_tracks).map_err(|e| error(StatusCode::BAD_REQUEST, e.message))?;
+    let sdp = String::from_utf8(body.to_vec())
+        .map_err(|_| error(StatusCode::BAD_REQUEST, "SDP is not UTF-8"))?;
+    validate::sdp(&sdp, limit, hub.config.max_tracks)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, e.message))?;
     Ok(sdp)
 }
 
@@ -213,7 +263,11 @@ fn created(location: String, etag: &str, sdp: String) -> Response<Body> {
     response
 }
 
-async fn whip_post<M: MediaPlane>(hub: Arc<Hub<M>>, request: Request<Incoming>, room: String) -> Response<Body> {
+async fn whip_post<M: MediaPlane>(
+    hub: Arc<Hub<M>>,
+    request: Request<Incoming>,
+    room: String,
+) -> Response<Body> {
     if let Err(e) = validate::room_name(&room) {
         return error(StatusCode::BAD_REQUEST, e.message);
     }
@@ -236,12 +290,19 @@ async fn whip_post<M: MediaPlane>(hub: Arc<Hub<M>>, request: Request<Incoming>, 
         Ok(published) => published,
         Err(e) => return media_error(&e),
     };
-    let sources = track_sources(published.tracks.iter().map(|t| (t.mid.as_str(), t.kind)), |_| None);
+    let sources = track_sources(
+        published.tracks.iter().map(|t| (t.mid.as_str(), t.kind)),
+        |_| None,
+    );
     let tracks: Vec<RoomTrack> = published
         .tracks
         .iter()
         .zip(sources)
-        .map(|(t, source)| RoomTrack { id: t.id, kind: t.kind, source })
+        .map(|(t, source)| RoomTrack {
+            id: t.id,
+            kind: t.kind,
+            source,
+        })
         .collect();
     let admitted = hub.admit(&room, |id| Participant {
         id,
@@ -261,7 +322,10 @@ async fn whip_post<M: MediaPlane>(hub: Arc<Hub<M>>, request: Request<Incoming>, 
             return error(StatusCode::CONFLICT, e.message());
         }
     };
-    let token = hub.add_resource(Resource::Whip { room: room.clone(), participant });
+    let token = hub.add_resource(Resource::Whip {
+        room: room.clone(),
+        participant,
+    });
     let location = format!("/whip/{}/{token}", percent_encode(&room));
     let mut response = created(location, &token, published.sdp);
     if let Ok(id) = HeaderValue::from_str(&participant.wire()) {
@@ -294,17 +358,28 @@ async fn whep_post<M: MediaPlane>(
     });
     let (publisher_id, session) = match publisher {
         None => return error(StatusCode::NOT_FOUND, "unknown room"),
-        Some(None) if wanted.is_some() => return error(StatusCode::NOT_FOUND, "unknown participant"),
+        Some(None) if wanted.is_some() => {
+            return error(StatusCode::NOT_FOUND, "unknown participant");
+        }
         Some(None) => return error(StatusCode::NOT_FOUND, "the room has no publisher"),
-        Some(Some((_, None))) => return error(StatusCode::NOT_FOUND, "the participant publishes nothing"),
+        Some(Some((_, None))) => {
+            return error(StatusCode::NOT_FOUND, "the participant publishes nothing");
+        }
         Some(Some((id, Some(session)))) => (id, session),
     };
     let played = match hub.media.play(&room, session, &offer).await {
         Ok(played) => played,
         Err(e) => return media_error(&e),
     };
-    let token = hub.add_resource(Resource::Whep { room: room.clone(), session: played.session });
-    let location = format!("/whep/{}/{}/{token}", percent_encode(&room), publisher_id.wire());
+    let token = hub.add_resource(Resource::Whep {
+        room: room.clone(),
+        session: played.session,
+    });
+    let location = format!(
+        "/whep/{}/{}/{token}",
+        percent_encode(&room),
+        publisher_id.wire()
+    );
     created(location, &token, played.sdp)
 }
 
@@ -315,9 +390,17 @@ fn upgrade<M: MediaPlane>(hub: Arc<Hub<M>>, mut request: Request<Incoming>) -> R
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let version_ok = headers.get(header::SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
-    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).filter(|_| is_upgrade && version_ok) else {
-        return error(StatusCode::BAD_REQUEST, "expected a WebSocket upgrade (version 13)");
+    let version_ok = headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v == "13");
+    let Some(key) = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .filter(|_| is_upgrade && version_ok)
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected a WebSocket upgrade (version 13)",
+        );
     };
     let accept = derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut request);
@@ -328,7 +411,12 @@ fn upgrade<M: MediaPlane>(hub: Arc<Hub<M>>, mut request: Request<Incoming>) -> R
         .max_frame_size(Some(hub.config.max_message_bytes.saturating_mul(4)));
     tokio::spawn(async move {
         if let Ok(upgraded) = on_upgrade.await {
-            let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+            let socket = WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                Role::Server,
+                Some(config),
+            )
+            .await;
             ws::run(hub, socket).await;
         }
     });
@@ -359,7 +447,10 @@ mod tests {
 
     #[test]
     fn query_parameters_are_decoded() {
-        assert_eq!(query_param(Some("a=1&name=Ada+L%C3%A9"), "name").as_deref(), Some("Ada Lé"));
+        assert_eq!(
+            query_param(Some("a=1&name=Ada+L%C3%A9"), "name").as_deref(),
+            Some("Ada Lé")
+        );
         assert_eq!(query_param(Some("name"), "name").as_deref(), Some(""));
         assert_eq!(query_param(None, "name"), None);
     }

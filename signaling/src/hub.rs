@@ -19,16 +19,27 @@ pub const CLOSE_MEDIA_ENDED: u16 = 4000;
 /// Who a media session belongs to.
 #[derive(Debug, Clone)]
 enum SessionOwner {
-    Participant { room: String, id: ParticipantId },
+    Participant {
+        room: String,
+        id: ParticipantId,
+    },
     /// A WHEP player, by its resource token.
-    Player { token: String },
+    Player {
+        token: String,
+    },
 }
 
 /// A WHIP or WHEP resource: what its URL's token controls.
 #[derive(Debug, Clone)]
 pub enum Resource {
-    Whip { room: String, participant: ParticipantId },
-    Whep { room: String, session: SessionId },
+    Whip {
+        room: String,
+        participant: ParticipantId,
+    },
+    Whep {
+        room: String,
+        session: SessionId,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -71,19 +82,27 @@ pub struct Hub<M> {
 
 impl<M: MediaPlane> Hub<M> {
     pub fn new(media: Arc<M>, config: SignalingConfig) -> Self {
-        Self { media, config, state: Mutex::new(HubState::default()) }
+        Self {
+            media,
+            config,
+            state: Mutex::new(HubState::default()),
+        }
     }
 
     /// The state, also after a panic elsewhere poisoned the lock: every update to it is
     /// complete before any code that could fail runs.
     pub fn state(&self) -> MutexGuard<'_, HubState> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Whether a participant may join `room` now.
     pub fn check_admit(&self, state: &HubState, room: &str) -> Result<(), AdmitError> {
         match state.rooms.get(room) {
-            Some(existing) if existing.len() >= self.config.max_participants => Err(AdmitError::RoomFull),
+            Some(existing) if existing.len() >= self.config.max_participants => {
+                Err(AdmitError::RoomFull)
+            }
             Some(_) => Ok(()),
             None if state.rooms.len() >= self.config.max_rooms => Err(AdmitError::TooManyRooms),
             None => Ok(()),
@@ -103,9 +122,18 @@ impl<M: MediaPlane> Hub<M> {
         let participant = build(ParticipantId(state.next_participant));
         let id = participant.id;
         for session in participant.sessions() {
-            state.sessions.insert(session, SessionOwner::Participant { room: room.to_owned(), id });
+            state.sessions.insert(
+                session,
+                SessionOwner::Participant {
+                    room: room.to_owned(),
+                    id,
+                },
+            );
         }
-        let entry = state.rooms.entry(room.to_owned()).or_insert_with(|| Room::new(room.to_owned()));
+        let entry = state
+            .rooms
+            .entry(room.to_owned())
+            .or_insert_with(|| Room::new(room.to_owned()));
         if let Some(outbox) = &participant.outbox {
             let _ = outbox.send(Outbound::Text(entry.joined_message(id).to_string()));
         }
@@ -114,7 +142,13 @@ impl<M: MediaPlane> Hub<M> {
     }
 
     /// Records that `session` now belongs to participant `id`; false if it left meanwhile.
-    pub fn bind_session(&self, room: &str, id: ParticipantId, session: SessionId, publish: bool) -> bool {
+    pub fn bind_session(
+        &self,
+        room: &str,
+        id: ParticipantId,
+        session: SessionId,
+        publish: bool,
+    ) -> bool {
         let mut state = self.state();
         let Some(participant) = state.rooms.get_mut(room).and_then(|r| r.get_mut(id)) else {
             return false;
@@ -124,7 +158,13 @@ impl<M: MediaPlane> Hub<M> {
         } else {
             participant.subscribe = Some(session);
         }
-        state.sessions.insert(session, SessionOwner::Participant { room: room.to_owned(), id });
+        state.sessions.insert(
+            session,
+            SessionOwner::Participant {
+                room: room.to_owned(),
+                id,
+            },
+        );
         true
     }
 
@@ -138,7 +178,9 @@ impl<M: MediaPlane> Hub<M> {
     pub async fn remove_participant(&self, room: &str, id: ParticipantId) {
         let gone = {
             let mut state = self.state();
-            let Some(existing) = state.rooms.get_mut(room) else { return };
+            let Some(existing) = state.rooms.get_mut(room) else {
+                return;
+            };
             let gone = existing.remove(id);
             if existing.is_empty() {
                 state.rooms.remove(room);
@@ -147,7 +189,9 @@ impl<M: MediaPlane> Hub<M> {
                 for session in gone.sessions() {
                     state.sessions.remove(&session);
                 }
-                state.resources.retain(|_, r| !matches!(r, Resource::Whip { participant, .. } if *participant == id));
+                state.resources.retain(
+                    |_, r| !matches!(r, Resource::Whip { participant, .. } if *participant == id),
+                );
             }
             gone
         };
@@ -165,7 +209,12 @@ impl<M: MediaPlane> Hub<M> {
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let mut state = self.state();
         if let Resource::Whep { session, .. } = &resource {
-            state.sessions.insert(*session, SessionOwner::Player { token: token.clone() });
+            state.sessions.insert(
+                *session,
+                SessionOwner::Player {
+                    token: token.clone(),
+                },
+            );
         }
         state.resources.insert(token.clone(), resource);
         token
@@ -198,10 +247,13 @@ impl<M: MediaPlane> Hub<M> {
         let owner = self.state().sessions.get(&session).cloned();
         match owner {
             Some(SessionOwner::Participant { room, id }) => {
-                let outbox = self.with_room(&room, |r| r.get(id).and_then(|p| p.outbox.clone())).flatten();
+                let outbox = self
+                    .with_room(&room, |r| r.get(id).and_then(|p| p.outbox.clone()))
+                    .flatten();
                 self.remove_participant(&room, id).await;
                 if let Some(outbox) = outbox {
-                    let _ = outbox.send(Outbound::Close(CLOSE_MEDIA_ENDED, "media connection ended"));
+                    let _ =
+                        outbox.send(Outbound::Close(CLOSE_MEDIA_ENDED, "media connection ended"));
                 }
             }
             Some(SessionOwner::Player { token }) => {

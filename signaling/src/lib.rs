@@ -15,8 +15,21 @@
 //! # }
 //! ```
 #![forbid(unsafe_code)]
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 mod assets;
 mod http;
@@ -32,7 +45,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 pub use media::{
@@ -112,7 +125,10 @@ pub async fn serve<M: MediaPlane>(
         let hub = hub.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| http::handle(hub.clone(), request));
+            // The timer enables hyper's header read timeout (30 s), so that a client that
+            // never finishes its request head does not hold the connection forever.
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades()
                 .await;

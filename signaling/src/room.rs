@@ -127,7 +127,11 @@ pub struct Room {
 
 impl Room {
     pub fn new(name: String) -> Self {
-        Self { name, participants: Vec::new(), chat: VecDeque::new() }
+        Self {
+            name,
+            participants: Vec::new(),
+            chat: VecDeque::new(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -148,13 +152,19 @@ impl Room {
 
     /// The earliest-joined participant that publishes at least one track.
     pub fn first_publisher(&self) -> Option<&Participant> {
-        self.participants.iter().find(|p| p.publish.is_some() && !p.tracks.is_empty())
+        self.participants
+            .iter()
+            .find(|p| p.publish.is_some() && !p.tracks.is_empty())
     }
 
     /// The `joined` message for a newcomer: everyone else, and the chat history.
     pub fn joined_message(&self, newcomer: ParticipantId) -> Value {
-        let others: Vec<Value> =
-            self.participants.iter().filter(|p| p.id != newcomer).map(Participant::to_json).collect();
+        let others: Vec<Value> = self
+            .participants
+            .iter()
+            .filter(|p| p.id != newcomer)
+            .map(Participant::to_json)
+            .collect();
         let chat: Vec<Value> = self.chat.iter().map(ChatEntry::to_json).collect();
         json!({"type": "joined", "id": newcomer.wire(), "room": self.name,
                "participants": others, "chat": chat})
@@ -162,7 +172,8 @@ impl Room {
 
     /// Adds a participant and tells the others.
     pub fn add(&mut self, participant: Participant) {
-        let announcement = json!({"type": "participant_joined", "participant": participant.to_json()});
+        let announcement =
+            json!({"type": "participant_joined", "participant": participant.to_json()});
         let id = participant.id;
         self.participants.push(participant);
         self.broadcast(&announcement, Some(id));
@@ -184,7 +195,9 @@ impl Room {
 
     /// Replaces a participant's tracks and tells the others.
     pub fn set_tracks(&mut self, id: ParticipantId, tracks: Vec<RoomTrack>) {
-        let Some(participant) = self.get_mut(id) else { return };
+        let Some(participant) = self.get_mut(id) else {
+            return;
+        };
         if participant.tracks == tracks {
             return;
         }
@@ -196,14 +209,17 @@ impl Room {
     }
 
     pub fn set_muted(&mut self, id: ParticipantId, video: bool, muted: bool) {
-        let Some(participant) = self.get_mut(id) else { return };
+        let Some(participant) = self.get_mut(id) else {
+            return;
+        };
         if video {
             participant.muted_video = muted;
         } else {
             participant.muted_audio = muted;
         }
         let kind = if video { "video" } else { "audio" };
-        let message = json!({"type": "mute", "participant": id.wire(), "kind": kind, "muted": muted});
+        let message =
+            json!({"type": "mute", "participant": id.wire(), "kind": kind, "muted": muted});
         self.broadcast(&message, Some(id));
     }
 
@@ -304,7 +320,15 @@ mod tests {
     fn participant_ids_round_trip_and_reject_junk() {
         assert_eq!(ParticipantId::parse("p17"), Some(ParticipantId(17)));
         assert_eq!(ParticipantId(17).wire(), "p17");
-        for junk in ["", "p", "17", "p-1", "p1x", "P1", "p99999999999999999999999"] {
+        for junk in [
+            "",
+            "p",
+            "17",
+            "p-1",
+            "p1x",
+            "P1",
+            "p99999999999999999999999",
+        ] {
             assert_eq!(ParticipantId::parse(junk), None, "{junk}");
         }
     }
@@ -313,13 +337,21 @@ mod tests {
     fn chat_keeps_the_last_hundred_oldest_first() {
         let mut room = Room::new("r".into());
         for i in 0..(CHAT_HISTORY + 5) {
-            room.chat(ChatEntry { from: ParticipantId(1), name: "a".into(), text: i.to_string(), at: 0 });
+            room.chat(ChatEntry {
+                from: ParticipantId(1),
+                name: "a".into(),
+                text: i.to_string(),
+                at: 0,
+            });
         }
         let joined = room.joined_message(ParticipantId(2));
         let chat = joined["chat"].as_array().unwrap();
         assert_eq!(chat.len(), CHAT_HISTORY);
         assert_eq!(chat[0]["text"], "5");
-        assert_eq!(chat[CHAT_HISTORY - 1]["text"], (CHAT_HISTORY + 4).to_string());
+        assert_eq!(
+            chat[CHAT_HISTORY - 1]["text"],
+            (CHAT_HISTORY + 4).to_string()
+        );
     }
 
     #[test]
@@ -330,13 +362,23 @@ mod tests {
         room.add(participant(1, Some(tx1)));
         room.add(participant(2, Some(tx2)));
         assert_eq!(drain(&mut rx1)[0]["type"], "participant_joined");
-        let track = RoomTrack { id: TrackId(5), kind: MediaKind::Video, source: "camera".into() };
+        let track = RoomTrack {
+            id: TrackId(5),
+            kind: MediaKind::Video,
+            source: "camera".into(),
+        };
         room.set_tracks(ParticipantId(1), vec![track.clone()]);
-        assert!(drain(&mut rx1).is_empty(), "the publisher is not told its own tracks");
+        assert!(
+            drain(&mut rx1).is_empty(),
+            "the publisher is not told its own tracks"
+        );
         let to_two = drain(&mut rx2);
         assert_eq!(to_two[0]["type"], "tracks");
         assert_eq!(to_two[0]["tracks"][0]["id"], "t5");
-        assert_eq!(room.tracks_for(ParticipantId(2)), vec![(TrackId(5), ParticipantId(1))]);
+        assert_eq!(
+            room.tracks_for(ParticipantId(2)),
+            vec![(TrackId(5), ParticipantId(1))]
+        );
         assert!(room.tracks_for(ParticipantId(1)).is_empty());
         // An unchanged track list is not announced again.
         room.set_tracks(ParticipantId(1), vec![track]);
@@ -348,7 +390,11 @@ mod tests {
 
     #[test]
     fn sources_follow_declarations_then_kind_order() {
-        let tracks = [("0", MediaKind::Audio), ("1", MediaKind::Video), ("2", MediaKind::Video)];
+        let tracks = [
+            ("0", MediaKind::Audio),
+            ("1", MediaKind::Video),
+            ("2", MediaKind::Video),
+        ];
         let plain = track_sources(tracks.iter().map(|(m, k)| (*m, *k)), |_| None);
         assert_eq!(plain, ["microphone", "camera", "screen"]);
         let declared = track_sources(tracks.iter().map(|(m, k)| (*m, *k)), |mid| {

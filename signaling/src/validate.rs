@@ -19,7 +19,10 @@ pub const MAX_CHAT_CHARS: usize = 1000;
 
 /// A room name: 1..=64 characters, no control characters. Returned unchanged.
 pub fn room_name(room: &str) -> Result<&str, Invalid> {
-    const BAD: Invalid = Invalid::new("bad_room", "room name must be 1 to 64 characters without control characters");
+    const BAD: Invalid = Invalid::new(
+        "bad_room",
+        "room name must be 1 to 64 characters without control characters",
+    );
     let count = room.chars().count();
     if count == 0 || count > MAX_NAME_CHARS || room.chars().any(char::is_control) {
         return Err(BAD);
@@ -29,8 +32,10 @@ pub fn room_name(room: &str) -> Result<&str, Invalid> {
 
 /// A display name: 1..=64 characters after trimming, no control characters. Returned trimmed.
 pub fn display_name(name: &str) -> Result<&str, Invalid> {
-    const BAD: Invalid =
-        Invalid::new("bad_name", "display name must be 1 to 64 characters without control characters");
+    const BAD: Invalid = Invalid::new(
+        "bad_name",
+        "display name must be 1 to 64 characters without control characters",
+    );
     let trimmed = name.trim();
     let count = trimmed.chars().count();
     if count == 0 || count > MAX_NAME_CHARS || trimmed.chars().any(char::is_control) {
@@ -64,7 +69,10 @@ pub fn sdp(sdp: &str, max_bytes: usize, max_media: usize) -> Result<&str, Invali
     }
     let media = sdp.lines().filter(|line| line.starts_with("m=")).count();
     if media > max_media {
-        return Err(Invalid::new("too_many_tracks", "the SDP has too many media sections"));
+        return Err(Invalid::new(
+            "too_many_tracks",
+            "the SDP has too many media sections",
+        ));
     }
     Ok(sdp)
 }
@@ -78,7 +86,11 @@ mod tests {
         assert_eq!(display_name("  Ada  "), Ok("Ada"));
         assert_eq!(display_name(&"é".repeat(64)).map(str::len), Ok(128));
         for bad in ["", "   ", "a\u{0}b", "line\nbreak", &"x".repeat(65)] {
-            assert_eq!(display_name(bad).map_err(|e| e.code), Err("bad_name"), "{bad:?}");
+            assert_eq!(
+                display_name(bad).map_err(|e| e.code),
+                Err("bad_name"),
+                "{bad:?}"
+            );
         }
     }
 
@@ -86,7 +98,11 @@ mod tests {
     fn room_names_are_bounded_and_free_of_control_characters() {
         assert_eq!(room_name("lobby 1"), Ok("lobby 1"));
         for bad in ["", "a\tb", "\u{7f}", &"r".repeat(65)] {
-            assert_eq!(room_name(bad).map_err(|e| e.code), Err("bad_room"), "{bad:?}");
+            assert_eq!(
+                room_name(bad).map_err(|e| e.code),
+                Err("bad_room"),
+                "{bad:?}"
+            );
         }
     }
 
@@ -100,10 +116,17 @@ mod tests {
 
     #[test]
     fn sdp_size_shape_and_media_count() {
-        let offer = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n";
+        let offer =
+            "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n";
         assert!(sdp(offer, 1000, 8).is_ok());
-        assert_eq!(sdp(offer, 10, 8).map_err(|e| e.message), Err("SDP is too large"));
-        assert_eq!(sdp(offer, 1000, 0).map_err(|e| e.code), Err("too_many_tracks"));
+        assert_eq!(
+            sdp(offer, 10, 8).map_err(|e| e.message),
+            Err("SDP is too large")
+        );
+        assert_eq!(
+            sdp(offer, 1000, 0).map_err(|e| e.code),
+            Err("too_many_tracks")
+        );
         assert_eq!(sdp("hello", 1000, 8).map_err(|e| e.code), Err("bad_sdp"));
         assert_eq!(sdp("v=0\0", 1000, 8).map_err(|e| e.code), Err("bad_sdp"));
     }

@@ -20,7 +20,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::hub::Hub;
 use crate::media::{MediaError, MediaPlane};
-use crate::room::{ChatEntry, Outbound, Outbox, Participant, ParticipantId, RoomTrack, track_sources, track_wire};
+use crate::room::{
+    ChatEntry, Outbound, Outbox, Participant, ParticipantId, RoomTrack, track_sources, track_wire,
+};
 use crate::validate::{self, Invalid};
 
 /// Close code for a message over the size limit (RFC 6455 "message too big").
@@ -41,7 +43,13 @@ struct RateLimit {
 impl RateLimit {
     fn new(rate: u32, burst: u32) -> Self {
         let burst = f64::from(burst.max(1));
-        Self { tokens: burst, last: Instant::now(), rate: f64::from(rate), burst, last_warning: None }
+        Self {
+            tokens: burst,
+            last: Instant::now(),
+            rate: f64::from(rate),
+            burst,
+            last_warning: None,
+        }
     }
 
     fn take(&mut self, now: Instant) -> bool {
@@ -59,7 +67,9 @@ impl RateLimit {
     /// Whether to tell the client it is being limited: at most once a second, so that a flood
     /// does not turn into a flood of errors.
     fn should_warn(&mut self, now: Instant) -> bool {
-        let warn = self.last_warning.is_none_or(|at| now.saturating_duration_since(at) >= Duration::from_secs(1));
+        let warn = self
+            .last_warning
+            .is_none_or(|at| now.saturating_duration_since(at) >= Duration::from_secs(1));
         if warn {
             self.last_warning = Some(now);
         }
@@ -98,7 +108,10 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket) {
             let result = match item {
                 Outbound::Text(text) => sink.send(Message::text(text)).await,
                 Outbound::Close(code, reason) => {
-                    let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
+                    let frame = CloseFrame {
+                        code: CloseCode::from(code),
+                        reason: reason.into(),
+                    };
                     let _ = sink.send(Message::Close(Some(frame))).await;
                     break;
                 }
@@ -110,7 +123,11 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket) {
         let _ = sink.close().await;
     });
     let mut rate = RateLimit::new(hub.config.messages_per_second, hub.config.message_burst);
-    let mut connection = Connection { hub, outbox, joined: None };
+    let mut connection = Connection {
+        hub,
+        outbox,
+        joined: None,
+    };
     let mut writer_done = false;
     loop {
         let message = tokio::select! {
@@ -128,7 +145,8 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket) {
                     Flow::Stop
                 } else if !rate.take(now) {
                     if rate.should_warn(now) {
-                        connection.error(Invalid::new("rate_limited", "too many messages; slow down"));
+                        connection
+                            .error(Invalid::new("rate_limited", "too many messages; slow down"));
                     }
                     Flow::Continue
                 } else {
@@ -136,7 +154,10 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket) {
                 }
             }
             Some(Ok(Message::Binary(_))) => {
-                connection.error(Invalid::new("bad_json", "messages must be JSON text frames"));
+                connection.error(Invalid::new(
+                    "bad_json",
+                    "messages must be JSON text frames",
+                ));
                 Flow::Continue
             }
             Some(Ok(Message::Close(_))) | None => Flow::Stop,
@@ -178,22 +199,36 @@ impl<M: MediaPlane> Connection<M> {
     }
 
     fn too_big(&self) {
-        self.error(Invalid::new("message_too_large", "messages are limited to 64 KiB"));
-        let _ = self.outbox.send(Outbound::Close(CLOSE_TOO_BIG, "message too large"));
+        self.error(Invalid::new(
+            "message_too_large",
+            "messages are limited to 64 KiB",
+        ));
+        let _ = self
+            .outbox
+            .send(Outbound::Close(CLOSE_TOO_BIG, "message too large"));
     }
 
     async fn handle_text(&mut self, text: &str) -> Flow {
         let Ok(Value::Object(message)) = serde_json::from_str::<Value>(text) else {
-            self.error(Invalid::new("bad_json", "each message must be one JSON object"));
+            self.error(Invalid::new(
+                "bad_json",
+                "each message must be one JSON object",
+            ));
             return Flow::Continue;
         };
         let Some(kind) = message.get("type").and_then(Value::as_str) else {
-            self.error(Invalid::new("bad_json", "the message has no string \"type\""));
+            self.error(Invalid::new(
+                "bad_json",
+                "the message has no string \"type\"",
+            ));
             return Flow::Continue;
         };
         let result = match (kind, self.joined.is_some()) {
             ("join", false) => self.join(&message).await,
-            ("join", true) => Err(Invalid::new("already_joined", "this connection has already joined a room")),
+            ("join", true) => Err(Invalid::new(
+                "already_joined",
+                "this connection has already joined a room",
+            )),
             ("publish" | "answer" | "mute" | "chat" | "leave", false) => {
                 Err(Invalid::new("not_joined", "send join first"))
             }
@@ -215,9 +250,19 @@ impl<M: MediaPlane> Connection<M> {
 
     async fn join(&mut self, message: &Map<String, Value>) -> Result<(), Invalid> {
         let bad_room = || Invalid::new("bad_room", "room must be a string");
-        let room = validate::room_name(message.get("room").and_then(Value::as_str).ok_or_else(bad_room)?)?;
+        let room = validate::room_name(
+            message
+                .get("room")
+                .and_then(Value::as_str)
+                .ok_or_else(bad_room)?,
+        )?;
         let bad_name = || Invalid::new("bad_name", "name must be a string");
-        let name = validate::display_name(message.get("name").and_then(Value::as_str).ok_or_else(bad_name)?)?;
+        let name = validate::display_name(
+            message
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(bad_name)?,
+        )?;
         let renegotiate = Arc::new(Notify::new());
         let id = self
             .hub
@@ -242,20 +287,37 @@ impl<M: MediaPlane> Connection<M> {
             renegotiate,
             answered.clone(),
         ));
-        self.joined = Some(Joined { room: room.to_owned(), id, answered, renegotiator });
+        self.joined = Some(Joined {
+            room: room.to_owned(),
+            id,
+            answered,
+            renegotiator,
+        });
         Ok(())
     }
 
     fn sdp_field<'a>(&self, message: &'a Map<String, Value>) -> Result<&'a str, Invalid> {
-        let sdp = message.get("sdp").and_then(Value::as_str).ok_or(Invalid::new("bad_sdp", "sdp must be a string"))?;
-        validate::sdp(sdp, self.hub.config.max_sdp_bytes, self.hub.config.max_tracks)
+        let sdp = message
+            .get("sdp")
+            .and_then(Value::as_str)
+            .ok_or(Invalid::new("bad_sdp", "sdp must be a string"))?;
+        validate::sdp(
+            sdp,
+            self.hub.config.max_sdp_bytes,
+            self.hub.config.max_tracks,
+        )
     }
 
     async fn publish(&mut self, message: &Map<String, Value>) -> Result<(), Invalid> {
         let offer = self.sdp_field(message)?;
-        let Some(joined) = &self.joined else { return Ok(()) };
+        let Some(joined) = &self.joined else {
+            return Ok(());
+        };
         let (room, id) = (joined.room.clone(), joined.id);
-        let existing = self.hub.with_room(&room, |r| r.get(id).and_then(|p| p.publish)).flatten();
+        let existing = self
+            .hub
+            .with_room(&room, |r| r.get(id).and_then(|p| p.publish))
+            .flatten();
         let published = match self.hub.media.publish(&room, existing, offer).await {
             Ok(published) => published,
             Err(error) => {
@@ -268,15 +330,22 @@ impl<M: MediaPlane> Connection<M> {
             return Ok(());
         }
         let declared = message.get("sources").and_then(Value::as_object);
-        let sources = track_sources(published.tracks.iter().map(|t| (t.mid.as_str(), t.kind)), |mid| {
-            let source = declared?.get(mid)?.as_str()?;
-            matches!(source, "camera" | "microphone" | "screen").then(|| source.to_owned())
-        });
+        let sources = track_sources(
+            published.tracks.iter().map(|t| (t.mid.as_str(), t.kind)),
+            |mid| {
+                let source = declared?.get(mid)?.as_str()?;
+                matches!(source, "camera" | "microphone" | "screen").then(|| source.to_owned())
+            },
+        );
         let tracks = published
             .tracks
             .iter()
             .zip(sources)
-            .map(|(t, source)| RoomTrack { id: t.id, kind: t.kind, source })
+            .map(|(t, source)| RoomTrack {
+                id: t.id,
+                kind: t.kind,
+                source,
+            })
             .collect();
         // The answer goes out before the others hear of the tracks.
         self.send(json!({"type": "published", "sdp": published.sdp}));
@@ -286,10 +355,18 @@ impl<M: MediaPlane> Connection<M> {
 
     async fn answer(&mut self, message: &Map<String, Value>) -> Result<(), Invalid> {
         let answer = self.sdp_field(message)?;
-        let Some(joined) = &self.joined else { return Ok(()) };
-        let subscriber = self.hub.with_room(&joined.room, |r| r.get(joined.id).and_then(|p| p.subscribe)).flatten();
+        let Some(joined) = &self.joined else {
+            return Ok(());
+        };
+        let subscriber = self
+            .hub
+            .with_room(&joined.room, |r| r.get(joined.id).and_then(|p| p.subscribe))
+            .flatten();
         let Some(subscriber) = subscriber else {
-            return Err(Invalid::new("no_offer", "there is no subscribe offer to answer"));
+            return Err(Invalid::new(
+                "no_offer",
+                "there is no subscribe offer to answer",
+            ));
         };
         match self.hub.media.answer_subscriber(subscriber, answer).await {
             Ok(()) => joined.answered.notify_one(),
@@ -299,7 +376,10 @@ impl<M: MediaPlane> Connection<M> {
     }
 
     fn mute(&mut self, message: &Map<String, Value>) -> Result<(), Invalid> {
-        const BAD: Invalid = Invalid::new("bad_mute", "mute needs kind \"audio\" or \"video\" and a boolean muted");
+        const BAD: Invalid = Invalid::new(
+            "bad_mute",
+            "mute needs kind \"audio\" or \"video\" and a boolean muted",
+        );
         let video = match message.get("kind").and_then(Value::as_str) {
             Some("audio") => false,
             Some("video") => true,
@@ -307,19 +387,32 @@ impl<M: MediaPlane> Connection<M> {
         };
         let muted = message.get("muted").and_then(Value::as_bool).ok_or(BAD)?;
         if let Some(joined) = &self.joined {
-            self.hub.with_room(&joined.room, |r| r.set_muted(joined.id, video, muted));
+            self.hub
+                .with_room(&joined.room, |r| r.set_muted(joined.id, video, muted));
         }
         Ok(())
     }
 
     fn chat(&mut self, message: &Map<String, Value>) -> Result<(), Invalid> {
         let bad = || Invalid::new("bad_chat", "chat text must be a string");
-        let text = validate::chat_text(message.get("text").and_then(Value::as_str).ok_or_else(bad)?)?;
-        let at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
+        let text = validate::chat_text(
+            message
+                .get("text")
+                .and_then(Value::as_str)
+                .ok_or_else(bad)?,
+        )?;
+        let at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
         if let Some(joined) = &self.joined {
             self.hub.with_room(&joined.room, |r| {
                 let name = r.get(joined.id).map(|p| p.name.clone()).unwrap_or_default();
-                r.chat(ChatEntry { from: joined.id, name, text: text.to_owned(), at });
+                r.chat(ChatEntry {
+                    from: joined.id,
+                    name,
+                    text: text.to_owned(),
+                    at,
+                });
             });
         }
         Ok(())
@@ -361,7 +454,9 @@ async fn renegotiate_loop<M: MediaPlane>(
     }
     let mut offered: Vec<(TrackId, ParticipantId)> = Vec::new();
     loop {
-        let Some(wanted) = hub.with_room(&room, |r| r.tracks_for(id)) else { return };
+        let Some(wanted) = hub.with_room(&room, |r| r.tracks_for(id)) else {
+            return;
+        };
         if wanted != offered {
             let ids: Vec<TrackId> = wanted.iter().map(|(track, _)| *track).collect();
             match hub.media.offer_tracks(subscriber, &ids).await {
@@ -369,7 +464,10 @@ async fn renegotiate_loop<M: MediaPlane>(
                     let mut mids = Map::new();
                     for (mid, track) in &offer.mids {
                         if let Some((_, owner)) = wanted.iter().find(|(t, _)| t == track) {
-                            mids.insert(mid.clone(), json!({"participant": owner.wire(), "track": track_wire(*track)}));
+                            mids.insert(
+                                mid.clone(),
+                                json!({"participant": owner.wire(), "track": track_wire(*track)}),
+                            );
                         }
                     }
                     let message = json!({"type": "subscribe", "sdp": offer.sdp, "tracks": mids});
@@ -377,7 +475,8 @@ async fn renegotiate_loop<M: MediaPlane>(
                         return;
                     }
                     offered = wanted;
-                    let _ = tokio::time::timeout(hub.config.answer_timeout, answered.notified()).await;
+                    let _ =
+                        tokio::time::timeout(hub.config.answer_timeout, answered.notified()).await;
                     continue;
                 }
                 Err(error) => send_error(format!("renegotiation failed: {error}")),

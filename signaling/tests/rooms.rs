@@ -1,6 +1,11 @@
 //! The room protocol over a real TCP socket and a real WebSocket client, against a media
 //! plane that records calls (see support/).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod support;
 
@@ -16,21 +21,33 @@ use tokio_tungstenite::tungstenite::Message;
 async fn health_static_files_and_unknown_paths() {
     let server = start(SignalingConfig::default()).await;
     let health = support::http(server.addr, "GET", "/healthz", &[], b"").await;
-    assert_eq!((health.status, health.body.as_slice()), (200, b"ok".as_slice()));
+    assert_eq!(
+        (health.status, health.body.as_slice()),
+        (200, b"ok".as_slice())
+    );
     let missing = support::http(server.addr, "GET", "/nope", &[], b"").await;
     assert_eq!(missing.status, 404);
     assert!(missing.json()["error"].is_string());
     let missing_file = support::http(server.addr, "GET", "/app/../../Cargo.toml", &[], b"").await;
     assert_eq!(missing_file.status, 404);
-    assert_eq!(support::http(server.addr, "POST", "/healthz", &[], b"").await.status, 405);
+    assert_eq!(
+        support::http(server.addr, "POST", "/healthz", &[], b"")
+            .await
+            .status,
+        405
+    );
     let not_upgrade = support::http(server.addr, "GET", "/ws", &[], b"").await;
     assert_eq!(not_upgrade.status, 400);
     assert!(not_upgrade.json()["error"].is_string());
-    let index = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../client-js/app/index.html");
+    let index =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../client-js/app/index.html");
     let root = support::http(server.addr, "GET", "/", &[], b"").await;
     if let Ok(expected) = std::fs::read(index) {
         assert_eq!(root.status, 200);
-        assert_eq!(root.header("content-type"), Some("text/html; charset=utf-8"));
+        assert_eq!(
+            root.header("content-type"),
+            Some("text/html; charset=utf-8")
+        );
         assert_eq!(root.body, expected);
     } else {
         assert_eq!(root.status, 404);
@@ -49,18 +66,30 @@ async fn join_publish_subscribe_mute_chat_and_leave() {
     let (mut grace, joined) = Client::join(server.addr, "lobby", "Grace").await;
     let grace_id = joined["id"].as_str().unwrap().to_owned();
     assert_eq!(joined["participants"][0]["id"], ada_id.as_str());
-    assert_eq!(joined["participants"][0]["name"], "Ada", "names are trimmed");
+    assert_eq!(
+        joined["participants"][0]["name"], "Ada",
+        "names are trimmed"
+    );
     let arrival = ada.expect("participant_joined").await;
     assert_eq!(arrival["participant"]["id"], grace_id.as_str());
-    assert_eq!(arrival["participant"]["muted"], json!({"audio": false, "video": false}));
+    assert_eq!(
+        arrival["participant"]["muted"],
+        json!({"audio": false, "video": false})
+    );
 
     // Ada publishes; Grace hears of the tracks and gets a subscribe offer carrying them.
-    ada.send(json!({"type": "publish", "sdp": offer(&["audio", "video"])})).await;
+    ada.send(json!({"type": "publish", "sdp": offer(&["audio", "video"])}))
+        .await;
     let published = ada.expect("published").await;
     assert!(published["sdp"].as_str().unwrap().starts_with("v=0"));
     let tracks = grace.expect("tracks").await;
     assert_eq!(tracks["participant"], ada_id.as_str());
-    let sources: Vec<_> = tracks["tracks"].as_array().unwrap().iter().map(|t| t["source"].clone()).collect();
+    let sources: Vec<_> = tracks["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["source"].clone())
+        .collect();
     assert_eq!(sources, [json!("microphone"), json!("camera")]);
     let subscribe = grace.expect("subscribe").await;
     let mids = subscribe["tracks"].as_object().unwrap();
@@ -69,29 +98,56 @@ async fn join_publish_subscribe_mute_chat_and_leave() {
         assert_eq!(entry["participant"], ada_id.as_str());
         assert_eq!(entry["track"], tracks["tracks"][i]["id"]);
     }
-    grace.send(json!({"type": "answer", "sdp": "v=0\r\ns=grace answer\r\n"})).await;
+    grace
+        .send(json!({"type": "answer", "sdp": "v=0\r\ns=grace answer\r\n"}))
+        .await;
 
     // Renegotiating replaces the track list (screen share added).
-    ada.send(json!({"type": "publish", "sdp": offer(&["audio", "video", "video"]),
-                    "sources": {"2": "screen"}}))
-        .await;
+    ada.send(
+        json!({"type": "publish", "sdp": offer(&["audio", "video", "video"]),
+                    "sources": {"2": "screen"}}),
+    )
+    .await;
     ada.expect("published").await;
     let tracks = grace.expect("tracks").await;
     assert_eq!(tracks["tracks"].as_array().unwrap().len(), 3);
     assert_eq!(tracks["tracks"][2]["source"], "screen");
-    assert_eq!(grace.expect("subscribe").await["tracks"].as_object().unwrap().len(), 3);
-    grace.send(json!({"type": "answer", "sdp": "v=0\r\ns=second\r\n"})).await;
+    assert_eq!(
+        grace.expect("subscribe").await["tracks"]
+            .as_object()
+            .unwrap()
+            .len(),
+        3
+    );
+    grace
+        .send(json!({"type": "answer", "sdp": "v=0\r\ns=second\r\n"}))
+        .await;
 
-    ada.send(json!({"type": "mute", "kind": "audio", "muted": true})).await;
+    ada.send(json!({"type": "mute", "kind": "audio", "muted": true}))
+        .await;
     let mute = grace.expect("mute").await;
-    assert_eq!((mute["participant"].as_str(), mute["kind"].as_str(), mute["muted"].as_bool()),
-               (Some(ada_id.as_str()), Some("audio"), Some(true)));
+    assert_eq!(
+        (
+            mute["participant"].as_str(),
+            mute["kind"].as_str(),
+            mute["muted"].as_bool()
+        ),
+        (Some(ada_id.as_str()), Some("audio"), Some(true))
+    );
 
-    grace.send(json!({"type": "chat", "text": "<b>hi</b>"})).await;
+    grace
+        .send(json!({"type": "chat", "text": "<b>hi</b>"}))
+        .await;
     for client in [&mut ada, &mut grace] {
         let chat = client.expect("chat").await;
-        assert_eq!((chat["from"].as_str(), chat["name"].as_str()), (Some(grace_id.as_str()), Some("Grace")));
-        assert_eq!(chat["text"], "<b>hi</b>", "chat is passed on as text, untouched");
+        assert_eq!(
+            (chat["from"].as_str(), chat["name"].as_str()),
+            (Some(grace_id.as_str()), Some("Grace"))
+        );
+        assert_eq!(
+            chat["text"], "<b>hi</b>",
+            "chat is passed on as text, untouched"
+        );
         assert!(chat["at"].as_u64().unwrap() > 1_700_000_000_000);
     }
 
@@ -102,34 +158,71 @@ async fn join_publish_subscribe_mute_chat_and_leave() {
     assert_eq!(participants[0]["muted"]["audio"], true);
     assert_eq!(participants[0]["tracks"].as_array().unwrap().len(), 3);
     assert_eq!(joined["chat"][0]["text"], "<b>hi</b>");
-    assert_eq!(linus.expect("subscribe").await["tracks"].as_object().unwrap().len(), 3);
+    assert_eq!(
+        linus.expect("subscribe").await["tracks"]
+            .as_object()
+            .unwrap()
+            .len(),
+        3
+    );
 
     ada.expect("participant_joined").await;
     // Ada leaves: the others are told, their offers drop her tracks, her sessions close.
     ada.send(json!({"type": "leave"})).await;
-    assert_eq!(grace.expect("participant_joined").await["participant"]["name"], "Linus");
-    assert_eq!(grace.expect("participant_left").await["id"], ada_id.as_str());
+    assert_eq!(
+        grace.expect("participant_joined").await["participant"]["name"],
+        "Linus"
+    );
+    assert_eq!(
+        grace.expect("participant_left").await["id"],
+        ada_id.as_str()
+    );
     assert_eq!(grace.expect("subscribe").await["tracks"], json!({}));
-    assert_eq!(linus.expect("participant_left").await["id"], ada_id.as_str());
+    assert_eq!(
+        linus.expect("participant_left").await["id"],
+        ada_id.as_str()
+    );
     let calls = server.media.calls();
     let ada_publish = calls.iter().find_map(|c| match c {
-        Call::Publish { session, renegotiated: false, .. } => Some(*session),
+        Call::Publish {
+            session,
+            renegotiated: false,
+            ..
+        } => Some(*session),
         _ => None,
     });
-    assert!(calls.contains(&Call::Close { session: ada_publish.unwrap() }));
-    assert!(calls.iter().any(|c| matches!(c, Call::Answer { sdp, .. } if sdp.contains("grace answer"))));
-    assert!(calls.iter().any(|c| matches!(c, Call::Publish { renegotiated: true, .. })));
+    assert!(calls.contains(&Call::Close {
+        session: ada_publish.unwrap()
+    }));
+    assert!(
+        calls
+            .iter()
+            .any(|c| matches!(c, Call::Answer { sdp, .. } if sdp.contains("grace answer")))
+    );
+    assert!(calls.iter().any(|c| matches!(
+        c,
+        Call::Publish {
+            renegotiated: true,
+            ..
+        }
+    )));
 
     // After leaving, the connection may join again; the room disappears with its last member.
-    ada.send(json!({"type": "chat", "text": "still here?"})).await;
+    ada.send(json!({"type": "chat", "text": "still here?"}))
+        .await;
     ada.expect_error("not_joined").await;
     drop(grace);
     drop(linus);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    ada.send(json!({"type": "join", "room": "lobby", "name": "Ada"})).await;
+    ada.send(json!({"type": "join", "room": "lobby", "name": "Ada"}))
+        .await;
     let joined = ada.expect("joined").await;
     assert_eq!(joined["participants"], json!([]), "a fresh room");
-    assert_eq!(joined["chat"], json!([]), "the old room's chat went with it");
+    assert_eq!(
+        joined["chat"],
+        json!([]),
+        "the old room's chat went with it"
+    );
 }
 
 #[tokio::test]
@@ -140,14 +233,32 @@ async fn offers_wait_for_the_answer_to_the_previous_one() {
     let (mut second, _) = Client::join(server.addr, "r", "second").await;
     viewer.expect("participant_joined").await;
     viewer.expect("participant_joined").await;
-    first.send(json!({"type": "publish", "sdp": offer(&["video"])})).await;
+    first
+        .send(json!({"type": "publish", "sdp": offer(&["video"])}))
+        .await;
     viewer.expect("tracks").await;
-    assert_eq!(viewer.expect("subscribe").await["tracks"].as_object().unwrap().len(), 1);
-    second.send(json!({"type": "publish", "sdp": offer(&["video"])})).await;
+    assert_eq!(
+        viewer.expect("subscribe").await["tracks"]
+            .as_object()
+            .unwrap()
+            .len(),
+        1
+    );
+    second
+        .send(json!({"type": "publish", "sdp": offer(&["video"])}))
+        .await;
     viewer.expect("tracks").await;
     viewer.expect_silence().await;
-    viewer.send(json!({"type": "answer", "sdp": "v=0\r\n"})).await;
-    assert_eq!(viewer.expect("subscribe").await["tracks"].as_object().unwrap().len(), 2);
+    viewer
+        .send(json!({"type": "answer", "sdp": "v=0\r\n"}))
+        .await;
+    assert_eq!(
+        viewer.expect("subscribe").await["tracks"]
+            .as_object()
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -166,24 +277,44 @@ async fn bad_input_is_answered_with_errors_and_disturbs_no_one() {
     client.expect_error("bad_json").await;
     client.send(json!({"type": "dance"})).await;
     client.expect_error("unknown_type").await;
-    for name in [json!(""), json!("   "), json!("x".repeat(65)), json!(42), json!(null), json!("a\u{7}b"), json!(["Ada"])] {
-        client.send(json!({"type": "join", "room": "calm", "name": name})).await;
+    for name in [
+        json!(""),
+        json!("   "),
+        json!("x".repeat(65)),
+        json!(42),
+        json!(null),
+        json!("a\u{7}b"),
+        json!(["Ada"]),
+    ] {
+        client
+            .send(json!({"type": "join", "room": "calm", "name": name}))
+            .await;
         client.expect_error("bad_name").await;
     }
     for room in [json!(""), json!("r".repeat(65)), json!(1), json!("a\nb")] {
-        client.send(json!({"type": "join", "room": room, "name": "Ada"})).await;
+        client
+            .send(json!({"type": "join", "room": room, "name": "Ada"}))
+            .await;
         client.expect_error("bad_room").await;
     }
-    client.send(json!({"type": "join", "room": "calm", "name": "Ada"})).await;
+    client
+        .send(json!({"type": "join", "room": "calm", "name": "Ada"}))
+        .await;
     client.expect("joined").await;
     bystander.expect("participant_joined").await;
-    client.send(json!({"type": "join", "room": "calm", "name": "Ada"})).await;
+    client
+        .send(json!({"type": "join", "room": "calm", "name": "Ada"}))
+        .await;
     client.expect_error("already_joined").await;
     for text in [json!(""), json!("x".repeat(1001)), json!(5)] {
         client.send(json!({"type": "chat", "text": text})).await;
         client.expect_error("bad_chat").await;
     }
-    for mute in [json!({"kind": "smell", "muted": true}), json!({"kind": "audio", "muted": "yes"}), json!({})] {
+    for mute in [
+        json!({"kind": "smell", "muted": true}),
+        json!({"kind": "audio", "muted": "yes"}),
+        json!({}),
+    ] {
         let mut message = mute;
         message["type"] = json!("mute");
         client.send(message).await;
@@ -193,11 +324,17 @@ async fn bad_input_is_answered_with_errors_and_disturbs_no_one() {
         client.send(json!({"type": "publish", "sdp": sdp})).await;
         client.expect_error("bad_sdp").await;
     }
-    client.send(json!({"type": "publish", "sdp": offer(&["video"; 9])})).await;
+    client
+        .send(json!({"type": "publish", "sdp": offer(&["video"; 9])}))
+        .await;
     client.expect_error("too_many_tracks").await;
-    client.send(json!({"type": "publish", "sdp": format!("{}a=reject\r\n", offer(&["video"]))})).await;
+    client
+        .send(json!({"type": "publish", "sdp": format!("{}a=reject\r\n", offer(&["video"]))}))
+        .await;
     client.expect_error("bad_sdp").await;
-    client.send(json!({"type": "answer", "sdp": "v=0\r\n"})).await;
+    client
+        .send(json!({"type": "answer", "sdp": "v=0\r\n"}))
+        .await;
     // The subscriber exists (created on join), so the media plane gets the answer.
     client.expect_silence().await;
 
@@ -227,24 +364,34 @@ async fn oversized_messages_close_the_connection_with_1009() {
     let (mut bystander, _) = Client::join(server.addr, "r", "Bystander").await;
     let (mut client, _) = Client::join(server.addr, "r", "Big").await;
     bystander.expect("participant_joined").await;
-    client.send(json!({"type": "chat", "text": "x".repeat(70_000)})).await;
+    client
+        .send(json!({"type": "chat", "text": "x".repeat(70_000)}))
+        .await;
     client.expect_error("message_too_large").await;
     match client.next_within(Duration::from_secs(5)).await {
         Some(Message::Close(Some(frame))) => assert_eq!(u16::from(frame.code), 1009),
         other => panic!("expected a close frame, got {other:?}"),
     }
     bystander.expect("participant_left").await;
-    bystander.send(json!({"type": "chat", "text": "still fine"})).await;
+    bystander
+        .send(json!({"type": "chat", "text": "still fine"}))
+        .await;
     bystander.expect("chat").await;
 }
 
 #[tokio::test]
 async fn floods_are_rate_limited() {
-    let config = SignalingConfig { messages_per_second: 1, message_burst: 5, ..SignalingConfig::default() };
+    let config = SignalingConfig {
+        messages_per_second: 1,
+        message_burst: 5,
+        ..SignalingConfig::default()
+    };
     let server = start(config).await;
     let (mut client, _) = Client::join(server.addr, "r", "Flood").await;
     for i in 0..12 {
-        client.send(json!({"type": "chat", "text": format!("m{i}")})).await;
+        client
+            .send(json!({"type": "chat", "text": format!("m{i}")}))
+            .await;
     }
     let (mut chats, mut limited) = (0, 0);
     while let Some(Message::Text(text)) = client.next_within(Duration::from_millis(300)).await {
@@ -262,14 +409,20 @@ async fn floods_are_rate_limited() {
 
 #[tokio::test]
 async fn room_and_participant_limits() {
-    let config = SignalingConfig { max_rooms: 1, max_participants: 2, ..SignalingConfig::default() };
+    let config = SignalingConfig {
+        max_rooms: 1,
+        max_participants: 2,
+        ..SignalingConfig::default()
+    };
     let server = start(config).await;
     let (_a, _) = Client::join(server.addr, "one", "A").await;
     let (_b, _) = Client::join(server.addr, "one", "B").await;
     let mut c = Client::connect(server.addr).await;
-    c.send(json!({"type": "join", "room": "one", "name": "C"})).await;
+    c.send(json!({"type": "join", "room": "one", "name": "C"}))
+        .await;
     c.expect_error("room_full").await;
-    c.send(json!({"type": "join", "room": "two", "name": "C"})).await;
+    c.send(json!({"type": "join", "room": "two", "name": "C"}))
+        .await;
     c.expect_error("too_many_rooms").await;
 }
 
@@ -280,7 +433,9 @@ async fn a_media_session_that_ends_makes_its_participant_leave() {
     let (mut grace, joined) = Client::join(server.addr, "r", "Grace").await;
     let grace_id = joined["id"].clone();
     ada.expect("participant_joined").await;
-    grace.send(json!({"type": "publish", "sdp": offer(&["video"])})).await;
+    grace
+        .send(json!({"type": "publish", "sdp": offer(&["video"])}))
+        .await;
     grace.expect("published").await;
     ada.expect("tracks").await;
     ada.expect("subscribe").await;
@@ -295,8 +450,16 @@ async fn a_media_session_that_ends_makes_its_participant_leave() {
             _ => None,
         })
         .unwrap();
-    server.events.send(MediaEvent::SessionEnded { session }).unwrap();
-    server.events.send(MediaEvent::SessionEnded { session: SessionId(999_999) }).unwrap();
+    server
+        .events
+        .send(MediaEvent::SessionEnded { session })
+        .unwrap();
+    server
+        .events
+        .send(MediaEvent::SessionEnded {
+            session: SessionId(999_999),
+        })
+        .unwrap();
     assert_eq!(ada.expect("participant_left").await["id"], grace_id);
     assert_eq!(ada.expect("subscribe").await["tracks"], json!({}));
     match grace.next_within(Duration::from_secs(5)).await {

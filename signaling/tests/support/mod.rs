@@ -1,7 +1,13 @@
 //! Test support: a media plane that records the calls signaling makes and returns canned
 //! SDP (it stands in for the media plane only, to test the room logic), a raw HTTP/1.1 client
 //! and a WebSocket client over real TCP sockets.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,7 +20,8 @@ use packet_router::{SessionId, TrackId};
 use rtc_core::sdp::MediaKind;
 use serde_json::Value;
 use signaling::{
-    MediaError, MediaEvent, MediaPlane, Played, Published, PublishedTrack, SignalingConfig, SubscriberOffer,
+    MediaError, MediaEvent, MediaPlane, Played, Published, PublishedTrack, SignalingConfig,
+    SubscriberOffer,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -23,12 +30,31 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
-    Publish { room: String, session: SessionId, renegotiated: bool },
-    Play { room: String, publisher: SessionId, session: SessionId },
-    CreateSubscriber { room: String, session: SessionId },
-    OfferTracks { subscriber: SessionId, tracks: Vec<TrackId> },
-    Answer { subscriber: SessionId, sdp: String },
-    Close { session: SessionId },
+    Publish {
+        room: String,
+        session: SessionId,
+        renegotiated: bool,
+    },
+    Play {
+        room: String,
+        publisher: SessionId,
+        session: SessionId,
+    },
+    CreateSubscriber {
+        room: String,
+        session: SessionId,
+    },
+    OfferTracks {
+        subscriber: SessionId,
+        tracks: Vec<TrackId>,
+    },
+    Answer {
+        subscriber: SessionId,
+        sdp: String,
+    },
+    Close {
+        session: SessionId,
+    },
 }
 
 /// Publishes one track per m-line (`m=audio` or else video, mids "0", "1", ...); an offer
@@ -67,9 +93,16 @@ impl RecordingMedia {
 }
 
 impl MediaPlane for RecordingMedia {
-    async fn publish(&self, room: &str, session: Option<SessionId>, offer: &str) -> Result<Published, MediaError> {
+    async fn publish(
+        &self,
+        room: &str,
+        session: Option<SessionId>,
+        offer: &str,
+    ) -> Result<Published, MediaError> {
         if offer.contains("a=reject") {
-            return Err(MediaError::BadSdp("rejected by the test media plane".into()));
+            return Err(MediaError::BadSdp(
+                "rejected by the test media plane".into(),
+            ));
         }
         let id = session.unwrap_or_else(|| self.session());
         let tracks = offer
@@ -78,38 +111,82 @@ impl MediaPlane for RecordingMedia {
             .enumerate()
             .map(|(i, line)| PublishedTrack {
                 id: TrackId(id.0 * 100 + i as u64),
-                kind: if line.starts_with("m=audio") { MediaKind::Audio } else { MediaKind::Video },
+                kind: if line.starts_with("m=audio") {
+                    MediaKind::Audio
+                } else {
+                    MediaKind::Video
+                },
                 mid: i.to_string(),
             })
             .collect();
         self.publishers.lock().unwrap().insert(id, ());
-        self.record(Call::Publish { room: room.into(), session: id, renegotiated: session.is_some() });
-        Ok(Published { session: id, sdp: format!("v=0\r\ns=answer {}\r\n", id.0), tracks })
+        self.record(Call::Publish {
+            room: room.into(),
+            session: id,
+            renegotiated: session.is_some(),
+        });
+        Ok(Published {
+            session: id,
+            sdp: format!("v=0\r\ns=answer {}\r\n", id.0),
+            tracks,
+        })
     }
 
-    async fn play(&self, room: &str, publisher: SessionId, _offer: &str) -> Result<Played, MediaError> {
+    async fn play(
+        &self,
+        room: &str,
+        publisher: SessionId,
+        _offer: &str,
+    ) -> Result<Played, MediaError> {
         if !self.publishers.lock().unwrap().contains_key(&publisher) {
             return Err(MediaError::UnknownSession);
         }
         let session = self.session();
-        self.record(Call::Play { room: room.into(), publisher, session });
-        Ok(Played { session, sdp: format!("v=0\r\ns=play {}\r\n", session.0) })
+        self.record(Call::Play {
+            room: room.into(),
+            publisher,
+            session,
+        });
+        Ok(Played {
+            session,
+            sdp: format!("v=0\r\ns=play {}\r\n", session.0),
+        })
     }
 
     async fn create_subscriber(&self, room: &str) -> Result<SessionId, MediaError> {
         let session = self.session();
-        self.record(Call::CreateSubscriber { room: room.into(), session });
+        self.record(Call::CreateSubscriber {
+            room: room.into(),
+            session,
+        });
         Ok(session)
     }
 
-    async fn offer_tracks(&self, subscriber: SessionId, tracks: &[TrackId]) -> Result<SubscriberOffer, MediaError> {
-        self.record(Call::OfferTracks { subscriber, tracks: tracks.to_vec() });
+    async fn offer_tracks(
+        &self,
+        subscriber: SessionId,
+        tracks: &[TrackId],
+    ) -> Result<SubscriberOffer, MediaError> {
+        self.record(Call::OfferTracks {
+            subscriber,
+            tracks: tracks.to_vec(),
+        });
         let mids = tracks.iter().map(|t| (format!("m{}", t.0), *t)).collect();
-        Ok(SubscriberOffer { sdp: format!("v=0\r\ns=offer {}\r\n", tracks.len()), mids })
+        Ok(SubscriberOffer {
+            sdp: format!("v=0\r\ns=offer {}\r\n", tracks.len()),
+            mids,
+        })
     }
 
-    async fn answer_subscriber(&self, subscriber: SessionId, answer: &str) -> Result<(), MediaError> {
-        self.record(Call::Answer { subscriber, sdp: answer.into() });
+    async fn answer_subscriber(
+        &self,
+        subscriber: SessionId,
+        answer: &str,
+    ) -> Result<(), MediaError> {
+        self.record(Call::Answer {
+            subscriber,
+            sdp: answer.into(),
+        });
         Ok(())
     }
 
@@ -138,7 +215,12 @@ pub async fn start(config: SignalingConfig) -> Server {
     tokio::spawn(signaling::serve(listener, media.clone(), config, async {
         let _ = stopped.await;
     }));
-    Server { addr, media, events, _stop: stop }
+    Server {
+        addr,
+        media,
+        events,
+        _stop: stop,
+    }
 }
 
 pub struct HttpResponse {
@@ -149,7 +231,9 @@ pub struct HttpResponse {
 
 impl HttpResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     pub fn json(&self) -> Value {
@@ -158,9 +242,18 @@ impl HttpResponse {
 }
 
 /// One HTTP/1.1 request on a fresh connection.
-pub async fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -169,16 +262,33 @@ pub async fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, 
     // A server may answer before reading an oversized body; that is fine.
     let _ = stream.write_all(body).await;
     let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut raw)).await.unwrap().unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a header end");
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header end");
     let head = String::from_utf8(raw[..split].to_vec()).unwrap();
     let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    HttpResponse { status, headers, body: raw[split + 4..].to_vec() }
+    HttpResponse {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
@@ -189,13 +299,17 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Self {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.unwrap();
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+            .await
+            .unwrap();
         Self { ws }
     }
 
     pub async fn join(addr: SocketAddr, room: &str, name: &str) -> (Self, Value) {
         let mut client = Self::connect(addr).await;
-        client.send(serde_json::json!({"type": "join", "room": room, "name": name})).await;
+        client
+            .send(serde_json::json!({"type": "join", "room": room, "name": name}))
+            .await;
         let joined = client.expect("joined").await;
         (client, joined)
     }
