@@ -135,7 +135,7 @@ impl<M: MediaPlane> Hub<M> {
             .entry(room.to_owned())
             .or_insert_with(|| Room::new(room.to_owned()));
         if let Some(outbox) = &participant.outbox {
-            let _ = outbox.send(Outbound::Text(entry.joined_message(id).to_string()));
+            outbox.send(Outbound::Text(entry.joined_message(id).to_string()));
         }
         entry.add(participant);
         Ok(id)
@@ -252,8 +252,7 @@ impl<M: MediaPlane> Hub<M> {
                     .flatten();
                 self.remove_participant(&room, id).await;
                 if let Some(outbox) = outbox {
-                    let _ =
-                        outbox.send(Outbound::Close(CLOSE_MEDIA_ENDED, "media connection ended"));
+                    outbox.send(Outbound::Close(CLOSE_MEDIA_ENDED, "media connection ended"));
                 }
             }
             Some(SessionOwner::Player { token }) => {

@@ -22,7 +22,44 @@ pub enum Outbound {
     Close(u16, &'static str),
 }
 
-pub type Outbox = mpsc::UnboundedSender<Outbound>;
+/// Messages a connection may have queued before it counts as too slow.
+pub const OUTBOX_CAPACITY: usize = 1024;
+
+/// The sending side of a connection's outgoing queue. The queue is bounded: a client that
+/// stops reading is disconnected rather than growing the server's memory.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    queue: mpsc::Sender<Outbound>,
+    overflowed: Arc<Notify>,
+}
+
+impl Outbox {
+    /// The outbox, its receiving end, and what is notified when the queue overflows.
+    pub fn new(capacity: usize) -> (Self, mpsc::Receiver<Outbound>, Arc<Notify>) {
+        let (queue, receiver) = mpsc::channel(capacity.max(1));
+        let overflowed = Arc::new(Notify::new());
+        (
+            Self {
+                queue,
+                overflowed: overflowed.clone(),
+            },
+            receiver,
+            overflowed,
+        )
+    }
+
+    /// Queues an item; false if the connection is gone or too far behind.
+    pub fn send(&self, item: Outbound) -> bool {
+        match self.queue.try_send(item) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.overflowed.notify_one();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
 
 /// A participant's id, `p<n>` on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -251,8 +288,9 @@ impl Room {
         let text = message.to_string();
         for participant in self.participants.iter().filter(|p| Some(p.id) != except) {
             if let Some(outbox) = &participant.outbox {
-                // A closed outbox means that connection is leaving; it cleans up itself.
-                let _ = outbox.send(Outbound::Text(text.clone()));
+                // A closed or overflowing outbox means that connection is leaving; it cleans
+                // up after itself.
+                outbox.send(Outbound::Text(text.clone()));
             }
         }
     }
@@ -308,7 +346,7 @@ mod tests {
         }
     }
 
-    fn drain(rx: &mut mpsc::UnboundedReceiver<Outbound>) -> Vec<Value> {
+    fn drain(rx: &mut mpsc::Receiver<Outbound>) -> Vec<Value> {
         let mut out = Vec::new();
         while let Ok(Outbound::Text(text)) = rx.try_recv() {
             out.push(serde_json::from_str(&text).unwrap());
@@ -334,6 +372,23 @@ mod tests {
     }
 
     #[test]
+    fn a_full_outbox_reports_overflow() {
+        let (outbox, mut rx, overflowed) = Outbox::new(2);
+        assert!(outbox.send(Outbound::Text("1".into())));
+        assert!(outbox.send(Outbound::Text("2".into())));
+        assert!(!outbox.send(Outbound::Text("3".into())));
+        let notified = overflowed.notified();
+        futures_util::pin_mut!(notified);
+        assert!(
+            futures_util::FutureExt::now_or_never(notified).is_some(),
+            "the permit was stored"
+        );
+        assert!(matches!(rx.try_recv(), Ok(Outbound::Text(t)) if t == "1"));
+        drop(rx);
+        assert!(!outbox.send(Outbound::Text("4".into())));
+    }
+
+    #[test]
     fn chat_keeps_the_last_hundred_oldest_first() {
         let mut room = Room::new("r".into());
         for i in 0..(CHAT_HISTORY + 5) {
@@ -356,8 +411,8 @@ mod tests {
 
     #[test]
     fn tracks_go_to_others_and_are_never_offered_back() {
-        let (tx1, mut rx1) = mpsc::unbounded_channel();
-        let (tx2, mut rx2) = mpsc::unbounded_channel();
+        let (tx1, mut rx1, _) = Outbox::new(16);
+        let (tx2, mut rx2, _) = Outbox::new(16);
         let mut room = Room::new("r".into());
         room.add(participant(1, Some(tx1)));
         room.add(participant(2, Some(tx2)));

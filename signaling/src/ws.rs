@@ -10,8 +10,7 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use packet_router::TrackId;
 use serde_json::{Map, Value, json};
-use tokio::sync::{Notify, mpsc};
-use tokio::task::JoinHandle;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -21,7 +20,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use crate::hub::Hub;
 use crate::media::{MediaError, MediaPlane};
 use crate::room::{
-    ChatEntry, Outbound, Outbox, Participant, ParticipantId, RoomTrack, track_sources, track_wire,
+    ChatEntry, OUTBOX_CAPACITY, Outbound, Outbox, Participant, ParticipantId, RoomTrack,
+    track_sources, track_wire,
 };
 use crate::validate::{self, Invalid};
 
@@ -84,7 +84,9 @@ struct Joined {
     id: ParticipantId,
     /// Woken when this participant's outstanding subscribe offer was answered.
     answered: Arc<Notify>,
-    renegotiator: JoinHandle<()>,
+    /// Tells the renegotiation task to stop (it never stops in the middle of a media call,
+    /// so a session being created is closed, not leaked).
+    stop_renegotiating: Arc<Notify>,
 }
 
 struct Connection<M> {
@@ -102,7 +104,7 @@ enum Flow {
 /// Serves one upgraded WebSocket until it closes, then makes its participant leave.
 pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket) {
     let (mut sink, mut stream) = socket.split();
-    let (outbox, mut outgoing) = mpsc::unbounded_channel::<Outbound>();
+    let (outbox, mut outgoing, overflowed) = Outbox::new(OUTBOX_CAPACITY);
     let mut writer = tokio::spawn(async move {
         while let Some(item) = outgoing.recv().await {
             let result = match item {
@@ -136,6 +138,8 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket) {
                 writer_done = true;
                 break;
             }
+            // The client reads too slowly to keep up with its room.
+            () = overflowed.notified() => break,
         };
         let flow = match message {
             Some(Ok(Message::Text(text))) => {
@@ -183,7 +187,7 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket) {
 
 impl<M: MediaPlane> Connection<M> {
     fn send(&self, message: Value) {
-        let _ = self.outbox.send(Outbound::Text(message.to_string()));
+        self.outbox.send(Outbound::Text(message.to_string()));
     }
 
     fn error(&self, invalid: Invalid) {
@@ -203,8 +207,7 @@ impl<M: MediaPlane> Connection<M> {
             "message_too_large",
             "messages are limited to 64 KiB",
         ));
-        let _ = self
-            .outbox
+        self.outbox
             .send(Outbound::Close(CLOSE_TOO_BIG, "message too large"));
     }
 
@@ -279,19 +282,23 @@ impl<M: MediaPlane> Connection<M> {
             })
             .map_err(|e| Invalid::new(e.code(), e.message()))?;
         let answered = Arc::new(Notify::new());
-        let renegotiator = tokio::spawn(renegotiate_loop(
+        let stop_renegotiating = Arc::new(Notify::new());
+        tokio::spawn(renegotiate_loop(
             self.hub.clone(),
             room.to_owned(),
             id,
             self.outbox.clone(),
-            renegotiate,
-            answered.clone(),
+            Signals {
+                changed: renegotiate,
+                answered: answered.clone(),
+                stop: stop_renegotiating.clone(),
+            },
         ));
         self.joined = Some(Joined {
             room: room.to_owned(),
             id,
             answered,
-            renegotiator,
+            stop_renegotiating,
         });
         Ok(())
     }
@@ -420,26 +427,37 @@ impl<M: MediaPlane> Connection<M> {
 
     async fn leave(&mut self) {
         if let Some(joined) = self.joined.take() {
-            joined.renegotiator.abort();
+            joined.stop_renegotiating.notify_one();
             self.hub.remove_participant(&joined.room, joined.id).await;
         }
     }
 }
 
+/// What wakes a participant's renegotiation task.
+struct Signals {
+    /// The tracks the participant should receive changed.
+    changed: Arc<Notify>,
+    /// The participant answered the last offer.
+    answered: Arc<Notify>,
+    /// The participant left.
+    stop: Arc<Notify>,
+}
+
 /// Keeps one participant's subscribe connection carrying every other participant's tracks:
 /// creates the subscriber session, then on each change offers the current set and waits for
-/// the answer (or a timeout) before offering again, so offers never overtake answers.
+/// the answer (or a timeout) before offering again, so offers never overtake answers. It
+/// stops only between media calls, so a session it creates is either bound to the
+/// participant (and closed when it leaves) or closed here.
 async fn renegotiate_loop<M: MediaPlane>(
     hub: Arc<Hub<M>>,
     room: String,
     id: ParticipantId,
     outbox: Outbox,
-    changed: Arc<Notify>,
-    answered: Arc<Notify>,
+    signals: Signals,
 ) {
     let send_error = |message: String| {
         let text = json!({"type": "error", "code": "media_error", "message": message}).to_string();
-        let _ = outbox.send(Outbound::Text(text));
+        outbox.send(Outbound::Text(text));
     };
     let subscriber = match hub.media.create_subscriber(&room).await {
         Ok(session) => session,
@@ -454,9 +472,9 @@ async fn renegotiate_loop<M: MediaPlane>(
     }
     let mut offered: Vec<(TrackId, ParticipantId)> = Vec::new();
     loop {
-        let Some(wanted) = hub.with_room(&room, |r| r.tracks_for(id)) else {
-            return;
-        };
+        let wanted = hub.with_room(&room, |r| r.get(id).is_some().then(|| r.tracks_for(id)));
+        let Some(Some(wanted)) = wanted else { return };
+        let mut awaiting_answer = false;
         if wanted != offered {
             let ids: Vec<TrackId> = wanted.iter().map(|(track, _)| *track).collect();
             match hub.media.offer_tracks(subscriber, &ids).await {
@@ -464,24 +482,33 @@ async fn renegotiate_loop<M: MediaPlane>(
                     let mut mids = Map::new();
                     for (mid, track) in &offer.mids {
                         if let Some((_, owner)) = wanted.iter().find(|(t, _)| t == track) {
-                            mids.insert(
-                                mid.clone(),
-                                json!({"participant": owner.wire(), "track": track_wire(*track)}),
-                            );
+                            let entry =
+                                json!({"participant": owner.wire(), "track": track_wire(*track)});
+                            mids.insert(mid.clone(), entry);
                         }
                     }
                     let message = json!({"type": "subscribe", "sdp": offer.sdp, "tracks": mids});
-                    if outbox.send(Outbound::Text(message.to_string())).is_err() {
+                    if !outbox.send(Outbound::Text(message.to_string())) {
                         return;
                     }
                     offered = wanted;
-                    let _ =
-                        tokio::time::timeout(hub.config.answer_timeout, answered.notified()).await;
-                    continue;
+                    awaiting_answer = true;
                 }
                 Err(error) => send_error(format!("renegotiation failed: {error}")),
             }
         }
-        changed.notified().await;
+        let next = async {
+            if awaiting_answer {
+                let _ =
+                    tokio::time::timeout(hub.config.answer_timeout, signals.answered.notified())
+                        .await;
+            } else {
+                signals.changed.notified().await;
+            }
+        };
+        tokio::select! {
+            () = signals.stop.notified() => return,
+            () = next => {}
+        }
     }
 }
