@@ -179,9 +179,10 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket) {
     connection.leave().await;
     drop(connection);
     // The writer ends once every sender of the outbox (the room's copy went with the leave)
-    // is gone; give it a moment to flush a final error and close frame.
-    if !writer_done {
-        let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    // is gone; give it a moment to flush a final error and close frame, but not forever to a
+    // client that stopped reading.
+    if !writer_done && tokio::time::timeout(Duration::from_secs(2), &mut writer).await.is_err() {
+        writer.abort();
     }
 }
 
