@@ -181,7 +181,11 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket) {
     // The writer ends once every sender of the outbox (the room's copy went with the leave)
     // is gone; give it a moment to flush a final error and close frame, but not forever to a
     // client that stopped reading.
-    if !writer_done && tokio::time::timeout(Duration::from_secs(2), &mut writer).await.is_err() {
+    if !writer_done
+        && tokio::time::timeout(Duration::from_secs(2), &mut writer)
+            .await
+            .is_err()
+    {
         writer.abort();
     }
 }
@@ -304,20 +308,22 @@ impl<M: MediaPlane> Connection<M> {
         Ok(())
     }
 
-    fn sdp_field<'a>(&self, message: &'a Map<String, Value>) -> Result<&'a str, Invalid> {
+    /// The message's `sdp`, checked for size and shape; `max_media` bounds its m-lines (an
+    /// answer to a subscribe offer has one per remote track, so it is not bounded).
+    fn sdp_field<'a>(
+        &self,
+        message: &'a Map<String, Value>,
+        max_media: usize,
+    ) -> Result<&'a str, Invalid> {
         let sdp = message
             .get("sdp")
             .and_then(Value::as_str)
             .ok_or(Invalid::new("bad_sdp", "sdp must be a string"))?;
-        validate::sdp(
-            sdp,
-            self.hub.config.max_sdp_bytes,
-            self.hub.config.max_tracks,
-        )
+        validate::sdp(sdp, self.hub.config.max_sdp_bytes, max_media)
     }
 
     async fn publish(&mut self, message: &Map<String, Value>) -> Result<(), Invalid> {
-        let offer = self.sdp_field(message)?;
+        let offer = self.sdp_field(message, self.hub.config.max_tracks)?;
         let Some(joined) = &self.joined else {
             return Ok(());
         };
@@ -362,7 +368,7 @@ impl<M: MediaPlane> Connection<M> {
     }
 
     async fn answer(&mut self, message: &Map<String, Value>) -> Result<(), Invalid> {
-        let answer = self.sdp_field(message)?;
+        let answer = self.sdp_field(message, usize::MAX)?;
         let Some(joined) = &self.joined else {
             return Ok(());
         };

@@ -234,7 +234,7 @@ async fn offers_wait_for_the_answer_to_the_previous_one() {
     viewer.expect("participant_joined").await;
     viewer.expect("participant_joined").await;
     first
-        .send(json!({"type": "publish", "sdp": offer(&["video"])}))
+        .send(json!({"type": "publish", "sdp": offer(&["video"; 5])}))
         .await;
     viewer.expect("tracks").await;
     assert_eq!(
@@ -242,23 +242,34 @@ async fn offers_wait_for_the_answer_to_the_previous_one() {
             .as_object()
             .unwrap()
             .len(),
-        1
+        5
     );
     second
-        .send(json!({"type": "publish", "sdp": offer(&["video"])}))
+        .send(json!({"type": "publish", "sdp": offer(&["video"; 5])}))
         .await;
     viewer.expect("tracks").await;
     viewer.expect_silence().await;
     viewer
-        .send(json!({"type": "answer", "sdp": "v=0\r\n"}))
+        .send(json!({"type": "answer", "sdp": offer(&["video"; 5])}))
         .await;
     assert_eq!(
         viewer.expect("subscribe").await["tracks"]
             .as_object()
             .unwrap()
             .len(),
-        2
+        10
     );
+    viewer
+        .send(json!({"type": "answer", "sdp": offer(&["video"; 10])}))
+        .await;
+    viewer.expect_silence().await;
+    let answers = server
+        .media
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, Call::Answer { .. }))
+        .count();
+    assert_eq!(answers, 2);
 }
 
 #[tokio::test]
