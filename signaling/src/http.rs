@@ -134,7 +134,7 @@ fn add_cors(response: &mut Response<Body>) {
     );
     headers.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Location, ETag, Link, Accept-Patch"),
+        HeaderValue::from_static("Location, ETag, Link, Accept-Patch, X-Sluice-Participant"),
     );
 }
 

@@ -55,6 +55,10 @@ async fn a_whip_publisher_joins_the_room_and_whep_plays_it() {
     assert_eq!(joined["participant"]["name"], "Cam 1");
     assert_eq!(joined["participant"]["tracks"].as_array().unwrap().len(), 2);
     let publisher_id = joined["participant"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        created.header("x-sluice-participant"),
+        Some(publisher_id.as_str())
+    );
     let subscribe = viewer.expect("subscribe").await;
     assert_eq!(subscribe["tracks"].as_object().unwrap().len(), 2);
     let whip_session = server
