@@ -369,31 +369,69 @@ impl Router {
             return;
         };
         for id in routes.subscriptions {
-            let subscription = match self.locations.remove(&id) {
-                Some(Location::Attached(track)) => self.take_attached(track, id),
-                Some(Location::Detached) => self.detached.remove(&id),
-                None => None,
-            };
-            if let Some(subscription) = subscription {
-                for ssrc in
-                    std::iter::once(subscription.stream.ssrc).chain(subscription.stream.rtx_ssrc)
-                {
-                    self.subscription_by_ssrc.remove(&(session, ssrc));
-                }
-            }
+            self.drop_subscription(session, id);
         }
         for id in routes.tracks {
-            let Some(track) = self.tracks.remove(&id) else {
-                continue;
-            };
-            for ssrc in std::iter::once(track.stream.ssrc).chain(track.stream.rtx_ssrc) {
-                self.track_by_ssrc.remove(&(session, ssrc));
-            }
-            for subscription in track.subscriptions {
-                self.locations.insert(subscription.id, Location::Detached);
-                self.detached.insert(subscription.id, subscription);
+            self.drop_track(session, id);
+        }
+    }
+
+    /// Removes one published track (the publisher stopped sending it). Its subscriptions are
+    /// detached, so they can be attached to a replacement.
+    pub fn remove_published_stream(&mut self, track: TrackId) {
+        let Some(publisher) = self.tracks.get(&track).map(|t| t.publisher) else {
+            return;
+        };
+        if let Some(routes) = self.sessions.get_mut(&publisher) {
+            routes.tracks.retain(|id| *id != track);
+        }
+        self.drop_track(publisher, track);
+    }
+
+    /// Ends one subscription (the subscriber no longer receives that track).
+    pub fn unsubscribe(&mut self, subscriber: SessionId, subscription: SubscriptionId) {
+        if let Some(routes) = self.sessions.get_mut(&subscriber) {
+            routes.subscriptions.retain(|id| *id != subscription);
+        }
+        self.drop_subscription(subscriber, subscription);
+    }
+
+    fn drop_subscription(&mut self, subscriber: SessionId, id: SubscriptionId) {
+        let subscription = match self.locations.remove(&id) {
+            Some(Location::Attached(track)) => self.take_attached(track, id),
+            Some(Location::Detached) => self.detached.remove(&id),
+            None => None,
+        };
+        if let Some(subscription) = subscription {
+            for ssrc in
+                std::iter::once(subscription.stream.ssrc).chain(subscription.stream.rtx_ssrc)
+            {
+                self.subscription_by_ssrc.remove(&(subscriber, ssrc));
             }
         }
+    }
+
+    fn drop_track(&mut self, publisher: SessionId, id: TrackId) {
+        let Some(track) = self.tracks.remove(&id) else {
+            return;
+        };
+        for ssrc in std::iter::once(track.stream.ssrc).chain(track.stream.rtx_ssrc) {
+            self.track_by_ssrc.remove(&(publisher, ssrc));
+        }
+        for subscription in track.subscriptions {
+            self.locations.insert(subscription.id, Location::Detached);
+            self.detached.insert(subscription.id, subscription);
+        }
+    }
+
+    /// The media kind of a published track.
+    pub fn track_kind(&self, track: TrackId) -> Option<MediaKind> {
+        self.tracks.get(&track).map(|t| t.stream.kind)
+    }
+
+    /// The SSRC of a published track, as the publisher sends it.
+    pub fn track_ssrc(&self, track: TrackId) -> Option<Ssrc> {
+        self.tracks.get(&track).map(|t| t.stream.ssrc)
     }
 
     /// Routes one plaintext RTP packet from `from`. The packet may be modified in place (RTX is

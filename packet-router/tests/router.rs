@@ -515,3 +515,39 @@ fn unknown_ssrcs_payload_types_and_garbage_are_dropped_and_counted() {
         .handle_rtcp(h.now, SessionId(100), &[0x81, 0xCD, 0xFF, 0xFF], &mut h.out);
     assert_eq!(h.router.stats().rtcp_malformed, 1);
 }
+
+#[test]
+fn unsubscribed_and_removed_tracks_stop_forwarding() {
+    let mut h = Harness::new(2, true);
+    h.send(&rtp(PUB_SSRC, VP8_PT, 1, 0, &payload_for(1)));
+    assert_eq!(h.rtp_for(SessionId(101)).len(), 1);
+    // Subscriber 101 drops the track: only 100 keeps receiving.
+    let subscription = h.router.detached_subscriptions().next().map(|(id, _)| id);
+    assert_eq!(subscription, None, "both are attached");
+    let track = h.track;
+    h.router.remove_published_stream(track);
+    assert_eq!(h.send(&rtp(PUB_SSRC, VP8_PT, 2, 0, &payload_for(2))), 0);
+    let detached: Vec<_> = h.router.detached_subscriptions().collect();
+    assert_eq!(detached.len(), 2, "subscriptions outlive the removed track");
+    let (gone, who) = detached
+        .iter()
+        .copied()
+        .find(|(_, session)| *session == SessionId(101))
+        .expect("101's subscription");
+    h.router.unsubscribe(who, gone);
+    assert_eq!(h.router.detached_subscriptions().count(), 1);
+    // A replacement track picks up the remaining subscriber only.
+    let replacement = h
+        .router
+        .add_published_stream(h.now, PUBLISHER, video_stream(Ssrc(0x3333), Ssrc(0x4444)))
+        .expect("track");
+    let (remaining, _) = h.router.detached_subscriptions().next().expect("one left");
+    h.router
+        .attach(h.now, remaining, replacement, &mut h.out)
+        .expect("attached");
+    assert_eq!(h.send(&rtp(Ssrc(0x3333), VP8_PT, 9, 0, &payload_for(9))), 1);
+    assert_eq!(h.rtp_for(SessionId(100)).len(), 1);
+    assert!(h.rtp_for(SessionId(101)).is_empty());
+    assert_eq!(h.router.track_ssrc(replacement), Some(Ssrc(0x3333)));
+    assert_eq!(h.router.track_ssrc(track), None);
+}

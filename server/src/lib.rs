@@ -34,7 +34,7 @@ use ice_lite::Candidate;
 use rtc_core::dtls::DtlsCertificate;
 use tokio::sync::oneshot;
 
-pub use packet_router::SessionId;
+pub use packet_router::{MediaKind, SessionId, TrackId};
 pub use stats::SfuStats;
 
 /// Where the media plane listens and what it announces.
@@ -75,13 +75,62 @@ pub struct Answer {
     pub sdp: String,
 }
 
+/// A track a publisher sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedTrack {
+    /// The router's id of the track.
+    pub id: TrackId,
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// The m-line of the publisher's offer that carries it.
+    pub mid: String,
+}
+
+/// A publisher's answer and the tracks it now publishes.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The publisher's session.
+    pub session: SessionId,
+    /// The SDP answer.
+    pub sdp: String,
+    /// Every track the session publishes after this negotiation.
+    pub tracks: Vec<PublishedTrack>,
+}
+
+/// Sluice's offer to a subscriber connection.
+#[derive(Debug, Clone)]
+pub struct SubscriberOffer {
+    /// The SDP offer.
+    pub sdp: String,
+    /// Which track each active m-line carries.
+    pub mids: Vec<(String, TrackId)>,
+}
+
+/// Something the media plane tells the signaling side on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// The session ended by itself: ICE consent expired, DTLS failed, or it never connected.
+    SessionEnded {
+        /// The session.
+        session: SessionId,
+    },
+}
+
 /// Why a request to the media plane failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SfuError {
-    /// The offer cannot be served; the text says why.
+    /// The offer (or answer) cannot be served; the text says why.
     BadOffer(String),
     /// No publisher with that id in that room.
     UnknownPublisher,
+    /// No such session, or not one that takes this request.
+    UnknownSession,
+    /// A track to offer does not exist (its publisher left).
+    UnknownTrack,
+    /// A subscriber connection has too many m-lines.
+    TooManyTracks,
+    /// An answer came with no offer of Sluice's waiting for it.
+    NoOfferPending,
     /// The media plane has stopped.
     Stopped,
 }
@@ -89,8 +138,12 @@ pub enum SfuError {
 impl std::fmt::Display for SfuError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SfuError::BadOffer(why) => write!(f, "the offer cannot be served: {why}"),
+            SfuError::BadOffer(why) => write!(f, "the description cannot be served: {why}"),
             SfuError::UnknownPublisher => f.write_str("no such publisher in this room"),
+            SfuError::UnknownSession => f.write_str("no such session"),
+            SfuError::UnknownTrack => f.write_str("no such track"),
+            SfuError::TooManyTracks => f.write_str("too many tracks on one connection"),
+            SfuError::NoOfferPending => f.write_str("no offer is waiting for an answer"),
             SfuError::Stopped => f.write_str("the media plane has stopped"),
         }
     }
@@ -102,14 +155,29 @@ impl std::error::Error for SfuError {}
 pub(crate) enum Command {
     Publish {
         room: String,
+        session: Option<SessionId>,
         offer: String,
-        reply: oneshot::Sender<Result<Answer, SfuError>>,
+        reply: oneshot::Sender<Result<Published, SfuError>>,
     },
-    Subscribe {
+    Play {
         room: String,
         publisher: SessionId,
         offer: String,
         reply: oneshot::Sender<Result<Answer, SfuError>>,
+    },
+    CreateSubscriber {
+        room: String,
+        reply: oneshot::Sender<Result<SessionId, SfuError>>,
+    },
+    OfferTracks {
+        session: SessionId,
+        tracks: Vec<TrackId>,
+        reply: oneshot::Sender<Result<SubscriberOffer, SfuError>>,
+    },
+    AnswerSubscriber {
+        session: SessionId,
+        answer: String,
+        reply: oneshot::Sender<Result<(), SfuError>>,
     },
     Close {
         session: SessionId,
@@ -146,6 +214,7 @@ impl WorkerHandle {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) workers: Vec<WorkerHandle>,
+    pub(crate) events: tokio::sync::mpsc::UnboundedSender<MediaEvent>,
     pub(crate) owners: std::sync::RwLock<std::collections::HashMap<SocketAddr, usize>>,
 }
 
@@ -158,6 +227,7 @@ pub(crate) fn owner_of(session: SessionId) -> usize {
 #[derive(Debug)]
 pub struct Sfu {
     media_addr: SocketAddr,
+    events: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<MediaEvent>>>,
     fingerprint: String,
     shared: Arc<Shared>,
     stats: Vec<Arc<Mutex<SfuStats>>>,
@@ -216,8 +286,10 @@ impl Sfu {
             polls.push(poll);
             receivers.push(receiver);
         }
+        let (events, events_receiver) = tokio::sync::mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             workers: handles,
+            events,
             owners: std::sync::RwLock::default(),
         });
         let mut stats = Vec::new();
@@ -244,6 +316,7 @@ impl Sfu {
         }
         Ok(Sfu {
             media_addr,
+            events: Mutex::new(Some(events_receiver)),
             fingerprint,
             shared,
             stats,
@@ -279,38 +352,104 @@ impl Sfu {
         (hasher.finish() % self.shared.workers.len() as u64) as usize
     }
 
-    /// Answers a publisher's offer: its audio and video become tracks of `room`.
-    pub async fn publish(&self, room: &str, offer_sdp: &str) -> Result<Answer, SfuError> {
+    /// Sends `command` to worker `index` and waits for its reply.
+    async fn request<T>(
+        &self,
+        index: usize,
+        command: impl FnOnce(oneshot::Sender<Result<T, SfuError>>) -> Command,
+    ) -> Result<T, SfuError> {
         let (reply, answer) = oneshot::channel();
-        self.worker(self.room_worker(room))?
-            .send(Inbound::Command(Command::Publish {
-                room: room.to_owned(),
-                offer: offer_sdp.to_owned(),
-                reply,
-            }))?;
+        self.worker(index)?.send(Inbound::Command(command(reply)))?;
         answer.await.map_err(|_| SfuError::Stopped)?
     }
 
-    /// Answers a subscriber's receive-only offer with `publisher`'s audio and video.
+    /// Answers a publisher's offer: its audio and video become tracks of `room`.
+    pub async fn publish(&self, room: &str, offer_sdp: &str) -> Result<Published, SfuError> {
+        self.request(self.room_worker(room), |reply| Command::Publish {
+            room: room.to_owned(),
+            session: None,
+            offer: offer_sdp.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    /// Answers a publisher's new offer on its existing connection (tracks added or removed).
+    pub async fn republish(
+        &self,
+        session: SessionId,
+        offer_sdp: &str,
+    ) -> Result<Published, SfuError> {
+        self.request(owner_of(session), |reply| Command::Publish {
+            room: String::new(),
+            session: Some(session),
+            offer: offer_sdp.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    /// Answers a player's receive-only offer with `publisher`'s audio and video (WHEP).
     pub async fn subscribe(
         &self,
         room: &str,
         publisher: SessionId,
         offer_sdp: &str,
     ) -> Result<Answer, SfuError> {
-        let (reply, answer) = oneshot::channel();
-        let worker = self
-            .shared
-            .workers
-            .get(owner_of(publisher))
-            .ok_or(SfuError::UnknownPublisher)?;
-        worker.send(Inbound::Command(Command::Subscribe {
+        if owner_of(publisher) >= self.workers() {
+            return Err(SfuError::UnknownPublisher);
+        }
+        self.request(owner_of(publisher), |reply| Command::Play {
             room: room.to_owned(),
             publisher,
             offer: offer_sdp.to_owned(),
             reply,
-        }))?;
-        answer.await.map_err(|_| SfuError::Stopped)?
+        })
+        .await
+    }
+
+    /// Creates a subscriber connection in `room` whose tracks Sluice offers
+    /// ([`Sfu::offer_tracks`]).
+    pub async fn create_subscriber(&self, room: &str) -> Result<SessionId, SfuError> {
+        self.request(self.room_worker(room), |reply| Command::CreateSubscriber {
+            room: room.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    /// Sluice's (re)offer to a subscriber connection carrying exactly `tracks` (of its room):
+    /// mids are stable, and m-lines of tracks no longer listed become inactive.
+    pub async fn offer_tracks(
+        &self,
+        session: SessionId,
+        tracks: &[TrackId],
+    ) -> Result<SubscriberOffer, SfuError> {
+        self.request(owner_of(session), |reply| Command::OfferTracks {
+            session,
+            tracks: tracks.to_vec(),
+            reply,
+        })
+        .await
+    }
+
+    /// Applies a subscriber's answer to Sluice's last offer.
+    pub async fn answer_subscriber(
+        &self,
+        session: SessionId,
+        answer_sdp: &str,
+    ) -> Result<(), SfuError> {
+        self.request(owner_of(session), |reply| Command::AnswerSubscriber {
+            session,
+            answer: answer_sdp.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    /// The stream of [`MediaEvent`]s; the first call takes it, later calls get `None`.
+    pub fn take_events(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<MediaEvent>> {
+        self.events.lock().ok()?.take()
     }
 
     /// Ends a session and frees everything it held.

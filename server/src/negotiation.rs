@@ -6,19 +6,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use ice_lite::{IceCredentials, IceLiteAgent, IceLiteConfig};
 use packet_router::{
-    CodecParams, ExtensionIds, MediaKind, PublishedStream, SessionId, SubscribedStream, TrackId,
+    CodecParams, ExtensionIds, MediaKind, PublishedStream, SessionId, SubscribedStream,
+    SubscriptionId, TrackId,
 };
 use rand::Rng;
 use rtc_core::Ssrc;
 use rtc_core::dtls::{DtlsCertificate, DtlsEndpoint, Fingerprint};
 use rtc_core::sdp::{
     Capabilities, Direction, HeaderExtension, LocalParams, NegotiatedMedia, NegotiatedSession,
-    OutgoingTrack, RtcpFeedback, answer_offer, answer_offer_sending,
+    OutgoingTrack, RtcpFeedback, Setup, answer_offer, answer_offer_sending,
+    apply_subscriber_answer, build_subscriber_offer,
 };
 
 use crate::session::{Role, Session};
 use crate::worker::WorkerState;
-use crate::{Answer, Command, SfuError};
+use crate::{Answer, Command, Published, PublishedTrack, SfuError, SubscriberOffer};
 
 /// What every session of this server shares: its certificate, fingerprint and candidate.
 #[derive(Debug)]
@@ -58,18 +60,68 @@ pub(crate) struct PendingSubscription {
     pub(crate) stream: SubscribedStream,
 }
 
+/// A subscriber connection's m-lines, in order. Mids never change and a slot is never
+/// reused: a track that goes away leaves its m-line inactive.
+#[derive(Debug, Default)]
+pub(crate) struct SubscriberState {
+    slots: Vec<Slot>,
+    /// The last offer sent, which the answer is applied against.
+    offer: Option<String>,
+    /// `o=` session version of the next offer.
+    version: u64,
+    sdp_session_id: u64,
+    cname: String,
+}
+
+#[derive(Debug)]
+struct Slot {
+    mid: String,
+    kind: MediaKind,
+    /// The track carried, or `None` once it is gone.
+    track: Option<TrackId>,
+    ssrc: Ssrc,
+    rtx_ssrc: Ssrc,
+    subscription: Option<SubscriptionId>,
+}
+
 pub(crate) fn handle_command(state: &mut WorkerState, command: Command) {
     match command {
-        Command::Publish { room, offer, reply } => {
-            let _ = reply.send(publish(state, room, &offer));
+        Command::Publish {
+            room,
+            session,
+            offer,
+            reply,
+        } => {
+            let result = match session {
+                None => publish(state, room, &offer),
+                Some(session) => republish(state, session, &offer),
+            };
+            let _ = reply.send(result);
         }
-        Command::Subscribe {
+        Command::Play {
             room,
             publisher,
             offer,
             reply,
         } => {
-            let _ = reply.send(subscribe(state, &room, publisher, &offer));
+            let _ = reply.send(play(state, &room, publisher, &offer));
+        }
+        Command::CreateSubscriber { room, reply } => {
+            let _ = reply.send(create_subscriber(state, room));
+        }
+        Command::OfferTracks {
+            session,
+            tracks,
+            reply,
+        } => {
+            let _ = reply.send(offer_tracks(state, session, &tracks));
+        }
+        Command::AnswerSubscriber {
+            session,
+            answer,
+            reply,
+        } => {
+            let _ = reply.send(answer_subscriber(state, session, &answer));
         }
         Command::Close { session, reply } => {
             remove_session(state, session);
@@ -79,37 +131,56 @@ pub(crate) fn handle_command(state: &mut WorkerState, command: Command) {
     }
 }
 
-fn local_params(state: &WorkerState, credentials: &IceCredentials) -> LocalParams {
-    let mut rng = rand::rng();
+fn local_params(
+    session_id: u64,
+    version: u64,
+    state: &WorkerState,
+    ice: &IceCredentials,
+) -> LocalParams {
     LocalParams {
-        ice_ufrag: credentials.ufrag().to_owned(),
-        ice_pwd: credentials.pwd().to_owned(),
+        ice_ufrag: ice.ufrag().to_owned(),
+        ice_pwd: ice.pwd().to_owned(),
         fingerprint: state.context.fingerprint.clone(),
         candidates: vec![state.context.candidate.clone()],
-        session_id: rng.random_range(1..i64::MAX as u64),
-        session_version: 1,
+        session_id,
+        session_version: version,
     }
 }
 
-/// Creates the session of a negotiated offer.
+fn remote_fingerprint(negotiated: &NegotiatedSession) -> Result<Fingerprint, SfuError> {
+    Fingerprint::parse(&format!(
+        "{} {}",
+        negotiated.remote_fingerprint.hash, negotiated.remote_fingerprint.value
+    ))
+    .map_err(|e| SfuError::BadOffer(format!("a=fingerprint: {e}")))
+}
+
+fn remote_credentials(negotiated: &NegotiatedSession) -> Result<IceCredentials, SfuError> {
+    IceCredentials::new(&negotiated.remote_ice.ufrag, &negotiated.remote_ice.pwd)
+        .map_err(|e| SfuError::BadOffer(format!("remote ICE credentials: {e}")))
+}
+
+/// Creates a session; `remote` is the peer's negotiated description when it is known
+/// (it offered), and `None` when Sluice offers first.
 fn new_session(
     state: &mut WorkerState,
     room: String,
     role: Role,
     credentials: IceCredentials,
-    negotiated: &NegotiatedSession,
+    remote: Option<&NegotiatedSession>,
 ) -> Result<SessionId, SfuError> {
-    let remote = IceCredentials::new(&negotiated.remote_ice.ufrag, &negotiated.remote_ice.pwd)
-        .map_err(|e| SfuError::BadOffer(format!("remote ICE credentials: {e}")))?;
-    let fingerprint = Fingerprint::parse(&format!(
-        "{} {}",
-        negotiated.remote_fingerprint.hash, negotiated.remote_fingerprint.value
-    ))
-    .map_err(|e| SfuError::BadOffer(format!("a=fingerprint: {e}")))?;
+    let mut ice = IceLiteAgent::new(credentials, IceLiteConfig::default());
+    let mut dtls = None;
+    if let Some(negotiated) = remote {
+        ice.set_remote_credentials(remote_credentials(negotiated)?);
+        dtls = Some(DtlsEndpoint::new_server(
+            &state.context.certificate,
+            remote_fingerprint(negotiated)?,
+            state.now,
+        ));
+    }
     let counter = state.context.next_session.fetch_add(1, Ordering::Relaxed);
     let id = SessionId(counter << 8 | state.index as u64);
-    let mut ice = IceLiteAgent::new(credentials, IceLiteConfig::default());
-    ice.set_remote_credentials(remote);
     let local_ufrag = ice.local_credentials().ufrag().to_owned();
     let session = Session {
         id,
@@ -117,11 +188,13 @@ fn new_session(
         role,
         local_ufrag: local_ufrag.clone(),
         ice,
-        dtls: DtlsEndpoint::new_server(&state.context.certificate, fingerprint, state.now),
+        dtls,
         srtp: None,
         remote: None,
         setup_deadline: state.now + state.context.setup_timeout,
         pending: Vec::new(),
+        sdp_session_id: rand::rng().random_range(1..i64::MAX as u64),
+        sdp_version: 1,
     };
     state.by_ufrag.insert(local_ufrag, id);
     state.sessions.insert(id, session);
@@ -153,24 +226,101 @@ fn codec_params(media: &NegotiatedMedia) -> Vec<CodecParams> {
         .collect()
 }
 
-fn publish(state: &mut WorkerState, room: String, offer: &str) -> Result<Answer, SfuError> {
-    let credentials = credentials_for(state.index);
-    let local = local_params(state, &credentials);
-    let (answer, negotiated) = answer_offer(offer, &local, &Capabilities::default())
-        .map_err(|e| SfuError::BadOffer(e.to_string()))?;
-    let receiving: Vec<&NegotiatedMedia> = negotiated
+/// The m-lines on which Sluice receives media from the peer.
+fn receiving(negotiated: &NegotiatedSession) -> impl Iterator<Item = &NegotiatedMedia> {
+    negotiated
         .media
         .iter()
         .filter(|m| m.accepted && matches!(m.direction, Direction::RecvOnly | Direction::SendRecv))
-        .collect();
-    if receiving.is_empty() {
+}
+
+fn publish(state: &mut WorkerState, room: String, offer: &str) -> Result<Published, SfuError> {
+    let credentials = credentials_for(state.index);
+    let local = local_params(
+        rand::rng().random_range(1..i64::MAX as u64),
+        1,
+        state,
+        &credentials,
+    );
+    let (answer, negotiated) = answer_offer(offer, &local, &Capabilities::default())
+        .map_err(|e| SfuError::BadOffer(e.to_string()))?;
+    if receiving(&negotiated).next().is_none() {
         return Err(SfuError::BadOffer(
             "the offer sends no audio or video to publish".to_owned(),
         ));
     }
-    let id = new_session(state, room, Role::Publisher, credentials, &negotiated)?;
-    for media in receiving {
+    let role = Role::Publisher { tracks: Vec::new() };
+    let id = new_session(state, room, role, credentials, Some(&negotiated))?;
+    if let Some(session) = state.sessions.get_mut(&id) {
+        session.sdp_session_id = local.session_id;
+    }
+    match update_published_tracks(state, id, &negotiated) {
+        Ok(tracks) => Ok(Published {
+            session: id,
+            sdp: answer,
+            tracks,
+        }),
+        Err(e) => {
+            remove_session(state, id);
+            Err(e)
+        }
+    }
+}
+
+/// A publisher's new offer on its existing connection (a track added or removed): same ICE
+/// credentials and DTLS association, tracks updated by SSRC.
+fn republish(state: &mut WorkerState, id: SessionId, offer: &str) -> Result<Published, SfuError> {
+    let (sdp_session_id, version, credentials) = {
+        let session = state
+            .sessions
+            .get_mut(&id)
+            .ok_or(SfuError::UnknownSession)?;
+        if !matches!(session.role, Role::Publisher { .. }) {
+            return Err(SfuError::UnknownSession);
+        }
+        session.sdp_version += 1;
+        let credentials = session.ice.local_credentials().clone();
+        (session.sdp_session_id, session.sdp_version, credentials)
+    };
+    let local = local_params(sdp_session_id, version, state, &credentials);
+    let (answer, negotiated) = answer_offer(offer, &local, &Capabilities::default())
+        .map_err(|e| SfuError::BadOffer(e.to_string()))?;
+    let tracks = update_published_tracks(state, id, &negotiated)?;
+    Ok(Published {
+        session: id,
+        sdp: answer,
+        tracks,
+    })
+}
+
+/// Makes the router's tracks of publisher `id` match what it now sends: new SSRCs become
+/// tracks, SSRCs no longer offered are removed (their subscriptions detach).
+fn update_published_tracks(
+    state: &mut WorkerState,
+    id: SessionId,
+    negotiated: &NegotiatedSession,
+) -> Result<Vec<PublishedTrack>, SfuError> {
+    let current = match state.sessions.get_mut(&id).map(|s| &mut s.role) {
+        Some(Role::Publisher { tracks }) => std::mem::take(tracks),
+        _ => return Err(SfuError::UnknownSession),
+    };
+    let mut updated = Vec::new();
+    let mut failure = None;
+    for media in receiving(negotiated) {
         for stream in &media.remote_streams {
+            if updated.len() >= MAX_TRACKS_PER_PUBLISHER {
+                failure = Some(SfuError::BadOffer(format!(
+                    "more than {MAX_TRACKS_PER_PUBLISHER} tracks"
+                )));
+                break;
+            }
+            let existing = current
+                .iter()
+                .find(|t| state.router.track_ssrc(t.id) == Some(stream.ssrc) && t.mid == media.mid);
+            if let Some(track) = existing {
+                updated.push(track.clone());
+                continue;
+            }
             let published = PublishedStream {
                 kind: media.kind,
                 ssrc: stream.ssrc,
@@ -182,31 +332,49 @@ fn publish(state: &mut WorkerState, room: String, offer: &str) -> Result<Answer,
                     .iter()
                     .any(|c| c.rtcp_fb.contains(&RtcpFeedback::Nack)),
             };
-            if let Err(e) = state.router.add_published_stream(state.now, id, published) {
-                remove_session(state, id);
-                return Err(SfuError::BadOffer(format!("mid {}: {e}", media.mid)));
+            match state.router.add_published_stream(state.now, id, published) {
+                Ok(track) => updated.push(PublishedTrack {
+                    id: track,
+                    kind: media.kind,
+                    mid: media.mid.clone(),
+                }),
+                Err(e) => failure = Some(SfuError::BadOffer(format!("mid {}: {e}", media.mid))),
             }
         }
     }
-    Ok(Answer {
-        session: id,
-        sdp: answer,
-    })
+    for gone in current
+        .iter()
+        .filter(|t| !updated.iter().any(|u| u.id == t.id))
+    {
+        state.router.remove_published_stream(gone.id);
+    }
+    if let Some(Role::Publisher { tracks }) = state.sessions.get_mut(&id).map(|s| &mut s.role) {
+        tracks.clone_from(&updated);
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(updated),
+    }
 }
 
-fn subscribe(
+/// The most tracks one publisher may send.
+pub(crate) const MAX_TRACKS_PER_PUBLISHER: usize = 8;
+
+/// WHEP: a player's receive-only offer for `publisher`'s audio and video.
+fn play(
     state: &mut WorkerState,
     room: &str,
     publisher: SessionId,
     offer: &str,
 ) -> Result<Answer, SfuError> {
     match state.sessions.get(&publisher) {
-        Some(session) if session.room == room && session.role == Role::Publisher => {}
+        Some(session) if session.room == room && matches!(session.role, Role::Publisher { .. }) => {
+        }
         _ => return Err(SfuError::UnknownPublisher),
     }
     let tracks: Vec<(TrackId, MediaKind)> = state.router.tracks_of(publisher).collect();
     let mut rng = rand::rng();
-    // One outgoing source per kind the publisher has, with our own SSRCs.
+    // One outgoing source per track the publisher has, with our own SSRCs.
     let cname = format!("sluice-{}", publisher.0);
     let sources: Vec<OutgoingTrack> = tracks
         .iter()
@@ -223,34 +391,33 @@ fn subscribe(
         })
         .collect();
     let credentials = credentials_for(state.index);
-    let local = local_params(state, &credentials);
+    let local = local_params(rng.random_range(1..i64::MAX as u64), 1, state, &credentials);
     let (answer, negotiated) =
         answer_offer_sending(offer, &local, &Capabilities::default(), &sources)
             .map_err(|e| SfuError::BadOffer(e.to_string()))?;
     let mut pending = Vec::new();
+    let mut used = vec![false; sources.len()];
     for media in negotiated
         .media
         .iter()
         .filter(|m| m.accepted && matches!(m.direction, Direction::SendOnly | Direction::SendRecv))
     {
-        let Some(((track, _), source)) = tracks
-            .iter()
-            .zip(&sources)
-            .find(|((_, kind), _)| *kind == media.kind)
-        else {
+        // The same pairing answer_offer_sending made: the first unused source of the kind.
+        let Some(index) = (0..sources.len()).find(|&i| {
+            !used.get(i).copied().unwrap_or(true)
+                && sources.get(i).is_some_and(|s| s.kind == media.kind)
+        }) else {
             continue;
         };
-        let has_rtx = media.codecs.iter().any(|c| c.rtx_pt.is_some());
+        if let Some(flag) = used.get_mut(index) {
+            *flag = true;
+        }
+        let (Some((track, _)), Some(source)) = (tracks.get(index), sources.get(index)) else {
+            continue;
+        };
         pending.push(PendingSubscription {
             track: *track,
-            stream: SubscribedStream {
-                ssrc: source.ssrc,
-                rtx_ssrc: source.rtx_ssrc.filter(|_| has_rtx),
-                codecs: codec_params(media),
-                extensions: extension_ids(media),
-                initial_seq: rng.random(),
-                initial_timestamp: rng.random(),
-            },
+            stream: subscribed_stream(media, source.ssrc, source.rtx_ssrc),
         });
     }
     if pending.is_empty() {
@@ -261,9 +428,9 @@ fn subscribe(
     let id = new_session(
         state,
         room.to_owned(),
-        Role::Subscriber { publisher },
+        Role::Player { publisher },
         credentials,
-        &negotiated,
+        Some(&negotiated),
     )?;
     if let Some(session) = state.sessions.get_mut(&id) {
         session.pending = pending;
@@ -274,29 +441,259 @@ fn subscribe(
     })
 }
 
+fn subscribed_stream(
+    media: &NegotiatedMedia,
+    ssrc: Ssrc,
+    rtx_ssrc: Option<Ssrc>,
+) -> SubscribedStream {
+    let mut rng = rand::rng();
+    let has_rtx = media.codecs.iter().any(|c| c.rtx_pt.is_some());
+    SubscribedStream {
+        ssrc,
+        rtx_ssrc: rtx_ssrc.filter(|_| has_rtx),
+        codecs: codec_params(media),
+        extensions: extension_ids(media),
+        initial_seq: rng.random(),
+        initial_timestamp: rng.random(),
+    }
+}
+
+/// A subscriber connection for the room's signaling: Sluice offers its tracks.
+fn create_subscriber(state: &mut WorkerState, room: String) -> Result<SessionId, SfuError> {
+    let credentials = credentials_for(state.index);
+    let subscriber = SubscriberState {
+        version: 1,
+        sdp_session_id: rand::rng().random_range(1..i64::MAX as u64),
+        cname: format!("sluice-{}", rand::rng().random::<u32>()),
+        ..SubscriberState::default()
+    };
+    new_session(state, room, Role::Subscriber(subscriber), credentials, None)
+}
+
+/// Sluice's (re)offer to a subscriber carrying exactly `tracks`.
+fn offer_tracks(
+    state: &mut WorkerState,
+    id: SessionId,
+    tracks: &[TrackId],
+) -> Result<SubscriberOffer, SfuError> {
+    let WorkerState {
+        sessions, router, ..
+    } = state;
+    let session = sessions.get_mut(&id).ok_or(SfuError::UnknownSession)?;
+    let Role::Subscriber(subscriber) = &mut session.role else {
+        return Err(SfuError::UnknownSession);
+    };
+    let kinds: Vec<(TrackId, MediaKind)> = tracks
+        .iter()
+        .filter_map(|track| Some((*track, router.track_kind(*track)?)))
+        .collect();
+    if kinds.len() != tracks.len() {
+        return Err(SfuError::UnknownTrack);
+    }
+    // Tracks no longer wanted: their m-lines go inactive and their subscriptions end.
+    for slot in &mut subscriber.slots {
+        if slot.track.is_some_and(|t| !tracks.contains(&t)) {
+            slot.track = None;
+            if let Some(subscription) = slot.subscription.take() {
+                router.unsubscribe(id, subscription);
+            }
+        }
+    }
+    let mut rng = rand::rng();
+    for (track, kind) in kinds {
+        if subscriber.slots.iter().any(|s| s.track == Some(track)) {
+            continue;
+        }
+        if subscriber.slots.len() >= MAX_SUBSCRIBER_SLOTS {
+            return Err(SfuError::TooManyTracks);
+        }
+        subscriber.slots.push(Slot {
+            mid: subscriber.slots.len().to_string(),
+            kind,
+            track: Some(track),
+            ssrc: Ssrc(rng.random()),
+            rtx_ssrc: Ssrc(rng.random()),
+            subscription: None,
+        });
+    }
+    let outgoing: Vec<OutgoingTrack> = subscriber
+        .slots
+        .iter()
+        .map(|slot| OutgoingTrack {
+            mid: slot.mid.clone(),
+            kind: slot.kind,
+            ssrc: slot.ssrc,
+            rtx_ssrc: (slot.kind == MediaKind::Video).then_some(slot.rtx_ssrc),
+            cname: subscriber.cname.clone(),
+            stream_id: slot
+                .track
+                .map_or_else(String::new, |t| format!("stream-{}", t.0)),
+            track_id: slot
+                .track
+                .map_or_else(String::new, |t| format!("track-{}", t.0)),
+            codecs: Vec::new(),
+            active: slot.track.is_some(),
+        })
+        .collect();
+    subscriber.version += 1;
+    let local = LocalParams {
+        ice_ufrag: session.ice.local_credentials().ufrag().to_owned(),
+        ice_pwd: session.ice.local_credentials().pwd().to_owned(),
+        fingerprint: state.context.fingerprint.clone(),
+        candidates: vec![state.context.candidate.clone()],
+        session_id: subscriber.sdp_session_id,
+        session_version: subscriber.version,
+    };
+    let sdp = build_subscriber_offer(&local, &outgoing);
+    subscriber.offer = Some(sdp.clone());
+    let mids = subscriber
+        .slots
+        .iter()
+        .filter_map(|slot| Some((slot.mid.clone(), slot.track?)))
+        .collect();
+    Ok(SubscriberOffer { sdp, mids })
+}
+
+/// The most m-lines a subscriber connection accumulates (inactive ones included).
+pub(crate) const MAX_SUBSCRIBER_SLOTS: usize = 256;
+
+/// Applies a subscriber's answer to Sluice's last offer: the first answer brings its ICE
+/// credentials and fingerprint; every answer binds the tracks it accepted.
+fn answer_subscriber(state: &mut WorkerState, id: SessionId, answer: &str) -> Result<(), SfuError> {
+    let session = state
+        .sessions
+        .get_mut(&id)
+        .ok_or(SfuError::UnknownSession)?;
+    let Role::Subscriber(subscriber) = &mut session.role else {
+        return Err(SfuError::UnknownSession);
+    };
+    let offer = subscriber
+        .offer
+        .as_deref()
+        .ok_or(SfuError::NoOfferPending)?;
+    let negotiated =
+        apply_subscriber_answer(offer, answer).map_err(|e| SfuError::BadOffer(e.to_string()))?;
+    if session.dtls.is_none() {
+        session
+            .ice
+            .set_remote_credentials(remote_credentials(&negotiated)?);
+        let fingerprint = remote_fingerprint(&negotiated)?;
+        let certificate = &state.context.certificate;
+        session.dtls = Some(if negotiated.remote_setup == Setup::Passive {
+            // The peer waits for a ClientHello: Sluice starts the handshake once ICE is up.
+            DtlsEndpoint::new_client(certificate, fingerprint, state.now)
+        } else {
+            DtlsEndpoint::new_server(certificate, fingerprint, state.now)
+        });
+    }
+    let mut pending = Vec::new();
+    for slot in &mut subscriber.slots {
+        let (Some(track), None) = (slot.track, slot.subscription) else {
+            continue;
+        };
+        let Some(media) = negotiated.media_by_mid(&slot.mid).filter(|m| m.accepted) else {
+            continue;
+        };
+        let rtx = (slot.kind == MediaKind::Video).then_some(slot.rtx_ssrc);
+        pending.push((
+            slot.mid.clone(),
+            PendingSubscription {
+                track,
+                stream: subscribed_stream(media, slot.ssrc, rtx),
+            },
+        ));
+    }
+    if session.srtp.is_none() {
+        session.pending.extend(pending.into_iter().map(|(_, p)| p));
+        return Ok(());
+    }
+    for (mid, subscription) in pending {
+        bind(state, id, &mid, subscription);
+    }
+    Ok(())
+}
+
+/// Subscribes `id` to a pending track, recording the subscription in its slot (by mid).
+fn bind(state: &mut WorkerState, id: SessionId, mid: &str, pending: PendingSubscription) {
+    let Ok(subscription) =
+        state
+            .router
+            .subscribe(state.now, id, pending.track, pending.stream, &mut state.out)
+    else {
+        // The track vanished meanwhile (its publisher left).
+        return;
+    };
+    if let Some(Role::Subscriber(subscriber)) = state.sessions.get_mut(&id).map(|s| &mut s.role)
+        && let Some(slot) = subscriber.slots.iter_mut().find(|s| s.mid == mid)
+    {
+        slot.subscription = Some(subscription);
+    }
+}
+
 /// DTLS completed: bind the session's pending subscriptions.
 pub(crate) fn session_connected(state: &mut WorkerState, id: SessionId) {
     let Some(session) = state.sessions.get_mut(&id) else {
         return;
     };
     let pending = std::mem::take(&mut session.pending);
-    for subscription in pending {
-        // A track that vanished meanwhile (its publisher left) is skipped.
-        let _ = state.router.subscribe(
-            state.now,
-            id,
-            subscription.track,
-            subscription.stream,
-            &mut state.out,
-        );
+    let mids: Vec<Option<String>> = match &session.role {
+        Role::Subscriber(subscriber) => pending
+            .iter()
+            .map(|p| {
+                subscriber
+                    .slots
+                    .iter()
+                    .find(|s| s.track == Some(p.track))
+                    .map(|s| s.mid.clone())
+            })
+            .collect(),
+        _ => vec![None; pending.len()],
+    };
+    for (subscription, mid) in pending.into_iter().zip(mids) {
+        match mid {
+            Some(mid) => bind(state, id, &mid, subscription),
+            None => {
+                let _ = state.router.subscribe(
+                    state.now,
+                    id,
+                    subscription.track,
+                    subscription.stream,
+                    &mut state.out,
+                );
+            }
+        }
     }
 }
 
-/// Removes a session and everything routed to or from it.
+/// Ends a session by itself (consent expired, DTLS failed, never connected): removes it and
+/// tells the signaling side.
+pub(crate) fn end_session(state: &mut WorkerState, id: SessionId) {
+    if state.sessions.contains_key(&id) {
+        remove_session(state, id);
+        let _ = state
+            .shared
+            .events
+            .send(crate::MediaEvent::SessionEnded { session: id });
+    }
+}
+
+/// Removes a session and everything routed to or from it. The players of a publisher that
+/// goes away end with it.
 pub(crate) fn remove_session(state: &mut WorkerState, id: SessionId) {
     let Some(session) = state.sessions.remove(&id) else {
         return;
     };
+    if matches!(session.role, Role::Publisher { .. }) {
+        let players: Vec<SessionId> = state
+            .sessions
+            .values()
+            .filter(|s| matches!(s.role, Role::Player { publisher } if publisher == id))
+            .map(|s| s.id)
+            .collect();
+        for player in players {
+            end_session(state, player);
+        }
+    }
     state.router.remove_session(id);
     state.by_ufrag.remove(&session.local_ufrag);
     let index = state.index;

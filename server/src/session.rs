@@ -10,12 +10,14 @@ use rtc_core::dtls::{DtlsEndpoint, DtlsEvent};
 use rtc_core::srtp::SrtpSession;
 
 /// What a session is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Role {
-    /// It sends media into the room.
-    Publisher,
-    /// It receives one publisher's media.
-    Subscriber { publisher: SessionId },
+    /// It sends media into the room: the tracks it publishes.
+    Publisher { tracks: Vec<crate::PublishedTrack> },
+    /// It plays one publisher's audio and video (WHEP: the player offered).
+    Player { publisher: SessionId },
+    /// It receives the tracks the room's signaling chooses (Sluice offers).
+    Subscriber(crate::negotiation::SubscriberState),
 }
 
 /// Something the worker must act on after feeding a session.
@@ -37,7 +39,9 @@ pub(crate) struct Session {
     pub(crate) role: Role,
     pub(crate) local_ufrag: String,
     pub(crate) ice: IceLiteAgent,
-    pub(crate) dtls: DtlsEndpoint,
+    /// Created once the peer's fingerprint is known (with its offer, or with its answer to
+    /// Sluice's offer).
+    pub(crate) dtls: Option<DtlsEndpoint>,
     pub(crate) srtp: Option<SrtpSession>,
     /// Where media and DTLS go: the nominated address, or the last validated one before
     /// nomination.
@@ -45,6 +49,9 @@ pub(crate) struct Session {
     /// The session must have completed DTLS by then, so that an offer whose peer never
     /// connects does not hold state forever.
     pub(crate) setup_deadline: Instant,
+    /// `o=` session id and version of the descriptions Sluice writes for this session.
+    pub(crate) sdp_session_id: u64,
+    pub(crate) sdp_version: u64,
     /// Subscriptions to bind once DTLS completes.
     pub(crate) pending: Vec<crate::negotiation::PendingSubscription>,
 }
@@ -104,13 +111,16 @@ impl Session {
         datagram: &[u8],
         events: &mut Vec<SessionEvent>,
     ) {
+        let Some(dtls) = self.dtls.as_mut() else {
+            return;
+        };
         // Errors surface as a Failed event below; the datagram itself needs no answer.
-        let _ = self.dtls.handle_datagram(now, datagram);
+        let _ = dtls.handle_datagram(now, datagram);
         self.drain_dtls_events(events);
     }
 
     fn drain_dtls_events(&mut self, events: &mut Vec<SessionEvent>) {
-        while let Some(event) = self.dtls.poll_event() {
+        while let Some(event) = self.dtls.as_mut().and_then(DtlsEndpoint::poll_event) {
             match event {
                 DtlsEvent::Connected(keys) => match SrtpSession::new(&keys) {
                     Ok(srtp) => {
@@ -141,7 +151,7 @@ impl Session {
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         [
             self.ice.poll_timeout(),
-            self.dtls.poll_timeout(),
+            self.dtls.as_ref().and_then(DtlsEndpoint::poll_timeout),
             self.setup_deadline(),
         ]
         .into_iter()
@@ -159,8 +169,10 @@ impl Session {
             self.ice.handle_timeout(now);
             self.drain_ice_events(events);
         }
-        if self.dtls.poll_timeout().is_some_and(|at| at <= now) {
-            self.dtls.handle_timeout(now);
+        if let Some(dtls) = self.dtls.as_mut()
+            && dtls.poll_timeout().is_some_and(|at| at <= now)
+        {
+            dtls.handle_timeout(now);
             self.drain_dtls_events(events);
         }
     }

@@ -242,6 +242,8 @@ impl Worker {
             self.state.stats.stun_responses_sent += 1;
         }
         self.handle_session_events(id);
+        // As the DTLS client, the first flight waits for an address to send it to.
+        self.send_dtls(id);
     }
 
     /// The session of a validated source address, or `None` after handing the datagram to
@@ -277,7 +279,10 @@ impl Worker {
         let Some(remote) = session.remote else {
             return;
         };
-        while let Some(len) = session.dtls.poll_transmit(&mut self.scratch) {
+        let Some(dtls) = session.dtls.as_mut() else {
+            return;
+        };
+        while let Some(len) = dtls.poll_transmit(&mut self.scratch) {
             if let Some(bytes) = self.scratch.get(..len) {
                 self.socket.send(remote, bytes);
             }
@@ -349,9 +354,9 @@ impl Worker {
                     } else {
                         self.state.stats.dtls_failures += 1;
                     }
-                    negotiation::remove_session(&mut self.state, id);
+                    negotiation::end_session(&mut self.state, id);
                 }
-                SessionEvent::Ended => negotiation::remove_session(&mut self.state, id),
+                SessionEvent::Ended => negotiation::end_session(&mut self.state, id),
             }
         }
         self.events = events;

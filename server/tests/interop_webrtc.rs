@@ -75,6 +75,9 @@ fn check_answer(answer: &str, media_addr: SocketAddr) -> anyhow::Result<()> {
 struct Publisher {
     peer: Peer,
     session: SessionId,
+    /// Its offer, and the tracks Sluice made of it.
+    offer: String,
+    tracks: Vec<server::TrackId>,
     audio: SendTrack,
     video: SendTrack,
 }
@@ -122,6 +125,8 @@ async fn connect_publisher(
     Ok(Publisher {
         peer,
         session: answer.session,
+        offer,
+        tracks: answer.tracks.iter().map(|t| t.id).collect(),
         audio,
         video,
     })
@@ -407,6 +412,7 @@ async fn wrong_certificate_gets_no_media() -> anyhow::Result<()> {
         session: publisher_session,
         audio,
         video,
+        ..
     } = publisher;
     let sending = spawn_sending(plan, audio, video);
 
@@ -591,4 +597,121 @@ fn answer_check_accepts_the_promised_shape_and_rejects_others() {
             "accepted with {wrong:?} -> {right:?}"
         );
     }
+}
+
+/// The room path: Sluice offers a subscriber connection its tracks and the subscriber
+/// answers (no transceivers of its own). Every payload arrives exactly; a renegotiation that
+/// drops the tracks stops the media and keeps the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_offered_subscription_delivers_and_renegotiates() -> anyhow::Result<()> {
+    let _turn = support::one_at_a_time().await;
+    let sfu = Sfu::start(MediaConfig::loopback())?;
+    let room = "server-offers";
+    let publisher = connect_publisher(&sfu, room, None).await?;
+    ensure!(
+        publisher.tracks.len() == 2,
+        "audio and video: {:?}",
+        publisher.tracks
+    );
+    // The same offer again (a renegotiation that changes nothing) keeps the same tracks.
+    let republished = sfu
+        .republish(publisher.session, &publisher.offer)
+        .await
+        .map_err(sfu_error("republish"))?;
+    let tracks: Vec<_> = republished.tracks.iter().map(|t| t.id).collect();
+    ensure!(tracks == publisher.tracks, "tracks churned: {tracks:?}");
+
+    let viewer = Peer::new("viewer").await?;
+    let session = sfu
+        .create_subscriber(room)
+        .await
+        .map_err(sfu_error("create_subscriber"))?;
+    let offer = sfu
+        .offer_tracks(session, &tracks)
+        .await
+        .map_err(sfu_error("offer_tracks"))?;
+    ensure!(
+        offer.mids.len() == 2,
+        "one m-line per track: {:?}",
+        offer.mids
+    );
+    check_answer_shape_of_offer(&offer.sdp)?;
+    viewer.apply_offer(&offer.sdp).await?;
+    let answer = viewer.complete_answer().await?;
+    sfu.answer_subscriber(session, &answer)
+        .await
+        .map_err(sfu_error("answer_subscriber"))?;
+    viewer.connected(CONNECT_LIMIT).await?;
+
+    let plan = MediaPlan::STANDARD;
+    within(
+        plan.duration() + Duration::from_secs(10),
+        "the publisher to send the plan",
+        send_plan(&plan, &publisher.audio, &publisher.video),
+    )
+    .await??;
+    wait_until(
+        Duration::from_secs(20),
+        "every packet at the viewer",
+        || {
+            [Kind::Audio, Kind::Video]
+                .iter()
+                .all(|&kind| viewer.received_count(kind) >= plan.count(kind) as usize)
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for kind in [Kind::Audio, Kind::Video] {
+        let declared = viewer.declared_ssrcs(kind);
+        expectation(&plan, kind, &declared)
+            .check_exact(&viewer.received(kind))
+            .context("at the viewer")?;
+    }
+
+    // Renegotiate with no tracks: both m-lines go inactive, nothing more arrives.
+    let reoffer = sfu
+        .offer_tracks(session, &[])
+        .await
+        .map_err(sfu_error("offer_tracks"))?;
+    ensure!(reoffer.mids.is_empty());
+    ensure!(
+        reoffer.sdp.matches("a=inactive").count() == 2,
+        "both m-lines inactive:\n{}",
+        reoffer.sdp
+    );
+    viewer.apply_offer(&reoffer.sdp).await?;
+    let reanswer = viewer.complete_answer().await?;
+    sfu.answer_subscriber(session, &reanswer)
+        .await
+        .map_err(sfu_error("answer_subscriber"))?;
+    let before = viewer.received_count(Kind::Video);
+    within(
+        plan.duration() + Duration::from_secs(10),
+        "the publisher to send again",
+        send_plan(&plan, &publisher.audio, &publisher.video),
+    )
+    .await??;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ensure!(
+        viewer.received_count(Kind::Video) == before,
+        "media kept flowing after the tracks were removed"
+    );
+    ensure!(
+        viewer.state() == webrtc::peer_connection::RTCPeerConnectionState::Connected,
+        "the connection stays up: {:?}",
+        viewer.state()
+    );
+
+    viewer.close().await;
+    sfu.close(session).await;
+    close_all(&sfu, vec![(publisher.peer, publisher.session)]).await;
+    Ok(())
+}
+
+/// Sluice's offers are ICE-lite with one host candidate and let the peer choose the DTLS role.
+fn check_answer_shape_of_offer(offer: &str) -> anyhow::Result<()> {
+    ensure!(offer.contains("a=ice-lite"), "no a=ice-lite:\n{offer}");
+    ensure!(offer.contains("a=setup:actpass"), "not actpass:\n{offer}");
+    ensure!(offer.contains("a=ssrc:"), "no SSRCs announced:\n{offer}");
+    Ok(())
 }

@@ -1,3 +1,137 @@
 //! HTTP signaling for Sluice: the room protocol over WebSocket, WHIP and WHEP, and the
 //! embedded web app, served with hyper.
+//!
+//! The `sluice` binary calls [`serve`] with its media plane (an implementation of
+//! [`MediaPlane`]):
+//!
+//! ```no_run
+//! # async fn run<M: signaling::MediaPlane>(media: std::sync::Arc<M>) -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
+//! let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! signaling::serve(listener, media, signaling::SignalingConfig::default(), async {
+//!     let _ = stopped.await;
+//! })
+//! .await
+//! # }
+//! ```
 #![forbid(unsafe_code)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+mod assets;
+mod http;
+mod hub;
+mod media;
+mod room;
+mod validate;
+mod ws;
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+
+pub use media::{
+    MediaError, MediaEvent, MediaPlane, Played, Published, PublishedTrack, SubscriberOffer,
+};
+
+/// Limits of the signaling service; the defaults are the ones docs/protocol.md states.
+#[derive(Debug, Clone)]
+pub struct SignalingConfig {
+    /// Rooms open at once.
+    pub max_rooms: usize,
+    /// Participants per room (WebSocket and WHIP alike).
+    pub max_participants: usize,
+    /// Media sections (tracks) in one SDP offer.
+    pub max_tracks: usize,
+    /// Bytes of one SDP offer or answer.
+    pub max_sdp_bytes: usize,
+    /// Bytes of one WebSocket message.
+    pub max_message_bytes: usize,
+    /// Sustained WebSocket messages per second per connection.
+    pub messages_per_second: u32,
+    /// Messages a connection may send at once before the rate applies.
+    pub message_burst: u32,
+    /// How long a subscribe offer waits for its answer before a newer one may be sent.
+    pub answer_timeout: Duration,
+}
+
+impl Default for SignalingConfig {
+    fn default() -> Self {
+        Self {
+            max_rooms: 1000,
+            max_participants: 32,
+            max_tracks: 8,
+            max_sdp_bytes: 64 * 1024,
+            max_message_bytes: 64 * 1024,
+            messages_per_second: 50,
+            message_burst: 100,
+            answer_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Serves HTTP on `listener` until `shutdown` completes: `GET /healthz`, the web app, the
+/// room protocol at `GET /ws`, WHIP at `/whip/{room}` and WHEP at `/whep/{room}[/{id}]`.
+/// Connections already open when `shutdown` fires are left to finish on the runtime.
+pub async fn serve<M: MediaPlane>(
+    listener: TcpListener,
+    media: Arc<M>,
+    config: SignalingConfig,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let hub = Arc::new(hub::Hub::new(media, config));
+    if let Some(mut events) = hub.media.events() {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                hub.handle_media_event(event).await;
+            }
+        });
+    }
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => return Ok(()),
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            // Out of file descriptors or a connection reset before accept: back off briefly
+            // rather than spin, and keep serving.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| http::handle(hub.clone(), request));
+            // The timer enables hyper's header read timeout (30 s), so that a client that
+            // never finishes its request head does not hold the connection forever.
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
+        });
+    }
+}

@@ -199,8 +199,8 @@ impl fmt::Display for SdpError {
             SdpError::NoSha256Fingerprint(m) => write!(f, "{m}: no sha-256 a=fingerprint"),
             SdpError::UnsupportedSetup { mline, setup } => write!(
                 f,
-                "{mline}: a=setup:{} is not supported (Sluice is the DTLS server: the peer \
-                 must be active or actpass)",
+                "{mline}: a=setup:{} is not supported here (an offer to Sluice must be actpass \
+                 or active; an answer to Sluice's offer must be active or passive)",
                 setup.as_str()
             ),
             SdpError::NoCommonCodec { mline, offered } => {

@@ -1,8 +1,8 @@
 //! Subscriber connections, where Sluice is the offerer: one sendonly m-line per outgoing
 //! track with fixed payload types and header extension ids (the packet router rewrites to
 //! them), and the browser's recvonly answer applied back. Renegotiation reuses the same
-//! calls: mids are stable, and a track that is gone keeps its slot as a port-0, inactive
-//! m-line so that the m-line order never changes.
+//! calls: mids are stable, and a track that is gone keeps its slot as an inactive m-line so that
+//! the m-line order never changes.
 
 use super::SdpError;
 use super::attribute::{Attribute, Direction, Extmap, Msid, Setup, SsrcAttribute, SsrcGroup};
@@ -116,7 +116,7 @@ fn offered_codecs(track: &OutgoingTrack) -> Vec<NegotiatedCodec> {
 pub fn build_subscriber_offer(local: &LocalParams, tracks: &[OutgoingTrack]) -> String {
     let bundle = tracks
         .iter()
-        .filter(|t| t.active)
+        .filter(|t| !offered_codecs(t).is_empty())
         .map(|t| t.mid.clone())
         .collect();
     let mut offer = local.session(bundle, true);
@@ -133,7 +133,7 @@ fn offer_section(local: &LocalParams, track: &OutgoingTrack) -> MediaSection {
     }
     let media = track.kind.as_str().to_owned();
     let protocol = "UDP/TLS/RTP/SAVPF".to_owned();
-    if !track.active || codecs.is_empty() {
+    if codecs.is_empty() {
         let attributes = vec![
             Attribute::Mid(track.mid.clone()),
             Attribute::Direction(Direction::Inactive),
@@ -151,7 +151,15 @@ fn offer_section(local: &LocalParams, track: &OutgoingTrack) -> MediaSection {
     let (port, connection) = local.default_address();
     let mut attributes = vec![Attribute::Mid(track.mid.clone())];
     attributes.extend(local.transport_attributes(Setup::ActPass));
-    attributes.push(Attribute::Direction(Direction::SendOnly));
+    // A track that is gone keeps its m-line, inactive and still bundled: receivers keep the
+    // transceiver, and every implementation accepts it (a port-0 section is not understood
+    // everywhere in a re-offer).
+    let direction = if track.active {
+        Direction::SendOnly
+    } else {
+        Direction::Inactive
+    };
+    attributes.push(Attribute::Direction(direction));
     attributes.push(Attribute::RtcpMux);
     attributes.push(Attribute::RtcpRsize);
     for &(id, ext) in fixed_extension_ids(track.kind) {
@@ -164,7 +172,9 @@ fn offer_section(local: &LocalParams, track: &OutgoingTrack) -> MediaSection {
         }));
     }
     attributes.extend(codec_attributes(&codecs));
-    attributes.extend(source_attributes(track));
+    if track.active {
+        attributes.extend(source_attributes(track));
+    }
     attributes.extend(local.candidate_attributes());
     MediaSection {
         media,
@@ -210,7 +220,7 @@ pub(crate) fn source_attributes(track: &OutgoingTrack) -> Vec<Attribute> {
 /// Applies a subscriber's answer to the offer Sluice sent (`offer` is that text).
 ///
 /// The answer must keep the offer's m-lines and mids, bundle them, multiplex RTCP, carry
-/// ICE credentials and a sha-256 fingerprint, and take the DTLS client role (`setup:active`).
+/// ICE credentials and a sha-256 fingerprint, and take a DTLS role (`setup:active`, or `setup:passive`, which makes Sluice the DTLS client).
 /// Codecs and header extensions are those the answer accepted out of the offered ones.
 pub fn apply_subscriber_answer(offer: &str, answer: &str) -> Result<NegotiatedSession, SdpError> {
     let offer = SessionDescription::parse(offer)?;
@@ -244,7 +254,9 @@ pub fn apply_subscriber_answer(offer: &str, answer: &str) -> Result<NegotiatedSe
             return Err(SdpError::AnswerMismatch { mline: at, reason });
         }
         let remote = remote_transport(&answer, theirs, at)?;
-        if remote.setup != Setup::Active {
+        // Sluice offers actpass: the answer picks the DTLS client (active) or server (passive)
+        // role for itself, and Sluice takes the other.
+        if !matches!(remote.setup, Setup::Active | Setup::Passive) {
             return Err(SdpError::UnsupportedSetup {
                 mline: at,
                 setup: remote.setup,

@@ -406,8 +406,8 @@ fn rule_violations_are_clear_errors() {
     );
     assert_eq!(
         error_of(&chromium.replace("a=setup:actpass", "a=setup:passive")),
-        "m-line 0 (mid 0): a=setup:passive is not supported (Sluice is the DTLS server: the \
-         peer must be active or actpass)"
+        "m-line 0 (mid 0): a=setup:passive is not supported here (an offer to Sluice must be \
+         actpass or active; an answer to Sluice's offer must be active or passive)"
     );
     assert!(
         answer_offer(
@@ -557,11 +557,14 @@ fn subscriber_offer_and_answer() {
     assert_eq!(video.remote_streams[0].ssrc, Ssrc(777));
     assert_eq!(video.codec_by_pt(Pt(102)).unwrap().codec, Codec::H264);
 
-    let passive = apply_subscriber_answer(&offer, &browser_answer(&offer, "passive"));
+    let passive = apply_subscriber_answer(&offer, &browser_answer(&offer, "passive"))
+        .expect("a passive answer makes Sluice the DTLS client");
+    assert_eq!(passive.remote_setup, Setup::Passive);
+    let actpass = apply_subscriber_answer(&offer, &browser_answer(&offer, "actpass"));
     assert_eq!(
-        passive.unwrap_err().to_string(),
-        "m-line 0 (mid 0): a=setup:passive is not supported (Sluice is the DTLS server: the \
-         peer must be active or actpass)"
+        actpass.unwrap_err().to_string(),
+        "m-line 0 (mid 0): a=setup:actpass is not supported here (an offer to Sluice must be \
+         actpass or active; an answer to Sluice's offer must be active or passive)"
     );
     let truncated = apply_subscriber_answer(
         &offer,
@@ -588,14 +591,15 @@ fn removed_subscriber_track_keeps_its_slot() {
     tracks[1].active = false;
     let offer = build_subscriber_offer(&local(), &tracks);
     let parsed = SessionDescription::parse(&offer).unwrap();
-    assert_eq!(parsed.bundle_group().unwrap(), ["0", "2"]);
+    assert_eq!(parsed.bundle_group().unwrap(), ["0", "1", "2"]);
     assert_eq!(parsed.media.len(), 3);
     assert_eq!(
         (parsed.media[1].port, parsed.media[1].mid()),
-        (0, Some("1"))
+        (3478, Some("1"))
     );
     assert_eq!(parsed.direction(&parsed.media[1]), Direction::Inactive);
     assert!(!offer.contains("a=ssrc:2000"));
+    assert!(offer.contains("a=ssrc:3000"));
 
     let session = apply_subscriber_answer(&offer, &browser_answer(&offer, "active")).unwrap();
     let mids: Vec<(&str, bool)> = session
@@ -603,7 +607,7 @@ fn removed_subscriber_track_keeps_its_slot() {
         .iter()
         .map(|m| (m.mid.as_str(), m.accepted))
         .collect();
-    assert_eq!(mids, [("0", true), ("1", false), ("2", true)]);
+    assert_eq!(mids, [("0", true), ("1", true), ("2", true)]);
 }
 
 #[test]

@@ -1,0 +1,457 @@
+//! The HTTP surface: health, the embedded web app, the WebSocket upgrade for the room
+//! protocol, and WHIP (RFC 9725) and WHEP. Every error is a 4xx with `{"error": "..."}`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+
+use crate::assets;
+use crate::hub::{Hub, Resource};
+use crate::media::{MediaError, MediaPlane};
+use crate::room::{Participant, ParticipantId, RoomTrack, track_sources};
+use crate::validate;
+use crate::ws;
+
+pub type Body = Full<Bytes>;
+
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn error(status: StatusCode, message: impl AsRef<str>) -> Response<Body> {
+    respond(
+        status,
+        "application/json",
+        json!({"error": message.as_ref()}).to_string(),
+    )
+}
+
+fn media_error(error: &MediaError) -> Response<Body> {
+    match error {
+        MediaError::BadSdp(_) => self::error(StatusCode::BAD_REQUEST, error.to_string()),
+        MediaError::UnknownSession => self::error(StatusCode::NOT_FOUND, error.to_string()),
+        MediaError::Stopped => self::error(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
+    }
+}
+
+/// Decodes one percent-encoded path segment; None if it is not valid UTF-8 or escapes.
+fn percent_decode(segment: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(segment.len());
+    let mut rest = segment.as_bytes();
+    while let Some((&first, tail)) = rest.split_first() {
+        if first == b'%' {
+            let (hex, after) = tail.split_at_checked(2)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = after;
+        } else {
+            bytes.push(first);
+            rest = tail;
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
+/// Encodes a room name as one path segment (everything but RFC 3986 unreserved characters).
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The value of `key` in a query string, percent-decoded (`+` is a space).
+fn query_param(query: Option<&str>, key: &str) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == key).then(|| percent_decode(&v.replace('+', " ")))?
+    })
+}
+
+/// Dispatches one request.
+pub async fn handle<M: MediaPlane>(
+    hub: Arc<Hub<M>>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let path = request.uri().path().to_owned();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let method = request.method().clone();
+    let response = match (&method, segments.as_slice()) {
+        (&Method::GET | &Method::HEAD, ["healthz"]) => respond(StatusCode::OK, "text/plain", "ok"),
+        (&Method::GET, ["ws"]) => upgrade(hub, request),
+        (&Method::GET | &Method::HEAD, ["" | "app" | "lib", ..]) => match assets::find(&path) {
+            Some((body, content_type)) => {
+                let mut response = respond(StatusCode::OK, content_type, body);
+                let headers = response.headers_mut();
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                headers.insert(
+                    "x-content-type-options",
+                    HeaderValue::from_static("nosniff"),
+                );
+                response
+            }
+            None => error(StatusCode::NOT_FOUND, "no such file"),
+        },
+        (_, ["whip" | "whep", ..]) => {
+            let mut response = whip_whep(hub, request, &method, &segments).await;
+            add_cors(&mut response);
+            response
+        }
+        (_, ["healthz" | "ws"]) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+        _ => error(StatusCode::NOT_FOUND, "not found"),
+    };
+    Ok(response)
+}
+
+fn add_cors(response: &mut Response<Body>) {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Location, ETag, Link, Accept-Patch, X-Sluice-Participant"),
+    );
+}
+
+async fn whip_whep<M: MediaPlane>(
+    hub: Arc<Hub<M>>,
+    request: Request<Incoming>,
+    method: &Method,
+    segments: &[&str],
+) -> Response<Body> {
+    let Some(room) = segments.get(1).and_then(|s| percent_decode(s)) else {
+        return error(StatusCode::NOT_FOUND, "not found");
+    };
+    let is_whip = segments.first() == Some(&"whip");
+    match (method, segments.len(), is_whip) {
+        (&Method::OPTIONS, _, _) => preflight(),
+        (&Method::POST, 2, true) => whip_post(hub, request, room).await,
+        (&Method::POST, 2 | 3, false) => {
+            whep_post(hub, request, room, segments.get(2).copied()).await
+        }
+        (&Method::DELETE, 3, true) | (&Method::DELETE, 4, false) => {
+            let token = segments.last().copied().unwrap_or_default();
+            match owned_resource(&hub, token, &room, is_whip) {
+                true if hub.remove_resource(token).await => {
+                    respond(StatusCode::OK, "text/plain", "")
+                }
+                _ => error(StatusCode::NOT_FOUND, "unknown resource"),
+            }
+        }
+        (&Method::PATCH, 3, true) | (&Method::PATCH, 4, false) => {
+            let token = segments.last().copied().unwrap_or_default();
+            if !owned_resource(&hub, token, &room, is_whip) {
+                return error(StatusCode::NOT_FOUND, "unknown resource");
+            }
+            if !has_content_type(&request, "application/trickle-ice-sdpfrag") {
+                return error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "expected application/trickle-ice-sdpfrag",
+                );
+            }
+            // Sluice is ICE-lite and its answers are complete: remote candidates are learnt
+            // from the binding checks themselves, so a trickled fragment needs no action.
+            let mut response = respond(StatusCode::NO_CONTENT, "text/plain", "");
+            response.headers_mut().remove(header::CONTENT_TYPE);
+            response
+        }
+        _ => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+    }
+}
+
+/// Whether `token` is a resource of this kind in this room.
+fn owned_resource<M: MediaPlane>(hub: &Hub<M>, token: &str, room: &str, whip: bool) -> bool {
+    match hub.resource(token) {
+        Some(Resource::Whip { room: r, .. }) => whip && r == room,
+        Some(Resource::Whep { room: r, .. }) => !whip && r == room,
+        None => false,
+    }
+}
+
+fn preflight() -> Response<Body> {
+    let mut response = respond(StatusCode::NO_CONTENT, "text/plain", "");
+    let headers = response.headers_mut();
+    headers.remove(header::CONTENT_TYPE);
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, PATCH, DELETE, OPTIONS"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Content-Type, If-Match, Authorization"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    headers.insert("accept-post", HeaderValue::from_static("application/sdp"));
+    response
+}
+
+fn has_content_type<B>(request: &Request<B>, expected: &str) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(expected))
+}
+
+/// The request's SDP body, checked for content type, size and shape.
+async fn read_sdp<M: MediaPlane>(
+    hub: &Hub<M>,
+    request: Request<Incoming>,
+) -> Result<String, Response<Body>> {
+    if !has_content_type(&request, "application/sdp") {
+        return Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected application/sdp",
+        ));
+    }
+    let limit = hub.config.max_sdp_bytes;
+    let body = Limited::new(request.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|_| {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("SDP is larger than {limit} bytes or was cut off"),
+            )
+        })?
+        .to_bytes();
+    let sdp = String::from_utf8(body.to_vec())
+        .map_err(|_| error(StatusCode::BAD_REQUEST, "SDP is not UTF-8"))?;
+    validate::sdp(&sdp, limit, hub.config.max_tracks)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, e.message))?;
+    Ok(sdp)
+}
+
+fn created(location: String, etag: &str, sdp: String) -> Response<Body> {
+    let mut response = respond(StatusCode::CREATED, "application/sdp", sdp);
+    let headers = response.headers_mut();
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        headers.insert(header::LOCATION, location);
+    }
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{etag}\"")) {
+        headers.insert(header::ETAG, etag);
+    }
+    response
+}
+
+async fn whip_post<M: MediaPlane>(
+    hub: Arc<Hub<M>>,
+    request: Request<Incoming>,
+    room: String,
+) -> Response<Body> {
+    if let Err(e) = validate::room_name(&room) {
+        return error(StatusCode::BAD_REQUEST, e.message);
+    }
+    let name = match query_param(request.uri().query(), "name") {
+        Some(name) => match validate::display_name(&name) {
+            Ok(name) => name.to_owned(),
+            Err(e) => return error(StatusCode::BAD_REQUEST, e.message),
+        },
+        None => "WHIP".to_owned(),
+    };
+    let offer = match read_sdp(&hub, request).await {
+        Ok(offer) => offer,
+        Err(response) => return response,
+    };
+    // Refuse before the media plane does any work for a publisher that could not join.
+    if let Err(e) = hub.check_admit(&hub.state(), &room) {
+        return error(StatusCode::CONFLICT, e.message());
+    }
+    let published = match hub.media.publish(&room, None, &offer).await {
+        Ok(published) => published,
+        Err(e) => return media_error(&e),
+    };
+    let sources = track_sources(
+        published.tracks.iter().map(|t| (t.mid.as_str(), t.kind)),
+        |_| None,
+    );
+    let tracks: Vec<RoomTrack> = published
+        .tracks
+        .iter()
+        .zip(sources)
+        .map(|(t, source)| RoomTrack {
+            id: t.id,
+            kind: t.kind,
+            source,
+        })
+        .collect();
+    let admitted = hub.admit(&room, |id| Participant {
+        id,
+        name,
+        muted_audio: false,
+        muted_video: false,
+        tracks,
+        publish: Some(published.session),
+        subscribe: None,
+        outbox: None,
+        renegotiate: None,
+    });
+    let participant = match admitted {
+        Ok(id) => id,
+        Err(e) => {
+            hub.media.close(published.session).await;
+            return error(StatusCode::CONFLICT, e.message());
+        }
+    };
+    let token = hub.add_resource(Resource::Whip {
+        room: room.clone(),
+        participant,
+    });
+    let location = format!("/whip/{}/{token}", percent_encode(&room));
+    let mut response = created(location, &token, published.sdp);
+    if let Ok(id) = HeaderValue::from_str(&participant.wire()) {
+        response.headers_mut().insert("x-sluice-participant", id);
+    }
+    response
+}
+
+async fn whep_post<M: MediaPlane>(
+    hub: Arc<Hub<M>>,
+    request: Request<Incoming>,
+    room: String,
+    participant: Option<&str>,
+) -> Response<Body> {
+    let offer = match read_sdp(&hub, request).await {
+        Ok(offer) => offer,
+        Err(response) => return response,
+    };
+    let wanted = match participant.map(ParticipantId::parse) {
+        Some(None) => return error(StatusCode::NOT_FOUND, "unknown participant"),
+        Some(Some(id)) => Some(id),
+        None => None,
+    };
+    let publisher = hub.with_room(&room, |r| {
+        let found = match wanted {
+            Some(id) => r.get(id),
+            None => r.first_publisher(),
+        };
+        found.map(|p| (p.id, p.publish))
+    });
+    let (publisher_id, session) = match publisher {
+        None => return error(StatusCode::NOT_FOUND, "unknown room"),
+        Some(None) if wanted.is_some() => {
+            return error(StatusCode::NOT_FOUND, "unknown participant");
+        }
+        Some(None) => return error(StatusCode::NOT_FOUND, "the room has no publisher"),
+        Some(Some((_, None))) => {
+            return error(StatusCode::NOT_FOUND, "the participant publishes nothing");
+        }
+        Some(Some((id, Some(session)))) => (id, session),
+    };
+    let played = match hub.media.play(&room, session, &offer).await {
+        Ok(played) => played,
+        Err(e) => return media_error(&e),
+    };
+    let token = hub.add_resource(Resource::Whep {
+        room: room.clone(),
+        session: played.session,
+    });
+    let location = format!(
+        "/whep/{}/{}/{token}",
+        percent_encode(&room),
+        publisher_id.wire()
+    );
+    created(location, &token, played.sdp)
+}
+
+/// Answers a WebSocket upgrade and hands the connection to the room protocol.
+fn upgrade<M: MediaPlane>(hub: Arc<Hub<M>>, mut request: Request<Incoming>) -> Response<Body> {
+    let headers = request.headers();
+    let is_upgrade = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let version_ok = headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v == "13");
+    let Some(key) = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .filter(|_| is_upgrade && version_ok)
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected a WebSocket upgrade (version 13)",
+        );
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    // Tungstenite's own limit is a backstop well above the protocol's, so that a message
+    // just over the limit still gets a `message_too_large` error before the close.
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(hub.config.max_message_bytes.saturating_mul(4)))
+        .max_frame_size(Some(hub.config.max_message_bytes.saturating_mul(4)));
+    tokio::spawn(async move {
+        if let Ok(upgraded) = on_upgrade.await {
+            let socket = WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                Role::Server,
+                Some(config),
+            )
+            .await;
+            ws::run(hub, socket).await;
+        }
+    });
+    let mut response = respond(StatusCode::SWITCHING_PROTOCOLS, "text/plain", "");
+    let headers = response.headers_mut();
+    headers.remove(header::CONTENT_TYPE);
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(accept) = HeaderValue::from_str(&accept) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_coding_round_trips_room_names() {
+        for room in ["lobby", "a b/c?d%", "café ☕"] {
+            assert_eq!(percent_decode(&percent_encode(room)).as_deref(), Some(room));
+        }
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%4"), None);
+        assert_eq!(percent_decode("%ff"), None, "not UTF-8");
+    }
+
+    #[test]
+    fn query_parameters_are_decoded() {
+        assert_eq!(
+            query_param(Some("a=1&name=Ada+L%C3%A9"), "name").as_deref(),
+            Some("Ada Lé")
+        );
+        assert_eq!(query_param(Some("name"), "name").as_deref(), Some(""));
+        assert_eq!(query_param(None, "name"), None);
+    }
+}

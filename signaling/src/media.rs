@@ -1,0 +1,117 @@
+//! The contract between signaling and the media plane: signaling decides who publishes and
+//! who receives what; the media plane (the server crate's `Sfu`) owns the WebRTC sessions.
+
+use std::fmt;
+use std::future::Future;
+
+use packet_router::{SessionId, TrackId};
+use rtc_core::sdp::MediaKind;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// One track accepted from a publisher's offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedTrack {
+    pub id: TrackId,
+    pub kind: MediaKind,
+    /// The m-line's mid in the publisher's offer.
+    pub mid: String,
+}
+
+/// The media plane's answer to a publisher's offer.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub session: SessionId,
+    pub sdp: String,
+    /// Every track the publish session carries after this offer.
+    pub tracks: Vec<PublishedTrack>,
+}
+
+/// The media plane's answer to a WHEP player's offer.
+#[derive(Debug, Clone)]
+pub struct Played {
+    pub session: SessionId,
+    pub sdp: String,
+}
+
+/// The server's offer for a subscriber connection.
+#[derive(Debug, Clone)]
+pub struct SubscriberOffer {
+    pub sdp: String,
+    /// mid -> track for each active m-line.
+    pub mids: Vec<(String, TrackId)>,
+}
+
+/// What the media plane tells signaling on its own initiative.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// Consent expired, DTLS failed, or the session never connected.
+    SessionEnded { session: SessionId },
+}
+
+/// Why the media plane refused a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaError {
+    /// The SDP could not be parsed or negotiated; the text says why.
+    BadSdp(String),
+    /// The session does not exist (any more).
+    UnknownSession,
+    /// The media plane is shutting down.
+    Stopped,
+}
+
+impl fmt::Display for MediaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadSdp(why) => write!(f, "bad SDP: {why}"),
+            Self::UnknownSession => f.write_str("unknown media session"),
+            Self::Stopped => f.write_str("the media plane is stopped"),
+        }
+    }
+}
+
+impl std::error::Error for MediaError {}
+
+/// The media plane as signaling drives it. The server crate implements it for its `Sfu`.
+pub trait MediaPlane: Send + Sync + 'static {
+    /// A publisher's offer (first or renegotiated: `session` None for a new one).
+    fn publish(
+        &self,
+        room: &str,
+        session: Option<SessionId>,
+        offer: &str,
+    ) -> impl Future<Output = Result<Published, MediaError>> + Send;
+
+    /// WHEP: a player's recvonly offer for `publisher`'s audio and video.
+    fn play(
+        &self,
+        room: &str,
+        publisher: SessionId,
+        offer: &str,
+    ) -> impl Future<Output = Result<Played, MediaError>> + Send;
+
+    /// A subscriber connection whose tracks the server offers.
+    fn create_subscriber(
+        &self,
+        room: &str,
+    ) -> impl Future<Output = Result<SessionId, MediaError>> + Send;
+
+    /// The server's (re)offer carrying exactly `tracks` (stable mids; removed ones inactive).
+    fn offer_tracks(
+        &self,
+        subscriber: SessionId,
+        tracks: &[TrackId],
+    ) -> impl Future<Output = Result<SubscriberOffer, MediaError>> + Send;
+
+    /// The subscriber's answer to the last offer.
+    fn answer_subscriber(
+        &self,
+        subscriber: SessionId,
+        answer: &str,
+    ) -> impl Future<Output = Result<(), MediaError>> + Send;
+
+    /// Ends a session and frees what it held.
+    fn close(&self, session: SessionId) -> impl Future<Output = ()> + Send;
+
+    /// Events from the media plane; called once by `serve`.
+    fn events(&self) -> Option<UnboundedReceiver<MediaEvent>>;
+}

@@ -1,0 +1,521 @@
+//! One WebSocket connection of the room protocol (docs/protocol.md): reads client messages,
+//! applies them to the hub, and writes what the room sends. A second task per joined
+//! participant drives the server-offered subscribe connection.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use packet_router::TrackId;
+use serde_json::{Map, Value, json};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::hub::Hub;
+use crate::media::{MediaError, MediaPlane};
+use crate::room::{
+    ChatEntry, OUTBOX_CAPACITY, Outbound, Outbox, Participant, ParticipantId, RoomTrack,
+    track_sources, track_wire,
+};
+use crate::validate::{self, Invalid};
+
+/// Close code for a message over the size limit (RFC 6455 "message too big").
+const CLOSE_TOO_BIG: u16 = 1009;
+
+pub type Socket = WebSocketStream<TokioIo<Upgraded>>;
+
+/// A token bucket: `rate` messages per second, up to `burst` at once.
+#[derive(Debug)]
+struct RateLimit {
+    tokens: f64,
+    last: Instant,
+    rate: f64,
+    burst: f64,
+    last_warning: Option<Instant>,
+}
+
+impl RateLimit {
+    fn new(rate: u32, burst: u32) -> Self {
+        let burst = f64::from(burst.max(1));
+        Self {
+            tokens: burst,
+            last: Instant::now(),
+            rate: f64::from(rate),
+            burst,
+            last_warning: None,
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether to tell the client it is being limited: at most once a second, so that a flood
+    /// does not turn into a flood of errors.
+    fn should_warn(&mut self, now: Instant) -> bool {
+        let warn = self
+            .last_warning
+            .is_none_or(|at| now.saturating_duration_since(at) >= Duration::from_secs(1));
+        if warn {
+            self.last_warning = Some(now);
+        }
+        warn
+    }
+}
+
+/// The participant a connection joined as.
+#[derive(Debug)]
+struct Joined {
+    room: String,
+    id: ParticipantId,
+    /// Woken when this participant's outstanding subscribe offer was answered.
+    answered: Arc<Notify>,
+    /// Tells the renegotiation task to stop (it never stops in the middle of a media call,
+    /// so a session being created is closed, not leaked).
+    stop_renegotiating: Arc<Notify>,
+}
+
+struct Connection<M> {
+    hub: Arc<Hub<M>>,
+    outbox: Outbox,
+    joined: Option<Joined>,
+}
+
+/// Whether the read loop goes on after a message.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+/// Serves one upgraded WebSocket until it closes, then makes its participant leave.
+pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket) {
+    let (mut sink, mut stream) = socket.split();
+    let (outbox, mut outgoing, overflowed) = Outbox::new(OUTBOX_CAPACITY);
+    let mut writer = tokio::spawn(async move {
+        while let Some(item) = outgoing.recv().await {
+            let result = match item {
+                Outbound::Text(text) => sink.send(Message::text(text)).await,
+                Outbound::Close(code, reason) => {
+                    let frame = CloseFrame {
+                        code: CloseCode::from(code),
+                        reason: reason.into(),
+                    };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    break;
+                }
+            };
+            if result.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let mut rate = RateLimit::new(hub.config.messages_per_second, hub.config.message_burst);
+    let mut connection = Connection {
+        hub,
+        outbox,
+        joined: None,
+    };
+    let mut writer_done = false;
+    loop {
+        let message = tokio::select! {
+            message = stream.next() => message,
+            _ = &mut writer => {
+                writer_done = true;
+                break;
+            }
+            // The client reads too slowly to keep up with its room.
+            () = overflowed.notified() => break,
+        };
+        let flow = match message {
+            Some(Ok(Message::Text(text))) => {
+                let now = Instant::now();
+                if text.len() > connection.hub.config.max_message_bytes {
+                    connection.too_big();
+                    Flow::Stop
+                } else if !rate.take(now) {
+                    if rate.should_warn(now) {
+                        connection
+                            .error(Invalid::new("rate_limited", "too many messages; slow down"));
+                    }
+                    Flow::Continue
+                } else {
+                    connection.handle_text(&text).await
+                }
+            }
+            Some(Ok(Message::Binary(_))) => {
+                connection.error(Invalid::new(
+                    "bad_json",
+                    "messages must be JSON text frames",
+                ));
+                Flow::Continue
+            }
+            Some(Ok(Message::Close(_))) | None => Flow::Stop,
+            Some(Ok(_)) => Flow::Continue,
+            Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) => {
+                connection.too_big();
+                Flow::Stop
+            }
+            Some(Err(_)) => Flow::Stop,
+        };
+        if matches!(flow, Flow::Stop) {
+            break;
+        }
+    }
+    connection.leave().await;
+    drop(connection);
+    // The writer ends once every sender of the outbox (the room's copy went with the leave)
+    // is gone; give it a moment to flush a final error and close frame, but not forever to a
+    // client that stopped reading.
+    if !writer_done
+        && tokio::time::timeout(Duration::from_secs(2), &mut writer)
+            .await
+            .is_err()
+    {
+        writer.abort();
+    }
+}
+
+impl<M: MediaPlane> Connection<M> {
+    fn send(&self, message: Value) {
+        self.outbox.send(Outbound::Text(message.to_string()));
+    }
+
+    fn error(&self, invalid: Invalid) {
+        self.send(json!({"type": "error", "code": invalid.code, "message": invalid.message}));
+    }
+
+    fn media_error(&self, error: &MediaError) {
+        let code = match error {
+            MediaError::BadSdp(_) => "bad_sdp",
+            MediaError::UnknownSession | MediaError::Stopped => "media_error",
+        };
+        self.send(json!({"type": "error", "code": code, "message": error.to_string()}));
+    }
+
+    fn too_big(&self) {
+        self.error(Invalid::new(
+            "message_too_large",
+            "messages are limited to 64 KiB",
+        ));
+        self.outbox
+            .send(Outbound::Close(CLOSE_TOO_BIG, "message too large"));
+    }
+
+    async fn handle_text(&mut self, text: &str) -> Flow {
+        let Ok(Value::Object(message)) = serde_json::from_str::<Value>(text) else {
+            self.error(Invalid::new(
+                "bad_json",
+                "each message must be one JSON object",
+            ));
+            return Flow::Continue;
+        };
+        let Some(kind) = message.get("type").and_then(Value::as_str) else {
+            self.error(Invalid::new(
+                "bad_json",
+                "the message has no string \"type\"",
+            ));
+            return Flow::Continue;
+        };
+        let result = match (kind, self.joined.is_some()) {
+            ("join", false) => self.join(&message).await,
+            ("join", true) => Err(Invalid::new(
+                "already_joined",
+                "this connection has already joined a room",
+            )),
+            ("publish" | "answer" | "mute" | "chat" | "leave", false) => {
+                Err(Invalid::new("not_joined", "send join first"))
+            }
+            ("publish", true) => self.publish(&message).await,
+            ("answer", true) => self.answer(&message).await,
+            ("mute", true) => self.mute(&message),
+            ("chat", true) => self.chat(&message),
+            ("leave", true) => {
+                self.leave().await;
+                Ok(())
+            }
+            _ => Err(Invalid::new("unknown_type", "unknown message type")),
+        };
+        if let Err(invalid) = result {
+            self.error(invalid);
+        }
+        Flow::Continue
+    }
+
+    async fn join(&mut self, message: &Map<String, Value>) -> Result<(), Invalid> {
+        let bad_room = || Invalid::new("bad_room", "room must be a string");
+        let room = validate::room_name(
+            message
+                .get("room")
+                .and_then(Value::as_str)
+                .ok_or_else(bad_room)?,
+        )?;
+        let bad_name = || Invalid::new("bad_name", "name must be a string");
+        let name = validate::display_name(
+            message
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(bad_name)?,
+        )?;
+        let renegotiate = Arc::new(Notify::new());
+        let id = self
+            .hub
+            .admit(room, |id| Participant {
+                id,
+                name: name.to_owned(),
+                muted_audio: false,
+                muted_video: false,
+                tracks: Vec::new(),
+                publish: None,
+                subscribe: None,
+                outbox: Some(self.outbox.clone()),
+                renegotiate: Some(renegotiate.clone()),
+            })
+            .map_err(|e| Invalid::new(e.code(), e.message()))?;
+        let answered = Arc::new(Notify::new());
+        let stop_renegotiating = Arc::new(Notify::new());
+        tokio::spawn(renegotiate_loop(
+            self.hub.clone(),
+            room.to_owned(),
+            id,
+            self.outbox.clone(),
+            Signals {
+                changed: renegotiate,
+                answered: answered.clone(),
+                stop: stop_renegotiating.clone(),
+            },
+        ));
+        self.joined = Some(Joined {
+            room: room.to_owned(),
+            id,
+            answered,
+            stop_renegotiating,
+        });
+        Ok(())
+    }
+
+    /// The message's `sdp`, checked for size and shape; `max_media` bounds its m-lines (an
+    /// answer to a subscribe offer has one per remote track, so it is not bounded).
+    fn sdp_field<'a>(
+        &self,
+        message: &'a Map<String, Value>,
+        max_media: usize,
+    ) -> Result<&'a str, Invalid> {
+        let sdp = message
+            .get("sdp")
+            .and_then(Value::as_str)
+            .ok_or(Invalid::new("bad_sdp", "sdp must be a string"))?;
+        validate::sdp(sdp, self.hub.config.max_sdp_bytes, max_media)
+    }
+
+    async fn publish(&mut self, message: &Map<String, Value>) -> Result<(), Invalid> {
+        let offer = self.sdp_field(message, self.hub.config.max_tracks)?;
+        let Some(joined) = &self.joined else {
+            return Ok(());
+        };
+        let (room, id) = (joined.room.clone(), joined.id);
+        let existing = self
+            .hub
+            .with_room(&room, |r| r.get(id).and_then(|p| p.publish))
+            .flatten();
+        let published = match self.hub.media.publish(&room, existing, offer).await {
+            Ok(published) => published,
+            Err(error) => {
+                self.media_error(&error);
+                return Ok(());
+            }
+        };
+        if existing.is_none() && !self.hub.bind_session(&room, id, published.session, true) {
+            self.hub.media.close(published.session).await;
+            return Ok(());
+        }
+        let declared = message.get("sources").and_then(Value::as_object);
+        let sources = track_sources(
+            published.tracks.iter().map(|t| (t.mid.as_str(), t.kind)),
+            |mid| {
+                let source = declared?.get(mid)?.as_str()?;
+                matches!(source, "camera" | "microphone" | "screen").then(|| source.to_owned())
+            },
+        );
+        let tracks = published
+            .tracks
+            .iter()
+            .zip(sources)
+            .map(|(t, source)| RoomTrack {
+                id: t.id,
+                kind: t.kind,
+                source,
+            })
+            .collect();
+        // The answer goes out before the others hear of the tracks.
+        self.send(json!({"type": "published", "sdp": published.sdp}));
+        self.hub.with_room(&room, |r| r.set_tracks(id, tracks));
+        Ok(())
+    }
+
+    async fn answer(&mut self, message: &Map<String, Value>) -> Result<(), Invalid> {
+        let answer = self.sdp_field(message, usize::MAX)?;
+        let Some(joined) = &self.joined else {
+            return Ok(());
+        };
+        let subscriber = self
+            .hub
+            .with_room(&joined.room, |r| r.get(joined.id).and_then(|p| p.subscribe))
+            .flatten();
+        let Some(subscriber) = subscriber else {
+            return Err(Invalid::new(
+                "no_offer",
+                "there is no subscribe offer to answer",
+            ));
+        };
+        match self.hub.media.answer_subscriber(subscriber, answer).await {
+            Ok(()) => joined.answered.notify_one(),
+            Err(error) => self.media_error(&error),
+        }
+        Ok(())
+    }
+
+    fn mute(&mut self, message: &Map<String, Value>) -> Result<(), Invalid> {
+        const BAD: Invalid = Invalid::new(
+            "bad_mute",
+            "mute needs kind \"audio\" or \"video\" and a boolean muted",
+        );
+        let video = match message.get("kind").and_then(Value::as_str) {
+            Some("audio") => false,
+            Some("video") => true,
+            _ => return Err(BAD),
+        };
+        let muted = message.get("muted").and_then(Value::as_bool).ok_or(BAD)?;
+        if let Some(joined) = &self.joined {
+            self.hub
+                .with_room(&joined.room, |r| r.set_muted(joined.id, video, muted));
+        }
+        Ok(())
+    }
+
+    fn chat(&mut self, message: &Map<String, Value>) -> Result<(), Invalid> {
+        let bad = || Invalid::new("bad_chat", "chat text must be a string");
+        let text = validate::chat_text(
+            message
+                .get("text")
+                .and_then(Value::as_str)
+                .ok_or_else(bad)?,
+        )?;
+        let at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
+        if let Some(joined) = &self.joined {
+            self.hub.with_room(&joined.room, |r| {
+                let name = r.get(joined.id).map(|p| p.name.clone()).unwrap_or_default();
+                r.chat(ChatEntry {
+                    from: joined.id,
+                    name,
+                    text: text.to_owned(),
+                    at,
+                });
+            });
+        }
+        Ok(())
+    }
+
+    async fn leave(&mut self) {
+        if let Some(joined) = self.joined.take() {
+            joined.stop_renegotiating.notify_one();
+            self.hub.remove_participant(&joined.room, joined.id).await;
+        }
+    }
+}
+
+/// What wakes a participant's renegotiation task.
+struct Signals {
+    /// The tracks the participant should receive changed.
+    changed: Arc<Notify>,
+    /// The participant answered the last offer.
+    answered: Arc<Notify>,
+    /// The participant left.
+    stop: Arc<Notify>,
+}
+
+/// Keeps one participant's subscribe connection carrying every other participant's tracks:
+/// creates the subscriber session, then on each change offers the current set and waits for
+/// the answer (or a timeout) before offering again, so offers never overtake answers. It
+/// stops only between media calls, so a session it creates is either bound to the
+/// participant (and closed when it leaves) or closed here.
+async fn renegotiate_loop<M: MediaPlane>(
+    hub: Arc<Hub<M>>,
+    room: String,
+    id: ParticipantId,
+    outbox: Outbox,
+    signals: Signals,
+) {
+    let send_error = |message: String| {
+        let text = json!({"type": "error", "code": "media_error", "message": message}).to_string();
+        outbox.send(Outbound::Text(text));
+    };
+    let subscriber = match hub.media.create_subscriber(&room).await {
+        Ok(session) => session,
+        Err(error) => {
+            send_error(format!("no subscribe connection: {error}"));
+            return;
+        }
+    };
+    if !hub.bind_session(&room, id, subscriber, false) {
+        hub.media.close(subscriber).await;
+        return;
+    }
+    let mut offered: Vec<(TrackId, ParticipantId)> = Vec::new();
+    loop {
+        let wanted = hub.with_room(&room, |r| r.get(id).is_some().then(|| r.tracks_for(id)));
+        let Some(Some(wanted)) = wanted else { return };
+        let mut awaiting_answer = false;
+        if wanted != offered {
+            let ids: Vec<TrackId> = wanted.iter().map(|(track, _)| *track).collect();
+            match hub.media.offer_tracks(subscriber, &ids).await {
+                Ok(offer) => {
+                    let mut mids = Map::new();
+                    for (mid, track) in &offer.mids {
+                        if let Some((_, owner)) = wanted.iter().find(|(t, _)| t == track) {
+                            let entry =
+                                json!({"participant": owner.wire(), "track": track_wire(*track)});
+                            mids.insert(mid.clone(), entry);
+                        }
+                    }
+                    let message = json!({"type": "subscribe", "sdp": offer.sdp, "tracks": mids});
+                    if !outbox.send(Outbound::Text(message.to_string())) {
+                        return;
+                    }
+                    offered = wanted;
+                    awaiting_answer = true;
+                }
+                Err(error) => send_error(format!("renegotiation failed: {error}")),
+            }
+        }
+        let next = async {
+            if awaiting_answer {
+                let _ =
+                    tokio::time::timeout(hub.config.answer_timeout, signals.answered.notified())
+                        .await;
+            } else {
+                signals.changed.notified().await;
+            }
+        };
+        tokio::select! {
+            () = signals.stop.notified() => return,
+            () = next => {}
+        }
+    }
+}
