@@ -21,6 +21,8 @@ const GATHERING_TIMEOUT_MS = 5000;
 const JOIN_TIMEOUT_MS = 10000;
 /** How long a `publish` waits for `published` before giving up on that offer. */
 const PUBLISH_TIMEOUT_MS = 15000;
+/** The error codes with which the server refuses a `publish` (docs/protocol.md). */
+const PUBLISH_REFUSALS = ['bad_sdp', 'too_many_tracks', 'media_error'];
 /** Chat messages kept for `chat` (the server's history holds as many). */
 const CHAT_HISTORY = 100;
 
@@ -64,7 +66,8 @@ export function iceGatheringComplete(pc, timeoutMs = GATHERING_TIMEOUT_MS) {
  * - `participantupdated` {participant} (its track list changed)
  * - `track` {participant, track, kind, source, trackId, mid}; `trackended` {same}
  * - `mute` {participant, kind, muted} (also for the local participant)
- * - `chat` {from, name, text, at, local} (`local` for this client's own messages)
+ * - `chat` {from, name, text, at, local} (`local` for this client's own messages, which
+ *   arrive back from the server like everyone else's)
  * - `localtracks` {tracks} (camera or screen share started or stopped)
  * - `connectionstate` {state, socket, publish, subscribe}
  * - `error` {code, message}
@@ -255,15 +258,15 @@ export class SluiceRoom extends EventTarget {
   }
 
   /**
-   * Sends a chat message to the room. It is also emitted locally as a `chat` event with
-   * `local: true`, so the sender sees it at once.
+   * Sends a chat message to the room. The server sends it back to everyone, this client
+   * included, where it becomes a `chat` event with `local: true`.
    * @param {string} text
    */
   sendChat(text) {
     const problem = chatTextProblem(text);
     if (problem) throw new Error(problem);
+    // The server echoes it to everyone, the sender included, so all show the same `at`.
     this.#send({ type: 'chat', text });
-    this.#recordChat({ from: this.#id, name: this.#name, text, at: Date.now(), local: true });
   }
 
   /** Leaves the room: tells the server, closes both connections and the WebSocket. */
@@ -340,7 +343,7 @@ export class SluiceRoom extends EventTarget {
       this.#participants.set(p.id, p);
       this.#emit('participantjoined', { participant: structuredClone(p) });
     }
-    for (const chat of message.chat) this.#recordChat({ ...chat, local: false });
+    for (const chat of message.chat) this.#recordChat({ ...chat, local: chat.from === this.#id });
     this.#updateConnectionState();
   }
 
@@ -396,16 +399,16 @@ export class SluiceRoom extends EventTarget {
           .catch((error) => this.#emit('error', { code: 'subscribe_failed', message: String(error) }));
         break;
       case 'chat':
-        // Our own messages were shown when sent.
-        if (message.from !== this.#id) {
-          const { type: _, ...chat } = message;
-          this.#recordChat({ ...chat, local: false });
-        }
+      {
+        const { type: _, ...chat } = message;
+        this.#recordChat({ ...chat, local: chat.from === this.#id });
         break;
+      }
       case 'error':
         this.#emit('error', { code: message.code, message: message.message });
-        // A refused publish gets no `published`: do not leave the negotiation hanging.
-        if (message.code === 'bad_sdp') this.#awaitPublished?.('');
+        // A refused publish gets no `published`, only one of these: do not leave the
+        // negotiation hanging.
+        if (PUBLISH_REFUSALS.includes(message.code)) this.#awaitPublished?.('');
         break;
       default:
         break;
@@ -444,6 +447,17 @@ export class SluiceRoom extends EventTarget {
     }
   }
 
+  /** What each published m-line carries, for the server's `tracks` lists. */
+  #sources() {
+    /** @type {Record<string, string>} */
+    const sources = {};
+    for (const { track, source, transceiver } of this.#local) {
+      if (transceiver.mid === null) continue;
+      sources[transceiver.mid] = source === 'screen' ? 'screen' : track.kind === 'audio' ? 'microphone' : 'camera';
+    }
+    return sources;
+  }
+
   /** Sends a complete offer for the current local tracks and applies the answer. */
   #publish() {
     const run = async () => {
@@ -456,7 +470,7 @@ export class SluiceRoom extends EventTarget {
       const offer = await pc.createOffer();
       await pc.setLocalDescription(offer);
       await iceGatheringComplete(pc);
-      this.#send({ type: 'publish', sdp: pc.localDescription?.sdp ?? offer.sdp });
+      this.#send({ type: 'publish', sdp: pc.localDescription?.sdp ?? offer.sdp, sources: this.#sources() });
       const sdp = await answered;
       this.#awaitPublished = null;
       if (!sdp) {
