@@ -136,10 +136,15 @@ ui.joinForm.addEventListener('submit', async (event) => {
   showLobbyError('');
   localStorage.setItem('sluice.room', roomName);
   localStorage.setItem('sluice.name', name);
+  ui.chatLog.replaceChildren();
+  ui.callError.textContent = '';
+  const sluice = new SluiceRoom();
+  // Listening before the join shows its own events too: chat history, a refused publish.
+  listen(sluice);
   try {
-    const joined = SluiceRoom.join({ room: roomName, name, stream: previewStream ?? undefined });
-    room = await joined;
-    enterCall(room);
+    await sluice.join({ room: roomName, name, stream: previewStream ?? undefined });
+    room = sluice;
+    enterCall(sluice);
   } catch (error) {
     room = null;
     showLobbyError(`Could not join: ${error.message}`);
@@ -155,35 +160,45 @@ function enterCall(sluice) {
   ui.lobby.hidden = true;
   ui.call.hidden = false;
   ui.roomTitle.textContent = sluice.room;
-  ui.chatLog.replaceChildren();
-  for (const chat of sluice.chat) appendChat(chat);
-  ui.callError.textContent = '';
   showConnection(sluice.connectionState);
   renderLocalTiles(sluice);
   for (const participant of sluice.participants.values()) renderParticipant(participant.id);
   updateControls(sluice);
+}
 
-  sluice.addEventListener('participantjoined', (e) => renderParticipant(e.detail.participant.id));
-  sluice.addEventListener('participantleft', (e) => removeTilesOf(e.detail.id));
-  sluice.addEventListener('participantupdated', (e) => renderParticipant(e.detail.participant.id));
-  sluice.addEventListener('track', (e) => renderParticipant(e.detail.participant));
-  sluice.addEventListener('trackended', (e) => {
-    if (room === sluice && sluice.participants.has(e.detail.participant)) renderParticipant(e.detail.participant);
-  });
-  sluice.addEventListener('mute', (e) => {
-    refreshTile(`${e.detail.participant}:camera`);
-    if (e.detail.participant === sluice.id) updateControls(sluice);
-  });
-  sluice.addEventListener('localtracks', () => {
+/**
+ * The room's events drive the page. Until the join completes (`room` is still null) the
+ * tiles are left alone: `enterCall` draws them from the room's state in one go.
+ * @param {SluiceRoom} sluice
+ */
+function listen(sluice) {
+  /** Wraps a handler so that it acts only while `sluice` is the room on screen. */
+  const current = (handler) => (/** @type {CustomEvent} */ e) => {
+    if (room === sluice) handler(e.detail);
+  };
+  const on = (type, handler) => sluice.addEventListener(type, /** @type {EventListener} */ (handler));
+  on('participantjoined', current(({ participant }) => renderParticipant(participant.id)));
+  on('participantleft', current(({ id }) => removeTilesOf(id)));
+  on('participantupdated', current(({ participant }) => renderParticipant(participant.id)));
+  on('track', current(({ participant }) => renderParticipant(participant)));
+  on('trackended', current(({ participant }) => {
+    if (sluice.participants.has(participant)) renderParticipant(participant);
+  }));
+  on('mute', current(({ participant }) => {
+    refreshTile(`${participant}:camera`);
+    if (participant === sluice.id) updateControls(sluice);
+  }));
+  on('localtracks', current(() => {
     renderLocalTiles(sluice);
     updateControls(sluice);
-  });
-  sluice.addEventListener('chat', (e) => appendChat(e.detail));
-  sluice.addEventListener('connectionstate', (e) => {
-    showConnection(e.detail.state);
-    if (e.detail.state === 'closed' && room === sluice) ui.callError.textContent = 'Disconnected from the server.';
-  });
-  sluice.addEventListener('error', (e) => {
+  }));
+  on('connectionstate', current(({ state }) => {
+    showConnection(state);
+    if (state === 'closed') ui.callError.textContent = 'Disconnected from the server.';
+  }));
+  // Chat and errors also during the join: the history, a refused publish.
+  on('chat', (/** @type {CustomEvent} */ e) => appendChat(e.detail));
+  on('error', (/** @type {CustomEvent} */ e) => {
     ui.callError.textContent = `${e.detail.code}: ${e.detail.message}`;
   });
 }

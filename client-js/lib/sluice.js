@@ -81,20 +81,41 @@ export class SluiceRoom extends EventTarget {
    * @returns {Promise<SluiceRoom>}
    */
   static async join({ url, room, name, stream, rtcConfig }) {
+    const sluice = new SluiceRoom({ url, rtcConfig });
+    await sluice.join({ room, name, stream });
+    return sluice;
+  }
+
+  /**
+   * The two-step form, for listeners that must see the events of the join itself (the
+   * participants already there, the chat history, a refused publish):
+   * `const r = new SluiceRoom(); r.addEventListener(...); await r.join({room, name, stream})`.
+   * @param {{url?: string, rtcConfig?: RTCConfiguration}} [options]
+   */
+  constructor({ url, rtcConfig } = {}) {
+    super();
+    this.#url = url ?? defaultUrl();
+    this.#rtcConfig = rtcConfig ?? {};
+  }
+
+  /**
+   * Joins; see `SluiceRoom.join`. Once per instance.
+   * @param {{room: string, name: string, stream?: MediaStream}} options
+   */
+  async join({ room, name, stream }) {
+    if (this.#ws) throw new Error('this SluiceRoom has already joined');
     const problem = roomNameProblem(room) ?? displayNameProblem(name);
     if (problem) throw new Error(problem);
-    const sluice = new SluiceRoom(url ?? defaultUrl(), rtcConfig ?? {});
-    await sluice.#connect(room, name.trim());
+    await this.#connect(room, name.trim());
     if (stream) {
-      for (const track of stream.getTracks()) sluice.#addLocalTrack(track, 'camera', stream);
+      for (const track of stream.getTracks()) this.#addLocalTrack(track, 'camera', stream);
     }
     try {
-      await sluice.#publish();
+      await this.#publish();
     } catch (error) {
       // Still in the room (others can be seen and heard): report instead of failing.
-      sluice.#emit('error', { code: 'publish_failed', message: String(error.message ?? error) });
+      this.#emit('error', { code: 'publish_failed', message: String(error.message ?? error) });
     }
-    return sluice;
   }
 
   /** @type {WebSocket} */
@@ -133,13 +154,6 @@ export class SluiceRoom extends EventTarget {
   /** Tracks this library acquired itself (camera re-enabled, screen) and so must stop. */
   /** @type {Set<MediaStreamTrack>} */
   #ownedTracks = new Set();
-
-  /** Use `SluiceRoom.join`. */
-  constructor(url, rtcConfig) {
-    super();
-    this.#url = url;
-    this.#rtcConfig = rtcConfig;
-  }
 
   /** This participant's id, as the server assigned it. */
   get id() {
@@ -463,15 +477,15 @@ export class SluiceRoom extends EventTarget {
     const run = async () => {
       const pc = this.#publishPc;
       if (this.#left || pc.getTransceivers().length === 0) return;
-      const answered = new Promise((resolve) => {
-        this.#awaitPublished = resolve;
-        setTimeout(() => resolve(''), PUBLISH_TIMEOUT_MS);
-      });
       const offer = await pc.createOffer();
       await pc.setLocalDescription(offer);
       await iceGatheringComplete(pc);
       this.#send({ type: 'publish', sdp: pc.localDescription?.sdp ?? offer.sdp, sources: this.#sources() });
-      const sdp = await answered;
+      // Listen only from the send on: an error that came before is not about this offer.
+      const sdp = await new Promise((resolve) => {
+        this.#awaitPublished = resolve;
+        setTimeout(() => resolve(''), PUBLISH_TIMEOUT_MS);
+      });
       this.#awaitPublished = null;
       if (!sdp) {
         await pc.setLocalDescription({ type: 'rollback' });
