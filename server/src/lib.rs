@@ -35,6 +35,7 @@ use rtc_core::dtls::DtlsCertificate;
 use tokio::sync::oneshot;
 
 pub use packet_router::{MediaKind, SessionId, TrackId};
+pub use signaling::{MediaEvent, Played, Published, PublishedTrack, SubscriberOffer};
 pub use stats::SfuStats;
 
 /// Where the media plane listens and what it announces.
@@ -65,56 +66,6 @@ impl MediaConfig {
 
 /// The default of [`MediaConfig::setup_timeout`].
 pub const DEFAULT_SETUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// A session's answer.
-#[derive(Debug, Clone)]
-pub struct Answer {
-    /// The session it created.
-    pub session: SessionId,
-    /// The SDP answer.
-    pub sdp: String,
-}
-
-/// A track a publisher sends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublishedTrack {
-    /// The router's id of the track.
-    pub id: TrackId,
-    /// Audio or video.
-    pub kind: MediaKind,
-    /// The m-line of the publisher's offer that carries it.
-    pub mid: String,
-}
-
-/// A publisher's answer and the tracks it now publishes.
-#[derive(Debug, Clone)]
-pub struct Published {
-    /// The publisher's session.
-    pub session: SessionId,
-    /// The SDP answer.
-    pub sdp: String,
-    /// Every track the session publishes after this negotiation.
-    pub tracks: Vec<PublishedTrack>,
-}
-
-/// Sluice's offer to a subscriber connection.
-#[derive(Debug, Clone)]
-pub struct SubscriberOffer {
-    /// The SDP offer.
-    pub sdp: String,
-    /// Which track each active m-line carries.
-    pub mids: Vec<(String, TrackId)>,
-}
-
-/// Something the media plane tells the signaling side on its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MediaEvent {
-    /// The session ended by itself: ICE consent expired, DTLS failed, or it never connected.
-    SessionEnded {
-        /// The session.
-        session: SessionId,
-    },
-}
 
 /// Why a request to the media plane failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,7 +114,7 @@ pub(crate) enum Command {
         room: String,
         publisher: SessionId,
         offer: String,
-        reply: oneshot::Sender<Result<Answer, SfuError>>,
+        reply: oneshot::Sender<Result<Played, SfuError>>,
     },
     CreateSubscriber {
         room: String,
@@ -395,7 +346,7 @@ impl Sfu {
         room: &str,
         publisher: SessionId,
         offer_sdp: &str,
-    ) -> Result<Answer, SfuError> {
+    ) -> Result<Played, SfuError> {
         if owner_of(publisher) >= self.workers() {
             return Err(SfuError::UnknownPublisher);
         }
@@ -486,5 +437,71 @@ impl Drop for Sfu {
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
+    }
+}
+
+impl From<SfuError> for signaling::MediaError {
+    fn from(error: SfuError) -> Self {
+        match error {
+            SfuError::UnknownPublisher | SfuError::UnknownSession | SfuError::UnknownTrack => {
+                signaling::MediaError::UnknownSession
+            }
+            SfuError::Stopped => signaling::MediaError::Stopped,
+            SfuError::BadOffer(_) | SfuError::TooManyTracks | SfuError::NoOfferPending => {
+                signaling::MediaError::BadSdp(error.to_string())
+            }
+        }
+    }
+}
+
+/// The signaling service drives the media plane through this.
+impl signaling::MediaPlane for Sfu {
+    async fn publish(
+        &self,
+        room: &str,
+        session: Option<SessionId>,
+        offer: &str,
+    ) -> Result<Published, signaling::MediaError> {
+        Ok(match session {
+            None => Sfu::publish(self, room, offer).await?,
+            Some(session) => self.republish(session, offer).await?,
+        })
+    }
+
+    async fn play(
+        &self,
+        room: &str,
+        publisher: SessionId,
+        offer: &str,
+    ) -> Result<Played, signaling::MediaError> {
+        Ok(self.subscribe(room, publisher, offer).await?)
+    }
+
+    async fn create_subscriber(&self, room: &str) -> Result<SessionId, signaling::MediaError> {
+        Ok(Sfu::create_subscriber(self, room).await?)
+    }
+
+    async fn offer_tracks(
+        &self,
+        subscriber: SessionId,
+        tracks: &[TrackId],
+    ) -> Result<SubscriberOffer, signaling::MediaError> {
+        Ok(Sfu::offer_tracks(self, subscriber, tracks).await?)
+    }
+
+    async fn answer_subscriber(
+        &self,
+        subscriber: SessionId,
+        answer: &str,
+    ) -> Result<(), signaling::MediaError> {
+        Ok(Sfu::answer_subscriber(self, subscriber, answer).await?)
+    }
+
+    async fn close(&self, session: SessionId) {
+        Sfu::close(self, session).await;
+    }
+
+    fn events(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<MediaEvent>> {
+        self.take_events()
     }
 }

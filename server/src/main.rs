@@ -1,29 +1,71 @@
-//! The `sluice` binary: reads its configuration from flags and `SLUICE_*` variables and runs
-//! the media plane on the configured UDP port.
+//! The `sluice` binary: reads its configuration from flags and `SLUICE_*` variables, runs the
+//! media plane on the UDP port and the signaling service (web app, room protocol, WHIP, WHEP)
+//! on the HTTP address, until SIGINT or SIGTERM.
 
+use std::sync::Arc;
+
+use anyhow::Context as _;
 use clap::Parser;
 use server::config::Config;
 use server::{MediaConfig, Sfu};
 
 fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    let sfu = Sfu::start(MediaConfig {
+    let sfu = Arc::new(Sfu::start(MediaConfig {
         udp: config.udp,
         public_ip: config.public_ip,
         workers: config.worker_count(),
         setup_timeout: server::DEFAULT_SETUP_TIMEOUT,
+    })?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("sluice-signaling")
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.http)
+            .await
+            .with_context(|| format!("binding the HTTP address {}", config.http))?;
+        println!(
+            "sluice: web app on http://{} ; media on udp {} (candidates announce {}), {} workers",
+            listener.local_addr()?,
+            sfu.media_addr(),
+            config.candidate_ip(),
+            sfu.workers()
+        );
+        signaling::serve(
+            listener,
+            Arc::clone(&sfu),
+            signaling::SignalingConfig::default(),
+            shutdown_signal(),
+        )
+        .await
+        .context("serving HTTP")
     })?;
-    println!(
-        "sluice: media on udp {} (candidates announce {}), DTLS fingerprint {}",
-        sfu.media_addr(),
-        config.candidate_ip(),
-        sfu.fingerprint()
-    );
-    println!(
-        "sluice: signaling on http {} arrives with the signaling service; the media plane is running",
-        config.http
-    );
-    loop {
-        std::thread::park();
+    println!("sluice: stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
     }
 }

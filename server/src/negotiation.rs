@@ -20,7 +20,7 @@ use rtc_core::sdp::{
 
 use crate::session::{Role, Session};
 use crate::worker::WorkerState;
-use crate::{Answer, Command, Published, PublishedTrack, SfuError, SubscriberOffer};
+use crate::{Command, Played, Published, PublishedTrack, SfuError, SubscriberOffer};
 
 /// What every session of this server shares: its certificate, fingerprint and candidate.
 #[derive(Debug)]
@@ -366,7 +366,7 @@ fn play(
     room: &str,
     publisher: SessionId,
     offer: &str,
-) -> Result<Answer, SfuError> {
+) -> Result<Played, SfuError> {
     match state.sessions.get(&publisher) {
         Some(session) if session.room == room && matches!(session.role, Role::Publisher { .. }) => {
         }
@@ -435,7 +435,7 @@ fn play(
     if let Some(session) = state.sessions.get_mut(&id) {
         session.pending = pending;
     }
-    Ok(Answer {
+    Ok(Played {
         session: id,
         sdp: answer,
     })
