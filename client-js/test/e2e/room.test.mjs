@@ -165,3 +165,43 @@ test('when one leaves, the others lose its tiles within 5 seconds', async () => 
   }
   for (const person of people) assert.deepEqual(person.problems, [], `no page errors on ${person.name}'s page`);
 });
+
+test('mute, camera off and on, and a screen share reach the other participant', async () => {
+  const [ada, grace] = people;
+  const adaTile = grace.page.locator(`.tile[data-participant="${ada.id}"][data-source="camera"]`);
+
+  await ada.page.click('#toggle-mic');
+  await waitFor('the muted mark on Ada\'s tile', async () =>
+    (await adaTile.getAttribute('data-audio-muted')) === 'true', { timeoutMs: 5000 });
+  assert.equal(await adaTile.locator('.mic-state').textContent(), 'muted');
+  await ada.page.click('#toggle-mic');
+  await waitFor('the muted mark to go', async () =>
+    (await adaTile.getAttribute('data-audio-muted')) === 'false', { timeoutMs: 5000 });
+
+  await ada.page.click('#toggle-camera');
+  await waitFor('Ada\'s tile without video', () =>
+    adaTile.evaluate((el) => el.classList.contains('no-video')), { timeoutMs: 10000 });
+  await ada.page.click('#toggle-camera');
+  await waitFor('Ada\'s video back', () =>
+    adaTile.evaluate((el) => !el.classList.contains('no-video')), { timeoutMs: 10000 });
+  const cameraStats = () => grace.page.evaluate(async (id) => {
+    const room = window.sluiceTest.room;
+    const video = [...room.remoteTracks.values()].find((r) => r.participant === id && r.kind === 'video' && r.source !== 'screen');
+    if (!video) return null;
+    const stats = await room.subscribeConnection.getStats();
+    let frames = 0;
+    stats.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.mid === video.mid) frames = s.framesDecoded ?? 0;
+    });
+    return { frames };
+  }, ada.id);
+  await waitForGrowth('Ada\'s new camera track decoding at Grace', cameraStats, (before, after) =>
+    after && before && after.frames > before.frames ? null : `frames ${after?.frames}`);
+
+  await ada.page.click('#toggle-screen');
+  const screenTile = grace.page.locator(`.tile[data-participant="${ada.id}"][data-source="screen"]`);
+  await screenTile.waitFor({ timeout: 10000 });
+  await ada.page.click('#toggle-screen');
+  await screenTile.waitFor({ state: 'detached', timeout: 10000 });
+  for (const person of people) assert.deepEqual(person.problems, [], `no page errors on ${person.name}'s page`);
+});
