@@ -99,7 +99,7 @@ async function startPreview() {
   const hasChoices = ui.cameraSelect.options.length > 0;
   const video = hasChoices ? (camera ? { deviceId: { exact: camera } } : false) : true;
   const audio = hasChoices ? (mic ? { deviceId: { exact: mic } } : false) : true;
-  if (!video && !audio) return;
+  if ((!video && !audio) || !navigator.mediaDevices?.getUserMedia) return;
   try {
     previewStream = await navigator.mediaDevices.getUserMedia({ video, audio });
     ui.preview.srcObject = previewStream;
@@ -110,6 +110,11 @@ async function startPreview() {
 }
 
 async function initLobby() {
+  if (!navigator.mediaDevices?.getUserMedia) {
+    // Browsers offer cameras only to secure pages: https, or http on localhost.
+    showLobbyError('Camera and microphone need https:// (or http://localhost). You can still join to watch.');
+    return;
+  }
   await startPreview();
   try {
     // Labels and ids are only complete once permission was given, i.e. after the preview.
@@ -117,7 +122,7 @@ async function initLobby() {
   } catch {
     // No device list: the preview uses the defaults.
   }
-  navigator.mediaDevices.addEventListener?.('devicechange', () => void refreshDevices());
+  navigator.mediaDevices.addEventListener('devicechange', () => void refreshDevices().catch(() => {}));
 }
 
 ui.cameraSelect.addEventListener('change', () => void startPreview());
