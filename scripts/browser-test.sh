@@ -30,7 +30,11 @@ fi
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   apt_install nodejs npm
 fi
-node --version
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  echo "node $(node --version) is too old: playwright-core needs node 20 or newer" >&2
+  exit 1
+fi
 (cd client-js && npm ci --no-audit --no-fund </dev/null)
 
 if [ -z "${SLUICE_BIN:-}" ]; then
