@@ -73,6 +73,43 @@ export function iceGatheringComplete(pc, timeoutMs = GATHERING_TIMEOUT_MS) {
  * - `error` {code, message}
  */
 export class SluiceRoom extends EventTarget {
+  /** @type {WebSocket} */
+  #ws;
+  /** @type {RTCConfiguration} */
+  #rtcConfig;
+  /** @type {RTCPeerConnection} */
+  #publishPc;
+  /** @type {RTCPeerConnection} */
+  #subscribePc;
+  #id = '';
+  #room = '';
+  #name = '';
+  #url;
+  /** @type {'connecting' | 'open' | 'closed'} */
+  #socketState = 'connecting';
+  #lastState = '';
+  #left = false;
+  /** @type {Map<string, ParticipantInfo>} */
+  #participants = new Map();
+  /** @type {TrackMap} */
+  #trackMap = {};
+  /** @type {Map<string, RemoteTrack>} by mid */
+  #remoteTracks = new Map();
+  /** Local tracks by source ('camera' holds audio and video, 'screen' holds the share). */
+  /** @type {Array<{track: MediaStreamTrack, source: string, transceiver: RTCRtpTransceiver}>} */
+  #local = [];
+  #muted = { audio: false, video: false };
+  /** @type {Array<{from: string, name: string, text: string, at: number, local: boolean}>} */
+  #chat = [];
+  /** Serialises renegotiations of each connection: one offer/answer at a time. */
+  #publishChain = Promise.resolve();
+  #subscribeChain = Promise.resolve();
+  /** @type {((sdp: string) => void) | null} */
+  #awaitPublished = null;
+  /** Tracks this library acquired itself (camera re-enabled, screen) and so must stop. */
+  /** @type {Set<MediaStreamTrack>} */
+  #ownedTracks = new Set();
+
   /**
    * Opens the WebSocket, joins `room` as `name`, publishes `stream`'s tracks and starts
    * receiving everyone else's. Rejects when the server refuses the join.
@@ -117,43 +154,6 @@ export class SluiceRoom extends EventTarget {
       this.#emit('error', { code: 'publish_failed', message: String(error.message ?? error) });
     }
   }
-
-  /** @type {WebSocket} */
-  #ws;
-  /** @type {RTCConfiguration} */
-  #rtcConfig;
-  /** @type {RTCPeerConnection} */
-  #publishPc;
-  /** @type {RTCPeerConnection} */
-  #subscribePc;
-  #id = '';
-  #room = '';
-  #name = '';
-  #url;
-  /** @type {'connecting' | 'open' | 'closed'} */
-  #socketState = 'connecting';
-  #lastState = '';
-  #left = false;
-  /** @type {Map<string, ParticipantInfo>} */
-  #participants = new Map();
-  /** @type {TrackMap} */
-  #trackMap = {};
-  /** @type {Map<string, RemoteTrack>} by mid */
-  #remoteTracks = new Map();
-  /** Local tracks by source ('camera' holds audio and video, 'screen' holds the share). */
-  /** @type {Array<{track: MediaStreamTrack, source: string, transceiver: RTCRtpTransceiver}>} */
-  #local = [];
-  #muted = { audio: false, video: false };
-  /** @type {Array<{from: string, name: string, text: string, at: number, local: boolean}>} */
-  #chat = [];
-  /** Serialises renegotiations of each connection: one offer/answer at a time. */
-  #publishChain = Promise.resolve();
-  #subscribeChain = Promise.resolve();
-  /** @type {((sdp: string) => void) | null} */
-  #awaitPublished = null;
-  /** Tracks this library acquired itself (camera re-enabled, screen) and so must stop. */
-  /** @type {Set<MediaStreamTrack>} */
-  #ownedTracks = new Set();
 
   /** This participant's id, as the server assigned it. */
   get id() {
