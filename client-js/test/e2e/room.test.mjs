@@ -205,3 +205,26 @@ test('mute, camera off and on, and a screen share reach the other participant', 
   await screenTile.waitFor({ state: 'detached', timeout: 10000 });
   for (const person of people) assert.deepEqual(person.problems, [], `no page errors on ${person.name}'s page`);
 });
+
+test('Leave returns to the lobby, the other sees it go, and joining again works', async () => {
+  const [ada, grace] = people;
+  await grace.page.click('#leave');
+  assert.ok(await grace.page.isVisible('#lobby'), 'back in the lobby');
+  await waitFor('Grace gone at Ada', async () =>
+    (await ada.page.locator('#grid .tile:not(.local)').count()) === 0, { timeoutMs: 5000 });
+
+  await waitFor('Grace\'s preview again', () =>
+    grace.page.evaluate(() => (window.sluiceTest.previewStream?.getTracks().length ?? 0) === 2));
+  await grace.page.click('#join');
+  const newId = await waitFor('Grace to join again', () =>
+    grace.page.evaluate(() => window.sluiceTest.room?.id || ''));
+  await waitForGrowth(
+    'Grace\'s video decoding at Ada after the rejoin',
+    () => perParticipantStats(ada.page),
+    (before, after) =>
+      after[newId]?.video?.framesDecoded > (before[newId]?.video?.framesDecoded ?? 0)
+        ? null
+        : `framesDecoded ${after[newId]?.video?.framesDecoded}`,
+  );
+  for (const person of people) assert.deepEqual(person.problems, [], `no page errors on ${person.name}'s page`);
+});
