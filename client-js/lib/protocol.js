@@ -199,6 +199,17 @@ export function parseServerMessage(text) {
 }
 
 /**
+ * The name `publish.sources` gives an m-line: the camera stream's audio is the microphone.
+ * @param {string} kind 'audio' or 'video'
+ * @param {string} source 'camera' or 'screen', as the library tracks it
+ * @returns {'microphone' | 'camera' | 'screen'}
+ */
+export function publishSource(kind, source) {
+  if (source === 'screen') return 'screen';
+  return kind === 'audio' ? 'microphone' : 'camera';
+}
+
+/**
  * What changed between two subscribe track maps, given the receiving track now behind each
  * mid. A mid whose target changed (another participant's track reusing the m-line) counts
  * as one ended and one added, so the app never shows a track under the wrong name.

@@ -10,6 +10,7 @@ import {
   displayNameProblem,
   overallConnectionState,
   parseServerMessage,
+  publishSource,
   roomNameProblem,
 } from './protocol.js';
 
@@ -467,7 +468,7 @@ export class SluiceRoom extends EventTarget {
     const sources = {};
     for (const { track, source, transceiver } of this.#local) {
       if (transceiver.mid === null) continue;
-      sources[transceiver.mid] = source === 'screen' ? 'screen' : track.kind === 'audio' ? 'microphone' : 'camera';
+      sources[transceiver.mid] = publishSource(track.kind, source);
     }
     return sources;
   }

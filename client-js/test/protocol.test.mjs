@@ -8,6 +8,7 @@ import {
   displayNameProblem,
   overallConnectionState,
   parseServerMessage,
+  publishSource,
   roomNameProblem,
 } from '../lib/protocol.js';
 
@@ -133,4 +134,10 @@ test('the connection indicator combines the socket and both peer connections', (
   assert.equal(overallConnectionState({ socket: 'open', publish: 'connected', subscribe: 'disconnected' }), 'reconnecting');
   assert.equal(overallConnectionState({ socket: 'open', publish: 'failed', subscribe: 'connected' }), 'failed');
   assert.equal(overallConnectionState({ socket: 'closed', publish: 'connected' }), 'closed');
+});
+
+test('published m-lines are named microphone, camera or screen', () => {
+  assert.equal(publishSource('audio', 'camera'), 'microphone');
+  assert.equal(publishSource('video', 'camera'), 'camera');
+  assert.equal(publishSource('video', 'screen'), 'screen');
 });
