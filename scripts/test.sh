@@ -21,4 +21,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
 cargo test --workspace --locked
 
+step "browser tests"
+./scripts/browser-test.sh
+
 printf '\nAll checks passed.\n'

@@ -381,7 +381,8 @@ fn play(
         .map(|(track, kind)| OutgoingTrack {
             kind: *kind,
             ssrc: Ssrc(rng.random()),
-            rtx_ssrc: Some(Ssrc(rng.random())),
+            // Browsers refuse an RTX group on an audio m-line.
+            rtx_ssrc: (*kind == MediaKind::Video).then(|| Ssrc(rng.random())),
             cname: cname.clone(),
             stream_id: cname.clone(),
             track_id: format!("track-{}", track.0),

@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use crate::assets;
 use crate::hub::{Hub, Resource};
 use crate::media::{MediaError, MediaPlane};
-use crate::room::{Participant, ParticipantId, RoomTrack, track_sources};
+use crate::room::{Participant, ParticipantId, room_tracks};
 use crate::validate;
 use crate::ws;
 
@@ -290,20 +290,7 @@ async fn whip_post<M: MediaPlane>(
         Ok(published) => published,
         Err(e) => return media_error(&e),
     };
-    let sources = track_sources(
-        published.tracks.iter().map(|t| (t.mid.as_str(), t.kind)),
-        |_| None,
-    );
-    let tracks: Vec<RoomTrack> = published
-        .tracks
-        .iter()
-        .zip(sources)
-        .map(|(t, source)| RoomTrack {
-            id: t.id,
-            kind: t.kind,
-            source,
-        })
-        .collect();
+    let tracks = room_tracks(&published.tracks, |_| None);
     let admitted = hub.admit(&room, |id| Participant {
         id,
         name,

@@ -328,6 +328,23 @@ pub fn track_sources<'a>(
         .collect()
 }
 
+/// The room's view of a publisher's tracks, with their sources (see [`track_sources`]).
+pub fn room_tracks(
+    published: &[crate::PublishedTrack],
+    declared: impl Fn(&str) -> Option<String>,
+) -> Vec<RoomTrack> {
+    let sources = track_sources(published.iter().map(|t| (t.mid.as_str(), t.kind)), declared);
+    published
+        .iter()
+        .zip(sources)
+        .map(|(t, source)| RoomTrack {
+            id: t.id,
+            kind: t.kind,
+            source,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,8 +20,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use crate::hub::Hub;
 use crate::media::{MediaError, MediaPlane};
 use crate::room::{
-    ChatEntry, OUTBOX_CAPACITY, Outbound, Outbox, Participant, ParticipantId, RoomTrack,
-    track_sources, track_wire,
+    ChatEntry, OUTBOX_CAPACITY, Outbound, Outbox, Participant, ParticipantId, room_tracks,
+    track_wire,
 };
 use crate::validate::{self, Invalid};
 
@@ -344,23 +344,10 @@ impl<M: MediaPlane> Connection<M> {
             return Ok(());
         }
         let declared = message.get("sources").and_then(Value::as_object);
-        let sources = track_sources(
-            published.tracks.iter().map(|t| (t.mid.as_str(), t.kind)),
-            |mid| {
-                let source = declared?.get(mid)?.as_str()?;
-                matches!(source, "camera" | "microphone" | "screen").then(|| source.to_owned())
-            },
-        );
-        let tracks = published
-            .tracks
-            .iter()
-            .zip(sources)
-            .map(|(t, source)| RoomTrack {
-                id: t.id,
-                kind: t.kind,
-                source,
-            })
-            .collect();
+        let tracks = room_tracks(&published.tracks, |mid| {
+            let source = declared?.get(mid)?.as_str()?;
+            matches!(source, "camera" | "microphone" | "screen").then(|| source.to_owned())
+        });
         // The answer goes out before the others hear of the tracks.
         self.send(json!({"type": "published", "sdp": published.sdp}));
         self.hub.with_room(&room, |r| r.set_tracks(id, tracks));
