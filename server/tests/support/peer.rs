@@ -11,7 +11,9 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::ice::network_type::NetworkType;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
+};
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
@@ -116,10 +118,58 @@ pub struct SendTrack {
     pub payload_type: Option<u8>,
 }
 
+/// Opus and VP8 (with RTX), each with NACK: unlike webrtc-rs's defaults (and browsers), Opus
+/// gets NACK too, so that the loss tests can require every audio payload to be repaired.
+fn media_engine() -> anyhow::Result<MediaEngine> {
+    use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters};
+    let feedback = |typ: &str, parameter: &str| RTCPFeedback {
+        typ: typ.to_owned(),
+        parameter: parameter.to_owned(),
+    };
+    let codec = |mime: &str, clock_rate, channels, fmtp: &str, fb: Vec<RTCPFeedback>, pt| {
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: mime.to_owned(),
+                clock_rate,
+                channels,
+                sdp_fmtp_line: fmtp.to_owned(),
+                rtcp_feedback: fb,
+            },
+            payload_type: pt,
+        }
+    };
+    let mut engine = MediaEngine::default();
+    engine.register_codec(
+        codec(
+            MIME_TYPE_OPUS,
+            48_000,
+            2,
+            "minptime=10;useinbandfec=1",
+            vec![feedback("nack", "")],
+            111,
+        ),
+        RtpCodecKind::Audio,
+    )?;
+    let video_feedback = vec![
+        feedback("goog-remb", ""),
+        feedback("ccm", "fir"),
+        feedback("nack", ""),
+        feedback("nack", "pli"),
+    ];
+    engine.register_codec(
+        codec(MIME_TYPE_VP8, 90_000, 0, "", video_feedback, 96),
+        RtpCodecKind::Video,
+    )?;
+    engine.register_codec(
+        codec(MIME_TYPE_RTX, 90_000, 0, "apt=96", vec![], 97),
+        RtpCodecKind::Video,
+    )?;
+    Ok(engine)
+}
+
 impl Peer {
     pub async fn new(name: &str) -> anyhow::Result<Peer> {
-        let mut media_engine = MediaEngine::default();
-        media_engine.register_default_codecs()?;
+        let mut media_engine = media_engine()?;
         let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
         let settings = SettingEngineBuilder::new()
             .with_network_types(vec![NetworkType::Udp4])
