@@ -434,6 +434,47 @@ impl Router {
         self.tracks.get(&track).map(|t| t.stream.ssrc)
     }
 
+    /// Says goodbye to every session (RTCP BYE for every SSRC Sluice sends it, in a compound
+    /// after an empty receiver report), for a shutdown.
+    pub fn goodbye(&mut self, out: &mut TransmitQueue) {
+        use rtc_core::rtcp::{write_bye, write_receiver_report};
+        let mut ssrcs: Vec<Ssrc> = Vec::new();
+        for (&session, routes) in &self.sessions {
+            ssrcs.clear();
+            for id in &routes.subscriptions {
+                let subscription = match self.locations.get(id) {
+                    Some(Location::Attached(track)) => self
+                        .tracks
+                        .get(track)
+                        .and_then(|t| t.subscriptions.iter().find(|s| s.id == *id)),
+                    Some(Location::Detached) => self.detached.get(id),
+                    None => None,
+                };
+                if let Some(subscription) = subscription {
+                    ssrcs.push(subscription.stream.ssrc);
+                    ssrcs.extend(subscription.stream.rtx_ssrc);
+                }
+            }
+            if !routes.tracks.is_empty() {
+                ssrcs.push(self.config.feedback_ssrc);
+            }
+            let Some(&sender) = ssrcs.first() else {
+                continue;
+            };
+            ssrcs.truncate(31);
+            out.push_with(session, PacketKind::Rtcp, |buf| {
+                let report = write_receiver_report(buf, sender, &[]).ok()?;
+                let bye = write_bye(
+                    buf.get_mut(report..)?,
+                    &ssrcs,
+                    Some(b"server shutting down"),
+                )
+                .ok()?;
+                Some(report + bye)
+            });
+        }
+    }
+
     /// Routes one plaintext RTP packet from `from`. The packet may be modified in place (RTX is
     /// turned back into the original packet). Returns how many copies were queued.
     pub fn handle_rtp(

@@ -551,3 +551,27 @@ fn unsubscribed_and_removed_tracks_stop_forwarding() {
     assert_eq!(h.router.track_ssrc(replacement), Some(Ssrc(0x3333)));
     assert_eq!(h.router.track_ssrc(track), None);
 }
+
+#[test]
+fn goodbye_sends_a_bye_for_every_ssrc_of_every_session() {
+    let mut h = Harness::new(2, true);
+    h.out.clear();
+    h.router.goodbye(&mut h.out);
+    let byes = |session| -> Vec<Ssrc> {
+        h.rtcp_for(session)
+            .iter()
+            .flat_map(|p| iter_compound(p).collect::<Vec<_>>())
+            .filter_map(|item| match item {
+                Ok(RtcpPacket::Bye(bye)) => {
+                    assert_eq!(bye.reason(), Some(&b"server shutting down"[..]));
+                    Some(bye.ssrcs().collect::<Vec<_>>())
+                }
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    };
+    assert_eq!(byes(SessionId(100)), vec![Ssrc(0xA000), Ssrc(0xB000)]);
+    assert_eq!(byes(SessionId(101)), vec![Ssrc(0xA001), Ssrc(0xB001)]);
+    assert_eq!(byes(PUBLISHER), vec![RouterConfig::default().feedback_ssrc]);
+}

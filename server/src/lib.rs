@@ -182,7 +182,7 @@ pub struct Sfu {
     fingerprint: String,
     shared: Arc<Shared>,
     stats: Vec<Arc<Mutex<SfuStats>>>,
-    threads: Vec<JoinHandle<std::io::Result<()>>>,
+    threads: Mutex<Vec<JoinHandle<std::io::Result<()>>>>,
 }
 
 /// Most workers (the owner index must fit a byte and the ufrag alphabet).
@@ -271,7 +271,7 @@ impl Sfu {
             fingerprint,
             shared,
             stats,
-            threads,
+            threads: Mutex::new(threads),
         })
     }
 
@@ -417,6 +417,22 @@ impl Sfu {
         }
     }
 
+    /// Stops the media plane: every worker sends RTCP BYE to its peers, frees its sessions
+    /// and exits; returns once all have. Later requests fail with [`SfuError::Stopped`].
+    pub fn shutdown(&self) {
+        for worker in &self.shared.workers {
+            let _ = worker.send(Inbound::Command(Command::Shutdown));
+        }
+        let threads = self
+            .threads
+            .lock()
+            .map(|mut threads| std::mem::take(&mut *threads))
+            .unwrap_or_default();
+        for thread in threads {
+            let _ = thread.join();
+        }
+    }
+
     /// A snapshot of the media plane's counters, summed over the workers.
     pub fn stats(&self) -> SfuStats {
         let mut total = SfuStats::default();
@@ -431,12 +447,7 @@ impl Sfu {
 
 impl Drop for Sfu {
     fn drop(&mut self) {
-        for worker in &self.shared.workers {
-            let _ = worker.send(Inbound::Command(Command::Shutdown));
-        }
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
+        self.shutdown();
     }
 }
 

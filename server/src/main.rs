@@ -1,6 +1,7 @@
 //! The `sluice` binary: reads its configuration from flags and `SLUICE_*` variables, runs the
 //! media plane on the UDP port and the signaling service (web app, room protocol, WHIP, WHEP)
-//! on the HTTP address, until SIGINT or SIGTERM.
+//! on the HTTP address, until SIGINT or SIGTERM, when it shuts down gracefully: WebSockets
+//! are closed with a reason, HTTP requests in flight finish, and media peers get RTCP BYE.
 
 use std::sync::Arc;
 
@@ -42,6 +43,9 @@ fn main() -> anyhow::Result<()> {
         .await
         .context("serving HTTP")
     })?;
+    // Signaling has closed its WebSockets with a reason and drained HTTP; now the media plane
+    // says goodbye (RTCP BYE) to its peers.
+    sfu.shutdown();
     println!("sluice: stopped");
     Ok(())
 }

@@ -105,6 +105,9 @@ impl Worker {
             }
             self.state.now = Instant::now();
             if !self.drain_inbound() {
+                // Tell every peer this is the end (RTCP BYE) before the sessions go.
+                self.state.router.goodbye(&mut self.state.out);
+                self.flush();
                 self.close_all();
                 return Ok(());
             }

@@ -396,7 +396,9 @@ fn upgrade<M: MediaPlane>(hub: Arc<Hub<M>>, mut request: Request<Incoming>) -> R
     let config = WebSocketConfig::default()
         .max_message_size(Some(hub.config.max_message_bytes.saturating_mul(4)))
         .max_frame_size(Some(hub.config.max_message_bytes.saturating_mul(4)));
+    let live = crate::hub::LiveConnection::new(&hub.live);
     tokio::spawn(async move {
+        let _live = live;
         if let Ok(upgraded) = on_upgrade.await {
             let socket = WebSocketStream::from_raw_socket(
                 TokioIo::new(upgraded),

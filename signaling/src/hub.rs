@@ -16,6 +16,9 @@ use crate::room::{Outbound, Participant, ParticipantId, Room};
 /// The WebSocket close code sent when a participant's media connection ended.
 pub const CLOSE_MEDIA_ENDED: u16 = 4000;
 
+/// The WebSocket close code when the server shuts down ("going away").
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+
 /// Who a media session belongs to.
 #[derive(Debug, Clone)]
 enum SessionOwner {
@@ -78,6 +81,27 @@ pub struct Hub<M> {
     pub media: Arc<M>,
     pub config: SignalingConfig,
     state: Mutex<HubState>,
+    /// Turns true when the server shuts down: WebSockets close with a reason, HTTP
+    /// connections finish their request and close.
+    pub shutting_down: tokio::sync::watch::Sender<bool>,
+    /// Connections (HTTP and WebSocket) still open, so that a shutdown can wait for them.
+    pub live: tokio::sync::watch::Sender<usize>,
+}
+
+/// Counts one open connection in [`Hub::live`] for as long as it is held.
+pub struct LiveConnection(tokio::sync::watch::Sender<usize>);
+
+impl LiveConnection {
+    pub fn new(live: &tokio::sync::watch::Sender<usize>) -> Self {
+        live.send_modify(|n| *n += 1);
+        Self(live.clone())
+    }
+}
+
+impl Drop for LiveConnection {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 impl<M: MediaPlane> Hub<M> {
@@ -86,6 +110,8 @@ impl<M: MediaPlane> Hub<M> {
             media,
             config,
             state: Mutex::new(HubState::default()),
+            shutting_down: tokio::sync::watch::Sender::new(false),
+            live: tokio::sync::watch::Sender::new(0),
         }
     }
 

@@ -110,7 +110,7 @@ pub async fn serve<M: MediaPlane>(
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            () = &mut shutdown => return Ok(()),
+            () = &mut shutdown => break,
         };
         let stream = match accepted {
             Ok((stream, _)) => stream,
@@ -124,14 +124,39 @@ pub async fn serve<M: MediaPlane>(
         let _ = stream.set_nodelay(true);
         let hub = hub.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| http::handle(hub.clone(), request));
+            let _live = hub::LiveConnection::new(&hub.live);
+            let mut shutting_down = hub.shutting_down.subscribe();
+            let service = {
+                let hub = hub.clone();
+                service_fn(move |request| http::handle(hub.clone(), request))
+            };
             // The timer enables hyper's header read timeout (30 s), so that a client that
             // never finishes its request head does not hold the connection forever.
-            let _ = hyper::server::conn::http1::Builder::new()
+            let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades()
-                .await;
+                .with_upgrades();
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = async { let _ = shutting_down.wait_for(|&down| down).await; } => {
+                    // Finish the request in flight, then close.
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
         });
     }
+    // Drain: WebSockets are closed with a reason (1001) and leave their rooms; HTTP requests
+    // in flight finish. Connections that do not finish in time are dropped with the runtime.
+    hub.shutting_down.send_replace(true);
+    let mut live = hub.live.subscribe();
+    let drained = async {
+        let _ = live.wait_for(|&open| open == 0).await;
+    };
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, drained).await;
+    Ok(())
 }
+
+/// How long a shutdown waits for open connections to finish.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::hub::Hub;
+use crate::hub::{CLOSE_GOING_AWAY, Hub};
 use crate::media::{MediaError, MediaPlane};
 use crate::room::{
     ChatEntry, OUTBOX_CAPACITY, Outbound, Outbox, Participant, ParticipantId, room_tracks,
@@ -131,9 +131,16 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket) {
         joined: None,
     };
     let mut writer_done = false;
+    let mut shutting_down = connection.hub.shutting_down.subscribe();
     loop {
         let message = tokio::select! {
             message = stream.next() => message,
+            () = async { let _ = shutting_down.wait_for(|&down| down).await; } => {
+                connection
+                    .outbox
+                    .send(Outbound::Close(CLOSE_GOING_AWAY, "server shutting down"));
+                break;
+            }
             _ = &mut writer => {
                 writer_done = true;
                 break;

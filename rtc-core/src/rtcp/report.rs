@@ -2,7 +2,7 @@
 //! with their report blocks, source description, goodbye and application-defined packets;
 //! writers for the sender and receiver reports an SFU emits.
 
-use super::{PT_RR, PT_SR, RtcpError, Writer, u32_at};
+use super::{PT_BYE, PT_RR, PT_SR, RtcpError, Writer, u32_at};
 use crate::Ssrc;
 
 const REPORT_BLOCK_LEN: usize = 24;
@@ -185,6 +185,38 @@ pub fn write_receiver_report(
     for block in blocks {
         block.write(&mut w)?;
     }
+    Ok(len)
+}
+
+/// Writes a goodbye for up to 31 `ssrcs` with an optional reason (at most 255 bytes); returns
+/// its length.
+pub fn write_bye(
+    buf: &mut [u8],
+    ssrcs: &[Ssrc],
+    reason: Option<&[u8]>,
+) -> Result<usize, RtcpError> {
+    let count = u8::try_from(ssrcs.len())
+        .ok()
+        .filter(|&n| n < 32)
+        .ok_or(RtcpError::TooManyItems)?;
+    let reason_len = match reason {
+        Some(reason) => {
+            1 + usize::from(u8::try_from(reason.len()).map_err(|_| RtcpError::TooManyItems)?)
+        }
+        None => 0,
+    };
+    // The reason is padded with zeros to a 32-bit boundary.
+    let len = (4 + 4 * ssrcs.len() + reason_len).next_multiple_of(4);
+    let mut w = Writer::start(buf, len, count, PT_BYE)?;
+    for ssrc in ssrcs {
+        w.u32(ssrc.0)?;
+    }
+    if let Some(reason) = reason {
+        w.put(&[u8::try_from(reason.len()).map_err(|_| RtcpError::TooManyItems)?])?;
+        w.put(reason)?;
+    }
+    let padding = len - w.pos;
+    w.put([0u8; 3].get(..padding).unwrap_or_default())?;
     Ok(len)
 }
 

@@ -763,3 +763,32 @@ fn twcc_skips_empty_run_chunks() {
         vec![(10, Some(4)), (11, Some(8))]
     );
 }
+
+#[test]
+fn bye_writer_round_trips_with_and_without_reason() {
+    let mut buf = [0u8; 64];
+    for (ssrcs, reason) in [
+        (&[Ssrc(1)][..], None),
+        (
+            &[Ssrc(1), Ssrc(0xDEAD_BEEF)][..],
+            Some(&b"server shutting down"[..]),
+        ),
+        (&[][..], Some(&b"abc"[..])),
+    ] {
+        let len = write_bye(&mut buf, ssrcs, reason).expect("written");
+        assert_eq!(len % 4, 0);
+        let RtcpPacket::Bye(bye) = only(&buf[..len]) else {
+            panic!("not a BYE");
+        };
+        assert_eq!(bye.ssrcs().collect::<Vec<_>>(), ssrcs);
+        assert_eq!(bye.reason(), reason);
+    }
+    assert_eq!(
+        write_bye(&mut buf[..7], &[Ssrc(1)], None),
+        Err(RtcpError::BufferTooSmall)
+    );
+    assert_eq!(
+        write_bye(&mut buf, &[Ssrc(1); 32], None),
+        Err(RtcpError::TooManyItems)
+    );
+}
