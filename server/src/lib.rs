@@ -50,6 +50,9 @@ pub struct MediaConfig {
     pub workers: usize,
     /// How long a session may take from its answer to a completed DTLS handshake.
     pub setup_timeout: std::time::Duration,
+    /// ICE consent freshness (RFC 7675): a session whose peer sends no valid check for this
+    /// long ends.
+    pub consent_timeout: std::time::Duration,
 }
 
 impl MediaConfig {
@@ -60,9 +63,13 @@ impl MediaConfig {
             public_ip: None,
             workers: 1,
             setup_timeout: DEFAULT_SETUP_TIMEOUT,
+            consent_timeout: DEFAULT_CONSENT_TIMEOUT,
         }
     }
 }
+
+/// The default of [`MediaConfig::consent_timeout`] (RFC 7675).
+pub const DEFAULT_CONSENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The default of [`MediaConfig::setup_timeout`].
 pub const DEFAULT_SETUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -221,6 +228,7 @@ impl Sfu {
             fingerprint: fingerprint.clone(),
             candidate,
             setup_timeout: config.setup_timeout,
+            consent_timeout: config.consent_timeout,
             next_session: AtomicU64::new(1),
         });
 

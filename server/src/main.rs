@@ -17,6 +17,7 @@ fn main() -> anyhow::Result<()> {
         public_ip: config.public_ip,
         workers: config.worker_count(),
         setup_timeout: server::DEFAULT_SETUP_TIMEOUT,
+        consent_timeout: server::DEFAULT_CONSENT_TIMEOUT,
     })?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -31,6 +31,8 @@ pub(crate) struct LocalContext {
     pub(crate) candidate: String,
     /// See [`crate::MediaConfig::setup_timeout`].
     pub(crate) setup_timeout: std::time::Duration,
+    /// See [`crate::MediaConfig::consent_timeout`].
+    pub(crate) consent_timeout: std::time::Duration,
     pub(crate) next_session: AtomicU64,
 }
 
@@ -169,7 +171,11 @@ fn new_session(
     credentials: IceCredentials,
     remote: Option<&NegotiatedSession>,
 ) -> Result<SessionId, SfuError> {
-    let mut ice = IceLiteAgent::new(credentials, IceLiteConfig::default());
+    let ice_config = IceLiteConfig {
+        consent_timeout: state.context.consent_timeout,
+        ..IceLiteConfig::default()
+    };
+    let mut ice = IceLiteAgent::new(credentials, ice_config);
     let mut dtls = None;
     if let Some(negotiated) = remote {
         ice.set_remote_credentials(remote_credentials(negotiated)?);
