@@ -3,7 +3,7 @@
 // a fake camera and microphone) through playwright-core, read WebRTC stats, and wait for
 // conditions with a bound on every wait.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -164,6 +164,14 @@ export async function launchBrowser(label) {
     page,
     problems,
     dialogs,
+    /** Kills this Chromium's processes with SIGKILL: a browser that vanishes without a goodbye. */
+    kill() {
+      try {
+        execFileSync('pkill', ['-KILL', '-f', userDataDir]);
+      } catch {
+        // pkill exits 1 when nothing matched: already gone.
+      }
+    },
     async close() {
       await context.close().catch(() => {});
       consoleLog.end();

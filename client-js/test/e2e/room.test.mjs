@@ -228,3 +228,20 @@ test('Leave returns to the lobby, the other sees it go, and joining again works'
   );
   for (const person of people) assert.deepEqual(person.problems, [], `no page errors on ${person.name}'s page`);
 });
+
+test('a participant whose browser is killed is removed, and the others are told', async () => {
+  const [ada] = people;
+  const linus = await joinThroughApp('Linus');
+  await waitFor('Linus\'s tile at Ada', async () =>
+    (await ada.page.locator(`.tile[data-participant="${linus.id}"]`).count()) > 0);
+  people.pop();
+  linus.kill();
+  // No goodbye: the server notices the dead WebSocket (or, at the latest, the expired ICE
+  // consent, 30 s) and tells the others.
+  await ada.page
+    .locator(`.tile[data-participant="${linus.id}"]`)
+    .first()
+    .waitFor({ state: 'detached', timeout: 35000 });
+  await linus.close();
+  for (const person of people) assert.deepEqual(person.problems, [], `no page errors on ${person.name}'s page`);
+});
