@@ -523,4 +523,8 @@ impl signaling::MediaPlane for Sfu {
     fn events(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<MediaEvent>> {
         self.take_events()
     }
+
+    fn metrics(&self) -> String {
+        self.stats().to_prometheus()
+    }
 }

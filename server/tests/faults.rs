@@ -67,9 +67,11 @@ async fn a_peer_that_vanishes_is_ended_when_consent_expires() -> anyhow::Result<
         "unexpected event {event:?}"
     );
     // The counters are published after the worker's round that ended the session.
-    support::wait_until(Duration::from_secs(5), "the session's state to be freed", || {
-        sfu.stats().sessions == 0
-    })
+    support::wait_until(
+        Duration::from_secs(5),
+        "the session's state to be freed",
+        || sfu.stats().sessions == 0,
+    )
     .await?;
     peer.close().await;
     Ok(())

@@ -101,6 +101,11 @@ pub async fn handle<M: MediaPlane>(
     let method = request.method().clone();
     let response = match (&method, segments.as_slice()) {
         (&Method::GET | &Method::HEAD, ["healthz"]) => respond(StatusCode::OK, "text/plain", "ok"),
+        (&Method::GET, ["metrics"]) => {
+            let mut text = hub.media.metrics();
+            text.push_str(&hub.metrics());
+            respond(StatusCode::OK, "text/plain; version=0.0.4", text)
+        }
         (&Method::GET, ["ws"]) => upgrade(hub, request),
         (&Method::GET | &Method::HEAD, ["" | "app" | "lib", ..]) => match assets::find(&path) {
             Some((body, content_type)) => {
@@ -120,7 +125,9 @@ pub async fn handle<M: MediaPlane>(
             add_cors(&mut response);
             response
         }
-        (_, ["healthz" | "ws"]) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+        (_, ["healthz" | "ws" | "metrics"]) => {
+            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        }
         _ => error(StatusCode::NOT_FOUND, "not found"),
     };
     Ok(response)

@@ -115,6 +115,21 @@ impl<M: MediaPlane> Hub<M> {
         }
     }
 
+    /// Signaling's own gauges in the Prometheus text format.
+    pub fn metrics(&self) -> String {
+        let (rooms, participants) = {
+            let state = self.state();
+            let participants: usize = state.rooms.values().map(Room::len).sum();
+            (state.rooms.len(), participants)
+        };
+        let connections = *self.live.borrow();
+        format!(
+            "# HELP sluice_rooms Rooms open now.\n# TYPE sluice_rooms gauge\nsluice_rooms {rooms}\n\
+             # HELP sluice_participants Participants in all rooms now.\n# TYPE sluice_participants gauge\nsluice_participants {participants}\n\
+             # HELP sluice_http_connections HTTP and WebSocket connections open now.\n# TYPE sluice_http_connections gauge\nsluice_http_connections {connections}\n"
+        )
+    }
+
     /// The state, also after a panic elsewhere poisoned the lock: every update to it is
     /// complete before any code that could fail runs.
     pub fn state(&self) -> MutexGuard<'_, HubState> {

@@ -114,4 +114,8 @@ pub trait MediaPlane: Send + Sync + 'static {
 
     /// Events from the media plane; called once by `serve`.
     fn events(&self) -> Option<UnboundedReceiver<MediaEvent>>;
+
+    /// The media plane's counters in the Prometheus text exposition format, served at
+    /// `GET /metrics`.
+    fn metrics(&self) -> String;
 }

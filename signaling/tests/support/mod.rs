@@ -198,6 +198,10 @@ impl MediaPlane for RecordingMedia {
     fn events(&self) -> Option<mpsc::UnboundedReceiver<MediaEvent>> {
         self.events.lock().unwrap().take()
     }
+
+    fn metrics(&self) -> String {
+        "# TYPE recording_media_calls counter\nrecording_media_calls 1\n".to_owned()
+    }
 }
 
 pub struct Server {
