@@ -31,6 +31,9 @@ pub(crate) enum SessionEvent {
     DtlsFailed { fingerprint_mismatch: bool },
     /// Consent expired or DTLS closed: tear the session down.
     Ended,
+    /// The agent refused a STUN request (no or wrong MESSAGE-INTEGRITY or FINGERPRINT, a
+    /// username that is not the session's); at most a small error response went back.
+    StunRejected,
 }
 
 pub(crate) struct Session {
@@ -68,6 +71,14 @@ impl std::fmt::Debug for Session {
     }
 }
 
+/// The agent's count of requests it refused to authenticate.
+fn rejections(stats: &ice_lite::IceStats) -> u64 {
+    stats.bad_requests
+        + stats.unknown_usernames
+        + stats.integrity_failures
+        + stats.fingerprint_failures
+}
+
 impl Session {
     /// Answers a STUN binding request from `source`; the response, if any, is written to
     /// `out` and its length returned.
@@ -79,11 +90,17 @@ impl Session {
         out: &mut [u8],
         events: &mut Vec<SessionEvent>,
     ) -> Option<usize> {
+        let rejections_before = rejections(&self.ice.stats());
         let response = self
             .ice
             .handle_binding_request(now, source, message, out)
             .ok()
             .flatten();
+        // A refused request may still get a small error response, so the agent's own counts
+        // tell a refusal apart from an answer.
+        if rejections(&self.ice.stats()) != rejections_before {
+            events.push(SessionEvent::StunRejected);
+        }
         if self.ice.is_validated(source) {
             events.push(SessionEvent::AddressValidated(source));
             if self.remote.is_none() {

@@ -12,6 +12,8 @@ pub(crate) enum DropReason {
     MalformedStun,
     /// A STUN request whose username names no session.
     UnknownStunUsername,
+    /// A STUN request for a session that its agent refused (wrong MESSAGE-INTEGRITY, ...).
+    RejectedStun,
     /// DTLS, RTP or RTCP from an address that never passed an ICE check.
     UnvalidatedSource,
     /// Media before the session's DTLS handshake produced keys.
@@ -39,6 +41,9 @@ pub struct SfuStats {
     pub dropped_malformed_stun: u64,
     /// STUN requests for no known session.
     pub dropped_unknown_stun_username: u64,
+    /// STUN requests for a session that failed its checks (wrong MESSAGE-INTEGRITY, missing
+    /// FINGERPRINT, ...): answered with at most a small error.
+    pub dropped_rejected_stun: u64,
     /// DTLS, RTP and RTCP from addresses that never passed an ICE check.
     pub dropped_unvalidated_source: u64,
     /// Media before keys existed (on receive or on send).
@@ -77,6 +82,7 @@ impl SfuStats {
             DropReason::UnknownProtocol => &mut self.dropped_unknown_protocol,
             DropReason::MalformedStun => &mut self.dropped_malformed_stun,
             DropReason::UnknownStunUsername => &mut self.dropped_unknown_stun_username,
+            DropReason::RejectedStun => &mut self.dropped_rejected_stun,
             DropReason::UnvalidatedSource => &mut self.dropped_unvalidated_source,
             DropReason::NoKeysYet => &mut self.dropped_no_keys,
         };
@@ -103,6 +109,7 @@ impl SfuStats {
             dropped_unknown_protocol,
             dropped_malformed_stun,
             dropped_unknown_stun_username,
+            dropped_rejected_stun,
             dropped_unvalidated_source,
             dropped_no_keys,
             srtp_auth_failures,
@@ -136,6 +143,7 @@ impl SfuStats {
                 &mut self.dropped_unknown_stun_username,
                 dropped_unknown_stun_username,
             ),
+            (&mut self.dropped_rejected_stun, dropped_rejected_stun),
             (
                 &mut self.dropped_unvalidated_source,
                 dropped_unvalidated_source,

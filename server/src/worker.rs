@@ -360,6 +360,7 @@ impl Worker {
                     negotiation::end_session(&mut self.state, id);
                 }
                 SessionEvent::Ended => negotiation::end_session(&mut self.state, id),
+                SessionEvent::StunRejected => self.state.stats.dropped(DropReason::RejectedStun),
             }
         }
         self.events = events;

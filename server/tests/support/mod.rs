@@ -9,6 +9,7 @@
 pub mod media;
 pub mod peer;
 pub mod proxy;
+pub mod room;
 pub mod sdp;
 
 use std::future::Future;

@@ -3,6 +3,12 @@
 //! RNG and forwards everything else (STUN, DTLS) and everything from the server untouched, so
 //! the handshakes complete and only media needs repair. Bounded in time and in datagrams; it
 //! stops when told to, when dropped, or when either bound is reached.
+//!
+//! It can also tamper, as an attacker on the path would: send the server, from the proxy's
+//! own (ICE-validated) address, extra copies of the client's SRTP and SRTCP packets (replays,
+//! right after the original) and copies with one bit flipped after the RTP/RTCP header
+//! (forgeries, right before the original, so that the forgery carries an index the receiver
+//! has not seen yet and only its authentication can reject it).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +26,8 @@ pub struct ProxyCounters {
     pub from_client: AtomicU64,
     pub dropped: AtomicU64,
     pub from_server: AtomicU64,
+    pub replayed: AtomicU64,
+    pub forged: AtomicU64,
 }
 
 pub struct LossyProxy {
@@ -40,8 +48,31 @@ pub struct Impairment {
     pub max_datagrams: u64,
 }
 
+/// Which share of the client's SRTP/SRTCP packets the proxy also replays or forges.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tampering {
+    /// Probability of sending a packet a second time, right after it.
+    pub replay: f64,
+    /// Probability of sending a copy with one bit flipped, right before it.
+    pub forge: f64,
+}
+
+/// Where a forgery's flipped bit may go: past the fixed RTP header (12 bytes; the RTCP header
+/// is 8), so the flip lands in an extension, the payload, the SRTCP index or the tag, all of
+/// which the tag covers or is.
+const FORGE_FROM: usize = 12;
+
 impl LossyProxy {
     pub async fn start(server: SocketAddr, impairment: Impairment) -> anyhow::Result<LossyProxy> {
+        Self::start_tampering(server, impairment, Tampering::default()).await
+    }
+
+    /// A proxy that also replays and forges the client's media, as `tampering` says.
+    pub async fn start_tampering(
+        server: SocketAddr,
+        impairment: Impairment,
+        tampering: Tampering,
+    ) -> anyhow::Result<LossyProxy> {
         let socket = UdpSocket::bind("127.0.0.1:0").await?;
         let addr = socket.local_addr()?;
         let counters = Arc::new(ProxyCounters::default());
@@ -50,6 +81,7 @@ impl LossyProxy {
             socket,
             server,
             impairment,
+            tampering,
             Arc::clone(&counters),
             stopped,
         ));
@@ -73,6 +105,14 @@ impl LossyProxy {
         self.counters.from_server.load(Ordering::Relaxed)
     }
 
+    pub fn replayed(&self) -> u64 {
+        self.counters.replayed.load(Ordering::Relaxed)
+    }
+
+    pub fn forged(&self) -> u64 {
+        self.counters.forged.load(Ordering::Relaxed)
+    }
+
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -91,6 +131,7 @@ async fn run(
     socket: UdpSocket,
     server: SocketAddr,
     impairment: Impairment,
+    tampering: Tampering,
     counters: Arc<ProxyCounters>,
     mut stopped: oneshot::Receiver<()>,
 ) {
@@ -99,6 +140,7 @@ async fn run(
     tokio::pin!(deadline);
     let mut client: Option<SocketAddr> = None;
     let mut buf = vec![0u8; 2048];
+    let mut forged = Vec::with_capacity(2048);
     for _ in 0..impairment.max_datagrams {
         let (len, from) = tokio::select! {
             received = socket.recv_from(&mut buf) => match received {
@@ -130,11 +172,34 @@ async fn run(
                 counters.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
+            // Tampering draws from the RNG only when asked for, so a plain lossy run drops the
+            // same packets as before tampering existed.
+            if is_media
+                && len > FORGE_FROM
+                && tampering.forge > 0.0
+                && rng.random_bool(tampering.forge)
+            {
+                forged.clear();
+                forged.extend_from_slice(datagram);
+                let bit = rng.random_range(FORGE_FROM * 8..len * 8);
+                forged[bit / 8] ^= 1 << (bit % 8);
+                send(&socket, &forged, server).await;
+                counters.forged.fetch_add(1, Ordering::Relaxed);
+            }
             server
         };
-        if let Err(error) = socket.send_to(datagram, to).await {
-            eprintln!("[proxy] send to {to}: {error}");
+        send(&socket, datagram, to).await;
+        let is_media = matches!(datagram.first(), Some(128..=191));
+        if to == server && is_media && tampering.replay > 0.0 && rng.random_bool(tampering.replay) {
+            send(&socket, datagram, server).await;
+            counters.replayed.fetch_add(1, Ordering::Relaxed);
         }
     }
     eprintln!("[proxy] datagram budget spent");
+}
+
+async fn send(socket: &UdpSocket, datagram: &[u8], to: SocketAddr) {
+    if let Err(error) = socket.send_to(datagram, to).await {
+        eprintln!("[proxy] send to {to}: {error}");
+    }
 }

@@ -84,3 +84,13 @@ pub fn fingerprints(sdp: &str) -> Vec<&str> {
         .map(str::trim)
         .collect()
 }
+
+/// The first `a=ice-ufrag` and `a=ice-pwd` values (bundled sessions share one pair).
+pub fn ice_credentials(sdp: &str) -> Option<(&str, &str)> {
+    let value = |prefix: &str| {
+        sdp.lines()
+            .find_map(|line| line.strip_prefix(prefix))
+            .map(str::trim)
+    };
+    Some((value("a=ice-ufrag:")?, value("a=ice-pwd:")?))
+}
