@@ -171,7 +171,7 @@ impl SfuStats {
     pub fn to_prometheus(&self) -> String {
         let gauges: [(&str, &str, u64); 1] =
             [("sluice_sessions", "Media sessions open now.", self.sessions)];
-        let counters: [(&str, &str, u64); 23] = [
+        let counters: [(&str, &str, u64); 24] = [
             (
                 "sluice_datagrams_received_total",
                 "Datagrams received on the media port.",
@@ -206,6 +206,11 @@ impl SfuStats {
                 "sluice_dropped_malformed_stun_total",
                 "STUN messages that did not parse.",
                 self.dropped_malformed_stun,
+            ),
+            (
+                "sluice_dropped_rejected_stun_total",
+                "STUN requests a session's ICE agent refused (integrity, username, fingerprint).",
+                self.dropped_rejected_stun,
             ),
             (
                 "sluice_dropped_unknown_stun_username_total",

@@ -29,7 +29,10 @@ async fn health_static_files_and_unknown_paths() {
     let text = String::from_utf8_lossy(&metrics.body);
     assert_eq!(metrics.status, 200);
     assert!(text.contains("\nsluice_rooms 0\n"), "{text}");
-    assert!(text.contains("recording_media_calls 1"), "the media plane's part: {text}");
+    assert!(
+        text.contains("recording_media_calls 1"),
+        "the media plane's part: {text}"
+    );
     let missing = support::http(server.addr, "GET", "/nope", &[], b"").await;
     assert_eq!(missing.status, 404);
     assert!(missing.json()["error"].is_string());
