@@ -1,5 +1,6 @@
 //! Faults: a peer that vanishes without a goodbye (no DTLS close, no RTCP BYE, its packets just
-//! stop) is ended when ICE consent expires, and the signaling side is told.
+//! stop) is ended when ICE consent expires, and the signaling side is told; 10% loss with
+//! reordering between a publisher and the server still gives the subscribers every payload.
 
 mod support;
 
@@ -8,8 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use server::{MediaConfig, MediaEvent, Sfu};
 use support::media::Kind;
+use support::media::{Expectation, MediaPlan, send_plan};
 use support::peer::Peer;
-use support::proxy::{Impairment, LossyProxy};
+use support::proxy::{Impairment, LossyProxy, Tampering};
+use support::room::{close_room, connect_publisher, connect_subscribers};
 use support::{sdp, within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,4 +78,78 @@ async fn a_peer_that_vanishes_is_ended_when_consent_expires() -> anyhow::Result<
     .await?;
     peer.close().await;
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_percent_loss_with_reordering_still_gives_continuous_media() -> anyhow::Result<()> {
+    let _turn = support::one_at_a_time().await;
+    let sfu = Sfu::start(MediaConfig::loopback())?;
+    let impairment = Impairment {
+        loss: 0.10,
+        seed: 0x10_7E_0D_E4,
+        lifetime: Duration::from_secs(90),
+        max_datagrams: 200_000,
+    };
+    let tampering = Tampering {
+        reorder: 0.10,
+        ..Tampering::default()
+    };
+    let proxy = LossyProxy::start_tampering(sfu.media_addr(), impairment, tampering).await?;
+    let room = "impaired";
+    let publisher = connect_publisher(&sfu, room, Some(&proxy)).await?;
+    let subscribers = connect_subscribers(&sfu, room, publisher.session, 2).await?;
+    let plan = MediaPlan::STANDARD;
+    // Losses in the last moments are never noticed, so the plan runs on beyond what is checked.
+    let sent = plan.with_tail(Duration::from_secs(1));
+    within(
+        sent.duration() + Duration::from_secs(10),
+        "the publisher to send the plan",
+        send_plan(&sent, &publisher.audio, &publisher.video),
+    )
+    .await??;
+    let complete = || {
+        subscribers.iter().all(|s| {
+            [Kind::Audio, Kind::Video].iter().all(|&kind| {
+                expectation(&sent, kind).distinct_below(&s.peer.received(kind), plan.count(kind))
+                    == plan.count(kind) as usize
+            })
+        })
+    };
+    let outcome = support::wait_until(
+        Duration::from_secs(20),
+        "every payload at every subscriber",
+        complete,
+    )
+    .await;
+    eprintln!(
+        "proxy: {} from the publisher, {} dropped, {} reordered; stats {:?}",
+        proxy.client_datagrams(),
+        proxy.dropped(),
+        proxy.reordered(),
+        sfu.stats()
+    );
+    outcome?;
+    ensure!(
+        proxy.dropped() > 0 && proxy.reordered() > 0,
+        "the path was not impaired"
+    );
+    for subscriber in &subscribers {
+        for kind in [Kind::Audio, Kind::Video] {
+            expectation(&sent, kind)
+                .check_complete_below(&subscriber.peer.received(kind), plan.count(kind))
+                .with_context(|| format!("{kind:?} at {}", subscriber.peer.name))?;
+        }
+    }
+    close_room(&sfu, (&publisher.peer, publisher.session), subscribers).await;
+    proxy.shutdown().await;
+    Ok(())
+}
+
+fn expectation(plan: &MediaPlan, kind: Kind) -> Expectation<'_> {
+    Expectation {
+        plan,
+        kind,
+        foreign_ssrc: None,
+        declared_ssrcs: &[],
+    }
 }

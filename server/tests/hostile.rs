@@ -406,6 +406,7 @@ async fn replayed_and_forged_srtp_from_a_validated_address_is_dropped() -> anyho
     let tampering = Tampering {
         replay: 0.1,
         forge: 0.1,
+        ..Tampering::default()
     };
     let proxy = LossyProxy::start_tampering(sfu.media_addr(), impairment, tampering).await?;
     let room = "tampered";

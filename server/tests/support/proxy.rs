@@ -28,6 +28,7 @@ pub struct ProxyCounters {
     pub from_server: AtomicU64,
     pub replayed: AtomicU64,
     pub forged: AtomicU64,
+    pub reordered: AtomicU64,
 }
 
 pub struct LossyProxy {
@@ -55,6 +56,9 @@ pub struct Tampering {
     pub replay: f64,
     /// Probability of sending a copy with one bit flipped, right before it.
     pub forge: f64,
+    /// Probability of holding a packet back and sending it after the client's next media
+    /// packet (reordering, as a path with several queues does).
+    pub reorder: f64,
 }
 
 /// Where a forgery's flipped bit may go: past the fixed RTP header (12 bytes; the RTCP header
@@ -113,6 +117,10 @@ impl LossyProxy {
         self.counters.forged.load(Ordering::Relaxed)
     }
 
+    pub fn reordered(&self) -> u64 {
+        self.counters.reordered.load(Ordering::Relaxed)
+    }
+
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -141,6 +149,8 @@ async fn run(
     let mut client: Option<SocketAddr> = None;
     let mut buf = vec![0u8; 2048];
     let mut forged = Vec::with_capacity(2048);
+    // A media packet held back to go out after the next one.
+    let mut held: Option<Vec<u8>> = None;
     for _ in 0..impairment.max_datagrams {
         let (len, from) = tokio::select! {
             received = socket.recv_from(&mut buf) => match received {
@@ -188,8 +198,20 @@ async fn run(
             }
             server
         };
-        send(&socket, datagram, to).await;
         let is_media = matches!(datagram.first(), Some(128..=191));
+        if to == server && is_media && tampering.reorder > 0.0 {
+            if let Some(earlier) = held.take() {
+                send(&socket, datagram, to).await;
+                send(&socket, &earlier, to).await;
+                counters.reordered.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if rng.random_bool(tampering.reorder) {
+                held = Some(datagram.to_vec());
+                continue;
+            }
+        }
+        send(&socket, datagram, to).await;
         if to == server && is_media && tampering.replay > 0.0 && rng.random_bool(tampering.replay) {
             send(&socket, datagram, server).await;
             counters.replayed.fetch_add(1, Ordering::Relaxed);
