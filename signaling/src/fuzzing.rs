@@ -24,7 +24,7 @@ use crate::hub::Hub;
 use crate::media::{
     MediaError, MediaEvent, MediaPlane, Played, Published, PublishedTrack, SubscriberOffer,
 };
-use crate::room::{CHAT_HISTORY, OUTBOX_CAPACITY, Outbound, Outbox, ParticipantId};
+use crate::room::{CHAT_HISTORY, OUTBOX_CAPACITY, Outbound, Outbox};
 use crate::validate;
 use crate::ws::Connection;
 
@@ -210,35 +210,21 @@ fn check_rooms(hub: &Hub<InstantMedia>) {
             validate::room_name(&room.name).is_ok(),
             "unvalidated room name"
         );
-        // The newcomer's view shows everything the room stores about others and its chat.
-        let view = room.joined_message(ParticipantId(0));
-        let field = |name: &str| {
-            view.get(name)
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()
-        };
-        for participant in field("participants") {
-            let name = participant.get("name").and_then(Value::as_str);
-            assert!(
-                name.is_some_and(|n| validate::display_name(n) == Ok(n)),
-                "stored name is not a validated one: {participant}"
-            );
-            let tracks = participant.get("tracks").and_then(Value::as_array);
-            assert!(tracks.is_some_and(|t| t.len() <= hub.config.max_tracks));
+        for participant in room.participants() {
+            let name = participant.name.as_str();
+            assert_eq!(validate::display_name(name), Ok(name), "unvalidated name");
+            assert!(participant.tracks.len() <= hub.config.max_tracks);
         }
-        let chat = field("chat");
+        let chat = room.chat_history();
         assert!(chat.len() <= CHAT_HISTORY, "chat history of {}", chat.len());
         for entry in chat {
-            let text = entry.get("text").and_then(Value::as_str);
-            assert!(
-                text.is_some_and(|t| validate::chat_text(t) == Ok(t)),
-                "stored chat text is not a validated one: {entry}"
-            );
-            let name = entry.get("name").and_then(Value::as_str);
-            assert!(
-                name.is_some_and(|n| validate::display_name(n) == Ok(n)),
-                "stored chat name is not a validated one: {entry}"
+            let text = entry.text.as_str();
+            assert_eq!(validate::chat_text(text), Ok(text), "unvalidated chat text");
+            let name = entry.name.as_str();
+            assert_eq!(
+                validate::display_name(name),
+                Ok(name),
+                "unvalidated chat name"
             );
         }
     }
