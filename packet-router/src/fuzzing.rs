@@ -12,12 +12,13 @@
 //! RTP and RTCP are told apart by the second byte (RFC 5761). The harness panics when an
 //! invariant breaks: every transmit is a valid RTP packet or RTCP compound packet, every RTP
 //! transmit goes to a subscriber with one of its own SSRCs, the router never queues more than
-//! `(subscribers + 2)` transmits per input record, and its state stays as set up.
+//! `(subscribers + 2)` transmits per input record plus one retransmission per distinct packet
+//! the record's NACKs ask for, and its state stays as set up.
 
 use std::time::{Duration, Instant};
 
 use rtc_core::keying::{SrtpMasterKey, SrtpProfile};
-use rtc_core::rtcp::iter_compound;
+use rtc_core::rtcp::{RtcpPacket, iter_compound};
 use rtc_core::rtp::RtpPacket;
 use rtc_core::srtp::SrtpContext;
 use rtc_core::{Pt, Ssrc};
@@ -191,7 +192,7 @@ fn run(data: &[u8]) -> Option<RouterStats> {
     let mut rest = data;
     while let [high, low, after @ ..] = rest {
         let len = usize::from(u16::from_be_bytes([*high, *low]));
-        let limit;
+        let mut limit;
         if len == 0 {
             // A timeout may send each track a NACK and a receiver report, and each of its
             // subscribers a sender report.
@@ -215,6 +216,7 @@ fn run(data: &[u8]) -> Option<RouterStats> {
             if let Some(packet) = receive(datagram, flags & 1 != 0, from, &mut buf) {
                 let session = from.session;
                 if is_rtcp(packet) {
+                    limit += nacked_packets(packet);
                     router.handle_rtcp(now, session, packet, &mut out);
                 } else {
                     let _ = router.handle_rtp(now, session, packet, &mut out);
@@ -255,6 +257,28 @@ fn receive<'a>(
     };
     let plain = plain.ok()?;
     buf.get_mut(..plain)
+}
+
+/// How many distinct packets (stream and sequence number) the NACKs of an RTCP compound
+/// packet ask for: each may be retransmitted once.
+fn nacked_packets(packet: &[u8]) -> usize {
+    let mut nacked: Vec<(u32, u16)> = Vec::new();
+    for item in iter_compound(packet).map_while(Result::ok) {
+        let RtcpPacket::Nack(nack) = item else {
+            continue;
+        };
+        // A NACK may name the subscriber's RTX SSRC: it maps to the same subscription.
+        let ssrc = nack.media_ssrc().0;
+        let stream = if ssrc & 0xF000 == 0xB000 {
+            ssrc ^ 0x1000
+        } else {
+            ssrc
+        };
+        nacked.extend(nack.lost().map(|seq| (stream, seq)));
+    }
+    nacked.sort_unstable();
+    nacked.dedup();
+    nacked.len()
 }
 
 /// Checks every queued transmit, protects it with its session's outbound keys, and empties

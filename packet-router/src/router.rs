@@ -84,6 +84,14 @@ enum StreamRole {
     Rtx,
 }
 
+/// Slots of a subscription's record of recent retransmissions, indexed by sequence number.
+const RESEND_SLOTS: usize = 64;
+
+/// A packet goes to one subscriber at most once in this interval however often it is NACKed,
+/// so that repeated sequence numbers in one NACK, or a flood of NACKs, do not multiply the
+/// traffic a subscriber can make the server send.
+const MIN_RESEND_INTERVAL: Duration = Duration::from_millis(20);
+
 /// A subscriber's copy of a track.
 #[derive(Debug)]
 struct Subscription {
@@ -96,6 +104,8 @@ struct Subscription {
     ext_map: [u8; 256],
     rewriter: SubscriberRewriter,
     rtx_seq: u16,
+    /// The subscriber sequence number last retransmitted in each slot, and when.
+    resent: [Option<(u16, Instant)>; RESEND_SLOTS],
     packets_sent: u32,
     octets_sent: u32,
 }
@@ -287,6 +297,7 @@ impl Router {
                 stream.initial_timestamp,
             ),
             rtx_seq: stream.initial_seq.wrapping_add(0x4000),
+            resent: [None; RESEND_SLOTS],
             packets_sent: 0,
             octets_sent: 0,
             stream,
@@ -653,6 +664,14 @@ impl Router {
             .map(|routes| &mut routes.transport_cc_seq);
         let mut transport_cc = transport_cc;
         for &seq in lost {
+            let slot = usize::from(seq) % RESEND_SLOTS;
+            let recently_resent = |entry: &Option<(u16, Instant)>| {
+                matches!(*entry, Some((resent, at))
+                    if resent == seq && now.saturating_duration_since(at) < MIN_RESEND_INTERVAL)
+            };
+            if subscription.resent.get(slot).is_some_and(recently_resent) {
+                continue;
+            }
             let Some((_, source_seq)) = subscription.rewriter.source_seq(seq) else {
                 self.stats.retransmissions_missed += 1;
                 continue;
@@ -687,6 +706,9 @@ impl Router {
                 },
             ) {
                 self.stats.retransmissions_sent += 1;
+                if let Some(entry) = subscription.resent.get_mut(slot) {
+                    *entry = Some((seq, now));
+                }
             }
         }
     }

@@ -182,3 +182,110 @@ pub fn participant(
         renegotiate,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: MessageLimits = MessageLimits {
+        max_sdp_bytes: 1000,
+        max_tracks: 2,
+    };
+
+    fn check(text: &str, joined: bool) -> Result<String, &'static str> {
+        let message = parse_object(text).map_err(|e| e.code)?;
+        client_message(&message, joined, LIMITS)
+            .map(|m| format!("{m:?}"))
+            .map_err(|e| e.code)
+    }
+
+    #[test]
+    fn join_validates_room_and_trims_name() {
+        assert_eq!(
+            check(r#"{"type":"join","room":"r","name":"  Ann "}"#, false),
+            Ok(r#"Join { room: "r", name: "Ann" }"#.to_owned())
+        );
+        assert_eq!(
+            check(r#"{"type":"join","name":"Ann"}"#, false),
+            Err("bad_room")
+        );
+        assert_eq!(
+            check(r#"{"type":"join","room":"r","name":"\u0007"}"#, false),
+            Err("bad_name")
+        );
+        assert_eq!(
+            check(r#"{"type":"join","room":"r","name":"Ann"}"#, true),
+            Err("already_joined")
+        );
+    }
+
+    #[test]
+    fn only_join_comes_before_joining() {
+        for kind in ["publish", "answer", "mute", "chat", "leave"] {
+            assert_eq!(
+                check(&format!(r#"{{"type":"{kind}"}}"#), false),
+                Err("not_joined")
+            );
+        }
+        assert_eq!(check(r#"{"type":"leave"}"#, true), Ok("Leave".to_owned()));
+        assert_eq!(check(r#"{"type":"dance"}"#, true), Err("unknown_type"));
+        assert_eq!(check(r#"{"type":1}"#, true), Err("bad_json"));
+        assert_eq!(check("[1]", true), Err("bad_json"));
+        assert_eq!(check("{", true), Err("bad_json"));
+    }
+
+    #[test]
+    fn offers_are_bounded_in_media_sections_answers_are_not() {
+        let three = r#""sdp":"v=0\r\nm=audio\r\nm=video\r\nm=video\r\n""#;
+        assert_eq!(
+            check(&format!(r#"{{"type":"publish",{three}}}"#), true),
+            Err("too_many_tracks")
+        );
+        assert!(check(&format!(r#"{{"type":"answer",{three}}}"#), true).is_ok());
+        assert_eq!(
+            check(r#"{"type":"publish","sdp":"m=audio"}"#, true),
+            Err("bad_sdp")
+        );
+    }
+
+    #[test]
+    fn mute_and_chat_fields_are_checked() {
+        assert_eq!(
+            check(r#"{"type":"mute","kind":"video","muted":true}"#, true),
+            Ok("Mute { video: true, muted: true }".to_owned())
+        );
+        assert_eq!(
+            check(r#"{"type":"mute","kind":"video","muted":1}"#, true),
+            Err("bad_mute")
+        );
+        assert_eq!(
+            check(r#"{"type":"chat","text":"  "}"#, true),
+            Err("bad_chat")
+        );
+        assert_eq!(check(r#"{"type":"chat","text":7}"#, true), Err("bad_chat"));
+    }
+
+    #[test]
+    fn only_known_sources_are_taken() {
+        let message = parse_object(r#"{"0":"screen","1":"projector","2":3}"#).unwrap();
+        assert_eq!(
+            declared_source(Some(&message), "0").as_deref(),
+            Some("screen")
+        );
+        assert_eq!(declared_source(Some(&message), "1"), None);
+        assert_eq!(declared_source(Some(&message), "2"), None);
+        assert_eq!(declared_source(None, "0"), None);
+    }
+
+    #[test]
+    fn chat_carries_the_senders_current_name() {
+        let mut room = Room::new("r".to_owned());
+        room.add(participant(ParticipantId(1), "Ann", None, None));
+        apply_chat(&mut room, ParticipantId(1), "hi", 5);
+        let entry = room.chat_history().next().unwrap();
+        assert_eq!(
+            (entry.name.as_str(), entry.text.as_str(), entry.at),
+            ("Ann", "hi", 5)
+        );
+    }
+}

@@ -240,21 +240,11 @@ impl<M: MediaPlane> Connection<M> {
             }
             Ok(ClientMessage::Answer { answer }) => self.answer(answer).await,
             Ok(ClientMessage::Mute { video, muted }) => {
-                if let Some(joined) = &self.joined {
-                    self.hub
-                        .with_room(&joined.room, |r| r.set_muted(joined.id, video, muted));
-                }
+                self.mute(video, muted);
                 Ok(())
             }
             Ok(ClientMessage::Chat { text }) => {
-                let at = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
-                if let Some(joined) = &self.joined {
-                    self.hub.with_room(&joined.room, |r| {
-                        protocol::apply_chat(r, joined.id, text, at);
-                    });
-                }
+                self.chat(text);
                 Ok(())
             }
             Ok(ClientMessage::Leave) => {
@@ -351,6 +341,24 @@ impl<M: MediaPlane> Connection<M> {
             Err(error) => self.media_error(&error),
         }
         Ok(())
+    }
+
+    fn mute(&self, video: bool, muted: bool) {
+        if let Some(joined) = &self.joined {
+            self.hub
+                .with_room(&joined.room, |r| r.set_muted(joined.id, video, muted));
+        }
+    }
+
+    fn chat(&self, text: &str) {
+        let at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
+        if let Some(joined) = &self.joined {
+            self.hub.with_room(&joined.room, |r| {
+                protocol::apply_chat(r, joined.id, text, at);
+            });
+        }
     }
 
     pub(crate) async fn leave(&mut self) {
