@@ -84,9 +84,6 @@ enum StreamRole {
     Rtx,
 }
 
-/// Slots of a subscription's record of recent retransmissions, indexed by sequence number.
-const RESEND_SLOTS: usize = 64;
-
 /// A packet goes to one subscriber at most once in this interval however often it is NACKed,
 /// so that repeated sequence numbers in one NACK, or a flood of NACKs, do not multiply the
 /// traffic a subscriber can make the server send.
@@ -104,8 +101,9 @@ struct Subscription {
     ext_map: [u8; 256],
     rewriter: SubscriberRewriter,
     rtx_seq: u16,
-    /// The subscriber sequence number last retransmitted in each slot, and when.
-    resent: [Option<(u16, Instant)>; RESEND_SLOTS],
+    /// The packet last retransmitted from each slot of the track's retransmission cache, and
+    /// when. It mirrors the cache's slots, so every packet the cache can answer has its own.
+    resent: Box<[Option<(SeqNo, Instant)>]>,
     packets_sent: u32,
     octets_sent: u32,
 }
@@ -297,7 +295,7 @@ impl Router {
                 stream.initial_timestamp,
             ),
             rtx_seq: stream.initial_seq.wrapping_add(0x4000),
-            resent: [None; RESEND_SLOTS],
+            resent: Box::default(),
             packets_sent: 0,
             octets_sent: 0,
             stream,
@@ -348,6 +346,8 @@ impl Router {
         }
         let kind = target.kind;
         if let Some(target) = self.tracks.get_mut(&track) {
+            // Sequence numbers start over with the new source.
+            moving.resent = vec![None; target.cache.capacity()].into_boxed_slice();
             target.subscriptions.push(moving);
         }
         self.locations
@@ -664,14 +664,6 @@ impl Router {
             .map(|routes| &mut routes.transport_cc_seq);
         let mut transport_cc = transport_cc;
         for &seq in lost {
-            let slot = usize::from(seq) % RESEND_SLOTS;
-            let recently_resent = |entry: &Option<(u16, Instant)>| {
-                matches!(*entry, Some((resent, at))
-                    if resent == seq && now.saturating_duration_since(at) < MIN_RESEND_INTERVAL)
-            };
-            if subscription.resent.get(slot).is_some_and(recently_resent) {
-                continue;
-            }
             let Some((_, source_seq)) = subscription.rewriter.source_seq(seq) else {
                 self.stats.retransmissions_missed += 1;
                 continue;
@@ -680,6 +672,15 @@ impl Router {
                 continue;
             };
             let extended = extend_below(highest, source_seq);
+            let slot = (extended.0 % (subscription.resent.len().max(1) as u64)) as usize;
+            let recently_resent = |entry: &Option<(SeqNo, Instant)>| {
+                matches!(*entry, Some((resent, at))
+                    if resent == extended
+                        && now.saturating_duration_since(at) < MIN_RESEND_INTERVAL)
+            };
+            if subscription.resent.get(slot).is_some_and(recently_resent) {
+                continue;
+            }
             let Some(original) = track.cache.get(now, extended) else {
                 self.stats.retransmissions_missed += 1;
                 continue;
@@ -707,7 +708,7 @@ impl Router {
             ) {
                 self.stats.retransmissions_sent += 1;
                 if let Some(entry) = subscription.resent.get_mut(slot) {
-                    *entry = Some((seq, now));
+                    *entry = Some((extended, now));
                 }
             }
         }
