@@ -329,6 +329,28 @@ fn a_packet_nacked_again_and_again_is_resent_once_per_interval() {
 }
 
 #[test]
+fn nacks_alternating_numbers_resend_each_packet_once() {
+    let mut h = Harness::new(1, true);
+    for seq in 10..90u16 {
+        h.send(&rtp(PUB_SSRC, VP8_PT, seq, 0, &payload_for(seq)));
+    }
+    // Numbers 64 apart, then one that shares a slot of the 512-packet cache but was never sent.
+    let first = 65_502u16;
+    let mut compound = Vec::new();
+    for asked in [0u16, 64, 0, 64, 512, 0] {
+        let mut nack = [0u8; 64];
+        let lost = [first.wrapping_add(asked)];
+        let len = rtc_core::rtcp::feedback::write_nack(&mut nack, Ssrc(9), Ssrc(0xA000), &lost)
+            .expect("nack written");
+        compound.extend_from_slice(&nack[..len]);
+    }
+    h.out.clear();
+    h.router
+        .handle_rtcp(h.now, SessionId(100), &compound, &mut h.out);
+    assert_eq!(h.rtp_for(SessionId(100)).len(), 2);
+}
+
+#[test]
 fn without_rtx_a_nack_is_answered_with_the_original_packet() {
     let mut h = Harness::new(1, false);
     for seq in 0..5u16 {
