@@ -66,3 +66,13 @@ fn stun_corpus() {
 fn demux_corpus() {
     replay("demux", ice_lite::fuzzing::demux);
 }
+
+#[test]
+fn media_session_corpus() {
+    replay("media_session", packet_router::fuzzing::media_session);
+}
+
+#[test]
+fn room_protocol_corpus() {
+    replay("room_protocol", signaling::fuzzing::room_messages);
+}

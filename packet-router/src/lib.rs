@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod fuzzing;
 pub mod keyframe_throttle;
 pub mod loss_tracker;
 pub mod reception;

@@ -84,6 +84,11 @@ enum StreamRole {
     Rtx,
 }
 
+/// A packet goes to one subscriber at most once in this interval however often it is NACKed,
+/// so that repeated sequence numbers in one NACK, or a flood of NACKs, do not multiply the
+/// traffic a subscriber can make the server send.
+const MIN_RESEND_INTERVAL: Duration = Duration::from_millis(20);
+
 /// A subscriber's copy of a track.
 #[derive(Debug)]
 struct Subscription {
@@ -96,6 +101,9 @@ struct Subscription {
     ext_map: [u8; 256],
     rewriter: SubscriberRewriter,
     rtx_seq: u16,
+    /// The packet last retransmitted from each slot of the track's retransmission cache, and
+    /// when. It mirrors the cache's slots, so every packet the cache can answer has its own.
+    resent: Box<[Option<(SeqNo, Instant)>]>,
     packets_sent: u32,
     octets_sent: u32,
 }
@@ -287,6 +295,7 @@ impl Router {
                 stream.initial_timestamp,
             ),
             rtx_seq: stream.initial_seq.wrapping_add(0x4000),
+            resent: Box::default(),
             packets_sent: 0,
             octets_sent: 0,
             stream,
@@ -337,6 +346,8 @@ impl Router {
         }
         let kind = target.kind;
         if let Some(target) = self.tracks.get_mut(&track) {
+            // Sequence numbers start over with the new source.
+            moving.resent = vec![None; target.cache.capacity()].into_boxed_slice();
             target.subscriptions.push(moving);
         }
         self.locations
@@ -702,6 +713,15 @@ impl Router {
                 continue;
             };
             let extended = extend_below(highest, source_seq);
+            let slot = (extended.0 % (subscription.resent.len().max(1) as u64)) as usize;
+            let recently_resent = |entry: &Option<(SeqNo, Instant)>| {
+                matches!(*entry, Some((resent, at))
+                    if resent == extended
+                        && now.saturating_duration_since(at) < MIN_RESEND_INTERVAL)
+            };
+            if subscription.resent.get(slot).is_some_and(recently_resent) {
+                continue;
+            }
             let Some(original) = track.cache.get(now, extended) else {
                 self.stats.retransmissions_missed += 1;
                 continue;
@@ -728,6 +748,9 @@ impl Router {
                 },
             ) {
                 self.stats.retransmissions_sent += 1;
+                if let Some(entry) = subscription.resent.get_mut(slot) {
+                    *entry = Some((extended, now));
+                }
             }
         }
     }

@@ -295,6 +295,62 @@ fn subscriber_nacks_are_answered_from_the_cache_on_rtx() {
 }
 
 #[test]
+fn a_packet_nacked_again_and_again_is_resent_once_per_interval() {
+    let mut h = Harness::new(1, true);
+    for seq in 10..20u16 {
+        h.send(&rtp(
+            PUB_SSRC,
+            VP8_PT,
+            seq,
+            u32::from(seq) * 3000,
+            &payload_for(seq),
+        ));
+    }
+    // One compound packet asking for the same two packets three times, on both SSRCs.
+    let lost = [65_502u16, 65_505];
+    let mut compound = Vec::new();
+    for ssrc in [Ssrc(0xA000), Ssrc(0xB000), Ssrc(0xA000)] {
+        let mut nack = [0u8; 64];
+        let len = rtc_core::rtcp::feedback::write_nack(&mut nack, Ssrc(9), ssrc, &lost)
+            .expect("nack written");
+        compound.extend_from_slice(&nack[..len]);
+    }
+    h.out.clear();
+    h.router
+        .handle_rtcp(h.now, SessionId(100), &compound, &mut h.out);
+    assert_eq!(h.rtp_for(SessionId(100)).len(), 2, "each packet once");
+    // A NACK after the interval (the retransmission was lost too) is answered again.
+    h.now += Duration::from_millis(30);
+    h.out.clear();
+    h.router
+        .handle_rtcp(h.now, SessionId(100), &compound, &mut h.out);
+    assert_eq!(h.rtp_for(SessionId(100)).len(), 2);
+    assert_eq!(h.router.stats().retransmissions_sent, 4);
+}
+
+#[test]
+fn nacks_alternating_numbers_resend_each_packet_once() {
+    let mut h = Harness::new(1, true);
+    for seq in 10..90u16 {
+        h.send(&rtp(PUB_SSRC, VP8_PT, seq, 0, &payload_for(seq)));
+    }
+    // Numbers 64 apart, then one that shares a slot of the 512-packet cache but was never sent.
+    let first = 65_502u16;
+    let mut compound = Vec::new();
+    for asked in [0u16, 64, 0, 64, 512, 0] {
+        let mut nack = [0u8; 64];
+        let lost = [first.wrapping_add(asked)];
+        let len = rtc_core::rtcp::feedback::write_nack(&mut nack, Ssrc(9), Ssrc(0xA000), &lost)
+            .expect("nack written");
+        compound.extend_from_slice(&nack[..len]);
+    }
+    h.out.clear();
+    h.router
+        .handle_rtcp(h.now, SessionId(100), &compound, &mut h.out);
+    assert_eq!(h.rtp_for(SessionId(100)).len(), 2);
+}
+
+#[test]
 fn without_rtx_a_nack_is_answered_with_the_original_packet() {
     let mut h = Harness::new(1, false);
     for seq in 0..5u16 {

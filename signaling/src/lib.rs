@@ -32,9 +32,11 @@
 )]
 
 mod assets;
+pub mod fuzzing;
 mod http;
 mod hub;
 mod media;
+mod protocol;
 mod room;
 mod validate;
 mod ws;

@@ -187,6 +187,16 @@ impl Room {
         self.participants.iter_mut().find(|p| p.id == id)
     }
 
+    /// The participants in the order they joined.
+    pub fn participants(&self) -> impl ExactSizeIterator<Item = &Participant> {
+        self.participants.iter()
+    }
+
+    /// The kept chat messages, oldest first.
+    pub fn chat_history(&self) -> impl ExactSizeIterator<Item = &ChatEntry> {
+        self.chat.iter()
+    }
+
     /// The earliest-joined participant that publishes at least one track.
     pub fn first_publisher(&self) -> Option<&Participant> {
         self.participants

@@ -19,11 +19,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::hub::{CLOSE_GOING_AWAY, Hub};
 use crate::media::{MediaError, MediaPlane};
-use crate::room::{
-    ChatEntry, OUTBOX_CAPACITY, Outbound, Outbox, Participant, ParticipantId, room_tracks,
-    track_wire,
-};
-use crate::validate::{self, Invalid};
+use crate::protocol::{self, ClientMessage, MessageLimits};
+use crate::room::{OUTBOX_CAPACITY, Outbound, Outbox, ParticipantId, room_tracks, track_wire};
+use crate::validate::Invalid;
 
 /// Close code for a message over the size limit (RFC 6455 "message too big").
 const CLOSE_TOO_BIG: u16 = 1009;
@@ -89,14 +87,14 @@ struct Joined {
     stop_renegotiating: Arc<Notify>,
 }
 
-struct Connection<M> {
+pub(crate) struct Connection<M> {
     hub: Arc<Hub<M>>,
     outbox: Outbox,
     joined: Option<Joined>,
 }
 
 /// Whether the read loop goes on after a message.
-enum Flow {
+pub(crate) enum Flow {
     Continue,
     Stop,
 }
@@ -125,11 +123,7 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket) {
         let _ = sink.close().await;
     });
     let mut rate = RateLimit::new(hub.config.messages_per_second, hub.config.message_burst);
-    let mut connection = Connection {
-        hub,
-        outbox,
-        joined: None,
-    };
+    let mut connection = Connection::new(hub, outbox);
     let mut writer_done = false;
     let mut shutting_down = connection.hub.shutting_down.subscribe();
     loop {
@@ -198,6 +192,15 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket) {
 }
 
 impl<M: MediaPlane> Connection<M> {
+    /// A connection that has not joined a room yet; what it sends goes to `outbox`.
+    pub(crate) fn new(hub: Arc<Hub<M>>, outbox: Outbox) -> Self {
+        Self {
+            hub,
+            outbox,
+            joined: None,
+        }
+    }
+
     fn send(&self, message: Value) {
         self.outbox.send(Outbound::Text(message.to_string()));
     }
@@ -223,39 +226,39 @@ impl<M: MediaPlane> Connection<M> {
             .send(Outbound::Close(CLOSE_TOO_BIG, "message too large"));
     }
 
-    async fn handle_text(&mut self, text: &str) -> Flow {
-        let Ok(Value::Object(message)) = serde_json::from_str::<Value>(text) else {
-            self.error(Invalid::new(
-                "bad_json",
-                "each message must be one JSON object",
-            ));
-            return Flow::Continue;
-        };
-        let Some(kind) = message.get("type").and_then(Value::as_str) else {
-            self.error(Invalid::new(
-                "bad_json",
-                "the message has no string \"type\"",
-            ));
-            return Flow::Continue;
-        };
-        let result = match (kind, self.joined.is_some()) {
-            ("join", false) => self.join(&message).await,
-            ("join", true) => Err(Invalid::new(
-                "already_joined",
-                "this connection has already joined a room",
-            )),
-            ("publish" | "answer" | "mute" | "chat" | "leave", false) => {
-                Err(Invalid::new("not_joined", "send join first"))
+    /// Handles one text frame that passed the size and rate limits.
+    pub(crate) async fn handle_text(&mut self, text: &str) -> Flow {
+        let message = match protocol::parse_object(text) {
+            Ok(message) => message,
+            Err(invalid) => {
+                self.error(invalid);
+                return Flow::Continue;
             }
-            ("publish", true) => self.publish(&message).await,
-            ("answer", true) => self.answer(&message).await,
-            ("mute", true) => self.mute(&message),
-            ("chat", true) => self.chat(&message),
-            ("leave", true) => {
+        };
+        let limits = MessageLimits {
+            max_sdp_bytes: self.hub.config.max_sdp_bytes,
+            max_tracks: self.hub.config.max_tracks,
+        };
+        let result = match protocol::client_message(&message, self.joined.is_some(), limits) {
+            Ok(ClientMessage::Join { room, name }) => self.join(room, name),
+            Ok(ClientMessage::Publish { offer, sources }) => {
+                self.publish(offer, sources).await;
+                Ok(())
+            }
+            Ok(ClientMessage::Answer { answer }) => self.answer(answer).await,
+            Ok(ClientMessage::Mute { video, muted }) => {
+                self.mute(video, muted);
+                Ok(())
+            }
+            Ok(ClientMessage::Chat { text }) => {
+                self.chat(text);
+                Ok(())
+            }
+            Ok(ClientMessage::Leave) => {
                 self.leave().await;
                 Ok(())
             }
-            _ => Err(Invalid::new("unknown_type", "unknown message type")),
+            Err(invalid) => Err(invalid),
         };
         if let Err(invalid) = result {
             self.error(invalid);
@@ -263,34 +266,17 @@ impl<M: MediaPlane> Connection<M> {
         Flow::Continue
     }
 
-    async fn join(&mut self, message: &Map<String, Value>) -> Result<(), Invalid> {
-        let bad_room = || Invalid::new("bad_room", "room must be a string");
-        let room = validate::room_name(
-            message
-                .get("room")
-                .and_then(Value::as_str)
-                .ok_or_else(bad_room)?,
-        )?;
-        let bad_name = || Invalid::new("bad_name", "name must be a string");
-        let name = validate::display_name(
-            message
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or_else(bad_name)?,
-        )?;
+    fn join(&mut self, room: &str, name: &str) -> Result<(), Invalid> {
         let renegotiate = Arc::new(Notify::new());
         let id = self
             .hub
-            .admit(room, |id| Participant {
-                id,
-                name: name.to_owned(),
-                muted_audio: false,
-                muted_video: false,
-                tracks: Vec::new(),
-                publish: None,
-                subscribe: None,
-                outbox: Some(self.outbox.clone()),
-                renegotiate: Some(renegotiate.clone()),
+            .admit(room, |id| {
+                protocol::participant(
+                    id,
+                    name,
+                    Some(self.outbox.clone()),
+                    Some(renegotiate.clone()),
+                )
             })
             .map_err(|e| Invalid::new(e.code(), e.message()))?;
         let answered = Arc::new(Notify::new());
@@ -315,24 +301,9 @@ impl<M: MediaPlane> Connection<M> {
         Ok(())
     }
 
-    /// The message's `sdp`, checked for size and shape; `max_media` bounds its m-lines (an
-    /// answer to a subscribe offer has one per remote track, so it is not bounded).
-    fn sdp_field<'a>(
-        &self,
-        message: &'a Map<String, Value>,
-        max_media: usize,
-    ) -> Result<&'a str, Invalid> {
-        let sdp = message
-            .get("sdp")
-            .and_then(Value::as_str)
-            .ok_or(Invalid::new("bad_sdp", "sdp must be a string"))?;
-        validate::sdp(sdp, self.hub.config.max_sdp_bytes, max_media)
-    }
-
-    async fn publish(&mut self, message: &Map<String, Value>) -> Result<(), Invalid> {
-        let offer = self.sdp_field(message, self.hub.config.max_tracks)?;
+    async fn publish(&mut self, offer: &str, sources: Option<&Map<String, Value>>) {
         let Some(joined) = &self.joined else {
-            return Ok(());
+            return;
         };
         let (room, id) = (joined.room.clone(), joined.id);
         let existing = self
@@ -343,26 +314,22 @@ impl<M: MediaPlane> Connection<M> {
             Ok(published) => published,
             Err(error) => {
                 self.media_error(&error);
-                return Ok(());
+                return;
             }
         };
         if existing.is_none() && !self.hub.bind_session(&room, id, published.session, true) {
             self.hub.media.close(published.session).await;
-            return Ok(());
+            return;
         }
-        let declared = message.get("sources").and_then(Value::as_object);
         let tracks = room_tracks(&published.tracks, |mid| {
-            let source = declared?.get(mid)?.as_str()?;
-            matches!(source, "camera" | "microphone" | "screen").then(|| source.to_owned())
+            protocol::declared_source(sources, mid)
         });
         // The answer goes out before the others hear of the tracks.
         self.send(json!({"type": "published", "sdp": published.sdp}));
         self.hub.with_room(&room, |r| r.set_tracks(id, tracks));
-        Ok(())
     }
 
-    async fn answer(&mut self, message: &Map<String, Value>) -> Result<(), Invalid> {
-        let answer = self.sdp_field(message, usize::MAX)?;
+    async fn answer(&mut self, answer: &str) -> Result<(), Invalid> {
         let Some(joined) = &self.joined else {
             return Ok(());
         };
@@ -383,50 +350,25 @@ impl<M: MediaPlane> Connection<M> {
         Ok(())
     }
 
-    fn mute(&mut self, message: &Map<String, Value>) -> Result<(), Invalid> {
-        const BAD: Invalid = Invalid::new(
-            "bad_mute",
-            "mute needs kind \"audio\" or \"video\" and a boolean muted",
-        );
-        let video = match message.get("kind").and_then(Value::as_str) {
-            Some("audio") => false,
-            Some("video") => true,
-            _ => return Err(BAD),
-        };
-        let muted = message.get("muted").and_then(Value::as_bool).ok_or(BAD)?;
+    fn mute(&self, video: bool, muted: bool) {
         if let Some(joined) = &self.joined {
             self.hub
                 .with_room(&joined.room, |r| r.set_muted(joined.id, video, muted));
         }
-        Ok(())
     }
 
-    fn chat(&mut self, message: &Map<String, Value>) -> Result<(), Invalid> {
-        let bad = || Invalid::new("bad_chat", "chat text must be a string");
-        let text = validate::chat_text(
-            message
-                .get("text")
-                .and_then(Value::as_str)
-                .ok_or_else(bad)?,
-        )?;
+    fn chat(&self, text: &str) {
         let at = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
         if let Some(joined) = &self.joined {
             self.hub.with_room(&joined.room, |r| {
-                let name = r.get(joined.id).map(|p| p.name.clone()).unwrap_or_default();
-                r.chat(ChatEntry {
-                    from: joined.id,
-                    name,
-                    text: text.to_owned(),
-                    at,
-                });
+                protocol::apply_chat(r, joined.id, text, at);
             });
         }
-        Ok(())
     }
 
-    async fn leave(&mut self) {
+    pub(crate) async fn leave(&mut self) {
         if let Some(joined) = self.joined.take() {
             joined.stop_renegotiating.notify_one();
             self.hub.remove_participant(&joined.room, joined.id).await;

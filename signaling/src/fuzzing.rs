@@ -1,0 +1,231 @@
+//! Fuzz harness of the room protocol: two WebSocket connections' text messages, driven through
+//! the same connection handler and hub that serve real sockets, on a single-threaded runtime
+//! with a media plane that answers at once and never fails on its own.
+//!
+//! The input is split into messages at newlines; the first byte of each message picks the
+//! connection (bit 0), the rest is the text frame. The harness panics when an invariant
+//! breaks: every message a client is sent is one JSON object with a string `type`; a room
+//! keeps at most [`CHAT_HISTORY`] chat messages; stored names and chat texts are ones the
+//! validators accept unchanged; a room holds at most the configured participants and tracks;
+//! and once both connections left, no room remains.
+
+use std::future::{Future, ready};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use packet_router::{SessionId, TrackId};
+use rtc_core::sdp::MediaKind;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::SignalingConfig;
+use crate::hub::Hub;
+use crate::media::{
+    MediaError, MediaEvent, MediaPlane, Played, Published, PublishedTrack, SubscriberOffer,
+};
+use crate::room::{CHAT_HISTORY, OUTBOX_CAPACITY, Outbound, Outbox};
+use crate::validate;
+use crate::ws::Connection;
+
+/// A media plane that accepts every offer with one track per m-line, and every answer.
+#[derive(Debug, Default)]
+struct InstantMedia {
+    next_id: AtomicU64,
+}
+
+impl InstantMedia {
+    fn next(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+const ANSWER: &str = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n";
+
+impl MediaPlane for InstantMedia {
+    fn publish(
+        &self,
+        _room: &str,
+        session: Option<SessionId>,
+        offer: &str,
+    ) -> impl Future<Output = Result<Published, MediaError>> + Send {
+        let tracks: Vec<PublishedTrack> = offer
+            .lines()
+            .filter_map(|line| line.strip_prefix("m="))
+            .enumerate()
+            .map(|(index, media)| PublishedTrack {
+                id: TrackId(self.next()),
+                kind: match media.split(' ').next() {
+                    Some("audio") => MediaKind::Audio,
+                    Some("video") => MediaKind::Video,
+                    _ => MediaKind::Other,
+                },
+                mid: index.to_string(),
+            })
+            .collect();
+        let published = if tracks.is_empty() {
+            Err(MediaError::BadSdp("no media section".to_owned()))
+        } else {
+            Ok(Published {
+                session: session.unwrap_or(SessionId(self.next())),
+                sdp: ANSWER.to_owned(),
+                tracks,
+            })
+        };
+        ready(published)
+    }
+
+    fn play(
+        &self,
+        _room: &str,
+        _publisher: SessionId,
+        _offer: &str,
+    ) -> impl Future<Output = Result<Played, MediaError>> + Send {
+        ready(Err(MediaError::Stopped))
+    }
+
+    fn create_subscriber(
+        &self,
+        _room: &str,
+    ) -> impl Future<Output = Result<SessionId, MediaError>> + Send {
+        ready(Ok(SessionId(self.next())))
+    }
+
+    fn offer_tracks(
+        &self,
+        _subscriber: SessionId,
+        tracks: &[TrackId],
+    ) -> impl Future<Output = Result<SubscriberOffer, MediaError>> + Send {
+        let mids = tracks
+            .iter()
+            .enumerate()
+            .map(|(index, track)| (index.to_string(), *track))
+            .collect();
+        ready(Ok(SubscriberOffer {
+            sdp: ANSWER.to_owned(),
+            mids,
+        }))
+    }
+
+    fn answer_subscriber(
+        &self,
+        _subscriber: SessionId,
+        _answer: &str,
+    ) -> impl Future<Output = Result<(), MediaError>> + Send {
+        ready(Ok(()))
+    }
+
+    fn close(&self, _session: SessionId) -> impl Future<Output = ()> + Send {
+        ready(())
+    }
+
+    fn events(&self) -> Option<UnboundedReceiver<MediaEvent>> {
+        None
+    }
+}
+
+/// One client: its connection handler and what the server queued for it.
+struct Client {
+    connection: Connection<InstantMedia>,
+    received: mpsc::Receiver<Outbound>,
+}
+
+impl Client {
+    fn new(hub: &Arc<Hub<InstantMedia>>) -> Self {
+        let (outbox, received, _overflowed) = Outbox::new(OUTBOX_CAPACITY);
+        Client {
+            connection: Connection::new(hub.clone(), outbox),
+            received,
+        }
+    }
+
+    /// Reads everything queued for the client, as its socket writer would.
+    fn drain(&mut self) {
+        while let Ok(item) = self.received.try_recv() {
+            let Outbound::Text(text) = item else {
+                continue;
+            };
+            let message: Value = serde_json::from_str(&text).unwrap_or_default();
+            assert!(
+                message.get("type").and_then(Value::as_str).is_some(),
+                "a message to the client is not a typed JSON object: {text}"
+            );
+        }
+    }
+}
+
+/// Feeds newline-separated messages of two clients through the room protocol.
+pub fn room_messages(data: &[u8]) {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    else {
+        return;
+    };
+    runtime.block_on(run(data));
+}
+
+async fn run(data: &[u8]) {
+    let config = SignalingConfig::default();
+    let hub = Arc::new(Hub::new(Arc::new(InstantMedia::default()), config.clone()));
+    let mut clients = [Client::new(&hub), Client::new(&hub)];
+    for line in data.split(|b| *b == b'\n') {
+        let [selector, text @ ..] = line else {
+            continue;
+        };
+        let Some(client) = clients.get_mut(usize::from(selector & 1)) else {
+            continue;
+        };
+        // The socket delivers only UTF-8 text frames within the size limit to the handler.
+        let Ok(text) = std::str::from_utf8(text) else {
+            continue;
+        };
+        if text.len() > config.max_message_bytes {
+            continue;
+        }
+        client.connection.handle_text(text).await;
+        // Let the renegotiation tasks offer the changed tracks.
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
+        }
+        for client in &mut clients {
+            client.drain();
+        }
+        check_rooms(&hub);
+    }
+    for client in &mut clients {
+        client.connection.leave().await;
+    }
+    assert!(
+        hub.state().rooms.is_empty(),
+        "a room outlived its participants"
+    );
+}
+
+fn check_rooms(hub: &Hub<InstantMedia>) {
+    let state = hub.state();
+    for room in state.rooms.values() {
+        assert!(room.len() <= hub.config.max_participants);
+        assert!(
+            validate::room_name(&room.name).is_ok(),
+            "unvalidated room name"
+        );
+        for participant in room.participants() {
+            let name = participant.name.as_str();
+            assert_eq!(validate::display_name(name), Ok(name), "unvalidated name");
+            assert!(participant.tracks.len() <= hub.config.max_tracks);
+        }
+        let chat = room.chat_history();
+        assert!(chat.len() <= CHAT_HISTORY, "chat history of {}", chat.len());
+        for entry in chat {
+            let text = entry.text.as_str();
+            assert_eq!(validate::chat_text(text), Ok(text), "unvalidated chat text");
+            let name = entry.name.as_str();
+            assert_eq!(
+                validate::display_name(name),
+                Ok(name),
+                "unvalidated chat name"
+            );
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! The synchronous half of the room protocol (docs/protocol.md): a client's text message
+//! parsed and validated into a [`ClientMessage`], and the steps that apply one to a [`Room`].
+//! The WebSocket handler calls these between its awaits on the hub and the media plane; the
+//! fuzz harness calls the same functions without sockets.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use tokio::sync::Notify;
+
+use crate::room::{ChatEntry, Outbox, Participant, ParticipantId, Room};
+use crate::validate::{self, Invalid};
+
+/// One validated client message; the strings borrow from the parsed JSON.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ClientMessage<'a> {
+    Join {
+        room: &'a str,
+        /// Trimmed.
+        name: &'a str,
+    },
+    Publish {
+        offer: &'a str,
+        /// The client's `sources`: mid -> "camera" | "microphone" | "screen".
+        sources: Option<&'a Map<String, Value>>,
+    },
+    Answer {
+        answer: &'a str,
+    },
+    Mute {
+        video: bool,
+        muted: bool,
+    },
+    Chat {
+        text: &'a str,
+    },
+    Leave,
+}
+
+/// The limits message validation applies (from the service's configuration).
+#[derive(Debug, Clone, Copy)]
+pub struct MessageLimits {
+    pub max_sdp_bytes: usize,
+    /// Media sections in a publish offer.
+    pub max_tracks: usize,
+}
+
+/// A text frame as one JSON object.
+pub fn parse_object(text: &str) -> Result<Map<String, Value>, Invalid> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(message)) => Ok(message),
+        _ => Err(Invalid::new(
+            "bad_json",
+            "each message must be one JSON object",
+        )),
+    }
+}
+
+/// Validates a message of a connection that has (`joined`) or has not yet joined a room.
+pub fn client_message<'a>(
+    message: &'a Map<String, Value>,
+    joined: bool,
+    limits: MessageLimits,
+) -> Result<ClientMessage<'a>, Invalid> {
+    let Some(kind) = message.get("type").and_then(Value::as_str) else {
+        return Err(Invalid::new(
+            "bad_json",
+            "the message has no string \"type\"",
+        ));
+    };
+    match (kind, joined) {
+        ("join", false) => join(message),
+        ("join", true) => Err(Invalid::new(
+            "already_joined",
+            "this connection has already joined a room",
+        )),
+        ("publish" | "answer" | "mute" | "chat" | "leave", false) => {
+            Err(Invalid::new("not_joined", "send join first"))
+        }
+        ("publish", true) => Ok(ClientMessage::Publish {
+            offer: sdp_field(message, limits.max_sdp_bytes, limits.max_tracks)?,
+            sources: message.get("sources").and_then(Value::as_object),
+        }),
+        // An answer to a subscribe offer has one m-line per remote track, so it is not bounded.
+        ("answer", true) => Ok(ClientMessage::Answer {
+            answer: sdp_field(message, limits.max_sdp_bytes, usize::MAX)?,
+        }),
+        ("mute", true) => mute(message),
+        ("chat", true) => {
+            let bad = || Invalid::new("bad_chat", "chat text must be a string");
+            let text = message
+                .get("text")
+                .and_then(Value::as_str)
+                .ok_or_else(bad)?;
+            Ok(ClientMessage::Chat {
+                text: validate::chat_text(text)?,
+            })
+        }
+        ("leave", true) => Ok(ClientMessage::Leave),
+        _ => Err(Invalid::new("unknown_type", "unknown message type")),
+    }
+}
+
+fn join(message: &Map<String, Value>) -> Result<ClientMessage<'_>, Invalid> {
+    let bad_room = || Invalid::new("bad_room", "room must be a string");
+    let room = validate::room_name(
+        message
+            .get("room")
+            .and_then(Value::as_str)
+            .ok_or_else(bad_room)?,
+    )?;
+    let bad_name = || Invalid::new("bad_name", "name must be a string");
+    let name = validate::display_name(
+        message
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(bad_name)?,
+    )?;
+    Ok(ClientMessage::Join { room, name })
+}
+
+/// The message's `sdp`, checked for size and shape, with at most `max_media` m-lines.
+fn sdp_field(
+    message: &Map<String, Value>,
+    max_bytes: usize,
+    max_media: usize,
+) -> Result<&str, Invalid> {
+    let sdp = message
+        .get("sdp")
+        .and_then(Value::as_str)
+        .ok_or(Invalid::new("bad_sdp", "sdp must be a string"))?;
+    validate::sdp(sdp, max_bytes, max_media)
+}
+
+fn mute(message: &Map<String, Value>) -> Result<ClientMessage<'_>, Invalid> {
+    const BAD: Invalid = Invalid::new(
+        "bad_mute",
+        "mute needs kind \"audio\" or \"video\" and a boolean muted",
+    );
+    let video = match message.get("kind").and_then(Value::as_str) {
+        Some("audio") => false,
+        Some("video") => true,
+        _ => return Err(BAD),
+    };
+    let muted = message.get("muted").and_then(Value::as_bool).ok_or(BAD)?;
+    Ok(ClientMessage::Mute { video, muted })
+}
+
+/// The source a publisher declared for the m-line `mid`, when it is one the protocol knows.
+pub fn declared_source(sources: Option<&Map<String, Value>>, mid: &str) -> Option<String> {
+    let source = sources?.get(mid)?.as_str()?;
+    matches!(source, "camera" | "microphone" | "screen").then(|| source.to_owned())
+}
+
+/// Adds a chat message from `from` (under its current name) to the room and sends it to all.
+pub fn apply_chat(room: &mut Room, from: ParticipantId, text: &str, at: u64) {
+    let name = room.get(from).map(|p| p.name.clone()).unwrap_or_default();
+    room.chat(ChatEntry {
+        from,
+        name,
+        text: text.to_owned(),
+        at,
+    });
+}
+
+/// A participant who just joined over a WebSocket: no tracks, nothing muted, no sessions yet.
+pub fn participant(
+    id: ParticipantId,
+    name: &str,
+    outbox: Option<Outbox>,
+    renegotiate: Option<Arc<Notify>>,
+) -> Participant {
+    Participant {
+        id,
+        name: name.to_owned(),
+        muted_audio: false,
+        muted_video: false,
+        tracks: Vec::new(),
+        publish: None,
+        subscribe: None,
+        outbox,
+        renegotiate,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: MessageLimits = MessageLimits {
+        max_sdp_bytes: 1000,
+        max_tracks: 2,
+    };
+
+    fn check(text: &str, joined: bool) -> Result<String, &'static str> {
+        let message = parse_object(text).map_err(|e| e.code)?;
+        client_message(&message, joined, LIMITS)
+            .map(|m| format!("{m:?}"))
+            .map_err(|e| e.code)
+    }
+
+    #[test]
+    fn join_validates_room_and_trims_name() {
+        assert_eq!(
+            check(r#"{"type":"join","room":"r","name":"  Ann "}"#, false),
+            Ok(r#"Join { room: "r", name: "Ann" }"#.to_owned())
+        );
+        assert_eq!(
+            check(r#"{"type":"join","name":"Ann"}"#, false),
+            Err("bad_room")
+        );
+        assert_eq!(
+            check(r#"{"type":"join","room":"r","name":"\u0007"}"#, false),
+            Err("bad_name")
+        );
+        assert_eq!(
+            check(r#"{"type":"join","room":"r","name":"Ann"}"#, true),
+            Err("already_joined")
+        );
+    }
+
+    #[test]
+    fn only_join_comes_before_joining() {
+        for kind in ["publish", "answer", "mute", "chat", "leave"] {
+            assert_eq!(
+                check(&format!(r#"{{"type":"{kind}"}}"#), false),
+                Err("not_joined")
+            );
+        }
+        assert_eq!(check(r#"{"type":"leave"}"#, true), Ok("Leave".to_owned()));
+        assert_eq!(check(r#"{"type":"dance"}"#, true), Err("unknown_type"));
+        assert_eq!(check(r#"{"type":1}"#, true), Err("bad_json"));
+        assert_eq!(check("[1]", true), Err("bad_json"));
+        assert_eq!(check("{", true), Err("bad_json"));
+    }
+
+    #[test]
+    fn offers_are_bounded_in_media_sections_answers_are_not() {
+        let three = r#""sdp":"v=0\r\nm=audio\r\nm=video\r\nm=video\r\n""#;
+        assert_eq!(
+            check(&format!(r#"{{"type":"publish",{three}}}"#), true),
+            Err("too_many_tracks")
+        );
+        assert!(check(&format!(r#"{{"type":"answer",{three}}}"#), true).is_ok());
+        assert_eq!(
+            check(r#"{"type":"publish","sdp":"m=audio"}"#, true),
+            Err("bad_sdp")
+        );
+    }
+
+    #[test]
+    fn mute_and_chat_fields_are_checked() {
+        assert_eq!(
+            check(r#"{"type":"mute","kind":"video","muted":true}"#, true),
+            Ok("Mute { video: true, muted: true }".to_owned())
+        );
+        assert_eq!(
+            check(r#"{"type":"mute","kind":"video","muted":1}"#, true),
+            Err("bad_mute")
+        );
+        assert_eq!(
+            check(r#"{"type":"chat","text":"  "}"#, true),
+            Err("bad_chat")
+        );
+        assert_eq!(check(r#"{"type":"chat","text":7}"#, true), Err("bad_chat"));
+    }
+
+    #[test]
+    fn only_known_sources_are_taken() {
+        let message = parse_object(r#"{"0":"screen","1":"projector","2":3}"#).unwrap();
+        assert_eq!(
+            declared_source(Some(&message), "0").as_deref(),
+            Some("screen")
+        );
+        assert_eq!(declared_source(Some(&message), "1"), None);
+        assert_eq!(declared_source(Some(&message), "2"), None);
+        assert_eq!(declared_source(None, "0"), None);
+    }
+
+    #[test]
+    fn chat_carries_the_senders_current_name() {
+        let mut room = Room::new("r".to_owned());
+        room.add(participant(ParticipantId(1), "Ann", None, None));
+        apply_chat(&mut room, ParticipantId(1), "hi", 5);
+        let entry = room.chat_history().next().unwrap();
+        assert_eq!(
+            (entry.name.as_str(), entry.text.as_str(), entry.at),
+            ("Ann", "hi", 5)
+        );
+    }
+}
