@@ -122,6 +122,10 @@ impl MediaPlane for InstantMedia {
     fn events(&self) -> Option<UnboundedReceiver<MediaEvent>> {
         None
     }
+
+    fn metrics(&self) -> String {
+        String::new()
+    }
 }
 
 /// One client: its connection handler and what the server queued for it.
