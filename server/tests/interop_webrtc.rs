@@ -18,23 +18,13 @@ use server::{MediaConfig, SessionId, Sfu, SfuError};
 use support::media::{Expectation, Kind, MediaPlan, send_plan};
 use support::peer::{Peer, SendTrack};
 use support::proxy::{Impairment, LossyProxy};
+use support::room::{CONNECT_LIMIT, PUBLISHER_VIDEO_SSRC, Publisher, publisher_ssrc};
 use support::{sdp, wait_until, within};
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
-const CONNECT_LIMIT: Duration = Duration::from_secs(30);
-const PUBLISHER_AUDIO_SSRC: u32 = 0x0A0D_1000;
-const PUBLISHER_VIDEO_SSRC: u32 = 0x0B1D_E000;
-
 fn sfu_error(context: &'static str) -> impl FnOnce(SfuError) -> anyhow::Error {
     move |error| anyhow!("{context}: {error}")
-}
-
-fn publisher_ssrc(kind: Kind) -> u32 {
-    match kind {
-        Kind::Audio => PUBLISHER_AUDIO_SSRC,
-        Kind::Video => PUBLISHER_VIDEO_SSRC,
-    }
 }
 
 /// The answer is what the media plane promises: ICE-lite, one host candidate at the media
@@ -72,64 +62,17 @@ fn check_answer(answer: &str, media_addr: SocketAddr) -> anyhow::Result<()> {
 }
 
 /// A publisher connected to the SFU, with its Opus and VP8 tracks negotiated.
-struct Publisher {
-    peer: Peer,
-    session: SessionId,
-    /// Its offer, and the tracks Sluice made of it.
-    offer: String,
-    tracks: Vec<server::TrackId>,
-    audio: SendTrack,
-    video: SendTrack,
-}
-
-/// Publishes into `room`; with `via`, the publisher reaches the SFU only through that proxy.
+/// Publishes into `room` (through `via` when given) and checks the answer is what the media
+/// plane promises.
 async fn connect_publisher(
     sfu: &Sfu,
     room: &str,
     via: Option<&LossyProxy>,
 ) -> anyhow::Result<Publisher> {
-    let peer = Peer::new("publisher").await?;
-    let mut audio = peer
-        .add_send_track(Kind::Audio, PUBLISHER_AUDIO_SSRC)
-        .await?;
-    let mut video = peer
-        .add_send_track(Kind::Video, PUBLISHER_VIDEO_SSRC)
-        .await?;
-    let offer = peer.complete_offer().await?;
-    let answer = sfu
-        .publish(room, &offer)
-        .await
-        .map_err(sfu_error("publish"))?;
-    eprintln!("[publisher] session {:?}", answer.session);
-    check_answer(&answer.sdp, sfu.media_addr())?;
-    let answer_sdp = match via {
-        Some(proxy) => {
-            let (edited, rewritten) =
-                sdp::redirect_candidates(&answer.sdp, sfu.media_addr(), proxy.addr);
-            ensure!(
-                rewritten > 0,
-                "no candidate of the answer to point at the proxy"
-            );
-            eprintln!(
-                "[publisher] reaching the SFU through the proxy at {}",
-                proxy.addr
-            );
-            edited
-        }
-        None => answer.sdp,
-    };
-    peer.accept_answer(&answer_sdp).await?;
-    peer.connected(CONNECT_LIMIT).await?;
-    audio.resolve_payload_type().await?;
-    video.resolve_payload_type().await?;
-    Ok(Publisher {
-        peer,
-        session: answer.session,
-        offer,
-        tracks: answer.tracks.iter().map(|t| t.id).collect(),
-        audio,
-        video,
-    })
+    let publisher = support::room::connect_publisher(sfu, room, via).await?;
+    eprintln!("[publisher] session {:?}", publisher.session);
+    check_answer(&publisher.answer, sfu.media_addr())?;
+    Ok(publisher)
 }
 
 /// A receive-only subscriber of `publisher`'s tracks, connected. `forge_fingerprint` puts a

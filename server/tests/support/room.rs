@@ -19,8 +19,11 @@ pub const PUBLISHER_VIDEO_SSRC: u32 = 0x0B1D_E000;
 pub struct Publisher {
     pub peer: Peer,
     pub session: SessionId,
-    /// The SFU's answer as the SFU wrote it (before any redirection to a proxy).
+    /// Its offer, and the SFU's answer as the SFU wrote it (before any redirection to a proxy).
+    pub offer: String,
     pub answer: String,
+    /// The tracks the SFU made of the offer.
+    pub tracks: Vec<server::TrackId>,
     pub audio: SendTrack,
     pub video: SendTrack,
 }
@@ -66,7 +69,9 @@ pub async fn connect_publisher(
     Ok(Publisher {
         peer,
         session: answer.session,
+        offer,
         answer: answer.sdp,
+        tracks: answer.tracks.iter().map(|t| t.id).collect(),
         audio,
         video,
     })
@@ -101,7 +106,8 @@ pub async fn connect_subscribers(
     Ok(subscribers)
 }
 
-fn publisher_ssrc(kind: Kind) -> u32 {
+/// The SSRC the publisher sends `kind` with (a subscriber must never see it).
+pub fn publisher_ssrc(kind: Kind) -> u32 {
     match kind {
         Kind::Audio => PUBLISHER_AUDIO_SSRC,
         Kind::Video => PUBLISHER_VIDEO_SSRC,
