@@ -360,17 +360,12 @@ mod tests {
     use super::*;
 
     fn participant(id: u64, outbox: Option<Outbox>) -> Participant {
-        Participant {
-            id: ParticipantId(id),
-            name: format!("n{id}"),
-            muted_audio: false,
-            muted_video: false,
-            tracks: Vec::new(),
-            publish: None,
-            subscribe: None,
+        crate::protocol::participant(
+            ParticipantId(id),
+            &format!("n{id}"),
             outbox,
-            renegotiate: Some(Arc::new(Notify::new())),
-        }
+            Some(Arc::new(Notify::new())),
+        )
     }
 
     fn drain(rx: &mut mpsc::Receiver<Outbound>) -> Vec<Value> {
