@@ -18,8 +18,8 @@ use super::session::{ClientSession, EngineContext, RECV_BATCH, RecvBatch, Role, 
 
 /// The waker's token; sessions with their own socket use their index.
 const WAKER: Token = Token(usize::MAX);
-/// The shared socket's token.
-const SHARED: Token = Token(usize::MAX - 1);
+/// Shared socket `k` has token `SHARED_FIRST - k`.
+const SHARED_FIRST: usize = usize::MAX - 1;
 /// How often session timers (checks, consent, DTLS retransmissions) are looked at.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(20);
 /// Failure reasons a snapshot carries (the first ones are enough to say what went wrong).
@@ -57,6 +57,8 @@ pub struct Snapshot {
     pub duplicates: u64,
     /// Subscribe sessions that have received nothing yet.
     pub silent_subscriptions: usize,
+    /// Subscribe sessions that have not yet received every kind they subscribed to.
+    pub incomplete_subscriptions: usize,
     /// Datagrams the kernel refused.
     pub send_errors: u64,
     /// Sampled packets that failed to unprotect.
@@ -79,13 +81,16 @@ impl Engine {
     pub fn start(
         epoch: Instant,
         latency_sample: u64,
-        mut shared: Option<SharedSocket>,
+        mut shared: Vec<SharedSocket>,
     ) -> anyhow::Result<Engine> {
         let poll = Poll::new().context("creating the engine's poll")?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        if let Some(shared) = shared.as_mut() {
-            poll.registry()
-                .register(shared.socket_mut(), SHARED, Interest::READABLE)?;
+        for (index, socket) in shared.iter_mut().enumerate() {
+            poll.registry().register(
+                socket.socket_mut(),
+                Token(SHARED_FIRST - index),
+                Interest::READABLE,
+            )?;
         }
         let (commands, inbox) = mpsc::channel();
         let ctx = EngineContext::new(epoch, latency_sample, shared);
@@ -186,8 +191,9 @@ fn run(mut poll: Poll, inbox: Receiver<Command>, mut ctx: EngineContext) {
             if event.token() == WAKER {
                 continue;
             }
-            if event.token() == SHARED {
-                drain_shared(now, &mut sessions, &by_ip, &mut batch, &mut ctx);
+            let shared = SHARED_FIRST.checked_sub(event.token().0);
+            if let Some(shared) = shared.filter(|&k| k < ctx.shared.len()) {
+                drain_shared(now, shared, &mut sessions, &by_ip, &mut batch, &mut ctx);
                 continue;
             }
             if let Some(session) = sessions.get_mut(event.token().0) {
@@ -233,13 +239,14 @@ fn run(mut poll: Poll, inbox: Receiver<Command>, mut ctx: EngineContext) {
 /// addressed to.
 fn drain_shared(
     now: Instant,
+    shared: usize,
     sessions: &mut [ClientSession],
     by_ip: &HashMap<IpAddr, usize>,
     batch: &mut RecvBatch,
     ctx: &mut EngineContext,
 ) {
     loop {
-        let Some(count) = ctx.shared.as_ref().and_then(|s| s.receive(batch)) else {
+        let Some(count) = ctx.shared.get(shared).and_then(|s| s.receive(batch)) else {
             return;
         };
         for index in 0..count {
@@ -294,10 +301,18 @@ fn snapshot(sessions: &[ClientSession], ctx: &EngineContext) -> Snapshot {
         }
     }
     for session in sessions {
-        if let Role::Subscriber { publisher, .. } = session.role {
+        if let Role::Subscriber {
+            publisher,
+            audio,
+            video,
+        } = session.role
+        {
             snap.expected_by_senders += sent_by_publisher.get(publisher).copied().unwrap_or(0);
             if session.streams.is_empty() {
                 snap.silent_subscriptions += 1;
+            }
+            if session.streams.len() < usize::from(audio) + usize::from(video) {
+                snap.incomplete_subscriptions += 1;
             }
             snap.expected_by_sequence += session.streams.iter().map(|s| s.expected()).sum::<u64>();
         }

@@ -141,17 +141,14 @@ pub fn run_step(
     let room = fresh_room(layout);
     target.prepare_room(&room, layout.publishers, layout.subscriptions())?;
     let (shared, mut addresses) = if options.socket_per_session {
-        (None, None)
+        (Vec::new(), None)
     } else {
-        let (socket, addresses) = SharedSocket::bind()?;
-        (Some(socket), Some(addresses))
+        let total = layout.publishers + layout.subscriptions();
+        let (sockets, addresses) = SharedSocket::bind_for(total)?;
+        (sockets, Some(addresses))
     };
     let mut new_session = |role| match addresses.as_mut() {
-        Some(addresses) => Ok(PendingSession::on_shared_socket(
-            addresses.next_address(),
-            Arc::clone(&cert),
-            role,
-        )),
+        Some(addresses) => PendingSession::on_shared_socket(addresses, Arc::clone(&cert), role),
         None => PendingSession::loopback(Arc::clone(&cert), role),
     };
     let engine = Engine::start(Instant::now(), options.latency_sample, shared)?;
@@ -277,6 +274,7 @@ fn result(
         lost,
         duplicates: end.duplicates - start.duplicates,
         silent_subscriptions: end.silent_subscriptions,
+        incomplete_subscriptions: end.incomplete_subscriptions,
         server_cpu,
         load_cpu,
         latency: end.latency.clone(),

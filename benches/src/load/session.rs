@@ -90,8 +90,7 @@ impl Role {
 /// shared socket), credentials chosen, waiting for the server's description.
 #[derive(Debug)]
 pub struct PendingSession {
-    /// `None` when the session lives on the engine's shared socket.
-    socket: Option<std::net::UdpSocket>,
+    socket: SocketChoice,
     local: LocalTransport,
     cert: Arc<DtlsCertificate>,
     role: Role,
@@ -108,16 +107,31 @@ impl PendingSession {
             .context("binding a session socket")?;
         socket.set_nonblocking(true)?;
         let address = socket.local_addr()?;
-        Ok(Self::with_address(Some(socket), address, cert, role))
+        Ok(Self::with_address(
+            SocketChoice::Own(socket),
+            address,
+            cert,
+            role,
+        ))
     }
 
-    /// A session at `address` on the engine's shared socket (see [`SharedAddresses`]).
-    pub fn on_shared_socket(address: SocketAddr, cert: Arc<DtlsCertificate>, role: Role) -> Self {
-        Self::with_address(None, address, cert, role)
+    /// A session at an address of its own on one of the engine's shared sockets.
+    pub fn on_shared_socket(
+        addresses: &mut SharedAddresses,
+        cert: Arc<DtlsCertificate>,
+        role: Role,
+    ) -> anyhow::Result<Self> {
+        let (address, socket) = addresses.next_address()?;
+        Ok(Self::with_address(
+            SocketChoice::Shared(socket),
+            address,
+            cert,
+            role,
+        ))
     }
 
     fn with_address(
-        socket: Option<std::net::UdpSocket>,
+        socket: SocketChoice,
         address: SocketAddr,
         cert: Arc<DtlsCertificate>,
         role: Role,
@@ -214,13 +228,13 @@ pub struct EngineContext {
     pub srtp_errors: u64,
     /// The send buffer for media bursts.
     send_buf: Vec<u8>,
-    /// The socket sessions without their own share.
-    pub shared: Option<SharedSocket>,
+    /// The sockets sessions without their own share.
+    pub shared: Vec<SharedSocket>,
 }
 
 impl EngineContext {
     /// Counters at zero for a run starting at `epoch`.
-    pub fn new(epoch: Instant, latency_sample: u64, shared: Option<SharedSocket>) -> Self {
+    pub fn new(epoch: Instant, latency_sample: u64, shared: Vec<SharedSocket>) -> Self {
         EngineContext {
             epoch,
             latency_sample: latency_sample.max(1),
@@ -311,12 +325,12 @@ impl ClientSession {
         start_media_at: Instant,
     ) -> anyhow::Result<Self> {
         let io = match pending.socket {
-            Some(socket) => {
+            SocketChoice::Own(socket) => {
                 let socket = mio::net::UdpSocket::from_std(socket);
                 let udp = UdpSocketState::new((&socket).into())?;
                 SessionSocket::Own { socket, udp }
             }
-            None => SessionSocket::Shared,
+            SocketChoice::Shared(index) => SessionSocket::Shared(index),
         };
         let local = pending.local.address;
         let ice = IceClient {
@@ -383,7 +397,7 @@ impl ClientSession {
     pub fn socket_mut(&mut self) -> Option<&mut mio::net::UdpSocket> {
         match &mut self.io {
             SessionSocket::Own { socket, .. } => Some(socket),
-            SessionSocket::Shared => None,
+            SessionSocket::Shared(_) => None,
         }
     }
 
@@ -743,19 +757,32 @@ impl ClientSession {
     }
 }
 
-/// Where a session's datagrams come and go: its own socket, or the engine's shared one.
+/// The socket a pending session will use.
+#[derive(Debug)]
+enum SocketChoice {
+    Own(std::net::UdpSocket),
+    /// The index of one of the engine's shared sockets.
+    Shared(usize),
+}
+
+/// Where a session's datagrams come and go: its own socket, or one of the engine's shared
+/// ones.
 #[derive(Debug)]
 enum SessionSocket {
     Own {
         socket: mio::net::UdpSocket,
         udp: UdpSocketState,
     },
-    Shared,
+    Shared(usize),
 }
+
+/// Sessions per shared socket: few enough that a keyframe burst to all of them fits in the
+/// socket's receive buffer (15 packets x 64 sessions x ~2.3 KiB of kernel memory each).
+const SESSIONS_PER_SHARED_SOCKET: u32 = 64;
 
 /// One socket for many sessions: bound to the wildcard address on one port, it receives what
 /// the server sends to any 127.x.y.z on that port (IP_PKTINFO says which), and sends from
-/// the session's address. One batched receive then serves every session.
+/// the session's address. One batched receive then serves many sessions.
 #[derive(Debug)]
 pub struct SharedSocket {
     socket: mio::net::UdpSocket,
@@ -763,21 +790,27 @@ pub struct SharedSocket {
 }
 
 impl SharedSocket {
-    /// Binds the socket on an ephemeral port; returns it and the addresses to hand out.
-    pub fn bind() -> anyhow::Result<(SharedSocket, SharedAddresses)> {
-        let socket = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
-            .context("binding the shared socket")?;
-        socket.set_nonblocking(true)?;
-        let port = socket.local_addr()?.port();
-        let socket = mio::net::UdpSocket::from_std(socket);
-        let udp = UdpSocketState::new((&socket).into())?;
-        // Bursts of video to many sessions need room in the kernel's queue.
-        let _ = udp.set_recv_buffer_size((&socket).into(), 8 * 1024 * 1024);
-        let _ = udp.set_send_buffer_size((&socket).into(), 4 * 1024 * 1024);
-        Ok((
-            SharedSocket { socket, udp },
-            SharedAddresses { port, next: 0 },
-        ))
+    /// Binds enough sockets for `sessions` sessions; returns them and the addresses to hand
+    /// out.
+    pub fn bind_for(sessions: usize) -> anyhow::Result<(Vec<SharedSocket>, SharedAddresses)> {
+        let count = (sessions as u32)
+            .div_ceil(SESSIONS_PER_SHARED_SOCKET)
+            .max(1);
+        let mut sockets = Vec::with_capacity(count as usize);
+        let mut ports = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let socket = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
+                .context("binding a shared socket")?;
+            socket.set_nonblocking(true)?;
+            ports.push(socket.local_addr()?.port());
+            let socket = mio::net::UdpSocket::from_std(socket);
+            let udp = UdpSocketState::new((&socket).into())?;
+            // Bursts of video to many sessions need room in the kernel's queue.
+            let _ = udp.set_recv_buffer_size((&socket).into(), 8 * 1024 * 1024);
+            let _ = udp.set_send_buffer_size((&socket).into(), 4 * 1024 * 1024);
+            sockets.push(SharedSocket { socket, udp });
+        }
+        Ok((sockets, SharedAddresses { ports, next: 0 }))
     }
 
     /// The socket, for registering with the engine's poll.
@@ -791,27 +824,34 @@ impl SharedSocket {
     }
 }
 
-/// Hands out 127.1.0.1, 127.1.0.2, ... on the shared socket's port.
+/// Hands out 127.1.0.1, 127.1.0.2, ..., each on the port of the shared socket it belongs to.
 #[derive(Debug)]
 pub struct SharedAddresses {
-    port: u16,
+    ports: Vec<u16>,
     next: u32,
 }
 
 impl SharedAddresses {
-    /// The next session's address.
-    pub fn next_address(&mut self) -> SocketAddr {
+    /// The next session's address and the index of its shared socket.
+    pub fn next_address(&mut self) -> anyhow::Result<(SocketAddr, usize)> {
+        let socket = (self.next / SESSIONS_PER_SHARED_SOCKET) as usize;
+        let port = *self
+            .ports
+            .get(socket)
+            .context("more sessions than the shared sockets were bound for")?;
         self.next += 1;
         let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 1, 0, 0)) + self.next);
-        SocketAddr::new(IpAddr::V4(ip), self.port)
+        Ok((SocketAddr::new(IpAddr::V4(ip), port), socket))
     }
 }
 
 fn max_gso_segments(io: &SessionSocket, ctx: &EngineContext) -> usize {
-    match (io, &ctx.shared) {
-        (SessionSocket::Own { udp, .. }, _) => udp.max_gso_segments(),
-        (SessionSocket::Shared, Some(shared)) => shared.udp.max_gso_segments(),
-        (SessionSocket::Shared, None) => 1,
+    match io {
+        SessionSocket::Own { udp, .. } => udp.max_gso_segments(),
+        SessionSocket::Shared(index) => ctx
+            .shared
+            .get(*index)
+            .map_or(1, |s| s.udp.max_gso_segments()),
     }
 }
 
@@ -825,13 +865,15 @@ fn send_on(
     contents: &[u8],
     segment_size: Option<usize>,
 ) {
-    let (udp, socket, src_ip) = match (io, &ctx.shared) {
-        (SessionSocket::Own { socket, udp }, _) => (udp, socket, None),
-        (SessionSocket::Shared, Some(shared)) => (&shared.udp, &shared.socket, Some(local_ip)),
-        (SessionSocket::Shared, None) => {
-            ctx.send_errors += 1;
-            return;
-        }
+    let (udp, socket, src_ip) = match io {
+        SessionSocket::Own { socket, udp } => (udp, socket, None),
+        SessionSocket::Shared(index) => match ctx.shared.get(*index) {
+            Some(shared) => (&shared.udp, &shared.socket, Some(local_ip)),
+            None => {
+                ctx.send_errors += 1;
+                return;
+            }
+        },
     };
     let transmit = Transmit {
         destination,
