@@ -594,10 +594,7 @@ impl ClientSession {
             return;
         };
         let mut out = [0u8; DTLS_MTU];
-        loop {
-            let Some(len) = self.dtls.as_mut().and_then(|d| d.poll_transmit(&mut out)) else {
-                break;
-            };
+        while let Some(len) = self.dtls.as_mut().and_then(|d| d.poll_transmit(&mut out)) {
             self.send_datagram(destination, &out[..len], ctx);
         }
         while let Some(event) = self.dtls.as_mut().and_then(DtlsEndpoint::poll_event) {
