@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 
 /// How long one request may take before the run gives up on the server.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A response: status, headers (names lowercase) and body text.
 #[derive(Debug, Clone)]

@@ -125,6 +125,16 @@ pub fn process_cpu_time(pid: u32) -> std::io::Result<Duration> {
     Ok(Duration::from_nanos(total_ticks * 10_000_000))
 }
 
+/// UDP datagrams dropped so far for a full receive buffer (`RcvbufErrors` of
+/// /proc/net/snmp), machine-wide.
+pub fn udp_receive_buffer_errors() -> Option<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut lines = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (lines.next()?, lines.next()?);
+    let column = names.split_whitespace().position(|n| n == "RcvbufErrors")?;
+    values.split_whitespace().nth(column)?.parse().ok()
+}
+
 /// The result of one scenario step, measured over its window.
 #[derive(Debug, Clone, Default)]
 pub struct StepResult {
@@ -148,8 +158,14 @@ pub struct StepResult {
     pub expected: u64,
     /// Packets received by subscribe sessions in the window.
     pub delivered: u64,
-    /// Packets missing: the larger of (expected - delivered) and the sequence gaps.
+    /// Packets missing from the sequence numbers received (gaps), as RTCP receiver reports
+    /// count them; immune to packets still in flight at the window's edges.
     pub lost: u64,
+    /// Packets still owed when the window closed: `expected - delivered` (in flight, queued,
+    /// or lost).
+    pub shortfall: u64,
+    /// UDP datagrams the kernel dropped for a full receive buffer, machine-wide, in the window.
+    pub kernel_drops: Option<u64>,
     /// Packets received twice.
     pub duplicates: u64,
     /// Subscribe sessions that had received nothing by the window's end.
@@ -165,12 +181,13 @@ pub struct StepResult {
 }
 
 impl StepResult {
-    /// Lost packets as a fraction of expected ones.
+    /// Lost packets as a fraction of delivered and lost ones; every packet lost when a
+    /// subscription received nothing at all.
     pub fn loss_ratio(&self) -> f64 {
-        if self.expected == 0 {
-            return if self.delivered == 0 { 1.0 } else { 0.0 };
+        if self.silent_subscriptions > 0 || self.delivered == 0 {
+            return 1.0;
         }
-        self.lost as f64 / self.expected as f64
+        self.lost as f64 / (self.delivered + self.lost) as f64
     }
 
     /// Forwarded packets per server CPU-second.
@@ -260,6 +277,8 @@ impl StepResult {
             "delivered": self.delivered,
             "delivered_per_s": self.delivered as f64 / self.window.as_secs_f64().max(1e-9),
             "lost": self.lost,
+            "shortfall": self.shortfall,
+            "kernel_drops": self.kernel_drops,
             "loss_ratio": self.loss_ratio(),
             "duplicates": self.duplicates,
             "silent_subscriptions": self.silent_subscriptions,

@@ -11,7 +11,7 @@ use anyhow::{Context as _, bail};
 use rtc_core::dtls::DtlsCertificate;
 
 use super::engine::{Engine, Snapshot};
-use super::report::{StepResult, process_cpu_time};
+use super::report::{StepResult, process_cpu_time, udp_receive_buffer_errors};
 use super::session::{PendingSession, Role, SharedSocket};
 use super::target::{Publication, Resource, SdpSide as _, Target};
 
@@ -224,10 +224,12 @@ pub fn run_step(
     let start = engine.snapshot()?;
     let server_start = options.server_pid.map(process_cpu_time).transpose()?;
     let load_start = process_cpu_time(load_pid)?;
+    let drops_start = udp_receive_buffer_errors();
     std::thread::sleep(options.window);
     let end = engine.snapshot()?;
     let server_end = options.server_pid.map(process_cpu_time).transpose()?;
     let load_end = process_cpu_time(load_pid)?;
+    let drops_end = udp_receive_buffer_errors();
     drop(resources);
     engine.stop();
 
@@ -240,6 +242,7 @@ pub fn run_step(
             .zip(server_end)
             .map(|(a, b)| b.saturating_sub(a)),
         load_end.saturating_sub(load_start),
+        drops_start.zip(drops_end).map(|(a, b)| b.saturating_sub(a)),
     ))
 }
 
@@ -250,6 +253,7 @@ fn result(
     end: &Snapshot,
     server_cpu: Option<Duration>,
     load_cpu: Duration,
+    kernel_drops: Option<u64>,
 ) -> StepResult {
     let window = match (start.at, end.at) {
         (Some(a), Some(b)) => b.saturating_duration_since(a),
@@ -257,9 +261,7 @@ fn result(
     };
     let delivered = end.received - start.received;
     let expected = end.expected_by_senders - start.expected_by_senders;
-    let by_sequence =
-        (end.expected_by_sequence - start.expected_by_sequence).saturating_sub(delivered);
-    let lost = expected.saturating_sub(delivered).max(by_sequence);
+    let lost = (end.expected_by_sequence - start.expected_by_sequence).saturating_sub(delivered);
     StepResult {
         target,
         scenario: layout.scenario.to_owned(),
@@ -272,6 +274,8 @@ fn result(
         expected,
         delivered,
         lost,
+        shortfall: expected.saturating_sub(delivered),
+        kernel_drops,
         duplicates: end.duplicates - start.duplicates,
         silent_subscriptions: end.silent_subscriptions,
         incomplete_subscriptions: end.incomplete_subscriptions,
