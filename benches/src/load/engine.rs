@@ -14,7 +14,8 @@ use anyhow::Context as _;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::report::LatencyHistogram;
-use super::session::{ClientSession, EngineContext, RECV_BATCH, RecvBatch, Role, SharedSocket};
+use super::session::{ClientSession, EngineContext, Role};
+use super::socket::{RECV_BATCH, RecvBatch, SharedSocket};
 
 /// The waker's token; sessions with their own socket use their index.
 const WAKER: Token = Token(usize::MAX);
@@ -76,13 +77,9 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts the thread; send times count from `epoch`, one packet in `latency_sample` is
-    /// unprotected for its send time. Sessions without a socket of their own use `shared`.
-    pub fn start(
-        epoch: Instant,
-        latency_sample: u64,
-        mut shared: Vec<SharedSocket>,
-    ) -> anyhow::Result<Engine> {
+    /// Starts the thread; one packet in `latency_sample` is unprotected for its send time.
+    /// Sessions without a socket of their own use `shared`.
+    pub fn start(latency_sample: u64, mut shared: Vec<SharedSocket>) -> anyhow::Result<Engine> {
         let poll = Poll::new().context("creating the engine's poll")?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         for (index, socket) in shared.iter_mut().enumerate() {
@@ -93,7 +90,7 @@ impl Engine {
             )?;
         }
         let (commands, inbox) = mpsc::channel();
-        let ctx = EngineContext::new(epoch, latency_sample, shared);
+        let ctx = EngineContext::new(latency_sample, shared);
         let thread = std::thread::Builder::new()
             .name("sluice-load-engine".into())
             .spawn(move || run(poll, inbox, ctx))?;
@@ -250,7 +247,7 @@ fn drain_shared(
             return;
         };
         for index in 0..count {
-            batch.for_each_datagram(index, |source, destination, datagram| {
+            batch.for_each_datagram(index, |source, destination, received_ns, datagram| {
                 // Only loopback peers reach the load generator's sessions.
                 if !source.ip().is_loopback() {
                     return;
@@ -259,7 +256,7 @@ fn drain_shared(
                     .and_then(|ip| by_ip.get(&ip))
                     .and_then(|&at| sessions.get_mut(at));
                 if let Some(session) = session {
-                    session.handle_datagram(now, source, datagram, ctx);
+                    session.handle_datagram(now, source, received_ns, datagram, ctx);
                 }
             });
         }

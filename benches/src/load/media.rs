@@ -1,7 +1,8 @@
 //! Synthetic media and its accounting. A publisher sends Opus-sized audio (50 packets/s) and
 //! VP8-shaped video (30 frames/s, each frame a burst of equal 1200-byte packets, about
 //! 1.5 Mbit/s, a keyframe at the start, on request and every few seconds). Every payload ends
-//! with the send time (nanoseconds since the run's epoch), so a receiver that unprotects a
+//! with the send time (CLOCK_REALTIME nanoseconds, the clock of the kernel's receive
+//! timestamps), so a receiver that unprotects a
 //! packet learns how long it spent inside the server. Receivers count packets per SSRC from
 //! the cleartext RTP header: delivered, lost (sequence gaps) and duplicates.
 
@@ -30,6 +31,14 @@ const KEYFRAME_REQUEST_GAP: Duration = Duration::from_millis(300);
 pub const SEND_TIME_LEN: usize = 8;
 /// Bytes of an RTP header without CSRCs or extensions.
 pub const RTP_HEADER_LEN: usize = 12;
+
+/// The wall clock in nanoseconds since the Unix epoch: the clock of the kernel's
+/// SO_TIMESTAMPNS receive times, so send and receive times compare on one machine.
+pub fn realtime_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
 
 /// Writes a 12-byte RTP header.
 fn write_rtp_header(buf: &mut [u8], pt: u8, marker: bool, seq: u16, ts: u32, ssrc: u32) {

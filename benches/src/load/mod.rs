@@ -5,7 +5,8 @@
 //! - [`target`]: the contract every server under test is driven through; [`whip`] implements
 //!   it for Sluice and the bare forwarder.
 //! - [`session`]: one client peer connection; [`sdp`] its descriptions; [`media`] what it
-//!   sends and how receivers count.
+//!   sends and how receivers count; [`socket`] its socket (its own, or an address on a
+//!   shared one) and the batched, timestamped receive.
 //! - [`engine`]: the thread that owns the sessions and their sockets.
 //! - [`scenario`]: rooms, live streams and audio rooms, measured over a window;
 //!   [`report`]: the figures, as a table and as JSON.
@@ -17,6 +18,7 @@ pub mod report;
 pub mod scenario;
 pub mod sdp;
 pub mod session;
+pub mod socket;
 pub mod sys;
 pub mod target;
 pub mod whip;

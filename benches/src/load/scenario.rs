@@ -12,7 +12,8 @@ use rtc_core::dtls::DtlsCertificate;
 
 use super::engine::{Engine, Snapshot};
 use super::report::{StepResult, process_cpu_time, udp_receive_buffer_errors};
-use super::session::{PendingSession, Role, SharedSocket};
+use super::session::{PendingSession, Role};
+use super::socket::SharedSocket;
 use super::target::{Publication, Resource, SdpSide as _, Target};
 
 /// How one step is measured.
@@ -151,7 +152,7 @@ pub fn run_step(
         Some(addresses) => PendingSession::on_shared_socket(addresses, Arc::clone(&cert), role),
         None => PendingSession::loopback(Arc::clone(&cert), role),
     };
-    let engine = Engine::start(Instant::now(), options.latency_sample, shared)?;
+    let engine = Engine::start(options.latency_sample, shared)?;
     let mut resources = Resources {
         target,
         list: Vec::new(),

@@ -7,7 +7,6 @@
 //! [`PendingSession`] is the session during signaling (it plays [`SdpSide`]);
 //! [`ClientSession`] is the same session once the engine thread owns it.
 
-use std::io::IoSliceMut;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,15 +16,21 @@ use ice_lite::{
     BindingRequest, Class, IntegrityKey, PacketKind, StunMessage, TransactionId, classify,
     write_binding_success,
 };
-use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
+use quinn_udp::UdpSocketState;
 use rtc_core::dtls::{DTLS_MTU, DtlsCertificate, DtlsEndpoint, DtlsEvent, Fingerprint};
 use rtc_core::rtcp::{RtcpPacket, iter_compound};
 use rtc_core::sdp::Setup;
 use rtc_core::srtp::SrtpSession;
 
-use super::media::{AudioSource, KEYFRAME_PACKETS, StreamCounter, VideoSource, read_send_time};
+use super::media::{
+    AudioSource, KEYFRAME_PACKETS, StreamCounter, VideoSource, read_send_time, realtime_ns,
+};
 use super::report::LatencyHistogram;
 use super::sdp::{self, Kind, LocalTransport, OfferedTrack, RemoteTransport};
+use super::socket::{
+    RECV_BATCH, RecvBatch, SessionSocket, SharedAddresses, SharedSocket, SocketChoice,
+    enable_receive_timestamps, max_gso_segments, send_on,
+};
 use super::target::SdpSide;
 
 /// Time between connectivity checks until one succeeds.
@@ -211,8 +216,6 @@ impl SdpSide for PendingSession {
 /// Engine-wide counters and buffers a session updates as it handles datagrams.
 #[derive(Debug)]
 pub struct EngineContext {
-    /// The run's epoch: send times are nanoseconds since it.
-    pub epoch: Instant,
     /// Unprotect one received RTP packet in this many.
     pub latency_sample: u64,
     sample_tick: u64,
@@ -233,10 +236,9 @@ pub struct EngineContext {
 }
 
 impl EngineContext {
-    /// Counters at zero for a run starting at `epoch`.
-    pub fn new(epoch: Instant, latency_sample: u64, shared: Vec<SharedSocket>) -> Self {
+    /// Counters at zero; sessions without a socket of their own use `shared`.
+    pub fn new(latency_sample: u64, shared: Vec<SharedSocket>) -> Self {
         EngineContext {
-            epoch,
             latency_sample: latency_sample.max(1),
             sample_tick: 0,
             latency: LatencyHistogram::default(),
@@ -247,10 +249,6 @@ impl EngineContext {
             send_buf: vec![0; SLOT_LEN * KEYFRAME_PACKETS],
             shared,
         }
-    }
-
-    fn nanos_since_epoch(&self, now: Instant) -> u64 {
-        now.saturating_duration_since(self.epoch).as_nanos() as u64
     }
 }
 
@@ -328,6 +326,7 @@ impl ClientSession {
             SocketChoice::Own(socket) => {
                 let socket = mio::net::UdpSocket::from_std(socket);
                 let udp = UdpSocketState::new((&socket).into())?;
+                enable_receive_timestamps(&socket)?;
                 SessionSocket::Own { socket, udp }
             }
             SocketChoice::Shared(index) => SessionSocket::Shared(index),
@@ -418,15 +417,15 @@ impl ClientSession {
     /// Reads what arrived on the session's own socket, with batched receives.
     pub fn drain_socket(&mut self, now: Instant, batch: &mut RecvBatch, ctx: &mut EngineContext) {
         loop {
-            let SessionSocket::Own { socket, udp } = &self.io else {
+            let SessionSocket::Own { socket, .. } = &self.io else {
                 return;
             };
-            let Some(count) = batch.receive(udp, socket) else {
+            let Some(count) = batch.receive(socket) else {
                 return;
             };
             for index in 0..count {
-                batch.for_each_datagram(index, |source, _, datagram| {
-                    self.handle_datagram(now, source, datagram, ctx);
+                batch.for_each_datagram(index, |source, _, received_ns, datagram| {
+                    self.handle_datagram(now, source, received_ns, datagram, ctx);
                 });
             }
             // A short batch emptied the queue: every datagram arriving later raises a new
@@ -437,16 +436,18 @@ impl ClientSession {
         }
     }
 
-    /// Handles one datagram addressed to this session.
+    /// Handles one datagram addressed to this session, which the kernel received at
+    /// `received_ns` (CLOCK_REALTIME nanoseconds) when it says so.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
         source: SocketAddr,
+        received_ns: Option<u64>,
         datagram: &mut [u8],
         ctx: &mut EngineContext,
     ) {
         match classify(datagram) {
-            PacketKind::Rtp => self.handle_rtp(now, datagram, ctx),
+            PacketKind::Rtp => self.handle_rtp(received_ns, datagram, ctx),
             PacketKind::Rtcp => self.handle_rtcp(now, datagram),
             PacketKind::Stun => self.handle_stun(now, source, datagram, ctx),
             PacketKind::Dtls => {
@@ -461,7 +462,12 @@ impl ClientSession {
 
     /// Counts an RTP packet from its cleartext header; unprotects one in `latency_sample` to
     /// read its send time.
-    fn handle_rtp(&mut self, now: Instant, datagram: &mut [u8], ctx: &mut EngineContext) {
+    fn handle_rtp(
+        &mut self,
+        received_ns: Option<u64>,
+        datagram: &mut [u8],
+        ctx: &mut EngineContext,
+    ) {
         if self.publisher.is_some() || datagram.len() < 12 {
             return;
         }
@@ -499,7 +505,7 @@ impl ClientSession {
         match srtp.inbound.unprotect_rtp(datagram) {
             Ok(len) => {
                 if let Some(sent) = datagram.get(..len).and_then(read_send_time) {
-                    let received = ctx.nanos_since_epoch(now);
+                    let received = received_ns.unwrap_or_else(realtime_ns);
                     ctx.latency
                         .record(Duration::from_nanos(received.saturating_sub(sent)));
                 }
@@ -688,7 +694,7 @@ impl ClientSession {
         let Some(destination) = ice.selected else {
             return;
         };
-        let sent_ns = ctx.nanos_since_epoch(now);
+        let sent_ns = realtime_ns();
         // A source that fell far behind (the session connected late, or the thread was
         // descheduled) restarts from now instead of sending the backlog in one burst.
         if let Some(floor) = now.checked_sub(MAX_MEDIA_LAG) {
@@ -751,192 +757,5 @@ impl ClientSession {
             *sent += packets as u64;
         }
         ctx.send_buf = buf;
-    }
-}
-
-/// The socket a pending session will use.
-#[derive(Debug)]
-enum SocketChoice {
-    Own(std::net::UdpSocket),
-    /// The index of one of the engine's shared sockets.
-    Shared(usize),
-}
-
-/// Where a session's datagrams come and go: its own socket, or one of the engine's shared
-/// ones.
-#[derive(Debug)]
-enum SessionSocket {
-    Own {
-        socket: mio::net::UdpSocket,
-        udp: UdpSocketState,
-    },
-    Shared(usize),
-}
-
-/// Sessions per shared socket: few enough that a keyframe burst to all of them fits in the
-/// socket's receive buffer (15 packets x 64 sessions x ~2.3 KiB of kernel memory each).
-const SESSIONS_PER_SHARED_SOCKET: u32 = 64;
-
-/// One socket for many sessions: bound to the wildcard address on one port, it receives what
-/// the server sends to any 127.x.y.z on that port (IP_PKTINFO says which), and sends from
-/// the session's address. One batched receive then serves many sessions.
-#[derive(Debug)]
-pub struct SharedSocket {
-    socket: mio::net::UdpSocket,
-    udp: UdpSocketState,
-}
-
-impl SharedSocket {
-    /// Binds enough sockets for `sessions` sessions; returns them and the addresses to hand
-    /// out.
-    pub fn bind_for(sessions: usize) -> anyhow::Result<(Vec<SharedSocket>, SharedAddresses)> {
-        let count = (sessions as u32)
-            .div_ceil(SESSIONS_PER_SHARED_SOCKET)
-            .max(1);
-        let mut sockets = Vec::with_capacity(count as usize);
-        let mut ports = Vec::with_capacity(count as usize);
-        for _ in 0..count {
-            let socket = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
-                .context("binding a shared socket")?;
-            socket.set_nonblocking(true)?;
-            ports.push(socket.local_addr()?.port());
-            let socket = mio::net::UdpSocket::from_std(socket);
-            let udp = UdpSocketState::new((&socket).into())?;
-            // Bursts of video to many sessions need room in the kernel's queue.
-            let _ = udp.set_recv_buffer_size((&socket).into(), 8 * 1024 * 1024);
-            let _ = udp.set_send_buffer_size((&socket).into(), 4 * 1024 * 1024);
-            sockets.push(SharedSocket { socket, udp });
-        }
-        Ok((sockets, SharedAddresses { ports, next: 0 }))
-    }
-
-    /// The socket, for registering with the engine's poll.
-    pub fn socket_mut(&mut self) -> &mut mio::net::UdpSocket {
-        &mut self.socket
-    }
-
-    /// Reads one batch; `None` once the queue is empty.
-    pub fn receive(&self, batch: &mut RecvBatch) -> Option<usize> {
-        batch.receive(&self.udp, &self.socket)
-    }
-}
-
-/// Hands out 127.1.0.1, 127.1.0.2, ..., each on the port of the shared socket it belongs to.
-#[derive(Debug)]
-pub struct SharedAddresses {
-    ports: Vec<u16>,
-    next: u32,
-}
-
-impl SharedAddresses {
-    /// The next session's address and the index of its shared socket.
-    pub fn next_address(&mut self) -> anyhow::Result<(SocketAddr, usize)> {
-        let socket = (self.next / SESSIONS_PER_SHARED_SOCKET) as usize;
-        let port = *self
-            .ports
-            .get(socket)
-            .context("more sessions than the shared sockets were bound for")?;
-        self.next += 1;
-        let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 1, 0, 0)) + self.next);
-        Ok((SocketAddr::new(IpAddr::V4(ip), port), socket))
-    }
-}
-
-fn max_gso_segments(io: &SessionSocket, ctx: &EngineContext) -> usize {
-    match io {
-        SessionSocket::Own { udp, .. } => udp.max_gso_segments(),
-        SessionSocket::Shared(index) => ctx
-            .shared
-            .get(*index)
-            .map_or(1, |s| s.udp.max_gso_segments()),
-    }
-}
-
-/// Sends one datagram, or one GSO run of `segment_size` segments, from `local_ip` when on the
-/// shared socket. Send errors concern one session and are counted, not returned.
-fn send_on(
-    io: &SessionSocket,
-    local_ip: IpAddr,
-    ctx: &mut EngineContext,
-    destination: SocketAddr,
-    contents: &[u8],
-    segment_size: Option<usize>,
-) {
-    let (udp, socket, src_ip) = match io {
-        SessionSocket::Own { socket, udp } => (udp, socket, None),
-        SessionSocket::Shared(index) => match ctx.shared.get(*index) {
-            Some(shared) => (&shared.udp, &shared.socket, Some(local_ip)),
-            None => {
-                ctx.send_errors += 1;
-                return;
-            }
-        },
-    };
-    let transmit = Transmit {
-        destination,
-        ecn: None,
-        contents,
-        segment_size,
-        src_ip,
-    };
-    if udp.try_send(socket.into(), &transmit).is_err() {
-        ctx.send_errors += 1;
-    }
-}
-
-/// Datagrams per receive call.
-pub const RECV_BATCH: usize = 32;
-/// Bytes per receive buffer: with GRO one buffer holds several datagrams of one sender.
-const RECV_BUFFER_LEN: usize = 64 * 1024;
-
-/// Receive buffers shared by every session of an engine thread.
-#[derive(Debug)]
-pub struct RecvBatch {
-    buffers: [Box<[u8]>; RECV_BATCH],
-    meta: [RecvMeta; RECV_BATCH],
-}
-
-impl Default for RecvBatch {
-    fn default() -> Self {
-        RecvBatch {
-            buffers: std::array::from_fn(|_| vec![0u8; RECV_BUFFER_LEN].into_boxed_slice()),
-            meta: [RecvMeta::default(); RECV_BATCH],
-        }
-    }
-}
-
-impl RecvBatch {
-    /// Reads up to a batch of messages; `None` when none is waiting (or the socket failed).
-    fn receive(&mut self, udp: &UdpSocketState, socket: &mio::net::UdpSocket) -> Option<usize> {
-        loop {
-            let mut slices = self.buffers.each_mut().map(|b| IoSliceMut::new(&mut b[..]));
-            match udp.recv(socket.into(), &mut slices, &mut self.meta) {
-                Ok(count) => return Some(count),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return None,
-            }
-        }
-    }
-
-    /// Calls `f(source, destination ip, datagram)` for each datagram of message `index` (a
-    /// GRO message holds several of one sender).
-    pub fn for_each_datagram(
-        &mut self,
-        index: usize,
-        mut f: impl FnMut(SocketAddr, Option<IpAddr>, &mut [u8]),
-    ) {
-        let (Some(meta), Some(buffer)) = (self.meta.get(index), self.buffers.get_mut(index)) else {
-            return;
-        };
-        let stride = meta.stride.max(1);
-        let mut offset = 0;
-        while offset < meta.len {
-            let len = stride.min(meta.len - offset);
-            let Some(datagram) = buffer.get_mut(offset..offset + len) else {
-                break;
-            };
-            f(meta.addr, meta.dst_ip, datagram);
-            offset += len;
-        }
     }
 }
