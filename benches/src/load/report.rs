@@ -190,6 +190,15 @@ impl StepResult {
         self.lost as f64 / (self.delivered + self.lost) as f64
     }
 
+    /// Packets still owed at the window's end as a fraction of expected ones: near zero
+    /// while the server keeps up (only packets in flight), growing when it falls behind.
+    pub fn shortfall_ratio(&self) -> f64 {
+        if self.expected == 0 {
+            return 0.0;
+        }
+        self.shortfall as f64 / self.expected as f64
+    }
+
     /// Forwarded packets per server CPU-second.
     pub fn packets_per_cpu_second(&self) -> Option<f64> {
         let cpu = self.server_cpu?.as_secs_f64();
@@ -216,7 +225,7 @@ impl StepResult {
     /// The table's header line.
     pub fn table_header() -> String {
         format!(
-            "{:<8} {:<6} {:<24} {:>6} {:>10} {:>10} {:>7} {:>6} {:>12} {:>9} {:>7} {:>7} {:>8} {:>8}",
+            "{:<8} {:<6} {:<24} {:>6} {:>10} {:>10} {:>7} {:>7} {:>6} {:>12} {:>9} {:>7} {:>7} {:>8} {:>8}",
             "target",
             "scen",
             "size",
@@ -224,6 +233,7 @@ impl StepResult {
             "pkts/s",
             "delivered",
             "lost%",
+            "behind%",
             "dups",
             "pkts/cpu-s",
             "us/pkt",
@@ -244,7 +254,7 @@ impl StepResult {
                 .map_or("-".to_owned(), |v| v.to_string())
         };
         format!(
-            "{:<8} {:<6} {:<24} {:>6} {:>10.0} {:>10} {:>7.3} {:>6} {:>12} {:>9} {:>7} {:>7} {:>8} {:>8.2}",
+            "{:<8} {:<6} {:<24} {:>6} {:>10.0} {:>10} {:>7.3} {:>7.2} {:>6} {:>12} {:>9} {:>7} {:>7} {:>8} {:>8.2}",
             self.target,
             self.scenario,
             self.size,
@@ -252,6 +262,7 @@ impl StepResult {
             self.delivered as f64 / self.window.as_secs_f64().max(1e-9),
             self.delivered,
             self.loss_ratio() * 100.0,
+            self.shortfall_ratio() * 100.0,
             self.duplicates,
             opt(self.packets_per_cpu_second(), 0),
             opt(self.server_us_per_packet(), 2),
@@ -278,6 +289,7 @@ impl StepResult {
             "delivered_per_s": self.delivered as f64 / self.window.as_secs_f64().max(1e-9),
             "lost": self.lost,
             "shortfall": self.shortfall,
+            "shortfall_ratio": self.shortfall_ratio(),
             "kernel_drops": self.kernel_drops,
             "loss_ratio": self.loss_ratio(),
             "duplicates": self.duplicates,
