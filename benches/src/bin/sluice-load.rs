@@ -75,8 +75,9 @@ enum Scenario {
         #[arg(long, default_value_t = 4)]
         size: usize,
     },
-    /// One publisher, many subscribers; with --ramp, steps until loss passes 1% or the
-    /// server's CPU passes 95% of a core.
+    /// One publisher, many subscribers; with --ramp, steps until loss passes 1%, the
+    /// server falls behind (2% of the window's packets still owed at its end) or its CPU
+    /// passes 95% of a core.
     Live {
         /// Subscribers (one step).
         #[arg(long, default_value_t = 20)]
@@ -98,8 +99,11 @@ enum Scenario {
 
 /// A ramp stops once loss passes this fraction...
 const RAMP_MAX_LOSS: f64 = 0.01;
-/// ...or the server uses this share of one core.
+/// ...or the server uses this share of one core...
 const RAMP_MAX_CORE_SHARE: f64 = 0.95;
+/// ...or it falls behind: this fraction of the window's packets is still owed at its end
+/// (a server that keeps up owes only the packets in flight, well under this).
+const RAMP_MAX_SHORTFALL: f64 = 0.02;
 
 fn connect(kind: TargetKind, url: &str, label: Option<&str>) -> anyhow::Result<Box<dyn Target>> {
     let name = match kind {
@@ -152,13 +156,15 @@ fn main() -> anyhow::Result<()> {
             writeln!(file, "{}", result.to_json())?;
         }
         let saturated = result.loss_ratio() > RAMP_MAX_LOSS
+            || result.shortfall_ratio() > RAMP_MAX_SHORTFALL
             || result
                 .server_core_share()
                 .is_some_and(|s| s > RAMP_MAX_CORE_SHARE);
         if saturated && steps.len() > 1 {
             println!(
-                "# stopping the ramp: loss {:.2}%, server core share {}",
+                "# stopping the ramp: loss {:.2}%, behind {:.2}%, server core share {}",
                 result.loss_ratio() * 100.0,
+                result.shortfall_ratio() * 100.0,
                 result
                     .server_core_share()
                     .map_or("-".to_owned(), |s| format!("{:.0}%", s * 100.0))
