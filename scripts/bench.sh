@@ -8,10 +8,11 @@
 #                               10 speakers to 300 listeners)
 #   scripts/bench.sh --quick    smoke run (3 s windows, small sizes)
 #
-# Environment: SERVERS (default "sluice"), SERVER_CORE (0), LOAD_CORE (1).
-# A server is four things, one function each: start_<name> (sets SERVER_PID and SERVER_URL),
-# and stop_<name>; its load-generator target kind is TARGET_<name>. Add the bare forwarder
-# and Janus by writing those functions and naming them in SERVERS.
+# Environment: SERVERS (default "sluice"; "sluice bare" adds the bare forwarder),
+# SERVER_CORE (0), LOAD_CORE (1).
+# A server is start_<name> (starts it pinned to SERVER_CORE, sets SERVER_PID and SERVER_URL),
+# stop_<name>, TARGET_<name> (its sluice-load --target kind) and BUILD_<name> (the cargo
+# arguments that build it). Add Janus the same way and name it in SERVERS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +21,7 @@ for arg in "$@"; do
   case "$arg" in
     --quick) QUICK=1 ;;
     -h | --help)
-      sed -n '2,16p' "$0"
+      sed -n '2,15p' "$0"
       exit 0
       ;;
     *)
@@ -74,6 +75,19 @@ start_sluice() {
   wait_http "$SERVER_URL/healthz"
 }
 stop_sluice() { stop_pid; }
+BUILD_sluice="-p server --bin sluice"
+
+# --- The bare forwarder (the physical limit): same WHIP/WHEP endpoints, so the same target.
+TARGET_bare=bare
+start_bare() {
+  taskset -c "$SERVER_CORE" target/release/bare-forwarder --http 127.0.0.1:18081 \
+    --udp 127.0.0.1:13479 >"$OUT/bare.log" 2>&1 &
+  SERVER_PID=$!
+  SERVER_URL=http://127.0.0.1:18081
+  wait_http "$SERVER_URL/healthz"
+}
+stop_bare() { stop_pid; }
+BUILD_bare="-p benches --bin bare-forwarder"
 
 # Stops the server started last (SIGTERM, then waits for it).
 stop_pid() {
@@ -100,7 +114,13 @@ scenario() {
 }
 
 step "build (release)"
-cargo build --release -p server --bin sluice -p benches --bin sluice-load
+build_args=(-p benches --bin sluice-load)
+for server in $SERVERS; do
+  build_var="BUILD_$server"
+  # shellcheck disable=SC2206 # the cargo arguments are words on purpose
+  build_args+=(${!build_var:-})
+done
+cargo build --release "${build_args[@]}"
 
 mkdir -p "$OUT"
 : >"$RESULTS"
@@ -111,13 +131,20 @@ mkdir -p "$OUT"
   echo "# server on core $SERVER_CORE, load generator on core $LOAD_CORE, window ${WINDOW}s"
 } | tee "$OUT/machine.txt"
 
-for server in $SERVERS; do
-  step "$server"
-  for size in $ROOM_SIZES; do
-    scenario "$server" room --size "$size"
+# Each scenario runs on every server in turn, so the figures side by side were taken minutes
+# apart on the same machine.
+SCENARIOS=()
+for size in $ROOM_SIZES; do
+  SCENARIOS+=("room --size $size")
+done
+SCENARIOS+=("live --ramp $LIVE_RAMP")
+SCENARIOS+=("audio --speakers $AUDIO_SPEAKERS --listeners $AUDIO_LISTENERS")
+for scenario_args in "${SCENARIOS[@]}"; do
+  step "$scenario_args"
+  for server in $SERVERS; do
+    # shellcheck disable=SC2086 # the scenario's arguments are words on purpose
+    scenario "$server" $scenario_args
   done
-  scenario "$server" live --ramp "$LIVE_RAMP"
-  scenario "$server" audio --speakers "$AUDIO_SPEAKERS" --listeners "$AUDIO_LISTENERS"
 done
 
 step "results ($RESULTS)"
