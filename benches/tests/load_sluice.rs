@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use benches::load::report::StepResult;
 use benches::load::scenario::{Layout, RunOptions, run_step};
 use benches::load::whip::WhipTarget;
 use server::{MediaConfig, Sfu};
@@ -40,22 +41,20 @@ fn start_sluice() -> anyhow::Result<(
     Ok((url, runtime, stop))
 }
 
-#[test]
-fn a_room_of_three_delivers_every_publisher_to_every_subscriber() -> anyhow::Result<()> {
+/// Runs a room of three for about two seconds and checks that every subscription received
+/// its publisher's audio and video and that latencies were sampled.
+fn room_of_three(socket_per_session: bool) -> anyhow::Result<()> {
     let (url, runtime, stop) = start_sluice()?;
     let mut target = WhipTarget::connect(&url, "sluice")?;
     let options = RunOptions {
         window: Duration::from_secs(2),
         warmup: Duration::from_millis(500),
         latency_sample: 4,
+        socket_per_session,
         ..RunOptions::default()
     };
     let result = run_step(&mut target, &Layout::room(3), &options)?;
-    println!(
-        "{}\n{}",
-        benches::load::report::StepResult::table_header(),
-        result.table_row()
-    );
+    println!("{}\n{}", StepResult::table_header(), result.table_row());
 
     assert_eq!(result.connected, 3 + 3 * 2, "every session connected");
     assert_eq!(
@@ -76,4 +75,14 @@ fn a_room_of_three_delivers_every_publisher_to_every_subscriber() -> anyhow::Res
     let _ = stop.send(());
     runtime.shutdown_timeout(Duration::from_secs(2));
     Ok(())
+}
+
+#[test]
+fn a_room_of_three_on_shared_sockets_delivers_everyone_to_everyone() -> anyhow::Result<()> {
+    room_of_three(false)
+}
+
+#[test]
+fn a_room_of_three_with_a_socket_per_session_delivers_everyone_to_everyone() -> anyhow::Result<()> {
+    room_of_three(true)
 }
