@@ -142,19 +142,37 @@ fn main() -> anyhow::Result<()> {
         } => vec![Layout::audio(*speakers, *listeners)],
     };
     println!("{}", StepResult::table_header());
-    for layout in &steps {
-        let result = run_step(target.as_mut(), layout, &options).with_context(|| {
-            format!("{} {} on {}", layout.scenario, layout.size, target.label())
-        })?;
+    for (index, layout) in steps.iter().enumerate() {
+        let result = match run_step(target.as_mut(), layout, &options) {
+            Ok(result) => result,
+            // A ramp step that cannot even be set up (the server stops answering signaling or
+            // drops sessions under load) ends the ramp: the steps before it stand.
+            Err(error) if index > 0 => {
+                let error = format!("{error:#}");
+                println!(
+                    "# stopping the ramp: {} {} failed: {error}",
+                    layout.scenario, layout.size
+                );
+                let record = serde_json::json!({
+                    "target": target.label(),
+                    "scenario": layout.scenario,
+                    "size": layout.size,
+                    "error": error,
+                });
+                append_json(cli.json.as_deref(), &record)?;
+                break;
+            }
+            Err(error) => {
+                return Err(error.context(format!(
+                    "{} {} on {}",
+                    layout.scenario,
+                    layout.size,
+                    target.label()
+                )));
+            }
+        };
         println!("{}", result.table_row());
-        if let Some(path) = &cli.json {
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("opening {}", path.display()))?;
-            writeln!(file, "{}", result.to_json())?;
-        }
+        append_json(cli.json.as_deref(), &result.to_json())?;
         let saturated = result.loss_ratio() > RAMP_MAX_LOSS
             || result.shortfall_ratio() > RAMP_MAX_SHORTFALL
             || result
@@ -172,5 +190,19 @@ fn main() -> anyhow::Result<()> {
             break;
         }
     }
+    Ok(())
+}
+
+/// Appends `record` as one line to the JSON file, when there is one.
+fn append_json(path: Option<&std::path::Path>, record: &serde_json::Value) -> anyhow::Result<()> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    writeln!(file, "{record}")?;
     Ok(())
 }
