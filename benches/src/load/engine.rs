@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use super::pending::Role;
 use super::report::LatencyHistogram;
-use super::session::{ClientSession, EngineContext, Role};
+use super::session::{ClientSession, EngineContext};
 use super::socket::{RECV_BATCH, RecvBatch, SharedSocket};
 
 /// The waker's token; sessions with their own socket use their index.

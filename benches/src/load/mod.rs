@@ -4,7 +4,8 @@
 //!
 //! - [`target`]: the contract every server under test is driven through; [`whip`] implements
 //!   it for Sluice and the bare forwarder.
-//! - [`session`]: one client peer connection; [`sdp`] its descriptions; [`media`] what it
+//! - [`session`]: one client peer connection ([`pending`] while it is being signaled);
+//!   [`sdp`] its descriptions; [`media`] what it
 //!   sends and how receivers count; [`socket`] its socket (its own, or an address on a
 //!   shared one) and the batched, timestamped receive.
 //! - [`engine`]: the thread that owns the sessions and their sockets.
@@ -14,6 +15,7 @@
 pub mod engine;
 pub mod http;
 pub mod media;
+pub mod pending;
 pub mod report;
 pub mod scenario;
 pub mod sdp;

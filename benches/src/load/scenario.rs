@@ -11,8 +11,8 @@ use anyhow::{Context as _, bail};
 use rtc_core::dtls::DtlsCertificate;
 
 use super::engine::{Engine, Snapshot};
+use super::pending::{PendingSession, Role};
 use super::report::{StepResult, process_cpu_time, udp_receive_buffer_errors};
-use super::session::{PendingSession, Role};
 use super::socket::SharedSocket;
 use super::target::{Publication, Resource, SdpSide as _, Target};
 
