@@ -2,4 +2,5 @@
 //! roles (ICE checks, DTLS, SRTP), synthetic audio and video with a send timestamp in every
 //! payload, the scenarios, and the report.
 
+pub mod janus;
 pub mod target;
