@@ -13,15 +13,16 @@
 #       Stops the Janus started with that work directory (or that pid) and waits for it to exit.
 #
 # Environment: JANUS_DEBUG_LEVEL (default 3: warnings and errors), JANUS_NOFILE (open-file limit
-# raised for Janus, default 1048576 capped by the hard limit: every handle holds a UDP socket and
-# HTTP long polls hold connections).
+# for Janus, default 1048576, capped by the hard limit when it cannot be raised: every handle
+# holds a UDP socket and, in the default configuration, a loop thread with its wakeup fd),
+# JANUS_CPUS (a taskset CPU list to pin Janus to, e.g. 0).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 janus_lib="/usr/lib/x86_64-linux-gnu/janus"
 
 usage() {
-    sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n "2,19p" "${BASH_SOURCE[0]}" | sed "s/^# \{0,1\}//" >&2
     exit 2
 }
 
@@ -90,17 +91,20 @@ start_janus() {
     local shim="$workdir/libloopback_ifaddrs.so"
     gcc -shared -fPIC -O2 -Wall -Wextra -o "$shim" "$here/loopback_ifaddrs.c" -ldl
 
-    local hard nofile
-    hard="$(ulimit -Hn)"
-    nofile="${JANUS_NOFILE:-1048576}"
-    if [ "$hard" != unlimited ] && [ "$nofile" -gt "$hard" ]; then nofile="$hard"; fi
-
     # setsid: Janus gets its own process group, so stopping it never touches the caller's.
     (
+        # Raising the hard limit needs CAP_SYS_RESOURCE; without it Janus gets the hard limit.
+        nofile="${JANUS_NOFILE:-1048576}"
+        ulimit -Hn "$nofile" 2>/dev/null || true
+        hard="$(ulimit -Hn)"
+        if [ "$hard" != unlimited ] && [ "$nofile" -gt "$hard" ]; then nofile="$hard"; fi
         ulimit -n "$nofile"
-        exec setsid env LD_PRELOAD="$shim" janus \
+        echo "janus.sh: open-file limit $nofile" >"$workdir/janus.log"
+        pin=()
+        if [ -n "${JANUS_CPUS:-}" ]; then pin=(taskset -c "$JANUS_CPUS"); fi
+        exec setsid "${pin[@]}" env LD_PRELOAD="$shim" janus \
             --configs-folder="$workdir/conf" --config="$workdir/conf/janus.jcfg" \
-            --disable-colors --debug-timestamps >"$workdir/janus.log" 2>&1 </dev/null
+            --disable-colors --debug-timestamps >>"$workdir/janus.log" 2>&1 </dev/null
     ) &
     local pid=$!
     echo "$pid" >"$workdir/janus.pid"
