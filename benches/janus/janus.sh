@@ -22,7 +22,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 janus_lib="/usr/lib/x86_64-linux-gnu/janus"
 
 usage() {
-    sed -n "2,19p" "${BASH_SOURCE[0]}" | sed "s/^# \{0,1\}//" >&2
+    sed -n "2,18p" "${BASH_SOURCE[0]}" | sed "s/^# \{0,1\}//" >&2
     exit 2
 }
 
