@@ -57,6 +57,8 @@ fn janus_publishes_and_offers_subscriptions_in_both_configurations() -> anyhow::
     }
     for config in ["default", "event-loops-1"] {
         let janus = RunningJanus::start(config)?;
+        let loops = if config == "default" { 0 } else { 1 };
+        check_event_loops(&janus.url, loops).with_context(|| format!("Janus {config}"))?;
         check_signaling(&janus.url, config).with_context(|| format!("Janus {config}"))?;
     }
     Ok(())
@@ -118,6 +120,23 @@ fn check_signaling(url: &str, label: &str) -> anyhow::Result<()> {
     }
     check_transport(&offer, &side.offer)?;
     target.hang_up(&subscription)?;
+    Ok(())
+}
+
+/// Janus's `info` reports the configured number of static event loops (0: a loop per handle).
+fn check_event_loops(url: &str, expected: u64) -> anyhow::Result<()> {
+    let text = ureq::get(&format!("{url}/info"))
+        .call()?
+        .body_mut()
+        .read_to_string()?;
+    let info: serde_json::Value = serde_json::from_str(&text)?;
+    let loops = info
+        .get("static-event-loops")
+        .and_then(serde_json::Value::as_u64);
+    ensure!(
+        loops == Some(expected),
+        "static-event-loops {loops:?} in {text}"
+    );
     Ok(())
 }
 
