@@ -1,15 +1,22 @@
-//! Janus signaling end to end: starts Debian's Janus with `benches/janus/janus.sh` (both
-//! configurations), publishes a handcrafted sendonly Opus+VP8 offer through [`JanusTarget`] and
-//! checks the answer (a 127.0.0.1 host candidate, a fingerprint, the codecs), then subscribes
-//! to a room's dummy publisher and checks Janus's offer. No media flows: the load generator
-//! does that. Skipped, with the reason printed, when Janus is not installed.
+//! Janus end to end, in both configurations started by `benches/janus/janus.sh`:
+//!
+//! - signaling: a handcrafted sendonly Opus+VP8 offer published through [`JanusTarget`] gets an
+//!   answer with a 127.0.0.1 host candidate, a fingerprint and the codecs; a subscription to a
+//!   room's dummy publisher gets Janus's offer;
+//! - media: the load generator's sessions (real ICE, DTLS and SRTP) in a room of two connect
+//!   and every subscription receives packets. Counts only, never timings.
+//!
+//! Skipped, with the reason printed, when Janus is not installed.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use benches::load::janus::JanusTarget;
+use benches::load::scenario::{Layout, RunOptions, run_step};
 use benches::load::target::{SdpSide, Target};
 use rtc_core::sdp::{Attribute, Direction, SessionDescription, Setup};
 use serde_json::json;
@@ -51,8 +58,7 @@ a=ssrc:2222 cname:load\r\n";
 
 #[test]
 fn janus_publishes_and_offers_subscriptions_in_both_configurations() -> anyhow::Result<()> {
-    if Command::new("janus").arg("--version").output().is_err() {
-        println!("SKIPPED: janus is not installed (run benches/janus/janus.sh install as root)");
+    if !janus_installed() {
         return Ok(());
     }
     for config in ["default", "event-loops-1"] {
@@ -62,6 +68,45 @@ fn janus_publishes_and_offers_subscriptions_in_both_configurations() -> anyhow::
         check_signaling(&janus.url, config).with_context(|| format!("Janus {config}"))?;
     }
     Ok(())
+}
+
+#[test]
+fn janus_forwards_a_room_of_two_in_both_configurations() -> anyhow::Result<()> {
+    if !janus_installed() {
+        return Ok(());
+    }
+    for config in ["default", "event-loops-1"] {
+        let janus = RunningJanus::start(config)?;
+        let mut target = JanusTarget::connect(&janus.url, config)?;
+        let options = RunOptions {
+            window: Duration::from_secs(1),
+            warmup: Duration::from_millis(300),
+            ..RunOptions::default()
+        };
+        let result = run_step(&mut target, &Layout::room(2), &options)
+            .with_context(|| format!("room of two on Janus {config}"))?;
+        let sessions = result.publishers + result.subscriptions;
+        ensure!(
+            result.connected == sessions && sessions == 4,
+            "Janus {config}: {} of {sessions} sessions connected",
+            result.connected
+        );
+        ensure!(
+            result.delivered > 0 && result.silent_subscriptions == 0,
+            "Janus {config}: {} packets delivered, {} silent subscriptions",
+            result.delivered,
+            result.silent_subscriptions
+        );
+    }
+    Ok(())
+}
+
+fn janus_installed() -> bool {
+    let installed = Command::new("janus").arg("--version").output().is_ok();
+    if !installed {
+        println!("SKIPPED: janus is not installed (run benches/janus/janus.sh install as root)");
+    }
+    installed
 }
 
 fn check_signaling(url: &str, label: &str) -> anyhow::Result<()> {
@@ -226,8 +271,13 @@ impl RunningJanus {
         // A port the kernel just handed out is free with high probability; Janus fails to start
         // otherwise and janus.sh says so.
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let workdir =
-            std::env::temp_dir().join(format!("sluice-janus-{config}-{}", std::process::id()));
+        // Tests run in parallel: each instance gets its own directory.
+        static INSTANCES: AtomicUsize = AtomicUsize::new(0);
+        let instance = INSTANCES.fetch_add(1, Ordering::Relaxed);
+        let workdir = std::env::temp_dir().join(format!(
+            "sluice-janus-{config}-{}-{instance}",
+            std::process::id()
+        ));
         let output = Command::new(script())
             .args(["start", config, &port.to_string()])
             .arg(&workdir)
