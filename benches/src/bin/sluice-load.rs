@@ -47,6 +47,10 @@ struct Cli {
     /// Pin the load generator to this core.
     #[arg(long)]
     cpu: Option<usize>,
+    /// Give every session its own socket on 127.0.0.1 instead of an address of its own
+    /// (127.1.x.y) on one shared socket.
+    #[arg(long)]
+    socket_per_session: bool,
     /// Append one JSON object per result to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -121,6 +125,7 @@ fn main() -> anyhow::Result<()> {
         warmup: Duration::from_secs_f64(cli.warmup),
         latency_sample: cli.latency_sample,
         server_pid: cli.server_pid,
+        socket_per_session: cli.socket_per_session,
         ..RunOptions::default()
     };
     let mut target = connect(cli.target, &cli.url, cli.label.as_deref())?;

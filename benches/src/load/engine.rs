@@ -3,6 +3,8 @@
 //! and answers snapshots of its counters. The signaling thread hands it sessions and asks for
 //! snapshots over a channel, waking it through a `mio::Waker`.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
@@ -12,10 +14,12 @@ use anyhow::Context as _;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::report::LatencyHistogram;
-use super::session::{ClientSession, EngineContext, RecvBatch, Role};
+use super::session::{ClientSession, EngineContext, RECV_BATCH, RecvBatch, Role, SharedSocket};
 
-/// The waker's token; sessions use their index.
+/// The waker's token; sessions with their own socket use their index.
 const WAKER: Token = Token(usize::MAX);
+/// Shared socket `k` has token `SHARED_FIRST - k`.
+const SHARED_FIRST: usize = usize::MAX - 1;
 /// How often session timers (checks, consent, DTLS retransmissions) are looked at.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(20);
 /// Failure reasons a snapshot carries (the first ones are enough to say what went wrong).
@@ -53,6 +57,8 @@ pub struct Snapshot {
     pub duplicates: u64,
     /// Subscribe sessions that have received nothing yet.
     pub silent_subscriptions: usize,
+    /// Subscribe sessions that have not yet received every kind they subscribed to.
+    pub incomplete_subscriptions: usize,
     /// Datagrams the kernel refused.
     pub send_errors: u64,
     /// Sampled packets that failed to unprotect.
@@ -71,14 +77,26 @@ pub struct Engine {
 
 impl Engine {
     /// Starts the thread; send times count from `epoch`, one packet in `latency_sample` is
-    /// unprotected for its send time.
-    pub fn start(epoch: Instant, latency_sample: u64) -> anyhow::Result<Engine> {
+    /// unprotected for its send time. Sessions without a socket of their own use `shared`.
+    pub fn start(
+        epoch: Instant,
+        latency_sample: u64,
+        mut shared: Vec<SharedSocket>,
+    ) -> anyhow::Result<Engine> {
         let poll = Poll::new().context("creating the engine's poll")?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        for (index, socket) in shared.iter_mut().enumerate() {
+            poll.registry().register(
+                socket.socket_mut(),
+                Token(SHARED_FIRST - index),
+                Interest::READABLE,
+            )?;
+        }
         let (commands, inbox) = mpsc::channel();
+        let ctx = EngineContext::new(epoch, latency_sample, shared);
         let thread = std::thread::Builder::new()
             .name("sluice-load-engine".into())
-            .spawn(move || run(poll, inbox, EngineContext::new(epoch, latency_sample)))?;
+            .spawn(move || run(poll, inbox, ctx))?;
         Ok(Engine {
             commands,
             waker,
@@ -134,6 +152,8 @@ impl Drop for Engine {
 
 fn run(mut poll: Poll, inbox: Receiver<Command>, mut ctx: EngineContext) {
     let mut sessions: Vec<ClientSession> = Vec::new();
+    // Sessions on the shared socket, by their address.
+    let mut by_ip: HashMap<IpAddr, usize> = HashMap::new();
     let mut publishers: Vec<usize> = Vec::new();
     let mut events = Events::with_capacity(1024);
     let mut batch = RecvBatch::default();
@@ -171,6 +191,11 @@ fn run(mut poll: Poll, inbox: Receiver<Command>, mut ctx: EngineContext) {
             if event.token() == WAKER {
                 continue;
             }
+            let shared = SHARED_FIRST.checked_sub(event.token().0);
+            if let Some(shared) = shared.filter(|&k| k < ctx.shared.len()) {
+                drain_shared(now, shared, &mut sessions, &by_ip, &mut batch, &mut ctx);
+                continue;
+            }
             if let Some(session) = sessions.get_mut(event.token().0) {
                 session.drain_socket(now, &mut batch, &mut ctx);
             }
@@ -179,12 +204,19 @@ fn run(mut poll: Poll, inbox: Receiver<Command>, mut ctx: EngineContext) {
             match command {
                 Command::Add(mut session) => {
                     let token = Token(sessions.len());
-                    if poll
-                        .registry()
-                        .register(session.socket_mut(), token, Interest::READABLE)
-                        .is_err()
-                    {
-                        session.failure = Some("could not register the socket".to_owned());
+                    match session.socket_mut() {
+                        Some(socket) => {
+                            if poll
+                                .registry()
+                                .register(socket, token, Interest::READABLE)
+                                .is_err()
+                            {
+                                session.failure = Some("could not register the socket".to_owned());
+                            }
+                        }
+                        None => {
+                            by_ip.insert(session.local_address().ip(), sessions.len());
+                        }
                     }
                     if matches!(session.role, Role::Publisher { .. }) {
                         publishers.push(sessions.len());
@@ -199,6 +231,41 @@ fn run(mut poll: Poll, inbox: Receiver<Command>, mut ctx: EngineContext) {
                 Command::ResetLatency => ctx.latency = LatencyHistogram::default(),
                 Command::Stop => return,
             }
+        }
+    }
+}
+
+/// Reads the shared socket until it is empty and hands each datagram to the session it was
+/// addressed to.
+fn drain_shared(
+    now: Instant,
+    shared: usize,
+    sessions: &mut [ClientSession],
+    by_ip: &HashMap<IpAddr, usize>,
+    batch: &mut RecvBatch,
+    ctx: &mut EngineContext,
+) {
+    loop {
+        let Some(count) = ctx.shared.get(shared).and_then(|s| s.receive(batch)) else {
+            return;
+        };
+        for index in 0..count {
+            batch.for_each_datagram(index, |source, destination, datagram| {
+                // Only loopback peers reach the load generator's sessions.
+                if !source.ip().is_loopback() {
+                    return;
+                }
+                let session = destination
+                    .and_then(|ip| by_ip.get(&ip))
+                    .and_then(|&at| sessions.get_mut(at));
+                if let Some(session) = session {
+                    session.handle_datagram(now, source, datagram, ctx);
+                }
+            });
+        }
+        // See ClientSession::drain_socket: a short batch emptied the queue.
+        if count < RECV_BATCH {
+            return;
         }
     }
 }
@@ -234,10 +301,18 @@ fn snapshot(sessions: &[ClientSession], ctx: &EngineContext) -> Snapshot {
         }
     }
     for session in sessions {
-        if let Role::Subscriber { publisher, .. } = session.role {
+        if let Role::Subscriber {
+            publisher,
+            audio,
+            video,
+        } = session.role
+        {
             snap.expected_by_senders += sent_by_publisher.get(publisher).copied().unwrap_or(0);
             if session.streams.is_empty() {
                 snap.silent_subscriptions += 1;
+            }
+            if session.streams.len() < usize::from(audio) + usize::from(video) {
+                snap.incomplete_subscriptions += 1;
             }
             snap.expected_by_sequence += session.streams.iter().map(|s| s.expected()).sum::<u64>();
         }

@@ -154,6 +154,8 @@ pub struct StepResult {
     pub duplicates: u64,
     /// Subscribe sessions that had received nothing by the window's end.
     pub silent_subscriptions: usize,
+    /// Subscribe sessions that had not received every kind they subscribed to.
+    pub incomplete_subscriptions: usize,
     /// The server's CPU time in the window, when its pid is known.
     pub server_cpu: Option<Duration>,
     /// The load generator's own CPU time in the window.
@@ -261,6 +263,7 @@ impl StepResult {
             "loss_ratio": self.loss_ratio(),
             "duplicates": self.duplicates,
             "silent_subscriptions": self.silent_subscriptions,
+            "incomplete_subscriptions": self.incomplete_subscriptions,
             "server_cpu_s": self.server_cpu.map(|c| c.as_secs_f64()),
             "server_core_share": self.server_core_share(),
             "server_us_per_packet": self.server_us_per_packet(),

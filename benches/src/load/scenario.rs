@@ -12,7 +12,7 @@ use rtc_core::dtls::DtlsCertificate;
 
 use super::engine::{Engine, Snapshot};
 use super::report::{StepResult, process_cpu_time};
-use super::session::{PendingSession, Role};
+use super::session::{PendingSession, Role, SharedSocket};
 use super::target::{Publication, Resource, SdpSide as _, Target};
 
 /// How one step is measured.
@@ -28,6 +28,8 @@ pub struct RunOptions {
     pub server_pid: Option<u32>,
     /// How long every session may take to connect.
     pub connect_timeout: Duration,
+    /// Give every session a socket of its own instead of an address on one shared socket.
+    pub socket_per_session: bool,
 }
 
 impl Default for RunOptions {
@@ -38,6 +40,7 @@ impl Default for RunOptions {
             latency_sample: 8,
             server_pid: None,
             connect_timeout: Duration::from_secs(30),
+            socket_per_session: false,
         }
     }
 }
@@ -137,7 +140,18 @@ pub fn run_step(
     );
     let room = fresh_room(layout);
     target.prepare_room(&room, layout.publishers, layout.subscriptions())?;
-    let engine = Engine::start(Instant::now(), options.latency_sample)?;
+    let (shared, mut addresses) = if options.socket_per_session {
+        (Vec::new(), None)
+    } else {
+        let total = layout.publishers + layout.subscriptions();
+        let (sockets, addresses) = SharedSocket::bind_for(total)?;
+        (sockets, Some(addresses))
+    };
+    let mut new_session = |role| match addresses.as_mut() {
+        Some(addresses) => PendingSession::on_shared_socket(addresses, Arc::clone(&cert), role),
+        None => PendingSession::loopback(Arc::clone(&cert), role),
+    };
+    let engine = Engine::start(Instant::now(), options.latency_sample, shared)?;
     let mut resources = Resources {
         target,
         list: Vec::new(),
@@ -150,7 +164,7 @@ pub fn run_step(
             audio: true,
             video: layout.video,
         };
-        let mut pending = PendingSession::loopback(Arc::clone(&cert), role)?;
+        let mut pending = new_session(role)?;
         let offer = pending.publish_offer();
         let publication = resources
             .target
@@ -169,7 +183,7 @@ pub fn run_step(
                 audio: true,
                 video: layout.video,
             };
-            let mut pending = PendingSession::loopback(Arc::clone(&cert), role)?;
+            let mut pending = new_session(role)?;
             let resource = resources
                 .target
                 .subscribe(&room, publication, &mut pending)
@@ -260,6 +274,7 @@ fn result(
         lost,
         duplicates: end.duplicates - start.duplicates,
         silent_subscriptions: end.silent_subscriptions,
+        incomplete_subscriptions: end.incomplete_subscriptions,
         server_cpu,
         load_cpu,
         latency: end.latency.clone(),

@@ -262,7 +262,7 @@ pub fn parse_remote(text: &str) -> anyhow::Result<(SessionDescription, RemoteTra
             _ => None,
         })
         .collect();
-    candidates.sort_by(|a, b| b.0.cmp(&a.0));
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
     candidates.dedup_by_key(|c| c.1);
     let transport = RemoteTransport {
         ufrag: ufrag.to_owned(),

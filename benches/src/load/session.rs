@@ -86,11 +86,11 @@ impl Role {
     }
 }
 
-/// A session during signaling: socket bound, credentials chosen, waiting for the server's
-/// description.
+/// A session during signaling: address chosen (its own socket, or an address on the engine's
+/// shared socket), credentials chosen, waiting for the server's description.
 #[derive(Debug)]
 pub struct PendingSession {
-    socket: std::net::UdpSocket,
+    socket: SocketChoice,
     local: LocalTransport,
     cert: Arc<DtlsCertificate>,
     role: Role,
@@ -107,6 +107,35 @@ impl PendingSession {
             .context("binding a session socket")?;
         socket.set_nonblocking(true)?;
         let address = socket.local_addr()?;
+        Ok(Self::with_address(
+            SocketChoice::Own(socket),
+            address,
+            cert,
+            role,
+        ))
+    }
+
+    /// A session at an address of its own on one of the engine's shared sockets.
+    pub fn on_shared_socket(
+        addresses: &mut SharedAddresses,
+        cert: Arc<DtlsCertificate>,
+        role: Role,
+    ) -> anyhow::Result<Self> {
+        let (address, socket) = addresses.next_address()?;
+        Ok(Self::with_address(
+            SocketChoice::Shared(socket),
+            address,
+            cert,
+            role,
+        ))
+    }
+
+    fn with_address(
+        socket: SocketChoice,
+        address: SocketAddr,
+        cert: Arc<DtlsCertificate>,
+        role: Role,
+    ) -> Self {
         let credentials = ice_lite::IceCredentials::generate(&mut rand::rng());
         let local = LocalTransport {
             ufrag: credentials.ufrag().to_owned(),
@@ -115,7 +144,7 @@ impl PendingSession {
             address,
             session_id: rand::random::<u32>().into(),
         };
-        Ok(PendingSession {
+        PendingSession {
             socket,
             local,
             cert,
@@ -123,7 +152,7 @@ impl PendingSession {
             ssrc_base: rand::random::<u32>() & !1,
             offered: false,
             remote: None,
-        })
+        }
     }
 
     /// A session on 127.0.0.1.
@@ -199,11 +228,13 @@ pub struct EngineContext {
     pub srtp_errors: u64,
     /// The send buffer for media bursts.
     send_buf: Vec<u8>,
+    /// The sockets sessions without their own share.
+    pub shared: Vec<SharedSocket>,
 }
 
 impl EngineContext {
     /// Counters at zero for a run starting at `epoch`.
-    pub fn new(epoch: Instant, latency_sample: u64) -> Self {
+    pub fn new(epoch: Instant, latency_sample: u64, shared: Vec<SharedSocket>) -> Self {
         EngineContext {
             epoch,
             latency_sample: latency_sample.max(1),
@@ -214,6 +245,7 @@ impl EngineContext {
             send_errors: 0,
             srtp_errors: 0,
             send_buf: vec![0; SLOT_LEN * KEYFRAME_PACKETS],
+            shared,
         }
     }
 
@@ -263,8 +295,8 @@ struct PublisherMedia {
 /// A connected (or connecting) client session, owned by the engine thread.
 #[derive(Debug)]
 pub struct ClientSession {
-    socket: mio::net::UdpSocket,
-    udp: UdpSocketState,
+    io: SessionSocket,
+    local: SocketAddr,
     /// What the session does.
     pub role: Role,
     ice: IceClient,
@@ -292,8 +324,15 @@ impl ClientSession {
         now: Instant,
         start_media_at: Instant,
     ) -> anyhow::Result<Self> {
-        let socket = mio::net::UdpSocket::from_std(pending.socket);
-        let udp = UdpSocketState::new((&socket).into())?;
+        let io = match pending.socket {
+            SocketChoice::Own(socket) => {
+                let socket = mio::net::UdpSocket::from_std(socket);
+                let udp = UdpSocketState::new((&socket).into())?;
+                SessionSocket::Own { socket, udp }
+            }
+            SocketChoice::Shared(index) => SessionSocket::Shared(index),
+        };
+        let local = pending.local.address;
         let ice = IceClient {
             local_key: IntegrityKey::new(pending.local.pwd.as_bytes()),
             remote_key: IntegrityKey::new(remote.pwd.as_bytes()),
@@ -336,8 +375,8 @@ impl ClientSession {
             Role::Subscriber { .. } => None,
         };
         Ok(ClientSession {
-            socket,
-            udp,
+            io,
+            local,
             role: pending.role,
             ice,
             cert: pending.cert,
@@ -353,9 +392,18 @@ impl ClientSession {
         })
     }
 
-    /// The socket, for registering with the engine's poll.
-    pub fn socket_mut(&mut self) -> &mut mio::net::UdpSocket {
-        &mut self.socket
+    /// The session's own socket, for registering with the engine's poll (`None` on the
+    /// shared socket).
+    pub fn socket_mut(&mut self) -> Option<&mut mio::net::UdpSocket> {
+        match &mut self.io {
+            SessionSocket::Own { socket, .. } => Some(socket),
+            SessionSocket::Shared(_) => None,
+        }
+    }
+
+    /// The session's address (its host candidate).
+    pub fn local_address(&self) -> SocketAddr {
+        self.local
     }
 
     /// Whether SRTP keys are installed.
@@ -363,42 +411,34 @@ impl ClientSession {
         self.srtp.is_some()
     }
 
-    fn send_datagram(&mut self, destination: SocketAddr, contents: &[u8], ctx: &mut EngineContext) {
-        send_on(&self.udp, &self.socket, destination, contents, None, ctx);
+    fn send_datagram(&self, destination: SocketAddr, contents: &[u8], ctx: &mut EngineContext) {
+        send_on(&self.io, self.local.ip(), ctx, destination, contents, None);
     }
 
-    /// Reads what arrived on the socket until it would block, with batched receives.
+    /// Reads what arrived on the session's own socket, with batched receives.
     pub fn drain_socket(&mut self, now: Instant, batch: &mut RecvBatch, ctx: &mut EngineContext) {
         loop {
-            let mut slices = batch
-                .buffers
-                .each_mut()
-                .map(|b| IoSliceMut::new(&mut b[..]));
-            let count = match self
-                .udp
-                .recv((&self.socket).into(), &mut slices, &mut batch.meta)
-            {
-                Ok(count) => count,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => return,
+            let SessionSocket::Own { socket, udp } = &self.io else {
+                return;
+            };
+            let Some(count) = batch.receive(udp, socket) else {
+                return;
             };
             for index in 0..count {
-                let meta = batch.meta[index];
-                let stride = meta.stride.max(1);
-                let mut offset = 0;
-                while offset < meta.len {
-                    let len = stride.min(meta.len - offset);
-                    let Some(datagram) = batch.buffers[index].get_mut(offset..offset + len) else {
-                        break;
-                    };
-                    self.handle_datagram(now, meta.addr, datagram, ctx);
-                    offset += len;
-                }
+                batch.for_each_datagram(index, |source, _, datagram| {
+                    self.handle_datagram(now, source, datagram, ctx);
+                });
+            }
+            // A short batch emptied the queue: every datagram arriving later raises a new
+            // edge-triggered event, so the would-block read that would end the loop is saved.
+            if count < RECV_BATCH {
+                return;
             }
         }
     }
 
-    fn handle_datagram(
+    /// Handles one datagram addressed to this session.
+    pub fn handle_datagram(
         &mut self,
         now: Instant,
         source: SocketAddr,
@@ -554,10 +594,7 @@ impl ClientSession {
             return;
         };
         let mut out = [0u8; DTLS_MTU];
-        loop {
-            let Some(len) = self.dtls.as_mut().and_then(|d| d.poll_transmit(&mut out)) else {
-                break;
-            };
+        while let Some(len) = self.dtls.as_mut().and_then(|d| d.poll_transmit(&mut out)) {
             self.send_datagram(destination, &out[..len], ctx);
         }
         while let Some(event) = self.dtls.as_mut().and_then(DtlsEndpoint::poll_event) {
@@ -637,8 +674,8 @@ impl ClientSession {
     /// Sends every packet and frame due by `now`; a video frame leaves as one GSO send.
     pub fn send_due_media(&mut self, now: Instant, ctx: &mut EngineContext) {
         let ClientSession {
-            socket,
-            udp,
+            io,
+            local,
             ice,
             srtp: Some(srtp),
             publisher: Some(publisher),
@@ -670,7 +707,7 @@ impl ClientSession {
                     .get_mut(..SLOT_LEN)
                     .map(|slot| srtp.outbound.protect_rtp(slot, len))
                 {
-                    send_on(udp, socket, destination, &buf[..protected], None, ctx);
+                    send_on(io, local.ip(), ctx, destination, &buf[..protected], None);
                     *sent += 1;
                 }
                 continue;
@@ -702,13 +739,13 @@ impl ClientSession {
             if protected_len == 0 {
                 continue;
             }
-            if packets > 1 && udp.max_gso_segments() >= packets {
+            if packets > 1 && max_gso_segments(io, ctx) >= packets {
                 let frame = &buf[..packets * protected_len];
-                send_on(udp, socket, destination, frame, Some(protected_len), ctx);
+                send_on(io, local.ip(), ctx, destination, frame, Some(protected_len));
             } else {
                 for index in 0..packets {
                     let range = index * protected_len..(index + 1) * protected_len;
-                    send_on(udp, socket, destination, &buf[range], None, ctx);
+                    send_on(io, local.ip(), ctx, destination, &buf[range], None);
                 }
             }
             *sent += packets as u64;
@@ -717,22 +754,130 @@ impl ClientSession {
     }
 }
 
-/// Sends one datagram, or one GSO run of `segment_size` segments. Send errors concern one
-/// session and are counted, not returned.
+/// The socket a pending session will use.
+#[derive(Debug)]
+enum SocketChoice {
+    Own(std::net::UdpSocket),
+    /// The index of one of the engine's shared sockets.
+    Shared(usize),
+}
+
+/// Where a session's datagrams come and go: its own socket, or one of the engine's shared
+/// ones.
+#[derive(Debug)]
+enum SessionSocket {
+    Own {
+        socket: mio::net::UdpSocket,
+        udp: UdpSocketState,
+    },
+    Shared(usize),
+}
+
+/// Sessions per shared socket: few enough that a keyframe burst to all of them fits in the
+/// socket's receive buffer (15 packets x 64 sessions x ~2.3 KiB of kernel memory each).
+const SESSIONS_PER_SHARED_SOCKET: u32 = 64;
+
+/// One socket for many sessions: bound to the wildcard address on one port, it receives what
+/// the server sends to any 127.x.y.z on that port (IP_PKTINFO says which), and sends from
+/// the session's address. One batched receive then serves many sessions.
+#[derive(Debug)]
+pub struct SharedSocket {
+    socket: mio::net::UdpSocket,
+    udp: UdpSocketState,
+}
+
+impl SharedSocket {
+    /// Binds enough sockets for `sessions` sessions; returns them and the addresses to hand
+    /// out.
+    pub fn bind_for(sessions: usize) -> anyhow::Result<(Vec<SharedSocket>, SharedAddresses)> {
+        let count = (sessions as u32)
+            .div_ceil(SESSIONS_PER_SHARED_SOCKET)
+            .max(1);
+        let mut sockets = Vec::with_capacity(count as usize);
+        let mut ports = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let socket = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
+                .context("binding a shared socket")?;
+            socket.set_nonblocking(true)?;
+            ports.push(socket.local_addr()?.port());
+            let socket = mio::net::UdpSocket::from_std(socket);
+            let udp = UdpSocketState::new((&socket).into())?;
+            // Bursts of video to many sessions need room in the kernel's queue.
+            let _ = udp.set_recv_buffer_size((&socket).into(), 8 * 1024 * 1024);
+            let _ = udp.set_send_buffer_size((&socket).into(), 4 * 1024 * 1024);
+            sockets.push(SharedSocket { socket, udp });
+        }
+        Ok((sockets, SharedAddresses { ports, next: 0 }))
+    }
+
+    /// The socket, for registering with the engine's poll.
+    pub fn socket_mut(&mut self) -> &mut mio::net::UdpSocket {
+        &mut self.socket
+    }
+
+    /// Reads one batch; `None` once the queue is empty.
+    pub fn receive(&self, batch: &mut RecvBatch) -> Option<usize> {
+        batch.receive(&self.udp, &self.socket)
+    }
+}
+
+/// Hands out 127.1.0.1, 127.1.0.2, ..., each on the port of the shared socket it belongs to.
+#[derive(Debug)]
+pub struct SharedAddresses {
+    ports: Vec<u16>,
+    next: u32,
+}
+
+impl SharedAddresses {
+    /// The next session's address and the index of its shared socket.
+    pub fn next_address(&mut self) -> anyhow::Result<(SocketAddr, usize)> {
+        let socket = (self.next / SESSIONS_PER_SHARED_SOCKET) as usize;
+        let port = *self
+            .ports
+            .get(socket)
+            .context("more sessions than the shared sockets were bound for")?;
+        self.next += 1;
+        let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 1, 0, 0)) + self.next);
+        Ok((SocketAddr::new(IpAddr::V4(ip), port), socket))
+    }
+}
+
+fn max_gso_segments(io: &SessionSocket, ctx: &EngineContext) -> usize {
+    match io {
+        SessionSocket::Own { udp, .. } => udp.max_gso_segments(),
+        SessionSocket::Shared(index) => ctx
+            .shared
+            .get(*index)
+            .map_or(1, |s| s.udp.max_gso_segments()),
+    }
+}
+
+/// Sends one datagram, or one GSO run of `segment_size` segments, from `local_ip` when on the
+/// shared socket. Send errors concern one session and are counted, not returned.
 fn send_on(
-    udp: &UdpSocketState,
-    socket: &mio::net::UdpSocket,
+    io: &SessionSocket,
+    local_ip: IpAddr,
+    ctx: &mut EngineContext,
     destination: SocketAddr,
     contents: &[u8],
     segment_size: Option<usize>,
-    ctx: &mut EngineContext,
 ) {
+    let (udp, socket, src_ip) = match io {
+        SessionSocket::Own { socket, udp } => (udp, socket, None),
+        SessionSocket::Shared(index) => match ctx.shared.get(*index) {
+            Some(shared) => (&shared.udp, &shared.socket, Some(local_ip)),
+            None => {
+                ctx.send_errors += 1;
+                return;
+            }
+        },
+    };
     let transmit = Transmit {
         destination,
         ecn: None,
         contents,
         segment_size,
-        src_ip: None,
+        src_ip,
     };
     if udp.try_send(socket.into(), &transmit).is_err() {
         ctx.send_errors += 1;
@@ -740,7 +885,7 @@ fn send_on(
 }
 
 /// Datagrams per receive call.
-const RECV_BATCH: usize = 16;
+pub const RECV_BATCH: usize = 32;
 /// Bytes per receive buffer: with GRO one buffer holds several datagrams of one sender.
 const RECV_BUFFER_LEN: usize = 64 * 1024;
 
@@ -756,6 +901,42 @@ impl Default for RecvBatch {
         RecvBatch {
             buffers: std::array::from_fn(|_| vec![0u8; RECV_BUFFER_LEN].into_boxed_slice()),
             meta: [RecvMeta::default(); RECV_BATCH],
+        }
+    }
+}
+
+impl RecvBatch {
+    /// Reads up to a batch of messages; `None` when none is waiting (or the socket failed).
+    fn receive(&mut self, udp: &UdpSocketState, socket: &mio::net::UdpSocket) -> Option<usize> {
+        loop {
+            let mut slices = self.buffers.each_mut().map(|b| IoSliceMut::new(&mut b[..]));
+            match udp.recv(socket.into(), &mut slices, &mut self.meta) {
+                Ok(count) => return Some(count),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Calls `f(source, destination ip, datagram)` for each datagram of message `index` (a
+    /// GRO message holds several of one sender).
+    pub fn for_each_datagram(
+        &mut self,
+        index: usize,
+        mut f: impl FnMut(SocketAddr, Option<IpAddr>, &mut [u8]),
+    ) {
+        let (Some(meta), Some(buffer)) = (self.meta.get(index), self.buffers.get_mut(index)) else {
+            return;
+        };
+        let stride = meta.stride.max(1);
+        let mut offset = 0;
+        while offset < meta.len {
+            let len = stride.min(meta.len - offset);
+            let Some(datagram) = buffer.get_mut(offset..offset + len) else {
+                break;
+            };
+            f(meta.addr, meta.dst_ip, datagram);
+            offset += len;
         }
     }
 }
