@@ -83,7 +83,9 @@ impl JanusTarget {
         let session_id = data_id(&created).context("Janus create session: no session id")?;
         let session = Arc::new(JanusSession {
             agent,
+            id: session_id,
             url: format!("{base_url}/{session_id}"),
+            root: base_url,
             waiters: Mutex::new(HashMap::new()),
             next_transaction: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
@@ -172,7 +174,70 @@ impl JanusTarget {
     }
 
     fn resource(&self, handle: u64) -> Resource {
-        Resource(format!("{}/{handle}", self.session.id()))
+        Resource(format!("{}/{handle}", self.session.id))
+    }
+
+    /// Joins `handle` to the room as a publisher with `offer` and returns Janus's answer.
+    fn publish_on(
+        &self,
+        handle: u64,
+        room_id: u64,
+        name: &str,
+        offer: &str,
+    ) -> anyhow::Result<Publication> {
+        let join = json!({
+            "request": "joinandconfigure",
+            "ptype": "publisher",
+            "room": room_id,
+            "display": name,
+        });
+        let jsep = json!({"type": "offer", "sdp": offer, "trickle": false});
+        let event = match self
+            .session
+            .message(handle, join, Some(jsep), "videoroom publish")?
+        {
+            MessageReply::Event(event) => event,
+            MessageReply::PluginError { code, reason } => {
+                bail!("Janus publish of {name:?} in room {room_id}: error {code}: {reason}")
+            }
+        };
+        let answer = jsep_sdp(&event, "answer")
+            .with_context(|| format!("Janus publish of {name:?}: no answer in {event}"))?;
+        let feed = plugin_data(&event)
+            .and_then(|data| data.get("id"))
+            .and_then(Value::as_u64)
+            .ok_or_else(|| anyhow!("Janus publish of {name:?}: no publisher id in {event}"))?;
+        Ok(Publication {
+            answer,
+            publisher_id: feed.to_string(),
+            resource: self.resource(handle),
+        })
+    }
+
+    /// Subscribes `handle` to `feed`: Janus offers, `side` answers, `start` completes it.
+    fn subscribe_on(
+        &self,
+        handle: u64,
+        room_id: u64,
+        feed: u64,
+        side: &mut dyn SdpSide,
+    ) -> anyhow::Result<Resource> {
+        let offer = self.join_subscriber(handle, room_id, feed)?;
+        let answer = side
+            .answer(&offer)
+            .context("answering Janus's subscriber offer")?;
+        let jsep = json!({"type": "answer", "sdp": answer, "trickle": false});
+        match self.session.message(
+            handle,
+            json!({"request": "start"}),
+            Some(jsep),
+            "videoroom start",
+        )? {
+            MessageReply::Event(_) => Ok(self.resource(handle)),
+            MessageReply::PluginError { code, reason } => {
+                bail!("Janus start of the subscription to feed {feed}: error {code}: {reason}")
+            }
+        }
     }
 
     /// Joins `handle` to `feed` as a subscriber and returns Janus's offer, retrying while the
@@ -227,33 +292,8 @@ impl Target for JanusTarget {
     fn publish(&mut self, room: &str, name: &str, offer: &str) -> anyhow::Result<Publication> {
         let room_id = self.room_or_create(room)?;
         let handle = self.session.attach()?;
-        let join = json!({
-            "request": "joinandconfigure",
-            "ptype": "publisher",
-            "room": room_id,
-            "display": name,
-        });
-        let jsep = json!({"type": "offer", "sdp": offer, "trickle": false});
-        let event = match self
-            .session
-            .message(handle, join, Some(jsep), "videoroom publish")?
-        {
-            MessageReply::Event(event) => event,
-            MessageReply::PluginError { code, reason } => {
-                bail!("Janus publish of {name:?} in room {room_id}: error {code}: {reason}")
-            }
-        };
-        let answer = jsep_sdp(&event, "answer")
-            .with_context(|| format!("Janus publish of {name:?}: no answer in {event}"))?;
-        let feed = plugin_data(&event)
-            .and_then(|data| data.get("id"))
-            .and_then(Value::as_u64)
-            .ok_or_else(|| anyhow!("Janus publish of {name:?}: no publisher id in {event}"))?;
-        Ok(Publication {
-            answer,
-            publisher_id: feed.to_string(),
-            resource: self.resource(handle),
-        })
+        let publication = self.publish_on(handle, room_id, name, offer);
+        self.session.detach_on_error(handle, publication)
     }
 
     fn subscribe(
@@ -264,7 +304,7 @@ impl Target for JanusTarget {
     ) -> anyhow::Result<Resource> {
         let room_id = self
             .room_id(room)
-            .ok_or_else(|| anyhow!("Janus subscribe: room {room:?} has no publisher here"))?;
+            .ok_or_else(|| anyhow!("Janus subscribe: room {room:?} was not prepared here"))?;
         let feed: u64 = publication.publisher_id.parse().with_context(|| {
             format!(
                 "Janus subscribe: publisher id {:?} is not a feed",
@@ -272,22 +312,8 @@ impl Target for JanusTarget {
             )
         })?;
         let handle = self.session.attach()?;
-        let offer = self.join_subscriber(handle, room_id, feed)?;
-        let answer = side
-            .answer(&offer)
-            .context("answering Janus's subscriber offer")?;
-        let jsep = json!({"type": "answer", "sdp": answer, "trickle": false});
-        match self.session.message(
-            handle,
-            json!({"request": "start"}),
-            Some(jsep),
-            "videoroom start",
-        )? {
-            MessageReply::Event(_) => Ok(self.resource(handle)),
-            MessageReply::PluginError { code, reason } => {
-                bail!("Janus start of the subscription to feed {feed}: error {code}: {reason}")
-            }
-        }
+        let subscription = self.subscribe_on(handle, room_id, feed, side);
+        self.session.detach_on_error(handle, subscription)
     }
 
     /// Detaching a handle also hangs up its PeerConnection and leaves the room.
@@ -296,14 +322,9 @@ impl Target for JanusTarget {
             .0
             .split_once('/')
             .ok_or_else(|| anyhow!("{:?} is not a Janus session/handle", resource.0))?;
-        let url = self
-            .session
-            .url
-            .rsplit_once('/')
-            .map_or("", |(root, _)| root);
         post(
             &self.session.agent,
-            &format!("{url}/{session}/{handle}"),
+            &format!("{}/{session}/{handle}", self.session.root),
             json!({"janus": "detach"}),
             "detach",
         )
@@ -330,8 +351,12 @@ impl Drop for JanusTarget {
 #[derive(Debug)]
 struct JanusSession {
     agent: ureq::Agent,
+    /// Janus's session id.
+    id: u64,
     /// `<api root>/<session id>`.
     url: String,
+    /// The API root, `http://127.0.0.1:8088/janus`.
+    root: String,
     /// Transactions awaiting their asynchronous event from the long poll.
     waiters: Mutex<HashMap<String, Sender<Value>>>,
     next_transaction: AtomicU64,
@@ -345,10 +370,6 @@ enum MessageReply {
 }
 
 impl JanusSession {
-    fn id(&self) -> &str {
-        self.url.rsplit_once('/').map_or("", |(_, id)| id)
-    }
-
     fn attach(&self) -> anyhow::Result<u64> {
         let reply = post(
             &self.agent,
@@ -357,6 +378,16 @@ impl JanusSession {
             "attach videoroom",
         )?;
         data_id(&reply).ok_or_else(|| anyhow!("Janus attach: no handle id in {reply}"))
+    }
+
+    /// Passes `result` through; on an error, first detaches the handle it was made on (best
+    /// effort) so that a failed publish or subscribe leaves nothing behind in Janus.
+    fn detach_on_error<T>(&self, handle: u64, result: anyhow::Result<T>) -> anyhow::Result<T> {
+        if result.is_err() {
+            let url = format!("{}/{handle}", self.url);
+            let _ = post(&self.agent, &url, json!({"janus": "detach"}), "detach");
+        }
+        result
     }
 
     /// A synchronous plugin request (Janus replies in the HTTP response).
