@@ -12,7 +12,8 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
+use benches::load::janus::JanusTarget;
 use benches::load::report::StepResult;
 use benches::load::scenario::{Layout, RunOptions, run_step};
 use benches::load::target::Target;
@@ -114,7 +115,7 @@ fn connect(kind: TargetKind, url: &str, label: Option<&str>) -> anyhow::Result<B
     let label = label.unwrap_or(name);
     Ok(match kind {
         TargetKind::Sluice | TargetKind::Bare => Box::new(WhipTarget::connect(url, label)?),
-        TargetKind::Janus => bail!("the Janus target is not built into this sluice-load"),
+        TargetKind::Janus => Box::new(JanusTarget::connect(url, label)?),
     })
 }
 
