@@ -16,6 +16,7 @@ pub mod retransmit_cache;
 pub mod rewrite;
 pub mod router;
 pub mod transmit;
+pub mod workload;
 
 pub use config::{Codec, CodecParams, ExtensionIds, MediaKind, PublishedStream, SubscribedStream};
 pub use keyframe_throttle::KeyframeRequestThrottle;
