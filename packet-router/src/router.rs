@@ -15,12 +15,12 @@
 //! are detached, and attaching them to the track that replaces it keeps each subscriber's
 //! stream continuous.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rtc_core::rtp::{RtpPacket, SeqNoUnwrapper};
 use rtc_core::{Pt, SeqNo, Ssrc};
 
+use crate::IdHashMap;
 use crate::config::{CodecParams, ExtensionIds, MediaKind, PublishedStream, SubscribedStream};
 use crate::keyframe_throttle::{DEFAULT_KEYFRAME_REQUEST_INTERVAL, KeyframeRequestThrottle};
 use crate::loss_tracker::{LossTracker, LossTrackerConfig, PacketArrival};
@@ -89,23 +89,35 @@ enum StreamRole {
 /// traffic a subscriber can make the server send.
 const MIN_RESEND_INTERVAL: Duration = Duration::from_millis(20);
 
-/// A subscriber's copy of a track.
+/// A subscriber's copy of a track. `repr(C)` keeps the declared order: what every forwarded
+/// copy reads and writes comes first, together in the first cache lines, then the maps
+/// (indexed by the few payload types and extension ids in use), and last what only
+/// signaling, retransmissions and reports touch.
 #[derive(Debug)]
+#[repr(C)]
 struct Subscription {
-    id: SubscriptionId,
     subscriber: SessionId,
-    stream: SubscribedStream,
+    /// The subscriber's SSRC and RTX SSRC for this track.
+    media_ssrc: Ssrc,
+    rtx_ssrc: Option<Ssrc>,
+    /// The subscriber's transport-wide sequence number extension id, if negotiated.
+    transport_cc_id: Option<u8>,
+    /// Index of the subscriber's transport-wide sequence number in
+    /// [`Router::transport_cc_counters`].
+    counter: usize,
+    packets_sent: u32,
+    octets_sent: u32,
+    rtx_seq: u16,
+    rewriter: SubscriberRewriter,
     /// Publisher payload type -> (subscriber payload type, subscriber RTX payload type).
     pt_map: [Option<(Pt, Option<Pt>)>; 128],
     /// Publisher extension id -> subscriber extension id (0: drop the element).
     ext_map: [u8; 256],
-    rewriter: SubscriberRewriter,
-    rtx_seq: u16,
+    id: SubscriptionId,
+    stream: SubscribedStream,
     /// The packet last retransmitted from each slot of the track's retransmission cache, and
     /// when. It mirrors the cache's slots, so every packet the cache can answer has its own.
     resent: Box<[Option<(SeqNo, Instant)>]>,
-    packets_sent: u32,
-    octets_sent: u32,
 }
 
 /// A publisher's track as the router keeps it.
@@ -127,11 +139,13 @@ struct PublishedTrack {
     subscriptions: Vec<Subscription>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct SessionRoutes {
     tracks: Vec<TrackId>,
     subscriptions: Vec<SubscriptionId>,
-    transport_cc_seq: u16,
+    /// Index of the session's transport-wide sequence number in
+    /// [`Router::transport_cc_counters`].
+    counter: usize,
 }
 
 /// Where a subscription lives: in a track's list, or detached (its track is gone).
@@ -147,12 +161,22 @@ enum Location {
 pub struct Router {
     config: RouterConfig,
     next_id: u64,
-    tracks: HashMap<TrackId, PublishedTrack>,
-    track_by_ssrc: HashMap<(SessionId, Ssrc), (TrackId, StreamRole)>,
-    subscription_by_ssrc: HashMap<(SessionId, Ssrc), SubscriptionId>,
-    locations: HashMap<SubscriptionId, Location>,
-    detached: HashMap<SubscriptionId, Subscription>,
-    sessions: HashMap<SessionId, SessionRoutes>,
+    tracks: IdHashMap<TrackId, PublishedTrack>,
+    track_by_ssrc: IdHashMap<(SessionId, Ssrc), (TrackId, StreamRole)>,
+    subscription_by_ssrc: IdHashMap<(SessionId, Ssrc), SubscriptionId>,
+    locations: IdHashMap<SubscriptionId, Location>,
+    detached: IdHashMap<SubscriptionId, Subscription>,
+    sessions: IdHashMap<SessionId, SessionRoutes>,
+    /// Each session's transport-wide sequence number (shared by all its subscriptions), by
+    /// [`SessionRoutes::counter`]: a subscription indexes it directly, so a copy costs no
+    /// lookup of its session.
+    transport_cc_counters: Vec<u16>,
+    /// Slots of `transport_cc_counters` whose session is gone, reused first.
+    free_counters: Vec<usize>,
+    /// No later than the earliest NACK deadline of any track, so that
+    /// [`Router::poll_timeout`] need not look at every track. It may be early (a gap that
+    /// was repaired by reordering); [`Router::handle_timeout`] then makes it exact again.
+    nack_deadline: Option<Instant>,
     next_report: Option<Instant>,
     nack_scratch: Vec<SeqNo>,
     nack_wire_scratch: Vec<u16>,
@@ -165,12 +189,15 @@ impl Router {
         Router {
             config,
             next_id: 1,
-            tracks: HashMap::new(),
-            track_by_ssrc: HashMap::new(),
-            subscription_by_ssrc: HashMap::new(),
-            locations: HashMap::new(),
-            detached: HashMap::new(),
-            sessions: HashMap::new(),
+            tracks: IdHashMap::default(),
+            track_by_ssrc: IdHashMap::default(),
+            subscription_by_ssrc: IdHashMap::default(),
+            locations: IdHashMap::default(),
+            detached: IdHashMap::default(),
+            sessions: IdHashMap::default(),
+            transport_cc_counters: Vec::new(),
+            free_counters: Vec::new(),
+            nack_deadline: None,
             next_report: None,
             nack_scratch: Vec::with_capacity(64),
             nack_wire_scratch: Vec::with_capacity(64),
@@ -181,6 +208,26 @@ impl Router {
     /// Counters of what the router did.
     pub fn stats(&self) -> &RouterStats {
         &self.stats
+    }
+
+    /// The routes of `session`, created with a transport-wide counter slot on first use.
+    fn routes_mut(&mut self, session: SessionId) -> &mut SessionRoutes {
+        let counters = &mut self.transport_cc_counters;
+        let free = &mut self.free_counters;
+        self.sessions.entry(session).or_insert_with(|| {
+            let counter = free.pop().unwrap_or_else(|| {
+                counters.push(0);
+                counters.len() - 1
+            });
+            if let Some(value) = counters.get_mut(counter) {
+                *value = 0;
+            }
+            SessionRoutes {
+                tracks: Vec::new(),
+                subscriptions: Vec::new(),
+                counter,
+            }
+        })
     }
 
     fn next_id(&mut self) -> u64 {
@@ -246,7 +293,7 @@ impl Router {
             stream,
         };
         self.tracks.insert(id, track);
-        self.sessions.entry(publisher).or_default().tracks.push(id);
+        self.routes_mut(publisher).tracks.push(id);
         self.schedule_reports(now);
         Ok(id)
     }
@@ -284,9 +331,14 @@ impl Router {
         let clock_rate = published.clock_rate;
         let published_stream = published.stream.clone();
         let id = SubscriptionId(self.next_id());
+        let counter = self.routes_mut(subscriber).counter;
         let mut subscription = Subscription {
             id,
             subscriber,
+            media_ssrc: stream.ssrc,
+            rtx_ssrc: stream.rtx_ssrc,
+            transport_cc_id: stream.extensions.transport_cc,
+            counter,
             pt_map: [None; 128],
             ext_map: [0; 256],
             rewriter: SubscriberRewriter::new(
@@ -304,11 +356,7 @@ impl Router {
         for ssrc in std::iter::once(subscription.stream.ssrc).chain(subscription.stream.rtx_ssrc) {
             self.subscription_by_ssrc.insert((subscriber, ssrc), id);
         }
-        self.sessions
-            .entry(subscriber)
-            .or_default()
-            .subscriptions
-            .push(id);
+        self.routes_mut(subscriber).subscriptions.push(id);
         self.locations.insert(id, Location::Detached);
         self.detached.insert(id, subscription);
         self.attach(now, id, track, out)?;
@@ -379,6 +427,7 @@ impl Router {
         let Some(routes) = self.sessions.remove(&session) else {
             return;
         };
+        self.free_counters.push(routes.counter);
         for id in routes.subscriptions {
             self.drop_subscription(session, id);
         }
@@ -554,6 +603,10 @@ impl Router {
             // A duplicate (or far too late): already forwarded, or beyond repair.
             return Ok(0);
         }
+        if matches!(arrival, PacketArrival::Gap(_)) && track.stream.nack {
+            // The new missing packets are due for a NACK now.
+            self.nack_deadline = Some(self.nack_deadline.map_or(now, |at| at.min(now)));
+        }
         if let PacketArrival::TooLargeGap(_) = arrival {
             let publisher = track.publisher;
             let media_ssrc = track.stream.ssrc;
@@ -571,18 +624,16 @@ impl Router {
         };
         let pt = view.payload_type();
         let mut copies = 0;
+        let counters = &mut self.transport_cc_counters;
         for subscription in &mut track.subscriptions {
-            let session = self
-                .sessions
-                .get_mut(&subscription.subscriber)
-                .map(|routes| &mut routes.transport_cc_seq);
+            let counter = counters.get_mut(subscription.counter);
             if write_copy(
                 now,
                 subscription,
                 source,
                 pt,
                 packet,
-                session,
+                counter,
                 out,
                 Numbering::Fresh,
             ) {
@@ -699,11 +750,7 @@ impl Router {
         let Some(subscription) = track.subscriptions.iter_mut().find(|s| s.id == id) else {
             return;
         };
-        let transport_cc = self
-            .sessions
-            .get_mut(&subscriber)
-            .map(|routes| &mut routes.transport_cc_seq);
-        let mut transport_cc = transport_cc;
+        let mut transport_cc = self.transport_cc_counters.get_mut(subscription.counter);
         for &seq in lost {
             let Some((_, source_seq)) = subscription.rewriter.source_seq(seq) else {
                 self.stats.retransmissions_missed += 1;
@@ -762,24 +809,37 @@ impl Router {
     }
 
     /// When [`Router::handle_timeout`] next has work.
+    ///
+    /// It costs no scan of the tracks: it may be early after a gap that reordering repaired,
+    /// never late.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let nacks = self
-            .tracks
-            .values()
-            .filter_map(|t| t.loss.poll_timeout())
-            .min();
-        match (nacks, self.next_report) {
+        match (self.nack_deadline, self.next_report) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// The earliest NACK deadline of the tracks that send NACKs. Tracks without NACK keep
+    /// their (bounded) loss record for duplicate and gap detection only; their deadlines must
+    /// not wake the worker, which would never clear them.
+    fn earliest_nack_deadline(&self) -> Option<Instant> {
+        self.tracks
+            .values()
+            .filter(|t| t.stream.nack)
+            .filter_map(|t| t.loss.poll_timeout())
+            .min()
     }
 
     /// Sends what is due: NACKs to publishers, and on the report interval sender reports to
     /// subscribers and receiver reports to publishers.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut TransmitQueue) {
         let feedback_ssrc = self.config.feedback_ssrc;
+        let nacks_due = self.nack_deadline.is_some_and(|at| at <= now);
         for track in self.tracks.values_mut() {
-            if !track.stream.nack || track.loss.poll_timeout().is_none_or(|at| at > now) {
+            if !nacks_due
+                || !track.stream.nack
+                || track.loss.poll_timeout().is_none_or(|at| at > now)
+            {
                 continue;
             }
             self.nack_scratch.clear();
@@ -797,6 +857,9 @@ impl Router {
             }) {
                 self.stats.nacks_sent += 1;
             }
+        }
+        if nacks_due {
+            self.nack_deadline = self.earliest_nack_deadline();
         }
         if self.next_report.is_some_and(|at| at <= now) {
             self.send_reports(now, out);
@@ -964,13 +1027,13 @@ fn write_copy(
             Err(_) => return false,
         },
     };
-    let rtx = match (retransmission, subscription.stream.rtx_ssrc, out_rtx_pt) {
+    let rtx = match (retransmission, subscription.rtx_ssrc, out_rtx_pt) {
         (true, Some(ssrc), Some(pt)) => Some((ssrc, pt)),
         _ => None,
     };
     let ext_map = &subscription.ext_map;
-    let transport_cc_id = subscription.stream.extensions.transport_cc;
-    let media_ssrc = subscription.stream.ssrc;
+    let transport_cc_id = subscription.transport_cc_id;
+    let media_ssrc = subscription.media_ssrc;
     let rtx_seq = &mut subscription.rtx_seq;
     let queued = out.push_with(subscription.subscriber, PacketKind::Rtp, |buf| {
         let header_len = rtc_core::rtp::header_len(packet).ok()?;

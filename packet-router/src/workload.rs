@@ -136,7 +136,10 @@ impl ForwardWorkload {
         let mut buf = video_packet(self.publisher_seq);
         let len = buf.len();
         buf.resize(len + 32, 0);
-        let protected = self.publisher_srtp.protect_rtp(&mut buf, len).expect("protect");
+        let protected = self
+            .publisher_srtp
+            .protect_rtp(&mut buf, len)
+            .expect("protect");
         buf.truncate(protected);
         buf
     }
