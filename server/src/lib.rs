@@ -23,7 +23,7 @@ mod negotiation;
 mod session;
 mod stats;
 mod timers;
-mod udp;
+pub mod udp;
 mod worker;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -75,7 +75,7 @@ impl MediaConfig {
 }
 
 /// The default of [`MediaConfig::gso`].
-pub const DEFAULT_GSO: bool = false;
+pub const DEFAULT_GSO: bool = true;
 
 /// The default of [`MediaConfig::consent_timeout`] (RFC 7675).
 pub const DEFAULT_CONSENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);

@@ -16,7 +16,7 @@ const BATCH: usize = 32;
 const BUFFER_LEN: usize = 64 * 1024;
 
 /// Receive buffers and what the last receive put into them, reused across calls.
-pub(crate) struct RecvBatch {
+pub struct RecvBatch {
     buffers: [Box<[u8]>; BATCH],
     meta: [RecvMeta; BATCH],
     /// (buffer, offset, length, source) of each datagram of the last receive.
@@ -24,7 +24,7 @@ pub(crate) struct RecvBatch {
 }
 
 impl RecvBatch {
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         RecvBatch {
             buffers: std::array::from_fn(|_| vec![0u8; BUFFER_LEN].into_boxed_slice()),
             meta: [RecvMeta::default(); BATCH],
@@ -33,12 +33,12 @@ impl RecvBatch {
     }
 
     /// Datagrams from the last receive.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.datagrams.len()
     }
 
     /// The `index`th datagram of the last receive, mutable so it can be unprotected in place.
-    pub(crate) fn datagram_mut(&mut self, index: usize) -> Option<(SocketAddr, &mut [u8])> {
+    pub fn datagram_mut(&mut self, index: usize) -> Option<(SocketAddr, &mut [u8])> {
         let &(buffer, offset, len, source) = self.datagrams.get(index)?;
         let bytes = self
             .buffers
@@ -79,7 +79,7 @@ struct SendEntry {
 }
 
 /// The worker's socket on the media port.
-pub(crate) struct BatchSocket {
+pub struct BatchSocket {
     socket: mio::net::UdpSocket,
     state: UdpSocketState,
     send_errors: u64,
@@ -91,7 +91,7 @@ pub(crate) struct BatchSocket {
 }
 
 impl BatchSocket {
-    pub(crate) fn new(socket: mio::net::UdpSocket) -> io::Result<Self> {
+    pub fn new(socket: mio::net::UdpSocket) -> io::Result<Self> {
         let state = UdpSocketState::new((&socket).into())?;
         // Bursts of video to many subscribers need room in the kernel's queues.
         let _ = state.set_send_buffer_size((&socket).into(), 4 * 1024 * 1024);
@@ -108,14 +108,14 @@ impl BatchSocket {
 
     /// Turns UDP GSO on or off for [`BatchSocket::send_batch`]; it stays off where the
     /// kernel does not offer it. Returns whether it is on.
-    pub(crate) fn set_gso(&mut self, enabled: bool) -> bool {
+    pub fn set_gso(&mut self, enabled: bool) -> bool {
         self.gso = enabled && self.state.max_gso_segments() > 1;
         self.gso
     }
 
     /// Reads up to a batch of datagrams; returns how many arrived (0 never: would-block is
     /// an error of kind `WouldBlock`).
-    pub(crate) fn recv(&mut self, batch: &mut RecvBatch) -> io::Result<usize> {
+    pub fn recv(&mut self, batch: &mut RecvBatch) -> io::Result<usize> {
         batch.datagrams.clear();
         let mut slices = batch
             .buffers
@@ -142,7 +142,7 @@ impl BatchSocket {
     }
 
     /// Sends one datagram. Send errors concern one peer and are counted, not returned.
-    pub(crate) fn send(&mut self, destination: SocketAddr, contents: &[u8]) {
+    pub fn send(&mut self, destination: SocketAddr, contents: &[u8]) {
         let transmit = Transmit {
             destination,
             ecn: None,
@@ -166,10 +166,7 @@ impl BatchSocket {
     /// datagram the kernel refuses is counted and skipped; the rest of the batch still goes
     /// out. If the kernel refuses a GSO send, GSO is turned off and the run goes out as
     /// single datagrams.
-    pub(crate) fn send_batch<'a>(
-        &mut self,
-        datagrams: impl Iterator<Item = (SocketAddr, &'a [u8])>,
-    ) {
+    pub fn send_batch<'a>(&mut self, datagrams: impl Iterator<Item = (SocketAddr, &'a [u8])>) {
         let mut datagrams = datagrams.peekable();
         // The datagrams of one call: (length, start), referenced by `entries`.
         let mut chunk: [(usize, *const u8); SEND_IOVECS] = [(0, std::ptr::null()); SEND_IOVECS];
@@ -181,25 +178,10 @@ impl BatchSocket {
                 let Some(slot) = chunk.get_mut(used) else {
                     break;
                 };
-                let full = self.entries.len() == SEND_BATCH;
-                match self.entries.last_mut() {
-                    Some(run) if self.gso && joins_run(run, destination, bytes.len()) => {
-                        run.segments += 1;
-                        run.bytes += bytes.len();
-                        run.closed = bytes.len() < run.segment_size;
-                    }
-                    _ if full => break,
-                    _ => {
-                        self.entries.push(SendEntry {
-                            destination,
-                            first: used,
-                            segments: 1,
-                            segment_size: bytes.len(),
-                            bytes: bytes.len(),
-                            closed: false,
-                        });
-                        self.send_addresses.push(destination.into());
-                    }
+                match plan_datagram(&mut self.entries, self.gso, destination, bytes.len(), used) {
+                    None => break,
+                    Some(Planned::NewEntry) => self.send_addresses.push(destination.into()),
+                    Some(Planned::Segment) => {}
                 }
                 *slot = (bytes.len(), bytes.as_ptr());
                 used += 1;
@@ -315,8 +297,50 @@ impl BatchSocket {
         }
     }
 
-    pub(crate) fn send_errors(&self) -> u64 {
+    pub fn send_errors(&self) -> u64 {
         self.send_errors
+    }
+}
+
+/// Where [`plan_datagram`] put a datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Planned {
+    /// It starts an entry of its own.
+    NewEntry,
+    /// It is the next segment of the last entry's GSO run.
+    Segment,
+}
+
+/// Adds the datagram at `index` of a call (`len` bytes to `destination`) to the call's
+/// `entries`: as the next segment of the last entry when GSO is on and it fits that run,
+/// else as a new entry. `None` when the call has no room for it.
+fn plan_datagram(
+    entries: &mut Vec<SendEntry>,
+    gso: bool,
+    destination: SocketAddr,
+    len: usize,
+    index: usize,
+) -> Option<Planned> {
+    let full = entries.len() == SEND_BATCH;
+    match entries.last_mut() {
+        Some(run) if gso && joins_run(run, destination, len) => {
+            run.segments += 1;
+            run.bytes += len;
+            run.closed = len < run.segment_size;
+            Some(Planned::Segment)
+        }
+        _ if full => None,
+        _ => {
+            entries.push(SendEntry {
+                destination,
+                first: index,
+                segments: 1,
+                segment_size: len,
+                bytes: len,
+                closed: false,
+            });
+            Some(Planned::NewEntry)
+        }
     }
 }
 
@@ -341,7 +365,7 @@ fn gso_refused(error: &io::Error) -> bool {
 
 /// Binds a non-blocking UDP socket with SO_REUSEPORT, so that every worker can own a socket
 /// on the one media port.
-pub(crate) fn bind_reuse_port(address: SocketAddr) -> io::Result<std::net::UdpSocket> {
+pub fn bind_reuse_port(address: SocketAddr) -> io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(
         Domain::for_address(address),
@@ -352,4 +376,172 @@ pub(crate) fn bind_reuse_port(address: SocketAddr) -> io::Result<std::net::UdpSo
     socket.set_nonblocking(true)?;
     socket.bind(&address.into())?;
     Ok(socket.into())
+}
+
+// What the bare forwarder (benches/) needs of these types besides their methods: it measures
+// the physical limit with this same socket code.
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RecvBatch {
+    /// Whether the last receive brought no datagram.
+    pub fn is_empty(&self) -> bool {
+        self.datagrams.is_empty()
+    }
+}
+
+impl std::fmt::Debug for RecvBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvBatch")
+            .field("datagrams", &self.datagrams.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for BatchSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchSocket")
+            .field("socket", &self.socket)
+            .field("send_errors", &self.send_errors)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn address(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// (destination port, segments, segment size, bytes) of each planned entry.
+    fn plan(gso: bool, datagrams: &[(u16, usize)]) -> Vec<(u16, usize, usize, usize)> {
+        let mut entries = Vec::new();
+        for (index, &(port, len)) in datagrams.iter().enumerate() {
+            plan_datagram(&mut entries, gso, address(port), len, index).expect("room");
+        }
+        entries
+            .iter()
+            .map(|e| (e.destination.port(), e.segments, e.segment_size, e.bytes))
+            .collect()
+    }
+
+    #[test]
+    fn runs_split_by_destination_and_size() {
+        let datagrams = [
+            (1, 1200),
+            (1, 1200),
+            (1, 1200),
+            // A shorter one ends the run it joins...
+            (1, 700),
+            // ...so the next one to the same peer starts a new run.
+            (1, 1200),
+            // A larger one cannot join.
+            (1, 1300),
+            (2, 1300),
+            (2, 1300),
+            (1, 1300),
+        ];
+        assert_eq!(
+            plan(true, &datagrams),
+            vec![
+                (1, 4, 1200, 4300),
+                (1, 1, 1200, 1200),
+                (1, 1, 1300, 1300),
+                (2, 2, 1300, 2600),
+                (1, 1, 1300, 1300),
+            ]
+        );
+        // Without GSO every datagram is an entry.
+        assert_eq!(plan(false, &datagrams).len(), datagrams.len());
+    }
+
+    #[test]
+    fn runs_stop_at_the_segment_and_byte_limits() {
+        let many = vec![(1, 1000); MAX_SEGMENTS + 1];
+        assert_eq!(
+            plan(true, &many),
+            vec![
+                (1, MAX_SEGMENTS, 1000, MAX_SEGMENTS * 1000),
+                (1, 1, 1000, 1000)
+            ]
+        );
+        let large = vec![(1, 30_000); 3];
+        assert_eq!(
+            plan(true, &large),
+            vec![(1, 2, 30_000, 60_000), (1, 1, 30_000, 30_000)]
+        );
+        // An empty datagram never joins a run (it would be lost in the segmentation).
+        assert_eq!(plan(true, &[(1, 100), (1, 0)]).len(), 2);
+    }
+
+    #[test]
+    fn a_call_holds_at_most_its_entries() {
+        let mut entries = Vec::new();
+        for index in 0..SEND_BATCH {
+            let planned = plan_datagram(&mut entries, true, address(index as u16 + 1), 10, index);
+            assert_eq!(planned, Some(Planned::NewEntry));
+        }
+        // Full, but a segment of the last run still fits.
+        assert_eq!(plan_datagram(&mut entries, true, address(99), 10, 64), None);
+        let last = address(SEND_BATCH as u16);
+        assert_eq!(
+            plan_datagram(&mut entries, true, last, 10, 64),
+            Some(Planned::Segment)
+        );
+    }
+
+    /// Sends runs through the loopback interface and checks every datagram arrives whole, in
+    /// order, with GSO on (where the kernel offers it) and off.
+    #[test]
+    fn batches_arrive_whole_and_in_order_with_and_without_gso() {
+        for gso in [false, true] {
+            let sender = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+            sender.set_nonblocking(true).expect("nonblocking");
+            let mut socket =
+                BatchSocket::new(mio::net::UdpSocket::from_std(sender)).expect("socket");
+            socket.set_gso(gso);
+            let receivers: Vec<std::net::UdpSocket> = (0..2)
+                .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").expect("bind"))
+                .collect();
+            let packets: Vec<(usize, Vec<u8>)> = [
+                (0, 1200),
+                (0, 1200),
+                (0, 1200),
+                (0, 500),
+                (1, 1200),
+                (1, 1200),
+                (0, 1200),
+            ]
+            .iter()
+            .enumerate()
+            .map(|(n, &(to, len))| (to, vec![n as u8; len]))
+            .collect();
+            let destinations: Vec<SocketAddr> = receivers
+                .iter()
+                .map(|r| r.local_addr().expect("address"))
+                .collect();
+            socket.send_batch(
+                packets
+                    .iter()
+                    .map(|(to, bytes)| (destinations[*to], &bytes[..])),
+            );
+            assert_eq!(socket.send_errors(), 0);
+            for (index, receiver) in receivers.iter().enumerate() {
+                receiver
+                    .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                    .expect("timeout");
+                for (_, expected) in packets.iter().filter(|(to, _)| *to == index) {
+                    let mut buf = [0u8; 2048];
+                    let len = receiver.recv(&mut buf).expect("a datagram");
+                    assert_eq!(&buf[..len], &expected[..], "gso {gso}, receiver {index}");
+                }
+            }
+        }
+    }
 }

@@ -642,3 +642,26 @@ pub(crate) fn group_by_session(transmits: &[packet_router::Transmit], order: &mu
 pub(crate) fn waker(poll: &Poll) -> io::Result<Waker> {
     Waker::new(poll.registry(), WAKER)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transmits_are_grouped_by_session_in_their_own_order() {
+        let mut queue = TransmitQueue::with_capacity(8);
+        for (session, marker) in [(3, 0u8), (1, 1), (3, 2), (2, 3), (1, 4), (3, 5)] {
+            queue.push_with(SessionId(session), PacketKind::Rtp, |buf| {
+                buf[0] = marker;
+                Some(1)
+            });
+        }
+        let mut order = Vec::new();
+        group_by_session(queue.as_slice(), &mut order);
+        let markers: Vec<u8> = order
+            .iter()
+            .map(|&i| queue.as_slice()[i].packet()[0])
+            .collect();
+        assert_eq!(markers, vec![1, 4, 3, 0, 2, 5]);
+    }
+}
