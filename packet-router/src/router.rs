@@ -113,6 +113,9 @@ struct Subscription {
     pt_map: [Option<(Pt, Option<Pt>)>; 128],
     /// Publisher extension id -> subscriber extension id (0: drop the element).
     ext_map: [u8; 256],
+    /// The subscriber's ids of the forwarded extensions: within one track, subscriptions with
+    /// equal keys have equal `ext_map`s and share one header template per packet.
+    ext_key: u64,
     id: SubscriptionId,
     stream: SubscribedStream,
     /// The packet last retransmitted from each slot of the track's retransmission cache, and
@@ -180,6 +183,8 @@ pub struct Router {
     next_report: Option<Instant>,
     nack_scratch: Vec<SeqNo>,
     nack_wire_scratch: Vec<u16>,
+    /// The header of the packet being routed as one group of subscribers receives it.
+    header_template: Box<[u8; crate::transmit::MAX_PACKET]>,
     stats: RouterStats,
 }
 
@@ -201,6 +206,7 @@ impl Router {
             next_report: None,
             nack_scratch: Vec::with_capacity(64),
             nack_wire_scratch: Vec::with_capacity(64),
+            header_template: Box::new([0; crate::transmit::MAX_PACKET]),
             stats: RouterStats::default(),
         }
     }
@@ -341,6 +347,7 @@ impl Router {
             counter,
             pt_map: [None; 128],
             ext_map: [0; 256],
+            ext_key: 0,
             rewriter: SubscriberRewriter::new(
                 clock_rate,
                 stream.initial_seq,
@@ -623,20 +630,53 @@ impl Router {
             timestamp,
         };
         let pt = view.payload_type();
+        let (header, payload) = packet
+            .split_at_checked(view.header_len())
+            .ok_or(RouteDrop::Malformed)?;
         let mut copies = 0;
         let counters = &mut self.transport_cc_counters;
+        let template = &mut self.header_template[..];
+        // The key of the subscribers the template was last built for, and its shape.
+        let mut built: Option<(u64, Option<(usize, Option<usize>)>)> = None;
         for subscription in &mut track.subscriptions {
             let counter = counters.get_mut(subscription.counter);
-            if write_copy(
-                now,
-                subscription,
-                source,
-                pt,
-                packet,
-                counter,
-                out,
-                Numbering::Fresh,
-            ) {
+            let shape = match built {
+                Some((key, shape)) if key == subscription.ext_key => shape,
+                _ => {
+                    let shape = build_header_template(
+                        template,
+                        header,
+                        &subscription.ext_map,
+                        subscription.transport_cc_id,
+                    );
+                    built = Some((subscription.ext_key, shape));
+                    shape
+                }
+            };
+            let queued = match shape.and_then(|(len, at)| Some((template.get(..len)?, at))) {
+                Some(template) => write_fresh_copy(
+                    now,
+                    subscription,
+                    source,
+                    pt,
+                    template,
+                    payload,
+                    counter,
+                    out,
+                ),
+                // Not reached for a packet that parsed; the general path stays correct.
+                None => write_copy(
+                    now,
+                    subscription,
+                    source,
+                    pt,
+                    packet,
+                    counter,
+                    out,
+                    Numbering::Fresh,
+                ),
+            };
+            if queued {
                 copies += 1;
             }
         }
@@ -942,6 +982,11 @@ fn map_stream(
     }
     subscription.pt_map = pt_map;
     subscription.ext_map = extension_map(&published.extensions, &subscription.stream.extensions);
+    subscription.ext_key = forwarded_extensions(&subscription.stream.extensions)
+        .iter()
+        .fold(0u64, |key, id| {
+            key << 16 | id.map_or(0, |id| 0x100 | u64::from(id))
+        });
     Ok(())
 }
 
@@ -959,15 +1004,9 @@ fn kind_of(codec: rtc_core::sdp::Codec) -> MediaKind {
 /// transport-wide sequence number is rewritten per subscriber after the remap.
 fn extension_map(publisher: &ExtensionIds, subscriber: &ExtensionIds) -> [u8; 256] {
     let mut map = [0u8; 256];
-    let pairs = [
-        (publisher.abs_send_time, subscriber.abs_send_time),
-        (publisher.audio_level, subscriber.audio_level),
-        (
-            publisher.dependency_descriptor,
-            subscriber.dependency_descriptor,
-        ),
-        (publisher.transport_cc, subscriber.transport_cc),
-    ];
+    let pairs = forwarded_extensions(publisher)
+        .into_iter()
+        .zip(forwarded_extensions(subscriber));
     for (from, to) in pairs {
         if let (Some(from), Some(to)) = (from, to)
             && let Some(slot) = map.get_mut(usize::from(from))
@@ -976,6 +1015,104 @@ fn extension_map(publisher: &ExtensionIds, subscriber: &ExtensionIds) -> [u8; 25
         }
     }
     map
+}
+
+/// The ids of the extensions forwarded as they are (the transport-wide sequence number is
+/// rewritten after the remap), in a fixed order.
+fn forwarded_extensions(ids: &ExtensionIds) -> [Option<u8>; 4] {
+    [
+        ids.abs_send_time,
+        ids.audio_level,
+        ids.dependency_descriptor,
+        ids.transport_cc,
+    ]
+}
+
+/// Fills `template` with the header of a publisher's packet as subscribers with `ext_map`
+/// receive it (extension ids remapped), and returns its length and where in it the
+/// transport-wide sequence number goes (when the subscribers negotiated one and the packet
+/// has it). `None` if the header does not parse.
+fn build_header_template(
+    template: &mut [u8],
+    header: &[u8],
+    ext_map: &[u8; 256],
+    transport_cc_id: Option<u8>,
+) -> Option<(usize, Option<usize>)> {
+    let bytes = template.get_mut(..header.len())?;
+    bytes.copy_from_slice(header);
+    let mut view = RtpPacket::parse_header_only(bytes).ok()?;
+    view.remap_extension_ids(|id| ext_map.get(usize::from(id)).copied().filter(|&to| to != 0));
+    let start = view.as_bytes().as_ptr() as usize;
+    let transport_cc_at = transport_cc_id
+        .and_then(|id| view.extension_mut(id))
+        .filter(|value| value.len() >= 2)
+        .map(|value| value.as_ptr() as usize - start);
+    Some((header.len(), transport_cc_at))
+}
+
+/// Writes the fixed-header fields a subscriber's copy changes (RFC 3550 section 5.1: the
+/// payload type beside the marker bit, sequence number, timestamp, SSRC) at their fixed
+/// offsets. The parsed view's setters do the same, but making a view validates the extension
+/// block again, which per copy costs more than the rest of the rewrite.
+fn write_fixed_header(buf: &mut [u8], pt: Pt, seq: u16, timestamp: u32, ssrc: Ssrc) -> Option<()> {
+    let header = buf.get_mut(..rtc_core::rtp::FIXED_HEADER_LEN)?;
+    header[1] = (header[1] & 0x80) | (pt.0 & 0x7f);
+    header[2..4].copy_from_slice(&seq.to_be_bytes());
+    header[4..8].copy_from_slice(&timestamp.to_be_bytes());
+    header[8..12].copy_from_slice(&ssrc.0.to_be_bytes());
+    Some(())
+}
+
+/// Writes one subscriber's copy of a packet forwarded for the first time: the header template
+/// of its group ([`build_header_template`]), the payload, the fixed fields and the
+/// transport-wide sequence number. Returns whether a copy was queued.
+#[allow(clippy::too_many_arguments)] // The hot path; bundling would cost a struct per packet.
+fn write_fresh_copy(
+    now: Instant,
+    subscription: &mut Subscription,
+    source: SourcePacket,
+    pt: Pt,
+    (header, transport_cc_at): (&[u8], Option<usize>),
+    payload: &[u8],
+    transport_cc_seq: Option<&mut u16>,
+    out: &mut TransmitQueue,
+) -> bool {
+    let Some((out_pt, _)) = subscription
+        .pt_map
+        .get(usize::from(pt.0 & 0x7f))
+        .copied()
+        .flatten()
+    else {
+        return false;
+    };
+    let Ok(rewritten) = subscription.rewriter.rewrite(now, source) else {
+        return false;
+    };
+    let ssrc = subscription.media_ssrc;
+    let queued = out.push_with(subscription.subscriber, PacketKind::Rtp, |buf| {
+        let len = header.len() + payload.len();
+        buf.get_mut(..header.len())?.copy_from_slice(header);
+        buf.get_mut(header.len()..len)?.copy_from_slice(payload);
+        write_fixed_header(buf, out_pt, rewritten.seq, rewritten.timestamp, ssrc)?;
+        if let (Some(at), Some(counter)) = (transport_cc_at, transport_cc_seq) {
+            buf.get_mut(at..at + 2)?
+                .copy_from_slice(&counter.to_be_bytes());
+            *counter = counter.wrapping_add(1);
+        }
+        Some(len)
+    });
+    if queued {
+        count_sent(subscription, payload.len());
+    }
+    queued
+}
+
+/// Counts a fresh copy for the subscriber's sender reports.
+fn count_sent(subscription: &mut Subscription, payload_len: usize) {
+    subscription.packets_sent = subscription.packets_sent.wrapping_add(1);
+    subscription.octets_sent = subscription
+        .octets_sent
+        .wrapping_add(u32::try_from(payload_len).unwrap_or(0));
 }
 
 /// How a subscriber's copy is numbered.
@@ -1074,13 +1211,10 @@ fn write_copy(
         Some(len)
     });
     if queued && !retransmission {
-        subscription.packets_sent = subscription.packets_sent.wrapping_add(1);
         let payload = packet
             .len()
             .saturating_sub(rtc_core::rtp::header_len(packet).unwrap_or(0));
-        subscription.octets_sent = subscription
-            .octets_sent
-            .wrapping_add(u32::try_from(payload).unwrap_or(0));
+        count_sent(subscription, payload);
     }
     queued
 }

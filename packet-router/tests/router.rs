@@ -716,3 +716,56 @@ fn copies_to_one_session_share_its_transport_wide_sequence_numbers() {
     let view = RtpPacket::parse(transmit.packet()).expect("valid RTP out");
     assert_eq!(view.extension(7), Some(&0u16.to_be_bytes()[..]));
 }
+
+#[test]
+fn subscribers_with_different_extension_ids_each_get_their_own() {
+    let now = Instant::now();
+    let mut router = Router::new(RouterConfig::default());
+    let mut out = TransmitQueue::with_capacity(16);
+    let track = router
+        .add_published_stream(now, PUBLISHER, video_stream(PUB_SSRC, PUB_RTX_SSRC))
+        .expect("track added");
+    // (abs-send-time id, transport-cc id) per subscriber; the first and the last share theirs,
+    // the middle one has its own, the fourth has no transport-cc.
+    let ids = [(5, Some(7)), (9, Some(11)), (5, Some(7)), (5, None)];
+    for (index, &(abs_send_time, transport_cc)) in ids.iter().enumerate() {
+        let mut stream = subscriber_stream(index as u32, false);
+        stream.extensions = ExtensionIds {
+            mid: Some(1),
+            abs_send_time: Some(abs_send_time),
+            transport_cc,
+            ..ExtensionIds::default()
+        };
+        router
+            .subscribe(now, SessionId(100 + index as u64), track, stream, &mut out)
+            .expect("subscribed");
+    }
+    for seq in 0..2u16 {
+        let payload = payload_for(seq);
+        let mut packet = rtp(PUB_SSRC, VP8_PT, seq, 0, &payload);
+        out.clear();
+        let copies = router
+            .handle_rtp(now, PUBLISHER, &mut packet, &mut out)
+            .expect("routed");
+        assert_eq!(copies, ids.len());
+        for (index, &(abs_send_time, transport_cc)) in ids.iter().enumerate() {
+            let session = SessionId(100 + index as u64);
+            let transmit = out
+                .as_slice()
+                .iter()
+                .find(|t| t.session == session)
+                .expect("a copy for each subscriber");
+            let view = RtpPacket::parse(transmit.packet()).expect("valid RTP out");
+            assert_eq!(view.ssrc(), Ssrc(0xA000 + index as u32));
+            assert_eq!(view.payload_type(), Pt(100));
+            assert_eq!(view.payload(), &payload[..]);
+            assert_eq!(view.extension(abs_send_time), Some(&[1u8, 2, 3][..]));
+            // The publisher's mid (id 4) is not the subscriber's: dropped.
+            assert_eq!(view.extension(4), None);
+            match transport_cc {
+                Some(id) => assert_eq!(view.extension(id), Some(&seq.to_be_bytes()[..])),
+                None => assert!(view.extension(3).is_none() && view.extension(7).is_none()),
+            }
+        }
+    }
+}
