@@ -637,7 +637,7 @@ impl Router {
         let counters = &mut self.transport_cc_counters;
         let template = &mut self.header_template[..];
         // The key of the subscribers the template was last built for, and its shape.
-        let mut built: Option<(u64, Option<(usize, Option<usize>)>)> = None;
+        let mut built: Option<(u64, Option<TemplateShape>)> = None;
         for subscription in &mut track.subscriptions {
             let counter = counters.get_mut(subscription.counter);
             let shape = match built {
@@ -653,7 +653,9 @@ impl Router {
                     shape
                 }
             };
-            let queued = match shape.and_then(|(len, at)| Some((template.get(..len)?, at))) {
+            let header =
+                shape.and_then(|shape| Some((template.get(..shape.len)?, shape.transport_cc_at)));
+            let queued = match header {
                 Some(template) => write_fresh_copy(
                     now,
                     subscription,
@@ -1028,16 +1030,23 @@ fn forwarded_extensions(ids: &ExtensionIds) -> [Option<u8>; 4] {
     ]
 }
 
+/// What [`build_header_template`] wrote.
+#[derive(Debug, Clone, Copy)]
+struct TemplateShape {
+    len: usize,
+    /// Where the transport-wide sequence number goes, when the subscribers negotiated one and
+    /// the packet has it.
+    transport_cc_at: Option<usize>,
+}
+
 /// Fills `template` with the header of a publisher's packet as subscribers with `ext_map`
-/// receive it (extension ids remapped), and returns its length and where in it the
-/// transport-wide sequence number goes (when the subscribers negotiated one and the packet
-/// has it). `None` if the header does not parse.
+/// receive it (extension ids remapped). `None` if the header does not parse.
 fn build_header_template(
     template: &mut [u8],
     header: &[u8],
     ext_map: &[u8; 256],
     transport_cc_id: Option<u8>,
-) -> Option<(usize, Option<usize>)> {
+) -> Option<TemplateShape> {
     let bytes = template.get_mut(..header.len())?;
     bytes.copy_from_slice(header);
     let mut view = RtpPacket::parse_header_only(bytes).ok()?;
@@ -1047,7 +1056,10 @@ fn build_header_template(
         .and_then(|id| view.extension_mut(id))
         .filter(|value| value.len() >= 2)
         .map(|value| value.as_ptr() as usize - start);
-    Some((header.len(), transport_cc_at))
+    Some(TemplateShape {
+        len: header.len(),
+        transport_cc_at,
+    })
 }
 
 /// Writes the fixed-header fields a subscriber's copy changes (RFC 3550 section 5.1: the

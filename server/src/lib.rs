@@ -276,6 +276,7 @@ impl Sfu {
             candidate,
             setup_timeout: config.setup_timeout,
             consent_timeout: config.consent_timeout,
+            gso: config.gso,
             next_session: AtomicU64::new(1),
         });
 
@@ -313,7 +314,6 @@ impl Sfu {
                 Arc::clone(&shared),
                 Arc::clone(&worker_stats),
                 Arc::clone(&context),
-                config.gso,
             )?;
             threads.push(
                 std::thread::Builder::new()

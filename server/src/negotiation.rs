@@ -33,6 +33,8 @@ pub(crate) struct LocalContext {
     pub(crate) setup_timeout: std::time::Duration,
     /// See [`crate::MediaConfig::consent_timeout`].
     pub(crate) consent_timeout: std::time::Duration,
+    /// See [`crate::MediaConfig::gso`].
+    pub(crate) gso: bool,
     pub(crate) next_session: AtomicU64,
 }
 

@@ -101,13 +101,12 @@ impl Worker {
         shared: Arc<Shared>,
         published: Arc<PublishedStats>,
         context: Arc<negotiation::LocalContext>,
-        gso: bool,
     ) -> io::Result<Self> {
         let mut socket = socket;
         poll.registry()
             .register(&mut socket, SOCKET, Interest::READABLE)?;
         let mut socket = BatchSocket::new(socket)?;
-        let gso = socket.set_gso(gso);
+        let gso = socket.set_gso(context.gso);
         let workers = shared.workers.len();
         let now = Instant::now();
         Ok(Worker {
