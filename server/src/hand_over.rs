@@ -9,6 +9,10 @@ use std::net::SocketAddr;
 /// Batches a worker keeps for reuse; more are freed when they come back.
 pub(crate) const SPARE_BATCHES: usize = 8;
 
+/// Bytes a kept batch may hold on to: a round of GRO-coalesced datagrams can be megabytes,
+/// which a spare batch need not keep.
+const RETAINED_BYTES: usize = 256 * 1024;
+
 /// Datagrams for one worker, back to back in one buffer.
 #[derive(Debug)]
 pub(crate) struct HandOverBatch {
@@ -48,10 +52,13 @@ impl HandOverBatch {
         Some((source, self.bytes.get_mut(start..start + len)?))
     }
 
-    /// Empties the batch, keeping its buffers.
+    /// Empties the batch, keeping its buffers up to a bound.
     pub(crate) fn clear(&mut self) {
         self.bytes.clear();
         self.datagrams.clear();
+        if self.bytes.capacity() > RETAINED_BYTES {
+            self.bytes.shrink_to(RETAINED_BYTES);
+        }
     }
 }
 
