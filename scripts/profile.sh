@@ -32,7 +32,7 @@ while [ $# -gt 0 ]; do
     --duration) duration=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --) shift; command=("$@"); break ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
