@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod fuzzing;
+pub mod id_hasher;
 pub mod keyframe_throttle;
 pub mod loss_tracker;
 pub mod reception;
@@ -16,8 +17,10 @@ pub mod retransmit_cache;
 pub mod rewrite;
 pub mod router;
 pub mod transmit;
+pub mod workload;
 
 pub use config::{Codec, CodecParams, ExtensionIds, MediaKind, PublishedStream, SubscribedStream};
+pub use id_hasher::{IdHashMap, IdHasher};
 pub use keyframe_throttle::KeyframeRequestThrottle;
 pub use loss_tracker::{LossTracker, LossTrackerConfig, PacketArrival};
 pub use retransmit_cache::RetransmitCache;

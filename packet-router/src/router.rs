@@ -15,12 +15,12 @@
 //! are detached, and attaching them to the track that replaces it keeps each subscriber's
 //! stream continuous.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rtc_core::rtp::{RtpPacket, SeqNoUnwrapper};
 use rtc_core::{Pt, SeqNo, Ssrc};
 
+use crate::IdHashMap;
 use crate::config::{CodecParams, ExtensionIds, MediaKind, PublishedStream, SubscribedStream};
 use crate::keyframe_throttle::{DEFAULT_KEYFRAME_REQUEST_INTERVAL, KeyframeRequestThrottle};
 use crate::loss_tracker::{LossTracker, LossTrackerConfig, PacketArrival};
@@ -89,23 +89,38 @@ enum StreamRole {
 /// traffic a subscriber can make the server send.
 const MIN_RESEND_INTERVAL: Duration = Duration::from_millis(20);
 
-/// A subscriber's copy of a track.
+/// A subscriber's copy of a track. `repr(C)` keeps the declared order: what every forwarded
+/// copy reads and writes comes first, together in the first cache lines, then the maps
+/// (indexed by the few payload types and extension ids in use), and last what only
+/// signaling, retransmissions and reports touch.
 #[derive(Debug)]
+#[repr(C)]
 struct Subscription {
-    id: SubscriptionId,
     subscriber: SessionId,
-    stream: SubscribedStream,
+    /// The subscriber's SSRC and RTX SSRC for this track.
+    media_ssrc: Ssrc,
+    rtx_ssrc: Option<Ssrc>,
+    /// The subscriber's transport-wide sequence number extension id, if negotiated.
+    transport_cc_id: Option<u8>,
+    /// Index of the subscriber's transport-wide sequence number in
+    /// [`Router::transport_cc_counters`].
+    counter: usize,
+    packets_sent: u32,
+    octets_sent: u32,
+    rtx_seq: u16,
+    rewriter: SubscriberRewriter,
     /// Publisher payload type -> (subscriber payload type, subscriber RTX payload type).
     pt_map: [Option<(Pt, Option<Pt>)>; 128],
     /// Publisher extension id -> subscriber extension id (0: drop the element).
     ext_map: [u8; 256],
-    rewriter: SubscriberRewriter,
-    rtx_seq: u16,
+    /// The subscriber's ids of the forwarded extensions: within one track, subscriptions with
+    /// equal keys have equal `ext_map`s and share one header template per packet.
+    ext_key: u64,
+    id: SubscriptionId,
+    stream: SubscribedStream,
     /// The packet last retransmitted from each slot of the track's retransmission cache, and
     /// when. It mirrors the cache's slots, so every packet the cache can answer has its own.
     resent: Box<[Option<(SeqNo, Instant)>]>,
-    packets_sent: u32,
-    octets_sent: u32,
 }
 
 /// A publisher's track as the router keeps it.
@@ -127,11 +142,13 @@ struct PublishedTrack {
     subscriptions: Vec<Subscription>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct SessionRoutes {
     tracks: Vec<TrackId>,
     subscriptions: Vec<SubscriptionId>,
-    transport_cc_seq: u16,
+    /// Index of the session's transport-wide sequence number in
+    /// [`Router::transport_cc_counters`].
+    counter: usize,
 }
 
 /// Where a subscription lives: in a track's list, or detached (its track is gone).
@@ -147,15 +164,27 @@ enum Location {
 pub struct Router {
     config: RouterConfig,
     next_id: u64,
-    tracks: HashMap<TrackId, PublishedTrack>,
-    track_by_ssrc: HashMap<(SessionId, Ssrc), (TrackId, StreamRole)>,
-    subscription_by_ssrc: HashMap<(SessionId, Ssrc), SubscriptionId>,
-    locations: HashMap<SubscriptionId, Location>,
-    detached: HashMap<SubscriptionId, Subscription>,
-    sessions: HashMap<SessionId, SessionRoutes>,
+    tracks: IdHashMap<TrackId, PublishedTrack>,
+    track_by_ssrc: IdHashMap<(SessionId, Ssrc), (TrackId, StreamRole)>,
+    subscription_by_ssrc: IdHashMap<(SessionId, Ssrc), SubscriptionId>,
+    locations: IdHashMap<SubscriptionId, Location>,
+    detached: IdHashMap<SubscriptionId, Subscription>,
+    sessions: IdHashMap<SessionId, SessionRoutes>,
+    /// Each session's transport-wide sequence number (shared by all its subscriptions), by
+    /// [`SessionRoutes::counter`]: a subscription indexes it directly, so a copy costs no
+    /// lookup of its session.
+    transport_cc_counters: Vec<u16>,
+    /// Slots of `transport_cc_counters` whose session is gone, reused first.
+    free_counters: Vec<usize>,
+    /// No later than the earliest NACK deadline of any track, so that
+    /// [`Router::poll_timeout`] need not look at every track. It may be early (a gap that
+    /// was repaired by reordering); [`Router::handle_timeout`] then makes it exact again.
+    nack_deadline: Option<Instant>,
     next_report: Option<Instant>,
     nack_scratch: Vec<SeqNo>,
     nack_wire_scratch: Vec<u16>,
+    /// The header of the packet being routed as one group of subscribers receives it.
+    header_template: Box<[u8; crate::transmit::MAX_PACKET]>,
     stats: RouterStats,
 }
 
@@ -165,15 +194,19 @@ impl Router {
         Router {
             config,
             next_id: 1,
-            tracks: HashMap::new(),
-            track_by_ssrc: HashMap::new(),
-            subscription_by_ssrc: HashMap::new(),
-            locations: HashMap::new(),
-            detached: HashMap::new(),
-            sessions: HashMap::new(),
+            tracks: IdHashMap::default(),
+            track_by_ssrc: IdHashMap::default(),
+            subscription_by_ssrc: IdHashMap::default(),
+            locations: IdHashMap::default(),
+            detached: IdHashMap::default(),
+            sessions: IdHashMap::default(),
+            transport_cc_counters: Vec::new(),
+            free_counters: Vec::new(),
+            nack_deadline: None,
             next_report: None,
             nack_scratch: Vec::with_capacity(64),
             nack_wire_scratch: Vec::with_capacity(64),
+            header_template: Box::new([0; crate::transmit::MAX_PACKET]),
             stats: RouterStats::default(),
         }
     }
@@ -181,6 +214,26 @@ impl Router {
     /// Counters of what the router did.
     pub fn stats(&self) -> &RouterStats {
         &self.stats
+    }
+
+    /// The routes of `session`, created with a transport-wide counter slot on first use.
+    fn routes_mut(&mut self, session: SessionId) -> &mut SessionRoutes {
+        let counters = &mut self.transport_cc_counters;
+        let free = &mut self.free_counters;
+        self.sessions.entry(session).or_insert_with(|| {
+            let counter = free.pop().unwrap_or_else(|| {
+                counters.push(0);
+                counters.len() - 1
+            });
+            if let Some(value) = counters.get_mut(counter) {
+                *value = 0;
+            }
+            SessionRoutes {
+                tracks: Vec::new(),
+                subscriptions: Vec::new(),
+                counter,
+            }
+        })
     }
 
     fn next_id(&mut self) -> u64 {
@@ -246,7 +299,7 @@ impl Router {
             stream,
         };
         self.tracks.insert(id, track);
-        self.sessions.entry(publisher).or_default().tracks.push(id);
+        self.routes_mut(publisher).tracks.push(id);
         self.schedule_reports(now);
         Ok(id)
     }
@@ -284,11 +337,17 @@ impl Router {
         let clock_rate = published.clock_rate;
         let published_stream = published.stream.clone();
         let id = SubscriptionId(self.next_id());
+        let counter = self.routes_mut(subscriber).counter;
         let mut subscription = Subscription {
             id,
             subscriber,
+            media_ssrc: stream.ssrc,
+            rtx_ssrc: stream.rtx_ssrc,
+            transport_cc_id: stream.extensions.transport_cc,
+            counter,
             pt_map: [None; 128],
             ext_map: [0; 256],
+            ext_key: 0,
             rewriter: SubscriberRewriter::new(
                 clock_rate,
                 stream.initial_seq,
@@ -304,11 +363,7 @@ impl Router {
         for ssrc in std::iter::once(subscription.stream.ssrc).chain(subscription.stream.rtx_ssrc) {
             self.subscription_by_ssrc.insert((subscriber, ssrc), id);
         }
-        self.sessions
-            .entry(subscriber)
-            .or_default()
-            .subscriptions
-            .push(id);
+        self.routes_mut(subscriber).subscriptions.push(id);
         self.locations.insert(id, Location::Detached);
         self.detached.insert(id, subscription);
         self.attach(now, id, track, out)?;
@@ -379,6 +434,7 @@ impl Router {
         let Some(routes) = self.sessions.remove(&session) else {
             return;
         };
+        self.free_counters.push(routes.counter);
         for id in routes.subscriptions {
             self.drop_subscription(session, id);
         }
@@ -554,6 +610,10 @@ impl Router {
             // A duplicate (or far too late): already forwarded, or beyond repair.
             return Ok(0);
         }
+        if matches!(arrival, PacketArrival::Gap(_)) && track.stream.nack {
+            // The new missing packets are due for a NACK now.
+            self.nack_deadline = Some(self.nack_deadline.map_or(now, |at| at.min(now)));
+        }
         if let PacketArrival::TooLargeGap(_) = arrival {
             let publisher = track.publisher;
             let media_ssrc = track.stream.ssrc;
@@ -570,22 +630,55 @@ impl Router {
             timestamp,
         };
         let pt = view.payload_type();
+        let (header, payload) = packet
+            .split_at_checked(view.header_len())
+            .ok_or(RouteDrop::Malformed)?;
         let mut copies = 0;
+        let counters = &mut self.transport_cc_counters;
+        let template = &mut self.header_template[..];
+        // The key of the subscribers the template was last built for, and its shape.
+        let mut built: Option<(u64, Option<TemplateShape>)> = None;
         for subscription in &mut track.subscriptions {
-            let session = self
-                .sessions
-                .get_mut(&subscription.subscriber)
-                .map(|routes| &mut routes.transport_cc_seq);
-            if write_copy(
-                now,
-                subscription,
-                source,
-                pt,
-                packet,
-                session,
-                out,
-                Numbering::Fresh,
-            ) {
+            let counter = counters.get_mut(subscription.counter);
+            let shape = match built {
+                Some((key, shape)) if key == subscription.ext_key => shape,
+                _ => {
+                    let shape = build_header_template(
+                        template,
+                        header,
+                        &subscription.ext_map,
+                        subscription.transport_cc_id,
+                    );
+                    built = Some((subscription.ext_key, shape));
+                    shape
+                }
+            };
+            let header =
+                shape.and_then(|shape| Some((template.get(..shape.len)?, shape.transport_cc_at)));
+            let queued = match header {
+                Some(template) => write_fresh_copy(
+                    now,
+                    subscription,
+                    source,
+                    pt,
+                    template,
+                    payload,
+                    counter,
+                    out,
+                ),
+                // Not reached for a packet that parsed; the general path stays correct.
+                None => write_copy(
+                    now,
+                    subscription,
+                    source,
+                    pt,
+                    packet,
+                    counter,
+                    out,
+                    Numbering::Fresh,
+                ),
+            };
+            if queued {
                 copies += 1;
             }
         }
@@ -699,11 +792,7 @@ impl Router {
         let Some(subscription) = track.subscriptions.iter_mut().find(|s| s.id == id) else {
             return;
         };
-        let transport_cc = self
-            .sessions
-            .get_mut(&subscriber)
-            .map(|routes| &mut routes.transport_cc_seq);
-        let mut transport_cc = transport_cc;
+        let mut transport_cc = self.transport_cc_counters.get_mut(subscription.counter);
         for &seq in lost {
             let Some((_, source_seq)) = subscription.rewriter.source_seq(seq) else {
                 self.stats.retransmissions_missed += 1;
@@ -762,24 +851,37 @@ impl Router {
     }
 
     /// When [`Router::handle_timeout`] next has work.
+    ///
+    /// It costs no scan of the tracks: it may be early after a gap that reordering repaired,
+    /// never late.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let nacks = self
-            .tracks
-            .values()
-            .filter_map(|t| t.loss.poll_timeout())
-            .min();
-        match (nacks, self.next_report) {
+        match (self.nack_deadline, self.next_report) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// The earliest NACK deadline of the tracks that send NACKs. Tracks without NACK keep
+    /// their (bounded) loss record for duplicate and gap detection only; their deadlines must
+    /// not wake the worker, which would never clear them.
+    fn earliest_nack_deadline(&self) -> Option<Instant> {
+        self.tracks
+            .values()
+            .filter(|t| t.stream.nack)
+            .filter_map(|t| t.loss.poll_timeout())
+            .min()
     }
 
     /// Sends what is due: NACKs to publishers, and on the report interval sender reports to
     /// subscribers and receiver reports to publishers.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut TransmitQueue) {
         let feedback_ssrc = self.config.feedback_ssrc;
+        let nacks_due = self.nack_deadline.is_some_and(|at| at <= now);
         for track in self.tracks.values_mut() {
-            if !track.stream.nack || track.loss.poll_timeout().is_none_or(|at| at > now) {
+            if !nacks_due
+                || !track.stream.nack
+                || track.loss.poll_timeout().is_none_or(|at| at > now)
+            {
                 continue;
             }
             self.nack_scratch.clear();
@@ -797,6 +899,9 @@ impl Router {
             }) {
                 self.stats.nacks_sent += 1;
             }
+        }
+        if nacks_due {
+            self.nack_deadline = self.earliest_nack_deadline();
         }
         if self.next_report.is_some_and(|at| at <= now) {
             self.send_reports(now, out);
@@ -879,6 +984,11 @@ fn map_stream(
     }
     subscription.pt_map = pt_map;
     subscription.ext_map = extension_map(&published.extensions, &subscription.stream.extensions);
+    subscription.ext_key = forwarded_extensions(&subscription.stream.extensions)
+        .iter()
+        .fold(0u64, |key, id| {
+            key << 16 | id.map_or(0, |id| 0x100 | u64::from(id))
+        });
     Ok(())
 }
 
@@ -896,15 +1006,9 @@ fn kind_of(codec: rtc_core::sdp::Codec) -> MediaKind {
 /// transport-wide sequence number is rewritten per subscriber after the remap.
 fn extension_map(publisher: &ExtensionIds, subscriber: &ExtensionIds) -> [u8; 256] {
     let mut map = [0u8; 256];
-    let pairs = [
-        (publisher.abs_send_time, subscriber.abs_send_time),
-        (publisher.audio_level, subscriber.audio_level),
-        (
-            publisher.dependency_descriptor,
-            subscriber.dependency_descriptor,
-        ),
-        (publisher.transport_cc, subscriber.transport_cc),
-    ];
+    let pairs = forwarded_extensions(publisher)
+        .into_iter()
+        .zip(forwarded_extensions(subscriber));
     for (from, to) in pairs {
         if let (Some(from), Some(to)) = (from, to)
             && let Some(slot) = map.get_mut(usize::from(from))
@@ -913,6 +1017,114 @@ fn extension_map(publisher: &ExtensionIds, subscriber: &ExtensionIds) -> [u8; 25
         }
     }
     map
+}
+
+/// The ids of the extensions forwarded as they are (the transport-wide sequence number is
+/// rewritten after the remap), in a fixed order.
+fn forwarded_extensions(ids: &ExtensionIds) -> [Option<u8>; 4] {
+    [
+        ids.abs_send_time,
+        ids.audio_level,
+        ids.dependency_descriptor,
+        ids.transport_cc,
+    ]
+}
+
+/// What [`build_header_template`] wrote.
+#[derive(Debug, Clone, Copy)]
+struct TemplateShape {
+    len: usize,
+    /// Where the transport-wide sequence number goes, when the subscribers negotiated one and
+    /// the packet has it.
+    transport_cc_at: Option<usize>,
+}
+
+/// Fills `template` with the header of a publisher's packet as subscribers with `ext_map`
+/// receive it (extension ids remapped). `None` if the header does not parse.
+fn build_header_template(
+    template: &mut [u8],
+    header: &[u8],
+    ext_map: &[u8; 256],
+    transport_cc_id: Option<u8>,
+) -> Option<TemplateShape> {
+    let bytes = template.get_mut(..header.len())?;
+    bytes.copy_from_slice(header);
+    let mut view = RtpPacket::parse_header_only(bytes).ok()?;
+    view.remap_extension_ids(|id| ext_map.get(usize::from(id)).copied().filter(|&to| to != 0));
+    let start = view.as_bytes().as_ptr() as usize;
+    let transport_cc_at = transport_cc_id
+        .and_then(|id| view.extension_mut(id))
+        .filter(|value| value.len() >= 2)
+        .map(|value| value.as_ptr() as usize - start);
+    Some(TemplateShape {
+        len: header.len(),
+        transport_cc_at,
+    })
+}
+
+/// Writes the fixed-header fields a subscriber's copy changes (RFC 3550 section 5.1: the
+/// payload type beside the marker bit, sequence number, timestamp, SSRC) at their fixed
+/// offsets. The parsed view's setters do the same, but making a view validates the extension
+/// block again, which per copy costs more than the rest of the rewrite.
+fn write_fixed_header(buf: &mut [u8], pt: Pt, seq: u16, timestamp: u32, ssrc: Ssrc) -> Option<()> {
+    let header = buf.get_mut(..rtc_core::rtp::FIXED_HEADER_LEN)?;
+    header[1] = (header[1] & 0x80) | (pt.0 & 0x7f);
+    header[2..4].copy_from_slice(&seq.to_be_bytes());
+    header[4..8].copy_from_slice(&timestamp.to_be_bytes());
+    header[8..12].copy_from_slice(&ssrc.0.to_be_bytes());
+    Some(())
+}
+
+/// Writes one subscriber's copy of a packet forwarded for the first time: the header template
+/// of its group ([`build_header_template`]), the payload, the fixed fields and the
+/// transport-wide sequence number. Returns whether a copy was queued.
+#[allow(clippy::too_many_arguments)] // The hot path; bundling would cost a struct per packet.
+fn write_fresh_copy(
+    now: Instant,
+    subscription: &mut Subscription,
+    source: SourcePacket,
+    pt: Pt,
+    (header, transport_cc_at): (&[u8], Option<usize>),
+    payload: &[u8],
+    transport_cc_seq: Option<&mut u16>,
+    out: &mut TransmitQueue,
+) -> bool {
+    let Some((out_pt, _)) = subscription
+        .pt_map
+        .get(usize::from(pt.0 & 0x7f))
+        .copied()
+        .flatten()
+    else {
+        return false;
+    };
+    let Ok(rewritten) = subscription.rewriter.rewrite(now, source) else {
+        return false;
+    };
+    let ssrc = subscription.media_ssrc;
+    let queued = out.push_with(subscription.subscriber, PacketKind::Rtp, |buf| {
+        let len = header.len() + payload.len();
+        buf.get_mut(..header.len())?.copy_from_slice(header);
+        buf.get_mut(header.len()..len)?.copy_from_slice(payload);
+        write_fixed_header(buf, out_pt, rewritten.seq, rewritten.timestamp, ssrc)?;
+        if let (Some(at), Some(counter)) = (transport_cc_at, transport_cc_seq) {
+            buf.get_mut(at..at + 2)?
+                .copy_from_slice(&counter.to_be_bytes());
+            *counter = counter.wrapping_add(1);
+        }
+        Some(len)
+    });
+    if queued {
+        count_sent(subscription, payload.len());
+    }
+    queued
+}
+
+/// Counts a fresh copy for the subscriber's sender reports.
+fn count_sent(subscription: &mut Subscription, payload_len: usize) {
+    subscription.packets_sent = subscription.packets_sent.wrapping_add(1);
+    subscription.octets_sent = subscription
+        .octets_sent
+        .wrapping_add(u32::try_from(payload_len).unwrap_or(0));
 }
 
 /// How a subscriber's copy is numbered.
@@ -964,13 +1176,13 @@ fn write_copy(
             Err(_) => return false,
         },
     };
-    let rtx = match (retransmission, subscription.stream.rtx_ssrc, out_rtx_pt) {
+    let rtx = match (retransmission, subscription.rtx_ssrc, out_rtx_pt) {
         (true, Some(ssrc), Some(pt)) => Some((ssrc, pt)),
         _ => None,
     };
     let ext_map = &subscription.ext_map;
-    let transport_cc_id = subscription.stream.extensions.transport_cc;
-    let media_ssrc = subscription.stream.ssrc;
+    let transport_cc_id = subscription.transport_cc_id;
+    let media_ssrc = subscription.media_ssrc;
     let rtx_seq = &mut subscription.rtx_seq;
     let queued = out.push_with(subscription.subscriber, PacketKind::Rtp, |buf| {
         let header_len = rtc_core::rtp::header_len(packet).ok()?;
@@ -1011,13 +1223,10 @@ fn write_copy(
         Some(len)
     });
     if queued && !retransmission {
-        subscription.packets_sent = subscription.packets_sent.wrapping_add(1);
         let payload = packet
             .len()
             .saturating_sub(rtc_core::rtp::header_len(packet).unwrap_or(0));
-        subscription.octets_sent = subscription
-            .octets_sent
-            .wrapping_add(u32::try_from(payload).unwrap_or(0));
+        count_sent(subscription, payload);
     }
     queued
 }

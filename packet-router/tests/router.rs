@@ -631,3 +631,141 @@ fn goodbye_sends_a_bye_for_every_ssrc_of_every_session() {
     assert_eq!(byes(SessionId(101)), vec![Ssrc(0xA001), Ssrc(0xB001)]);
     assert_eq!(byes(PUBLISHER), vec![RouterConfig::default().feedback_ssrc]);
 }
+
+#[test]
+fn a_gap_on_a_track_without_nack_does_not_keep_the_router_due() {
+    let now = Instant::now();
+    let mut router = Router::new(RouterConfig::default());
+    let mut out = TransmitQueue::with_capacity(16);
+    let stream = PublishedStream {
+        nack: false,
+        ..video_stream(PUB_SSRC, PUB_RTX_SSRC)
+    };
+    let track = router
+        .add_published_stream(now, PUBLISHER, stream)
+        .expect("track added");
+    router
+        .subscribe(
+            now,
+            SessionId(100),
+            track,
+            subscriber_stream(0, false),
+            &mut out,
+        )
+        .expect("subscribed");
+    for seq in [0u16, 1, 5] {
+        let mut packet = rtp(PUB_SSRC, VP8_PT, seq, 0, &payload_for(seq));
+        router
+            .handle_rtp(now, PUBLISHER, &mut packet, &mut out)
+            .expect("routed");
+    }
+    // Nothing is ever NACKed on this track, so its missing packets must not wake the worker
+    // (it would spin): the next work is the report interval.
+    assert!(router.poll_timeout().is_some_and(|at| at > now));
+}
+
+#[test]
+fn copies_to_one_session_share_its_transport_wide_sequence_numbers() {
+    let mut h = Harness::new(1, false);
+    let second = h
+        .router
+        .add_published_stream(
+            h.now,
+            SessionId(2),
+            video_stream(Ssrc(0x5555), Ssrc(0x6666)),
+        )
+        .expect("second track");
+    let mut stream = subscriber_stream(1, false);
+    stream.ssrc = Ssrc(0xC000);
+    h.router
+        .subscribe(h.now, SessionId(100), second, stream, &mut h.out)
+        .expect("second subscription");
+    let mut numbers = Vec::new();
+    for seq in 0..3u16 {
+        for (publisher, ssrc) in [(PUBLISHER, PUB_SSRC), (SessionId(2), Ssrc(0x5555))] {
+            let mut packet = rtp(ssrc, VP8_PT, seq, 0, &payload_for(seq));
+            h.out.clear();
+            h.router
+                .handle_rtp(h.now, publisher, &mut packet, &mut h.out)
+                .expect("routed");
+            for transmit in h.out.as_slice() {
+                let view = RtpPacket::parse(transmit.packet()).expect("valid RTP out");
+                let value = view.extension(7).expect("transport-cc");
+                numbers.push(u16::from_be_bytes([value[0], value[1]]));
+            }
+        }
+    }
+    assert_eq!(numbers, vec![0, 1, 2, 3, 4, 5]);
+    // A session that comes after one that left starts its own count from zero.
+    h.router.remove_session(SessionId(100));
+    h.router
+        .subscribe(
+            h.now,
+            SessionId(200),
+            h.track,
+            subscriber_stream(2, false),
+            &mut h.out,
+        )
+        .expect("new subscriber");
+    let mut packet = rtp(PUB_SSRC, VP8_PT, 3, 0, &payload_for(3));
+    h.out.clear();
+    h.router
+        .handle_rtp(h.now, PUBLISHER, &mut packet, &mut h.out)
+        .expect("routed");
+    let transmit = h.out.as_slice().first().expect("one copy");
+    let view = RtpPacket::parse(transmit.packet()).expect("valid RTP out");
+    assert_eq!(view.extension(7), Some(&0u16.to_be_bytes()[..]));
+}
+
+#[test]
+fn subscribers_with_different_extension_ids_each_get_their_own() {
+    let now = Instant::now();
+    let mut router = Router::new(RouterConfig::default());
+    let mut out = TransmitQueue::with_capacity(16);
+    let track = router
+        .add_published_stream(now, PUBLISHER, video_stream(PUB_SSRC, PUB_RTX_SSRC))
+        .expect("track added");
+    // (abs-send-time id, transport-cc id) per subscriber; the first and the last share theirs,
+    // the middle one has its own, the fourth has no transport-cc.
+    let ids = [(5, Some(7)), (9, Some(11)), (5, Some(7)), (5, None)];
+    for (index, &(abs_send_time, transport_cc)) in ids.iter().enumerate() {
+        let mut stream = subscriber_stream(index as u32, false);
+        stream.extensions = ExtensionIds {
+            mid: Some(1),
+            abs_send_time: Some(abs_send_time),
+            transport_cc,
+            ..ExtensionIds::default()
+        };
+        router
+            .subscribe(now, SessionId(100 + index as u64), track, stream, &mut out)
+            .expect("subscribed");
+    }
+    for seq in 0..2u16 {
+        let payload = payload_for(seq);
+        let mut packet = rtp(PUB_SSRC, VP8_PT, seq, 0, &payload);
+        out.clear();
+        let copies = router
+            .handle_rtp(now, PUBLISHER, &mut packet, &mut out)
+            .expect("routed");
+        assert_eq!(copies, ids.len());
+        for (index, &(abs_send_time, transport_cc)) in ids.iter().enumerate() {
+            let session = SessionId(100 + index as u64);
+            let transmit = out
+                .as_slice()
+                .iter()
+                .find(|t| t.session == session)
+                .expect("a copy for each subscriber");
+            let view = RtpPacket::parse(transmit.packet()).expect("valid RTP out");
+            assert_eq!(view.ssrc(), Ssrc(0xA000 + index as u32));
+            assert_eq!(view.payload_type(), Pt(100));
+            assert_eq!(view.payload(), &payload[..]);
+            assert_eq!(view.extension(abs_send_time), Some(&[1u8, 2, 3][..]));
+            // The publisher's mid (id 4) is not the subscriber's: dropped.
+            assert_eq!(view.extension(4), None);
+            match transport_cc {
+                Some(id) => assert_eq!(view.extension(id), Some(&seq.to_be_bytes()[..])),
+                None => assert!(view.extension(3).is_none() && view.extension(7).is_none()),
+            }
+        }
+    }
+}

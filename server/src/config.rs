@@ -25,6 +25,19 @@ pub struct Config {
     /// Number of media worker threads (defaults to the number of cores).
     #[arg(long = "workers", env = "SLUICE_WORKERS")]
     pub workers: Option<std::num::NonZeroUsize>,
+
+    /// Send runs of equal-sized packets to one peer as one UDP GSO send ("on" or "off";
+    /// defaults to the media plane's default).
+    #[arg(long = "gso", env = "SLUICE_GSO", value_parser = parse_switch)]
+    pub gso: Option<bool>,
+}
+
+fn parse_switch(value: &str) -> Result<bool, String> {
+    match value {
+        "on" | "true" | "1" => Ok(true),
+        "off" | "false" | "0" => Ok(false),
+        _ => Err(format!("{value:?} is neither on nor off")),
+    }
 }
 
 impl Config {
@@ -38,6 +51,11 @@ impl Config {
             },
             None => self.udp.ip(),
         }
+    }
+
+    /// Whether the media workers use UDP GSO.
+    pub fn gso(&self) -> bool {
+        self.gso.unwrap_or(crate::DEFAULT_GSO)
     }
 
     /// The number of media workers to start.
@@ -79,5 +97,6 @@ mod tests {
     fn bad_values_are_rejected_with_an_error() {
         assert!(Config::try_parse_from(["sluice", "--udp", "not-an-address"]).is_err());
         assert!(Config::try_parse_from(["sluice", "--workers", "0"]).is_err());
+        assert!(Config::try_parse_from(["sluice", "--gso", "maybe"]).is_err());
     }
 }

@@ -18,14 +18,16 @@
 //! ```
 
 pub mod config;
+mod hand_over;
 mod negotiation;
 mod session;
 mod stats;
-mod udp;
+mod timers;
+pub mod udp;
 mod worker;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
@@ -53,6 +55,9 @@ pub struct MediaConfig {
     /// ICE consent freshness (RFC 7675): a session whose peer sends no valid check for this
     /// long ends.
     pub consent_timeout: std::time::Duration,
+    /// Send runs of equal-sized packets to one peer as one UDP GSO send where the kernel
+    /// offers it (see docs/profiling.md for what it gains).
+    pub gso: bool,
 }
 
 impl MediaConfig {
@@ -64,9 +69,13 @@ impl MediaConfig {
             workers: 1,
             setup_timeout: DEFAULT_SETUP_TIMEOUT,
             consent_timeout: DEFAULT_CONSENT_TIMEOUT,
+            gso: DEFAULT_GSO,
         }
     }
 }
+
+/// The default of [`MediaConfig::gso`].
+pub const DEFAULT_GSO: bool = true;
 
 /// The default of [`MediaConfig::consent_timeout`] (RFC 7675).
 pub const DEFAULT_CONSENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -148,8 +157,10 @@ pub(crate) enum Command {
 pub(crate) enum Inbound {
     /// A request from the signaling side.
     Command(Command),
-    /// A datagram that another worker's socket received for one of this worker's sessions.
-    Datagram(SocketAddr, Vec<u8>),
+    /// Datagrams that another worker's socket received for this worker's sessions.
+    Datagrams(hand_over::HandOverBatch),
+    /// A batch this worker handed over, emptied, back for reuse.
+    Recycle(hand_over::HandOverBatch),
 }
 
 /// The way into one worker.
@@ -161,19 +172,52 @@ pub(crate) struct WorkerHandle {
 
 impl WorkerHandle {
     pub(crate) fn send(&self, inbound: Inbound) -> Result<(), SfuError> {
-        self.inbound.send(inbound).map_err(|_| SfuError::Stopped)?;
+        self.send_quietly(inbound)?;
+        self.wake()
+    }
+
+    /// Queues without waking the worker: for what can wait until it wakes anyway.
+    pub(crate) fn send_quietly(&self, inbound: Inbound) -> Result<(), SfuError> {
+        self.inbound.send(inbound).map_err(|_| SfuError::Stopped)
+    }
+
+    pub(crate) fn wake(&self) -> Result<(), SfuError> {
         self.waker.wake().map_err(|_| SfuError::Stopped)
     }
 }
 
 /// What all workers share: the way into each other, and which worker owns each remote
-/// address that passed an ICE check (written on validation, read only when a datagram lands
-/// on a worker that does not own its session).
+/// address that passed an ICE check (written on validation and removal, read only when a
+/// datagram lands on a worker that does not own its session and is not in that worker's
+/// cache of the table).
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) workers: Vec<WorkerHandle>,
     pub(crate) events: tokio::sync::mpsc::UnboundedSender<MediaEvent>,
     pub(crate) owners: std::sync::RwLock<std::collections::HashMap<SocketAddr, usize>>,
+    /// Incremented on every change of `owners`, so that workers know when to drop their
+    /// caches of it (one atomic load per receive round instead of a lock per datagram).
+    pub(crate) owners_generation: AtomicU64,
+}
+
+impl Shared {
+    /// Records that worker `owner` owns `address`.
+    pub(crate) fn set_owner(&self, address: SocketAddr, owner: usize) {
+        if let Ok(mut owners) = self.owners.write() {
+            owners.insert(address, owner);
+            self.owners_generation.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// Forgets the owner of `address` if it is still `owner` (another worker may own it now).
+    pub(crate) fn forget_owner(&self, address: SocketAddr, owner: usize) {
+        if let Ok(mut owners) = self.owners.write()
+            && owners.get(&address) == Some(&owner)
+        {
+            owners.remove(&address);
+            self.owners_generation.fetch_add(1, Ordering::Release);
+        }
+    }
 }
 
 /// Which worker owns a session: its index is in the low byte of the id.
@@ -188,9 +232,12 @@ pub struct Sfu {
     events: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<MediaEvent>>>,
     fingerprint: String,
     shared: Arc<Shared>,
-    stats: Vec<Arc<Mutex<SfuStats>>>,
+    stats: Vec<Arc<stats::PublishedStats>>,
     threads: Mutex<Vec<JoinHandle<std::io::Result<()>>>>,
 }
+
+/// How long [`Sfu::stats`] waits for the workers' fresh snapshots.
+const STATS_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Most workers (the owner index must fit a byte and the ufrag alphabet).
 pub const MAX_WORKERS: usize = 64;
@@ -229,6 +276,7 @@ impl Sfu {
             candidate,
             setup_timeout: config.setup_timeout,
             consent_timeout: config.consent_timeout,
+            gso: config.gso,
             next_session: AtomicU64::new(1),
         });
 
@@ -250,13 +298,14 @@ impl Sfu {
             workers: handles,
             events,
             owners: std::sync::RwLock::default(),
+            owners_generation: AtomicU64::new(0),
         });
         let mut stats = Vec::new();
         let mut threads = Vec::new();
         for (index, ((socket, poll), receiver)) in
             sockets.into_iter().zip(polls).zip(receivers).enumerate()
         {
-            let worker_stats = Arc::new(Mutex::new(SfuStats::default()));
+            let worker_stats = Arc::new(stats::PublishedStats::default());
             let worker = worker::Worker::new(
                 index,
                 mio::net::UdpSocket::from_std(socket),
@@ -441,13 +490,23 @@ impl Sfu {
         }
     }
 
-    /// A snapshot of the media plane's counters, summed over the workers.
+    /// A snapshot of the media plane's counters, summed over the workers. Workers publish
+    /// their counters at a bounded rate; this asks each for a fresh snapshot and waits a
+    /// little for it (a worker busy with a long batch, or stopped, answers with its last).
     pub fn stats(&self) -> SfuStats {
+        for (stats, worker) in self.stats.iter().zip(&self.shared.workers) {
+            if stats.request() {
+                let _ = worker.wake();
+            }
+        }
+        let give_up = std::time::Instant::now() + STATS_WAIT;
+        while self.stats.iter().any(|stats| stats.pending()) && std::time::Instant::now() < give_up
+        {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
         let mut total = SfuStats::default();
         for stats in &self.stats {
-            if let Ok(stats) = stats.lock() {
-                total.add(&stats);
-            }
+            total.add(&stats.snapshot());
         }
         total
     }

@@ -18,6 +18,7 @@ fn main() -> anyhow::Result<()> {
         workers: config.worker_count(),
         setup_timeout: server::DEFAULT_SETUP_TIMEOUT,
         consent_timeout: server::DEFAULT_CONSENT_TIMEOUT,
+        gso: config.gso(),
     })?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

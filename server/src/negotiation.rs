@@ -33,6 +33,8 @@ pub(crate) struct LocalContext {
     pub(crate) setup_timeout: std::time::Duration,
     /// See [`crate::MediaConfig::consent_timeout`].
     pub(crate) consent_timeout: std::time::Duration,
+    /// See [`crate::MediaConfig::gso`].
+    pub(crate) gso: bool,
     pub(crate) next_session: AtomicU64,
 }
 
@@ -203,6 +205,7 @@ fn new_session(
         sdp_version: 1,
     };
     state.by_ufrag.insert(local_ufrag, id);
+    state.timers.schedule(id, session.poll_timeout());
     state.sessions.insert(id, session);
     Ok(id)
 }
@@ -702,6 +705,7 @@ pub(crate) fn remove_session(state: &mut WorkerState, id: SessionId) {
         }
     }
     state.router.remove_session(id);
+    state.timers.remove(id);
     state.by_ufrag.remove(&session.local_ufrag);
     let index = state.index;
     let shared = &state.shared;
@@ -709,11 +713,8 @@ pub(crate) fn remove_session(state: &mut WorkerState, id: SessionId) {
         if *owner != id {
             return true;
         }
-        if shared.workers.len() > 1
-            && let Ok(mut owners) = shared.owners.write()
-            && owners.get(address) == Some(&index)
-        {
-            owners.remove(address);
+        if shared.workers.len() > 1 {
+            shared.forget_owner(*address, index);
         }
         false
     });

@@ -1,7 +1,62 @@
 //! Counters of the media plane: what was received, forwarded and dropped, and why.
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use packet_router::RouterStats;
 use rtc_core::srtp::SrtpError;
+
+/// A worker's counters as it last published them, and whether a reader wants a fresh copy.
+/// The worker publishes at a bounded rate (a clone and a lock per publication, not per loop
+/// iteration) and at once when asked.
+#[derive(Debug, Default)]
+pub(crate) struct PublishedStats {
+    snapshot: Mutex<SfuStats>,
+    wanted: AtomicBool,
+    /// The worker has exited and will not answer requests.
+    stopped: AtomicBool,
+}
+
+impl PublishedStats {
+    /// Asks for a fresh snapshot; false when the worker has stopped.
+    pub(crate) fn request(&self) -> bool {
+        if self.stopped.load(Ordering::Acquire) {
+            return false;
+        }
+        self.wanted.store(true, Ordering::Release);
+        true
+    }
+
+    /// A requested snapshot has not been published yet.
+    pub(crate) fn pending(&self) -> bool {
+        self.wanted.load(Ordering::Acquire) && !self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Whether a reader waits for a snapshot (one atomic load: checked every loop iteration).
+    pub(crate) fn wanted(&self) -> bool {
+        self.wanted.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn publish(&self, stats: SfuStats) {
+        if let Ok(mut snapshot) = self.snapshot.lock() {
+            *snapshot = stats;
+        }
+        // After the snapshot is in place, so a reader that sees the request answered reads it.
+        self.wanted.store(false, Ordering::Release);
+    }
+
+    /// The worker is gone: readers stop waiting for it.
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn snapshot(&self) -> SfuStats {
+        self.snapshot
+            .lock()
+            .map(|snapshot| snapshot.clone())
+            .unwrap_or_default()
+    }
+}
 
 /// Why a datagram was dropped before reaching the router.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,22 +6,40 @@
 //! session's ICE-lite agent (found by the username fragment); drives DTLS and installs SRTP
 //! keys; unprotects SRTP and SRTCP in place from validated addresses only; hands plaintext to
 //! the router; then protects the router's output per subscriber and sends it in batches.
+//!
+//! What it costs per packet is kept flat: timers wake through a deadline queue (only due
+//! sessions are touched), counters are published at a bounded rate, the id maps hash with a
+//! multiply, datagrams for another worker's sessions go over in one batch per receive round,
+//! and the shared owner table is read through a cache that one atomic load keeps fresh.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use ice_lite::{PacketKind as DatagramKind, StunMessage, classify};
 use mio::{Events, Interest, Poll, Token, Waker};
-use packet_router::{PacketKind, Router, RouterConfig, SessionId, TransmitQueue};
+use packet_router::{IdHashMap, PacketKind, Router, RouterConfig, SessionId, TransmitQueue};
 
+use crate::hand_over::{HandOverBatch, SPARE_BATCHES};
 use crate::negotiation;
 use crate::session::{Session, SessionEvent};
-use crate::stats::{DropReason, SfuStats};
+use crate::stats::{DropReason, PublishedStats, SfuStats};
+use crate::timers::DeadlineQueue;
 use crate::udp::{BatchSocket, RecvBatch};
 use crate::{Inbound, Shared};
+
+/// How often a busy worker publishes its counters (readers of [`crate::Sfu::stats`] get a
+/// fresh snapshot on request regardless).
+const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The longest the worker sleeps without a deadline: a cap in case a wake-up is missed.
+const IDLE_WAKE: Duration = Duration::from_secs(1);
+
+/// Entries of the cache of the shared owner table; it starts over when full.
+const FOREIGN_CACHE_LIMIT: usize = 64 * 1024;
 
 pub(crate) const SOCKET: Token = Token(0);
 pub(crate) const WAKER: Token = Token(1);
@@ -33,9 +51,12 @@ pub(crate) struct WorkerState {
     pub(crate) index: usize,
     pub(crate) shared: Arc<Shared>,
     pub(crate) now: Instant,
-    pub(crate) sessions: HashMap<SessionId, Session>,
+    pub(crate) sessions: IdHashMap<SessionId, Session>,
+    /// Keyed by peer-chosen strings, so hashed with SipHash; STUN is not the hot path.
     pub(crate) by_ufrag: HashMap<String, SessionId>,
-    pub(crate) by_address: HashMap<SocketAddr, SessionId>,
+    pub(crate) by_address: IdHashMap<SocketAddr, SessionId>,
+    /// When each session next needs its timers run.
+    pub(crate) timers: DeadlineQueue,
     pub(crate) router: Router,
     pub(crate) out: TransmitQueue,
     pub(crate) stats: SfuStats,
@@ -46,12 +67,29 @@ pub(crate) struct Worker {
     socket: BatchSocket,
     poll: Poll,
     inbound: mpsc::Receiver<Inbound>,
-    shared_stats: Arc<Mutex<SfuStats>>,
+    published: Arc<PublishedStats>,
     state: WorkerState,
     scratch: Vec<u8>,
     events: Vec<SessionEvent>,
     /// Where each queued transmit goes (None: not sendable), reused every round.
     destinations: Vec<Option<SocketAddr>>,
+    /// The order in which the queued transmits are sent, reused every round: with GSO, each
+    /// session's packets together (in their own order) so runs can be segmented.
+    send_order: Vec<usize>,
+    /// Whether the socket sends runs to one destination with UDP GSO.
+    gso: bool,
+    /// Sessions whose timers are due, reused every round.
+    due: Vec<SessionId>,
+    /// The batch being filled for each other worker in this receive round.
+    hand_overs: Vec<Option<HandOverBatch>>,
+    /// Emptied batches that came back, for reuse.
+    spare_batches: Vec<HandOverBatch>,
+    /// What this worker has read of the shared owner table, and the table's generation then.
+    foreign_owners: IdHashMap<SocketAddr, usize>,
+    owners_generation: u64,
+    /// Counters changed since they were last published, and when they may be published next.
+    stats_dirty: bool,
+    next_publish: Instant,
 }
 
 impl Worker {
@@ -61,24 +99,39 @@ impl Worker {
         poll: Poll,
         inbound: mpsc::Receiver<Inbound>,
         shared: Arc<Shared>,
-        shared_stats: Arc<Mutex<SfuStats>>,
+        published: Arc<PublishedStats>,
         context: Arc<negotiation::LocalContext>,
     ) -> io::Result<Self> {
         let mut socket = socket;
         poll.registry()
             .register(&mut socket, SOCKET, Interest::READABLE)?;
+        let mut socket = BatchSocket::new(socket)?;
+        let gso = socket.set_gso(context.gso);
+        let workers = shared.workers.len();
+        let now = Instant::now();
         Ok(Worker {
-            socket: BatchSocket::new(socket)?,
+            socket,
             poll,
             inbound,
-            shared_stats,
+            published,
+            destinations: Vec::with_capacity(256),
+            send_order: Vec::with_capacity(256),
+            gso,
+            due: Vec::new(),
+            hand_overs: (0..workers).map(|_| None).collect(),
+            spare_batches: Vec::new(),
+            foreign_owners: IdHashMap::default(),
+            owners_generation: u64::MAX,
+            stats_dirty: true,
+            next_publish: now,
             state: WorkerState {
                 index,
                 shared,
-                now: Instant::now(),
-                sessions: HashMap::new(),
+                now,
+                sessions: IdHashMap::default(),
                 by_ufrag: HashMap::new(),
-                by_address: HashMap::new(),
+                by_address: IdHashMap::default(),
+                timers: DeadlineQueue::default(),
                 router: Router::new(RouterConfig::default()),
                 out: TransmitQueue::with_capacity(256),
                 stats: SfuStats::default(),
@@ -86,19 +139,25 @@ impl Worker {
             },
             scratch: vec![0; 2048],
             events: Vec::with_capacity(8),
-            destinations: Vec::with_capacity(256),
         })
     }
 
     /// Runs until a shutdown command arrives or the command channel closes.
     pub(crate) fn run(mut self) -> io::Result<()> {
+        let result = self.run_loop();
+        // Readers of the counters stop waiting for this worker.
+        self.published.stop();
+        result
+    }
+
+    fn run_loop(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(64);
         let mut batch = RecvBatch::new();
         loop {
             let timeout = self
                 .next_deadline()
-                .map(|at| at.saturating_duration_since(Instant::now()));
-            match self.poll.poll(&mut events, timeout) {
+                .saturating_duration_since(Instant::now());
+            match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -111,16 +170,19 @@ impl Worker {
                 self.close_all();
                 return Ok(());
             }
+            self.refresh_foreign_owners();
             loop {
                 match self.socket.recv(&mut batch) {
                     Ok(0) => break,
                     Ok(count) => {
+                        self.stats_dirty = true;
                         self.state.stats.datagrams_received += count as u64;
                         for index in 0..batch.len() {
                             if let Some((source, datagram)) = batch.datagram_mut(index) {
                                 self.handle_datagram(source, datagram);
                             }
                         }
+                        self.send_hand_overs();
                         self.flush();
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -135,63 +197,141 @@ impl Worker {
             }
             self.handle_timeouts();
             self.flush();
-            self.publish_stats();
+            self.maybe_publish_stats();
         }
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
-        let sessions = self
-            .state
-            .sessions
-            .values()
-            .filter_map(Session::poll_timeout)
-            .min();
-        match (sessions, self.state.router.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+    /// When the loop must wake at the latest: the earliest session or router deadline, the
+    /// next publication of changed counters, or the idle cap. No session is scanned.
+    fn next_deadline(&mut self) -> Instant {
+        let mut next = self.state.now + IDLE_WAKE;
+        let deadlines = [
+            self.state.timers.next_deadline(),
+            self.state.router.poll_timeout(),
+            self.stats_dirty.then_some(self.next_publish),
+        ];
+        for deadline in deadlines.into_iter().flatten() {
+            next = next.min(deadline);
         }
-        // Commands wake the poll through the waker; no periodic tick is needed, but a cap
-        // keeps a missed wake-up from stalling forever.
-        .or(Some(Instant::now() + Duration::from_secs(1)))
+        next
     }
 
     /// Handles queued commands and handed-over datagrams; false when the worker should stop.
     fn drain_inbound(&mut self) -> bool {
-        loop {
+        let mut commands = false;
+        let alive = loop {
             match self.inbound.try_recv() {
                 Ok(Inbound::Command(crate::Command::Shutdown))
-                | Err(mpsc::TryRecvError::Disconnected) => return false,
+                | Err(mpsc::TryRecvError::Disconnected) => break false,
                 Ok(Inbound::Command(command)) => {
                     negotiation::handle_command(&mut self.state, command);
+                    commands = true;
                 }
-                Ok(Inbound::Datagram(source, mut datagram)) => {
-                    self.handle_datagram(source, &mut datagram);
+                Ok(Inbound::Datagrams(mut batch)) => {
+                    for index in 0..batch.len() {
+                        if let Some((source, datagram)) = batch.datagram_mut(index) {
+                            self.handle_datagram(source, datagram);
+                        }
+                    }
+                    batch.clear();
+                    self.stats_dirty = true;
+                    // Back to the worker that filled it; it will find it when it next wakes.
+                    if let Some(sender) = self.state.shared.workers.get(batch.from) {
+                        let _ = sender.send_quietly(Inbound::Recycle(batch));
+                    }
                 }
-                Err(mpsc::TryRecvError::Empty) => return true,
+                Ok(Inbound::Recycle(batch)) => {
+                    if self.spare_batches.len() < SPARE_BATCHES {
+                        self.spare_batches.push(batch);
+                    }
+                }
+                Err(mpsc::TryRecvError::Empty) => break true,
+            }
+        };
+        if commands {
+            // A command may create, change or end any session: reschedule them all (commands
+            // come from signaling, far rarer than packets).
+            let WorkerState {
+                sessions, timers, ..
+            } = &mut self.state;
+            for (&id, session) in sessions.iter() {
+                timers.schedule(id, session.poll_timeout());
+            }
+            self.stats_dirty = true;
+            // The session count changed, which readers expect to see at once.
+            self.next_publish = self.state.now;
+        }
+        self.send_hand_overs();
+        alive
+    }
+
+    /// Queues a datagram for the worker that owns its session (it landed on this worker's
+    /// socket because the kernel spreads flows over the port's sockets by address); the
+    /// batch goes at the end of the receive round.
+    fn hand_over(&mut self, owner: usize, source: SocketAddr, datagram: &[u8]) {
+        let Some(slot) = self.hand_overs.get_mut(owner) else {
+            return;
+        };
+        let index = self.state.index;
+        let spare = &mut self.spare_batches;
+        slot.get_or_insert_with(|| spare.pop().unwrap_or_else(|| HandOverBatch::new(index)))
+            .push(source, datagram);
+    }
+
+    /// Sends this round's hand-over batches, one message and one wake-up per owner.
+    fn send_hand_overs(&mut self) {
+        for (owner, slot) in self.hand_overs.iter_mut().enumerate() {
+            let Some(batch) = slot.take() else {
+                continue;
+            };
+            if batch.is_empty() {
+                self.spare_batches.push(batch);
+                continue;
+            }
+            let count = batch.len() as u64;
+            if let Some(worker) = self.state.shared.workers.get(owner)
+                && worker.send(Inbound::Datagrams(batch)).is_ok()
+            {
+                self.state.stats.handed_over += count;
             }
         }
     }
 
-    /// Hands a datagram to the worker that owns its session (it landed on this worker's
-    /// socket because the kernel spreads flows over the port's sockets by address).
-    fn hand_over(&mut self, owner: usize, source: SocketAddr, datagram: &[u8]) {
-        let delivered = self.state.shared.workers.get(owner).is_some_and(|worker| {
-            worker
-                .send(Inbound::Datagram(source, datagram.to_vec()))
-                .is_ok()
-        });
-        if delivered {
-            self.state.stats.handed_over += 1;
+    /// Drops the cache of the shared owner table when the table has changed.
+    fn refresh_foreign_owners(&mut self) {
+        let generation = self.state.shared.owners_generation.load(Ordering::Acquire);
+        if generation != self.owners_generation {
+            self.foreign_owners.clear();
+            self.owners_generation = generation;
         }
     }
 
     /// The worker owning `source` according to the shared table, when it is not this one.
-    fn foreign_owner(&self, source: SocketAddr) -> Option<usize> {
-        let owners = self.state.shared.owners.read().ok()?;
-        owners
-            .get(&source)
-            .copied()
-            .filter(|&owner| owner != self.state.index)
+    /// Only for datagrams of addresses this worker does not own; the table's lock is taken
+    /// once per address and table generation, not per datagram.
+    fn foreign_owner(&mut self, source: SocketAddr) -> Option<usize> {
+        if self.state.shared.workers.len() < 2 {
+            return None;
+        }
+        let owner = match self.foreign_owners.get(&source) {
+            Some(&owner) => owner,
+            None => {
+                let owner = self
+                    .state
+                    .shared
+                    .owners
+                    .read()
+                    .ok()?
+                    .get(&source)
+                    .copied()?;
+                if self.foreign_owners.len() >= FOREIGN_CACHE_LIMIT {
+                    self.foreign_owners.clear();
+                }
+                self.foreign_owners.insert(source, owner);
+                owner
+            }
+        };
+        (owner != self.state.index).then_some(owner)
     }
 
     fn handle_datagram(&mut self, source: SocketAddr, datagram: &mut [u8]) {
@@ -247,6 +387,13 @@ impl Worker {
         self.handle_session_events(id);
         // As the DTLS client, the first flight waits for an address to send it to.
         self.send_dtls(id);
+        self.reschedule(id);
+    }
+
+    /// Puts `id`'s next deadline into the queue after its state may have changed.
+    fn reschedule(&mut self, id: SessionId) {
+        let deadline = self.state.sessions.get(&id).and_then(Session::poll_timeout);
+        self.state.timers.schedule(id, deadline);
     }
 
     /// The session of a validated source address, or `None` after handing the datagram to
@@ -273,6 +420,7 @@ impl Worker {
         session.handle_dtls(self.state.now, datagram, &mut self.events);
         self.send_dtls(id);
         self.handle_session_events(id);
+        self.reschedule(id);
     }
 
     fn send_dtls(&mut self, id: SessionId) {
@@ -340,9 +488,8 @@ impl Worker {
                 SessionEvent::AddressValidated(address) => {
                     if self.state.by_address.insert(address, id).is_none()
                         && self.state.shared.workers.len() > 1
-                        && let Ok(mut owners) = self.state.shared.owners.write()
                     {
-                        owners.insert(address, self.state.index);
+                        self.state.shared.set_owner(address, self.state.index);
                     }
                 }
                 SessionEvent::Connected => {
@@ -366,16 +513,14 @@ impl Worker {
         self.events = events;
     }
 
+    /// Runs the timers of the sessions that are due (each at most once per round, so one
+    /// whose deadline does not move cannot hold the loop) and the router's.
     fn handle_timeouts(&mut self) {
         let now = self.state.now;
-        let due: Vec<SessionId> = self
-            .state
-            .sessions
-            .values()
-            .filter(|s| s.poll_timeout().is_some_and(|at| at <= now))
-            .map(|s| s.id)
-            .collect();
-        for id in due {
+        let mut due = std::mem::take(&mut self.due);
+        due.clear();
+        due.extend(std::iter::from_fn(|| self.state.timers.pop_due(now)));
+        for &id in &due {
             let Some(session) = self.state.sessions.get_mut(&id) else {
                 continue;
             };
@@ -383,15 +528,24 @@ impl Worker {
             session.handle_timeout(now, &mut self.events);
             self.send_dtls(id);
             self.handle_session_events(id);
+            self.reschedule(id);
         }
+        if !due.is_empty() {
+            self.stats_dirty = true;
+        }
+        self.due = due;
         if self.state.router.poll_timeout().is_some_and(|at| at <= now) {
             self.state.router.handle_timeout(now, &mut self.state.out);
+            self.stats_dirty = true;
         }
     }
 
     /// Protects every queued transmit with its session's keys and sends the batch.
     fn flush(&mut self) {
         let state = &mut self.state;
+        if state.out.is_empty() {
+            return;
+        }
         self.destinations.clear();
         for transmit in state.out.as_mut_slice() {
             let destination = state
@@ -422,14 +576,33 @@ impl Worker {
                 }
             }
         }
-        let datagrams = state
-            .out
-            .as_slice()
-            .iter()
-            .zip(&self.destinations)
-            .filter_map(|(transmit, destination)| Some(((*destination)?, transmit.packet())));
-        self.socket.send_batch(datagrams);
+        let transmits = state.out.as_slice();
+        if !self.gso {
+            // Without GSO the router's order is as good as any.
+            let datagrams = transmits
+                .iter()
+                .zip(&self.destinations)
+                .filter_map(|(transmit, destination)| Some(((*destination)?, transmit.packet())));
+            self.socket.send_batch(datagrams);
+        } else {
+            group_by_session(transmits, &mut self.send_order);
+            let destinations = &self.destinations;
+            let datagrams = self.send_order.iter().filter_map(|&index| {
+                let destination = (*destinations.get(index)?)?;
+                Some((destination, transmits.get(index)?.packet()))
+            });
+            self.socket.send_batch(datagrams);
+        }
         state.out.clear();
+    }
+
+    /// Publishes the counters when they changed and the interval has passed, or at once when
+    /// a reader asks.
+    fn maybe_publish_stats(&mut self) {
+        let wanted = self.published.wanted();
+        if wanted || (self.stats_dirty && self.state.now >= self.next_publish) {
+            self.publish_stats();
+        }
     }
 
     fn publish_stats(&mut self) {
@@ -437,9 +610,9 @@ impl Worker {
         snapshot.absorb_router(self.state.router.stats());
         snapshot.sessions = self.state.sessions.len() as u64;
         snapshot.send_errors = self.socket.send_errors();
-        if let Ok(mut shared) = self.shared_stats.lock() {
-            *shared = snapshot;
-        }
+        self.published.publish(snapshot);
+        self.stats_dirty = false;
+        self.next_publish = self.state.now + PUBLISH_INTERVAL;
     }
 
     fn close_all(&mut self) {
@@ -451,7 +624,43 @@ impl Worker {
     }
 }
 
+/// Fills `order` with the indices of `transmits` so that each session's transmits come
+/// together, in the order the router queued them (so runs to one subscriber can go out as
+/// one GSO send). Sorting indices by (session, index) keeps each session's order without the
+/// allocation of a stable sort.
+pub(crate) fn group_by_session(transmits: &[packet_router::Transmit], order: &mut Vec<usize>) {
+    order.clear();
+    order.extend(0..transmits.len());
+    order.sort_unstable_by_key(|&index| {
+        let session = transmits.get(index).map_or(SessionId(0), |t| t.session);
+        (session, index)
+    });
+}
+
 /// Creates the waker that lets commands interrupt the worker's poll.
 pub(crate) fn waker(poll: &Poll) -> io::Result<Waker> {
     Waker::new(poll.registry(), WAKER)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transmits_are_grouped_by_session_in_their_own_order() {
+        let mut queue = TransmitQueue::with_capacity(8);
+        for (session, marker) in [(3, 0u8), (1, 1), (3, 2), (2, 3), (1, 4), (3, 5)] {
+            queue.push_with(SessionId(session), PacketKind::Rtp, |buf| {
+                buf[0] = marker;
+                Some(1)
+            });
+        }
+        let mut order = Vec::new();
+        group_by_session(queue.as_slice(), &mut order);
+        let markers: Vec<u8> = order
+            .iter()
+            .map(|&i| queue.as_slice()[i].packet()[0])
+            .collect();
+        assert_eq!(markers, vec![1, 4, 3, 0, 2, 5]);
+    }
 }
