@@ -21,7 +21,7 @@ pub mod config;
 mod negotiation;
 mod session;
 mod stats;
-mod udp;
+pub mod udp;
 mod worker;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

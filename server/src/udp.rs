@@ -15,7 +15,7 @@ const BATCH: usize = 32;
 const BUFFER_LEN: usize = 64 * 1024;
 
 /// Receive buffers and what the last receive put into them, reused across calls.
-pub(crate) struct RecvBatch {
+pub struct RecvBatch {
     buffers: [Box<[u8]>; BATCH],
     meta: [RecvMeta; BATCH],
     /// (buffer, offset, length, source) of each datagram of the last receive.
@@ -23,7 +23,7 @@ pub(crate) struct RecvBatch {
 }
 
 impl RecvBatch {
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         RecvBatch {
             buffers: std::array::from_fn(|_| vec![0u8; BUFFER_LEN].into_boxed_slice()),
             meta: [RecvMeta::default(); BATCH],
@@ -32,12 +32,12 @@ impl RecvBatch {
     }
 
     /// Datagrams from the last receive.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.datagrams.len()
     }
 
     /// The `index`th datagram of the last receive, mutable so it can be unprotected in place.
-    pub(crate) fn datagram_mut(&mut self, index: usize) -> Option<(SocketAddr, &mut [u8])> {
+    pub fn datagram_mut(&mut self, index: usize) -> Option<(SocketAddr, &mut [u8])> {
         let &(buffer, offset, len, source) = self.datagrams.get(index)?;
         let bytes = self
             .buffers
@@ -51,7 +51,7 @@ impl RecvBatch {
 const SEND_BATCH: usize = 64;
 
 /// The worker's socket on the media port.
-pub(crate) struct BatchSocket {
+pub struct BatchSocket {
     socket: mio::net::UdpSocket,
     state: UdpSocketState,
     send_errors: u64,
@@ -60,7 +60,7 @@ pub(crate) struct BatchSocket {
 }
 
 impl BatchSocket {
-    pub(crate) fn new(socket: mio::net::UdpSocket) -> io::Result<Self> {
+    pub fn new(socket: mio::net::UdpSocket) -> io::Result<Self> {
         let state = UdpSocketState::new((&socket).into())?;
         // Bursts of video to many subscribers need room in the kernel's queues.
         let _ = state.set_send_buffer_size((&socket).into(), 4 * 1024 * 1024);
@@ -75,7 +75,7 @@ impl BatchSocket {
 
     /// Reads up to a batch of datagrams; returns how many arrived (0 never: would-block is
     /// an error of kind `WouldBlock`).
-    pub(crate) fn recv(&mut self, batch: &mut RecvBatch) -> io::Result<usize> {
+    pub fn recv(&mut self, batch: &mut RecvBatch) -> io::Result<usize> {
         batch.datagrams.clear();
         let mut slices = batch
             .buffers
@@ -102,7 +102,7 @@ impl BatchSocket {
     }
 
     /// Sends one datagram. Send errors concern one peer and are counted, not returned.
-    pub(crate) fn send(&mut self, destination: SocketAddr, contents: &[u8]) {
+    pub fn send(&mut self, destination: SocketAddr, contents: &[u8]) {
         let transmit = Transmit {
             destination,
             ecn: None,
@@ -122,7 +122,7 @@ impl BatchSocket {
     /// Sends every `(destination, datagram)` with as few system calls as possible
     /// (`sendmmsg`, up to 64 datagrams a call). A datagram the kernel refuses is counted and
     /// skipped; the rest of the batch still goes out.
-    pub(crate) fn send_batch<'a>(
+    pub fn send_batch<'a>(
         &mut self,
         datagrams: impl Iterator<Item = (SocketAddr, &'a [u8])>,
     ) {
@@ -199,14 +199,14 @@ impl BatchSocket {
         }
     }
 
-    pub(crate) fn send_errors(&self) -> u64 {
+    pub fn send_errors(&self) -> u64 {
         self.send_errors
     }
 }
 
 /// Binds a non-blocking UDP socket with SO_REUSEPORT, so that every worker can own a socket
 /// on the one media port.
-pub(crate) fn bind_reuse_port(address: SocketAddr) -> io::Result<std::net::UdpSocket> {
+pub fn bind_reuse_port(address: SocketAddr) -> io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(
         Domain::for_address(address),
@@ -217,4 +217,37 @@ pub(crate) fn bind_reuse_port(address: SocketAddr) -> io::Result<std::net::UdpSo
     socket.set_nonblocking(true)?;
     socket.bind(&address.into())?;
     Ok(socket.into())
+}
+
+// What the bare forwarder (benches/) needs of these types besides their methods: it measures
+// the physical limit with this same socket code.
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RecvBatch {
+    /// Whether the last receive brought no datagram.
+    pub fn is_empty(&self) -> bool {
+        self.datagrams.is_empty()
+    }
+}
+
+impl std::fmt::Debug for RecvBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvBatch")
+            .field("datagrams", &self.datagrams.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for BatchSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchSocket")
+            .field("socket", &self.socket)
+            .field("send_errors", &self.send_errors)
+            .finish_non_exhaustive()
+    }
 }
