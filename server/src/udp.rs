@@ -122,10 +122,7 @@ impl BatchSocket {
     /// Sends every `(destination, datagram)` with as few system calls as possible
     /// (`sendmmsg`, up to 64 datagrams a call). A datagram the kernel refuses is counted and
     /// skipped; the rest of the batch still goes out.
-    pub fn send_batch<'a>(
-        &mut self,
-        datagrams: impl Iterator<Item = (SocketAddr, &'a [u8])>,
-    ) {
+    pub fn send_batch<'a>(&mut self, datagrams: impl Iterator<Item = (SocketAddr, &'a [u8])>) {
         let mut datagrams = datagrams.peekable();
         let mut chunk: [(usize, *const u8); SEND_BATCH] = [(0, std::ptr::null()); SEND_BATCH];
         while datagrams.peek().is_some() {

@@ -240,7 +240,7 @@ impl MediaThread {
 
     /// DTLS completed: a publisher can now be unprotected; a player joins its publisher's
     /// subscribers with its outbound context.
-    fn connected(&mut self, slot: usize, srtp: rtc_core::srtp::SrtpSession) {
+    fn connected(&mut self, slot: usize, srtp: Box<rtc_core::srtp::SrtpSession>) {
         let Some(session) = self.table.get_mut(slot) else {
             return;
         };
@@ -310,8 +310,7 @@ impl MediaThread {
                 }
             }
             Role::Player { publisher } => {
-                if let Some(Role::Publisher(p)) =
-                    self.table.get_mut(publisher).map(|s| &mut s.role)
+                if let Some(Role::Publisher(p)) = self.table.get_mut(publisher).map(|s| &mut s.role)
                 {
                     p.subscribers.retain(|s| s.player != id);
                 }
@@ -369,8 +368,13 @@ impl MediaThread {
             };
             match command {
                 Command::Publish { room, offer, reply } => {
-                    let result =
-                        negotiation::publish(&self.context, &mut self.table, self.now, &room, &offer);
+                    let result = negotiation::publish(
+                        &self.context,
+                        &mut self.table,
+                        self.now,
+                        &room,
+                        &offer,
+                    );
                     if let Ok(published) = &result {
                         self.note_session(published.session);
                     }

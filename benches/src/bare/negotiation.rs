@@ -135,11 +135,11 @@ pub(crate) fn publish(
             "the offer announces no audio or video source (a=ssrc) to publish",
         ));
     }
-    let role = Role::Publisher(Publisher {
+    let role = Role::Publisher(Box::new(Publisher {
         sources,
         inbound: None,
         subscribers: Vec::new(),
-    });
+    }));
     let session = new_session(context, now, room, role, credentials, &negotiated)?;
     let id = session.id;
     table.insert(session);
@@ -161,9 +161,7 @@ pub(crate) fn play(
     publisher: SessionId,
     offer: &str,
 ) -> Result<Played, MediaError> {
-    let publisher_slot = table
-        .slot_of(publisher)
-        .ok_or(MediaError::UnknownSession)?;
+    let publisher_slot = table.slot_of(publisher).ok_or(MediaError::UnknownSession)?;
     let sources = match table.get(publisher_slot) {
         Some(Session {
             room: publisher_room,
@@ -211,7 +209,9 @@ pub(crate) fn play(
         }
     }
     if served == 0 {
-        return Err(bad_sdp("the offer receives none of the publisher's sources"));
+        return Err(bad_sdp(
+            "the offer receives none of the publisher's sources",
+        ));
     }
     let role = Role::Player {
         publisher: publisher_slot,

@@ -45,7 +45,8 @@ pub(crate) struct Publisher {
 
 #[derive(Debug)]
 pub(crate) enum Role {
-    Publisher(Publisher),
+    /// Boxed: its SRTP context is kilobytes, and most sessions are players.
+    Publisher(Box<Publisher>),
     /// A WHEP player of the publisher in that slot of the session table.
     Player { publisher: usize },
 }
@@ -57,8 +58,8 @@ pub(crate) enum SessionEvent {
     AddressValidated(SocketAddr),
     /// Media now goes to this address (nomination, or migration).
     RemoteChanged(SocketAddr),
-    /// DTLS completed with these keys.
-    Connected(SrtpSession),
+    /// DTLS completed with these keys (boxed: kilobytes of cipher state).
+    Connected(Box<SrtpSession>),
     /// The handshake failed, consent expired, the peer closed, or setup took too long.
     Ended { dtls_failed: bool },
 }
@@ -136,7 +137,7 @@ impl Session {
                 DtlsEvent::Connected(keys) => match SrtpSession::new(&keys) {
                     Ok(srtp) => {
                         self.connected = true;
-                        SessionEvent::Connected(srtp)
+                        SessionEvent::Connected(Box::new(srtp))
                     }
                     Err(_) => SessionEvent::Ended { dtls_failed: true },
                 },
