@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
-use benches::bare::{BareForwarder, DropReason};
+use benches::bare::{BareForwarder, Counters, DropReason};
 use support::media::{Expectation, Kind, MediaPlan, send_plan};
-use support::peer::Peer;
+use support::peer::{Peer, SendTrack};
 use support::room::{CONNECT_LIMIT, PUBLISHER_AUDIO_SSRC, PUBLISHER_VIDEO_SSRC, publisher_ssrc};
 
 /// An HTTP response as far as WHIP and WHEP need it.
@@ -35,7 +35,7 @@ impl Response {
 
 /// One HTTP/1.1 request on its own connection (`Connection: close`, so the body ends with
 /// the stream), made with blocking std IO off the runtime's threads.
-async fn http(
+async fn http_request(
     server: SocketAddr,
     method: &str,
     path: &str,
@@ -89,7 +89,7 @@ async fn post_offer(
     path: &str,
     offer: &str,
 ) -> anyhow::Result<(Response, String)> {
-    let response = http(server, "POST", path, Some(offer)).await?;
+    let response = http_request(server, "POST", path, Some(offer)).await?;
     if response.status != 201 {
         bail!(
             "POST {path}: status {}, body {}",
@@ -104,36 +104,101 @@ async fn post_offer(
     Ok((response, location))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_publisher_two_players_get_every_payload_byte_identical() -> anyhow::Result<()> {
-    let _turn = support::one_at_a_time().await;
-    let forwarder = Arc::new(BareForwarder::start("127.0.0.1:0".parse()?)?);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let server = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(signaling::serve(
-        listener,
-        Arc::clone(&forwarder),
-        signaling::SignalingConfig::default(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+/// The bare forwarder's media thread and the signaling service on loopback.
+struct Running {
+    forwarder: Arc<BareForwarder>,
+    http: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    serving: tokio::task::JoinHandle<std::io::Result<()>>,
+}
 
-    let publisher = Peer::new("publisher").await?;
-    let mut audio = publisher
+impl Running {
+    async fn start() -> anyhow::Result<Running> {
+        let forwarder = Arc::new(BareForwarder::start("127.0.0.1:0".parse()?)?);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let http = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(signaling::serve(
+            listener,
+            Arc::clone(&forwarder),
+            signaling::SignalingConfig::default(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Ok(Running {
+            forwarder,
+            http,
+            stop,
+            serving,
+        })
+    }
+
+    /// Stops signaling and the media thread; returns the final counters.
+    async fn stop(self) -> anyhow::Result<Counters> {
+        let _ = self.stop.send(());
+        self.serving.await??;
+        self.forwarder
+            .shutdown()
+            .context("the media thread had stopped")
+    }
+}
+
+/// A webrtc-rs publisher of Opus and VP8, published over WHIP (not yet connected).
+struct Publishing {
+    peer: Peer,
+    audio: SendTrack,
+    video: SendTrack,
+    answer: String,
+    participant: String,
+    location: String,
+}
+
+async fn publish(http: SocketAddr) -> anyhow::Result<Publishing> {
+    let peer = Peer::new("publisher").await?;
+    let audio = peer
         .add_send_track(Kind::Audio, PUBLISHER_AUDIO_SSRC)
         .await?;
-    let mut video = publisher
+    let video = peer
         .add_send_track(Kind::Video, PUBLISHER_VIDEO_SSRC)
         .await?;
-    let offer = publisher.complete_offer().await?;
-    let (published, publisher_location) = post_offer(server, "/whip/bench", &offer).await?;
+    let offer = peer.complete_offer().await?;
+    let (published, location) = post_offer(http, "/whip/bench", &offer).await?;
     let participant = published
         .header("x-sluice-participant")
         .context("no X-Sluice-Participant header")?
         .to_owned();
-    publisher.accept_answer(&published.body).await?;
+    Ok(Publishing {
+        peer,
+        audio,
+        video,
+        answer: published.body,
+        participant,
+        location,
+    })
+}
+
+/// A receive-only offer for Opus and VP8.
+async fn player_offer(peer: &Peer) -> anyhow::Result<String> {
+    peer.add_receive_only(Kind::Audio).await?;
+    peer.add_receive_only(Kind::Video).await?;
+    peer.complete_offer().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_publisher_two_players_get_every_payload_byte_identical() -> anyhow::Result<()> {
+    let _turn = support::one_at_a_time().await;
+    let running = Running::start().await?;
+    let http = running.http;
+    let Publishing {
+        peer: publisher,
+        mut audio,
+        mut video,
+        answer,
+        participant,
+        location: publisher_location,
+    } = publish(http).await?;
+    publisher.accept_answer(&answer).await?;
     publisher.connected(CONNECT_LIMIT).await?;
     audio.resolve_payload_type().await?;
     video.resolve_payload_type().await?;
@@ -142,11 +207,9 @@ async fn one_publisher_two_players_get_every_payload_byte_identical() -> anyhow:
     let mut player_locations = Vec::new();
     for number in 1..=2 {
         let player = Peer::new(&format!("player-{number}")).await?;
-        player.add_receive_only(Kind::Audio).await?;
-        player.add_receive_only(Kind::Video).await?;
-        let offer = player.complete_offer().await?;
+        let offer = player_offer(&player).await?;
         let (played, location) =
-            post_offer(server, &format!("/whep/bench/{participant}"), &offer).await?;
+            post_offer(http, &format!("/whep/bench/{participant}"), &offer).await?;
         for ssrc in [PUBLISHER_AUDIO_SSRC, PUBLISHER_VIDEO_SSRC] {
             ensure!(
                 played.body.contains(&format!("a=ssrc:{ssrc} ")),
@@ -207,23 +270,17 @@ async fn one_publisher_two_players_get_every_payload_byte_identical() -> anyhow:
         }
     }
 
-    // Sessions end on DELETE; the publisher's DELETE ends nothing else, the players are gone.
-    for location in &player_locations {
-        let deleted = http(server, "DELETE", location, None).await?;
+    // Sessions end on DELETE.
+    for location in player_locations.iter().chain([&publisher_location]) {
+        let deleted = http_request(http, "DELETE", location, None).await?;
         ensure!(
             deleted.status == 200,
             "DELETE {location}: {}",
             deleted.status
         );
     }
-    let deleted = http(server, "DELETE", &publisher_location, None).await?;
-    ensure!(
-        deleted.status == 200,
-        "DELETE publisher: {}",
-        deleted.status
-    );
     support::wait_until(Duration::from_secs(5), "no session left", || {
-        forwarder.counters().sessions == 0
+        running.forwarder.counters().sessions == 0
     })
     .await?;
     for player in &players {
@@ -231,11 +288,7 @@ async fn one_publisher_two_players_get_every_payload_byte_identical() -> anyhow:
     }
     publisher.close().await;
 
-    let _ = stop.send(());
-    serving.await??;
-    let counters = forwarder
-        .shutdown()
-        .context("the media thread had stopped")?;
+    let counters = running.stop().await?;
     eprintln!("{counters}");
     let sent = u64::from(plan.count(Kind::Audio) + plan.count(Kind::Video));
     ensure!(
@@ -250,5 +303,47 @@ async fn one_publisher_two_players_get_every_payload_byte_identical() -> anyhow:
         counters.rtp_received
     );
     ensure!(counters.dropped(DropReason::Unprotect) == 0, "{counters}");
+    Ok(())
+}
+
+/// The bare forwarder rewrites nothing, so a player that would receive VP8 under another
+/// payload type than the publisher sends it with is refused with a reason, and what it does not
+/// serve (an unknown publisher, the room protocol's subscriber connections) is refused too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_it_cannot_serve_unchanged_are_refused() -> anyhow::Result<()> {
+    let _turn = support::one_at_a_time().await;
+    let running = Running::start().await?;
+    let http = running.http;
+    let publishing = publish(http).await?;
+
+    let player = Peer::new("player").await?;
+    let offer = player_offer(&player).await?;
+    let renumbered = offer
+        .replace(" 96 ", " 100 ")
+        .replace(" 96\r\n", " 100\r\n")
+        .replace(":96 ", ":100 ")
+        .replace("apt=96", "apt=100");
+    ensure!(renumbered != offer, "the offer has no VP8 on 96:\n{offer}");
+    let path = format!("/whep/bench/{}", publishing.participant);
+    let refused = http_request(http, "POST", &path, Some(&renumbered)).await?;
+    ensure!(
+        refused.status == 400 && refused.body.contains("payload type"),
+        "a renumbered VP8 got {}: {}",
+        refused.status,
+        refused.body
+    );
+    let unknown = http_request(http, "POST", "/whep/bench/p999", Some(&offer)).await?;
+    ensure!(
+        unknown.status == 404,
+        "an unknown publisher got {}",
+        unknown.status
+    );
+    // The unchanged offer is served.
+    post_offer(http, &path, &offer).await?;
+
+    player.close().await;
+    publishing.peer.close().await;
+    let counters = running.stop().await?;
+    ensure!(counters.forwarded == 0, "{counters}");
     Ok(())
 }

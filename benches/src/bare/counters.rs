@@ -84,6 +84,8 @@ pub struct Counters {
     pub dtls_failed: u64,
     /// Sessions open now.
     pub sessions: u64,
+    /// Scans of the session table for due timers (only when the earliest deadline passed).
+    pub timer_scans: u64,
     dropped: [u64; DropReason::ALL.len()],
 }
 
@@ -105,7 +107,7 @@ impl Counters {
         self.dropped.iter().sum()
     }
 
-    fn values(&self) -> [(&'static str, u64); 10] {
+    fn values(&self) -> [(&'static str, u64); 11] {
         [
             ("datagrams_received", self.datagrams_received),
             ("rtp_received", self.rtp_received),
@@ -117,6 +119,7 @@ impl Counters {
             ("dtls_connected", self.dtls_connected),
             ("dtls_failed", self.dtls_failed),
             ("sessions", self.sessions),
+            ("timer_scans", self.timer_scans),
         ]
     }
 

@@ -326,6 +326,7 @@ impl MediaThread {
         let now = self.now;
         if self.next_timeout.is_some_and(|at| at <= now) {
             self.next_timeout = None;
+            self.counters.timer_scans += 1;
             let mut due = std::mem::take(&mut self.due);
             due.clear();
             due.extend(self.table.slots());
