@@ -1,8 +1,8 @@
 //! The bare forwarder's one media thread: it waits on its socket, its command waker and the
 //! earliest session deadline; receives in batches (recvmmsg through Sluice's own socket code);
 //! demultiplexes by first byte; answers STUN and drives DTLS (the control plane, off the
-//! measured path); hands SRTP to [`forward_rtp`]; and flushes the send queue after each
-//! receive batch. Timers are event-driven: the earliest deadline is kept up to date as
+//! measured path); unprotects SRTP in place; fans the batch's packets out to their
+//! subscribers and flushes the send queue after each receive batch. Timers are event-driven: the earliest deadline is kept up to date as
 //! sessions change, and sessions are only scanned when it passes.
 
 use std::io;
@@ -17,7 +17,7 @@ use signaling::{MediaError, MediaEvent, Played, Published};
 use tokio::sync::oneshot;
 
 use super::counters::{Counters, DropReason};
-use super::forward::{SendQueue, forward_rtp};
+use super::forward::{self, PendingFanOut, SendQueue};
 use super::negotiation::{self, LocalContext};
 use super::session::{Role, SessionEvent, Subscriber};
 use super::table::SessionTable;
@@ -62,6 +62,7 @@ pub(crate) struct MediaThread {
     pub(crate) context: Arc<LocalContext>,
     pub(crate) shared_counters: Arc<Mutex<Counters>>,
     pub(crate) table: SessionTable,
+    pub(crate) pending: PendingFanOut,
     pub(crate) queue: SendQueue,
     pub(crate) counters: Counters,
     pub(crate) now: Instant,
@@ -124,10 +125,14 @@ impl MediaThread {
                 Ok(count) => {
                     self.counters.datagrams_received += count as u64;
                     for index in 0..batch.len() {
+                        if self.pending.is_full() {
+                            self.fan_out(batch);
+                        }
                         if let Some((source, datagram)) = batch.datagram_mut(index) {
-                            self.handle_datagram(source, datagram);
+                            self.handle_datagram(source, index, datagram);
                         }
                     }
+                    self.fan_out(batch);
                     self.queue.flush(&mut self.socket, &mut self.counters);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
@@ -141,14 +146,26 @@ impl MediaThread {
         true
     }
 
-    fn handle_datagram(&mut self, source: SocketAddr, datagram: &mut [u8]) {
+    fn fan_out(&mut self, batch: &mut RecvBatch) {
+        forward::fan_out(
+            &mut self.table,
+            &mut self.pending,
+            batch,
+            &mut self.queue,
+            &mut self.socket,
+            &mut self.counters,
+        );
+    }
+
+    /// Handles datagram number `index` of the receive batch.
+    fn handle_datagram(&mut self, source: SocketAddr, index: usize, datagram: &mut [u8]) {
         match classify(datagram) {
-            PacketKind::Rtp => forward_rtp(
+            PacketKind::Rtp => forward::unprotect(
                 &mut self.table,
-                &mut self.queue,
-                &mut self.socket,
+                &mut self.pending,
                 &mut self.counters,
                 source,
+                index,
                 datagram,
             ),
             PacketKind::Rtcp => self.counters.drop(DropReason::Rtcp),

@@ -111,6 +111,7 @@ impl BareForwarder {
             context,
             shared_counters: Arc::clone(&counters),
             table: table::SessionTable::default(),
+            pending: forward::PendingFanOut::default(),
             queue: forward::SendQueue::default(),
             counters: Counters::default(),
             now,
