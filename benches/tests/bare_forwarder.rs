@@ -113,8 +113,8 @@ struct Running {
 }
 
 impl Running {
-    async fn start() -> anyhow::Result<Running> {
-        let forwarder = Arc::new(BareForwarder::start("127.0.0.1:0".parse()?)?);
+    async fn start(gso: bool) -> anyhow::Result<Running> {
+        let forwarder = Arc::new(BareForwarder::start("127.0.0.1:0".parse()?, gso)?);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let http = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -187,8 +187,19 @@ async fn player_offer(peer: &Peer) -> anyhow::Result<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_publisher_two_players_get_every_payload_byte_identical() -> anyhow::Result<()> {
+    every_payload_byte_identical(false).await
+}
+
+/// The same through UDP GSO sends (each player's run of a batch's packets in one send).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_payload_byte_identical_with_gso() -> anyhow::Result<()> {
+    every_payload_byte_identical(true).await
+}
+
+async fn every_payload_byte_identical(gso: bool) -> anyhow::Result<()> {
     let _turn = support::one_at_a_time().await;
-    let running = Running::start().await?;
+    let running = Running::start(gso).await?;
+    eprintln!("GSO asked {gso}, on {}", running.forwarder.gso());
     let http = running.http;
     let Publishing {
         peer: publisher,
@@ -312,7 +323,7 @@ async fn one_publisher_two_players_get_every_payload_byte_identical() -> anyhow:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offers_it_cannot_serve_unchanged_are_refused() -> anyhow::Result<()> {
     let _turn = support::one_at_a_time().await;
-    let running = Running::start().await?;
+    let running = Running::start(true).await?;
     let http = running.http;
     let publishing = publish(http).await?;
 

@@ -3,7 +3,8 @@
 //! endpoints, served by `signaling::serve`), the same ICE-lite, DTLS and SRTP code (rtc-core,
 //! ice-lite) and the same socket code (`server::udp`: recvmmsg and sendmmsg), and does only
 //! the work no SFU can avoid: per received packet one SRTP unprotect, and per subscriber a
-//! copy, an SRTP protect and a place in a batched send. Nothing is rewritten: packets keep the
+//! copy, an SRTP protect and a place in a batched send (sendmmsg; with UDP GSO, a subscriber's
+//! run of a publisher's packets is one entry). Nothing is rewritten: packets keep the
 //! publisher's SSRC, sequence number and timestamp (each subscriber has its own SRTP context,
 //! so that is sound). RTCP is dropped, there is no NACK, no keyframe request, no per-packet
 //! statistic beyond plain counters.
@@ -15,7 +16,7 @@
 //! # async fn example() -> anyhow::Result<()> {
 //! use std::sync::Arc;
 //!
-//! let forwarder = Arc::new(benches::bare::BareForwarder::start("127.0.0.1:0".parse()?)?);
+//! let forwarder = Arc::new(benches::bare::BareForwarder::start("127.0.0.1:0".parse()?, true)?);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! signaling::serve(
 //!     listener,
@@ -60,6 +61,7 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub struct BareForwarder {
     media_addr: SocketAddr,
+    gso: bool,
     commands: mpsc::Sender<Command>,
     waker: Waker,
     events: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<MediaEvent>>>,
@@ -69,8 +71,10 @@ pub struct BareForwarder {
 
 impl BareForwarder {
     /// Binds the media port, generates the DTLS certificate and starts the media thread.
-    /// Candidates announce the bound address (loopback when it is unspecified).
-    pub fn start(udp: SocketAddr) -> anyhow::Result<BareForwarder> {
+    /// Candidates announce the bound address (loopback when it is unspecified). With `gso`,
+    /// each subscriber's run of a publisher's packets goes out as one UDP GSO send where the
+    /// kernel offers it (as Sluice does by default).
+    pub fn start(udp: SocketAddr, gso: bool) -> anyhow::Result<BareForwarder> {
         let socket = server::udp::bind_reuse_port(udp)
             .with_context(|| format!("binding the media port {udp}"))?;
         let media_addr = socket.local_addr()?;
@@ -103,8 +107,10 @@ impl BareForwarder {
         let (events, events_receiver) = tokio::sync::mpsc::unbounded_channel();
         let counters = Arc::new(Mutex::new(Counters::default()));
         let now = Instant::now();
+        let mut socket = server::udp::BatchSocket::new(socket)?;
+        let gso = socket.set_gso(gso);
         let thread = MediaThread {
-            socket: server::udp::BatchSocket::new(socket)?,
+            socket,
             poll,
             commands: receiver,
             events,
@@ -126,6 +132,7 @@ impl BareForwarder {
             .spawn(move || thread.run())?;
         Ok(BareForwarder {
             media_addr,
+            gso,
             commands,
             waker,
             events: Mutex::new(Some(events_receiver)),
@@ -137,6 +144,11 @@ impl BareForwarder {
     /// The bound media address.
     pub fn media_addr(&self) -> SocketAddr {
         self.media_addr
+    }
+
+    /// Whether sends use UDP GSO (asked for, and offered by the kernel).
+    pub fn gso(&self) -> bool {
+        self.gso
     }
 
     /// The counters as of the last second.

@@ -22,11 +22,21 @@ struct Args {
     /// Address of the one UDP media port.
     #[arg(long = "udp", env = "BARE_UDP", default_value = "127.0.0.1:3479")]
     udp: SocketAddr,
+
+    /// Send each subscriber's run of packets as one UDP GSO send ("on" or "off"), as Sluice
+    /// does by default.
+    #[arg(
+        long = "gso",
+        env = "BARE_GSO",
+        default_value = "on",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    gso: bool,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let forwarder = Arc::new(BareForwarder::start(args.udp)?);
+    let forwarder = Arc::new(BareForwarder::start(args.udp, args.gso)?);
     // The same signaling runtime as the `sluice` binary, so that both spend alike off the
     // media path.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -39,9 +49,10 @@ fn main() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding the HTTP address {}", args.http))?;
         println!(
-            "bare-forwarder: WHIP/WHEP on http://{} ; media on udp {}",
+            "bare-forwarder: WHIP/WHEP on http://{} ; media on udp {} (GSO {})",
             listener.local_addr()?,
-            forwarder.media_addr()
+            forwarder.media_addr(),
+            if forwarder.gso() { "on" } else { "off" }
         );
         signaling::serve(
             listener,
