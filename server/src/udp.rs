@@ -60,6 +60,11 @@ const MAX_SEGMENTS: usize = 64;
 /// Most bytes in one GSO send: the payload of one IP datagram.
 const MAX_GSO_BYTES: usize = 65_000;
 
+/// Largest segment a run may have: what fits a 1500-byte MTU behind IPv6 and UDP headers.
+/// The kernel refuses a GSO send whose segments exceed the route's MTU, where a single
+/// datagram would merely be fragmented.
+const MAX_SEGMENT_SIZE: usize = 1452;
+
 /// Room for one control message carrying a `u16` (UDP_SEGMENT), 8-byte aligned.
 type SegmentControl = [u64; 4];
 
@@ -210,9 +215,11 @@ impl BatchSocket {
                         break;
                     };
                     if entry.segments > 1 && gso_refused(&e) {
-                        // The kernel or the route cannot segment: send the run one by one
-                        // and stop grouping.
-                        self.gso = false;
+                        // The kernel or the route cannot segment this run: send it one by
+                        // one, and stop grouping when the device cannot segment at all.
+                        if e.raw_os_error() != Some(libc::EINVAL) {
+                            self.gso = false;
+                        }
                         let run = chunk.iter().skip(entry.first).take(entry.segments);
                         for &(len, start) in run {
                             // SAFETY: `start` and `len` describe a datagram of the caller's
@@ -348,6 +355,7 @@ fn plan_datagram(
 fn joins_run(run: &SendEntry, destination: SocketAddr, len: usize) -> bool {
     run.destination == destination
         && !run.closed
+        && run.segment_size <= MAX_SEGMENT_SIZE
         && len <= run.segment_size
         && len > 0
         && run.segments < MAX_SEGMENTS
@@ -471,11 +479,13 @@ mod tests {
                 (1, 1, 1000, 1000)
             ]
         );
-        let large = vec![(1, 30_000); 3];
+        let large = vec![(1, 1400); 50];
         assert_eq!(
             plan(true, &large),
-            vec![(1, 2, 30_000, 60_000), (1, 1, 30_000, 30_000)]
+            vec![(1, 46, 1400, 64_400), (1, 4, 1400, 5600)]
         );
+        // Segments above what an MTU of 1500 carries go alone.
+        assert_eq!(plan(true, &[(1, 1500), (1, 1500)]).len(), 2);
         // An empty datagram never joins a run (it would be lost in the segmentation).
         assert_eq!(plan(true, &[(1, 100), (1, 0)]).len(), 2);
     }
