@@ -13,7 +13,7 @@ use clap::Parser;
 /// The bare forwarder: receive, one SRTP unprotect, and per subscriber a copy, an SRTP protect
 /// and a batched send.
 #[derive(Debug, Parser)]
-#[command(name = "bare-forwarder", version, about)]
+#[command(name = "bare-forwarder", version)]
 struct Args {
     /// Address of the HTTP service (WHIP and WHEP).
     #[arg(long = "http", env = "BARE_HTTP", default_value = "127.0.0.1:8081")]
@@ -29,6 +29,7 @@ struct Args {
         long = "gso",
         env = "BARE_GSO",
         default_value = "on",
+        action = clap::ArgAction::Set,
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     gso: bool,
