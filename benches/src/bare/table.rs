@@ -100,3 +100,52 @@ impl SessionTable {
         self.by_id.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use ice_lite::{IceCredentials, IceLiteAgent, IceLiteConfig};
+    use rtc_core::dtls::{DtlsCertificate, DtlsEndpoint};
+
+    use super::*;
+    use crate::bare::session::Role;
+
+    fn session(id: u64, certificate: &DtlsCertificate) -> Session {
+        let credentials = IceCredentials::generate(&mut rand::rng());
+        let now = Instant::now();
+        Session {
+            id: SessionId(id),
+            room: "room".to_owned(),
+            role: Role::Player { publisher: 0 },
+            local_ufrag: credentials.ufrag().to_owned(),
+            ice: IceLiteAgent::new(credentials, IceLiteConfig::default()),
+            dtls: DtlsEndpoint::new_server(certificate, certificate.fingerprint(), now),
+            remote: None,
+            connected: false,
+            setup_deadline: now,
+        }
+    }
+
+    #[test]
+    fn a_removed_session_keeps_no_address_even_when_its_slot_is_reused() {
+        let certificate = DtlsCertificate::generate(&mut rand::rng()).expect("certificate");
+        let mut table = SessionTable::default();
+        let address: SocketAddr = "127.0.0.1:5000".parse().expect("address");
+        let first = table.insert(session(1, &certificate));
+        table.validate_address(address, first);
+        assert_eq!(table.slot_by_address(address), Some(first));
+        // Now cached: removal must forget the cache too.
+        assert_eq!(table.slot_by_address(address), Some(first));
+        let removed = table.remove(first).expect("removed");
+        assert_eq!(table.slot_by_ufrag(&removed.local_ufrag), None);
+        assert_eq!(table.slot_by_address(address), None);
+        let second = table.insert(session(2, &certificate));
+        assert_eq!(second, first, "the free slot is reused");
+        assert_eq!(table.slot_by_address(address), None);
+        assert_eq!(table.slot_of(SessionId(1)), None);
+        assert_eq!(table.slot_of(SessionId(2)), Some(second));
+        assert_eq!(table.slots().collect::<Vec<_>>(), vec![second]);
+        assert_eq!(table.len(), 1);
+    }
+}
