@@ -83,6 +83,37 @@ struct SendEntry {
     closed: bool,
 }
 
+/// The arrays of a `sendmmsg` call, kept between calls: zeroing 14 KiB of them for every call
+/// cost more than preparing the call.
+struct SendScratch {
+    /// (length, start) of each datagram of the call, referenced by the entries.
+    datagrams: [(usize, *const u8); SEND_IOVECS],
+    iovecs: [libc::iovec; SEND_IOVECS],
+    headers: [libc::mmsghdr; SEND_BATCH],
+    controls: [SegmentControl; SEND_BATCH],
+}
+
+// SAFETY: the raw pointers in the scratch arrays are written before each `sendmmsg` call and
+// read only during it; between calls they are stale values that nothing dereferences, so the
+// arrays may move to another thread with their socket.
+#[allow(unsafe_code)]
+unsafe impl Send for SendScratch {}
+
+impl SendScratch {
+    fn new() -> Box<Self> {
+        Box::new(SendScratch {
+            datagrams: [(0, std::ptr::null()); SEND_IOVECS],
+            // SAFETY: iovec and mmsghdr are plain C structs for which all-zero bytes are valid.
+            #[allow(unsafe_code)]
+            iovecs: unsafe { std::mem::zeroed() },
+            // SAFETY: as above.
+            #[allow(unsafe_code)]
+            headers: unsafe { std::mem::zeroed() },
+            controls: [[0; 4]; SEND_BATCH],
+        })
+    }
+}
+
 /// The worker's socket on the media port.
 pub struct BatchSocket {
     socket: mio::net::UdpSocket,
@@ -93,6 +124,7 @@ pub struct BatchSocket {
     /// The entries of the next `sendmmsg` and their destinations as socket addresses.
     entries: Vec<SendEntry>,
     send_addresses: Vec<socket2::SockAddr>,
+    scratch: Box<SendScratch>,
 }
 
 impl BatchSocket {
@@ -108,6 +140,7 @@ impl BatchSocket {
             gso: false,
             entries: Vec::with_capacity(SEND_BATCH),
             send_addresses: Vec::with_capacity(SEND_BATCH),
+            scratch: SendScratch::new(),
         })
     }
 
@@ -173,14 +206,12 @@ impl BatchSocket {
     /// single datagrams.
     pub fn send_batch<'a>(&mut self, datagrams: impl Iterator<Item = (SocketAddr, &'a [u8])>) {
         let mut datagrams = datagrams.peekable();
-        // The datagrams of one call: (length, start), referenced by `entries`.
-        let mut chunk: [(usize, *const u8); SEND_IOVECS] = [(0, std::ptr::null()); SEND_IOVECS];
         while datagrams.peek().is_some() {
             self.entries.clear();
             self.send_addresses.clear();
             let mut used = 0;
             while let Some(&(destination, bytes)) = datagrams.peek() {
-                let Some(slot) = chunk.get_mut(used) else {
+                let Some(slot) = self.scratch.datagrams.get_mut(used) else {
                     break;
                 };
                 match plan_datagram(&mut self.entries, self.gso, destination, bytes.len(), used) {
@@ -192,15 +223,16 @@ impl BatchSocket {
                 used += 1;
                 datagrams.next();
             }
-            self.send_entries(&chunk[..used]);
+            self.send_entries();
         }
     }
 
-    /// Sends `self.entries`, whose datagrams are `chunk`, handling partial sends and errors.
-    fn send_entries(&mut self, chunk: &[(usize, *const u8)]) {
+    /// Sends `self.entries`, whose datagrams are in the scratch arrays, handling partial sends
+    /// and errors.
+    fn send_entries(&mut self) {
         let mut sent = 0;
         while sent < self.entries.len() {
-            match self.sendmmsg(chunk, sent) {
+            match self.sendmmsg(sent) {
                 Ok(0) => {
                     // Nothing went out and nothing failed: count the rest as refused rather
                     // than spin.
@@ -220,8 +252,10 @@ impl BatchSocket {
                         if e.raw_os_error() != Some(libc::EINVAL) {
                             self.gso = false;
                         }
-                        let run = chunk.iter().skip(entry.first).take(entry.segments);
-                        for &(len, start) in run {
+                        for index in entry.first..entry.first + entry.segments {
+                            let Some(&(len, start)) = self.scratch.datagrams.get(index) else {
+                                break;
+                            };
                             // SAFETY: `start` and `len` describe a datagram of the caller's
                             // iterator, which outlives this call.
                             #[allow(unsafe_code)]
@@ -240,24 +274,24 @@ impl BatchSocket {
     }
 
     /// One `sendmmsg` call for `self.entries[first..]` (up to [`SEND_BATCH`]), whose datagrams
-    /// are in `chunk` and destinations in `self.send_addresses`.
+    /// are in the scratch arrays and destinations in `self.send_addresses`.
     #[allow(unsafe_code)] // The system call; see the SAFETY comments.
-    fn sendmmsg(&self, chunk: &[(usize, *const u8)], first: usize) -> io::Result<usize> {
+    fn sendmmsg(&mut self, first: usize) -> io::Result<usize> {
         use std::os::fd::AsRawFd;
         let entries = self.entries.get(first..).unwrap_or_default();
         let count = entries.len().min(SEND_BATCH);
-        // SAFETY: iovec, mmsghdr and the control buffers are plain C data for which all-zero
-        // bytes are valid.
-        let mut iovecs: [libc::iovec; SEND_IOVECS] = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        let mut headers: [libc::mmsghdr; SEND_BATCH] = unsafe { std::mem::zeroed() };
-        let mut controls: [SegmentControl; SEND_BATCH] = [[0; 4]; SEND_BATCH];
+        let SendScratch {
+            datagrams,
+            iovecs,
+            headers,
+            controls,
+        } = &mut *self.scratch;
         for (index, entry) in entries.iter().take(count).enumerate() {
             let (Some(header), Some(control), Some(address), Some(datagrams), Some(iovs)) = (
                 headers.get_mut(index),
                 controls.get_mut(index),
                 self.send_addresses.get(first + index),
-                chunk.get(entry.first..entry.first + entry.segments),
+                datagrams.get(entry.first..entry.first + entry.segments),
                 iovecs.get_mut(entry.first..entry.first + entry.segments),
             ) else {
                 return Ok(0);
@@ -266,10 +300,15 @@ impl BatchSocket {
                 iovec.iov_base = start as *mut libc::c_void;
                 iovec.iov_len = len;
             }
+            // Every field is set: the header may hold a previous call's values.
+            header.msg_len = 0;
             header.msg_hdr.msg_name = address.as_ptr() as *mut libc::c_void;
             header.msg_hdr.msg_namelen = address.len();
             header.msg_hdr.msg_iov = iovs.as_mut_ptr();
             header.msg_hdr.msg_iovlen = entry.segments;
+            header.msg_hdr.msg_control = std::ptr::null_mut();
+            header.msg_hdr.msg_controllen = 0;
+            header.msg_hdr.msg_flags = 0;
             if entry.segments > 1 {
                 let segment_size = u16::try_from(entry.segment_size).unwrap_or(u16::MAX);
                 // SAFETY: `control` is 32 bytes, 8-byte aligned: room for a cmsghdr and a u16
@@ -285,10 +324,10 @@ impl BatchSocket {
                 }
             }
         }
-        // SAFETY: `headers[..count]` point at `iovecs`, `controls` and addresses in
-        // `send_addresses`, and each iovec at the caller's datagram bytes; all of them outlive
-        // the call, and the kernel only reads through these pointers (it writes `msg_len`,
-        // which we own).
+        // SAFETY: `headers[..count]` were all written above and point at `iovecs`, `controls`
+        // and addresses in `send_addresses`, and each iovec at the caller's datagram bytes; all
+        // of them outlive the call, and the kernel only reads through these pointers (it
+        // writes `msg_len`, which we own).
         let sent = unsafe {
             libc::sendmmsg(
                 self.socket.as_raw_fd(),
