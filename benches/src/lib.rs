@@ -3,4 +3,5 @@
 //! drive Sluice, the bare forwarder and Janus the same way. The criterion micro benches live in
 //! `benches/`.
 
+pub mod bare;
 pub mod load;
