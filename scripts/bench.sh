@@ -4,15 +4,16 @@
 # and every result is appended as one JSON object to target/bench/results.json (the table is
 # printed and kept in target/bench/table.txt).
 #
-#   scripts/bench.sh            full run (10 s windows; rooms of 4, 10 and 25; a live ramp;
-#                               10 speakers to 300 listeners)
+#   scripts/bench.sh            full run (10 s windows; rooms of 4, 10 and 25; meetings of 10
+#                               side by side, ramped; a live ramp; 10 speakers to 300 listeners)
 #   scripts/bench.sh --quick    smoke run (3 s windows, small sizes)
 #
-# Environment: SERVERS (default "sluice"; "sluice bare" adds the bare forwarder),
-# SERVER_CORE (0), LOAD_CORE (1).
+# Environment: SERVERS (default "sluice bare janus janus_loops1": Sluice, the bare forwarder,
+# Janus's videoroom in its default configuration and with event_loops = 1), SERVER_CORE (0),
+# LOAD_CORE (1). Janus is installed from Debian's packages when missing (as root).
 # A server is start_<name> (starts it pinned to SERVER_CORE, sets SERVER_PID and SERVER_URL),
 # stop_<name>, TARGET_<name> (its sluice-load --target kind) and BUILD_<name> (the cargo
-# arguments that build it). Add Janus the same way and name it in SERVERS.
+# arguments that build it); Janus's are in benches/janus/servers.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +32,7 @@ for arg in "$@"; do
   esac
 done
 
-SERVERS=${SERVERS:-sluice}
+SERVERS=${SERVERS:-sluice bare janus janus_loops1}
 SERVER_CORE=${SERVER_CORE:-0}
 LOAD_CORE=${LOAD_CORE:-1}
 OUT=target/bench
@@ -41,11 +42,13 @@ TABLE=$OUT/table.txt
 if [ "$QUICK" = 1 ]; then
   WINDOW=3 WARMUP=1
   ROOM_SIZES="4"
+  MEETING_RAMP="1,2"
   LIVE_RAMP="10,20"
   AUDIO_SPEAKERS=2 AUDIO_LISTENERS=20
 else
   WINDOW=10 WARMUP=2
   ROOM_SIZES="4 10 25"
+  MEETING_RAMP="2,4,8,12,16,20,24"
   LIVE_RAMP="25,50,100,200,300,400,500,700,1000"
   AUDIO_SPEAKERS=10 AUDIO_LISTENERS=300
 fi
@@ -88,6 +91,9 @@ start_bare() {
 }
 stop_bare() { stop_pid; }
 BUILD_bare="-p benches --bin bare-forwarder"
+
+# shellcheck source=benches/janus/servers.sh
+. benches/janus/servers.sh
 
 # Stops the server started last (SIGTERM, then waits for it).
 stop_pid() {
@@ -137,6 +143,7 @@ SCENARIOS=()
 for size in $ROOM_SIZES; do
   SCENARIOS+=("room --size $size")
 done
+SCENARIOS+=("room --size 10 --rooms $MEETING_RAMP")
 SCENARIOS+=("live --ramp $LIVE_RAMP")
 SCENARIOS+=("audio --speakers $AUDIO_SPEAKERS --listeners $AUDIO_LISTENERS")
 for scenario_args in "${SCENARIOS[@]}"; do

@@ -102,7 +102,11 @@ pub async fn handle<M: MediaPlane>(
     let response = match (&method, segments.as_slice()) {
         (&Method::GET | &Method::HEAD, ["healthz"]) => respond(StatusCode::OK, "text/plain", "ok"),
         (&Method::GET, ["metrics"]) => {
-            let mut text = hub.media.metrics();
+            // The media plane may wait briefly for its workers' counters: off the runtime.
+            let media_hub = Arc::clone(&hub);
+            let mut text = tokio::task::spawn_blocking(move || media_hub.media.metrics())
+                .await
+                .unwrap_or_default();
             text.push_str(&hub.metrics());
             respond(StatusCode::OK, "text/plain; version=0.0.4", text)
         }

@@ -116,6 +116,6 @@ pub trait MediaPlane: Send + Sync + 'static {
     fn events(&self) -> Option<UnboundedReceiver<MediaEvent>>;
 
     /// The media plane's counters in the Prometheus text exposition format, served at
-    /// `GET /metrics`.
+    /// `GET /metrics`. It may block briefly (called on a blocking thread, not the runtime).
     fn metrics(&self) -> String;
 }

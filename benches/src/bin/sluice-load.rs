@@ -70,11 +70,15 @@ enum TargetKind {
 
 #[derive(Debug, Subcommand)]
 enum Scenario {
-    /// Everyone publishes audio and video and subscribes to everyone else.
+    /// Everyone publishes audio and video and subscribes to everyone else; with --rooms,
+    /// that many such meetings side by side (a list ramps like live --ramp).
     Room {
-        /// Participants.
+        /// Participants per room.
         #[arg(long, default_value_t = 4)]
         size: usize,
+        /// Rooms side by side in successive steps, e.g. 1,2,4,8.
+        #[arg(long, value_delimiter = ',')]
+        rooms: Vec<usize>,
     },
     /// One publisher, many subscribers; with --ramp, steps until loss passes 1%, the
     /// server falls behind (2% of the window's packets still owed at its end) or its CPU
@@ -134,7 +138,8 @@ fn main() -> anyhow::Result<()> {
     };
     let mut target = connect(cli.target, &cli.url, cli.label.as_deref())?;
     let steps: Vec<Layout> = match &cli.scenario {
-        Scenario::Room { size } => vec![Layout::room(*size)],
+        Scenario::Room { size, rooms } if rooms.is_empty() => vec![Layout::room(*size)],
+        Scenario::Room { size, rooms } => rooms.iter().map(|&n| Layout::rooms(*size, n)).collect(),
         Scenario::Live { subscribers, ramp } if ramp.is_empty() => vec![Layout::live(*subscribers)],
         Scenario::Live { ramp, .. } => ramp.iter().map(|&n| Layout::live(n)).collect(),
         Scenario::Audio {

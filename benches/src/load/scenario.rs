@@ -59,6 +59,9 @@ pub struct Layout {
     pub video: bool,
     /// Subscribe sessions per publisher.
     pub subscribers_per_publisher: usize,
+    /// Copies of this shape running side by side, each in a room of its own (many meetings on
+    /// one server); `publishers` and `subscribers_per_publisher` are per room.
+    pub rooms: usize,
 }
 
 impl Layout {
@@ -71,7 +74,19 @@ impl Layout {
             publishers: size,
             video: true,
             subscribers_per_publisher: size.saturating_sub(1),
+            rooms: 1,
         }
+    }
+
+    /// `rooms` meetings of `size` side by side.
+    pub fn rooms(size: usize, rooms: usize) -> Self {
+        let rooms = rooms.max(1);
+        let mut layout = Self::room(size);
+        layout.rooms = rooms;
+        if rooms > 1 {
+            layout.size = format!("size={size} rooms={rooms}");
+        }
+        layout
     }
 
     /// A live stream: one audio and video publisher, `subscribers` viewers.
@@ -82,6 +97,7 @@ impl Layout {
             publishers: 1,
             video: true,
             subscribers_per_publisher: subscribers,
+            rooms: 1,
         }
     }
 
@@ -93,12 +109,18 @@ impl Layout {
             publishers: speakers,
             video: false,
             subscribers_per_publisher: listeners,
+            rooms: 1,
         }
     }
 
-    /// Subscribe sessions in all.
+    /// Publish sessions in all rooms.
+    pub fn all_publishers(&self) -> usize {
+        self.publishers * self.rooms
+    }
+
+    /// Subscribe sessions in all rooms.
     pub fn subscriptions(&self) -> usize {
-        self.publishers * self.subscribers_per_publisher
+        self.all_publishers() * self.subscribers_per_publisher
     }
 }
 
@@ -139,12 +161,18 @@ pub fn run_step(
         DtlsCertificate::generate(&mut rand::rng())
             .map_err(|e| anyhow::anyhow!("generating a certificate: {e}"))?,
     );
-    let room = fresh_room(layout);
-    target.prepare_room(&room, layout.publishers, layout.subscriptions())?;
+    let rooms: Vec<String> = (0..layout.rooms).map(|_| fresh_room(layout)).collect();
+    for room in &rooms {
+        target.prepare_room(
+            room,
+            layout.publishers,
+            layout.publishers * layout.subscribers_per_publisher,
+        )?;
+    }
     let (shared, mut addresses) = if options.socket_per_session {
         (Vec::new(), None)
     } else {
-        let total = layout.publishers + layout.subscriptions();
+        let total = layout.all_publishers() + layout.subscriptions();
         let (sockets, addresses) = SharedSocket::bind_for(total)?;
         (sockets, Some(addresses))
     };
@@ -158,27 +186,31 @@ pub fn run_step(
         list: Vec::new(),
     };
 
-    let mut publications: Vec<Publication> = Vec::with_capacity(layout.publishers);
-    for index in 0..layout.publishers {
-        let role = Role::Publisher {
-            index,
-            audio: true,
-            video: layout.video,
-        };
-        let mut pending = new_session(role)?;
-        let offer = pending.publish_offer();
-        let publication = resources
-            .target
-            .publish(&room, &format!("load {index}"), &offer)
-            .with_context(|| format!("publishing publisher {index} in {room}"))?;
-        resources.list.push(publication.resource.clone());
-        pending.accept_answer(&publication.answer)?;
-        let now = Instant::now();
-        engine.add(pending.into_session(now, now)?)?;
-        publications.push(publication);
+    // Publishers are numbered across rooms; each room's come as one run of that numbering.
+    let mut publications: Vec<(&str, Publication)> = Vec::with_capacity(layout.all_publishers());
+    for (room_index, room) in rooms.iter().enumerate() {
+        for in_room in 0..layout.publishers {
+            let index = room_index * layout.publishers + in_room;
+            let role = Role::Publisher {
+                index,
+                audio: true,
+                video: layout.video,
+            };
+            let mut pending = new_session(role)?;
+            let offer = pending.publish_offer();
+            let publication = resources
+                .target
+                .publish(room, &format!("load {index}"), &offer)
+                .with_context(|| format!("publishing publisher {index} in {room}"))?;
+            resources.list.push(publication.resource.clone());
+            pending.accept_answer(&publication.answer)?;
+            let now = Instant::now();
+            engine.add(pending.into_session(now, now)?)?;
+            publications.push((room.as_str(), publication));
+        }
     }
     for round in 0..layout.subscribers_per_publisher {
-        for (index, publication) in publications.iter().enumerate() {
+        for (index, (room, publication)) in publications.iter().enumerate() {
             let role = Role::Subscriber {
                 publisher: index,
                 audio: true,
@@ -187,7 +219,7 @@ pub fn run_step(
             let mut pending = new_session(role)?;
             let resource = resources
                 .target
-                .subscribe(&room, publication, &mut pending)
+                .subscribe(room, publication, &mut pending)
                 .with_context(|| format!("subscription {round} to publisher {index}"))?;
             resources.list.push(resource);
             let now = Instant::now();
@@ -195,7 +227,7 @@ pub fn run_step(
         }
     }
 
-    let total = layout.publishers + layout.subscriptions();
+    let total = layout.all_publishers() + layout.subscriptions();
     let deadline = Instant::now() + options.connect_timeout;
     loop {
         let snap = engine.snapshot()?;
@@ -267,7 +299,7 @@ fn result(
         target,
         scenario: layout.scenario.to_owned(),
         size: layout.size.clone(),
-        publishers: layout.publishers,
+        publishers: layout.all_publishers(),
         subscriptions: layout.subscriptions(),
         connected: end.connected,
         window,
