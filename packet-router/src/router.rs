@@ -139,8 +139,15 @@ struct PublishedTrack {
     reception: ReceptionStats,
     /// The publisher's last sender report: NTP time, RTP time and when it arrived.
     last_sender_report: Option<(u64, u32, Instant)>,
+    /// Which of the [`REPORT_SLOTS`] parts of the report interval this track reports in.
+    report_slot: u8,
     subscriptions: Vec<Subscription>,
 }
+
+/// The report interval is cut into this many slots and each track reports in one of them, so
+/// that a worker with thousands of subscriptions sends a twentieth of its reports every 50 ms
+/// instead of all of them at once (which stalled forwarding for milliseconds every second).
+const REPORT_SLOTS: u8 = 20;
 
 #[derive(Debug)]
 struct SessionRoutes {
@@ -180,7 +187,11 @@ pub struct Router {
     /// [`Router::poll_timeout`] need not look at every track. It may be early (a gap that
     /// was repaired by reordering); [`Router::handle_timeout`] then makes it exact again.
     nack_deadline: Option<Instant>,
+    /// When the next report slot is due, and which slot that is.
     next_report: Option<Instant>,
+    report_slot: u8,
+    /// The slot the next new track reports in (tracks are dealt round the slots).
+    next_track_slot: u8,
     nack_scratch: Vec<SeqNo>,
     nack_wire_scratch: Vec<u16>,
     /// The header of the packet being routed as one group of subscribers receives it.
@@ -204,6 +215,8 @@ impl Router {
             free_counters: Vec::new(),
             nack_deadline: None,
             next_report: None,
+            report_slot: 0,
+            next_track_slot: 0,
             nack_scratch: Vec::with_capacity(64),
             nack_wire_scratch: Vec::with_capacity(64),
             header_template: Box::new([0; crate::transmit::MAX_PACKET]),
@@ -295,9 +308,11 @@ impl Router {
             keyframe: KeyframeRequestThrottle::new(self.config.keyframe_request_interval),
             reception: ReceptionStats::new(first.codec.clock_rate()),
             last_sender_report: None,
+            report_slot: self.next_track_slot,
             subscriptions: Vec::new(),
             stream,
         };
+        self.next_track_slot = (self.next_track_slot + 1) % REPORT_SLOTS;
         self.tracks.insert(id, track);
         self.routes_mut(publisher).tracks.push(id);
         self.schedule_reports(now);
@@ -846,8 +861,12 @@ impl Router {
 
     fn schedule_reports(&mut self, now: Instant) {
         if self.next_report.is_none() {
-            self.next_report = Some(now + self.config.report_interval);
+            self.next_report = Some(now + self.report_slot_length());
         }
+    }
+
+    fn report_slot_length(&self) -> Duration {
+        self.config.report_interval / u32::from(REPORT_SLOTS)
     }
 
     /// When [`Router::handle_timeout`] next has work.
@@ -904,20 +923,23 @@ impl Router {
             self.nack_deadline = self.earliest_nack_deadline();
         }
         if self.next_report.is_some_and(|at| at <= now) {
-            self.send_reports(now, out);
+            let slot = self.report_slot;
+            self.send_reports(now, slot, out);
+            self.report_slot = (slot + 1) % REPORT_SLOTS;
             self.next_report = if self.tracks.is_empty() {
                 None
             } else {
-                Some(now + self.config.report_interval)
+                Some(now + self.report_slot_length())
             };
         }
     }
 
-    fn send_reports(&mut self, now: Instant, out: &mut TransmitQueue) {
+    /// Reports of the tracks in report slot `slot`.
+    fn send_reports(&mut self, now: Instant, slot: u8, out: &mut TransmitQueue) {
         use rtc_core::rtcp::SenderInfo;
         use rtc_core::rtcp::report::{write_receiver_report, write_sender_report};
         let feedback_ssrc = self.config.feedback_ssrc;
-        for track in self.tracks.values_mut() {
+        for track in self.tracks.values_mut().filter(|t| t.report_slot == slot) {
             let block = track.reception.report_block(now, track.stream.ssrc);
             out.push_with(track.publisher, PacketKind::Rtcp, |buf| {
                 write_receiver_report(buf, feedback_ssrc, &[block]).ok()

@@ -769,3 +769,54 @@ fn subscribers_with_different_extension_ids_each_get_their_own() {
         }
     }
 }
+
+#[test]
+fn reports_are_spread_over_the_interval_and_every_track_reports_once_per_interval() {
+    const TRACKS: u64 = 40;
+    let start = Instant::now();
+    let mut router = Router::new(RouterConfig::default());
+    let mut out = TransmitQueue::with_capacity(64);
+    for i in 0..TRACKS {
+        let ssrc = Ssrc(0x1000 + u32::try_from(i).expect("small"));
+        router
+            .add_published_stream(
+                start,
+                SessionId(1000 + i),
+                video_stream(ssrc, Ssrc(ssrc.0 + 0x100)),
+            )
+            .expect("track added");
+    }
+    // Drive the router through one report interval at its own deadlines and count the
+    // receiver reports each wake-up sends (one per track when it reports).
+    let interval = RouterConfig::default().report_interval;
+    let mut reports_per_track = vec![0usize; usize::try_from(TRACKS).expect("small")];
+    let mut most_in_one_wake_up = 0;
+    let mut wake_ups = 0;
+    while let Some(at) = router.poll_timeout() {
+        if at > start + interval {
+            break;
+        }
+        out.clear();
+        router.handle_timeout(at, &mut out);
+        wake_ups += 1;
+        let sent: Vec<u64> = out
+            .as_slice()
+            .iter()
+            .filter(|t| t.kind == PacketKind::Rtcp)
+            .map(|t| t.session.0 - 1000)
+            .collect();
+        most_in_one_wake_up = most_in_one_wake_up.max(sent.len());
+        for track in sent {
+            reports_per_track[usize::try_from(track).expect("small")] += 1;
+        }
+        assert!(wake_ups <= 100, "the report timer must advance");
+    }
+    assert!(
+        reports_per_track.iter().all(|&n| n == 1),
+        "every track reports exactly once per interval: {reports_per_track:?}"
+    );
+    assert!(
+        most_in_one_wake_up <= 2,
+        "40 tracks over 20 slots: at most 2 reports at once, saw {most_in_one_wake_up}"
+    );
+}

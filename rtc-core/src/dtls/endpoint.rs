@@ -5,7 +5,7 @@
 //! for our role (RFC 5764 section 4.2).
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use crate::keying::{SrtpKeyingMaterial, SrtpMasterKey, SrtpProfile};
@@ -356,7 +356,22 @@ impl DtlsEndpoint {
     }
 }
 
+/// The engine configuration, built once per process for each cookie setting: building one
+/// runs the crypto provider's self-checks (about 11 M instructions), which would otherwise
+/// be paid by every session. A configuration holds settings only; secrets such as the cookie
+/// key live in each engine.
 fn engine_config(use_server_cookie: bool) -> Arc<dimpl::Config> {
+    static WITH_COOKIE: OnceLock<Arc<dimpl::Config>> = OnceLock::new();
+    static WITHOUT_COOKIE: OnceLock<Arc<dimpl::Config>> = OnceLock::new();
+    let cell = if use_server_cookie {
+        &WITH_COOKIE
+    } else {
+        &WITHOUT_COOKIE
+    };
+    Arc::clone(cell.get_or_init(|| build_engine_config(use_server_cookie)))
+}
+
+fn build_engine_config(use_server_cookie: bool) -> Arc<dimpl::Config> {
     let config = dimpl::Config::builder()
         .mtu(DTLS_MTU)
         .max_queue_rx(MAX_QUEUED_DATAGRAMS)
