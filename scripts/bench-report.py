@@ -71,6 +71,8 @@ def main():
             + " |"
         )
 
+    print_summary(steps, servers)
+
     print("\nRatios of forwarded packets per server CPU-second, step by step (only steps where")
     print("both servers kept up: loss under 1%):\n")
     print("| scenario | Sluice / bare forwarder | Sluice / faster Janus |")
@@ -87,6 +89,60 @@ def main():
         janus = max([r for r in (rate("janus"), rate("janus_loops1")) if r], default=None)
         fmt = lambda a, b: "{:.2f}x".format(a / b) if a and b else "-"
         print("| {} {} | {} | {} |".format(scenario, size, fmt(sluice, bare), fmt(sluice, janus)))
+
+
+def family(step):
+    """Steps of one ramp share a family: the meetings side by side, the live stream."""
+    if step["scenario"] == "room" and "rooms=" in step["size"]:
+        return "meetings of 10 side by side"
+    if step["scenario"] == "live":
+        return "live stream"
+    return "{} {}".format(step["scenario"], step["size"])
+
+
+def sustained(step):
+    return (
+        "error" not in step
+        and step["loss_ratio"] <= 0.01
+        and step.get("shortfall_ratio", 0) <= 0.02
+    )
+
+
+def print_summary(steps, servers):
+    """Per scenario: the most each server forwarded without loss, and its best efficiency."""
+    families = OrderedDict()
+    for step in steps:
+        if "error" not in step:
+            families.setdefault(family(step), {}).setdefault(step["target"], []).append(step)
+    print("\nSummary per scenario. Capacity: the most packets per second a server delivered at a")
+    print("step without loss (under 1%) and without falling behind; efficiency: its best forwarded")
+    print("packets per CPU-second over the scenario's steps (a saturated step counts: it is where")
+    print("a server is most efficient). A server that never kept up shows its efficiency only.\n")
+    print("| scenario | " + " | ".join(SERVERS[s] for s in servers)
+          + " | Sluice / bare | Sluice / faster Janus |")
+    print("|---|" + "---|" * len(servers) + "---:|---:|")
+    for name, by_server in families.items():
+        cells, efficiency = [], {}
+        for server in servers:
+            runs = by_server.get(server, [])
+            if not runs:
+                cells.append("-")
+                continue
+            efficiency[server] = max(r["packets_per_cpu_second"] for r in runs)
+            kept_up = [r for r in runs if sustained(r)]
+            capacity = (
+                "{:,.0f}/s".format(max(r["delivered_per_s"] for r in kept_up))
+                if kept_up
+                else "saturated"
+            )
+            cells.append("{} · {:,.0f}".format(capacity, efficiency[server]))
+        sluice = efficiency.get("sluice")
+        bare = efficiency.get("bare")
+        janus = max([efficiency[j] for j in ("janus", "janus_loops1") if j in efficiency],
+                    default=None)
+        ratio = lambda a, b: "{:.2f}x".format(a / b) if a and b else "-"
+        print("| {} | {} | {} | {} |".format(name, " | ".join(cells), ratio(sluice, bare),
+                                             ratio(sluice, janus)))
 
 
 if __name__ == "__main__":

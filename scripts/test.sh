@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of Sluice: formatting, clippy with warnings denied, and the whole
 # test suite (unit tests, RFC test vectors, interop with independent implementations, and the
-# replay of every fuzz seed corpus through the parsers). Installs what it needs first.
+# replay of every fuzz seed corpus through the parsers, the load generator against Sluice, the
+# bare forwarder and Janus). Installs what it needs first (rustfmt, clippy, Janus, Chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,15 @@ cargo fmt --all -- --check
 
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "Janus (the peer SFU of the side-by-side tests), from Debian's packages"
+if ! command -v janus >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    benches/janus/janus.sh install </dev/null
+  else
+    sudo benches/janus/janus.sh install </dev/null
+  fi
+fi
 
 step "cargo test"
 cargo test --workspace --locked
