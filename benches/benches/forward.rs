@@ -10,6 +10,7 @@
 //! criterion's elements per second read as forwarded packets per second on one core.
 
 use std::hint::black_box;
+use std::time::Instant;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use packet_router::workload::{ForwardWorkload, srtp_context};
@@ -20,8 +21,8 @@ fn forward(c: &mut Criterion) {
     for subscribers in [1usize, 4, 10, 25] {
         group.throughput(Throughput::Elements(subscribers as u64));
 
-        let mut workload = ForwardWorkload::new(subscribers);
-        let mut packets = ForwardWorkload::new(0);
+        let mut workload = ForwardWorkload::new(subscribers, Instant::now());
+        let mut packets = ForwardWorkload::new(0, Instant::now());
         group.bench_function(format!("sluice_path/{subscribers}_subscribers"), |b| {
             b.iter_batched_ref(
                 || packets.next_datagram(),
@@ -31,7 +32,7 @@ fn forward(c: &mut Criterion) {
         });
 
         // The same publisher keys as the workload's, so its datagrams unprotect here too.
-        let mut packets = ForwardWorkload::new(0);
+        let mut packets = ForwardWorkload::new(0, Instant::now());
         let mut inbound = srtp_context(7);
         let mut outbound: Vec<SrtpContext> = (0..subscribers)
             .map(|i| srtp_context(0x80 + i as u8))

@@ -11,7 +11,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let packets: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000);
     let subscribers: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(25);
-    let mut workload = ForwardWorkload::new(subscribers);
+    let mut workload = ForwardWorkload::new(subscribers, std::time::Instant::now());
     // Protect every datagram before the measured loop, so the publisher's side stays out of
     // the profile's `forward` totals.
     let mut datagrams: Vec<Vec<u8>> = (0..packets).map(|_| workload.next_datagram()).collect();

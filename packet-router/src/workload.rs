@@ -61,9 +61,10 @@ pub struct ForwardWorkload {
 }
 
 impl ForwardWorkload {
-    /// Sets up the room.
-    pub fn new(subscribers: usize) -> Self {
-        let now = Instant::now();
+    /// Sets up the room at `start`; the workload then moves its own virtual time forward by
+    /// a packet interval per forwarded packet (the crate reads no clock).
+    pub fn new(subscribers: usize, start: Instant) -> Self {
+        let now = start;
         let mut router = Router::new(RouterConfig::default());
         let mut out = TransmitQueue::with_capacity(subscribers + 4);
         let track = router
