@@ -123,6 +123,14 @@ struct Subscription {
     resent: Box<[Option<(SeqNo, Instant)>]>,
 }
 
+impl Subscription {
+    /// The subscriber's payload type and RTX payload type for the publisher's `pt`, when the
+    /// subscriber negotiated its codec.
+    fn mapped_payload_types(&self, pt: Pt) -> Option<(Pt, Option<Pt>)> {
+        self.pt_map.get(usize::from(pt.0 & 0x7f)).copied().flatten()
+    }
+}
+
 /// A publisher's track as the router keeps it.
 #[derive(Debug)]
 struct PublishedTrack {
@@ -1111,12 +1119,7 @@ fn write_fresh_copy(
     transport_cc_seq: Option<&mut u16>,
     out: &mut TransmitQueue,
 ) -> bool {
-    let Some((out_pt, _)) = subscription
-        .pt_map
-        .get(usize::from(pt.0 & 0x7f))
-        .copied()
-        .flatten()
-    else {
+    let Some((out_pt, _)) = subscription.mapped_payload_types(pt) else {
         return false;
     };
     let Ok(rewritten) = subscription.rewriter.rewrite(now, source) else {
@@ -1172,12 +1175,7 @@ fn write_copy(
     out: &mut TransmitQueue,
     numbering: Numbering,
 ) -> bool {
-    let Some((out_pt, out_rtx_pt)) = subscription
-        .pt_map
-        .get(usize::from(pt.0 & 0x7f))
-        .copied()
-        .flatten()
-    else {
+    let Some((out_pt, out_rtx_pt)) = subscription.mapped_payload_types(pt) else {
         return false;
     };
     let retransmission = matches!(numbering, Numbering::Retransmission { .. });
