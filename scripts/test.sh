@@ -13,6 +13,9 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
   rustup component add rustfmt clippy
 fi
 
+step "rust-version covers the locked dependencies"
+python3 scripts/check-rust-version.py
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
