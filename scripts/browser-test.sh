@@ -2,7 +2,8 @@
 # Runs client-js's unit tests and the browser end-to-end tests (three-way room, chat, leave,
 # WHIP/WHEP) in Debian's headless Chromium with a fake camera and microphone, against a
 # freshly built `sluice`. Installs what is missing first: chromium and node (apt, as root,
-# non-interactive) and playwright-core (npm ci, pinned in client-js/package-lock.json).
+# non-interactive), playwright-core (npm ci, pinned in client-js/package-lock.json) and FFmpeg 9
+# with its WHIP muxer (pip: imageio-ffmpeg).
 # Set SLUICE_BIN to test a binary built elsewhere; CHROMIUM_BIN for another Chromium.
 # Screenshots and server/browser logs land in client-js/test/artifacts/.
 set -euo pipefail
@@ -36,6 +37,10 @@ if [ "$node_major" -lt 20 ]; then
   exit 1
 fi
 (cd client-js && npm ci --no-audit --no-fund </dev/null)
+# FFmpeg 9 with its WHIP muxer, for the FFmpeg publisher test (Debian's FFmpeg has none).
+if [ -z "${FFMPEG_WHIP_BIN:-}" ] && ! python3 -c 'import imageio_ffmpeg' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check imageio-ffmpeg==0.8.1 </dev/null
+fi
 
 if [ -z "${SLUICE_BIN:-}" ]; then
   step "cargo build -p server --bin sluice"

@@ -164,6 +164,22 @@ fn remote_credentials(negotiated: &NegotiatedSession) -> Result<IceCredentials, 
         .map_err(|e| SfuError::BadOffer(format!("remote ICE credentials: {e}")))
 }
 
+/// The DTLS endpoint for a peer's negotiated description: Sluice is the client when the peer
+/// said `setup:passive` (FFmpeg's WHIP muxer offers so; a browser may answer so), and starts
+/// the handshake once ICE has given it an address; otherwise it is the server.
+fn dtls_endpoint(
+    certificate: &DtlsCertificate,
+    negotiated: &NegotiatedSession,
+    now: std::time::Instant,
+) -> Result<DtlsEndpoint, SfuError> {
+    let fingerprint = remote_fingerprint(negotiated)?;
+    Ok(if negotiated.remote_setup == Setup::Passive {
+        DtlsEndpoint::new_client(certificate, fingerprint, now)
+    } else {
+        DtlsEndpoint::new_server(certificate, fingerprint, now)
+    })
+}
+
 /// Creates a session; `remote` is the peer's negotiated description when it is known
 /// (it offered), and `None` when Sluice offers first.
 fn new_session(
@@ -181,11 +197,11 @@ fn new_session(
     let mut dtls = None;
     if let Some(negotiated) = remote {
         ice.set_remote_credentials(remote_credentials(negotiated)?);
-        dtls = Some(DtlsEndpoint::new_server(
+        dtls = Some(dtls_endpoint(
             &state.context.certificate,
-            remote_fingerprint(negotiated)?,
+            negotiated,
             state.now,
-        ));
+        )?);
     }
     let counter = state.context.next_session.fetch_add(1, Ordering::Relaxed);
     let id = SessionId(counter << 8 | state.index as u64);
@@ -587,14 +603,11 @@ fn answer_subscriber(state: &mut WorkerState, id: SessionId, answer: &str) -> Re
         session
             .ice
             .set_remote_credentials(remote_credentials(&negotiated)?);
-        let fingerprint = remote_fingerprint(&negotiated)?;
-        let certificate = &state.context.certificate;
-        session.dtls = Some(if negotiated.remote_setup == Setup::Passive {
-            // The peer waits for a ClientHello: Sluice starts the handshake once ICE is up.
-            DtlsEndpoint::new_client(certificate, fingerprint, state.now)
-        } else {
-            DtlsEndpoint::new_server(certificate, fingerprint, state.now)
-        });
+        session.dtls = Some(dtls_endpoint(
+            &state.context.certificate,
+            &negotiated,
+            state.now,
+        )?);
     }
     let mut pending = Vec::new();
     for slot in &mut subscriber.slots {

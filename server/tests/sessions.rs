@@ -39,11 +39,17 @@ fn offers_that_cannot_be_served_get_clear_errors() {
     };
     assert!(why.contains("v=0"), "the error says what is wrong: {why}");
 
-    let passive = CHROMIUM_PUBLISH.replace("a=setup:actpass", "a=setup:passive");
-    let Err(SfuError::BadOffer(why)) = rt.block_on(sfu.publish("room", &passive)) else {
-        panic!("a passive offer must be refused");
+    let holdconn = CHROMIUM_PUBLISH.replace("a=setup:actpass", "a=setup:holdconn");
+    let Err(SfuError::BadOffer(why)) = rt.block_on(sfu.publish("room", &holdconn)) else {
+        panic!("a holdconn offer must be refused");
     };
-    assert!(why.contains("setup:passive"), "{why}");
+    assert!(why.contains("setup:holdconn"), "{why}");
+    // An offer that wants to be the DTLS server is answered active (Sluice is the client).
+    let passive = CHROMIUM_PUBLISH.replace("a=setup:actpass", "a=setup:passive");
+    let answered = rt
+        .block_on(sfu.publish("room", &passive))
+        .expect("a passive offer is answered");
+    assert!(answered.sdp.contains("a=setup:active"), "{}", answered.sdp);
 
     // A WHEP player's offer is not a publisher's.
     let Err(SfuError::BadOffer(why)) = rt.block_on(sfu.publish("room", CHROMIUM_SUBSCRIBE)) else {

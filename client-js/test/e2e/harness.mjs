@@ -181,7 +181,8 @@ export async function launchBrowser(label) {
 }
 
 /**
- * Inbound RTP counters of `pc`, keyed by mid: kind, framesDecoded, packetsReceived.
+ * Inbound RTP counters of `pc`, keyed by mid: kind, framesDecoded, packetsReceived and the
+ * decoded frame size.
  * Runs in the page; `pcExpression` names the connection there (e.g. `window.whep.pc`).
  * @param {import('playwright-core').Page} page
  * @param {string} pcExpression
@@ -199,6 +200,8 @@ export function inboundStats(page, pcExpression) {
         trackIdentifier: s.trackIdentifier,
         framesDecoded: s.framesDecoded ?? 0,
         packetsReceived: s.packetsReceived ?? 0,
+        frameWidth: s.frameWidth ?? 0,
+        frameHeight: s.frameHeight ?? 0,
       };
     });
     return byMid;

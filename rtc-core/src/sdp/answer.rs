@@ -86,6 +86,13 @@ pub fn answer_offer_sending(
         .map(|m| m.mid.clone())
         .collect();
     let allow_mixed = offer.extmap_allow_mixed();
+    // An offerer that insists on being the DTLS server (FFmpeg's WHIP muxer says
+    // `setup:passive`) gets Sluice as the client; everyone else gets Sluice as the server.
+    let local_setup = if transport.setup == Setup::Passive {
+        Setup::Active
+    } else {
+        Setup::Passive
+    };
     let mut answer = local.session(accepted_mids.clone(), allow_mixed);
     let mut unused: Vec<&OutgoingTrack> = sources.iter().collect();
     answer.media = offer
@@ -93,7 +100,7 @@ pub fn answer_offer_sending(
         .iter()
         .zip(&negotiated)
         .map(|(section, media)| {
-            let mut answered = answer_section(local, section, media);
+            let mut answered = answer_section(local, section, media, local_setup);
             let sends = media.accepted
                 && matches!(media.direction, Direction::SendOnly | Direction::SendRecv);
             if sends && let Some(at) = unused.iter().position(|s| s.kind == media.kind) {
@@ -163,7 +170,7 @@ fn accept(
         return Ok(Err(SdpError::NothingToServe));
     }
     let remote = remote_transport(offer, section, at)?;
-    if matches!(remote.setup, Setup::Passive | Setup::HoldConn) {
+    if remote.setup == Setup::HoldConn {
         return Err(SdpError::UnsupportedSetup {
             mline: at,
             setup: remote.setup,
@@ -232,6 +239,7 @@ fn answer_section(
     local: &LocalParams,
     offered: &MediaSection,
     media: &NegotiatedMedia,
+    local_setup: Setup,
 ) -> MediaSection {
     if !media.accepted {
         let mut attributes = Vec::new();
@@ -249,7 +257,7 @@ fn answer_section(
     }
     let (port, connection) = local.default_address();
     let mut attributes = vec![Attribute::Mid(media.mid.clone())];
-    attributes.extend(local.transport_attributes(Setup::Passive));
+    attributes.extend(local.transport_attributes(local_setup));
     attributes.push(Attribute::Direction(media.direction));
     attributes.push(Attribute::RtcpMux);
     if media.rtcp_rsize {

@@ -135,8 +135,8 @@ pub enum SdpError {
     MissingFingerprint(MlineRef),
     /// Fingerprints are given, but none with sha-256.
     NoSha256Fingerprint(MlineRef),
-    /// The offer's `a=setup` leaves Sluice no DTLS server role (passive or holdconn), or an
-    /// answer to our offer is not `setup:active`.
+    /// The offer's `a=setup` is `holdconn` (no DTLS role at all), or an answer to our offer
+    /// is neither `setup:active` nor `setup:passive`.
     UnsupportedSetup {
         /// Where.
         mline: MlineRef,
@@ -199,8 +199,8 @@ impl fmt::Display for SdpError {
             SdpError::NoSha256Fingerprint(m) => write!(f, "{m}: no sha-256 a=fingerprint"),
             SdpError::UnsupportedSetup { mline, setup } => write!(
                 f,
-                "{mline}: a=setup:{} is not supported here (an offer to Sluice must be actpass \
-                 or active; an answer to Sluice's offer must be active or passive)",
+                "{mline}: a=setup:{} is not supported here (an offer to Sluice must be actpass, \
+                 active or passive; an answer to Sluice's offer must be active or passive)",
                 setup.as_str()
             ),
             SdpError::NoCommonCodec { mline, offered } => {

@@ -184,7 +184,7 @@ pub struct NegotiatedSession {
     pub remote_ice: IceCredentials,
     /// The peer's sha-256 DTLS certificate fingerprint.
     pub remote_fingerprint: Fingerprint,
-    /// The peer's `a=setup` (Sluice is always the DTLS server).
+    /// The peer's `a=setup`: Sluice is the DTLS client when it is `passive`, else the server.
     pub remote_setup: Setup,
     /// Whether RTP header extensions may mix one- and two-byte forms (RFC 8285).
     pub extmap_allow_mixed: bool,

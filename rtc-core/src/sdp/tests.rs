@@ -404,10 +404,21 @@ fn rule_violations_are_clear_errors() {
         error_of(&chromium.replace("a=fingerprint:sha-256", "a=fingerprint:sha-1")),
         "m-line 0 (mid 0): no sha-256 a=fingerprint"
     );
+    // An offerer that wants to be the DTLS server (FFmpeg's WHIP muxer) gets an active
+    // answer on every m-line, and the negotiated session says so.
+    let (passive_answer, passive) = answer_offer(
+        &chromium.replace("a=setup:actpass", "a=setup:passive"),
+        &local(),
+        &Capabilities::default(),
+    )
+    .expect("a passive offer makes Sluice the DTLS client");
+    assert_eq!(passive.remote_setup, Setup::Passive);
+    assert_eq!(passive_answer.matches("a=setup:active").count(), 2);
+    assert!(!passive_answer.contains("a=setup:passive"));
     assert_eq!(
-        error_of(&chromium.replace("a=setup:actpass", "a=setup:passive")),
-        "m-line 0 (mid 0): a=setup:passive is not supported here (an offer to Sluice must be \
-         actpass or active; an answer to Sluice's offer must be active or passive)"
+        error_of(&chromium.replace("a=setup:actpass", "a=setup:holdconn")),
+        "m-line 0 (mid 0): a=setup:holdconn is not supported here (an offer to Sluice must be \
+         actpass, active or passive; an answer to Sluice's offer must be active or passive)"
     );
     assert!(
         answer_offer(
@@ -564,7 +575,7 @@ fn subscriber_offer_and_answer() {
     assert_eq!(
         actpass.unwrap_err().to_string(),
         "m-line 0 (mid 0): a=setup:actpass is not supported here (an offer to Sluice must be \
-         actpass or active; an answer to Sluice's offer must be active or passive)"
+         actpass, active or passive; an answer to Sluice's offer must be active or passive)"
     );
     let truncated = apply_subscriber_answer(
         &offer,
