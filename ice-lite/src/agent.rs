@@ -346,6 +346,22 @@ impl IceLiteAgent {
         }
     }
 
+    /// Counts authenticated media (SRTP or SRTCP that passed its authentication tag) from
+    /// `source` as proof that the peer still wants it, like a valid check: some peers (Pion,
+    /// for one) send binding requests only while a path is otherwise idle. Only an address
+    /// that already passed a check is refreshed; any other source changes nothing, so media
+    /// can keep a session alive but never validate or select an address.
+    pub fn handle_authenticated_media(&mut self, now: Instant, source: SocketAddr) {
+        if self.expired {
+            return;
+        }
+        if let Some(v) = self.validated.iter_mut().find(|v| v.address == source)
+            && v.last_check < now
+        {
+            v.last_check = now;
+        }
+    }
+
     /// Whether media may flow to and from `address`: it passed a check and has not timed out.
     pub fn is_validated(&self, address: SocketAddr) -> bool {
         !self.expired && self.validated.iter().any(|v| v.address == address)
@@ -508,6 +524,42 @@ mod tests {
         assert!(!agent.is_expired());
         assert_eq!(agent.selected_address(), Some(a));
         assert_eq!(events(&mut agent), [IceEvent::Nominated(a)]);
+    }
+
+    #[test]
+    fn authenticated_media_keeps_consent_without_checks() {
+        let mut agent = agent();
+        let t0 = Instant::now();
+        let a = addr("198.51.100.1:50000");
+        let stranger = addr("203.0.113.9:40000");
+        feed(&mut agent, t0, a, &check(true)).unwrap();
+        events(&mut agent);
+        // Media every 20 ms for two minutes and no further check: consent holds.
+        let mut now = t0;
+        while now < t0 + secs(120.0) {
+            now += Duration::from_millis(20);
+            agent.handle_authenticated_media(now, a);
+            // Media from an address that never passed a check neither validates it nor
+            // selects it.
+            agent.handle_authenticated_media(now, stranger);
+            if agent.poll_timeout().is_some_and(|d| d <= now) {
+                agent.handle_timeout(now);
+            }
+        }
+        assert!(!agent.is_expired());
+        assert_eq!(agent.selected_address(), Some(a));
+        assert!(!agent.is_validated(stranger));
+        assert_eq!(agent.poll_timeout(), Some(now + secs(30.0)));
+        // When media stops too, consent runs out 30 s after the last packet.
+        let last = now;
+        agent.handle_timeout(last + secs(29.9));
+        assert!(!agent.is_expired());
+        agent.handle_timeout(last + secs(30.0));
+        assert!(agent.is_expired());
+        assert_eq!(events(&mut agent), [IceEvent::ConsentExpired]);
+        // An expired session is not revived by media.
+        agent.handle_authenticated_media(last + secs(31.0), a);
+        assert!(!agent.is_validated(a));
     }
 
     #[test]

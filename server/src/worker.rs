@@ -452,32 +452,37 @@ impl Worker {
             stats,
             ..
         } = &mut self.state;
-        let Some(srtp) = sessions
-            .get_mut(&id)
-            .and_then(|session| session.srtp.as_mut())
-        else {
+        let Some(session) = sessions.get_mut(&id) else {
             stats.dropped(DropReason::NoKeysYet);
             return;
         };
-        if rtcp {
-            match srtp.inbound.unprotect_rtcp(datagram) {
-                Ok(len) => {
-                    if let Some(plain) = datagram.get(..len) {
-                        router.handle_rtcp(*now, id, plain, out);
-                    }
-                }
-                Err(e) => stats.srtp_error(e),
-            }
+        let Some(srtp) = session.srtp.as_mut() else {
+            stats.dropped(DropReason::NoKeysYet);
+            return;
+        };
+        let unprotected = if rtcp {
+            srtp.inbound.unprotect_rtcp(datagram)
         } else {
-            match srtp.inbound.unprotect_rtp(datagram) {
-                Ok(len) => {
-                    if let Some(plain) = datagram.get_mut(..len) {
-                        // Drops are counted by the router.
-                        let _ = router.handle_rtp(*now, id, plain, out);
-                    }
-                }
-                Err(e) => stats.srtp_error(e),
+            srtp.inbound.unprotect_rtp(datagram)
+        };
+        let len = match unprotected {
+            Ok(len) => len,
+            Err(e) => {
+                stats.srtp_error(e);
+                return;
             }
+        };
+        // Media that authenticated (and is no replay) keeps the session alive like a consent
+        // check: peers that check only while a path is idle are not cut off.
+        session.ice.handle_authenticated_media(*now, source);
+        let Some(plain) = datagram.get_mut(..len) else {
+            return;
+        };
+        if rtcp {
+            router.handle_rtcp(*now, id, plain, out);
+        } else {
+            // Drops are counted by the router.
+            let _ = router.handle_rtp(*now, id, plain, out);
         }
     }
 

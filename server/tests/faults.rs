@@ -1,6 +1,7 @@
 //! Faults: a peer that vanishes without a goodbye (no DTLS close, no RTCP BYE, its packets just
-//! stop) is ended when ICE consent expires, and the signaling side is told; 10% loss with
-//! reordering between a publisher and the server still gives the subscribers every payload.
+//! stop) is ended when ICE consent expires, and the signaling side is told; a peer that sends
+//! media but no binding requests is not; 10% loss with reordering between a publisher and the
+//! server still gives the subscribers every payload.
 
 mod support;
 
@@ -152,4 +153,90 @@ fn expectation(plan: &MediaPlan, kind: Kind) -> Expectation<'_> {
         foreign_ssrc: None,
         declared_ssrcs: &[],
     }
+}
+
+/// A publisher whose binding requests stop while its media flows (Pion checks only an idle
+/// path) keeps its session, and its subscriber keeps receiving, for several consent timeouts;
+/// once the peer goes silent altogether, consent still expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_without_binding_requests_keeps_a_session_alive() -> anyhow::Result<()> {
+    let _turn = support::one_at_a_time().await;
+    let consent_timeout = Duration::from_secs(3);
+    let sfu = Sfu::start(MediaConfig {
+        consent_timeout,
+        ..MediaConfig::loopback()
+    })?;
+    let mut events = sfu.take_events().context("the event stream")?;
+    let proxy = LossyProxy::start(
+        sfu.media_addr(),
+        Impairment {
+            loss: 0.0,
+            seed: 2,
+            lifetime: Duration::from_secs(90),
+            max_datagrams: 200_000,
+        },
+    )
+    .await?;
+    let room = "media-only-consent";
+    let publisher = connect_publisher(&sfu, room, Some(&proxy)).await?;
+    let subscribers = connect_subscribers(&sfu, room, publisher.session, 1).await?;
+    proxy.block_client_stun(true);
+    // Nearly three consent timeouts of media with no binding request reaching the server.
+    let plan = MediaPlan::STANDARD.with_tail(Duration::from_secs(5));
+    within(
+        plan.duration() + Duration::from_secs(10),
+        "the publisher to send the plan",
+        send_plan(&plan, &publisher.audio, &publisher.video),
+    )
+    .await??;
+    ensure!(
+        proxy.stun_blocked() > 0,
+        "the publisher sent no binding request to block"
+    );
+    let ended_early = events.try_recv().ok();
+    ensure!(
+        ended_early.is_none(),
+        "a session ended while media flowed: {ended_early:?}"
+    );
+    ensure!(sfu.stats().sessions == 2, "stats {:?}", sfu.stats());
+    let subscriber = &subscribers[0];
+    support::wait_until(
+        Duration::from_secs(5),
+        "every video payload at the subscriber",
+        || {
+            expectation(&plan, Kind::Video).distinct_below(
+                &subscriber.peer.received(Kind::Video),
+                plan.count(Kind::Video),
+            ) == plan.count(Kind::Video) as usize
+        },
+    )
+    .await?;
+
+    // Now the publisher's network goes away: consent expires as before.
+    let vanished_at = Instant::now();
+    proxy.shutdown().await;
+    // The publisher's end also ends its player (the subscriber), in either order.
+    let mut ended = Vec::new();
+    while ended.len() < 2 {
+        let event = within(
+            consent_timeout * 5,
+            "the media plane to end the vanished session and its player",
+            events.recv(),
+        )
+        .await?;
+        match event {
+            Some(MediaEvent::SessionEnded { session }) => ended.push(session),
+            other => anyhow::bail!("unexpected event {other:?}"),
+        }
+    }
+    eprintln!(
+        "sessions ended {:?} after the peer vanished (consent timeout {consent_timeout:?})",
+        vanished_at.elapsed()
+    );
+    ended.sort();
+    let mut expected = vec![publisher.session, subscribers[0].session];
+    expected.sort();
+    ensure!(ended == expected, "ended {ended:?}, expected {expected:?}");
+    close_room(&sfu, (&publisher.peer, publisher.session), subscribers).await;
+    Ok(())
 }

@@ -29,6 +29,11 @@ pub struct ProxyCounters {
     pub replayed: AtomicU64,
     pub forged: AtomicU64,
     pub reordered: AtomicU64,
+    /// Binding requests from the client dropped while STUN is blocked.
+    pub stun_blocked: AtomicU64,
+    /// While set, the client's STUN (first byte 0..=3) is dropped: a peer that sends binding
+    /// requests only while its path is idle, as Pion does.
+    pub block_client_stun: std::sync::atomic::AtomicBool,
 }
 
 pub struct LossyProxy {
@@ -121,6 +126,17 @@ impl LossyProxy {
         self.counters.reordered.load(Ordering::Relaxed)
     }
 
+    /// Drops (or stops dropping) the client's STUN from now on.
+    pub fn block_client_stun(&self, block: bool) {
+        self.counters
+            .block_client_stun
+            .store(block, Ordering::Relaxed);
+    }
+
+    pub fn stun_blocked(&self) -> u64 {
+        self.counters.stun_blocked.load(Ordering::Relaxed)
+    }
+
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -177,6 +193,12 @@ async fn run(
         } else {
             client = Some(from);
             counters.from_client.fetch_add(1, Ordering::Relaxed);
+            if matches!(datagram.first(), Some(0..=3))
+                && counters.block_client_stun.load(Ordering::Relaxed)
+            {
+                counters.stun_blocked.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             let is_media = matches!(datagram.first(), Some(128..=191));
             if is_media && rng.random_bool(impairment.loss) {
                 counters.dropped.fetch_add(1, Ordering::Relaxed);
