@@ -535,12 +535,12 @@ impl JanusSession {
     }
 
     fn dispatch(&self, event: Value) {
-        if let Some(transaction) = event.get("transaction").and_then(Value::as_str) {
-            if let Some(waiter) = self.waiters_map().get(transaction) {
-                // The waiter may have timed out meanwhile; its event is then dropped.
-                let _ = waiter.send(event);
-                return;
-            }
+        if let Some(transaction) = event.get("transaction").and_then(Value::as_str)
+            && let Some(waiter) = self.waiters_map().get(transaction)
+        {
+            // The waiter may have timed out meanwhile; its event is then dropped.
+            let _ = waiter.send(event);
+            return;
         }
         // Our own detach ends PeerConnections with "Close PC" or "Detach"; anything else is a
         // failure the operator should see (ICE failed, DTLS alert).

@@ -327,7 +327,7 @@ impl ClientSession {
         }
         ctx.received += 1;
         ctx.sample_tick += 1;
-        if ctx.sample_tick % ctx.latency_sample != 0 {
+        if !ctx.sample_tick.is_multiple_of(ctx.latency_sample) {
             return;
         }
         let Some(srtp) = self.srtp.as_mut() else {
