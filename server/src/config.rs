@@ -17,10 +17,12 @@ pub struct Config {
     #[arg(long = "udp", env = "SLUICE_UDP", default_value = "0.0.0.0:3478")]
     pub udp: SocketAddr,
 
-    /// IP address announced in ICE candidates, for a server behind 1:1 NAT. Defaults to the
-    /// media port's address, or to loopback when that address is unspecified.
-    #[arg(long = "public-ip", env = "SLUICE_PUBLIC_IP")]
-    pub public_ip: Option<IpAddr>,
+    /// IP addresses announced in ICE candidates, for a server behind 1:1 NAT or with several
+    /// public addresses (repeat the flag, or separate with commas). Defaults to the media
+    /// port's address, or to every usable interface address (loopback last) when that
+    /// address is unspecified.
+    #[arg(long = "public-ip", env = "SLUICE_PUBLIC_IP", value_delimiter = ',')]
+    pub public_ip: Vec<IpAddr>,
 
     /// Number of media worker threads (defaults to the number of cores).
     #[arg(long = "workers", env = "SLUICE_WORKERS")]
@@ -41,18 +43,6 @@ fn parse_switch(value: &str) -> Result<bool, String> {
 }
 
 impl Config {
-    /// The address put into host candidates.
-    pub fn candidate_ip(&self) -> IpAddr {
-        match self.public_ip {
-            Some(ip) => ip,
-            None if self.udp.ip().is_unspecified() => match self.udp {
-                SocketAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-                SocketAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-            },
-            None => self.udp.ip(),
-        }
-    }
-
     /// Whether the media workers use UDP GSO.
     pub fn gso(&self) -> bool {
         self.gso.unwrap_or(crate::DEFAULT_GSO)
@@ -75,7 +65,7 @@ mod tests {
     fn defaults_run_on_one_machine() {
         let config = Config::try_parse_from(["sluice"]).expect("defaults parse");
         assert_eq!(config.http.port(), 8080);
-        assert_eq!(config.candidate_ip(), IpAddr::from([127, 0, 0, 1]));
+        assert!(config.public_ip.is_empty());
         assert!(config.worker_count() >= 1);
     }
 
@@ -86,10 +76,19 @@ mod tests {
             "--udp",
             "10.0.0.5:4000",
             "--public-ip",
-            "203.0.113.7",
+            "203.0.113.7,2001:db8::7",
+            "--public-ip",
+            "198.51.100.1",
         ])
         .expect("flags parse");
-        assert_eq!(config.candidate_ip(), IpAddr::from([203, 0, 113, 7]));
+        assert_eq!(
+            config.public_ip,
+            [
+                IpAddr::from([203, 0, 113, 7]),
+                "2001:db8::7".parse::<IpAddr>().unwrap(),
+                IpAddr::from([198, 51, 100, 1])
+            ]
+        );
         assert_eq!(config.udp.port(), 4000);
     }
 

@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod candidates;
 pub mod config;
 mod hand_over;
 mod negotiation;
@@ -32,7 +33,6 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
 use anyhow::Context as _;
-use ice_lite::Candidate;
 use rtc_core::dtls::DtlsCertificate;
 use tokio::sync::oneshot;
 
@@ -45,9 +45,10 @@ pub use stats::SfuStats;
 pub struct MediaConfig {
     /// The media port's address.
     pub udp: SocketAddr,
-    /// The address put into host candidates (for a server behind 1:1 NAT); defaults to the
-    /// bound address, or loopback when that is unspecified.
-    pub public_ip: Option<IpAddr>,
+    /// The addresses put into host candidates (for a server behind 1:1 NAT, or with several
+    /// public addresses). When empty: the bound address, or every usable interface address
+    /// (loopback last) when that is unspecified; see [`candidates`].
+    pub public_ips: Vec<IpAddr>,
     /// Number of media worker threads.
     pub workers: usize,
     /// How long a session may take from its answer to a completed DTLS handshake.
@@ -65,7 +66,7 @@ impl MediaConfig {
     pub fn loopback() -> Self {
         MediaConfig {
             udp: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-            public_ip: None,
+            public_ips: Vec::new(),
             workers: 1,
             setup_timeout: DEFAULT_SETUP_TIMEOUT,
             consent_timeout: DEFAULT_CONSENT_TIMEOUT,
@@ -229,6 +230,7 @@ pub(crate) fn owner_of(session: SessionId) -> usize {
 #[derive(Debug)]
 pub struct Sfu {
     media_addr: SocketAddr,
+    candidate_ips: Vec<IpAddr>,
     events: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<MediaEvent>>>,
     fingerprint: String,
     shared: Arc<Shared>,
@@ -257,23 +259,19 @@ impl Sfu {
                     .with_context(|| format!("binding the media port {media_addr} again"))?,
             );
         }
-        let candidate_ip = match config.public_ip {
-            Some(ip) => ip,
-            None if media_addr.ip().is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            None => media_addr.ip(),
-        };
-        let candidate = Candidate::host(candidate_ip, media_addr.port()).to_string();
-        let candidate = candidate
-            .strip_prefix("candidate:")
-            .unwrap_or(&candidate)
-            .to_owned();
+        let candidate_ips = candidates::candidate_ips(
+            media_addr.ip(),
+            &config.public_ips,
+            &candidates::interface_ips(),
+        );
+        let candidate_lines = candidates::host_candidates(&candidate_ips, media_addr.port());
         let certificate = DtlsCertificate::generate(&mut rand::rng())
             .map_err(|e| anyhow::anyhow!("generating the DTLS certificate: {e}"))?;
         let fingerprint = certificate.fingerprint().to_string();
         let context = Arc::new(negotiation::LocalContext {
             certificate,
             fingerprint: fingerprint.clone(),
-            candidate,
+            candidates: candidate_lines,
             setup_timeout: config.setup_timeout,
             consent_timeout: config.consent_timeout,
             gso: config.gso,
@@ -324,6 +322,7 @@ impl Sfu {
         }
         Ok(Sfu {
             media_addr,
+            candidate_ips,
             events: Mutex::new(Some(events_receiver)),
             fingerprint,
             shared,
@@ -335,6 +334,11 @@ impl Sfu {
     /// The bound media address.
     pub fn media_addr(&self) -> SocketAddr {
         self.media_addr
+    }
+
+    /// The addresses announced in ICE candidates (with the media port), best first.
+    pub fn candidate_ips(&self) -> &[IpAddr] {
+        &self.candidate_ips
     }
 
     /// The SHA-256 fingerprint of the DTLS certificate, as written in SDP.

@@ -14,7 +14,7 @@ fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     let sfu = Arc::new(Sfu::start(MediaConfig {
         udp: config.udp,
-        public_ip: config.public_ip,
+        public_ips: config.public_ip.clone(),
         workers: config.worker_count(),
         setup_timeout: server::DEFAULT_SETUP_TIMEOUT,
         consent_timeout: server::DEFAULT_CONSENT_TIMEOUT,
@@ -29,11 +29,16 @@ fn main() -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(config.http)
             .await
             .with_context(|| format!("binding the HTTP address {}", config.http))?;
+        let announced: Vec<String> = sfu
+            .candidate_ips()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         println!(
             "sluice: web app on http://{} ; media on udp {} (candidates announce {}), {} workers",
             listener.local_addr()?,
             sfu.media_addr(),
-            config.candidate_ip(),
+            announced.join(", "),
             sfu.workers()
         );
         signaling::serve(

@@ -27,8 +27,8 @@ use crate::{Command, Played, Published, PublishedTrack, SfuError, SubscriberOffe
 pub(crate) struct LocalContext {
     pub(crate) certificate: DtlsCertificate,
     pub(crate) fingerprint: String,
-    /// The host candidate as an `a=candidate:` value.
-    pub(crate) candidate: String,
+    /// The host candidates as `a=candidate:` values, best first.
+    pub(crate) candidates: Vec<String>,
     /// See [`crate::MediaConfig::setup_timeout`].
     pub(crate) setup_timeout: std::time::Duration,
     /// See [`crate::MediaConfig::consent_timeout`].
@@ -145,7 +145,7 @@ fn local_params(
         ice_ufrag: ice.ufrag().to_owned(),
         ice_pwd: ice.pwd().to_owned(),
         fingerprint: state.context.fingerprint.clone(),
-        candidates: vec![state.context.candidate.clone()],
+        candidates: state.context.candidates.clone(),
         session_id,
         session_version: version,
     }
@@ -566,7 +566,7 @@ fn offer_tracks(
         ice_ufrag: session.ice.local_credentials().ufrag().to_owned(),
         ice_pwd: session.ice.local_credentials().pwd().to_owned(),
         fingerprint: state.context.fingerprint.clone(),
-        candidates: vec![state.context.candidate.clone()],
+        candidates: state.context.candidates.clone(),
         session_id: subscriber.sdp_session_id,
         session_version: subscriber.version,
     };

@@ -157,3 +157,65 @@ fn garbage_on_the_media_port_is_counted_by_reason() {
         .block_on(sfu.publish("room", CHROMIUM_PUBLISH))
         .expect("answered after the garbage");
 }
+
+/// Bound to an unspecified address, the answer carries a host candidate for every usable
+/// interface address of the machine, loopback last, each with its own foundation; with
+/// public addresses configured, exactly those.
+#[test]
+fn an_unspecified_bind_announces_every_interface_with_loopback_last() {
+    let rt = runtime();
+    let sfu = Sfu::start(MediaConfig {
+        udp: "0.0.0.0:0".parse().unwrap(),
+        ..MediaConfig::loopback()
+    })
+    .expect("started");
+    let port = sfu.media_addr().port();
+    let answer = rt
+        .block_on(sfu.publish("room", CHROMIUM_PUBLISH))
+        .expect("answered");
+    let video = answer.sdp.split("m=video").nth(1).expect("a video section");
+    let announced: Vec<(String, String)> = video
+        .lines()
+        .filter_map(|line| line.strip_prefix("a=candidate:"))
+        .map(|c| {
+            let fields: Vec<&str> = c.split(' ').collect();
+            assert_eq!(fields[5], port.to_string(), "{c}");
+            (fields[0].to_owned(), fields[4].to_owned())
+        })
+        .collect();
+    let expected: Vec<String> = server::candidates::interface_ips()
+        .into_iter()
+        .filter(|ip| ip.is_ipv4() && !ip.is_loopback())
+        .map(|ip| ip.to_string())
+        .chain(["127.0.0.1".to_owned()])
+        .collect();
+    let addresses: Vec<&str> = announced.iter().map(|(_, a)| a.as_str()).collect();
+    assert_eq!(addresses, expected, "{}", answer.sdp);
+    let mut foundations: Vec<&str> = announced.iter().map(|(f, _)| f.as_str()).collect();
+    foundations.dedup();
+    assert_eq!(foundations.len(), announced.len());
+    sfu.shutdown();
+
+    let sfu = Sfu::start(MediaConfig {
+        udp: "0.0.0.0:0".parse().unwrap(),
+        public_ips: vec![
+            "203.0.113.7".parse().unwrap(),
+            "2001:db8::7".parse().unwrap(),
+        ],
+        ..MediaConfig::loopback()
+    })
+    .expect("started");
+    let answer = rt
+        .block_on(sfu.publish("room", CHROMIUM_PUBLISH))
+        .expect("answered");
+    assert!(answer.sdp.contains(&format!(
+        " 203.0.113.7 {} typ host",
+        sfu.media_addr().port()
+    )));
+    assert!(answer.sdp.contains(&format!(
+        " 2001:db8::7 {} typ host",
+        sfu.media_addr().port()
+    )));
+    assert!(!answer.sdp.contains(" 127.0.0.1 "));
+    sfu.shutdown();
+}
