@@ -2,8 +2,9 @@
 # Runs client-js's unit tests and the browser end-to-end tests (three-way room, chat, leave,
 # WHIP/WHEP) in Debian's headless Chromium with a fake camera and microphone, against a
 # freshly built `sluice`. Installs what is missing first: chromium and node (apt, as root,
-# non-interactive), playwright-core (npm ci, pinned in client-js/package-lock.json) and FFmpeg 9
-# with its WHIP muxer (pip: imageio-ffmpeg).
+# non-interactive), Firefox ESR, playwright-core and puppeteer-core (npm ci, pinned in
+# client-js/package-lock.json) and FFmpeg 9 with its WHIP muxer (pip: imageio-ffmpeg). The
+# Firefox test creates a network namespace, so the script runs as root.
 # Set SLUICE_BIN to test a binary built elsewhere; CHROMIUM_BIN for another Chromium.
 # Screenshots and server/browser logs land in client-js/test/artifacts/.
 set -euo pipefail
@@ -27,6 +28,14 @@ apt_install() {
 step "browser test prerequisites"
 if [ -z "${CHROMIUM_BIN:-}" ] && [ ! -x /usr/bin/chromium ]; then
   apt_install chromium
+fi
+# Firefox ESR (driven by puppeteer-core over WebDriver BiDi) and `ip` for the tests that put
+# the server in a network namespace of their own.
+if [ -z "${FIREFOX_BIN:-}" ] && [ ! -x /usr/bin/firefox-esr ]; then
+  apt_install firefox-esr
+fi
+if ! command -v ip >/dev/null 2>&1; then
+  apt_install iproute2
 fi
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   apt_install nodejs npm

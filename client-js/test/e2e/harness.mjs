@@ -134,13 +134,14 @@ export async function startServer(label) {
  * Launches one Chromium with its own fresh profile and returns its first page. Console
  * errors and page errors are collected in `problems`, dialogs (alert) in `dialogs`.
  * @param {string} label for the console log file in artifacts/
+ * @param {{extraArgs?: string[]}} [options] more Chromium flags
  */
-export async function launchBrowser(label) {
+export async function launchBrowser(label, { extraArgs = [] } = {}) {
   const userDataDir = await mkdtemp(path.join(tmpdir(), `sluice-e2e-${label}-`));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: CHROMIUM_FLAGS,
+    args: [...CHROMIUM_FLAGS, ...extraArgs],
     viewport: { width: 1280, height: 720 },
     timeout: 30000,
   });
