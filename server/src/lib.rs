@@ -19,6 +19,7 @@
 
 pub mod config;
 mod hand_over;
+pub mod https;
 mod negotiation;
 mod session;
 mod stats;

@@ -12,6 +12,7 @@ use server::{MediaConfig, Sfu};
 
 fn main() -> anyhow::Result<()> {
     let config = Config::parse();
+    let tls = server::https::tls_from_config(&config)?;
     let sfu = Arc::new(Sfu::start(MediaConfig {
         udp: config.udp,
         public_ip: config.public_ip,
@@ -29,8 +30,12 @@ fn main() -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(config.http)
             .await
             .with_context(|| format!("binding the HTTP address {}", config.http))?;
+        if let Some(tls) = &tls {
+            server::https::spawn_reload_on_sighup(tls.clone());
+        }
+        let scheme = if tls.is_some() { "https" } else { "http" };
         println!(
-            "sluice: web app on http://{} ; media on udp {} (candidates announce {}), {} workers",
+            "sluice: web app on {scheme}://{} ; media on udp {} (candidates announce {}), {} workers",
             listener.local_addr()?,
             sfu.media_addr(),
             config.candidate_ip(),
@@ -39,7 +44,12 @@ fn main() -> anyhow::Result<()> {
         signaling::serve(
             listener,
             Arc::clone(&sfu),
-            signaling::SignalingConfig::default(),
+            signaling::SignalingConfig {
+                tls,
+                max_connections: config.max_connections,
+                max_connections_per_ip: config.max_connections_per_ip,
+                ..signaling::SignalingConfig::default()
+            },
             shutdown_signal(),
         )
         .await

@@ -235,7 +235,12 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, stream: TcpStream, ip: IpAddr)
     };
     let _live = LiveConnection::new(&hub.live);
     let _ = stream.set_nodelay(true);
-    match hub.config.tls.as_ref().map(crate::tls::TlsAcceptorHandle::acceptor) {
+    match hub
+        .config
+        .tls
+        .as_ref()
+        .map(crate::tls::TlsAcceptorHandle::acceptor)
+    {
         None => dispatch(hub, stream, admission).await,
         Some(acceptor) => {
             let timeout = hub.config.tls_handshake_timeout;

@@ -181,11 +181,7 @@ fn config_from_files(cert: &Path, key: &Path) -> Result<Loaded, TlsError> {
     server_config(chain, key_der)
 }
 
-fn config_from_pem(
-    cert_pem: &[u8],
-    key_pem: &[u8],
-    origin: &Path,
-) -> Result<Loaded, TlsError> {
+fn config_from_pem(cert_pem: &[u8], key_pem: &[u8], origin: &Path) -> Result<Loaded, TlsError> {
     let chain = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .and_then(|chain| {
