@@ -163,11 +163,13 @@ impl Drop for ConnectionSlot {
 }
 
 /// A socket that holds its connection's slot: hyper hands the socket on to the WebSocket
-/// after an upgrade, and the slot goes with it.
+/// after an upgrade, and the slot goes with it. The slot is declared first so that it is
+/// given back before the socket closes: a client that sees the close may connect again at
+/// once and find its slot free.
 #[derive(Debug)]
 struct Held<S> {
-    io: S,
     _slot: ConnectionSlot,
+    io: S,
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Held<S> {
@@ -221,50 +223,52 @@ impl Drop for Refusing {
 
 /// Runs one accepted connection to its end.
 pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, stream: TcpStream, ip: IpAddr) {
-    let admission = hub.connections.admit(ip);
-    let refusing = match admission {
-        Ok(_) => None,
-        Err(_) => {
+    let _ = stream.set_nodelay(true);
+    match hub.connections.admit(ip) {
+        Ok(slot) => {
+            let _live = LiveConnection::new(&hub.live);
+            let io = Held {
+                _slot: slot,
+                io: stream,
+            };
+            if hub.config.tls.is_none() {
+                serve(hub, io).await;
+            } else if let Some(tls) = handshake(&hub, io).await {
+                serve(hub, tls).await;
+            }
+        }
+        Err(refusal) => {
             let limits = Arc::clone(&hub.connections);
             if limits.refusing.fetch_add(1, Ordering::Relaxed) >= MAX_REFUSING {
                 limits.refusing.fetch_sub(1, Ordering::Relaxed);
                 return;
             }
-            Some(Refusing(limits))
-        }
-    };
-    let _live = LiveConnection::new(&hub.live);
-    let _ = stream.set_nodelay(true);
-    match hub
-        .config
-        .tls
-        .as_ref()
-        .map(crate::tls::TlsAcceptorHandle::acceptor)
-    {
-        None => dispatch(hub, stream, admission).await,
-        Some(acceptor) => {
-            let timeout = hub.config.tls_handshake_timeout;
-            match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => dispatch(hub, tls, admission).await,
-                // Plain HTTP, a scanner, a client that does not trust the certificate, or
-                // one that never finished its hello: nothing was served, the socket closes.
-                Ok(Err(_)) | Err(_) => {
-                    hub.connections.tls_failures.fetch_add(1, Ordering::Relaxed);
-                }
+            let _refusing = Refusing(limits);
+            if hub.config.tls.is_none() {
+                refuse(stream, refusal).await;
+            } else if let Some(tls) = handshake(&hub, stream).await {
+                refuse(tls, refusal).await;
             }
         }
     }
-    drop(refusing);
 }
 
-async fn dispatch<M, S>(hub: Arc<Hub<M>>, io: S, admission: Result<ConnectionSlot, Refusal>)
+/// The server side of the TLS handshake, bounded by the handshake timeout; None (counted)
+/// when it fails: plain HTTP, a scanner, a client that does not trust the certificate, or
+/// one that never finished its hello. Nothing was served and the socket is closed.
+async fn handshake<M, S>(hub: &Hub<M>, io: S) -> Option<tokio_rustls::server::TlsStream<S>>
 where
     M: MediaPlane,
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
-    match admission {
-        Ok(slot) => serve(hub, Held { io, _slot: slot }).await,
-        Err(refusal) => refuse(io, refusal).await,
+    let acceptor = hub.config.tls.as_ref()?.acceptor();
+    let timeout = hub.config.tls_handshake_timeout;
+    match tokio::time::timeout(timeout, acceptor.accept(io)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(_)) | Err(_) => {
+            hub.connections.tls_failures.fetch_add(1, Ordering::Relaxed);
+            None
+        }
     }
 }
 

@@ -141,6 +141,15 @@ impl TlsAcceptorHandle {
         TlsAcceptor::from(Arc::clone(&current.config))
     }
 
+    /// The (leaf) certificate in force, DER-encoded.
+    pub fn certificate_der(&self) -> CertificateDer<'static> {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .leaf
+            .clone()
+    }
+
     /// The SHA-256 fingerprint of the certificate in force, as `sha-256 AB:CD:...`, so that
     /// someone trying a self-signed certificate can check what their browser shows.
     pub fn fingerprint(&self) -> String {
