@@ -61,7 +61,7 @@ impl TestCa {
 
     /// A rustls client configuration that trusts only this authority.
     pub fn client(&self) -> TlsConnector {
-        trusting(&[self.cert_der.clone()])
+        trusting(std::slice::from_ref(&self.cert_der))
     }
 }
 
