@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs client-js's unit tests and the browser end-to-end tests (three-way room, chat, leave,
-# WHIP/WHEP, a room over HTTPS/WSS with --tls-self-signed) in Debian's headless Chromium with a fake camera and microphone, against a
-# freshly built `sluice`. Installs what is missing first: chromium and node (apt, as root,
-# non-interactive) and playwright-core (npm ci, pinned in client-js/package-lock.json).
+# WHIP/WHEP, a room over HTTPS and WSS with --tls-self-signed) in Debian's headless Chromium
+# with a fake camera and microphone, against a freshly built `sluice`. Installs what is
+# missing first: chromium and node (apt, as root, non-interactive) and playwright-core
+# (npm ci, pinned in client-js/package-lock.json).
 # Set SLUICE_BIN to test a binary built elsewhere; CHROMIUM_BIN for another Chromium.
 # Screenshots and server/browser logs land in client-js/test/artifacts/.
 set -euo pipefail

@@ -48,14 +48,20 @@ pub struct Config {
 
     /// Serve HTTPS with a certificate generated at start for localhost and this machine's
     /// names and addresses. Browsers warn about it: for trials on a LAN only.
-    #[arg(long = "tls-self-signed", env = "SLUICE_TLS_SELF_SIGNED")]
+    #[arg(
+        long = "tls-self-signed",
+        env = "SLUICE_TLS_SELF_SIGNED",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub tls_self_signed: bool,
 
     /// HTTP connections (WebSockets included) open at once; more are answered 503.
     #[arg(
         long = "max-connections",
         env = "SLUICE_MAX_CONNECTIONS",
-        default_value_t = 10_000
+        default_value_t = 10_000,
+        value_parser = parse_positive
     )]
     pub max_connections: usize,
 
@@ -63,7 +69,8 @@ pub struct Config {
     #[arg(
         long = "max-connections-per-ip",
         env = "SLUICE_MAX_CONNECTIONS_PER_IP",
-        default_value_t = 100
+        default_value_t = 100,
+        value_parser = parse_positive
     )]
     pub max_connections_per_ip: usize,
 }
@@ -73,6 +80,14 @@ fn parse_switch(value: &str) -> Result<bool, String> {
         "on" | "true" | "1" => Ok(true),
         "off" | "false" | "0" => Ok(false),
         _ => Err(format!("{value:?} is neither on nor off")),
+    }
+}
+
+fn parse_positive(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{value:?} is not a number: {e}")),
     }
 }
 
@@ -162,5 +177,15 @@ mod tests {
             .is_err()
         );
         assert!(Config::try_parse_from(["sluice", "--max-connections", "many"]).is_err());
+        assert!(Config::try_parse_from(["sluice", "--max-connections-per-ip", "0"]).is_err());
+        let caps = Config::try_parse_from([
+            "sluice",
+            "--max-connections",
+            "50",
+            "--max-connections-per-ip",
+            "5",
+        ])
+        .expect("caps parse");
+        assert_eq!((caps.max_connections, caps.max_connections_per_ip), (50, 5));
     }
 }
