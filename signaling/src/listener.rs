@@ -326,3 +326,30 @@ where
         .serve_connection(TokioIo::new(io), service)
         .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_count_per_address_and_overall_and_come_back_when_dropped() {
+        let limits = ConnectionLimits::new(3, 2);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        // An IPv4 client seen on a dual-stack socket is the same address.
+        let a_mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        let first = limits.admit(a).unwrap();
+        let second = limits.admit(a_mapped).unwrap();
+        assert_eq!(limits.admit(a).unwrap_err(), Refusal::AddressFull);
+        let third = limits.admit(b).unwrap();
+        assert_eq!(limits.admit(b).unwrap_err(), Refusal::ServerFull);
+        drop(second);
+        let again = limits.admit(a).unwrap();
+        drop((first, third, again));
+        assert_eq!(limits.open().total, 0);
+        assert!(limits.open().per_ip.is_empty(), "no entry is left behind");
+        let page = limits.metrics();
+        assert!(page.contains("sluice_http_connections_refused_total{reason=\"server_full\"} 1"));
+        assert!(page.contains("sluice_http_connections_refused_total{reason=\"address_full\"} 1"));
+    }
+}
