@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs client-js's unit tests and the browser end-to-end tests (three-way room, chat, leave,
-# WHIP/WHEP) in Debian's headless Chromium with a fake camera and microphone, against a
-# freshly built `sluice`. Installs what is missing first: chromium and node (apt, as root,
-# non-interactive), Firefox ESR, playwright-core and puppeteer-core (npm ci, pinned in
-# client-js/package-lock.json) and FFmpeg 9 with its WHIP muxer (pip: imageio-ffmpeg). The
-# Firefox test creates a network namespace, so the script runs as root.
+# WHIP/WHEP, a room over HTTPS and WSS with --tls-self-signed, FFmpeg and Firefox) in Debian's
+# headless Chromium with a fake camera and microphone, against a freshly built `sluice`.
+# Installs what is missing first: chromium and node (apt, as root, non-interactive), Firefox
+# ESR, playwright-core and puppeteer-core (npm ci, pinned in client-js/package-lock.json) and
+# FFmpeg 9 with its WHIP muxer (pip: imageio-ffmpeg). The Firefox test creates a network
+# namespace, so the script runs as root.
 # Set SLUICE_BIN to test a binary built elsewhere; CHROMIUM_BIN for another Chromium.
 # Screenshots and server/browser logs land in client-js/test/artifacts/.
 set -euo pipefail

@@ -2,6 +2,7 @@
 //! given as a `SLUICE_*` environment variable; the defaults run everything on one machine.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 
 use clap::Parser;
 
@@ -32,6 +33,48 @@ pub struct Config {
     /// defaults to the media plane's default).
     #[arg(long = "gso", env = "SLUICE_GSO", value_parser = parse_switch)]
     pub gso: Option<bool>,
+
+    /// PEM certificate chain (leaf first, as Let's Encrypt's fullchain.pem): the HTTP port
+    /// then serves only HTTPS and WSS. Re-read on SIGHUP. Needs --tls-key.
+    #[arg(
+        long = "tls-cert",
+        env = "SLUICE_TLS_CERT",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1). Re-read on SIGHUP.
+    #[arg(long = "tls-key", env = "SLUICE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve HTTPS with a certificate generated at start for localhost and this machine's
+    /// names and addresses. Browsers warn about it: for trials on a LAN only.
+    #[arg(
+        long = "tls-self-signed",
+        env = "SLUICE_TLS_SELF_SIGNED",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub tls_self_signed: bool,
+
+    /// HTTP connections (WebSockets included) open at once; more are answered 503.
+    #[arg(
+        long = "max-connections",
+        env = "SLUICE_MAX_CONNECTIONS",
+        default_value_t = 10_000,
+        value_parser = parse_positive
+    )]
+    pub max_connections: usize,
+
+    /// HTTP connections open at once from one client IP address; more are answered 503.
+    #[arg(
+        long = "max-connections-per-ip",
+        env = "SLUICE_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 100,
+        value_parser = parse_positive
+    )]
+    pub max_connections_per_ip: usize,
 }
 
 fn parse_switch(value: &str) -> Result<bool, String> {
@@ -39,6 +82,14 @@ fn parse_switch(value: &str) -> Result<bool, String> {
         "on" | "true" | "1" => Ok(true),
         "off" | "false" | "0" => Ok(false),
         _ => Err(format!("{value:?} is neither on nor off")),
+    }
+}
+
+fn parse_positive(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{value:?} is not a number: {e}")),
     }
 }
 
@@ -97,5 +148,43 @@ mod tests {
         assert!(Config::try_parse_from(["sluice", "--udp", "not-an-address"]).is_err());
         assert!(Config::try_parse_from(["sluice", "--workers", "0"]).is_err());
         assert!(Config::try_parse_from(["sluice", "--gso", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn tls_needs_both_files_or_self_signed_alone() {
+        let config = Config::try_parse_from(["sluice"]).expect("defaults parse");
+        assert!(config.tls_cert.is_none() && !config.tls_self_signed);
+        assert_eq!(config.max_connections, 10_000);
+        assert_eq!(config.max_connections_per_ip, 100);
+        let both = Config::try_parse_from(["sluice", "--tls-cert", "c.pem", "--tls-key", "k.pem"])
+            .expect("cert and key parse");
+        assert_eq!(
+            both.tls_cert.as_deref(),
+            Some(std::path::Path::new("c.pem"))
+        );
+        assert!(Config::try_parse_from(["sluice", "--tls-cert", "c.pem"]).is_err());
+        assert!(Config::try_parse_from(["sluice", "--tls-key", "k.pem"]).is_err());
+        assert!(
+            Config::try_parse_from([
+                "sluice",
+                "--tls-self-signed",
+                "--tls-cert",
+                "c.pem",
+                "--tls-key",
+                "k.pem"
+            ])
+            .is_err()
+        );
+        assert!(Config::try_parse_from(["sluice", "--max-connections", "many"]).is_err());
+        assert!(Config::try_parse_from(["sluice", "--max-connections-per-ip", "0"]).is_err());
+        let caps = Config::try_parse_from([
+            "sluice",
+            "--max-connections",
+            "50",
+            "--max-connections-per-ip",
+            "5",
+        ])
+        .expect("caps parse");
+        assert_eq!((caps.max_connections, caps.max_connections_per_ip), (50, 5));
     }
 }

@@ -20,6 +20,7 @@
 pub mod candidates;
 pub mod config;
 mod hand_over;
+pub mod https;
 mod negotiation;
 mod session;
 mod stats;

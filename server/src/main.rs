@@ -12,6 +12,7 @@ use server::{MediaConfig, Sfu};
 
 fn main() -> anyhow::Result<()> {
     let config = Config::parse();
+    let tls = server::https::tls_from_config(&config)?;
     let sfu = Arc::new(Sfu::start(MediaConfig {
         udp: config.udp,
         public_ips: config.public_ip.clone(),
@@ -29,13 +30,17 @@ fn main() -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(config.http)
             .await
             .with_context(|| format!("binding the HTTP address {}", config.http))?;
+        if let Some(tls) = &tls {
+            server::https::spawn_reload_on_sighup(tls.clone());
+        }
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let announced: Vec<String> = sfu
             .candidate_ips()
             .iter()
             .map(ToString::to_string)
             .collect();
         println!(
-            "sluice: web app on http://{} ; media on udp {} (candidates announce {}), {} workers",
+            "sluice: web app on {scheme}://{} ; media on udp {} (candidates announce {}), {} workers",
             listener.local_addr()?,
             sfu.media_addr(),
             announced.join(", "),
@@ -44,7 +49,12 @@ fn main() -> anyhow::Result<()> {
         signaling::serve(
             listener,
             Arc::clone(&sfu),
-            signaling::SignalingConfig::default(),
+            signaling::SignalingConfig {
+                tls,
+                max_connections: config.max_connections,
+                max_connections_per_ip: config.max_connections_per_ip,
+                ..signaling::SignalingConfig::default()
+            },
             shutdown_signal(),
         )
         .await

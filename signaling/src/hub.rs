@@ -86,6 +86,8 @@ pub struct Hub<M> {
     pub shutting_down: tokio::sync::watch::Sender<bool>,
     /// Connections (HTTP and WebSocket) still open, so that a shutdown can wait for them.
     pub live: tokio::sync::watch::Sender<usize>,
+    /// The caps on open HTTP connections and their refusals.
+    pub connections: Arc<crate::listener::ConnectionLimits>,
 }
 
 /// Counts one open connection in [`Hub::live`] for as long as it is held.
@@ -108,10 +110,14 @@ impl<M: MediaPlane> Hub<M> {
     pub fn new(media: Arc<M>, config: SignalingConfig) -> Self {
         Self {
             media,
-            config,
             state: Mutex::new(HubState::default()),
             shutting_down: tokio::sync::watch::Sender::new(false),
             live: tokio::sync::watch::Sender::new(0),
+            connections: crate::listener::ConnectionLimits::new(
+                config.max_connections,
+                config.max_connections_per_ip,
+            ),
+            config,
         }
     }
 
@@ -126,7 +132,8 @@ impl<M: MediaPlane> Hub<M> {
         format!(
             "# HELP sluice_rooms Rooms open now.\n# TYPE sluice_rooms gauge\nsluice_rooms {rooms}\n\
              # HELP sluice_participants Participants in all rooms now.\n# TYPE sluice_participants gauge\nsluice_participants {participants}\n\
-             # HELP sluice_http_connections HTTP and WebSocket connections open now.\n# TYPE sluice_http_connections gauge\nsluice_http_connections {connections}\n"
+             # HELP sluice_http_connections HTTP and WebSocket connections open now.\n# TYPE sluice_http_connections gauge\nsluice_http_connections {connections}\n{}",
+            self.connections.metrics()
         )
     }
 

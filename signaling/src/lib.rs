@@ -35,9 +35,11 @@ mod assets;
 pub mod fuzzing;
 mod http;
 mod hub;
+mod listener;
 mod media;
 mod protocol;
 mod room;
+pub mod tls;
 mod validate;
 mod ws;
 
@@ -46,13 +48,12 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 pub use media::{
     MediaError, MediaEvent, MediaPlane, Played, Published, PublishedTrack, SubscriberOffer,
 };
+pub use tls::{TlsAcceptorHandle, TlsError};
 
 /// Limits of the signaling service; the defaults are the ones docs/protocol.md states.
 #[derive(Debug, Clone)]
@@ -73,6 +74,15 @@ pub struct SignalingConfig {
     pub message_burst: u32,
     /// How long a subscribe offer waits for its answer before a newer one may be sent.
     pub answer_timeout: Duration,
+    /// Serve HTTPS (and WSS) with this certificate instead of plain HTTP; clones of the
+    /// handle reload it for later connections.
+    pub tls: Option<TlsAcceptorHandle>,
+    /// HTTP connections (WebSockets included) open at once; more are answered `503`.
+    pub max_connections: usize,
+    /// HTTP connections open at once from one client IP address; more are answered `503`.
+    pub max_connections_per_ip: usize,
+    /// How long a client has to complete its TLS handshake.
+    pub tls_handshake_timeout: Duration,
 }
 
 impl Default for SignalingConfig {
@@ -86,11 +96,15 @@ impl Default for SignalingConfig {
             messages_per_second: 50,
             message_burst: 100,
             answer_timeout: Duration::from_secs(10),
+            tls: None,
+            max_connections: 10_000,
+            max_connections_per_ip: 100,
+            tls_handshake_timeout: Duration::from_secs(10),
         }
     }
 }
 
-/// Serves HTTP on `listener` until `shutdown` completes: `GET /healthz`, the web app, the
+/// Serves HTTP (HTTPS when [`SignalingConfig::tls`] is set) on `listener` until `shutdown` completes: `GET /healthz`, the web app, the
 /// room protocol at `GET /ws`, WHIP at `/whip/{room}` and WHEP at `/whep/{room}[/{id}]`.
 /// Connections already open when `shutdown` fires are left to finish on the runtime.
 pub async fn serve<M: MediaPlane>(
@@ -114,8 +128,8 @@ pub async fn serve<M: MediaPlane>(
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             // Out of file descriptors or a connection reset before accept: back off briefly
             // rather than spin, and keep serving.
             Err(_) => {
@@ -123,31 +137,7 @@ pub async fn serve<M: MediaPlane>(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
-        let hub = hub.clone();
-        tokio::spawn(async move {
-            let _live = hub::LiveConnection::new(&hub.live);
-            let mut shutting_down = hub.shutting_down.subscribe();
-            let service = {
-                let hub = hub.clone();
-                service_fn(move |request| http::handle(hub.clone(), request))
-            };
-            // The timer enables hyper's header read timeout (30 s), so that a client that
-            // never finishes its request head does not hold the connection forever.
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            let mut connection = std::pin::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                () = async { let _ = shutting_down.wait_for(|&down| down).await; } => {
-                    // Finish the request in flight, then close.
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
-        });
+        tokio::spawn(listener::run(hub.clone(), stream, peer.ip()));
     }
     // Drain: WebSockets are closed with a reason (1001) and leave their rooms; HTTP requests
     // in flight finish. Connections that do not finish in time are dropped with the runtime.

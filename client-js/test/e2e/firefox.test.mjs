@@ -31,7 +31,7 @@ after(async () => {
 
 async function chromiumAt(label) {
   const browser = await launchBrowser(label, {
-    extraArgs: [`--unsafely-treat-insecure-origin-as-secure=${server.base}`],
+    args: [`--unsafely-treat-insecure-origin-as-secure=${server.base}`],
   });
   browsers.push(browser);
   return browser;

@@ -6,6 +6,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
@@ -84,18 +85,40 @@ export async function waitFor(what, check, { timeoutMs = 15000, intervalMs = 200
 }
 
 /**
+ * GET over HTTPS that accepts any certificate (the server's self-signed one); resolves to
+ * the status code.
+ * @param {string} url
+ * @returns {Promise<number>}
+ */
+export function insecureHttpsStatus(url) {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { rejectUnauthorized: false, timeout: 5000 }, (response) => {
+      response.resume();
+      resolve(response.statusCode ?? 0);
+    });
+    req.once('timeout', () => req.destroy(new Error('timed out')));
+    req.once('error', reject);
+    req.end();
+  });
+}
+
+/**
  * Starts `sluice` (SLUICE_BIN, or ../target/debug/sluice) on free loopback ports and
  * waits until GET /healthz answers 200. Its output goes to artifacts/<label>-server.log.
+ * With `tls`, it serves HTTPS with `--tls-self-signed` and `base` is https://localhost:PORT.
  * @param {string} label
+ * @param {{tls?: boolean, args?: string[]}} [options] extra flags in `args`
  */
-export async function startServer(label) {
+export async function startServer(label, { tls = false, args = [] } = {}) {
   const bin = process.env.SLUICE_BIN ?? path.resolve(clientDir, '..', 'target', 'debug', 'sluice');
   if (!existsSync(bin)) throw new Error(`no server binary at ${bin} (cargo build -p server --bin sluice)`);
   const httpPort = await freeTcpPort();
   const udpPort = await freeUdpPort();
   const logPath = path.join(artifactsDir, `${label}-server.log`);
   const log = createWriteStream(logPath);
-  const child = spawn(bin, ['--http', `127.0.0.1:${httpPort}`, '--udp', `127.0.0.1:${udpPort}`], {
+  const flags = ['--http', `127.0.0.1:${httpPort}`, '--udp', `127.0.0.1:${udpPort}`, ...args];
+  if (tls) flags.push('--tls-self-signed');
+  const child = spawn(bin, flags, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { RUST_LOG: 'info', ...process.env },
   });
@@ -105,10 +128,11 @@ export async function startServer(label) {
   child.once('exit', (code, signal) => {
     exited = `exited with ${code ?? signal}`;
   });
-  const base = `http://127.0.0.1:${httpPort}`;
+  const base = tls ? `https://localhost:${httpPort}` : `http://127.0.0.1:${httpPort}`;
   try {
     await waitFor('GET /healthz', async () => {
       if (exited) throw new Error(`sluice ${exited}, see ${logPath}`);
+      if (tls) return (await insecureHttpsStatus(`https://127.0.0.1:${httpPort}/healthz`)) === 200;
       const response = await fetch(`${base}/healthz`);
       return response.ok;
     }, { timeoutMs: 20000, intervalMs: 100 });
@@ -118,6 +142,7 @@ export async function startServer(label) {
   }
   return {
     base,
+    httpPort,
     logPath,
     async stop() {
       if (exited) return;
@@ -134,14 +159,14 @@ export async function startServer(label) {
  * Launches one Chromium with its own fresh profile and returns its first page. Console
  * errors and page errors are collected in `problems`, dialogs (alert) in `dialogs`.
  * @param {string} label for the console log file in artifacts/
- * @param {{extraArgs?: string[]}} [options] more Chromium flags
+ * @param {{args?: string[]}} [options] Chromium flags beyond CHROMIUM_FLAGS
  */
-export async function launchBrowser(label, { extraArgs = [] } = {}) {
+export async function launchBrowser(label, { args = [] } = {}) {
   const userDataDir = await mkdtemp(path.join(tmpdir(), `sluice-e2e-${label}-`));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: [...CHROMIUM_FLAGS, ...extraArgs],
+    args: [...CHROMIUM_FLAGS, ...args],
     viewport: { width: 1280, height: 720 },
     timeout: 30000,
   });
