@@ -31,7 +31,9 @@
     )
 )]
 
+mod admin;
 mod assets;
+pub mod auth;
 pub mod fuzzing;
 mod http;
 mod hub;
@@ -50,6 +52,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
+pub use auth::{AccessKeys, AuthError, Claims, VideoGrant};
 pub use media::{
     MediaError, MediaEvent, MediaPlane, Played, Published, PublishedTrack, SubscriberOffer,
 };
@@ -73,6 +76,9 @@ pub struct SignalingConfig {
     pub message_burst: u32,
     /// How long a subscribe offer waits for its answer before a newer one may be sent.
     pub answer_timeout: Duration,
+    /// The API keys whose tokens grant access; None runs open: anyone who reaches the HTTP
+    /// port may join, publish, play, administer and read the metrics.
+    pub access: Option<AccessKeys>,
 }
 
 impl Default for SignalingConfig {
@@ -86,12 +92,14 @@ impl Default for SignalingConfig {
             messages_per_second: 50,
             message_burst: 100,
             answer_timeout: Duration::from_secs(10),
+            access: None,
         }
     }
 }
 
 /// Serves HTTP on `listener` until `shutdown` completes: `GET /healthz`, the web app, the
-/// room protocol at `GET /ws`, WHIP at `/whip/{room}` and WHEP at `/whep/{room}[/{id}]`.
+/// room protocol at `GET /ws`, WHIP at `/whip/{room}`, WHEP at `/whep/{room}[/{id}]`, the
+/// admin API under `/api/` and `GET /metrics`.
 /// Connections already open when `shutdown` fires are left to finish on the runtime.
 pub async fn serve<M: MediaPlane>(
     listener: TcpListener,
