@@ -63,11 +63,7 @@ fn parse(method: &Method, segments: &[&str]) -> Result<Call, Response<Body>> {
             .transpose()?,
         ["rooms", room, "participants", id, "tracks", track, "mute"] => (method == Method::POST)
             .then(|| {
-                Ok::<_, Response<Body>>(Call::MuteTrack(
-                    decode(room)?,
-                    decode(id)?,
-                    decode(track)?,
-                ))
+                Ok::<_, Response<Body>>(Call::MuteTrack(decode(room)?, decode(id)?, decode(track)?))
             })
             .transpose()?,
         _ => return Err(error(StatusCode::NOT_FOUND, "not found")),
@@ -186,9 +182,7 @@ fn participant_json(participant: &Participant) -> Value {
         fields.insert("hidden".into(), participant.hidden.into());
         fields.insert("publishing".into(), participant.publish.is_some().into());
         fields.insert("subscribing".into(), participant.subscribe.is_some().into());
-        fields
-            .entry("identity")
-            .or_insert(Value::Null);
+        fields.entry("identity").or_insert(Value::Null);
     }
     value
 }
@@ -217,7 +211,12 @@ fn parse_track(text: &str) -> Option<TrackId> {
 
 /// The `muted` of a `{"muted": true}` body.
 async fn read_muted(request: Request<Incoming>) -> Result<bool, Response<Body>> {
-    let bad = || error(StatusCode::BAD_REQUEST, "expected a JSON body {\"muted\": true|false}");
+    let bad = || {
+        error(
+            StatusCode::BAD_REQUEST,
+            "expected a JSON body {\"muted\": true|false}",
+        )
+    };
     let body = Limited::new(request.into_body(), MAX_BODY_BYTES)
         .collect()
         .await
@@ -250,7 +249,9 @@ mod tests {
             StatusCode::METHOD_NOT_ALLOWED
         );
         assert_eq!(
-            parse(&Method::GET, &["rooms", "r", "nope"]).unwrap_err().status(),
+            parse(&Method::GET, &["rooms", "r", "nope"])
+                .unwrap_err()
+                .status(),
             StatusCode::NOT_FOUND
         );
         assert_eq!(

@@ -435,9 +435,7 @@ impl Grant {
                 self.in_room(room, joined)? && video.can_publish_data.unwrap_or(joined)
             }
             Action::Admin(room) => self.in_room(room, video.room_admin)?,
-            Action::Inspect(room) => {
-                video.room_list || self.in_room(room, video.room_admin)?
-            }
+            Action::Inspect(room) => video.room_list || self.in_room(room, video.room_admin)?,
             Action::List => video.room_list,
             Action::Metrics => video.room_admin || video.room_list,
         };
@@ -578,7 +576,10 @@ mod tests {
         let payload = URL_SAFE_NO_PAD.encode(r#"{"iss":"key","exp":1900000000}"#);
         let none = format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#));
         assert_eq!(keys.verify(&none, NOW), Err(AuthError::Algorithm));
-        let hs512 = format!("{}.{payload}.c2ln", URL_SAFE_NO_PAD.encode(r#"{"alg":"HS512"}"#));
+        let hs512 = format!(
+            "{}.{payload}.c2ln",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"HS512"}"#)
+        );
         assert_eq!(keys.verify(&hs512, NOW), Err(AuthError::Algorithm));
         for junk in ["a.b", "a.b.c.d", "!!.!!.!!", "e30.e30.e30"] {
             assert!(
@@ -629,7 +630,10 @@ mod tests {
             can_publish_data: Some(false),
             ..join("r")
         }));
-        assert_eq!(viewer.check(Action::Publish("r")), Err(AuthError::NotGranted));
+        assert_eq!(
+            viewer.check(Action::Publish("r")),
+            Err(AuthError::NotGranted)
+        );
         assert_eq!(
             viewer.check(Action::PublishData("r")),
             Err(AuthError::NotGranted)
@@ -663,7 +667,10 @@ mod tests {
         }));
         assert_eq!(lister.check(Action::List), Ok(()));
         assert_eq!(lister.check(Action::Inspect("any")), Ok(()));
-        assert_eq!(lister.check(Action::Admin("any")), Err(AuthError::NotGranted));
+        assert_eq!(
+            lister.check(Action::Admin("any")),
+            Err(AuthError::NotGranted)
+        );
 
         assert_eq!(Grant::open().check(Action::Admin("x")), Ok(()));
     }
@@ -675,7 +682,11 @@ mod tests {
             assert_eq!(error.status(), if forbidden { 403 } else { 401 });
             assert_eq!(
                 error.code(),
-                if forbidden { "forbidden" } else { "unauthorized" }
+                if forbidden {
+                    "forbidden"
+                } else {
+                    "unauthorized"
+                }
             );
         }
         let refused = RefusedTokens::default();
@@ -700,6 +711,9 @@ mod tests {
     #[test]
     fn secrets_stay_out_of_debug_output() {
         let text = format!("{:?}", keys());
-        assert!(text.contains("key") && !text.contains("thirty-two"), "{text}");
+        assert!(
+            text.contains("key") && !text.contains("thirty-two"),
+            "{text}"
+        );
     }
 }

@@ -68,9 +68,10 @@ pub(crate) fn auth_error(refused: AuthError) -> Response<Body> {
             AuthError::Missing => "Bearer",
             _ => "Bearer error=\"invalid_token\"",
         };
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
     }
     response
 }

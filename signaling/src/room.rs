@@ -295,7 +295,12 @@ impl Room {
     /// participant's own mute, and the participant itself is told too (`by: "admin"`), so
     /// that its client can mute locally. Returns the track's kind, or None if there is no
     /// such participant or track.
-    pub fn admin_mute(&mut self, id: ParticipantId, track: TrackId, muted: bool) -> Option<MediaKind> {
+    pub fn admin_mute(
+        &mut self,
+        id: ParticipantId,
+        track: TrackId,
+        muted: bool,
+    ) -> Option<MediaKind> {
         let participant = self.get_mut(id)?;
         let kind = participant.tracks.iter().find(|t| t.id == track)?.kind;
         let video = match kind {
