@@ -43,32 +43,53 @@ impl Call {
     }
 }
 
-/// The call at `segments` (the path after `/api/`), or the error response for a path or
-/// method that is not one.
-fn parse(method: &Method, segments: &[&str]) -> Result<Call, Response<Body>> {
+/// Why a path under `/api/` is not a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NotACall {
+    NotFound,
+    MethodNotAllowed,
+}
+
+impl NotACall {
+    fn response(self) -> Response<Body> {
+        match self {
+            Self::NotFound => error(StatusCode::NOT_FOUND, "not found"),
+            Self::MethodNotAllowed => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+        }
+    }
+}
+
+/// The call at `segments` (the path after `/api/`).
+fn parse(method: &Method, segments: &[&str]) -> Result<Call, NotACall> {
     let decode = |segment: &str| {
         percent_decode(segment)
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| error(StatusCode::NOT_FOUND, "not found"))
+            .ok_or(NotACall::NotFound)
     };
-    let call = match segments {
-        ["rooms"] => (method == Method::GET).then_some(Call::ListRooms),
+    let expect = |wanted: Method| {
+        if *method == wanted {
+            Ok(())
+        } else {
+            Err(NotACall::MethodNotAllowed)
+        }
+    };
+    match segments {
+        ["rooms"] => expect(Method::GET).map(|()| Call::ListRooms),
         ["rooms", room] => match *method {
-            Method::GET => Some(Call::ShowRoom(decode(room)?)),
-            Method::DELETE => Some(Call::CloseRoom(decode(room)?)),
-            _ => None,
+            Method::GET => Ok(Call::ShowRoom(decode(room)?)),
+            Method::DELETE => Ok(Call::CloseRoom(decode(room)?)),
+            _ => Err(NotACall::MethodNotAllowed),
         },
-        ["rooms", room, "participants", id] => (method == Method::DELETE)
-            .then(|| Ok::<_, Response<Body>>(Call::RemoveParticipant(decode(room)?, decode(id)?)))
-            .transpose()?,
-        ["rooms", room, "participants", id, "tracks", track, "mute"] => (method == Method::POST)
-            .then(|| {
-                Ok::<_, Response<Body>>(Call::MuteTrack(decode(room)?, decode(id)?, decode(track)?))
-            })
-            .transpose()?,
-        _ => return Err(error(StatusCode::NOT_FOUND, "not found")),
-    };
-    call.ok_or_else(|| error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"))
+        ["rooms", room, "participants", id] => {
+            expect(Method::DELETE)?;
+            Ok(Call::RemoveParticipant(decode(room)?, decode(id)?))
+        }
+        ["rooms", room, "participants", id, "tracks", track, "mute"] => {
+            expect(Method::POST)?;
+            Ok(Call::MuteTrack(decode(room)?, decode(id)?, decode(track)?))
+        }
+        _ => Err(NotACall::NotFound),
+    }
 }
 
 fn ok(value: &Value) -> Response<Body> {
@@ -83,7 +104,7 @@ pub async fn handle<M: MediaPlane>(
 ) -> Response<Body> {
     let call = match parse(request.method(), segments) {
         Ok(call) => call,
-        Err(response) => return response,
+        Err(not) => return not.response(),
     };
     if let Err(refused) = hub.authorize(bearer_token(&request), call.action()) {
         return auth_error(refused);
@@ -245,18 +266,20 @@ mod tests {
             Ok(Call::MuteTrack(r, p, t)) if r == "r" && p == "p1" && t == "t5"
         ));
         assert_eq!(
-            parse(&Method::POST, &["rooms"]).unwrap_err().status(),
-            StatusCode::METHOD_NOT_ALLOWED
+            parse(&Method::POST, &["rooms"]).unwrap_err(),
+            NotACall::MethodNotAllowed
         );
         assert_eq!(
-            parse(&Method::GET, &["rooms", "r", "nope"])
-                .unwrap_err()
-                .status(),
-            StatusCode::NOT_FOUND
+            parse(&Method::GET, &["rooms", "r", "participants", "p1"]).unwrap_err(),
+            NotACall::MethodNotAllowed
         );
         assert_eq!(
-            parse(&Method::GET, &["rooms", "%ff"]).unwrap_err().status(),
-            StatusCode::NOT_FOUND
+            parse(&Method::GET, &["rooms", "r", "nope"]).unwrap_err(),
+            NotACall::NotFound
+        );
+        assert_eq!(
+            parse(&Method::GET, &["rooms", "%ff"]).unwrap_err(),
+            NotACall::NotFound
         );
         assert_eq!(parse_track("t12"), Some(TrackId(12)));
         assert_eq!(parse_track("12"), None);

@@ -75,7 +75,7 @@ async fn refused(addr: SocketAddr, reason: &str) -> u64 {
         .unwrap()
 }
 
-fn whip_post<'a>(auth: &'a str) -> Vec<(&'a str, &'a str)> {
+fn whip_post(auth: &str) -> Vec<(&str, &str)> {
     vec![SDP, ("Authorization", auth)]
 }
 
