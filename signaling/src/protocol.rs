@@ -160,8 +160,11 @@ pub fn declared_source(sources: Option<&Map<String, Value>>, mid: &str) -> Optio
 }
 
 /// Adds a chat message from `from` (under its current name) to the room and sends it to all.
+/// Nothing happens when `from` is not in the room (any more: an administrator removed it).
 pub fn apply_chat(room: &mut Room, from: ParticipantId, text: &str, at: u64) {
-    let name = room.get(from).map(|p| p.name.clone()).unwrap_or_default();
+    let Some(name) = room.get(from).map(|p| p.name.clone()) else {
+        return;
+    };
     room.chat(ChatEntry {
         from,
         name,
