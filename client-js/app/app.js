@@ -381,7 +381,7 @@ async function control(action) {
   try {
     await action();
   } catch (error) {
-    ui.callError.textContent = error.message;
+    ui.callError.textContent = refusalText(error.code, error.message) ?? error.message;
   }
   if (room) updateControls(room);
 }

@@ -110,6 +110,9 @@ export class SluiceRoom extends EventTarget {
   #subscribeChain = Promise.resolve();
   /** @type {((sdp: string) => void) | null} */
   #awaitPublished = null;
+  /** The server's refusal of the publish offer in flight, if it refused it. */
+  /** @type {{code: string, message: string} | null} */
+  #publishRefusal = null;
   /** Tracks this library acquired itself (camera re-enabled, screen) and so must stop. */
   /** @type {Set<MediaStreamTrack>} */
   #ownedTracks = new Set();
@@ -156,8 +159,11 @@ export class SluiceRoom extends EventTarget {
     try {
       await this.#publish();
     } catch (error) {
-      // Still in the room (others can be seen and heard): report instead of failing.
-      this.#emit('error', { code: 'publish_failed', message: String(error.message ?? error) });
+      // Still in the room (others can be seen and heard): report instead of failing. A
+      // refusal by the server was already reported as its own `error` event.
+      if (!error.refusedByServer) {
+        this.#emit('error', { code: 'publish_failed', message: String(error.message ?? error) });
+      }
     }
   }
 
@@ -440,7 +446,10 @@ export class SluiceRoom extends EventTarget {
         this.#emit('error', { code: message.code, message: message.message });
         // A refused publish gets no `published`, only one of these: do not leave the
         // negotiation hanging.
-        if (PUBLISH_REFUSALS.includes(message.code)) this.#awaitPublished?.('');
+        if (PUBLISH_REFUSALS.includes(message.code) && this.#awaitPublished) {
+          this.#publishRefusal = { code: message.code, message: message.message };
+          this.#awaitPublished('');
+        }
         break;
       default:
         break;
@@ -505,8 +514,16 @@ export class SluiceRoom extends EventTarget {
         setTimeout(() => resolve(''), PUBLISH_TIMEOUT_MS);
       });
       this.#awaitPublished = null;
+      const refusal = this.#publishRefusal;
+      this.#publishRefusal = null;
       if (!sdp) {
         await pc.setLocalDescription({ type: 'rollback' });
+        if (refusal) {
+          throw Object.assign(new Error(refusal.message || refusal.code), {
+            code: refusal.code,
+            refusedByServer: true,
+          });
+        }
         throw new Error('the server did not accept the publish offer');
       }
       await pc.setRemoteDescription({ type: 'answer', sdp });
