@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs client-js's unit tests and the browser end-to-end tests (three-way room, chat, leave,
-# WHIP/WHEP) in Debian's headless Chromium with a fake camera and microphone, against a
+# WHIP/WHEP, access tokens) in Debian's headless Chromium with a fake camera and microphone, against a
 # freshly built `sluice`. Installs what is missing first: chromium and node (apt, as root,
 # non-interactive) and playwright-core (npm ci, pinned in client-js/package-lock.json).
 # Set SLUICE_BIN to test a binary built elsewhere; CHROMIUM_BIN for another Chromium.
