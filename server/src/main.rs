@@ -41,6 +41,13 @@ fn main() -> anyhow::Result<()> {
         ),
         Some(_) => {}
     }
+    if let Some(keys) = &access {
+        let names: Vec<&str> = keys.keys().collect();
+        eprintln!(
+            "sluice: access tokens required (API key {})",
+            names.join(", ")
+        );
+    }
     let sfu = Arc::new(Sfu::start(MediaConfig {
         udp: config.udp,
         public_ip: config.public_ip,

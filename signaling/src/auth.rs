@@ -145,7 +145,8 @@ impl AccessKeys {
         })?;
         let claims = decoded.claims;
         let exp = claims.exp.ok_or(AuthError::Malformed)?;
-        if now > exp.saturating_add(LEEWAY_SECS) {
+        // RFC 7519 section 4.1.4: not accepted on or after `exp`.
+        if now >= exp.saturating_add(LEEWAY_SECS) {
             return Err(AuthError::Expired);
         }
         if claims
@@ -549,9 +550,9 @@ mod tests {
         let mut c = claims(join("r"));
         c.nbf = Some(NOW);
         let token = keys.sign("key", &c).unwrap();
-        assert!(keys.verify(&token, NOW + 600 + LEEWAY_SECS).is_ok());
+        assert!(keys.verify(&token, NOW + 599 + LEEWAY_SECS).is_ok());
         assert_eq!(
-            keys.verify(&token, NOW + 601 + LEEWAY_SECS),
+            keys.verify(&token, NOW + 600 + LEEWAY_SECS),
             Err(AuthError::Expired)
         );
         assert!(keys.verify(&token, NOW - LEEWAY_SECS).is_ok());

@@ -77,7 +77,8 @@ pub struct SignalingConfig {
     /// How long a subscribe offer waits for its answer before a newer one may be sent.
     pub answer_timeout: Duration,
     /// The API keys whose tokens grant access; None runs open: anyone who reaches the HTTP
-    /// port may join, publish, play, administer and read the metrics.
+    /// port may join, publish, play, administer and read the metrics. Some with no key in it
+    /// refuses every request that needs a token.
     pub access: Option<AccessKeys>,
 }
 
