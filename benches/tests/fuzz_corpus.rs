@@ -76,3 +76,8 @@ fn media_session_corpus() {
 fn room_protocol_corpus() {
     replay("room_protocol", signaling::fuzzing::room_messages);
 }
+
+#[test]
+fn access_token_corpus() {
+    replay("access_token", signaling::fuzzing::access_token);
+}

@@ -1,8 +1,17 @@
 // The video-room web app: a lobby (room, name, camera and microphone preview and choice),
 // then a grid of tiles, controls, chat and a connection indicator, all on SluiceRoom.
 // `window.sluiceTest` exposes the live objects to the browser tests (see ../README.md).
+// A link with `?token=` carries an access token: the room and name are taken from it, it is
+// sent with the join, and a refusal is explained to the user.
 
-import { SluiceRoom, displayNameProblem, roomNameProblem } from '/lib/sluice.js';
+import {
+  SluiceRoom,
+  displayNameProblem,
+  refusalText,
+  roomNameProblem,
+  tokenClaims,
+  tokenFromSearch,
+} from '/lib/sluice.js';
 import { CONNECTION_LABELS, chatTime, initials, textElement, tileLabel } from './render.js';
 
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -58,12 +67,22 @@ window.sluiceTest = {
 // ---- lobby ----
 
 const params = new URLSearchParams(location.search);
-ui.room.value = params.get('room') ?? localStorage.getItem('sluice.room') ?? '';
-ui.name.value = params.get('name') ?? localStorage.getItem('sluice.name') ?? '';
+/** The access token of the link the page was opened with, if any. */
+const accessToken = tokenFromSearch(location.search);
+const claims = accessToken ? tokenClaims(accessToken) : null;
+ui.room.value = claims?.room ?? params.get('room') ?? localStorage.getItem('sluice.room') ?? '';
+ui.name.value = claims?.name ?? params.get('name') ?? localStorage.getItem('sluice.name') ?? '';
+// The token is for one room: typing another would only be refused.
+if (claims?.room) ui.room.readOnly = true;
+/** Shown in the lobby while nothing more pressing is: the link's token has expired. */
+const linkProblem = claims?.expires && claims.expires < Date.now()
+  ? refusalText('unauthorized', 'the access token in this link has expired') ?? ''
+  : '';
 
 function showLobbyError(message) {
   ui.lobbyError.textContent = message;
 }
+showLobbyError(linkProblem);
 
 /** Fills a device <select>, keeping the current choice; the empty value means "none". */
 function fillDeviceSelect(select, devices, noneLabel) {
@@ -103,7 +122,7 @@ async function startPreview() {
   try {
     previewStream = await navigator.mediaDevices.getUserMedia({ video, audio });
     ui.preview.srcObject = previewStream;
-    showLobbyError('');
+    showLobbyError(linkProblem);
   } catch (error) {
     showLobbyError(`Camera or microphone unavailable: ${error.message}. You can still join.`);
   }
@@ -143,7 +162,7 @@ ui.joinForm.addEventListener('submit', async (event) => {
   localStorage.setItem('sluice.name', name);
   ui.chatLog.replaceChildren();
   ui.callError.textContent = '';
-  const sluice = new SluiceRoom();
+  const sluice = new SluiceRoom({ token: accessToken ?? undefined });
   // Listening before the join shows its own events too: chat history, a refused publish.
   listen(sluice);
   try {
@@ -152,7 +171,7 @@ ui.joinForm.addEventListener('submit', async (event) => {
     enterCall(sluice);
   } catch (error) {
     room = null;
-    showLobbyError(`Could not join: ${error.message}`);
+    showLobbyError(refusalText(error.code, error.message) ?? `Could not join: ${error.message}`);
   } finally {
     ui.joinButton.disabled = false;
   }
@@ -199,12 +218,16 @@ function listen(sluice) {
   }));
   on('connectionstate', current(({ state }) => {
     showConnection(state);
-    if (state === 'closed') ui.callError.textContent = 'Disconnected from the server.';
+    // Keep the reason the server gave (removed, room closed) rather than a generic line.
+    if (state === 'closed' && !ui.callError.textContent) {
+      ui.callError.textContent = 'Disconnected from the server.';
+    }
   }));
   // Chat and errors also during the join: the history, a refused publish.
   on('chat', (/** @type {CustomEvent} */ e) => appendChat(e.detail));
   on('error', (/** @type {CustomEvent} */ e) => {
-    ui.callError.textContent = `${e.detail.code}: ${e.detail.message}`;
+    const { code, message } = e.detail;
+    ui.callError.textContent = refusalText(code, message) ?? `${code}: ${message}`;
   });
 }
 
@@ -358,7 +381,7 @@ async function control(action) {
   try {
     await action();
   } catch (error) {
-    ui.callError.textContent = error.message;
+    ui.callError.textContent = refusalText(error.code, error.message) ?? error.message;
   }
   if (room) updateControls(room);
 }

@@ -12,7 +12,8 @@ export const LIMITS = Object.freeze({
 /**
  * @typedef {{audio: boolean, video: boolean}} MuteState
  * @typedef {{id: string, kind: 'audio' | 'video', source: string}} TrackInfo
- * @typedef {{id: string, name: string, muted: MuteState, tracks: TrackInfo[]}} ParticipantInfo
+ * @typedef {{id: string, name: string, muted: MuteState, tracks: TrackInfo[],
+ *   identity?: string}} ParticipantInfo
  * @typedef {{from: string, name: string, text: string, at: number}} ChatMessage
  * @typedef {{participant: string, track: string}} MidTarget
  * @typedef {Record<string, MidTarget>} TrackMap
@@ -104,7 +105,11 @@ function parseParticipant(value) {
   const muted = parseMuted(value.muted);
   const tracks = parseTracks(value.tracks);
   if (!muted || !tracks) return null;
-  return { id: value.id, name: value.name, muted, tracks };
+  /** @type {ParticipantInfo} */
+  const participant = { id: value.id, name: value.name, muted, tracks };
+  // The identity of the participant's access token, when the server requires tokens.
+  if (isString(value.identity)) participant.identity = value.identity;
+  return participant;
 }
 
 /** @returns {ChatMessage | null} */
@@ -173,10 +178,13 @@ export function parseServerMessage(text) {
         ? { type: raw.type, participant: raw.participant, tracks }
         : null;
     }
-    case 'mute':
-      return isString(raw.participant) && isKind(raw.kind) && isBool(raw.muted)
-        ? { type: raw.type, participant: raw.participant, kind: raw.kind, muted: raw.muted }
-        : null;
+    case 'mute': {
+      if (!isString(raw.participant) || !isKind(raw.kind) || !isBool(raw.muted)) return null;
+      const mute = { type: raw.type, participant: raw.participant, kind: raw.kind, muted: raw.muted };
+      // An administrator's mute (docs/api.md) names the track and says who muted it.
+      if (raw.by === 'admin') Object.assign(mute, { by: 'admin', track: isString(raw.track) ? raw.track : '' });
+      return mute;
+    }
     case 'published':
       return isString(raw.sdp) ? { type: raw.type, sdp: raw.sdp } : null;
     case 'subscribe': {
@@ -250,4 +258,68 @@ export function overallConnectionState({ socket, publish, subscribe }) {
   }
   if (socket === 'open' && pcs.length === 0) return 'connected';
   return 'connecting';
+}
+
+/**
+ * The access token a page was opened with: `?token=` (or `?access_token=`) in its query
+ * string, or null when there is none.
+ * @param {string} search e.g. `location.search`
+ * @returns {string | null}
+ */
+export function tokenFromSearch(search) {
+  const params = new URLSearchParams(search);
+  const token = (params.get('token') ?? params.get('access_token') ?? '').trim();
+  return token === '' ? null : token;
+}
+
+/**
+ * What an access token says about itself, read without checking its signature (only the
+ * server can, and does): the room, identity and display name, to fill the lobby's fields.
+ * Null when the token is not a readable JWT.
+ * @param {string} token
+ * @returns {{room: string | null, identity: string | null, name: string | null,
+ *   expires: number | null} | null}
+ */
+export function tokenClaims(token) {
+  const parts = token.split('.');
+  if (parts.length !== 3) return null;
+  try {
+    const base64 = parts[1].replace(/-/g, '+').replace(/_/g, '/');
+    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder().decode(bytes));
+    if (!isObject(claims)) return null;
+    const video = isObject(claims.video) ? claims.video : {};
+    return {
+      room: isString(video.room) ? video.room : null,
+      identity: isString(claims.sub) ? claims.sub : null,
+      name: isString(claims.name) ? claims.name : null,
+      expires: typeof claims.exp === 'number' ? claims.exp * 1000 : null,
+    };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A sentence for the user about a refusal from the server, by its error code: a missing or
+ * invalid token (`unauthorized`), one that does not allow what was tried (`forbidden`), or
+ * an administrator's removal. Null for other codes.
+ * @param {string} code
+ * @param {string} [message] the server's own explanation
+ * @returns {string | null}
+ */
+export function refusalText(code, message = '') {
+  const why = message ? ` (${message})` : '';
+  switch (code) {
+    case 'unauthorized':
+      return `Access refused: this room needs a valid access link${why}. Ask for a new link with a token.`;
+    case 'forbidden':
+      return `Not allowed: your access token does not permit this${why}.`;
+    case 'removed':
+      return 'You were removed from the room by an administrator.';
+    case 'room_closed':
+      return 'The room was closed by an administrator.';
+    default:
+      return null;
+  }
 }

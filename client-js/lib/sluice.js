@@ -23,7 +23,7 @@ const JOIN_TIMEOUT_MS = 10000;
 /** How long a `publish` waits for `published` before giving up on that offer. */
 const PUBLISH_TIMEOUT_MS = 15000;
 /** The error codes with which the server refuses a `publish` (docs/protocol.md). */
-const PUBLISH_REFUSALS = ['bad_sdp', 'too_many_tracks', 'media_error'];
+const PUBLISH_REFUSALS = ['bad_sdp', 'too_many_tracks', 'media_error', 'forbidden'];
 /** Chat messages kept for `chat` (the server's history holds as many). */
 const CHAT_HISTORY = 100;
 
@@ -66,7 +66,8 @@ export function iceGatheringComplete(pc, timeoutMs = GATHERING_TIMEOUT_MS) {
  * - `participantjoined` {participant}; `participantleft` {id, participant}
  * - `participantupdated` {participant} (its track list changed)
  * - `track` {participant, track, kind, source, trackId, mid}; `trackended` {same}
- * - `mute` {participant, kind, muted} (also for the local participant)
+ * - `mute` {participant, kind, muted, by?} (also for the local participant; `by: 'admin'`
+ *   when an administrator muted it, and then the local track is muted here too)
  * - `chat` {from, name, text, at, local} (`local` for this client's own messages, which
  *   arrive back from the server like everyone else's)
  * - `localtracks` {tracks} (camera or screen share started or stopped)
@@ -86,6 +87,8 @@ export class SluiceRoom extends EventTarget {
   #room = '';
   #name = '';
   #url;
+  /** @type {string | undefined} the access token sent with `join` */
+  #token;
   /** @type {'connecting' | 'open' | 'closed'} */
   #socketState = 'connecting';
   #lastState = '';
@@ -107,6 +110,9 @@ export class SluiceRoom extends EventTarget {
   #subscribeChain = Promise.resolve();
   /** @type {((sdp: string) => void) | null} */
   #awaitPublished = null;
+  /** The server's refusal of the publish offer in flight, if it refused it. */
+  /** @type {{code: string, message: string} | null} */
+  #publishRefusal = null;
   /** Tracks this library acquired itself (camera re-enabled, screen) and so must stop. */
   /** @type {Set<MediaStreamTrack>} */
   #ownedTracks = new Set();
@@ -114,12 +120,13 @@ export class SluiceRoom extends EventTarget {
   /**
    * Opens the WebSocket, joins `room` as `name`, publishes `stream`'s tracks and starts
    * receiving everyone else's. Rejects when the server refuses the join.
+   * `token` is an access token (docs/protocol.md), needed when the server requires one.
    * @param {{url?: string, room: string, name: string, stream?: MediaStream,
-   *   rtcConfig?: RTCConfiguration}} options
+   *   rtcConfig?: RTCConfiguration, token?: string}} options
    * @returns {Promise<SluiceRoom>}
    */
-  static async join({ url, room, name, stream, rtcConfig }) {
-    const sluice = new SluiceRoom({ url, rtcConfig });
+  static async join({ url, room, name, stream, rtcConfig, token }) {
+    const sluice = new SluiceRoom({ url, rtcConfig, token });
     await sluice.join({ room, name, stream });
     return sluice;
   }
@@ -128,12 +135,13 @@ export class SluiceRoom extends EventTarget {
    * The two-step form, for listeners that must see the events of the join itself (the
    * participants already there, the chat history, a refused publish):
    * `const r = new SluiceRoom(); r.addEventListener(...); await r.join({room, name, stream})`.
-   * @param {{url?: string, rtcConfig?: RTCConfiguration}} [options]
+   * @param {{url?: string, rtcConfig?: RTCConfiguration, token?: string}} [options]
    */
-  constructor({ url, rtcConfig } = {}) {
+  constructor({ url, rtcConfig, token } = {}) {
     super();
     this.#url = url ?? defaultUrl();
     this.#rtcConfig = rtcConfig ?? {};
+    this.#token = token || undefined;
   }
 
   /**
@@ -151,8 +159,11 @@ export class SluiceRoom extends EventTarget {
     try {
       await this.#publish();
     } catch (error) {
-      // Still in the room (others can be seen and heard): report instead of failing.
-      this.#emit('error', { code: 'publish_failed', message: String(error.message ?? error) });
+      // Still in the room (others can be seen and heard): report instead of failing. A
+      // refusal by the server was already reported as its own `error` event.
+      if (!error.refusedByServer) {
+        this.#emit('error', { code: 'publish_failed', message: String(error.message ?? error) });
+      }
     }
   }
 
@@ -318,7 +329,9 @@ export class SluiceRoom extends EventTarget {
       let joined = false;
       ws.addEventListener('open', () => {
         this.#socketState = 'open';
-        ws.send(JSON.stringify({ type: 'join', room, name }));
+        // The token goes in the message rather than the URL, which servers and proxies log.
+        const join = this.#token ? { type: 'join', room, name, token: this.#token } : { type: 'join', room, name };
+        ws.send(JSON.stringify(join));
       });
       ws.addEventListener('message', (event) => {
         const message = typeof event.data === 'string' ? parseServerMessage(event.data) : null;
@@ -400,9 +413,19 @@ export class SluiceRoom extends EventTarget {
         break;
       }
       case 'mute': {
+        if (message.participant === this.#id) {
+          // An administrator muted (or unmuted) this client: follow, without announcing it
+          // again (the server already did).
+          const kind = /** @type {'audio' | 'video'} */ (message.kind);
+          for (const l of this.#local) {
+            if (l.source === 'camera' && l.track.kind === kind) l.track.enabled = !message.muted;
+          }
+          this.#muted[kind] = message.muted;
+        }
         const participant = this.#participants.get(message.participant);
         if (participant) participant.muted[message.kind] = message.muted;
-        this.#emit('mute', { participant: message.participant, kind: message.kind, muted: message.muted });
+        const detail = { participant: message.participant, kind: message.kind, muted: message.muted };
+        this.#emit('mute', message.by ? { ...detail, by: message.by } : detail);
         break;
       }
       case 'published':
@@ -423,7 +446,10 @@ export class SluiceRoom extends EventTarget {
         this.#emit('error', { code: message.code, message: message.message });
         // A refused publish gets no `published`, only one of these: do not leave the
         // negotiation hanging.
-        if (PUBLISH_REFUSALS.includes(message.code)) this.#awaitPublished?.('');
+        if (PUBLISH_REFUSALS.includes(message.code) && this.#awaitPublished) {
+          this.#publishRefusal = { code: message.code, message: message.message };
+          this.#awaitPublished('');
+        }
         break;
       default:
         break;
@@ -488,8 +514,16 @@ export class SluiceRoom extends EventTarget {
         setTimeout(() => resolve(''), PUBLISH_TIMEOUT_MS);
       });
       this.#awaitPublished = null;
+      const refusal = this.#publishRefusal;
+      this.#publishRefusal = null;
       if (!sdp) {
         await pc.setLocalDescription({ type: 'rollback' });
+        if (refusal) {
+          throw Object.assign(new Error(refusal.message || refusal.code), {
+            code: refusal.code,
+            refusedByServer: true,
+          });
+        }
         throw new Error('the server did not accept the publish offer');
       }
       await pc.setRemoteDescription({ type: 'answer', sdp });

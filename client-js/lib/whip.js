@@ -10,18 +10,24 @@ import { iceGatheringComplete } from './sluice.js';
  */
 
 /**
- * POSTs the complete local offer of `pc` to `url` and applies the answer.
+ * POSTs the complete local offer of `pc` to `url` and applies the answer. With `token`, the
+ * POST carries it as `Authorization: Bearer` (RFC 9725 section 4.5); the resource URL it
+ * gets back is its own credential for DELETE.
  * @param {RTCPeerConnection} pc
  * @param {string} url
+ * @param {string} [token]
  * @returns {Promise<HttpSession>}
  */
-async function exchange(pc, url) {
+async function exchange(pc, url, token) {
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
   await iceGatheringComplete(pc);
+  /** @type {Record<string, string>} */
+  const headers = { 'Content-Type': 'application/sdp' };
+  if (token) headers.Authorization = `Bearer ${token}`;
   const response = await fetch(url, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/sdp' },
+    headers,
     body: pc.localDescription?.sdp ?? offer.sdp,
   });
   const body = await response.text();
@@ -53,13 +59,14 @@ async function exchange(pc, url) {
  * @param {string} url
  * @param {MediaStream} stream
  * @param {RTCConfiguration} [config]
+ * @param {{token?: string}} [options] an access token, when the server requires one
  */
-export function whipPublish(url, stream, config = {}) {
+export function whipPublish(url, stream, config = {}, { token } = {}) {
   const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', ...config });
   for (const track of stream.getTracks()) {
     pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
   }
-  return exchange(pc, url);
+  return exchange(pc, url, token);
 }
 
 /**
@@ -67,14 +74,15 @@ export function whipPublish(url, stream, config = {}) {
  * received tracks are in `stream`, which is filled as they arrive.
  * @param {string} url
  * @param {RTCConfiguration} [config]
+ * @param {{token?: string}} [options] an access token, when the server requires one
  * @returns {Promise<HttpSession & {stream: MediaStream}>}
  */
-export async function whepPlay(url, config = {}) {
+export async function whepPlay(url, config = {}, { token } = {}) {
   const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', ...config });
   const stream = new MediaStream();
   for (const kind of ['audio', 'video']) {
     const { receiver } = pc.addTransceiver(kind, { direction: 'recvonly' });
     stream.addTrack(receiver.track);
   }
-  return { ...(await exchange(pc, url)), stream };
+  return { ...(await exchange(pc, url, token)), stream };
 }

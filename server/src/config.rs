@@ -75,6 +75,19 @@ pub struct Config {
         value_parser = parse_positive
     )]
     pub max_connections_per_ip: usize,
+    /// API key whose access tokens (JWT, HS256, `iss` = this key) grant access. Without a
+    /// key Sluice runs open: anyone who reaches the HTTP port may join, publish and play.
+    #[arg(long = "api-key", env = "SLUICE_API_KEY", requires = "api_secret")]
+    pub api_key: Option<String>,
+
+    /// The secret of `--api-key` (at least 32 characters recommended).
+    #[arg(
+        long = "api-secret",
+        env = "SLUICE_API_SECRET",
+        requires = "api_key",
+        hide_env_values = true
+    )]
+    pub api_secret: Option<String>,
 }
 
 fn parse_switch(value: &str) -> Result<bool, String> {
@@ -94,6 +107,14 @@ fn parse_positive(value: &str) -> Result<usize, String> {
 }
 
 impl Config {
+    /// The API keys that grant access, or None to run open.
+    pub fn access_keys(&self) -> Result<Option<signaling::AccessKeys>, signaling::auth::KeyError> {
+        match (&self.api_key, &self.api_secret) {
+            (Some(key), Some(secret)) => signaling::AccessKeys::single(key, secret).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// Whether the media workers use UDP GSO.
     pub fn gso(&self) -> bool {
         self.gso.unwrap_or(crate::DEFAULT_GSO)
@@ -141,6 +162,21 @@ mod tests {
             ]
         );
         assert_eq!(config.udp.port(), 4000);
+    }
+
+    #[test]
+    fn an_api_key_needs_its_secret() {
+        let open = Config::try_parse_from(["sluice"]).expect("defaults parse");
+        assert_eq!(open.access_keys(), Ok(None));
+        let keyed =
+            Config::try_parse_from(["sluice", "--api-key", "k", "--api-secret", "s"]).unwrap();
+        let keys = keyed.access_keys().unwrap().expect("a key");
+        assert_eq!(keys.secret("k"), Some("s"));
+        assert!(Config::try_parse_from(["sluice", "--api-key", "k"]).is_err());
+        assert!(Config::try_parse_from(["sluice", "--api-secret", "s"]).is_err());
+        let empty =
+            Config::try_parse_from(["sluice", "--api-key", "", "--api-secret", "s"]).unwrap();
+        assert!(empty.access_keys().is_err());
     }
 
     #[test]

@@ -25,6 +25,7 @@ mod negotiation;
 mod session;
 mod stats;
 mod timers;
+pub mod token;
 pub mod udp;
 mod worker;
 

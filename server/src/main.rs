@@ -2,6 +2,9 @@
 //! media plane on the UDP port and the signaling service (web app, room protocol, WHIP, WHEP)
 //! on the HTTP address, until SIGINT or SIGTERM, when it shuts down gracefully: WebSockets
 //! are closed with a reason, HTTP requests in flight finish, and media peers get RTCP BYE.
+//!
+//! `sluice token --room R --identity ID ...` prints an access token instead (see
+//! `server::token`).
 
 use std::sync::Arc;
 
@@ -10,9 +13,42 @@ use clap::Parser;
 use server::config::Config;
 use server::{MediaConfig, Sfu};
 
+/// Below this many bytes an API secret is easy to guess offline from one token.
+const MIN_SECRET_BYTES: usize = 32;
+
 fn main() -> anyhow::Result<()> {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "token") {
+        let args = server::token::TokenArgs::parse_from(
+            std::iter::once(std::ffi::OsString::from("sluice token"))
+                .chain(std::env::args_os().skip(2)),
+        );
+        println!("{}", args.token(signaling::auth::unix_now())?);
+        return Ok(());
+    }
     let config = Config::parse();
     let tls = server::https::tls_from_config(&config)?;
+    let access = config.access_keys().context("--api-key / --api-secret")?;
+    match &config.api_secret {
+        None => eprintln!(
+            "sluice: WARNING: no API key configured, so Sluice runs OPEN: anyone who can reach \
+             {} may join any room, publish into it, play every participant over WHEP, use the \
+             admin API and read /metrics. Set --api-key and --api-secret (SLUICE_API_KEY, \
+             SLUICE_API_SECRET) to require access tokens.",
+            config.http
+        ),
+        Some(secret) if secret.len() < MIN_SECRET_BYTES => eprintln!(
+            "sluice: WARNING: the API secret is shorter than {MIN_SECRET_BYTES} bytes; a short \
+             secret can be guessed offline from any token"
+        ),
+        Some(_) => {}
+    }
+    if let Some(keys) = &access {
+        let names: Vec<&str> = keys.keys().collect();
+        eprintln!(
+            "sluice: access tokens required (API key {})",
+            names.join(", ")
+        );
+    }
     let sfu = Arc::new(Sfu::start(MediaConfig {
         udp: config.udp,
         public_ips: config.public_ip.clone(),
@@ -53,6 +89,7 @@ fn main() -> anyhow::Result<()> {
                 tls,
                 max_connections: config.max_connections,
                 max_connections_per_ip: config.max_connections_per_ip,
+                access,
                 ..signaling::SignalingConfig::default()
             },
             shutdown_signal(),

@@ -8,6 +8,8 @@
 //! keeps at most [`CHAT_HISTORY`] chat messages; stored names and chat texts are ones the
 //! validators accept unchanged; a room holds at most the configured participants and tracks;
 //! and once both connections left, no room remains.
+//!
+//! [`access_token`] fuzzes token verification (see its doc).
 
 use std::future::{Future, ready};
 use std::sync::Arc;
@@ -230,6 +232,114 @@ fn check_rooms(hub: &Hub<InstantMedia>) {
                 Ok(name),
                 "unvalidated chat name"
             );
+        }
+    }
+}
+
+/// The key and secret the token harness verifies with, and the time it verifies at.
+const FUZZ_KEY: &str = "fuzz-key";
+const FUZZ_SECRET: &str = "fuzz-secret-of-at-least-thirty-two-bytes";
+const FUZZ_NOW: u64 = 1_800_000_000;
+
+/// Fuzz harness of access-token verification. The first byte picks the mode: even, the rest
+/// is a token (lossy UTF-8) to verify; odd, the rest is claims JSON that is signed with the
+/// harness's key and then verified. It panics when verification accepts a token whose
+/// header does not say HS256, when an accepted token's claims do not survive signing and
+/// verifying again, when signed claims come back different, or when a grant check panics.
+pub fn access_token(data: &[u8]) {
+    use crate::auth::{AccessKeys, Action, AuthError, Claims, Grant};
+    use base64::Engine as _;
+
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(keys) = AccessKeys::single(FUZZ_KEY, FUZZ_SECRET) else {
+        return;
+    };
+    let check_grant = |claims: &Claims| {
+        let room = claims.video.room.clone().unwrap_or_default();
+        let grant = Grant::from_claims(claims.clone());
+        for action in [
+            Action::Join(&room),
+            Action::Publish(&room),
+            Action::Subscribe(&room),
+            Action::PublishData(&room),
+            Action::Admin(&room),
+            Action::Inspect(&room),
+            Action::Join("another room"),
+            Action::List,
+            Action::Metrics,
+        ] {
+            let _ = grant.check(action);
+        }
+    };
+    if mode & 1 == 0 {
+        let token = String::from_utf8_lossy(rest);
+        let Ok(claims) = keys.verify(&token, FUZZ_NOW) else {
+            return;
+        };
+        let header = token.split('.').next().unwrap_or_default();
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok());
+        assert_eq!(
+            header
+                .as_ref()
+                .and_then(|h| h.get("alg"))
+                .and_then(Value::as_str),
+            Some("HS256"),
+            "accepted a token not declared HS256"
+        );
+        let again = keys
+            .sign(FUZZ_KEY, &claims)
+            .map(|t| keys.verify(&t, FUZZ_NOW));
+        assert_eq!(
+            again,
+            Ok(Ok(claims.clone())),
+            "claims changed through a round trip"
+        );
+        check_grant(&claims);
+    } else {
+        let Ok(claims) = serde_json::from_slice::<Claims>(rest) else {
+            return;
+        };
+        let Ok(token) = keys.sign(FUZZ_KEY, &claims) else {
+            return;
+        };
+        let verified = keys.verify(&token, FUZZ_NOW);
+        assert!(
+            matches!(
+                verified,
+                Ok(_) | Err(AuthError::Expired | AuthError::NotYetValid | AuthError::Malformed)
+            ),
+            "a token signed with the right key was refused: {verified:?}"
+        );
+        if let Ok(verified) = verified {
+            let expected = Claims {
+                iss: Some(FUZZ_KEY.to_owned()),
+                ..claims
+            };
+            assert_eq!(verified, expected, "signed claims came back different");
+            check_grant(&verified);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_seeds_reach_the_accepting_path() {
+        let keys = crate::auth::AccessKeys::single(FUZZ_KEY, FUZZ_SECRET).unwrap();
+        for seed in [
+            &include_bytes!("../../fuzz/corpus/access_token/valid_join")[..],
+            &include_bytes!("../../fuzz/corpus/access_token/valid_admin")[..],
+        ] {
+            let token = std::str::from_utf8(&seed[1..]).unwrap();
+            assert!(keys.verify(token, FUZZ_NOW).is_ok(), "{token}");
+            access_token(seed);
         }
     }
 }

@@ -1,5 +1,8 @@
-//! The HTTP surface: health, the embedded web app, the WebSocket upgrade for the room
-//! protocol, and WHIP (RFC 9725) and WHEP. Every error is a 4xx with `{"error": "..."}`.
+//! The HTTP surface: health, metrics, the embedded web app, the WebSocket upgrade for the
+//! room protocol, WHIP (RFC 9725) and WHEP, and the admin API (in `admin`). Every error is a
+//! 4xx with `{"error": "..."}`. When API keys are configured, WHIP, WHEP, the admin API and
+//! `/metrics` need an access token as `Authorization: Bearer` (the room protocol takes it as
+//! `?access_token=` or in its `join`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -15,7 +18,9 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
+use crate::admin;
 use crate::assets;
+use crate::auth::{self, Action, AuthError};
 use crate::hub::{Hub, Resource};
 use crate::media::{MediaError, MediaPlane};
 use crate::room::{Participant, ParticipantId, room_tracks};
@@ -24,7 +29,7 @@ use crate::ws;
 
 pub type Body = Full<Bytes>;
 
-fn respond(
+pub(crate) fn respond(
     status: StatusCode,
     content_type: &'static str,
     body: impl Into<Bytes>,
@@ -37,12 +42,47 @@ fn respond(
     response
 }
 
-fn error(status: StatusCode, message: impl AsRef<str>) -> Response<Body> {
+pub(crate) fn error(status: StatusCode, message: impl AsRef<str>) -> Response<Body> {
     respond(
         status,
         "application/json",
         json!({"error": message.as_ref()}).to_string(),
     )
+}
+
+/// The answer to a refused token: 401 (with `WWW-Authenticate: Bearer`, RFC 6750) when it is
+/// missing or invalid, 403 when it does not grant the request.
+pub(crate) fn auth_error(refused: AuthError) -> Response<Body> {
+    let status = if refused.is_forbidden() {
+        StatusCode::FORBIDDEN
+    } else {
+        StatusCode::UNAUTHORIZED
+    };
+    let mut response = respond(
+        status,
+        "application/json",
+        json!({"error": refused.message(), "code": refused.code()}).to_string(),
+    );
+    if !refused.is_forbidden() {
+        let challenge = match refused {
+            AuthError::Missing => "Bearer",
+            _ => "Bearer error=\"invalid_token\"",
+        };
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
+    }
+    response
+}
+
+/// The bearer token of the request's `Authorization` header, if it has one.
+pub(crate) fn bearer_token<B>(request: &Request<B>) -> Option<&str> {
+    request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(auth::bearer)
 }
 
 fn media_error(error: &MediaError) -> Response<Body> {
@@ -54,7 +94,7 @@ fn media_error(error: &MediaError) -> Response<Body> {
 }
 
 /// Decodes one percent-encoded path segment; None if it is not valid UTF-8 or escapes.
-fn percent_decode(segment: &str) -> Option<String> {
+pub(crate) fn percent_decode(segment: &str) -> Option<String> {
     let mut bytes = Vec::with_capacity(segment.len());
     let mut rest = segment.as_bytes();
     while let Some((&first, tail)) = rest.split_first() {
@@ -102,6 +142,9 @@ pub async fn handle<M: MediaPlane>(
     let response = match (&method, segments.as_slice()) {
         (&Method::GET | &Method::HEAD, ["healthz"]) => respond(StatusCode::OK, "text/plain", "ok"),
         (&Method::GET, ["metrics"]) => {
+            if let Err(refused) = hub.authorize(bearer_token(&request), Action::Metrics) {
+                return Ok(auth_error(refused));
+            }
             // The media plane may wait briefly for its workers' counters: off the runtime.
             let media_hub = Arc::clone(&hub);
             let mut text = tokio::task::spawn_blocking(move || media_hub.media.metrics())
@@ -124,6 +167,7 @@ pub async fn handle<M: MediaPlane>(
             }
             None => error(StatusCode::NOT_FOUND, "no such file"),
         },
+        (_, ["api", rest @ ..]) => admin::handle(hub, request, rest).await,
         (_, ["whip" | "whep", ..]) => {
             let mut response = whip_whep(hub, request, &method, &segments).await;
             add_cors(&mut response);
@@ -282,12 +326,22 @@ async fn whip_post<M: MediaPlane>(
     if let Err(e) = validate::room_name(&room) {
         return error(StatusCode::BAD_REQUEST, e.message);
     }
-    let name = match query_param(request.uri().query(), "name") {
-        Some(name) => match validate::display_name(&name) {
+    // Publishing includes joining: the grant needs roomJoin and canPublish for this room.
+    let grant = match hub.authorize(bearer_token(&request), Action::Publish(&room)) {
+        Ok(grant) => grant,
+        Err(refused) => return auth_error(refused),
+    };
+    let from_token = grant
+        .name()
+        .and_then(|n| validate::display_name(n).ok())
+        .map(str::to_owned);
+    let name = match (from_token, query_param(request.uri().query(), "name")) {
+        (Some(name), _) => name,
+        (None, Some(name)) => match validate::display_name(&name) {
             Ok(name) => name.to_owned(),
             Err(e) => return error(StatusCode::BAD_REQUEST, e.message),
         },
-        None => "WHIP".to_owned(),
+        (None, None) => "WHIP".to_owned(),
     };
     let offer = match read_sdp(&hub, request).await {
         Ok(offer) => offer,
@@ -304,6 +358,8 @@ async fn whip_post<M: MediaPlane>(
     let tracks = room_tracks(&published.tracks, |_| None);
     let admitted = hub.admit(&room, |id| Participant {
         id,
+        identity: grant.identity().map(str::to_owned),
+        hidden: grant.hidden(),
         name,
         muted_audio: false,
         muted_video: false,
@@ -338,6 +394,9 @@ async fn whep_post<M: MediaPlane>(
     room: String,
     participant: Option<&str>,
 ) -> Response<Body> {
+    if let Err(refused) = hub.authorize(bearer_token(&request), Action::Subscribe(&room)) {
+        return auth_error(refused);
+    }
     let offer = match read_sdp(&hub, request).await {
         Ok(offer) => offer,
         Err(response) => return response,
@@ -401,6 +460,11 @@ fn upgrade<M: MediaPlane>(hub: Arc<Hub<M>>, mut request: Request<Incoming>) -> R
         );
     };
     let accept = derive_accept_key(key.as_bytes());
+    // Browsers cannot set headers on a WebSocket, so the token may come in the URL; it is
+    // checked when the client joins, where the refusal can be told in the room protocol.
+    let token = query_param(request.uri().query(), "access_token")
+        .filter(|t| !t.is_empty())
+        .or_else(|| bearer_token(&request).map(str::to_owned));
     let on_upgrade = hyper::upgrade::on(&mut request);
     // Tungstenite's own limit is a backstop well above the protocol's, so that a message
     // just over the limit still gets a `message_too_large` error before the close.
@@ -417,7 +481,7 @@ fn upgrade<M: MediaPlane>(hub: Arc<Hub<M>>, mut request: Request<Incoming>) -> R
                 Some(config),
             )
             .await;
-            ws::run(hub, socket).await;
+            ws::run(hub, socket, token).await;
         }
     });
     let mut response = respond(StatusCode::SWITCHING_PROTOCOLS, "text/plain", "");

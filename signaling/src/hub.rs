@@ -10,6 +10,7 @@ use packet_router::SessionId;
 use rand::RngCore;
 
 use crate::SignalingConfig;
+use crate::auth::{Action, AuthError, Grant, RefusedTokens, unix_now};
 use crate::media::{MediaEvent, MediaPlane};
 use crate::room::{Outbound, Participant, ParticipantId, Room};
 
@@ -18,6 +19,12 @@ pub const CLOSE_MEDIA_ENDED: u16 = 4000;
 
 /// The WebSocket close code when the server shuts down ("going away").
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+
+/// The WebSocket close code when an administrator removed the participant.
+pub const CLOSE_REMOVED: u16 = 4001;
+
+/// The WebSocket close code when an administrator closed the room.
+pub const CLOSE_ROOM_CLOSED: u16 = 4002;
 
 /// Who a media session belongs to.
 #[derive(Debug, Clone)]
@@ -88,6 +95,8 @@ pub struct Hub<M> {
     pub live: tokio::sync::watch::Sender<usize>,
     /// The caps on open HTTP connections and their refusals.
     pub connections: Arc<crate::listener::ConnectionLimits>,
+    /// Requests refused for their access token, by reason.
+    pub refused: RefusedTokens,
 }
 
 /// Counts one open connection in [`Hub::live`] for as long as it is held.
@@ -117,8 +126,41 @@ impl<M: MediaPlane> Hub<M> {
                 config.max_connections,
                 config.max_connections_per_ip,
             ),
+            refused: RefusedTokens::default(),
             config,
         }
+    }
+
+    /// The grant of a request that came with `token`: everything when no key is configured,
+    /// else what the verified token grants. A refusal is counted.
+    pub fn authenticate(&self, token: Option<&str>) -> Result<Grant, AuthError> {
+        let Some(keys) = &self.config.access else {
+            return Ok(Grant::open());
+        };
+        let verified = token
+            .ok_or(AuthError::Missing)
+            .and_then(|token| keys.verify(token, unix_now()))
+            .map(Grant::from_claims);
+        if let Err(error) = verified {
+            self.refused.count(error);
+        }
+        verified
+    }
+
+    /// Whether `grant` allows `action`; a refusal is counted.
+    pub fn permit(&self, grant: &Grant, action: Action<'_>) -> Result<(), AuthError> {
+        let checked = grant.check(action);
+        if let Err(error) = checked {
+            self.refused.count(error);
+        }
+        checked
+    }
+
+    /// [`Self::authenticate`], then [`Self::permit`] `action`.
+    pub fn authorize(&self, token: Option<&str>, action: Action<'_>) -> Result<Grant, AuthError> {
+        let grant = self.authenticate(token)?;
+        self.permit(&grant, action)?;
+        Ok(grant)
     }
 
     /// Signaling's own gauges in the Prometheus text format.
@@ -129,12 +171,14 @@ impl<M: MediaPlane> Hub<M> {
             (state.rooms.len(), participants)
         };
         let connections = *self.live.borrow();
-        format!(
+        let mut text = format!(
             "# HELP sluice_rooms Rooms open now.\n# TYPE sluice_rooms gauge\nsluice_rooms {rooms}\n\
              # HELP sluice_participants Participants in all rooms now.\n# TYPE sluice_participants gauge\nsluice_participants {participants}\n\
-             # HELP sluice_http_connections HTTP and WebSocket connections open now.\n# TYPE sluice_http_connections gauge\nsluice_http_connections {connections}\n{}",
-            self.connections.metrics()
-        )
+             # HELP sluice_http_connections HTTP and WebSocket connections open now.\n# TYPE sluice_http_connections gauge\nsluice_http_connections {connections}\n"
+        );
+        text.push_str(&self.connections.metrics());
+        text.push_str(&self.refused.metrics());
+        text
     }
 
     /// The state, also after a panic elsewhere poisoned the lock: every update to it is
@@ -287,6 +331,63 @@ impl<M: MediaPlane> Hub<M> {
             }
             None => false,
         }
+    }
+
+    /// The WHEP players of `room`, by resource token.
+    pub fn players(&self, room: &str) -> Vec<String> {
+        self.state()
+            .resources
+            .iter()
+            .filter(|(_, r)| matches!(r, Resource::Whep { room: r, .. } if r == room))
+            .map(|(token, _)| token.clone())
+            .collect()
+    }
+
+    /// Removes a participant on an administrator's request: a WebSocket participant is told
+    /// why (an `error` with `code`) and its socket closed with `close`; a WHIP publisher's
+    /// resource ends. False if there was no such participant.
+    pub async fn evict(
+        &self,
+        room: &str,
+        id: ParticipantId,
+        code: &'static str,
+        close: (u16, &'static str),
+    ) -> bool {
+        let Some(outbox) = self.with_room(room, |r| r.get(id).map(|p| p.outbox.clone())) else {
+            return false;
+        };
+        let Some(outbox) = outbox else {
+            return false;
+        };
+        self.remove_participant(room, id).await;
+        if let Some(outbox) = outbox {
+            let text = serde_json::json!({"type": "error", "code": code, "message": close.1});
+            outbox.send(Outbound::Text(text.to_string()));
+            outbox.send(Outbound::Close(close.0, close.1));
+        }
+        true
+    }
+
+    /// Closes a room: everyone in it is told and removed, its WHIP and WHEP sessions end.
+    /// The counts of participants and players removed, or None if there was no such room.
+    pub async fn close_room(&self, room: &str) -> Option<(usize, usize)> {
+        let ids: Vec<ParticipantId> =
+            self.with_room(room, |r| r.participants().map(|p| p.id).collect())?;
+        let mut removed = 0;
+        for id in ids {
+            let close = (CLOSE_ROOM_CLOSED, "the room was closed by an administrator");
+            if self.evict(room, id, "room_closed", close).await {
+                removed += 1;
+            }
+        }
+        let players = self.players(room);
+        let mut ended = 0;
+        for token in players {
+            if self.remove_resource(&token).await {
+                ended += 1;
+            }
+        }
+        Some((removed, ended))
     }
 
     /// Applies one media-plane event.

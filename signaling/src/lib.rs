@@ -31,7 +31,9 @@
     )
 )]
 
+mod admin;
 mod assets;
+pub mod auth;
 pub mod fuzzing;
 mod http;
 mod hub;
@@ -50,6 +52,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+pub use auth::{AccessKeys, AuthError, Claims, VideoGrant};
 pub use media::{
     MediaError, MediaEvent, MediaPlane, Played, Published, PublishedTrack, SubscriberOffer,
 };
@@ -83,6 +86,10 @@ pub struct SignalingConfig {
     pub max_connections_per_ip: usize,
     /// How long a client has to complete its TLS handshake.
     pub tls_handshake_timeout: Duration,
+    /// The API keys whose tokens grant access; None runs open: anyone who reaches the HTTP
+    /// port may join, publish, play, administer and read the metrics. Some with no key in it
+    /// refuses every request that needs a token.
+    pub access: Option<AccessKeys>,
 }
 
 impl Default for SignalingConfig {
@@ -100,12 +107,15 @@ impl Default for SignalingConfig {
             max_connections: 10_000,
             max_connections_per_ip: 100,
             tls_handshake_timeout: Duration::from_secs(10),
+            access: None,
         }
     }
 }
 
-/// Serves HTTP (HTTPS when [`SignalingConfig::tls`] is set) on `listener` until `shutdown` completes: `GET /healthz`, the web app, the
-/// room protocol at `GET /ws`, WHIP at `/whip/{room}` and WHEP at `/whep/{room}[/{id}]`.
+/// Serves HTTP (HTTPS when [`SignalingConfig::tls`] is set) on `listener` until `shutdown`
+/// completes: `GET /healthz`, the web app, the room protocol at `GET /ws`, WHIP at
+/// `/whip/{room}`, WHEP at `/whep/{room}[/{id}]`, the admin API under `/api/` and
+/// `GET /metrics`.
 /// Connections already open when `shutdown` fires are left to finish on the runtime.
 pub async fn serve<M: MediaPlane>(
     listener: TcpListener,

@@ -18,6 +18,8 @@ pub enum ClientMessage<'a> {
         room: &'a str,
         /// Trimmed.
         name: &'a str,
+        /// An access token, when it did not come with the WebSocket's URL.
+        token: Option<&'a str>,
     },
     Publish {
         offer: &'a str,
@@ -116,7 +118,12 @@ fn join(message: &Map<String, Value>) -> Result<ClientMessage<'_>, Invalid> {
             .and_then(Value::as_str)
             .ok_or_else(bad_name)?,
     )?;
-    Ok(ClientMessage::Join { room, name })
+    let token = match message.get("token") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(token)) => Some(token.as_str()),
+        Some(_) => return Err(Invalid::new("bad_token", "token must be a string")),
+    };
+    Ok(ClientMessage::Join { room, name, token })
 }
 
 /// The message's `sdp`, checked for size and shape, with at most `max_media` m-lines.
@@ -153,8 +160,11 @@ pub fn declared_source(sources: Option<&Map<String, Value>>, mid: &str) -> Optio
 }
 
 /// Adds a chat message from `from` (under its current name) to the room and sends it to all.
+/// Nothing happens when `from` is not in the room (any more: an administrator removed it).
 pub fn apply_chat(room: &mut Room, from: ParticipantId, text: &str, at: u64) {
-    let name = room.get(from).map(|p| p.name.clone()).unwrap_or_default();
+    let Some(name) = room.get(from).map(|p| p.name.clone()) else {
+        return;
+    };
     room.chat(ChatEntry {
         from,
         name,
@@ -172,6 +182,8 @@ pub fn participant(
 ) -> Participant {
     Participant {
         id,
+        identity: None,
+        hidden: false,
         name: name.to_owned(),
         muted_audio: false,
         muted_video: false,
@@ -203,7 +215,7 @@ mod tests {
     fn join_validates_room_and_trims_name() {
         assert_eq!(
             check(r#"{"type":"join","room":"r","name":"  Ann "}"#, false),
-            Ok(r#"Join { room: "r", name: "Ann" }"#.to_owned())
+            Ok(r#"Join { room: "r", name: "Ann", token: None }"#.to_owned())
         );
         assert_eq!(
             check(r#"{"type":"join","name":"Ann"}"#, false),

@@ -108,6 +108,10 @@ impl RoomTrack {
 #[derive(Debug)]
 pub struct Participant {
     pub id: ParticipantId,
+    /// The identity (`sub`) of the participant's access token, when it had one.
+    pub identity: Option<String>,
+    /// Not shown to the others (a `hidden` grant): absent from their lists and events.
+    pub hidden: bool,
     pub name: String,
     pub muted_audio: bool,
     pub muted_video: bool,
@@ -122,12 +126,16 @@ pub struct Participant {
 
 impl Participant {
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut value = json!({
             "id": self.id.wire(),
             "name": self.name,
             "muted": {"audio": self.muted_audio, "video": self.muted_video},
             "tracks": self.tracks_json(),
-        })
+        });
+        if let (Some(identity), Value::Object(fields)) = (&self.identity, &mut value) {
+            fields.insert("identity".into(), identity.as_str().into());
+        }
+        value
     }
 
     pub fn tracks_json(&self) -> Value {
@@ -201,7 +209,7 @@ impl Room {
     pub fn first_publisher(&self) -> Option<&Participant> {
         self.participants
             .iter()
-            .find(|p| p.publish.is_some() && !p.tracks.is_empty())
+            .find(|p| !p.hidden && p.publish.is_some() && !p.tracks.is_empty())
     }
 
     /// The `joined` message for a newcomer: everyone else, and the chat history.
@@ -209,7 +217,7 @@ impl Room {
         let others: Vec<Value> = self
             .participants
             .iter()
-            .filter(|p| p.id != newcomer)
+            .filter(|p| p.id != newcomer && !p.hidden)
             .map(Participant::to_json)
             .collect();
         let chat: Vec<Value> = self.chat.iter().map(ChatEntry::to_json).collect();
@@ -222,7 +230,11 @@ impl Room {
         let announcement =
             json!({"type": "participant_joined", "participant": participant.to_json()});
         let id = participant.id;
+        let hidden = participant.hidden;
         self.participants.push(participant);
+        if hidden {
+            return;
+        }
         self.broadcast(&announcement, Some(id));
         if self.get(id).is_some_and(|p| !p.tracks.is_empty()) {
             self.renegotiate_others(id);
@@ -233,6 +245,9 @@ impl Room {
     pub fn remove(&mut self, id: ParticipantId) -> Option<Participant> {
         let index = self.participants.iter().position(|p| p.id == id)?;
         let gone = self.participants.remove(index);
+        if gone.hidden {
+            return Some(gone);
+        }
         self.broadcast(&json!({"type": "participant_left", "id": id.wire()}), None);
         if !gone.tracks.is_empty() {
             self.renegotiate_others(id);
@@ -249,6 +264,9 @@ impl Room {
             return;
         }
         participant.tracks = tracks;
+        if participant.hidden {
+            return;
+        }
         let message = json!({"type": "tracks", "participant": id.wire(),
                              "tracks": participant.tracks_json()});
         self.broadcast(&message, Some(id));
@@ -264,10 +282,48 @@ impl Room {
         } else {
             participant.muted_audio = muted;
         }
+        if participant.hidden {
+            return;
+        }
         let kind = if video { "video" } else { "audio" };
         let message =
             json!({"type": "mute", "participant": id.wire(), "kind": kind, "muted": muted});
         self.broadcast(&message, Some(id));
+    }
+
+    /// An administrator muted or unmuted one of `id`'s tracks: the room hears of it like a
+    /// participant's own mute, and the participant itself is told too (`by: "admin"`), so
+    /// that its client can mute locally. Returns the track's kind, or None if there is no
+    /// such participant or track.
+    pub fn admin_mute(
+        &mut self,
+        id: ParticipantId,
+        track: TrackId,
+        muted: bool,
+    ) -> Option<MediaKind> {
+        let participant = self.get_mut(id)?;
+        let kind = participant.tracks.iter().find(|t| t.id == track)?.kind;
+        let video = match kind {
+            MediaKind::Audio => false,
+            MediaKind::Video => true,
+            MediaKind::Application | MediaKind::Other => return Some(kind),
+        };
+        if video {
+            participant.muted_video = muted;
+        } else {
+            participant.muted_audio = muted;
+        }
+        let message = json!({"type": "mute", "participant": id.wire(),
+                             "kind": if video { "video" } else { "audio" },
+                             "track": track_wire(track), "muted": muted, "by": "admin"});
+        if participant.hidden {
+            if let Some(outbox) = &participant.outbox {
+                outbox.send(Outbound::Text(message.to_string()));
+            }
+        } else {
+            self.broadcast(&message, None);
+        }
+        Some(kind)
     }
 
     /// Keeps the message for late joiners and sends it to everyone, the sender included, so
@@ -288,7 +344,7 @@ impl Room {
     pub fn tracks_for(&self, id: ParticipantId) -> Vec<(TrackId, ParticipantId)> {
         self.participants
             .iter()
-            .filter(|p| p.id != id)
+            .filter(|p| p.id != id && !p.hidden)
             .flat_map(|p| p.tracks.iter().map(move |t| (t.id, p.id)))
             .collect()
     }

@@ -17,14 +17,21 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+use crate::auth::{Action, AuthError, Grant};
 use crate::hub::{CLOSE_GOING_AWAY, Hub};
 use crate::media::{MediaError, MediaPlane};
 use crate::protocol::{self, ClientMessage, MessageLimits};
 use crate::room::{OUTBOX_CAPACITY, Outbound, Outbox, ParticipantId, room_tracks, track_wire};
-use crate::validate::Invalid;
+use crate::validate::{self, Invalid};
 
 /// Close code for a message over the size limit (RFC 6455 "message too big").
 const CLOSE_TOO_BIG: u16 = 1009;
+
+/// Close code after a join refused for a missing or invalid access token.
+pub const CLOSE_UNAUTHORIZED: u16 = 4401;
+
+/// Close code after a join refused because the token does not grant it.
+pub const CLOSE_FORBIDDEN: u16 = 4403;
 
 pub type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
@@ -85,12 +92,16 @@ struct Joined {
     /// Tells the renegotiation task to stop (it never stops in the middle of a media call,
     /// so a session being created is closed, not leaked).
     stop_renegotiating: Arc<Notify>,
+    /// What the participant's access token allows.
+    grant: Grant,
 }
 
 pub(crate) struct Connection<M> {
     hub: Arc<Hub<M>>,
     outbox: Outbox,
     joined: Option<Joined>,
+    /// The access token that came with the upgrade (`?access_token=` or `Authorization`).
+    token: Option<String>,
 }
 
 /// Whether the read loop goes on after a message.
@@ -99,8 +110,9 @@ pub(crate) enum Flow {
     Stop,
 }
 
-/// Serves one upgraded WebSocket until it closes, then makes its participant leave.
-pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket) {
+/// Serves one upgraded WebSocket until it closes, then makes its participant leave. `token`
+/// is the access token that came with the upgrade request, if any.
+pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket, token: Option<String>) {
     let (mut sink, mut stream) = socket.split();
     let (outbox, mut outgoing, overflowed) = Outbox::new(OUTBOX_CAPACITY);
     let mut writer = tokio::spawn(async move {
@@ -124,6 +136,7 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket) {
     });
     let mut rate = RateLimit::new(hub.config.messages_per_second, hub.config.message_burst);
     let mut connection = Connection::new(hub, outbox);
+    connection.token = token;
     let mut writer_done = false;
     let mut shutting_down = connection.hub.shutting_down.subscribe();
     loop {
@@ -198,6 +211,7 @@ impl<M: MediaPlane> Connection<M> {
             hub,
             outbox,
             joined: None,
+            token: None,
         }
     }
 
@@ -240,18 +254,43 @@ impl<M: MediaPlane> Connection<M> {
             max_tracks: self.hub.config.max_tracks,
         };
         let result = match protocol::client_message(&message, self.joined.is_some(), limits) {
-            Ok(ClientMessage::Join { room, name }) => self.join(room, name),
+            Ok(ClientMessage::Join { room, name, token }) => {
+                let token = token.map(str::to_owned).or_else(|| self.token.clone());
+                match self.hub.authorize(token.as_deref(), Action::Join(room)) {
+                    Ok(grant) => self.join(room, name, grant),
+                    Err(refused) => {
+                        self.refuse(refused);
+                        let close = if refused.is_forbidden() {
+                            CLOSE_FORBIDDEN
+                        } else {
+                            CLOSE_UNAUTHORIZED
+                        };
+                        self.outbox.send(Outbound::Close(close, refused.code()));
+                        return Flow::Continue;
+                    }
+                }
+            }
             Ok(ClientMessage::Publish { offer, sources }) => {
-                self.publish(offer, sources).await;
+                if self.permitted(|r| Action::Publish(r)) {
+                    self.publish(offer, sources).await;
+                }
                 Ok(())
             }
-            Ok(ClientMessage::Answer { answer }) => self.answer(answer).await,
+            Ok(ClientMessage::Answer { answer }) => {
+                if self.permitted(|r| Action::Subscribe(r)) {
+                    self.answer(answer).await
+                } else {
+                    Ok(())
+                }
+            }
             Ok(ClientMessage::Mute { video, muted }) => {
                 self.mute(video, muted);
                 Ok(())
             }
             Ok(ClientMessage::Chat { text }) => {
-                self.chat(text);
+                if self.permitted(|r| Action::PublishData(r)) {
+                    self.chat(text);
+                }
                 Ok(())
             }
             Ok(ClientMessage::Leave) => {
@@ -266,37 +305,70 @@ impl<M: MediaPlane> Connection<M> {
         Flow::Continue
     }
 
-    fn join(&mut self, room: &str, name: &str) -> Result<(), Invalid> {
+    /// Sends the room-protocol error for a refused token.
+    fn refuse(&self, refused: AuthError) {
+        self.send(json!({"type": "error", "code": refused.code(), "message": refused.message()}));
+    }
+
+    /// Whether the joined participant's grant allows `action` in its room; if not, the client
+    /// gets a `forbidden` error and the refusal is counted.
+    fn permitted(&self, action: fn(&str) -> Action<'_>) -> bool {
+        let Some(joined) = &self.joined else {
+            return false;
+        };
+        match self.hub.permit(&joined.grant, action(&joined.room)) {
+            Ok(()) => true,
+            Err(refused) => {
+                self.refuse(refused);
+                false
+            }
+        }
+    }
+
+    fn join(&mut self, room: &str, name: &str, grant: Grant) -> Result<(), Invalid> {
+        // The token's name wins over the one typed into the join, when it is a valid one.
+        let name = grant
+            .name()
+            .and_then(|n| validate::display_name(n).ok())
+            .unwrap_or(name);
+        let subscribes = grant.check(Action::Subscribe(room)).is_ok();
         let renegotiate = Arc::new(Notify::new());
         let id = self
             .hub
             .admit(room, |id| {
-                protocol::participant(
+                let mut participant = protocol::participant(
                     id,
                     name,
                     Some(self.outbox.clone()),
                     Some(renegotiate.clone()),
-                )
+                );
+                participant.identity = grant.identity().map(str::to_owned);
+                participant.hidden = grant.hidden();
+                participant
             })
             .map_err(|e| Invalid::new(e.code(), e.message()))?;
         let answered = Arc::new(Notify::new());
         let stop_renegotiating = Arc::new(Notify::new());
-        tokio::spawn(renegotiate_loop(
-            self.hub.clone(),
-            room.to_owned(),
-            id,
-            self.outbox.clone(),
-            Signals {
-                changed: renegotiate,
-                answered: answered.clone(),
-                stop: stop_renegotiating.clone(),
-            },
-        ));
+        // Without the subscribe grant there is no subscribe connection at all.
+        if subscribes {
+            tokio::spawn(renegotiate_loop(
+                self.hub.clone(),
+                room.to_owned(),
+                id,
+                self.outbox.clone(),
+                Signals {
+                    changed: renegotiate,
+                    answered: answered.clone(),
+                    stop: stop_renegotiating.clone(),
+                },
+            ));
+        }
         self.joined = Some(Joined {
             room: room.to_owned(),
             id,
             answered,
             stop_renegotiating,
+            grant,
         });
         Ok(())
     }

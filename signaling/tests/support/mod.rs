@@ -9,6 +9,8 @@
     clippy::indexing_slicing
 )]
 
+pub mod tokens;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -307,6 +309,43 @@ impl Client {
             .await
             .unwrap();
         Self { ws }
+    }
+
+    /// Connects to `path` (with its query) on the server, sending `headers` with the upgrade.
+    pub async fn connect_to(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Self {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                    .unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        Self { ws }
+    }
+
+    /// Reads until the server's close frame, which must carry `code`; text messages before it
+    /// are returned.
+    pub async fn expect_close(&mut self, code: u16) -> Vec<Value> {
+        let mut before = Vec::new();
+        loop {
+            match self.next_within(Duration::from_secs(5)).await {
+                Some(Message::Text(text)) => before.push(serde_json::from_str(&text).unwrap()),
+                Some(Message::Close(Some(frame))) => {
+                    assert_eq!(
+                        u16::from(frame.code),
+                        code,
+                        "close {frame:?} after {before:?}"
+                    );
+                    return before;
+                }
+                Some(Message::Close(None)) => panic!("a close without a code after {before:?}"),
+                Some(_) => {}
+                None => panic!("no close frame; got {before:?}"),
+            }
+        }
     }
 
     pub async fn join(addr: SocketAddr, room: &str, name: &str) -> (Self, Value) {
