@@ -48,9 +48,13 @@ if [ "$node_major" -lt 20 ]; then
   exit 1
 fi
 (cd client-js && npm ci --no-audit --no-fund </dev/null)
-# FFmpeg 9 with its WHIP muxer, for the FFmpeg publisher test (Debian's FFmpeg has none).
+# FFmpeg 9 with its WHIP muxer, for the FFmpeg publisher test (Debian's FFmpeg has none), and
+# aiortc, the Python WebRTC implementation of the aiortc test.
 if [ -z "${FFMPEG_WHIP_BIN:-}" ] && ! python3 -c 'import imageio_ffmpeg' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check imageio-ffmpeg==0.8.1 </dev/null
+fi
+if ! python3 -c 'import aiortc' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check aiortc==1.16.0 </dev/null
 fi
 
 if [ -z "${SLUICE_BIN:-}" ]; then

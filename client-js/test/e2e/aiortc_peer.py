@@ -58,7 +58,8 @@ class ToneTrack(AudioStreamTrack):
         ]
         self.samples += frame.samples
         data = b"".join(v.to_bytes(2, "little", signed=True) for v in values)
-        frame.planes[0].update(data * (len(frame.planes[0].to_bytes()) // len(data)))
+        size = frame.planes[0].buffer_size
+        frame.planes[0].update(data[:size].ljust(size, b"\0"))
         return frame
 
 

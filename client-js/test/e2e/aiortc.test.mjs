@@ -1,0 +1,108 @@
+// aiortc (an independent WebRTC implementation in Python, PyPI) both ways: it publishes a
+// synthetic camera (VP8) and a tone (Opus) with WHIP, which Chromium plays with WHEP at the
+// size aiortc encodes; and it plays a Chromium WHIP publisher with WHEP, decoding its video
+// and audio. The peer is aiortc_peer.py beside this file (scripts/browser-test.sh installs
+// aiortc with pip).
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { artifactsDir, inboundStats, launchBrowser, startServer, waitFor, waitForGrowth } from './harness.mjs';
+
+const PEER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'aiortc_peer.py');
+const WIDTH = 640;
+const HEIGHT = 360;
+
+/** @type {Awaited<ReturnType<typeof startServer>>} */
+let server;
+const browsers = [];
+const children = [];
+
+before(async () => {
+  server = await startServer('aiortc');
+});
+
+after(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  await Promise.all(browsers.map((b) => b.close()));
+  await server?.stop();
+});
+
+/** Runs aiortc_peer.py; resolves with its exit code and the JSON line it printed. */
+function aiortc(label, args) {
+  const log = createWriteStream(path.join(artifactsDir, `${label}-aiortc.log`));
+  const child = spawn('python3', [PEER, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let out = '';
+  child.stdout.on('data', (chunk) => {
+    out += chunk;
+    log.write(chunk);
+  });
+  child.stderr.pipe(log);
+  return new Promise((resolve) => child.once('exit', (code) => {
+    const line = out.trim().split('\n').pop() || '{}';
+    let report = {};
+    try {
+      report = JSON.parse(line);
+    } catch {
+      report = { unparsed: line };
+    }
+    resolve({ code, report });
+  }));
+}
+
+test('aiortc publishes with WHIP and Chromium plays it at the size aiortc encodes', async () => {
+  const room = `aiortc-pub-${process.pid}`;
+  const publisher = aiortc('aiortc-publisher', [
+    'publish', `${server.base}/whip/${room}`, '--seconds', '14', '--width', String(WIDTH), '--height', String(HEIGHT),
+  ]);
+  const viewer = await launchBrowser('aiortc-viewer');
+  browsers.push(viewer);
+  await waitFor(`a WHEP session on ${room}`, async () => {
+    await viewer.page.goto(`${server.base}/app/whep.html?room=${room}`);
+    return viewer.page.waitForFunction(() => window.whep?.pc || window.whep?.error, null, { timeout: 5000 })
+      .then(() => viewer.page.evaluate(() => Boolean(window.whep.pc)));
+  }, { timeoutMs: 20000, intervalMs: 500 });
+  const stats = await waitForGrowth(
+    'aiortc video decoding at its size and audio arriving',
+    () => inboundStats(viewer.page, 'window.whep.pc'),
+    (before, after) => {
+      const streams = Object.entries(after);
+      const video = streams.find(([, s]) => s.kind === 'video');
+      const audio = streams.find(([, s]) => s.kind === 'audio');
+      if (!video || !audio) return 'no inbound video and audio yet';
+      const [mid, v] = video;
+      if (!(v.framesDecoded > (before[mid]?.framesDecoded ?? 0))) return `video not decoding (${v.framesDecoded})`;
+      if (v.frameWidth !== WIDTH || v.frameHeight !== HEIGHT) return `video at ${v.frameWidth}x${v.frameHeight}`;
+      if (!(audio[1].packetsReceived > (before[audio[0]]?.packetsReceived ?? 0))) return 'audio not arriving';
+      return null;
+    },
+  );
+  console.log('Chromium playing aiortc', stats);
+  const { code, report } = await publisher;
+  assert.equal(code, 0, `aiortc publisher exit (${JSON.stringify(report)})`);
+  assert.equal(report.delete_status, 200, 'DELETE of the WHIP resource');
+  assert.deepEqual(viewer.problems, []);
+});
+
+test('aiortc plays a Chromium WHIP publisher with WHEP', async () => {
+  const room = `aiortc-play-${process.pid}`;
+  const publisher = await launchBrowser('aiortc-chromium-publisher');
+  browsers.push(publisher);
+  await publisher.page.goto(`${server.base}/app/whip.html?room=${room}&name=camera`);
+  await waitFor('the WHIP connection', () => publisher.page.evaluate(() => {
+    if (window.whip?.error) throw new Error(window.whip.error);
+    return window.whip?.pc?.connectionState === 'connected';
+  }));
+  const { code, report } = await aiortc('aiortc-player', ['play', `${server.base}/whep/${room}`, '--seconds', '8']);
+  console.log('aiortc playing Chromium', report);
+  assert.equal(code, 0, 'aiortc player exit');
+  assert.ok(report.video_frames >= 60, `aiortc decoded ${report.video_frames} video frames in 8 s`);
+  assert.ok(report.width > 0 && report.height > 0, `decoded size ${report.width}x${report.height}`);
+  assert.ok(report.audio_frames >= 100, `aiortc decoded ${report.audio_frames} audio frames in 8 s`);
+  assert.equal(report.delete_status, 200, 'DELETE of the WHEP resource');
+  assert.deepEqual(publisher.problems, []);
+});
