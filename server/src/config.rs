@@ -1,7 +1,9 @@
 //! Command-line and environment configuration of the `sluice` binary. Every flag can also be
-//! given as a `SLUICE_*` environment variable; the defaults run everything on one machine.
+//! given as a `SLUICE_*` environment variable or as a key of the `--config` file (see
+//! [`crate::config_file`]); the defaults run everything on one machine.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 
 use clap::Parser;
 
@@ -30,6 +32,39 @@ pub struct Config {
     /// defaults to the media plane's default).
     #[arg(long = "gso", env = "SLUICE_GSO", value_parser = parse_switch)]
     pub gso: Option<bool>,
+
+    /// A TOML file with any of these options (keys are the long flag names, e.g.
+    /// `udp = "0.0.0.0:3478"`) and a `[keys]` table of API keys; flags and environment
+    /// variables override it.
+    #[arg(long = "config", env = "SLUICE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print the configuration in force (flags, environment, file and defaults) as TOML,
+    /// secrets redacted, and exit.
+    #[arg(long = "print-config")]
+    pub print_config: bool,
+
+    /// How log lines are written to standard output: `text` or `json` (one object a line).
+    /// Levels come from `SLUICE_LOG` (or `RUST_LOG`), e.g. `info` or `signaling=debug`.
+    #[arg(
+        long = "log-format",
+        env = "SLUICE_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: crate::logging::LogFormat,
+
+    /// Serve `GET /metrics` on this address instead of on the HTTP address.
+    #[arg(
+        long = "metrics-http",
+        env = "SLUICE_METRICS_HTTP",
+        value_name = "ADDR"
+    )]
+    pub metrics_http: Option<SocketAddr>,
+
+    /// What the configuration file added (API keys) and how each option got its value.
+    #[arg(skip)]
+    pub layers: crate::config_file::Layers,
 }
 
 fn parse_switch(value: &str) -> Result<bool, String> {
@@ -56,6 +91,12 @@ impl Config {
     /// Whether the media workers use UDP GSO.
     pub fn gso(&self) -> bool {
         self.gso.unwrap_or(crate::DEFAULT_GSO)
+    }
+
+    /// The API keys and their secrets from the configuration file's `[keys]` table, in the
+    /// file's order (empty without a file or table).
+    pub fn api_keys_from_file(&self) -> &[(String, String)] {
+        &self.layers.api_keys
     }
 
     /// The number of media workers to start.

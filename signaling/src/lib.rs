@@ -36,6 +36,7 @@ pub mod fuzzing;
 mod http;
 mod hub;
 mod media;
+mod metrics;
 mod protocol;
 mod room;
 mod validate;
@@ -53,6 +54,7 @@ use tokio::net::TcpListener;
 pub use media::{
     MediaError, MediaEvent, MediaPlane, Played, Published, PublishedTrack, SubscriberOffer,
 };
+pub use metrics::{MediaMetric, MetricKind};
 
 /// Limits of the signaling service; the defaults are the ones docs/protocol.md states.
 #[derive(Debug, Clone)]
@@ -91,15 +93,33 @@ impl Default for SignalingConfig {
 }
 
 /// Serves HTTP on `listener` until `shutdown` completes: `GET /healthz`, the web app, the
-/// room protocol at `GET /ws`, WHIP at `/whip/{room}` and WHEP at `/whep/{room}[/{id}]`.
-/// Connections already open when `shutdown` fires are left to finish on the runtime.
+/// room protocol at `GET /ws`, WHIP at `/whip/{room}`, WHEP at `/whep/{room}[/{id}]` and
+/// `GET /metrics`. Connections already open when `shutdown` fires are left to finish on the
+/// runtime.
 pub async fn serve<M: MediaPlane>(
     listener: TcpListener,
     media: Arc<M>,
     config: SignalingConfig,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let hub = Arc::new(hub::Hub::new(media, config));
+    serve_with_metrics(listener, None, media, config, shutdown).await
+}
+
+/// [`serve`], with `GET /metrics` (and `/healthz`) on `metrics_listener` instead of on the
+/// main listener when one is given: then the main address answers `/metrics` with 404.
+pub async fn serve_with_metrics<M: MediaPlane>(
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    media: Arc<M>,
+    config: SignalingConfig,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let mut hub = hub::Hub::new(media, config);
+    hub.metrics_elsewhere = metrics_listener.is_some();
+    let hub = Arc::new(hub);
+    if let Some(metrics_listener) = metrics_listener {
+        tokio::spawn(serve_metrics(metrics_listener, Arc::clone(&hub)));
+    }
     if let Some(mut events) = hub.media.events() {
         let hub = hub.clone();
         tokio::spawn(async move {
@@ -114,8 +134,8 @@ pub async fn serve<M: MediaPlane>(
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, client) = match accepted {
+            Ok(accepted) => accepted,
             // Out of file descriptors or a connection reset before accept: back off briefly
             // rather than spin, and keep serving.
             Err(_) => {
@@ -125,7 +145,8 @@ pub async fn serve<M: MediaPlane>(
         };
         let _ = stream.set_nodelay(true);
         let hub = hub.clone();
-        tokio::spawn(async move {
+        let span = tracing::info_span!("http", %client);
+        let connection = async move {
             let _live = hub::LiveConnection::new(&hub.live);
             let mut shutting_down = hub.shutting_down.subscribe();
             let service = {
@@ -147,7 +168,8 @@ pub async fn serve<M: MediaPlane>(
                     let _ = connection.await;
                 }
             }
-        });
+        };
+        tokio::spawn(tracing::Instrument::instrument(connection, span));
     }
     // Drain: WebSockets are closed with a reason (1001) and leave their rooms; HTTP requests
     // in flight finish. Connections that do not finish in time are dropped with the runtime.
@@ -158,6 +180,26 @@ pub async fn serve<M: MediaPlane>(
     };
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, drained).await;
     Ok(())
+}
+
+/// Serves `GET /metrics` and `/healthz` on their own listener, for as long as the runtime
+/// runs (a scrape in flight at shutdown is harmless).
+async fn serve_metrics<M: MediaPlane>(listener: TcpListener, hub: Arc<hub::Hub<M>>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            let service =
+                service_fn(move |request| http::handle_metrics_only(hub.clone(), request));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
 }
 
 /// How long a shutdown waits for open connections to finish.

@@ -199,8 +199,12 @@ impl MediaPlane for RecordingMedia {
         self.events.lock().unwrap().take()
     }
 
-    fn metrics(&self) -> String {
-        "# TYPE recording_media_calls counter\nrecording_media_calls 1\n".to_owned()
+    fn metrics(&self) -> Vec<signaling::MediaMetric> {
+        vec![signaling::MediaMetric::counter(
+            "recording_media_calls",
+            "Calls into the media plane.",
+            1,
+        )]
     }
 }
 
