@@ -200,9 +200,9 @@ impl MediaPlane for RecordingMedia {
     }
 
     fn metrics(&self) -> Vec<signaling::MediaMetric> {
-        vec![signaling::MediaMetric::counter(
+        vec![signaling::MediaMetric::gauge(
             "recording_media_calls",
-            "Calls into the media plane.",
+            "A value from the media plane.",
             1,
         )]
     }
