@@ -53,7 +53,9 @@ fn parse(text: &str) -> BTreeMap<Series, f64> {
             continue;
         }
         let (series, value) = line.rsplit_once(' ').expect("name and value");
-        let value: f64 = value.parse().unwrap_or_else(|_| panic!("value in {line:?}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("value in {line:?}"));
         let (name, labels) = match series.split_once('{') {
             None => (series.to_owned(), Vec::new()),
             Some((name, rest)) => {
@@ -239,7 +241,10 @@ async fn metrics_can_be_served_on_their_own_address() {
     ));
 
     let main = http(addr, "GET", "/metrics", &[], b"").await;
-    assert_eq!(main.status, 404, "the main address no longer serves metrics");
+    assert_eq!(
+        main.status, 404,
+        "the main address no longer serves metrics"
+    );
     assert!(main.json()["error"].is_string());
     let (_ada, _) = Client::join(addr, "lobby", "Ada").await;
 

@@ -145,15 +145,51 @@ impl Counters {
             sessions,
         )];
         for (name, help, value) in [
-            ("bare_forwarder_datagrams_received", "Datagrams received.", datagrams_received),
-            ("bare_forwarder_rtp_received", "RTP packets received.", rtp_received),
-            ("bare_forwarder_forwarded", "RTP copies forwarded.", forwarded),
-            ("bare_forwarder_send_batches", "Batched sends.", send_batches),
-            ("bare_forwarder_send_errors", "Sends the kernel refused.", send_errors),
-            ("bare_forwarder_socket_errors", "Socket receive errors.", socket_errors),
-            ("bare_forwarder_stun_responses", "STUN responses sent.", stun_responses),
-            ("bare_forwarder_dtls_connected", "DTLS handshakes completed.", dtls_connected),
-            ("bare_forwarder_dtls_failed", "DTLS handshakes failed.", dtls_failed),
+            (
+                "bare_forwarder_datagrams_received",
+                "Datagrams received.",
+                datagrams_received,
+            ),
+            (
+                "bare_forwarder_rtp_received",
+                "RTP packets received.",
+                rtp_received,
+            ),
+            (
+                "bare_forwarder_forwarded",
+                "RTP copies forwarded.",
+                forwarded,
+            ),
+            (
+                "bare_forwarder_send_batches",
+                "Batched sends.",
+                send_batches,
+            ),
+            (
+                "bare_forwarder_send_errors",
+                "Sends the kernel refused.",
+                send_errors,
+            ),
+            (
+                "bare_forwarder_socket_errors",
+                "Socket receive errors.",
+                socket_errors,
+            ),
+            (
+                "bare_forwarder_stun_responses",
+                "STUN responses sent.",
+                stun_responses,
+            ),
+            (
+                "bare_forwarder_dtls_connected",
+                "DTLS handshakes completed.",
+                dtls_connected,
+            ),
+            (
+                "bare_forwarder_dtls_failed",
+                "DTLS handshakes failed.",
+                dtls_failed,
+            ),
             ("bare_forwarder_timer_scans", "Timer scans.", timer_scans),
         ] {
             metrics.push(MediaMetric::counter(name, help, value));
