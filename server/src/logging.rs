@@ -16,7 +16,8 @@ pub enum LogFormat {
     #[default]
     Text,
     /// One JSON object per line: `timestamp`, `level`, `target`, `message`, the event's
-    /// fields, and `span` / `spans` with the room and session it happened in.
+    /// fields, `span` (the innermost span: `ws` with `room` and `participant`, or `http`
+    /// with `client`) and `spans` (all of them, outermost first).
     Json,
 }
 
@@ -52,7 +53,7 @@ pub fn init(format: LogFormat) {
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .with_span_list(false)
+            .with_span_list(true)
             .try_init(),
     };
     if let (Ok(()), Some(problem)) = (installed, problem) {

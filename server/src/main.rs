@@ -72,7 +72,7 @@ fn run(config: &Config) -> anyhow::Result<()> {
             candidates = %config.candidate_ip(),
             workers = sfu.workers(),
             metrics = %metrics,
-            "sluice: web app on http://{http} ; media on udp {} (candidates announce {}), {} workers",
+            "web app on http://{http} ; media on udp {} (candidates announce {}), {} workers",
             sfu.media_addr(),
             config.candidate_ip(),
             sfu.workers()
@@ -90,7 +90,7 @@ fn run(config: &Config) -> anyhow::Result<()> {
     // Signaling has closed its WebSockets with a reason and drained HTTP; now the media plane
     // says goodbye (RTCP BYE) to its peers.
     sfu.shutdown();
-    tracing::info!("sluice: stopped");
+    tracing::info!("stopped");
     Ok(())
 }
 

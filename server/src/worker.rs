@@ -495,11 +495,12 @@ impl Worker {
                 SessionEvent::Connected => {
                     self.state.stats.dtls_connected += 1;
                     if let Some(session) = self.state.sessions.get(&id) {
+                        let remote = session.remote.map(|a| a.to_string()).unwrap_or_default();
                         tracing::info!(
                             session = id.0,
                             room = %session.room,
                             role = session.role.as_str(),
-                            remote = ?session.remote,
+                            remote,
                             "session connected"
                         );
                     }

@@ -11,9 +11,11 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use support::media::Kind;
 use support::peer::Peer;
+use tokio_tungstenite::tungstenite::Message;
 
 /// A running `sluice` whose standard output lines arrive on `lines`.
 struct Server {
@@ -246,6 +248,39 @@ async fn json_logs_follow_a_whip_publisher_and_metrics_have_their_own_address() 
     ensure!(ended["connected"] == true, "{ended}");
     ensure!(ended["level"] == "INFO", "{ended}");
     publisher.close().await;
+
+    // A room-protocol participant: its lines carry the room and participant in the `ws`
+    // span, inside the `http` span of its connection.
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{http_addr}/ws")).await?;
+    socket
+        .send(Message::text(
+            r#"{"type":"join","room":"ws room","name":"Ada"}"#,
+        ))
+        .await?;
+    let joined = socket.next().await.context("no joined message")??;
+    ensure!(joined.to_text()?.contains(r#""type":"joined""#), "{joined}");
+    socket.send(Message::text(r#"{"type":"mute"}"#)).await?;
+    let join = server.expect_line(
+        "join",
+        &[("room", "ws room".into()), ("name", "Ada".into())],
+        Duration::from_secs(10),
+    )?;
+    ensure!(join["span"]["name"] == "ws", "{join}");
+    ensure!(join["span"]["room"] == "ws room", "{join}");
+    ensure!(join["span"]["participant"] == join["participant"], "{join}");
+    ensure!(join["spans"][0]["name"] == "http", "{join}");
+    ensure!(join["spans"][0]["client"].is_string(), "{join}");
+    let refused = server.expect_line("request refused", &[], Duration::from_secs(10))?;
+    ensure!(refused["code"] == "bad_mute", "{refused}");
+    ensure!(refused["reason"].is_string(), "{refused}");
+    ensure!(refused["span"]["room"] == "ws room", "{refused}");
+    socket.close(None).await?;
+    let leave = server.expect_line(
+        "leave",
+        &[("room", "ws room".into())],
+        Duration::from_secs(10),
+    )?;
+    ensure!(leave["reason"] == "connection closed", "{leave}");
     Ok(())
 }
 

@@ -217,7 +217,7 @@ impl<M: MediaPlane> Connection<M> {
     fn error(&self, invalid: Invalid) {
         tracing::info!(
             code = invalid.code,
-            message = %invalid.message,
+            reason = invalid.message,
             "request refused"
         );
         self.send(json!({"type": "error", "code": invalid.code, "message": invalid.message}));
@@ -228,7 +228,7 @@ impl<M: MediaPlane> Connection<M> {
             MediaError::BadSdp(_) => "bad_sdp",
             MediaError::UnknownSession | MediaError::Stopped => "media_error",
         };
-        tracing::info!(code, message = %error, "request refused");
+        tracing::info!(code, reason = %error, "request refused");
         self.send(json!({"type": "error", "code": code, "message": error.to_string()}));
     }
 
