@@ -474,6 +474,43 @@ mod tests {
         assert_eq!(reloaded.api_keys_from_file().len(), 1);
     }
 
+    /// The shipped example names every option, and uncommented it is a valid file.
+    #[test]
+    fn the_example_file_covers_every_option_and_loads_uncommented() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/sluice.example.toml");
+        let text = std::fs::read_to_string(example).unwrap();
+        let is_setting = |line: &str| {
+            line == "[keys]"
+                || line.split_once(" = ").is_some_and(|(key, _)| {
+                    key.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                        && key
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                })
+        };
+        let uncommented: String = text
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(setting) if is_setting(setting) => format!("{setting}\n"),
+                _ => format!("{line}\n"),
+            })
+            .collect();
+        for arg in Config::command().get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if NOT_IN_FILE.contains(&long) || arg.is_hide_set() {
+                continue;
+            }
+            assert!(
+                uncommented.lines().any(|l| l.starts_with(&format!("{long} = "))),
+                "docs/sluice.example.toml does not show `{long}`"
+            );
+        }
+        let path = file("example.toml", &uncommented);
+        let config = load(&["--config", path.to_str().unwrap()]).unwrap();
+        assert_eq!(config.api_keys_from_file().len(), 1);
+        assert_eq!(config.public_ip, Some(IpAddrV4([203, 0, 113, 7])));
+    }
+
     #[test]
     fn without_a_file_the_flags_and_defaults_apply() {
         let config = load(&["--workers", "4"]).unwrap();

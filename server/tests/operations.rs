@@ -99,13 +99,16 @@ impl Server {
     }
 }
 
+/// Response headers, names in lower case.
+type Headers = Vec<(String, String)>;
+
 /// One HTTP/1.1 request on a fresh connection: status, headers (lower-case names), body.
 fn http(
     server: SocketAddr,
     method: &str,
     path: &str,
     body: &str,
-) -> anyhow::Result<(u16, Vec<(String, String)>, String)> {
+) -> anyhow::Result<(u16, Headers, String)> {
     let mut stream = TcpStream::connect(server)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
@@ -130,7 +133,7 @@ fn http(
     Ok((status, headers, body.to_owned()))
 }
 
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
     headers
         .iter()
         .find(|(k, _)| k == name)
