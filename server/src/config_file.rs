@@ -501,7 +501,9 @@ mod tests {
                 continue;
             }
             assert!(
-                uncommented.lines().any(|l| l.starts_with(&format!("{long} = "))),
+                uncommented
+                    .lines()
+                    .any(|l| l.starts_with(&format!("{long} = "))),
                 "docs/sluice.example.toml does not show `{long}`"
             );
         }

@@ -261,6 +261,11 @@ mod tests {
                 .to_prometheus()
                 .contains("bare_forwarder_dropped{reason=\"too_large\"} 1\n")
         );
+        let metrics = counters.metrics();
+        assert!(metrics.iter().any(|m| m.name == "bare_forwarder_dropped"
+            && m.label == Some(("reason", "rtcp"))
+            && m.value == 2));
+        assert_eq!(metrics[0].name, "bare_forwarder_sessions");
     }
 
     #[test]
