@@ -110,10 +110,11 @@ fn account<M: MediaPlane>(hub: &Hub<M>, route: Route, method: &Method, response:
             .extensions()
             .get::<Refusal>()
             .map_or("", |refusal| refusal.0.as_str());
-        if status.is_server_error() {
-            tracing::warn!(route = route.as_str(), %method, status = status.as_u16(), reason, "request failed");
+        let (route, status) = (route.as_str(), status.as_u16());
+        if response.status().is_server_error() {
+            tracing::warn!(route, %method, status, reason, "request failed");
         } else {
-            tracing::info!(route = route.as_str(), %method, status = status.as_u16(), reason, "request refused");
+            tracing::info!(route, %method, status, reason, "request refused");
         }
     }
 }
