@@ -37,7 +37,7 @@ const KEYS_TABLE: &str = "keys";
 pub const REDACTED: &str = "<redacted>";
 
 /// What the layers contributed beyond the parsed options.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Layers {
     /// API key and secret pairs of the file's `[keys]` table, in the file's order.
     pub api_keys: Vec<(String, String)>,
@@ -45,6 +45,17 @@ pub struct Layers {
     pub from_file: Vec<String>,
     /// The final parse, for printing the configuration in force.
     matches: Option<ArgMatches>,
+}
+
+/// Secrets stay out of `{:?}` of a [`Config`].
+impl fmt::Debug for Layers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys: Vec<&str> = self.api_keys.iter().map(|(key, _)| key.as_str()).collect();
+        f.debug_struct("Layers")
+            .field("api_keys", &keys)
+            .field("from_file", &self.from_file)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why the configuration could not be loaded.
@@ -426,6 +437,7 @@ mod tests {
         );
         let printed = config.print_config();
         assert!(!printed.contains("secret-one"), "{printed}");
+        assert!(!format!("{config:?}").contains("secret-one"));
         assert!(printed.contains("\"APIone\" = \"<redacted>\""), "{printed}");
     }
 
