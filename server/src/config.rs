@@ -1,5 +1,6 @@
 //! Command-line and environment configuration of the `sluice` binary. Every flag can also be
-//! given as a `SLUICE_*` environment variable; the defaults run everything on one machine.
+//! given as a `SLUICE_*` environment variable or as a key of the `--config` file (see
+//! [`crate::config_file`]); the defaults run everything on one machine.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -88,6 +89,39 @@ pub struct Config {
         hide_env_values = true
     )]
     pub api_secret: Option<String>,
+
+    /// A TOML file with any of these options (keys are the long flag names, e.g.
+    /// `udp = "0.0.0.0:3478"`) and a `[keys]` table of API keys; flags and environment
+    /// variables override it.
+    #[arg(long = "config", env = "SLUICE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print the configuration in force (flags, environment, file and defaults) as TOML,
+    /// secrets redacted, and exit.
+    #[arg(long = "print-config")]
+    pub print_config: bool,
+
+    /// How log lines are written to standard output: `text` or `json` (one object a line).
+    /// Levels come from `SLUICE_LOG` (or `RUST_LOG`), e.g. `info` or `signaling=debug`.
+    #[arg(
+        long = "log-format",
+        env = "SLUICE_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: crate::logging::LogFormat,
+
+    /// Serve `GET /metrics` on this address instead of on the HTTP address.
+    #[arg(
+        long = "metrics-http",
+        env = "SLUICE_METRICS_HTTP",
+        value_name = "ADDR"
+    )]
+    pub metrics_http: Option<SocketAddr>,
+
+    /// What the configuration file added (API keys) and how each option got its value.
+    #[arg(skip)]
+    pub layers: crate::config_file::Layers,
 }
 
 fn parse_switch(value: &str) -> Result<bool, String> {
@@ -108,16 +142,33 @@ fn parse_positive(value: &str) -> Result<usize, String> {
 
 impl Config {
     /// The API keys that grant access, or None to run open.
+    /// The flag's key (`--api-key`/`--api-secret`) and the config file's `[keys]` table
+    /// together; the flag wins over a file entry of the same key.
     pub fn access_keys(&self) -> Result<Option<signaling::AccessKeys>, signaling::auth::KeyError> {
-        match (&self.api_key, &self.api_secret) {
-            (Some(key), Some(secret)) => signaling::AccessKeys::single(key, secret).map(Some),
-            _ => Ok(None),
+        let from_file = self.api_keys_from_file();
+        let flag = self.api_key.as_deref().zip(self.api_secret.as_deref());
+        if flag.is_none() && from_file.is_empty() {
+            return Ok(None);
         }
+        let mut keys = signaling::AccessKeys::new();
+        for (key, secret) in from_file {
+            keys.insert(key, secret)?;
+        }
+        if let Some((key, secret)) = flag {
+            keys.insert(key, secret)?;
+        }
+        Ok(Some(keys))
     }
 
     /// Whether the media workers use UDP GSO.
     pub fn gso(&self) -> bool {
         self.gso.unwrap_or(crate::DEFAULT_GSO)
+    }
+
+    /// The API keys and their secrets from the configuration file's `[keys]` table, in the
+    /// file's order (empty without a file or table).
+    pub fn api_keys_from_file(&self) -> &[(String, String)] {
+        &self.layers.api_keys
     }
 
     /// The number of media workers to start.

@@ -22,15 +22,24 @@ pub fn tls_from_config(config: &Config) -> anyhow::Result<Option<TlsAcceptorHand
     let names = self_signed_names(config);
     let handle = TlsAcceptorHandle::self_signed(&names)
         .context("generating the self-signed certificate (--tls-self-signed)")?;
-    eprintln!(
-        "sluice: WARNING: --tls-self-signed: serving a certificate made just now for {}. \
-         Browsers will warn that the connection is not private until you accept it (check \
-         that it shows {}); it is for trials on a LAN. For a public server use \
-         --tls-cert and --tls-key (for example Let's Encrypt's files).",
-        names.join(", "),
+    Ok(Some(handle))
+}
+
+/// Warns, once the server is up, that a `--tls-self-signed` certificate is in use: what it
+/// covers, its fingerprint to check in the browser, and what to use instead.
+pub fn warn_if_self_signed(config: &Config, handle: &TlsAcceptorHandle) {
+    if !config.tls_self_signed || handle.files().is_some() {
+        return;
+    }
+    tracing::warn!(
+        fingerprint = %handle.fingerprint(),
+        "WARNING: --tls-self-signed: serving a certificate made just now for {}. Browsers will \
+         warn that the connection is not private until you accept it (check that it shows {}); \
+         it is for trials on a LAN. For a public server use --tls-cert and --tls-key (for \
+         example Let's Encrypt's files).",
+        self_signed_names(config).join(", "),
         handle.fingerprint()
     );
-    Ok(Some(handle))
 }
 
 /// localhost and loopback, this machine's host name and interface addresses, the HTTP
@@ -79,8 +88,8 @@ pub fn spawn_reload_on_sighup(handle: TlsAcceptorHandle) {
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
                 Ok(signal) => signal,
                 Err(error) => {
-                    eprintln!(
-                        "sluice: cannot listen for SIGHUP, the certificate will not reload: {error}"
+                    tracing::error!(
+                        "cannot listen for SIGHUP, the certificate will not reload: {error}"
                     );
                     return;
                 }
@@ -88,12 +97,12 @@ pub fn spawn_reload_on_sighup(handle: TlsAcceptorHandle) {
         tokio::spawn(async move {
             while hangups.recv().await.is_some() {
                 match handle.reload() {
-                    Ok(_) => eprintln!(
-                        "sluice: SIGHUP: TLS certificate reloaded ({})",
-                        handle.fingerprint()
+                    Ok(_) => tracing::info!(
+                        fingerprint = %handle.fingerprint(),
+                        "SIGHUP: TLS certificate reloaded"
                     ),
-                    Err(error) => eprintln!(
-                        "sluice: SIGHUP: TLS certificate NOT reloaded, the one in force stays: {error}"
+                    Err(error) => tracing::error!(
+                        "SIGHUP: TLS certificate NOT reloaded, the one in force stays: {error}"
                     ),
                 }
             }

@@ -13,14 +13,16 @@
 //!
 //! let sfu = Sfu::start(MediaConfig::loopback())?;
 //! let answer = sfu.publish("lobby", offer).await?;
-//! println!("publisher {:?} answered:\n{}", answer.session, answer.sdp);
+//! tracing::info!(session = answer.session.0, "publisher answered:\n{}", answer.sdp);
 //! # Ok(()) }
 //! ```
 
 pub mod candidates;
 pub mod config;
+pub mod config_file;
 mod hand_over;
 pub mod https;
+pub mod logging;
 mod negotiation;
 mod session;
 mod stats;
@@ -589,7 +591,7 @@ impl signaling::MediaPlane for Sfu {
         self.take_events()
     }
 
-    fn metrics(&self) -> String {
-        self.stats().to_prometheus()
+    fn metrics(&self) -> Vec<signaling::MediaMetric> {
+        self.stats().metrics()
     }
 }

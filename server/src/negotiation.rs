@@ -18,7 +18,7 @@ use rtc_core::sdp::{
     apply_subscriber_answer, build_subscriber_offer,
 };
 
-use crate::session::{Role, Session};
+use crate::session::{EndReason, Role, Session};
 use crate::worker::WorkerState;
 use crate::{Command, Played, Published, PublishedTrack, SfuError, SubscriberOffer};
 
@@ -128,7 +128,7 @@ pub(crate) fn handle_command(state: &mut WorkerState, command: Command) {
             let _ = reply.send(answer_subscriber(state, session, &answer));
         }
         Command::Close { session, reply } => {
-            remove_session(state, session);
+            remove_session(state, session, EndReason::Closed);
             let _ = reply.send(());
         }
         Command::Shutdown => {}
@@ -286,7 +286,7 @@ fn publish(state: &mut WorkerState, room: String, offer: &str) -> Result<Publish
             tracks,
         }),
         Err(e) => {
-            remove_session(state, id);
+            remove_session(state, id, EndReason::OfferRefused);
             Err(e)
         }
     }
@@ -690,9 +690,9 @@ pub(crate) fn session_connected(state: &mut WorkerState, id: SessionId) {
 
 /// Ends a session by itself (consent expired, DTLS failed, never connected): removes it and
 /// tells the signaling side.
-pub(crate) fn end_session(state: &mut WorkerState, id: SessionId) {
+pub(crate) fn end_session(state: &mut WorkerState, id: SessionId, reason: EndReason) {
     if state.sessions.contains_key(&id) {
-        remove_session(state, id);
+        remove_session(state, id, reason);
         let _ = state
             .shared
             .events
@@ -700,12 +700,20 @@ pub(crate) fn end_session(state: &mut WorkerState, id: SessionId) {
     }
 }
 
-/// Removes a session and everything routed to or from it. The players of a publisher that
-/// goes away end with it.
-pub(crate) fn remove_session(state: &mut WorkerState, id: SessionId) {
+/// Removes a session and everything routed to or from it, logging why. The players of a
+/// publisher that goes away end with it.
+pub(crate) fn remove_session(state: &mut WorkerState, id: SessionId, reason: EndReason) {
     let Some(session) = state.sessions.remove(&id) else {
         return;
     };
+    tracing::info!(
+        session = id.0,
+        room = %session.room,
+        role = session.role.as_str(),
+        reason = reason.as_str(),
+        connected = session.srtp.is_some(),
+        "session end"
+    );
     if matches!(session.role, Role::Publisher { .. }) {
         let players: Vec<SessionId> = state
             .sessions
@@ -714,7 +722,7 @@ pub(crate) fn remove_session(state: &mut WorkerState, id: SessionId) {
             .map(|s| s.id)
             .collect();
         for player in players {
-            end_session(state, player);
+            end_session(state, player, EndReason::PublisherLeft);
         }
     }
     state.router.remove_session(id);

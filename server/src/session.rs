@@ -20,6 +20,16 @@ pub(crate) enum Role {
     Subscriber(crate::negotiation::SubscriberState),
 }
 
+impl Role {
+    pub(crate) fn as_str(&self) -> &'static str {
+        match self {
+            Self::Publisher { .. } => "publisher",
+            Self::Player { .. } => "player",
+            Self::Subscriber(_) => "subscriber",
+        }
+    }
+}
+
 /// Something the worker must act on after feeding a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SessionEvent {
@@ -29,11 +39,50 @@ pub(crate) enum SessionEvent {
     Connected,
     /// The peer's certificate did not match its fingerprint (or the handshake failed).
     DtlsFailed { fingerprint_mismatch: bool },
-    /// Consent expired or DTLS closed: tear the session down.
-    Ended,
+    /// Consent expired, DTLS closed or setup timed out: tear the session down.
+    Ended(EndReason),
     /// The agent refused a STUN request (no or wrong MESSAGE-INTEGRITY or FINGERPRINT, a
     /// username that is not the session's); at most a small error response went back.
     StunRejected,
+}
+
+/// Why a session ended, as its log line says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EndReason {
+    /// Signaling closed it (the participant left, a WHIP or WHEP resource was deleted).
+    Closed,
+    /// The peer closed DTLS (close_notify).
+    PeerClosed,
+    /// ICE consent freshness expired: the peer stopped answering (RFC 7675).
+    ConsentExpired,
+    /// The DTLS handshake failed or its keys could not be used.
+    DtlsFailed,
+    /// The peer's DTLS certificate did not match the fingerprint in its SDP.
+    FingerprintMismatch,
+    /// DTLS had not completed by the setup deadline.
+    NeverConnected,
+    /// The publisher a WHEP player played left.
+    PublisherLeft,
+    /// The media plane shut down.
+    Shutdown,
+    /// Its offer was refused after the session was set up for it.
+    OfferRefused,
+}
+
+impl EndReason {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::PeerClosed => "peer closed",
+            Self::ConsentExpired => "consent expired",
+            Self::DtlsFailed => "dtls failure",
+            Self::FingerprintMismatch => "dtls fingerprint mismatch",
+            Self::NeverConnected => "never connected",
+            Self::PublisherLeft => "publisher left",
+            Self::Shutdown => "shutdown",
+            Self::OfferRefused => "offer refused",
+        }
+    }
 }
 
 pub(crate) struct Session {
@@ -116,7 +165,9 @@ impl Session {
             match event {
                 ice_lite::IceEvent::Nominated(address) => self.remote = Some(address),
                 ice_lite::IceEvent::SelectedAddressChanged { to, .. } => self.remote = Some(to),
-                ice_lite::IceEvent::ConsentExpired => events.push(SessionEvent::Ended),
+                ice_lite::IceEvent::ConsentExpired => {
+                    events.push(SessionEvent::Ended(EndReason::ConsentExpired));
+                }
             }
         }
     }
@@ -154,7 +205,7 @@ impl Session {
                         rtc_core::dtls::DtlsError::FingerprintMismatch
                     ),
                 }),
-                DtlsEvent::Closed => events.push(SessionEvent::Ended),
+                DtlsEvent::Closed => events.push(SessionEvent::Ended(EndReason::PeerClosed)),
             }
         }
     }
@@ -179,7 +230,7 @@ impl Session {
     /// Advances the session's timers.
     pub(crate) fn handle_timeout(&mut self, now: Instant, events: &mut Vec<SessionEvent>) {
         if self.setup_deadline().is_some_and(|at| at <= now) {
-            events.push(SessionEvent::Ended);
+            events.push(SessionEvent::Ended(EndReason::NeverConnected));
             return;
         }
         if self.ice.poll_timeout().is_some_and(|at| at <= now) {

@@ -222,141 +222,143 @@ impl SfuStats {
         }
     }
 
-    /// The counters in the Prometheus text exposition format.
-    pub fn to_prometheus(&self) -> String {
-        let gauges: [(&str, &str, u64); 1] =
-            [("sluice_sessions", "Media sessions open now.", self.sessions)];
+    /// The counters as served at `GET /metrics` (counter names without their `_total`,
+    /// which the encoder adds: `sluice_datagrams_received_total`).
+    pub fn metrics(&self) -> Vec<signaling::MediaMetric> {
         let counters: [(&str, &str, u64); 24] = [
             (
-                "sluice_datagrams_received_total",
+                "sluice_datagrams_received",
                 "Datagrams received on the media port.",
                 self.datagrams_received,
             ),
             (
-                "sluice_stun_responses_sent_total",
+                "sluice_stun_responses_sent",
                 "STUN responses sent.",
                 self.stun_responses_sent,
             ),
             (
-                "sluice_dtls_connected_total",
+                "sluice_dtls_connected",
                 "DTLS handshakes completed.",
                 self.dtls_connected,
             ),
             (
-                "sluice_dtls_fingerprint_mismatch_total",
+                "sluice_dtls_fingerprint_mismatch",
                 "DTLS peers refused for a certificate that does not match the SDP fingerprint.",
                 self.dtls_fingerprint_mismatch,
             ),
             (
-                "sluice_dtls_failures_total",
+                "sluice_dtls_failures",
                 "DTLS handshakes failed for another reason.",
                 self.dtls_failures,
             ),
             (
-                "sluice_dropped_unknown_protocol_total",
+                "sluice_dropped_unknown_protocol",
                 "Datagrams of no known protocol.",
                 self.dropped_unknown_protocol,
             ),
             (
-                "sluice_dropped_malformed_stun_total",
+                "sluice_dropped_malformed_stun",
                 "STUN messages that did not parse.",
                 self.dropped_malformed_stun,
             ),
             (
-                "sluice_dropped_rejected_stun_total",
+                "sluice_dropped_rejected_stun",
                 "STUN requests a session's ICE agent refused (integrity, username, fingerprint).",
                 self.dropped_rejected_stun,
             ),
             (
-                "sluice_dropped_unknown_stun_username_total",
+                "sluice_dropped_unknown_stun_username",
                 "STUN requests for no known session.",
                 self.dropped_unknown_stun_username,
             ),
             (
-                "sluice_dropped_unvalidated_source_total",
+                "sluice_dropped_unvalidated_source",
                 "DTLS, RTP and RTCP from addresses that never passed an ICE check.",
                 self.dropped_unvalidated_source,
             ),
             (
-                "sluice_dropped_no_keys_total",
+                "sluice_dropped_no_keys",
                 "Media before keys existed.",
                 self.dropped_no_keys,
             ),
             (
-                "sluice_srtp_auth_failures_total",
+                "sluice_srtp_auth_failures",
                 "SRTP and SRTCP packets that failed authentication.",
                 self.srtp_auth_failures,
             ),
             (
-                "sluice_srtp_replays_total",
+                "sluice_srtp_replays",
                 "SRTP and SRTCP replays and packets too old for the window.",
                 self.srtp_replays,
             ),
             (
-                "sluice_srtp_other_errors_total",
+                "sluice_srtp_other_errors",
                 "Other SRTP and SRTCP errors.",
                 self.srtp_other_errors,
             ),
             (
-                "sluice_socket_errors_total",
+                "sluice_socket_errors",
                 "Socket receive errors.",
                 self.socket_errors,
             ),
             (
-                "sluice_send_errors_total",
+                "sluice_send_errors",
                 "Sends the kernel refused.",
                 self.send_errors,
             ),
             (
-                "sluice_handed_over_total",
+                "sluice_handed_over",
                 "Datagrams handed to the worker owning their session.",
                 self.handed_over,
             ),
             (
-                "sluice_rtp_received_total",
+                "sluice_rtp_received",
                 "RTP packets accepted from publishers.",
                 self.rtp_received,
             ),
             (
-                "sluice_rtp_forwarded_total",
+                "sluice_rtp_forwarded",
                 "RTP packets forwarded to subscribers.",
                 self.forwarded_rtp,
             ),
             (
-                "sluice_rtp_dropped_total",
+                "sluice_rtp_dropped",
                 "RTP packets the router dropped.",
                 self.rtp_dropped,
             ),
             (
-                "sluice_nacks_received_total",
+                "sluice_nacks_received",
                 "NACK packets received from subscribers.",
                 self.nacks_received,
             ),
             (
-                "sluice_nacks_sent_total",
+                "sluice_nacks_sent",
                 "NACK packets sent to publishers.",
                 self.nacks_sent,
             ),
             (
-                "sluice_retransmissions_sent_total",
+                "sluice_retransmissions_sent",
                 "Retransmissions sent to subscribers.",
                 self.retransmissions_sent,
             ),
             (
-                "sluice_keyframe_requests_sent_total",
+                "sluice_keyframe_requests_sent",
                 "Keyframe requests sent to publishers.",
                 self.keyframe_requests_sent,
             ),
         ];
-        let mut text = String::new();
-        for (kind, metrics) in [("gauge", &gauges[..]), ("counter", &counters[..])] {
-            for (name, help, value) in metrics {
-                text.push_str(&format!(
-                    "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-                ));
-            }
-        }
-        text
+        let mut metrics = Vec::with_capacity(counters.len() + 1);
+        metrics.push(signaling::MediaMetric::gauge(
+            "sluice_sessions",
+            "Media sessions open now.",
+            self.sessions,
+        ));
+        metrics.extend(
+            counters
+                .into_iter()
+                .map(|(name, help, value)| signaling::MediaMetric::counter(name, help, value)),
+        );
+        metrics
     }
 
     pub(crate) fn absorb_router(&mut self, router: &RouterStats) {

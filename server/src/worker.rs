@@ -25,7 +25,7 @@ use packet_router::{IdHashMap, PacketKind, Router, RouterConfig, SessionId, Tran
 
 use crate::hand_over::{HandOverBatch, SPARE_BATCHES};
 use crate::negotiation;
-use crate::session::{Session, SessionEvent};
+use crate::session::{EndReason, Session, SessionEvent};
 use crate::stats::{DropReason, PublishedStats, SfuStats};
 use crate::timers::DeadlineQueue;
 use crate::udp::{BatchSocket, RecvBatch};
@@ -499,19 +499,33 @@ impl Worker {
                 }
                 SessionEvent::Connected => {
                     self.state.stats.dtls_connected += 1;
+                    if let Some(session) = self.state.sessions.get(&id) {
+                        let remote = session.remote.map(|a| a.to_string()).unwrap_or_default();
+                        tracing::info!(
+                            session = id.0,
+                            room = %session.room,
+                            role = session.role.as_str(),
+                            remote,
+                            "session connected"
+                        );
+                    }
                     negotiation::session_connected(&mut self.state, id);
                 }
                 SessionEvent::DtlsFailed {
                     fingerprint_mismatch,
                 } => {
-                    if fingerprint_mismatch {
+                    let reason = if fingerprint_mismatch {
                         self.state.stats.dtls_fingerprint_mismatch += 1;
+                        EndReason::FingerprintMismatch
                     } else {
                         self.state.stats.dtls_failures += 1;
-                    }
-                    negotiation::end_session(&mut self.state, id);
+                        EndReason::DtlsFailed
+                    };
+                    negotiation::end_session(&mut self.state, id, reason);
                 }
-                SessionEvent::Ended => negotiation::end_session(&mut self.state, id),
+                SessionEvent::Ended(reason) => {
+                    negotiation::end_session(&mut self.state, id, reason);
+                }
                 SessionEvent::StunRejected => self.state.stats.dropped(DropReason::RejectedStun),
             }
         }
@@ -623,7 +637,7 @@ impl Worker {
     fn close_all(&mut self) {
         let ids: Vec<SessionId> = self.state.sessions.keys().copied().collect();
         for id in ids {
-            negotiation::remove_session(&mut self.state, id);
+            negotiation::remove_session(&mut self.state, id, EndReason::Shutdown);
         }
         self.publish_stats();
     }

@@ -75,7 +75,7 @@ fn sluice_token_without_a_key_fails_clearly() -> anyhow::Result<()> {
 }
 
 /// Starts the server with `args` and returns it with its HTTP address (from its first line
-/// on stdout) and what it printed on stderr before that.
+/// on stdout) and the line after it, which says whether access tokens are required.
 fn start(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<(Child, String, String)> {
     let mut child = sluice()
         .args([
@@ -89,31 +89,26 @@ fn start(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<(Child, String, 
         .args(args)
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()?;
     let stdout = child
         .stdout
         .take()
         .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let first = BufReader::new(stdout)
-        .lines()
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("no output"))??;
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().ok_or_else(|| anyhow::anyhow!("no output"))??;
     let address = first
         .split("http://")
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
         .ok_or_else(|| anyhow::anyhow!("no address in {first:?}"))?
         .to_owned();
-    // The warnings are written before the server starts listening, so they are there now.
-    let mut stderr = child
-        .stderr
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stderr"))?;
-    let mut warnings = vec![0u8; 4096];
-    let n = stderr.read(&mut warnings)?;
-    warnings.truncate(n);
-    Ok((child, address, String::from_utf8(warnings)?))
+    let access = lines
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no line about access"))??;
+    // Later lines are not read: drain them so that the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Ok((child, address, access))
 }
 
 /// The status of one HTTP/1.1 GET.

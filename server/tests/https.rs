@@ -2,7 +2,7 @@
 //! SIGHUP re-reads them (a bad new file keeps the one in force and the process running), and
 //! `--tls-self-signed` starts with a warning; the startup line shows an https:// URL.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -67,16 +67,17 @@ fn start(args: &[&str]) -> anyhow::Result<(Child, SocketAddr, String)> {
         ])
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()?;
     let stdout = child
         .stdout
         .take()
         .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let first = BufReader::new(stdout)
-        .lines()
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("no output"))??;
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().ok_or_else(|| anyhow::anyhow!("no output"))??;
+    // The log lines after the first are kept for `stop` to return.
+    let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    LOGS.with(|logs| logs.borrow_mut().insert(child.id(), rest));
     let address = first
         .split("https://")
         .nth(1)
@@ -123,6 +124,7 @@ fn signal(child: &Child, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Stops the server with SIGTERM; returns its log lines after the startup line.
 fn stop(mut child: Child) -> anyhow::Result<String> {
     signal(&child, "TERM")?;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -133,11 +135,21 @@ fn stop(mut child: Child) -> anyhow::Result<String> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        pipe.read_to_string(&mut stderr)?;
-    }
-    Ok(stderr)
+    let reader = LOGS.with(|logs| logs.borrow_mut().remove(&child.id()));
+    let lines = match reader {
+        Some(reader) => reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("the log reader panicked"))?,
+        None => Vec::new(),
+    };
+    Ok(lines.join("\n"))
+}
+
+thread_local! {
+    /// The log readers of the servers started by this thread, by process id.
+    static LOGS: std::cell::RefCell<
+        std::collections::HashMap<u32, std::thread::JoinHandle<Vec<String>>>,
+    > = std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

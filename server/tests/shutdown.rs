@@ -89,7 +89,8 @@ async fn sigterm_closes_websockets_with_a_reason_and_exits() -> anyhow::Result<(
     anyhow::ensure!(status.success(), "sluice exited with {status}");
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     anyhow::ensure!(
-        rest.iter().any(|line| line == "sluice: stopped"),
+        // A log line: "<timestamp>  INFO sluice: stopped".
+        rest.iter().any(|line| line.ends_with("sluice: stopped")),
         "output: {rest:?}"
     );
     Ok(())

@@ -480,20 +480,16 @@ impl RefusedTokens {
             .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
-    /// The counters in the Prometheus text format.
-    pub fn metrics(&self) -> String {
-        let mut text = String::from(
-            "# HELP sluice_auth_refused_total Requests refused for their access token, by reason.\n\
-             # TYPE sluice_auth_refused_total counter\n",
-        );
-        for error in AuthError::ALL {
-            text.push_str(&format!(
-                "sluice_auth_refused_total{{reason=\"{}\"}} {}\n",
-                error.reason(),
-                self.get(error)
-            ));
-        }
-        text
+    /// The counters, one per reason, for `GET /metrics`.
+    pub fn metrics(&self) -> impl Iterator<Item = crate::MediaMetric> + '_ {
+        AuthError::ALL.into_iter().map(|error| crate::MediaMetric {
+            label: Some(("reason", error.reason())),
+            ..crate::MediaMetric::counter(
+                "sluice_auth_refused",
+                "Requests refused for their access token, by reason.",
+                self.get(error),
+            )
+        })
     }
 }
 
@@ -693,11 +689,11 @@ mod tests {
         let refused = RefusedTokens::default();
         refused.count(AuthError::Expired);
         refused.count(AuthError::Expired);
-        assert!(
-            refused
-                .metrics()
-                .contains("sluice_auth_refused_total{reason=\"expired\"} 2\n")
-        );
+        let expired = refused
+            .metrics()
+            .find(|m| m.label == Some(("reason", "expired")))
+            .unwrap();
+        assert_eq!((expired.name, expired.value), ("sluice_auth_refused", 2));
     }
 
     #[test]

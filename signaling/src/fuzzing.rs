@@ -125,8 +125,8 @@ impl MediaPlane for InstantMedia {
         None
     }
 
-    fn metrics(&self) -> String {
-        String::new()
+    fn metrics(&self) -> Vec<crate::MediaMetric> {
+        Vec::new()
     }
 }
 

@@ -23,6 +23,7 @@ use crate::assets;
 use crate::auth::{self, Action, AuthError};
 use crate::hub::{Hub, Resource};
 use crate::media::{MediaError, MediaPlane};
+use crate::metrics::Route;
 use crate::room::{Participant, ParticipantId, room_tracks};
 use crate::validate;
 use crate::ws;
@@ -42,12 +43,21 @@ pub(crate) fn respond(
     response
 }
 
+/// Why a request was refused, kept with the response so that it is logged once, where the
+/// request is counted.
+#[derive(Debug, Clone)]
+struct Refusal(String);
+
 pub(crate) fn error(status: StatusCode, message: impl AsRef<str>) -> Response<Body> {
-    respond(
+    let mut response = respond(
         status,
         "application/json",
         json!({"error": message.as_ref()}).to_string(),
-    )
+    );
+    response
+        .extensions_mut()
+        .insert(Refusal(message.as_ref().to_owned()));
+    response
 }
 
 /// The answer to a refused token: 401 (with `WWW-Authenticate: Bearer`, RFC 6750) when it is
@@ -131,30 +141,92 @@ fn query_param(query: Option<&str>, key: &str) -> Option<String> {
     })
 }
 
+/// Counts an answered request by route and status, and logs it when it was refused.
+fn account<M: MediaPlane>(hub: &Hub<M>, route: Route, method: &Method, response: &Response<Body>) {
+    let status = response.status();
+    hub.metrics.count_request(route, status.as_u16());
+    if status.is_client_error() || status.is_server_error() {
+        let reason = response
+            .extensions()
+            .get::<Refusal>()
+            .map_or("", |refusal| refusal.0.as_str());
+        let (route, status) = (route.as_str(), status.as_u16());
+        if response.status().is_server_error() {
+            tracing::warn!(route, %method, status, reason, "request failed");
+        } else {
+            tracing::info!(route, %method, status, reason, "request refused");
+        }
+    }
+}
+
+/// `GET /metrics`: everything rendered in one place (crate::metrics).
+async fn metrics<M: MediaPlane>(hub: Arc<Hub<M>>) -> Response<Body> {
+    // The media plane may wait briefly for its workers' counters: off the runtime.
+    let text = tokio::task::spawn_blocking(move || {
+        let mut media = hub.media.metrics();
+        media.extend(hub.connections.metrics());
+        media.extend(hub.refused.metrics());
+        hub.metrics.render(media, hub.gauges())
+    })
+    .await
+    .unwrap_or_default();
+    respond(StatusCode::OK, crate::metrics::CONTENT_TYPE, text)
+}
+
+/// Dispatches one request on the separate metrics address: `GET /metrics` and `/healthz`.
+pub async fn handle_metrics_only<M: MediaPlane>(
+    hub: Arc<Hub<M>>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let route = Route::of(request.uri().path());
+    let method = request.method().clone();
+    let response = match (&method, route) {
+        (&Method::GET, Route::Metrics) if request.uri().path() == "/metrics" => {
+            match hub.authorize(bearer_token(&request), Action::Metrics) {
+                Err(refused) => auth_error(refused),
+                Ok(_) => metrics(Arc::clone(&hub)).await,
+            }
+        }
+        (&Method::GET | &Method::HEAD, Route::Healthz) if request.uri().path() == "/healthz" => {
+            respond(StatusCode::OK, "text/plain", "ok")
+        }
+        _ => error(StatusCode::NOT_FOUND, "not found"),
+    };
+    account(&hub, route, &method, &response);
+    Ok(response)
+}
+
 /// Dispatches one request.
 pub async fn handle<M: MediaPlane>(
     hub: Arc<Hub<M>>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let path = request.uri().path().to_owned();
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let route = Route::of(&path);
     let method = request.method().clone();
-    let response = match (&method, segments.as_slice()) {
+    let response = route_request(Arc::clone(&hub), request, &path, &method).await;
+    account(&hub, route, &method, &response);
+    Ok(response)
+}
+
+async fn route_request<M: MediaPlane>(
+    hub: Arc<Hub<M>>,
+    request: Request<Incoming>,
+    path: &str,
+    method: &Method,
+) -> Response<Body> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let metrics_here = !hub.metrics_elsewhere;
+    match (method, segments.as_slice()) {
         (&Method::GET | &Method::HEAD, ["healthz"]) => respond(StatusCode::OK, "text/plain", "ok"),
-        (&Method::GET, ["metrics"]) => {
-            if let Err(refused) = hub.authorize(bearer_token(&request), Action::Metrics) {
-                return Ok(auth_error(refused));
+        (&Method::GET, ["metrics"]) if metrics_here => {
+            match hub.authorize(bearer_token(&request), Action::Metrics) {
+                Err(refused) => auth_error(refused),
+                Ok(_) => metrics(Arc::clone(&hub)).await,
             }
-            // The media plane may wait briefly for its workers' counters: off the runtime.
-            let media_hub = Arc::clone(&hub);
-            let mut text = tokio::task::spawn_blocking(move || media_hub.media.metrics())
-                .await
-                .unwrap_or_default();
-            text.push_str(&hub.metrics());
-            respond(StatusCode::OK, "text/plain; version=0.0.4", text)
         }
         (&Method::GET, ["ws"]) => upgrade(hub, request),
-        (&Method::GET | &Method::HEAD, ["" | "app" | "lib", ..]) => match assets::find(&path) {
+        (&Method::GET | &Method::HEAD, ["" | "app" | "lib", ..]) => match assets::find(path) {
             Some((body, content_type)) => {
                 let mut response = respond(StatusCode::OK, content_type, body);
                 let headers = response.headers_mut();
@@ -169,16 +241,19 @@ pub async fn handle<M: MediaPlane>(
         },
         (_, ["api", rest @ ..]) => admin::handle(hub, request, rest).await,
         (_, ["whip" | "whep", ..]) => {
-            let mut response = whip_whep(hub, request, &method, &segments).await;
+            let mut response = whip_whep(hub, request, method, &segments).await;
             add_cors(&mut response);
             response
         }
+        (_, ["metrics"]) if !metrics_here => error(
+            StatusCode::NOT_FOUND,
+            "metrics are served on their own address",
+        ),
         (_, ["healthz" | "ws" | "metrics"]) => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
         _ => error(StatusCode::NOT_FOUND, "not found"),
-    };
-    Ok(response)
+    }
 }
 
 fn add_cors(response: &mut Response<Body>) {
@@ -356,6 +431,7 @@ async fn whip_post<M: MediaPlane>(
         Err(e) => return media_error(&e),
     };
     let tracks = room_tracks(&published.tracks, |_| None);
+    let display_name = name.clone();
     let admitted = hub.admit(&room, |id| Participant {
         id,
         identity: grant.identity().map(str::to_owned),
@@ -376,6 +452,15 @@ async fn whip_post<M: MediaPlane>(
             return error(StatusCode::CONFLICT, e.message());
         }
     };
+    tracing::info!(room, participant = %participant.wire(), name = %display_name, "join");
+    tracing::info!(
+        room,
+        participant = %participant.wire(),
+        session = published.session.0,
+        tracks = published.tracks.len(),
+        via = "whip",
+        "publish"
+    );
     let token = hub.add_resource(Resource::Whip {
         room: room.clone(),
         participant,
@@ -428,6 +513,13 @@ async fn whep_post<M: MediaPlane>(
         Ok(played) => played,
         Err(e) => return media_error(&e),
     };
+    tracing::info!(
+        room,
+        publisher = %publisher_id.wire(),
+        session = played.session.0,
+        via = "whep",
+        "subscribe"
+    );
     let token = hub.add_resource(Resource::Whep {
         room: room.clone(),
         session: played.session,
@@ -472,7 +564,13 @@ fn upgrade<M: MediaPlane>(hub: Arc<Hub<M>>, mut request: Request<Incoming>) -> R
         .max_message_size(Some(hub.config.max_message_bytes.saturating_mul(4)))
         .max_frame_size(Some(hub.config.max_message_bytes.saturating_mul(4)));
     let live = crate::hub::LiveConnection::new(&hub.live);
-    tokio::spawn(async move {
+    // The room and participant are recorded on the span when the connection joins.
+    let span = tracing::info_span!(
+        "ws",
+        room = tracing::field::Empty,
+        participant = tracing::field::Empty
+    );
+    let connection = async move {
         let _live = live;
         if let Ok(upgraded) = on_upgrade.await {
             let socket = WebSocketStream::from_raw_socket(
@@ -483,7 +581,8 @@ fn upgrade<M: MediaPlane>(hub: Arc<Hub<M>>, mut request: Request<Incoming>) -> R
             .await;
             ws::run(hub, socket, token).await;
         }
-    });
+    };
+    tokio::spawn(tracing::Instrument::instrument(connection, span));
     let mut response = respond(StatusCode::SWITCHING_PROTOCOLS, "text/plain", "");
     let headers = response.headers_mut();
     headers.remove(header::CONTENT_TYPE);

@@ -97,6 +97,10 @@ pub struct Hub<M> {
     pub connections: Arc<crate::listener::ConnectionLimits>,
     /// Requests refused for their access token, by reason.
     pub refused: RefusedTokens,
+    /// Signaling's counters, served with the gauges at `GET /metrics`.
+    pub metrics: crate::metrics::Metrics,
+    /// `GET /metrics` is served on its own address, not on the main one.
+    pub metrics_elsewhere: bool,
 }
 
 /// Counts one open connection in [`Hub::live`] for as long as it is held.
@@ -127,6 +131,8 @@ impl<M: MediaPlane> Hub<M> {
                 config.max_connections_per_ip,
             ),
             refused: RefusedTokens::default(),
+            metrics: crate::metrics::Metrics::new(),
+            metrics_elsewhere: false,
             config,
         }
     }
@@ -163,22 +169,27 @@ impl<M: MediaPlane> Hub<M> {
         Ok(grant)
     }
 
-    /// Signaling's own gauges in the Prometheus text format.
-    pub fn metrics(&self) -> String {
-        let (rooms, participants) = {
+    /// Signaling's gauges now: totals and, per room, participants, publishers and tracks.
+    pub fn gauges(&self) -> crate::metrics::HubGauges {
+        let per_room: Vec<crate::metrics::RoomGauges> = {
             let state = self.state();
-            let participants: usize = state.rooms.values().map(Room::len).sum();
-            (state.rooms.len(), participants)
+            state
+                .rooms
+                .values()
+                .map(|room| crate::metrics::RoomGauges {
+                    room: room.name.clone(),
+                    participants: room.len() as u64,
+                    publishers: room.participants().filter(|p| p.publish.is_some()).count() as u64,
+                    tracks: room.participants().map(|p| p.tracks.len() as u64).sum(),
+                })
+                .collect()
         };
-        let connections = *self.live.borrow();
-        let mut text = format!(
-            "# HELP sluice_rooms Rooms open now.\n# TYPE sluice_rooms gauge\nsluice_rooms {rooms}\n\
-             # HELP sluice_participants Participants in all rooms now.\n# TYPE sluice_participants gauge\nsluice_participants {participants}\n\
-             # HELP sluice_http_connections HTTP and WebSocket connections open now.\n# TYPE sluice_http_connections gauge\nsluice_http_connections {connections}\n"
-        );
-        text.push_str(&self.connections.metrics());
-        text.push_str(&self.refused.metrics());
-        text
+        crate::metrics::HubGauges {
+            rooms: per_room.len() as u64,
+            participants: per_room.iter().map(|r| r.participants).sum(),
+            connections: *self.live.borrow() as u64,
+            per_room,
+        }
     }
 
     /// The state, also after a panic elsewhere poisoned the lock: every update to it is
@@ -267,7 +278,18 @@ impl<M: MediaPlane> Hub<M> {
 
     /// Removes a participant, tells the others, drops an emptied room and closes the
     /// participant's sessions. Calling it again for the same participant does nothing.
+    #[allow(dead_code)] // For callers with no more specific reason to log.
     pub async fn remove_participant(&self, room: &str, id: ParticipantId) {
+        self.remove_participant_because(room, id, "left").await;
+    }
+
+    /// [`Hub::remove_participant`], logging `reason` with the leave.
+    pub async fn remove_participant_because(
+        &self,
+        room: &str,
+        id: ParticipantId,
+        reason: &'static str,
+    ) {
         let gone = {
             let mut state = self.state();
             let Some(existing) = state.rooms.get_mut(room) else {
@@ -288,6 +310,13 @@ impl<M: MediaPlane> Hub<M> {
             gone
         };
         if let Some(gone) = gone {
+            tracing::info!(
+                room,
+                participant = %id.wire(),
+                name = %gone.name,
+                reason,
+                "leave"
+            );
             for session in gone.sessions() {
                 self.media.close(session).await;
             }
@@ -321,10 +350,12 @@ impl<M: MediaPlane> Hub<M> {
         let removed = self.state().resources.remove(token);
         match removed {
             Some(Resource::Whip { room, participant }) => {
-                self.remove_participant(&room, participant).await;
+                self.remove_participant_because(&room, participant, "whip resource deleted")
+                    .await;
                 true
             }
-            Some(Resource::Whep { session, .. }) => {
+            Some(Resource::Whep { session, room }) => {
+                tracing::info!(room, session = session.0, "whep player left");
                 self.state().sessions.remove(&session);
                 self.media.close(session).await;
                 true
@@ -399,7 +430,8 @@ impl<M: MediaPlane> Hub<M> {
                 let outbox = self
                     .with_room(&room, |r| r.get(id).and_then(|p| p.outbox.clone()))
                     .flatten();
-                self.remove_participant(&room, id).await;
+                self.remove_participant_because(&room, id, "media connection ended")
+                    .await;
                 if let Some(outbox) = outbox {
                     outbox.send(Outbound::Close(CLOSE_MEDIA_ENDED, "media connection ended"));
                 }

@@ -39,6 +39,7 @@ mod http;
 mod hub;
 mod listener;
 mod media;
+mod metrics;
 mod protocol;
 mod room;
 pub mod tls;
@@ -50,12 +51,15 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 pub use auth::{AccessKeys, AuthError, Claims, VideoGrant};
 pub use media::{
     MediaError, MediaEvent, MediaPlane, Played, Published, PublishedTrack, SubscriberOffer,
 };
+pub use metrics::{MediaMetric, MetricKind};
 pub use tls::{TlsAcceptorHandle, TlsError};
 
 /// Limits of the signaling service; the defaults are the ones docs/protocol.md states.
@@ -115,15 +119,32 @@ impl Default for SignalingConfig {
 /// Serves HTTP (HTTPS when [`SignalingConfig::tls`] is set) on `listener` until `shutdown`
 /// completes: `GET /healthz`, the web app, the room protocol at `GET /ws`, WHIP at
 /// `/whip/{room}`, WHEP at `/whep/{room}[/{id}]`, the admin API under `/api/` and
-/// `GET /metrics`.
-/// Connections already open when `shutdown` fires are left to finish on the runtime.
+/// `GET /metrics`. Connections already open when `shutdown` fires are left to finish on the
+/// runtime.
 pub async fn serve<M: MediaPlane>(
     listener: TcpListener,
     media: Arc<M>,
     config: SignalingConfig,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let hub = Arc::new(hub::Hub::new(media, config));
+    serve_with_metrics(listener, None, media, config, shutdown).await
+}
+
+/// [`serve`], with `GET /metrics` (and `/healthz`) on `metrics_listener` instead of on the
+/// main listener when one is given: then the main address answers `/metrics` with 404.
+pub async fn serve_with_metrics<M: MediaPlane>(
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    media: Arc<M>,
+    config: SignalingConfig,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let mut hub = hub::Hub::new(media, config);
+    hub.metrics_elsewhere = metrics_listener.is_some();
+    let hub = Arc::new(hub);
+    if let Some(metrics_listener) = metrics_listener {
+        tokio::spawn(serve_metrics(metrics_listener, Arc::clone(&hub)));
+    }
     if let Some(mut events) = hub.media.events() {
         let hub = hub.clone();
         tokio::spawn(async move {
@@ -138,7 +159,7 @@ pub async fn serve<M: MediaPlane>(
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
-        let (stream, peer) = match accepted {
+        let (stream, client) = match accepted {
             Ok(accepted) => accepted,
             // Out of file descriptors or a connection reset before accept: back off briefly
             // rather than spin, and keep serving.
@@ -147,7 +168,11 @@ pub async fn serve<M: MediaPlane>(
                 continue;
             }
         };
-        tokio::spawn(listener::run(hub.clone(), stream, peer.ip()));
+        let span = tracing::info_span!("http", %client);
+        tokio::spawn(tracing::Instrument::instrument(
+            listener::run(hub.clone(), stream, client.ip()),
+            span,
+        ));
     }
     // Drain: WebSockets are closed with a reason (1001) and leave their rooms; HTTP requests
     // in flight finish. Connections that do not finish in time are dropped with the runtime.
@@ -158,6 +183,26 @@ pub async fn serve<M: MediaPlane>(
     };
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, drained).await;
     Ok(())
+}
+
+/// Serves `GET /metrics` and `/healthz` on their own listener, for as long as the runtime
+/// runs (a scrape in flight at shutdown is harmless).
+async fn serve_metrics<M: MediaPlane>(listener: TcpListener, hub: Arc<hub::Hub<M>>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            let service =
+                service_fn(move |request| http::handle_metrics_only(hub.clone(), request));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
 }
 
 /// How long a shutdown waits for open connections to finish.

@@ -133,19 +133,33 @@ impl ConnectionLimits {
     }
 
     /// The caps' counters in the Prometheus text format.
-    pub fn metrics(&self) -> String {
-        let full = self.refused_server_full.load(Ordering::Relaxed);
-        let address = self.refused_address_full.load(Ordering::Relaxed);
-        let tls = self.tls_failures.load(Ordering::Relaxed);
-        format!(
-            "# HELP sluice_http_connections_refused_total HTTP connections refused over a cap.\n\
-             # TYPE sluice_http_connections_refused_total counter\n\
-             sluice_http_connections_refused_total{{reason=\"server_full\"}} {full}\n\
-             sluice_http_connections_refused_total{{reason=\"address_full\"}} {address}\n\
-             # HELP sluice_tls_handshake_failures_total TLS handshakes that failed or timed out.\n\
-             # TYPE sluice_tls_handshake_failures_total counter\n\
-             sluice_tls_handshake_failures_total {tls}\n"
-        )
+    pub fn metrics(&self) -> [crate::MediaMetric; 3] {
+        use crate::MediaMetric;
+        const REFUSED: &str = "sluice_http_connections_refused";
+        const REFUSED_HELP: &str = "HTTP connections refused over a cap.";
+        [
+            MediaMetric {
+                label: Some(("reason", "server_full")),
+                ..MediaMetric::counter(
+                    REFUSED,
+                    REFUSED_HELP,
+                    self.refused_server_full.load(Ordering::Relaxed),
+                )
+            },
+            MediaMetric {
+                label: Some(("reason", "address_full")),
+                ..MediaMetric::counter(
+                    REFUSED,
+                    REFUSED_HELP,
+                    self.refused_address_full.load(Ordering::Relaxed),
+                )
+            },
+            MediaMetric::counter(
+                "sluice_tls_handshake_failures",
+                "TLS handshakes that failed or timed out.",
+                self.tls_failures.load(Ordering::Relaxed),
+            ),
+        ]
     }
 }
 
@@ -348,8 +362,18 @@ mod tests {
         drop((first, third, again));
         assert_eq!(limits.open().total, 0);
         assert!(limits.open().per_ip.is_empty(), "no entry is left behind");
-        let page = limits.metrics();
-        assert!(page.contains("sluice_http_connections_refused_total{reason=\"server_full\"} 1"));
-        assert!(page.contains("sluice_http_connections_refused_total{reason=\"address_full\"} 1"));
+        let refused: Vec<(Option<(&str, &str)>, u64)> = limits
+            .metrics()
+            .iter()
+            .filter(|m| m.name == "sluice_http_connections_refused")
+            .map(|m| (m.label, m.value))
+            .collect();
+        assert_eq!(
+            refused,
+            [
+                (Some(("reason", "server_full")), 1),
+                (Some(("reason", "address_full")), 1)
+            ]
+        );
     }
 }

@@ -115,7 +115,8 @@ pub trait MediaPlane: Send + Sync + 'static {
     /// Events from the media plane; called once by `serve`.
     fn events(&self) -> Option<UnboundedReceiver<MediaEvent>>;
 
-    /// The media plane's counters in the Prometheus text exposition format, served at
-    /// `GET /metrics`. It may block briefly (called on a blocking thread, not the runtime).
-    fn metrics(&self) -> String;
+    /// The media plane's counters and gauges, served at `GET /metrics` (see
+    /// [`crate::MediaMetric`]). It may block briefly (called on a blocking thread, not the
+    /// runtime).
+    fn metrics(&self) -> Vec<crate::MediaMetric>;
 }

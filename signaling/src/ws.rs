@@ -139,6 +139,8 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket, token: Option<
     connection.token = token;
     let mut writer_done = false;
     let mut shutting_down = connection.hub.shutting_down.subscribe();
+    // Why the connection ends, for the leave line.
+    let mut reason = "connection closed";
     loop {
         let message = tokio::select! {
             message = stream.next() => message,
@@ -146,20 +148,26 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket, token: Option<
                 connection
                     .outbox
                     .send(Outbound::Close(CLOSE_GOING_AWAY, "server shutting down"));
+                reason = "server shutting down";
                 break;
             }
             _ = &mut writer => {
                 writer_done = true;
+                reason = "connection lost";
                 break;
             }
             // The client reads too slowly to keep up with its room.
-            () = overflowed.notified() => break,
+            () = overflowed.notified() => {
+                reason = "client too slow";
+                break;
+            }
         };
         let flow = match message {
             Some(Ok(Message::Text(text))) => {
                 let now = Instant::now();
                 if text.len() > connection.hub.config.max_message_bytes {
                     connection.too_big();
+                    reason = "message too large";
                     Flow::Stop
                 } else if !rate.take(now) {
                     if rate.should_warn(now) {
@@ -182,6 +190,7 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket, token: Option<
             Some(Ok(_)) => Flow::Continue,
             Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) => {
                 connection.too_big();
+                reason = "message too large";
                 Flow::Stop
             }
             Some(Err(_)) => Flow::Stop,
@@ -190,7 +199,7 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket, token: Option<
             break;
         }
     }
-    connection.leave().await;
+    connection.leave_because(reason).await;
     drop(connection);
     // The writer ends once every sender of the outbox (the room's copy went with the leave)
     // is gone; give it a moment to flush a final error and close frame, but not forever to a
@@ -220,6 +229,11 @@ impl<M: MediaPlane> Connection<M> {
     }
 
     fn error(&self, invalid: Invalid) {
+        tracing::info!(
+            code = invalid.code,
+            reason = invalid.message,
+            "request refused"
+        );
         self.send(json!({"type": "error", "code": invalid.code, "message": invalid.message}));
     }
 
@@ -228,6 +242,7 @@ impl<M: MediaPlane> Connection<M> {
             MediaError::BadSdp(_) => "bad_sdp",
             MediaError::UnknownSession | MediaError::Stopped => "media_error",
         };
+        tracing::info!(code, reason = %error, "request refused");
         self.send(json!({"type": "error", "code": code, "message": error.to_string()}));
     }
 
@@ -347,11 +362,15 @@ impl<M: MediaPlane> Connection<M> {
                 participant
             })
             .map_err(|e| Invalid::new(e.code(), e.message()))?;
+        let span = tracing::Span::current();
+        span.record("room", room);
+        span.record("participant", id.wire());
+        tracing::info!(room, participant = %id.wire(), name, "join");
         let answered = Arc::new(Notify::new());
         let stop_renegotiating = Arc::new(Notify::new());
         // Without the subscribe grant there is no subscribe connection at all.
         if subscribes {
-            tokio::spawn(renegotiate_loop(
+            let renegotiate = renegotiate_loop(
                 self.hub.clone(),
                 room.to_owned(),
                 id,
@@ -361,7 +380,8 @@ impl<M: MediaPlane> Connection<M> {
                     answered: answered.clone(),
                     stop: stop_renegotiating.clone(),
                 },
-            ));
+            );
+            tokio::spawn(tracing::Instrument::instrument(renegotiate, span));
         }
         self.joined = Some(Joined {
             room: room.to_owned(),
@@ -396,6 +416,14 @@ impl<M: MediaPlane> Connection<M> {
         let tracks = room_tracks(&published.tracks, |mid| {
             protocol::declared_source(sources, mid)
         });
+        tracing::info!(
+            room,
+            participant = %id.wire(),
+            session = published.session.0,
+            tracks = published.tracks.len(),
+            renegotiated = existing.is_some(),
+            "publish"
+        );
         // The answer goes out before the others hear of the tracks.
         self.send(json!({"type": "published", "sdp": published.sdp}));
         self.hub.with_room(&room, |r| r.set_tracks(id, tracks));
@@ -441,9 +469,15 @@ impl<M: MediaPlane> Connection<M> {
     }
 
     pub(crate) async fn leave(&mut self) {
+        self.leave_because("left").await;
+    }
+
+    async fn leave_because(&mut self, reason: &'static str) {
         if let Some(joined) = self.joined.take() {
             joined.stop_renegotiating.notify_one();
-            self.hub.remove_participant(&joined.room, joined.id).await;
+            self.hub
+                .remove_participant_because(&joined.room, joined.id, reason)
+                .await;
         }
     }
 }
@@ -485,6 +519,13 @@ async fn renegotiate_loop<M: MediaPlane>(
         hub.media.close(subscriber).await;
         return;
     }
+    tracing::info!(
+        room,
+        participant = %id.wire(),
+        session = subscriber.0,
+        via = "ws",
+        "subscribe"
+    );
     let mut offered: Vec<(TrackId, ParticipantId)> = Vec::new();
     loop {
         let wanted = hub.with_room(&room, |r| r.get(id).is_some().then(|| r.tracks_for(id)));

@@ -123,6 +123,89 @@ impl Counters {
         ]
     }
 
+    /// The counters as `GET /metrics` serves them (`bare_forwarder_*`, drops by reason).
+    pub fn metrics(&self) -> Vec<signaling::MediaMetric> {
+        use signaling::{MediaMetric, MetricKind};
+        let [
+            datagrams_received,
+            rtp_received,
+            forwarded,
+            send_batches,
+            send_errors,
+            socket_errors,
+            stun_responses,
+            dtls_connected,
+            dtls_failed,
+            sessions,
+            timer_scans,
+        ] = self.values().map(|(_, value)| value);
+        let mut metrics = vec![MediaMetric::gauge(
+            "bare_forwarder_sessions",
+            "Sessions open now.",
+            sessions,
+        )];
+        for (name, help, value) in [
+            (
+                "bare_forwarder_datagrams_received",
+                "Datagrams received.",
+                datagrams_received,
+            ),
+            (
+                "bare_forwarder_rtp_received",
+                "RTP packets received.",
+                rtp_received,
+            ),
+            (
+                "bare_forwarder_forwarded",
+                "RTP copies forwarded.",
+                forwarded,
+            ),
+            (
+                "bare_forwarder_send_batches",
+                "Batched sends.",
+                send_batches,
+            ),
+            (
+                "bare_forwarder_send_errors",
+                "Sends the kernel refused.",
+                send_errors,
+            ),
+            (
+                "bare_forwarder_socket_errors",
+                "Socket receive errors.",
+                socket_errors,
+            ),
+            (
+                "bare_forwarder_stun_responses",
+                "STUN responses sent.",
+                stun_responses,
+            ),
+            (
+                "bare_forwarder_dtls_connected",
+                "DTLS handshakes completed.",
+                dtls_connected,
+            ),
+            (
+                "bare_forwarder_dtls_failed",
+                "DTLS handshakes failed.",
+                dtls_failed,
+            ),
+            ("bare_forwarder_timer_scans", "Timer scans.", timer_scans),
+        ] {
+            metrics.push(MediaMetric::counter(name, help, value));
+        }
+        for reason in DropReason::ALL {
+            metrics.push(MediaMetric {
+                name: "bare_forwarder_dropped",
+                help: "Datagrams not forwarded, by reason.",
+                kind: MetricKind::Counter,
+                label: Some(("reason", reason.as_str())),
+                value: self.dropped(reason),
+            });
+        }
+        metrics
+    }
+
     /// The counters in the Prometheus text exposition format.
     pub fn to_prometheus(&self) -> String {
         let mut text = String::new();
@@ -178,6 +261,11 @@ mod tests {
                 .to_prometheus()
                 .contains("bare_forwarder_dropped{reason=\"too_large\"} 1\n")
         );
+        let metrics = counters.metrics();
+        assert!(metrics.iter().any(|m| m.name == "bare_forwarder_dropped"
+            && m.label == Some(("reason", "rtcp"))
+            && m.value == 2));
+        assert_eq!(metrics[0].name, "bare_forwarder_sessions");
     }
 
     #[test]

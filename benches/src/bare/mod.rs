@@ -258,7 +258,7 @@ impl signaling::MediaPlane for BareForwarder {
         self.events.lock().ok()?.take()
     }
 
-    fn metrics(&self) -> String {
-        self.counters().to_prometheus()
+    fn metrics(&self) -> Vec<signaling::MediaMetric> {
+        self.counters().metrics()
     }
 }

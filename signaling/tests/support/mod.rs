@@ -201,8 +201,12 @@ impl MediaPlane for RecordingMedia {
         self.events.lock().unwrap().take()
     }
 
-    fn metrics(&self) -> String {
-        "# TYPE recording_media_calls counter\nrecording_media_calls 1\n".to_owned()
+    fn metrics(&self) -> Vec<signaling::MediaMetric> {
+        vec![signaling::MediaMetric::gauge(
+            "recording_media_calls",
+            "A value from the media plane.",
+            1,
+        )]
     }
 }
 
