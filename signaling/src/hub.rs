@@ -4,6 +4,7 @@
 //! participant is still there).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use packet_router::SessionId;
@@ -86,6 +87,17 @@ pub struct Hub<M> {
     pub shutting_down: tokio::sync::watch::Sender<bool>,
     /// Connections (HTTP and WebSocket) still open, so that a shutdown can wait for them.
     pub live: tokio::sync::watch::Sender<usize>,
+    /// WebSockets the server closed because a limit ran out.
+    pub closed: ClosedCounters,
+}
+
+/// WebSockets the server closed because a time limit ran out, by reason.
+#[derive(Debug, Default)]
+pub struct ClosedCounters {
+    /// No participant within the join timeout.
+    pub join_timeout: AtomicU64,
+    /// Nothing heard (not even a pong) within the pong timeout.
+    pub keepalive_timeout: AtomicU64,
 }
 
 /// Counts one open connection in [`Hub::live`] for as long as it is held.
@@ -112,6 +124,7 @@ impl<M: MediaPlane> Hub<M> {
             state: Mutex::new(HubState::default()),
             shutting_down: tokio::sync::watch::Sender::new(false),
             live: tokio::sync::watch::Sender::new(0),
+            closed: ClosedCounters::default(),
         }
     }
 
@@ -123,10 +136,15 @@ impl<M: MediaPlane> Hub<M> {
             (state.rooms.len(), participants)
         };
         let connections = *self.live.borrow();
+        let join_timeout = self.closed.join_timeout.load(Ordering::Relaxed);
+        let keepalive_timeout = self.closed.keepalive_timeout.load(Ordering::Relaxed);
         format!(
             "# HELP sluice_rooms Rooms open now.\n# TYPE sluice_rooms gauge\nsluice_rooms {rooms}\n\
              # HELP sluice_participants Participants in all rooms now.\n# TYPE sluice_participants gauge\nsluice_participants {participants}\n\
-             # HELP sluice_http_connections HTTP and WebSocket connections open now.\n# TYPE sluice_http_connections gauge\nsluice_http_connections {connections}\n"
+             # HELP sluice_http_connections HTTP and WebSocket connections open now.\n# TYPE sluice_http_connections gauge\nsluice_http_connections {connections}\n\
+             # HELP sluice_ws_closed_total WebSockets the server closed because a time limit ran out.\n# TYPE sluice_ws_closed_total counter\n\
+             sluice_ws_closed_total{{reason=\"join_timeout\"}} {join_timeout}\n\
+             sluice_ws_closed_total{{reason=\"keepalive_timeout\"}} {keepalive_timeout}\n"
         )
     }
 

@@ -73,6 +73,14 @@ pub struct SignalingConfig {
     pub message_burst: u32,
     /// How long a subscribe offer waits for its answer before a newer one may be sent.
     pub answer_timeout: Duration,
+    /// How often the server pings each WebSocket.
+    pub ping_interval: Duration,
+    /// How long a WebSocket may stay silent (no frame of any kind, pongs included) before it
+    /// is dropped as dead; its participant leaves as if the socket had closed.
+    pub pong_timeout: Duration,
+    /// How long a WebSocket may stay without a participant (after it opens, or after
+    /// `leave`) before it is closed with the error `join_timeout`.
+    pub join_timeout: Duration,
 }
 
 impl Default for SignalingConfig {
@@ -86,6 +94,9 @@ impl Default for SignalingConfig {
             messages_per_second: 50,
             message_burst: 100,
             answer_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(15),
+            pong_timeout: Duration::from_secs(30),
+            join_timeout: Duration::from_secs(10),
         }
     }
 }
