@@ -129,6 +129,8 @@ pub struct SfuStats {
     pub retransmissions_sent: u64,
     /// Keyframe requests sent to publishers.
     pub keyframe_requests_sent: u64,
+    /// NACKed packets not resent because the subscriber's retransmission budget was spent.
+    pub retransmissions_over_budget: u64,
 }
 
 impl SfuStats {
@@ -180,6 +182,7 @@ impl SfuStats {
             nacks_sent,
             retransmissions_sent,
             keyframe_requests_sent,
+            retransmissions_over_budget,
         } = other;
         // Destructuring above makes a new counter a compile error until it is summed here.
         for (total, value) in [
@@ -217,6 +220,10 @@ impl SfuStats {
             (&mut self.nacks_sent, nacks_sent),
             (&mut self.retransmissions_sent, retransmissions_sent),
             (&mut self.keyframe_requests_sent, keyframe_requests_sent),
+            (
+                &mut self.retransmissions_over_budget,
+                retransmissions_over_budget,
+            ),
         ] {
             *total += *value;
         }
@@ -226,7 +233,7 @@ impl SfuStats {
     pub fn to_prometheus(&self) -> String {
         let gauges: [(&str, &str, u64); 1] =
             [("sluice_sessions", "Media sessions open now.", self.sessions)];
-        let counters: [(&str, &str, u64); 24] = [
+        let counters: [(&str, &str, u64); 25] = [
             (
                 "sluice_datagrams_received_total",
                 "Datagrams received on the media port.",
@@ -347,6 +354,11 @@ impl SfuStats {
                 "Keyframe requests sent to publishers.",
                 self.keyframe_requests_sent,
             ),
+            (
+                "sluice_retransmissions_over_budget_total",
+                "NACKed packets not resent: the subscriber's retransmission budget was spent.",
+                self.retransmissions_over_budget,
+            ),
         ];
         let mut text = String::new();
         for (kind, metrics) in [("gauge", &gauges[..]), ("counter", &counters[..])] {
@@ -367,5 +379,6 @@ impl SfuStats {
         self.nacks_sent = router.nacks_sent;
         self.retransmissions_sent = router.retransmissions_sent;
         self.keyframe_requests_sent = router.keyframe_requests_sent;
+        self.retransmissions_over_budget = router.retransmissions_over_budget;
     }
 }
