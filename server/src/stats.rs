@@ -131,6 +131,9 @@ pub struct SfuStats {
     pub keyframe_requests_sent: u64,
     /// NACKed packets not resent because the subscriber's retransmission budget was spent.
     pub retransmissions_over_budget: u64,
+    /// DTLS datagrams a handshake dropped: records no DTLS 1.2 handshake sends, or a full
+    /// receive queue.
+    pub dropped_dtls: u64,
 }
 
 impl SfuStats {
@@ -183,6 +186,7 @@ impl SfuStats {
             retransmissions_sent,
             keyframe_requests_sent,
             retransmissions_over_budget,
+            dropped_dtls,
         } = other;
         // Destructuring above makes a new counter a compile error until it is summed here.
         for (total, value) in [
@@ -224,6 +228,7 @@ impl SfuStats {
                 &mut self.retransmissions_over_budget,
                 retransmissions_over_budget,
             ),
+            (&mut self.dropped_dtls, dropped_dtls),
         ] {
             *total += *value;
         }
@@ -233,7 +238,7 @@ impl SfuStats {
     pub fn to_prometheus(&self) -> String {
         let gauges: [(&str, &str, u64); 1] =
             [("sluice_sessions", "Media sessions open now.", self.sessions)];
-        let counters: [(&str, &str, u64); 25] = [
+        let counters: [(&str, &str, u64); 26] = [
             (
                 "sluice_datagrams_received_total",
                 "Datagrams received on the media port.",
@@ -358,6 +363,11 @@ impl SfuStats {
                 "sluice_retransmissions_over_budget_total",
                 "NACKed packets not resent: the subscriber's retransmission budget was spent.",
                 self.retransmissions_over_budget,
+            ),
+            (
+                "sluice_dropped_dtls_total",
+                "DTLS datagrams dropped: records no handshake sends, or a full handshake queue.",
+                self.dropped_dtls,
             ),
         ];
         let mut text = String::new();
