@@ -7,7 +7,8 @@
 //! one rewritten copy per subscriber into the [`TransmitQueue`]: the subscriber's SSRC,
 //! sequence number, timestamp, payload type and header-extension ids, and its own
 //! transport-wide sequence number. RTCP from subscribers is answered here too: NACKs from the
-//! retransmission cache (on RTX when negotiated), PLI and FIR throttled to the publisher.
+//! retransmission cache (on RTX when negotiated) within each subscriber's retransmission
+//! budget, PLI and FIR throttled to the publisher.
 //! Periodic reports (sender reports to subscribers that match the rewritten timestamps,
 //! receiver reports and NACKs to publishers) are produced on [`Router::handle_timeout`].
 //!
@@ -807,7 +808,9 @@ impl Router {
     }
 
     /// Answers a subscriber's NACK for `lost` (its sequence numbers) from the retransmission
-    /// cache.
+    /// cache, as far as the subscriber session's retransmission budget allows
+    /// ([`RouterConfig::retransmit_budget`]); the rest is counted in
+    /// [`RouterStats::retransmissions_over_budget`].
     pub fn retransmit(
         &mut self,
         now: Instant,

@@ -207,9 +207,9 @@ impl DtlsEndpoint {
     /// Malformed, replayed and out-of-window records, and datagrams longer than
     /// [`MAX_DATAGRAM_LEN`], are dropped without error. So is a datagram that finds the
     /// engine's receive queue full, and one with a plaintext record no DTLS 1.2 handshake
-    /// contains (a handshake message numbered beyond the last, or application data before
-    /// encryption), which would otherwise hold a queue slot for the rest of the handshake:
-    /// the handshake record are unauthenticated until Finished, so anyone who can send from
+    /// contains (a handshake message numbered beyond the last, or unencrypted application
+    /// data), which would otherwise hold a queue slot for the rest of the handshake:
+    /// handshake records are unauthenticated until Finished, so anyone who can send from
     /// the peer's address can send them, and a full queue must not end the handshake. Those
     /// two are counted in [`dropped_datagrams`](Self::dropped_datagrams).
     ///
