@@ -13,6 +13,7 @@ pub mod id_hasher;
 pub mod keyframe_throttle;
 pub mod loss_tracker;
 pub mod reception;
+pub mod retransmit_budget;
 pub mod retransmit_cache;
 pub mod rewrite;
 pub mod router;
@@ -23,6 +24,7 @@ pub use config::{Codec, CodecParams, ExtensionIds, MediaKind, PublishedStream, S
 pub use id_hasher::{IdHashMap, IdHasher};
 pub use keyframe_throttle::KeyframeRequestThrottle;
 pub use loss_tracker::{LossTracker, LossTrackerConfig, PacketArrival};
+pub use retransmit_budget::{RetransmitBudget, RetransmitBudgetConfig};
 pub use retransmit_cache::RetransmitCache;
 pub use rewrite::{RewriteDrop, RewrittenPacket, SourcePacket, SubscriberRewriter};
 pub use router::{RouteDrop, Router, RouterConfig, SubscriptionId, TrackId};
@@ -91,4 +93,6 @@ pub struct RouterStats {
     pub keyframe_requests_sent: u64,
     /// Sender reports sent to subscribers.
     pub sender_reports_sent: u64,
+    /// NACKed packets not resent because the subscriber's retransmission budget was spent.
+    pub retransmissions_over_budget: u64,
 }

@@ -7,7 +7,8 @@
 //! one rewritten copy per subscriber into the [`TransmitQueue`]: the subscriber's SSRC,
 //! sequence number, timestamp, payload type and header-extension ids, and its own
 //! transport-wide sequence number. RTCP from subscribers is answered here too: NACKs from the
-//! retransmission cache (on RTX when negotiated), PLI and FIR throttled to the publisher.
+//! retransmission cache (on RTX when negotiated) within each subscriber's retransmission
+//! budget, PLI and FIR throttled to the publisher.
 //! Periodic reports (sender reports to subscribers that match the rewritten timestamps,
 //! receiver reports and NACKs to publishers) are produced on [`Router::handle_timeout`].
 //!
@@ -25,6 +26,7 @@ use crate::config::{CodecParams, ExtensionIds, MediaKind, PublishedStream, Subsc
 use crate::keyframe_throttle::{DEFAULT_KEYFRAME_REQUEST_INTERVAL, KeyframeRequestThrottle};
 use crate::loss_tracker::{LossTracker, LossTrackerConfig, PacketArrival};
 use crate::reception::ReceptionStats;
+use crate::retransmit_budget::{RetransmitBudget, RetransmitBudgetConfig};
 use crate::retransmit_cache::RetransmitCache;
 use crate::rewrite::{RewrittenPacket, SourcePacket, SubscriberRewriter};
 use crate::transmit::{PacketKind, TransmitQueue};
@@ -49,6 +51,8 @@ pub struct RouterConfig {
     pub report_interval: Duration,
     /// The SSRC Sluice uses as the sender of its feedback to publishers.
     pub feedback_ssrc: Ssrc,
+    /// What each subscriber session's NACKs may have resent.
+    pub retransmit_budget: RetransmitBudgetConfig,
 }
 
 impl Default for RouterConfig {
@@ -58,6 +62,7 @@ impl Default for RouterConfig {
             loss: LossTrackerConfig::default(),
             report_interval: Duration::from_secs(1),
             feedback_ssrc: Ssrc(1),
+            retransmit_budget: RetransmitBudgetConfig::default(),
         }
     }
 }
@@ -121,6 +126,9 @@ struct Subscription {
     /// The packet last retransmitted from each slot of the track's retransmission cache, and
     /// when. It mirrors the cache's slots, so every packet the cache can answer has its own.
     resent: Box<[Option<(SeqNo, Instant)>]>,
+    /// `octets_sent` when the session's retransmission budget was last credited with this
+    /// subscription's forwarded bytes.
+    budget_seen_octets: u32,
 }
 
 impl Subscription {
@@ -191,6 +199,9 @@ pub struct Router {
     transport_cc_counters: Vec<u16>,
     /// Slots of `transport_cc_counters` whose session is gone, reused first.
     free_counters: Vec<usize>,
+    /// Each subscriber session's retransmission budget, by the same slot as its
+    /// transport-wide counter.
+    retransmit_budgets: Vec<RetransmitBudget>,
     /// No later than the earliest NACK deadline of any track, so that
     /// [`Router::poll_timeout`] need not look at every track. It may be early (a gap that
     /// was repaired by reordering); [`Router::handle_timeout`] then makes it exact again.
@@ -221,6 +232,7 @@ impl Router {
             sessions: IdHashMap::default(),
             transport_cc_counters: Vec::new(),
             free_counters: Vec::new(),
+            retransmit_budgets: Vec::new(),
             nack_deadline: None,
             next_report: None,
             report_slot: 0,
@@ -241,6 +253,8 @@ impl Router {
     fn routes_mut(&mut self, session: SessionId) -> &mut SessionRoutes {
         let counters = &mut self.transport_cc_counters;
         let free = &mut self.free_counters;
+        let budgets = &mut self.retransmit_budgets;
+        let budget = RetransmitBudget::new(&self.config.retransmit_budget);
         self.sessions.entry(session).or_insert_with(|| {
             let counter = free.pop().unwrap_or_else(|| {
                 counters.push(0);
@@ -248,6 +262,10 @@ impl Router {
             });
             if let Some(value) = counters.get_mut(counter) {
                 *value = 0;
+            }
+            budgets.resize(counters.len(), budget);
+            if let Some(slot) = budgets.get_mut(counter) {
+                *slot = budget;
             }
             SessionRoutes {
                 tracks: Vec::new(),
@@ -381,6 +399,7 @@ impl Router {
             packets_sent: 0,
             octets_sent: 0,
             stream,
+            budget_seen_octets: 0,
         };
         map_stream(&mut subscription, &published_stream)?;
         for ssrc in std::iter::once(subscription.stream.ssrc).chain(subscription.stream.rtx_ssrc) {
@@ -789,7 +808,9 @@ impl Router {
     }
 
     /// Answers a subscriber's NACK for `lost` (its sequence numbers) from the retransmission
-    /// cache.
+    /// cache, as far as the subscriber session's retransmission budget allows
+    /// ([`RouterConfig::retransmit_budget`]); the rest is counted in
+    /// [`RouterStats::retransmissions_over_budget`].
     pub fn retransmit(
         &mut self,
         now: Instant,
@@ -816,6 +837,14 @@ impl Router {
             return;
         };
         let mut transport_cc = self.transport_cc_counters.get_mut(subscription.counter);
+        let mut budget = self.retransmit_budgets.get_mut(subscription.counter);
+        if let Some(budget) = budget.as_deref_mut() {
+            let forwarded = subscription
+                .octets_sent
+                .wrapping_sub(subscription.budget_seen_octets);
+            budget.refill(now, &self.config.retransmit_budget, u64::from(forwarded));
+        }
+        subscription.budget_seen_octets = subscription.octets_sent;
         for &seq in lost {
             let Some((_, source_seq)) = subscription.rewriter.source_seq(seq) else {
                 self.stats.retransmissions_missed += 1;
@@ -847,6 +876,13 @@ impl Router {
                 timestamp: view.timestamp(),
             };
             let pt = view.payload_type();
+            // What the copy costs the subscriber's budget: the packet, and the RTX header's
+            // original sequence number when RTX is negotiated.
+            let cost = original.len() as u64 + 2;
+            if budget.as_deref().is_some_and(|b| b.available() < cost) {
+                self.stats.retransmissions_over_budget += 1;
+                continue;
+            }
             if write_copy(
                 now,
                 subscription,
@@ -859,6 +895,9 @@ impl Router {
                     subscriber_seq: seq,
                 },
             ) {
+                if let Some(budget) = budget.as_deref_mut() {
+                    budget.try_take(cost);
+                }
                 self.stats.retransmissions_sent += 1;
                 if let Some(entry) = subscription.resent.get_mut(slot) {
                     *entry = Some((extended, now));

@@ -140,6 +140,18 @@ fn forwarding_allocates_nothing_per_packet() {
                         .expect("nack");
                 router.handle_rtcp(*now, SessionId(100), &nack[..len], out);
             }
+            if i % 500 == 250 {
+                // Subscriber 101 (numbered one above the source) NACKs the last 200 packets:
+                // a storm beyond its retransmission budget, refused without allocating.
+                let newest = u16::from_be_bytes([p[2], p[3]]).wrapping_add(1);
+                let lost: [u16; 200] =
+                    std::array::from_fn(|k| newest.wrapping_sub(199).wrapping_add(k as u16));
+                let mut nack = [0u8; 256];
+                let len =
+                    rtc_core::rtcp::feedback::write_nack(&mut nack, Ssrc(5), Ssrc(1001), &lost)
+                        .expect("nack");
+                router.handle_rtcp(*now, SessionId(101), &nack[..len], out);
+            }
             if router.poll_timeout().is_some_and(|at| at <= *now) {
                 router.handle_timeout(*now, out);
             }
@@ -151,6 +163,7 @@ fn forwarding_allocates_nothing_per_packet() {
     run(&mut router, &mut out, &mut now, warm);
 
     let retransmitted_before = router.stats().retransmissions_sent;
+    let over_budget_before = router.stats().retransmissions_over_budget;
     COUNTING.store(true, Ordering::SeqCst);
     let forwarded = run(&mut router, &mut out, &mut now, measured);
     COUNTING.store(false, Ordering::SeqCst);
@@ -159,6 +172,11 @@ fn forwarding_allocates_nothing_per_packet() {
     assert!(forwarded as u64 >= (measured.len() as u64 - 60) * SUBSCRIBERS);
     assert!(router.stats().retransmissions_sent > retransmitted_before + 50);
     assert!(router.stats().rtx_received > 0);
+    assert!(
+        router.stats().retransmissions_over_budget > over_budget_before + 500,
+        "the storms went over budget: {:?}",
+        router.stats()
+    );
     assert_eq!(
         allocations, 0,
         "{allocations} allocations while forwarding {forwarded} copies"

@@ -5,8 +5,9 @@
 use std::time::{Duration, Instant};
 
 use packet_router::{
-    Codec, CodecParams, ExtensionIds, MediaKind, PacketKind, PublishedStream, Router, RouterConfig,
-    SessionId, SubscribedStream, TrackId, TransmitQueue,
+    Codec, CodecParams, ExtensionIds, MediaKind, PacketKind, PublishedStream,
+    RetransmitBudgetConfig, Router, RouterConfig, SessionId, SubscribedStream, TrackId,
+    TransmitQueue,
 };
 use rtc_core::rtcp::{RtcpPacket, iter_compound};
 use rtc_core::rtp::RtpPacket;
@@ -95,8 +96,12 @@ struct Harness {
 
 impl Harness {
     fn new(subscribers: u32, rtx: bool) -> Self {
+        Self::with_config(RouterConfig::default(), subscribers, rtx)
+    }
+
+    fn with_config(config: RouterConfig, subscribers: u32, rtx: bool) -> Self {
         let now = Instant::now();
-        let mut router = Router::new(RouterConfig::default());
+        let mut router = Router::new(config);
         let mut out = TransmitQueue::with_capacity(16);
         let track = router
             .add_published_stream(now, PUBLISHER, video_stream(PUB_SSRC, PUB_RTX_SSRC))
@@ -818,5 +823,145 @@ fn reports_are_spread_over_the_interval_and_every_track_reports_once_per_interva
     assert!(
         most_in_one_wake_up <= 2,
         "40 tracks over 20 slots: at most 2 reports at once, saw {most_in_one_wake_up}"
+    );
+}
+
+/// What a NACK storm from one subscriber got out of the router, next to a bystander.
+#[derive(Debug)]
+struct Storm {
+    /// Fresh (not retransmitted) packets each subscriber received.
+    fresh: [usize; 2],
+    /// Retransmissions to the attacker, and their bytes.
+    attacker_resent: usize,
+    attacker_resent_bytes: usize,
+    /// What the bystander asked for and what it got back.
+    bystander_asked: usize,
+    bystander_resent: usize,
+    /// Bytes forwarded fresh to the attacker.
+    attacker_forwarded_bytes: usize,
+    over_budget: u64,
+}
+
+/// Two seconds of a 200-packet-per-second video stream of 1100-byte payloads to two RTX
+/// subscribers. Subscriber 100 NACKs the last 200 packets it was sent every 20 ms (the
+/// shortest interval at which the router resends a packet at all); subscriber 101 NACKs two
+/// packets every 100 ms, like a browser on a lossy link.
+fn nack_storm(config: RouterConfig) -> Storm {
+    const ATTACKER: SessionId = SessionId(100);
+    const BYSTANDER: SessionId = SessionId(101);
+    let mut h = Harness::with_config(config, 2, true);
+    let payload = |seq: u16| -> Vec<u8> { (0..1100u16).map(|i| (i ^ seq) as u8).collect() };
+    let mut attacker_seqs: Vec<u16> = Vec::new();
+    let mut bystander_seqs: Vec<u16> = Vec::new();
+    let mut storm = Storm {
+        fresh: [0, 0],
+        attacker_resent: 0,
+        attacker_resent_bytes: 0,
+        bystander_asked: 0,
+        bystander_resent: 0,
+        attacker_forwarded_bytes: 0,
+        over_budget: 0,
+    };
+    let mut nack = vec![0u8; 1500];
+    for step in 0..400u16 {
+        h.now += Duration::from_millis(5);
+        h.send(&rtp(
+            PUB_SSRC,
+            VP8_PT,
+            1000 + step,
+            u32::from(step) * 450,
+            &payload(step),
+        ));
+        for (i, session) in [ATTACKER, BYSTANDER].into_iter().enumerate() {
+            for t in h.out.as_slice().iter().filter(|t| t.session == session) {
+                let view = RtpPacket::parse(t.packet()).expect("valid RTP out");
+                assert_eq!(
+                    view.ssrc(),
+                    Ssrc(0xA000 + i as u32),
+                    "fresh on the media SSRC"
+                );
+                storm.fresh[i] += 1;
+                if i == 0 {
+                    storm.attacker_forwarded_bytes += view.payload().len();
+                    attacker_seqs.push(view.sequence_number());
+                } else {
+                    bystander_seqs.push(view.sequence_number());
+                }
+            }
+        }
+        if step % 4 == 3 {
+            let lost = &attacker_seqs[attacker_seqs.len().saturating_sub(200)..];
+            let len = rtc_core::rtcp::feedback::write_nack(&mut nack, Ssrc(9), Ssrc(0xA000), lost)
+                .expect("nack written");
+            h.out.clear();
+            h.router
+                .handle_rtcp(h.now, ATTACKER, &nack[..len], &mut h.out);
+            for t in h.out.as_slice() {
+                assert_eq!(t.session, ATTACKER, "only the one who asked");
+                storm.attacker_resent += 1;
+                storm.attacker_resent_bytes += t.packet().len();
+            }
+        }
+        if step % 20 == 10 {
+            let n = bystander_seqs.len();
+            let lost = [bystander_seqs[n - 7], bystander_seqs[n - 3]];
+            let len = rtc_core::rtcp::feedback::write_nack(&mut nack, Ssrc(9), Ssrc(0xA001), &lost)
+                .expect("nack written");
+            h.out.clear();
+            h.router
+                .handle_rtcp(h.now, BYSTANDER, &nack[..len], &mut h.out);
+            storm.bystander_asked += lost.len();
+            for t in h.out.as_slice() {
+                assert_eq!(t.session, BYSTANDER);
+                let view = RtpPacket::parse(t.packet()).expect("valid RTX out");
+                assert_eq!(
+                    view.ssrc(),
+                    Ssrc(0xB001),
+                    "resent on the bystander's RTX SSRC"
+                );
+                let osn = u16::from_be_bytes([view.payload()[0], view.payload()[1]]);
+                assert!(lost.contains(&osn), "the packet it asked for");
+                storm.bystander_resent += 1;
+            }
+        }
+    }
+    storm.over_budget = h.router.stats().retransmissions_over_budget;
+    storm
+}
+
+#[test]
+fn a_nack_storm_is_bounded_by_the_subscribers_budget_and_a_bystander_is_undisturbed() {
+    let budget = RetransmitBudgetConfig::default();
+    let storm = nack_storm(RouterConfig::default());
+    // The attacker still gets its stream, and the bystander its stream and every repair.
+    assert_eq!(storm.fresh, [400, 400], "{storm:?}");
+    assert_eq!(storm.bystander_asked, 40);
+    assert_eq!(storm.bystander_resent, storm.bystander_asked, "{storm:?}");
+    // The attacker got no more than its budget: the burst, its share of what it was
+    // forwarded, and the fixed rate for the two seconds.
+    let bound = budget.burst_bytes as usize
+        + storm.attacker_forwarded_bytes * budget.share_percent as usize / 100
+        + 2 * budget.floor_bytes_per_second as usize;
+    assert!(
+        storm.attacker_resent_bytes <= bound,
+        "{} bytes resent, budget {bound}: {storm:?}",
+        storm.attacker_resent_bytes
+    );
+    // ... and it was not refused everything: the budget was spent, not withheld.
+    assert!(storm.attacker_resent_bytes > bound * 3 / 4, "{storm:?}");
+    // Each refused packet is counted.
+    assert!(storm.over_budget > 10_000, "{storm:?}");
+
+    // Without a budget the same storm resends every packet it names, each NACK.
+    let unlimited = nack_storm(RouterConfig {
+        retransmit_budget: RetransmitBudgetConfig::UNLIMITED,
+        ..RouterConfig::default()
+    });
+    assert_eq!(unlimited.over_budget, 0);
+    assert!(
+        unlimited.attacker_resent > 10 * storm.attacker_resent,
+        "unlimited {} vs budgeted {}",
+        unlimited.attacker_resent,
+        storm.attacker_resent
     );
 }

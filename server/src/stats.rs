@@ -129,6 +129,11 @@ pub struct SfuStats {
     pub retransmissions_sent: u64,
     /// Keyframe requests sent to publishers.
     pub keyframe_requests_sent: u64,
+    /// NACKed packets not resent because the subscriber's retransmission budget was spent.
+    pub retransmissions_over_budget: u64,
+    /// DTLS datagrams a handshake dropped: records no DTLS 1.2 handshake sends, or a full
+    /// receive queue.
+    pub dropped_dtls: u64,
 }
 
 impl SfuStats {
@@ -180,6 +185,8 @@ impl SfuStats {
             nacks_sent,
             retransmissions_sent,
             keyframe_requests_sent,
+            retransmissions_over_budget,
+            dropped_dtls,
         } = other;
         // Destructuring above makes a new counter a compile error until it is summed here.
         for (total, value) in [
@@ -217,6 +224,11 @@ impl SfuStats {
             (&mut self.nacks_sent, nacks_sent),
             (&mut self.retransmissions_sent, retransmissions_sent),
             (&mut self.keyframe_requests_sent, keyframe_requests_sent),
+            (
+                &mut self.retransmissions_over_budget,
+                retransmissions_over_budget,
+            ),
+            (&mut self.dropped_dtls, dropped_dtls),
         ] {
             *total += *value;
         }
@@ -225,7 +237,7 @@ impl SfuStats {
     /// The counters as served at `GET /metrics` (counter names without their `_total`,
     /// which the encoder adds: `sluice_datagrams_received_total`).
     pub fn metrics(&self) -> Vec<signaling::MediaMetric> {
-        let counters: [(&str, &str, u64); 24] = [
+        let counters: [(&str, &str, u64); 26] = [
             (
                 "sluice_datagrams_received",
                 "Datagrams received on the media port.",
@@ -346,6 +358,16 @@ impl SfuStats {
                 "Keyframe requests sent to publishers.",
                 self.keyframe_requests_sent,
             ),
+            (
+                "sluice_retransmissions_over_budget",
+                "NACKed packets not resent: the subscriber's retransmission budget was spent.",
+                self.retransmissions_over_budget,
+            ),
+            (
+                "sluice_dropped_dtls",
+                "DTLS datagrams dropped: records no handshake sends, or a full handshake queue.",
+                self.dropped_dtls,
+            ),
         ];
         let mut metrics = Vec::with_capacity(counters.len() + 1);
         metrics.push(signaling::MediaMetric::gauge(
@@ -369,5 +391,6 @@ impl SfuStats {
         self.nacks_sent = router.nacks_sent;
         self.retransmissions_sent = router.retransmissions_sent;
         self.keyframe_requests_sent = router.keyframe_requests_sent;
+        self.retransmissions_over_budget = router.retransmissions_over_budget;
     }
 }

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use ice_lite::{PacketKind as DatagramKind, StunMessage, classify};
 use mio::{Events, Interest, Poll, Token, Waker};
 use packet_router::{IdHashMap, PacketKind, Router, RouterConfig, SessionId, TransmitQueue};
+use rtc_core::dtls::DtlsEndpoint;
 
 use crate::hand_over::{HandOverBatch, SPARE_BATCHES};
 use crate::negotiation;
@@ -417,7 +418,16 @@ impl Worker {
             return;
         };
         self.events.clear();
+        let dropped = |session: &Session| {
+            session
+                .dtls
+                .as_ref()
+                .map_or(0, DtlsEndpoint::dropped_datagrams)
+        };
+        let dropped_before = dropped(session);
         session.handle_dtls(self.state.now, datagram, &mut self.events);
+        let dropped_now = dropped(session).saturating_sub(dropped_before);
+        self.state.stats.dropped_dtls += dropped_now;
         self.send_dtls(id);
         self.handle_session_events(id);
         self.reschedule(id);

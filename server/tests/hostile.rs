@@ -2,9 +2,11 @@
 //! through `Sfu` to webrtc-rs subscribers while the media port is flooded with garbage,
 //! mangled protocol messages, STUN with the wrong password and media from addresses that never
 //! passed ICE; while an attacker on the publisher's path replays and forges its SRTP; and while
-//! a stranger who knows a subscriber's ICE credentials checks from a new address. The room must
-//! lose nothing, the drops must be counted by reason, no reply may be larger than what caused
-//! it, memory must stay bounded, and media must go only to the address ICE nominated.
+//! a stranger who knows a subscriber's ICE credentials checks from a new address; and while
+//! one subscriber NACKs everything, all the time. The room must lose nothing, the drops must
+//! be counted by reason, no reply may be larger than what caused it, memory must stay
+//! bounded, media must go only to the address ICE nominated, and retransmissions only as far
+//! as the subscriber's budget.
 //!
 //! Every loop is bounded in count and time; no timing is asserted.
 
@@ -558,5 +560,106 @@ async fn media_goes_only_to_checked_addresses() -> anyhow::Result<()> {
 
     sending.abort();
     close_room(&sfu, (&publisher_peer, publisher_session), subscribers).await;
+    Ok(())
+}
+
+/// A NACK covering the 204 sequence numbers from `first` (12 entries of 17).
+fn nack_storm_packet(media_ssrc: u32, first: u16) -> Box<dyn rtc::rtcp::Packet> {
+    use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
+    Box::new(TransportLayerNack {
+        sender_ssrc: 0x5707_0001,
+        media_ssrc,
+        nacks: (0..12u16)
+            .map(|i| NackPair {
+                packet_id: first.wrapping_add(17 * i),
+                lost_packets: 0xFFFF,
+            })
+            .collect(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nack_storm_is_held_to_the_subscribers_budget_and_a_bystander_is_undisturbed()
+-> anyhow::Result<()> {
+    let _turn = support::one_at_a_time().await;
+    let sfu = Sfu::start(MediaConfig::loopback())?;
+    let room = "nack-storm";
+    let publisher = connect_publisher(&sfu, room, None).await?;
+    let mut subscribers = connect_subscribers(&sfu, room, publisher.session, 2).await?;
+    let attacker = subscribers.remove(0);
+    let plan = MediaPlan::STANDARD;
+    let before = sfu.stats();
+    let started = tokio::time::Instant::now();
+    let (stop, stopped) = watch::channel(false);
+    // Every 20 ms (the shortest interval at which the router resends one packet to one
+    // subscriber at all), the attacker asks for the last 204 video packets it could have had.
+    let storm = async {
+        let mut nacks = 0u64;
+        while !*stopped.borrow() {
+            let newest = attacker
+                .peer
+                .received(Kind::Video)
+                .last()
+                .map(|p| (p.ssrc, p.sequence_number));
+            if let Some((ssrc, newest)) = newest {
+                attacker
+                    .peer
+                    .write_rtcp(
+                        Kind::Video,
+                        vec![nack_storm_packet(ssrc, newest.wrapping_sub(203))],
+                    )
+                    .await?;
+                nacks += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        anyhow::Ok(nacks)
+    };
+    let send = async {
+        let sent = send_plan(&plan, &publisher.audio, &publisher.video).await;
+        // Let the last NACKs be answered, then stop the storm.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.send_replace(true);
+        sent
+    };
+    let (sent, nacks) = within(
+        plan.duration() + Duration::from_secs(15),
+        "sending through a NACK storm",
+        async { tokio::join!(send, storm) },
+    )
+    .await?;
+    sent?;
+    let nacks = nacks?;
+    let elapsed = started.elapsed();
+
+    // The bystander got every payload exactly once, in order, byte-identical.
+    check_every_payload_exactly(&plan, &subscribers).await?;
+    let after = sfu.stats();
+    let resent = after.retransmissions_sent - before.retransmissions_sent;
+    let refused = after.retransmissions_over_budget - before.retransmissions_over_budget;
+    eprintln!(
+        "{nacks} NACKs of 204 packets over {elapsed:?}: {resent} retransmissions sent, \
+         {refused} refused by the budget"
+    );
+    ensure!(nacks >= 50, "the storm ran: {nacks} NACKs");
+    // The budget: a burst, a share of what the attacker was forwarded (at most the plan's
+    // payloads plus headers) and a fixed rate for the time the storm lasted. Each video
+    // retransmission is a 1000-byte payload with its headers, so at least 1000 bytes.
+    let budget = packet_router::RetransmitBudgetConfig::default();
+    let forwarded_bytes = u64::from(plan.count(Kind::Video)) * 1100 + 150 * 200;
+    let bound_bytes = budget.burst_bytes
+        + forwarded_bytes * u64::from(budget.share_percent) / 100
+        + budget.floor_bytes_per_second * (elapsed.as_secs() + 2);
+    ensure!(
+        resent * 1000 <= bound_bytes,
+        "{resent} retransmissions exceed a budget of {bound_bytes} bytes"
+    );
+    ensure!(
+        refused > 10 * resent,
+        "the storm went over budget: {refused} refused, {resent} sent"
+    );
+
+    subscribers.push(attacker);
+    close_room(&sfu, (&publisher.peer, publisher.session), subscribers).await;
     Ok(())
 }

@@ -166,6 +166,7 @@ async fn metrics<M: MediaPlane>(hub: Arc<Hub<M>>) -> Response<Body> {
         let mut media = hub.media.metrics();
         media.extend(hub.connections.metrics());
         media.extend(hub.refused.metrics());
+        media.extend(hub.closed.metrics());
         hub.metrics.render(media, hub.gauges())
     })
     .await

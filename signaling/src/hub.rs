@@ -4,6 +4,7 @@
 //! participant is still there).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use packet_router::SessionId;
@@ -101,6 +102,33 @@ pub struct Hub<M> {
     pub metrics: crate::metrics::Metrics,
     /// `GET /metrics` is served on its own address, not on the main one.
     pub metrics_elsewhere: bool,
+    /// WebSockets the server closed because a limit ran out.
+    pub closed: ClosedCounters,
+}
+
+/// WebSockets the server closed because a time limit ran out, by reason.
+#[derive(Debug, Default)]
+pub struct ClosedCounters {
+    /// No participant within the join timeout.
+    pub join_timeout: AtomicU64,
+    /// Nothing heard (not even a pong) within the pong timeout.
+    pub keepalive_timeout: AtomicU64,
+}
+
+impl ClosedCounters {
+    /// The counters, by reason, for `GET /metrics`.
+    pub fn metrics(&self) -> [crate::MediaMetric; 2] {
+        const NAME: &str = "sluice_ws_closed";
+        const HELP: &str = "WebSockets the server closed because a time limit ran out.";
+        let counter = |reason, value: &AtomicU64| crate::MediaMetric {
+            label: Some(("reason", reason)),
+            ..crate::MediaMetric::counter(NAME, HELP, value.load(Ordering::Relaxed))
+        };
+        [
+            counter("join_timeout", &self.join_timeout),
+            counter("keepalive_timeout", &self.keepalive_timeout),
+        ]
+    }
 }
 
 /// Counts one open connection in [`Hub::live`] for as long as it is held.
@@ -133,6 +161,7 @@ impl<M: MediaPlane> Hub<M> {
             refused: RefusedTokens::default(),
             metrics: crate::metrics::Metrics::new(),
             metrics_elsewhere: false,
+            closed: ClosedCounters::default(),
             config,
         }
     }

@@ -94,6 +94,14 @@ pub struct SignalingConfig {
     /// port may join, publish, play, administer and read the metrics. Some with no key in it
     /// refuses every request that needs a token.
     pub access: Option<AccessKeys>,
+    /// How often the server pings each WebSocket.
+    pub ping_interval: Duration,
+    /// How long a WebSocket may stay silent (no frame of any kind, pongs included) before it
+    /// is dropped as dead; its participant leaves as if the socket had closed.
+    pub pong_timeout: Duration,
+    /// How long a WebSocket may stay without a participant (after it opens, or after
+    /// `leave`) before it is closed with the error `join_timeout`.
+    pub join_timeout: Duration,
 }
 
 impl Default for SignalingConfig {
@@ -112,6 +120,9 @@ impl Default for SignalingConfig {
             max_connections_per_ip: 100,
             tls_handshake_timeout: Duration::from_secs(10),
             access: None,
+            ping_interval: Duration::from_secs(15),
+            pong_timeout: Duration::from_secs(30),
+            join_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -20,6 +20,8 @@ pub enum Outbound {
     Text(String),
     /// Send a close frame with this code and reason, then stop.
     Close(u16, &'static str),
+    /// Send a WebSocket ping (the keepalive; see `ws::Keepalive`).
+    Ping,
 }
 
 /// Messages a connection may have queued before it counts as too slow.

@@ -3,6 +3,7 @@
 //! participant drives the server-offered subscribe connection.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
@@ -32,6 +33,15 @@ pub const CLOSE_UNAUTHORIZED: u16 = 4401;
 
 /// Close code after a join refused because the token does not grant it.
 pub const CLOSE_FORBIDDEN: u16 = 4403;
+
+/// Close code for a connection that had no participant within the join timeout.
+pub const CLOSE_JOIN_TIMEOUT: u16 = 4003;
+
+/// Close code for a connection that sent nothing, not even a pong, within the pong timeout.
+pub const CLOSE_KEEPALIVE_TIMEOUT: u16 = 4004;
+
+/// The shortest ping interval honoured, so that a zero in the configuration cannot spin.
+const MIN_PING_INTERVAL: Duration = Duration::from_millis(10);
 
 pub type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
@@ -119,6 +129,7 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket, token: Option<
         while let Some(item) = outgoing.recv().await {
             let result = match item {
                 Outbound::Text(text) => sink.send(Message::text(text)).await,
+                Outbound::Ping => sink.send(Message::Ping(bytes::Bytes::new())).await,
                 Outbound::Close(code, reason) => {
                     let frame = CloseFrame {
                         code: CloseCode::from(code),
@@ -135,15 +146,44 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket, token: Option<
         let _ = sink.close().await;
     });
     let mut rate = RateLimit::new(hub.config.messages_per_second, hub.config.message_burst);
+    let (ping_interval, pong_timeout, join_timeout) = (
+        hub.config.ping_interval.max(MIN_PING_INTERVAL),
+        hub.config.pong_timeout,
+        hub.config.join_timeout,
+    );
     let mut connection = Connection::new(hub, outbox);
     connection.token = token;
     let mut writer_done = false;
     let mut shutting_down = connection.hub.shutting_down.subscribe();
     // Why the connection ends, for the leave line.
     let mut reason = "connection closed";
+    let opened = Instant::now();
+    let mut pings = tokio::time::interval_at(opened + ping_interval, ping_interval);
+    pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Any frame from the client proves it alive (browsers answer pings on their own; a busy
+    // client's messages count as much as its pongs). Reset on every frame.
+    let silence = tokio::time::sleep_until(opened + pong_timeout);
+    let mut silence = std::pin::pin!(silence);
+    // Armed while the connection has no participant: from the start and after each leave.
+    let join_deadline = tokio::time::sleep_until(opened + join_timeout);
+    let mut join_deadline = std::pin::pin!(join_deadline);
     loop {
         let message = tokio::select! {
             message = stream.next() => message,
+            _ = pings.tick() => {
+                connection.outbox.send(Outbound::Ping);
+                continue;
+            }
+            () = &mut silence => {
+                connection.keepalive_timeout();
+                reason = "keepalive timeout";
+                break;
+            }
+            () = &mut join_deadline, if connection.joined.is_none() => {
+                connection.join_timeout(join_timeout);
+                reason = "join timeout";
+                break;
+            }
             () = async { let _ = shutting_down.wait_for(|&down| down).await; } => {
                 connection
                     .outbox
@@ -162,9 +202,13 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket, token: Option<
                 break;
             }
         };
+        let now = Instant::now();
+        if matches!(message, Some(Ok(_))) {
+            silence.as_mut().reset(now + pong_timeout);
+        }
+        let was_joined = connection.joined.is_some();
         let flow = match message {
             Some(Ok(Message::Text(text))) => {
-                let now = Instant::now();
                 if text.len() > connection.hub.config.max_message_bytes {
                     connection.too_big();
                     reason = "message too large";
@@ -197,6 +241,9 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket, token: Option<
         };
         if matches!(flow, Flow::Stop) {
             break;
+        }
+        if was_joined && connection.joined.is_none() {
+            join_deadline.as_mut().reset(Instant::now() + join_timeout);
         }
     }
     connection.leave_because(reason).await;
@@ -253,6 +300,32 @@ impl<M: MediaPlane> Connection<M> {
         ));
         self.outbox
             .send(Outbound::Close(CLOSE_TOO_BIG, "message too large"));
+    }
+
+    /// Closes a connection that had no participant for `after`: an error saying so, then
+    /// close code 4003.
+    fn join_timeout(&self, after: Duration) {
+        self.hub.closed.join_timeout.fetch_add(1, Ordering::Relaxed);
+        let message = format!(
+            "no join within {} s of connecting or leaving; closing",
+            after.as_secs_f64()
+        );
+        self.send(json!({"type": "error", "code": "join_timeout", "message": message}));
+        self.outbox
+            .send(Outbound::Close(CLOSE_JOIN_TIMEOUT, "join timeout"));
+    }
+
+    /// Gives up on a connection that sent nothing for the pong timeout. The close frame is sent for
+    /// the record; a dead peer will not read it.
+    fn keepalive_timeout(&self) {
+        self.hub
+            .closed
+            .keepalive_timeout
+            .fetch_add(1, Ordering::Relaxed);
+        self.outbox.send(Outbound::Close(
+            CLOSE_KEEPALIVE_TIMEOUT,
+            "keepalive timeout",
+        ));
     }
 
     /// Handles one text frame that passed the size and rate limits.

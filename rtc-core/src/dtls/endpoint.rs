@@ -23,6 +23,12 @@ pub const MAX_DATAGRAM_LEN: usize = 1500;
 /// Datagrams the engine buffers while reassembling a flight.
 const MAX_QUEUED_DATAGRAMS: usize = 30;
 
+/// The highest message_seq a plaintext handshake message can carry in a DTLS 1.2 handshake:
+/// a server with the cookie exchange numbers HelloVerifyRequest 0 and ServerHello to
+/// ServerHelloDone 1 to 5 (a NewSessionTicket would be 6), a client ClientHello 0 and 1 and
+/// Certificate to CertificateVerify 2 to 4; Finished is encrypted. One to spare.
+const MAX_PLAINTEXT_HANDSHAKE_SEQ: u16 = 7;
+
 /// The engine copies the peer's certificate into the poll buffer and cannot shrink it, so
 /// the buffer must hold the largest certificate that fits in the queued datagrams.
 const SCRATCH_LEN: usize = MAX_QUEUED_DATAGRAMS * MAX_DATAGRAM_LEN;
@@ -108,6 +114,9 @@ pub struct DtlsEndpoint {
     scratch: Vec<u8>,
     events: VecDeque<DtlsEvent>,
     next_timeout: Option<Instant>,
+    /// Datagrams dropped because they could not be part of the handshake or found the
+    /// engine's receive queue full.
+    dropped: u64,
 }
 
 impl std::fmt::Debug for DtlsEndpoint {
@@ -163,6 +172,7 @@ impl DtlsEndpoint {
             scratch: vec![0; SCRATCH_LEN],
             events: VecDeque::with_capacity(2),
             next_timeout: None,
+            dropped: 0,
         };
         if role == DtlsRole::Client {
             endpoint.engine.set_active(true);
@@ -185,11 +195,25 @@ impl DtlsEndpoint {
         self.state == State::Connected
     }
 
+    /// Datagrams dropped without harm to the association: plaintext records that cannot
+    /// belong to a DTLS 1.2 handshake, and datagrams that arrived while the engine's receive
+    /// queue was full (see [`handle_datagram`](Self::handle_datagram)).
+    pub fn dropped_datagrams(&self) -> u64 {
+        self.dropped
+    }
+
     /// Feeds one received DTLS datagram (first byte 20..=63 per RFC 7983).
     ///
     /// Malformed, replayed and out-of-window records, and datagrams longer than
-    /// [`MAX_DATAGRAM_LEN`], are dropped without error. An error
-    /// means the association failed (the same reason is also queued as
+    /// [`MAX_DATAGRAM_LEN`], are dropped without error. So is a datagram that finds the
+    /// engine's receive queue full, and one with a plaintext record no DTLS 1.2 handshake
+    /// contains (a handshake message numbered beyond the last, or unencrypted application
+    /// data), which would otherwise hold a queue slot for the rest of the handshake:
+    /// handshake records are unauthenticated until Finished, so anyone who can send from
+    /// the peer's address can send them, and a full queue must not end the handshake. Those
+    /// two are counted in [`dropped_datagrams`](Self::dropped_datagrams).
+    ///
+    /// An error means the association failed (the same reason is also queued as
     /// [`DtlsEvent::Failed`]); after that, and after close, input is ignored.
     pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) -> Result<(), DtlsError> {
         if !self.accepts_input() {
@@ -198,12 +222,20 @@ impl DtlsEndpoint {
         if datagram.len() > MAX_DATAGRAM_LEN {
             return Ok(());
         }
+        if !could_be_handshake(datagram) {
+            self.dropped += 1;
+            return Ok(());
+        }
         let result = self
             .engine
             .handle_timeout(now)
             .and_then(|()| self.engine.handle_packet(datagram));
-        if let Err(error) = result {
-            self.fail(map_engine_error(&error));
+        match result {
+            Ok(()) => {}
+            // The engine refuses the datagram before it changes any state (dimpl 0.9 checks
+            // the queue's length first and recycles the buffer), so dropping it is safe.
+            Err(dimpl::Error::ReceiveQueueFull) => self.dropped += 1,
+            Err(error) => self.fail(map_engine_error(&error)),
         }
         self.pump();
         match self.state {
@@ -385,6 +417,51 @@ fn build_engine_config(use_server_cookie: bool) -> Arc<dimpl::Config> {
         // The builder only fails on inconsistent settings, and ours are fixed.
         Err(_) => Arc::new(dimpl::Config::default()),
     }
+}
+
+/// False when `datagram` holds a plaintext (epoch 0) record that no DTLS 1.2 handshake
+/// sends: a handshake message whose message_seq is beyond [`MAX_PLAINTEXT_HANDSHAKE_SEQ`],
+/// or application data. What it cannot parse is left to the engine, which drops it.
+fn could_be_handshake(datagram: &[u8]) -> bool {
+    // Record header: type (1), version (2), epoch (2), sequence number (6), length (2).
+    const RECORD_HEADER: usize = 13;
+    // Handshake header: type (1), length (3), message_seq (2), offset (3), fragment length (3).
+    const HANDSHAKE_HEADER: usize = 12;
+    const CONTENT_HANDSHAKE: u8 = 22;
+    const CONTENT_APPLICATION_DATA: u8 = 23;
+    let be = |bytes: Option<&[u8]>| {
+        bytes.map_or(0, |b| {
+            b.iter().fold(0usize, |n, &byte| n << 8 | usize::from(byte))
+        })
+    };
+    let mut rest = datagram;
+    while let Some((header, after)) = rest.split_at_checked(RECORD_HEADER) {
+        let Some((mut fragment, next)) = after.split_at_checked(be(header.get(11..13))) else {
+            return true;
+        };
+        rest = next;
+        if be(header.get(3..5)) != 0 {
+            continue;
+        }
+        match header.first() {
+            Some(&CONTENT_APPLICATION_DATA) => return false,
+            Some(&CONTENT_HANDSHAKE) => {
+                // A record may carry several handshake fragments back to back.
+                while let Some((handshake, body)) = fragment.split_at_checked(HANDSHAKE_HEADER) {
+                    if be(handshake.get(4..6)) > usize::from(MAX_PLAINTEXT_HANDSHAKE_SEQ) {
+                        return false;
+                    }
+                    let Some((_, following)) = body.split_at_checked(be(handshake.get(9..12)))
+                    else {
+                        break;
+                    };
+                    fragment = following;
+                }
+            }
+            _ => {}
+        }
+    }
+    true
 }
 
 /// Splits `client_key | server_key | client_salt | server_salt` (RFC 5764 section 4.2) into

@@ -738,3 +738,93 @@ fn handshake_completes_over_a_lossy_reordering_network() {
     }
     assert!(lost_any, "no seed needed a retransmission");
 }
+
+/// A well-formed plaintext DTLS 1.2 handshake record holding one fragment: what anyone who
+/// can send from the peer's address can forge, since nothing is authenticated before
+/// Finished.
+fn forged_handshake_record(record_seq: u64, message_seq: u16, offset: u32, body: &[u8]) -> Vec<u8> {
+    const CERTIFICATE: u8 = 11;
+    const MESSAGE_LEN: u32 = 4000;
+    let mut record = vec![22, 0xfe, 0xfd, 0, 0];
+    record.extend_from_slice(&record_seq.to_be_bytes()[2..]);
+    record.extend_from_slice(&(12 + body.len() as u16).to_be_bytes());
+    record.push(CERTIFICATE);
+    record.extend_from_slice(&MESSAGE_LEN.to_be_bytes()[1..]);
+    record.extend_from_slice(&message_seq.to_be_bytes());
+    record.extend_from_slice(&offset.to_be_bytes()[1..]);
+    record.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    record.extend_from_slice(body);
+    record
+}
+
+/// The forgeries of one round: fragments numbered beyond the handshake's last plaintext
+/// message (each at its own offset, so none is a duplicate of another) and plaintext
+/// application data. Before they were recognised, 30 of them filled the engine's receive
+/// queue and the 31st failed the handshake with `QueueFull`.
+fn forged_flood(noise: &mut ChaCha20Rng, record_seq: &mut u64) -> Vec<Vec<u8>> {
+    let mut flood = Vec::new();
+    for _ in 0..60 {
+        *record_seq += 1;
+        let message_seq = 8 + (rand::RngCore::next_u32(noise) % 1000) as u16;
+        let offset = rand::RngCore::next_u32(noise) % 3900;
+        let mut body = [0u8; 64];
+        rand::RngCore::fill_bytes(noise, &mut body);
+        flood.push(forged_handshake_record(
+            *record_seq,
+            message_seq,
+            offset,
+            &body,
+        ));
+    }
+    for _ in 0..5 {
+        *record_seq += 1;
+        let mut record = forged_handshake_record(*record_seq, 2, 0, &[0x5a; 40]);
+        record[0] = 23;
+        flood.push(record);
+    }
+    flood
+}
+
+#[test]
+fn a_flood_of_forged_handshake_records_is_dropped_and_the_handshake_completes() {
+    let mut pair = Pair::new(vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm]);
+    let mut noise = ChaCha20Rng::seed_from_u64(14);
+    let mut record_seq = 1000;
+    let mut forged = 0;
+    for _ in 0..50 {
+        // Before each round's real datagrams, a flood from the peer's address.
+        for datagram in forged_flood(&mut noise, &mut record_seq) {
+            pair.server_receive(&datagram);
+            forged += 1;
+        }
+        if pair.exchange() == 0 {
+            if pair.client.completed && pair.server.is_connected() {
+                break;
+            }
+            pair.drive(1);
+        }
+    }
+    pair.assert_same_keys(SrtpProfile::AeadAes128Gcm);
+    assert!(
+        forged >= 3 * 65,
+        "the flood ran through the handshake: {forged}"
+    );
+    assert_eq!(pair.server.dropped_datagrams(), forged);
+}
+
+#[test]
+fn a_full_receive_queue_drops_the_datagram_instead_of_failing_the_handshake() {
+    let mut pair = Pair::new(vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm]);
+    // ClientHello -> HelloVerifyRequest; the server now waits for the ClientHello with the
+    // cookie (message_seq 1).
+    pair.exchange();
+    // Forged fragments of a later message of the same flight range are plausible, so they
+    // reach the engine, which queues 30 datagrams and refuses the rest.
+    for i in 0..40u32 {
+        let datagram = forged_handshake_record(100 + u64::from(i), 3, i * 64, &[7; 64]);
+        assert_eq!(pair.server.handle_datagram(pair.now, &datagram), Ok(()));
+    }
+    assert_eq!(pair.server.dropped_datagrams(), 10);
+    assert_eq!(pair.server.poll_event(), None, "no failure");
+    assert!(pair.server.poll_timeout().is_some(), "still handshaking");
+}

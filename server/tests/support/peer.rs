@@ -43,12 +43,16 @@ struct Recording {
     declared_ssrcs: HashMap<Kind, Vec<u32>>,
 }
 
+/// The incoming tracks by kind, kept so that a test can send feedback about them.
+type RemoteTracks = Arc<Mutex<HashMap<Kind, Arc<dyn TrackRemote>>>>;
+
 /// The event handler: publishes state changes and records incoming tracks.
 struct Events {
     name: String,
     state: watch::Sender<RTCPeerConnectionState>,
     gathering_complete: watch::Sender<bool>,
     recording: Arc<Mutex<Recording>>,
+    remote_tracks: RemoteTracks,
 }
 
 #[async_trait::async_trait]
@@ -76,6 +80,10 @@ impl PeerConnectionEventHandler for Events {
         let declared = track.ssrcs().await;
         eprintln!("[{}] {kind:?} track, SSRCs {declared:?}", self.name);
         lock(&self.recording).declared_ssrcs.insert(kind, declared);
+        self.remote_tracks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(kind, Arc::clone(&track));
         let recording = Arc::clone(&self.recording);
         // Ends when the track ends, which closing the peer connection causes.
         tokio::spawn(async move {
@@ -106,6 +114,7 @@ pub struct Peer {
     state: watch::Receiver<RTCPeerConnectionState>,
     gathering_complete: watch::Receiver<bool>,
     recording: Arc<Mutex<Recording>>,
+    remote_tracks: RemoteTracks,
 }
 
 /// A track the peer sends, with what it needs to build valid RTP for it.
@@ -178,11 +187,13 @@ impl Peer {
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
         let (gathering_tx, gathering_complete) = watch::channel(false);
         let recording = Arc::new(Mutex::new(Recording::default()));
+        let remote_tracks = RemoteTracks::default();
         let events = Events {
             name: name.to_owned(),
             state: state_tx,
             gathering_complete: gathering_tx,
             recording: Arc::clone(&recording),
+            remote_tracks: Arc::clone(&remote_tracks),
         };
         let pc = PeerConnectionBuilder::new()
             .with_media_engine(media_engine)
@@ -201,6 +212,7 @@ impl Peer {
             state,
             gathering_complete,
             recording,
+            remote_tracks,
         })
     }
 
@@ -398,6 +410,26 @@ impl Peer {
             .get(&kind)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Sends RTCP feedback (NACK, PLI, ...) about the incoming track of `kind`, as its
+    /// receiver.
+    pub async fn write_rtcp(
+        &self,
+        kind: Kind,
+        packets: Vec<Box<dyn rtc::rtcp::Packet>>,
+    ) -> anyhow::Result<()> {
+        let track = self
+            .remote_tracks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&kind)
+            .cloned()
+            .with_context(|| format!("[{}] no incoming {kind:?} track", self.name))?;
+        track
+            .write_rtcp(packets)
+            .await
+            .map_err(|error| anyhow::anyhow!("[{}] write_rtcp: {error}", self.name))
     }
 
     pub async fn close(&self) {

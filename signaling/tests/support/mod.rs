@@ -369,12 +369,16 @@ impl Client {
         self.ws.send(Message::text(text)).await.unwrap();
     }
 
-    /// The next message, or None if nothing came within `wait`.
+    /// The next message other than a keepalive ping or pong (tungstenite answers pings while
+    /// it reads), or None if nothing came within `wait`.
     pub async fn next_within(&mut self, wait: Duration) -> Option<Message> {
-        match tokio::time::timeout(wait, self.ws.next()).await {
-            Ok(Some(Ok(message))) => Some(message),
-            Ok(_) => None,
-            Err(_) => None,
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(Some(Ok(message))) => return Some(message),
+                Ok(_) | Err(_) => return None,
+            }
         }
     }
 
