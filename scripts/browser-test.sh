@@ -5,8 +5,8 @@
 # freshly built `sluice`.
 # Installs what is missing first: chromium and node (apt, as root, non-interactive), Firefox
 # ESR, playwright-core and puppeteer-core (npm ci, pinned in client-js/package-lock.json) and
-# FFmpeg 9 with its WHIP muxer (pip: imageio-ffmpeg). The Firefox test creates a network
-# namespace, so the script runs as root.
+# FFmpeg 9 with its WHIP muxer and aiortc (pip), and Go with Debian's Pion packages. The
+# Firefox and ICE-TCP tests create network namespaces, so the script runs as root.
 # Set SLUICE_BIN to test a binary built elsewhere; CHROMIUM_BIN for another Chromium.
 # Screenshots and server/browser logs land in client-js/test/artifacts/.
 set -euo pipefail
@@ -38,6 +38,10 @@ if [ -z "${FIREFOX_BIN:-}" ] && [ ! -x /usr/bin/firefox-esr ]; then
 fi
 if ! command -v ip >/dev/null 2>&1; then
   apt_install iproute2
+fi
+# Pion (Go) for the Pion interop test, built offline against Debian's packages.
+if ! command -v go >/dev/null 2>&1 || [ ! -d /usr/share/gocode/src/github.com/pion/webrtc ]; then
+  apt_install golang-go golang-github-pion-webrtc.v3-dev
 fi
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   apt_install nodejs npm
