@@ -76,3 +76,8 @@ fn media_session_corpus() {
 fn room_protocol_corpus() {
     replay("room_protocol", signaling::fuzzing::room_messages);
 }
+
+#[test]
+fn rfc4571_corpus() {
+    replay("rfc4571", ice_lite::fuzzing::rfc4571);
+}

@@ -20,6 +20,7 @@ fn main() -> anyhow::Result<()> {
         setup_timeout: server::DEFAULT_SETUP_TIMEOUT,
         consent_timeout: server::DEFAULT_CONSENT_TIMEOUT,
         gso: config.gso(),
+        ice_tcp: config.ice_tcp,
     })?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -40,11 +41,12 @@ fn main() -> anyhow::Result<()> {
             .map(ToString::to_string)
             .collect();
         println!(
-            "sluice: web app on {scheme}://{} ; media on udp {} (candidates announce {}), {} workers",
+            "sluice: web app on {scheme}://{} ; media on udp {} (candidates announce {}), {} workers{}",
             listener.local_addr()?,
             sfu.media_addr(),
             announced.join(", "),
-            sfu.workers()
+            sfu.workers(),
+            if config.ice_tcp { ", ICE-TCP on the same port" } else { "" }
         );
         signaling::serve(
             listener,

@@ -129,6 +129,8 @@ pub struct SfuStats {
     pub retransmissions_sent: u64,
     /// Keyframe requests sent to publishers.
     pub keyframe_requests_sent: u64,
+    /// The TCP side of the media port (ICE-TCP).
+    pub tcp: crate::tcp::TcpStats,
 }
 
 impl SfuStats {
@@ -180,7 +182,9 @@ impl SfuStats {
             nacks_sent,
             retransmissions_sent,
             keyframe_requests_sent,
+            tcp,
         } = other;
+        self.tcp.add(tcp);
         // Destructuring above makes a new counter a compile error until it is summed here.
         for (total, value) in [
             (&mut self.sessions, sessions),
@@ -356,6 +360,7 @@ impl SfuStats {
                 ));
             }
         }
+        self.tcp.to_prometheus(&mut text);
         text
     }
 
