@@ -36,14 +36,14 @@ const FIRST_CONNECTION_TOKEN: usize = 3;
 
 /// The longest frame accepted: well above the largest media or DTLS datagram a WebRTC peer
 /// sends (they keep to a path MTU of about 1,500 bytes even over TCP).
-pub(crate) const MAX_FRAME: usize = 4096;
+pub const MAX_FRAME: usize = 4096;
 
 /// Bytes queued per connection before packets are dropped: about 0.4 s of 2.5 Mbit/s
 /// video, 128 MB across the overall cap of connections.
 pub(crate) const SEND_BUFFER_LIMIT: usize = 128 * 1024;
 
 /// How long a connection may take to pass its first ICE check, from its accept.
-pub(crate) const FIRST_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+pub const FIRST_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// TCP connections open at once on the media port, over all workers.
 pub const MAX_CONNECTIONS: usize = 1000;
@@ -84,6 +84,8 @@ pub struct TcpStats {
     pub accepted: u64,
     /// Frames received (each handled as a datagram).
     pub frames_received: u64,
+    /// Connections handed to the worker owning the session their first check named.
+    pub handed_over: u64,
     /// Connections refused at accept: the overall or per-address cap was reached.
     pub refused_over_limit: u64,
     /// Connections closed because a frame announced more than the maximum length.
@@ -106,6 +108,7 @@ impl TcpStats {
             connections,
             accepted,
             frames_received,
+            handed_over,
             refused_over_limit,
             closed_frame_too_long,
             closed_bad_first_frame,
@@ -117,6 +120,7 @@ impl TcpStats {
             (&mut self.connections, connections),
             (&mut self.accepted, accepted),
             (&mut self.frames_received, frames_received),
+            (&mut self.handed_over, handed_over),
             (&mut self.refused_over_limit, refused_over_limit),
             (&mut self.closed_frame_too_long, closed_frame_too_long),
             (&mut self.closed_bad_first_frame, closed_bad_first_frame),
@@ -130,7 +134,7 @@ impl TcpStats {
 
     /// The counters in the Prometheus text exposition format.
     pub(crate) fn to_prometheus(&self, text: &mut String) {
-        let metrics: [(&str, &str, &str, u64); 9] = [
+        let metrics: [(&str, &str, &str, u64); 10] = [
             (
                 "sluice_tcp_connections",
                 "gauge",
@@ -148,6 +152,12 @@ impl TcpStats {
                 "counter",
                 "RFC 4571 frames received on ICE-TCP connections.",
                 self.frames_received,
+            ),
+            (
+                "sluice_tcp_handed_over_total",
+                "counter",
+                "ICE-TCP connections handed to the worker owning their session.",
+                self.handed_over,
             ),
             (
                 "sluice_tcp_refused_over_limit_total",
@@ -436,6 +446,7 @@ impl TcpConnections {
     ) -> Option<HandedConnection> {
         let mut connection = self.remove(token)?;
         registry.deregister(&mut connection.stream).ok()?;
+        self.stats.handed_over += 1;
         Some(HandedConnection {
             connection,
             first_frame: first_frame.to_vec(),
