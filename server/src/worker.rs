@@ -103,6 +103,8 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
+    // What a worker owns, handed over once at start.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         index: usize,
         socket: mio::net::UdpSocket,

@@ -170,14 +170,13 @@ fn dtls_over_tcp(stream: &mut TcpStream, peer: &Peer) -> anyhow::Result<()> {
         while let Some(len) = dtls.poll_transmit(&mut out) {
             stream.write_all(&framed(&out[..len]))?;
         }
-        while let Some(event) = dtls.poll_event() {
-            match event {
-                DtlsEvent::Connected(_) => {
-                    stream.set_read_timeout(None)?;
-                    return Ok(());
-                }
-                other => bail!("DTLS over TCP ended: {other:?}"),
+        match dtls.poll_event() {
+            Some(DtlsEvent::Connected(_)) => {
+                stream.set_read_timeout(None)?;
+                return Ok(());
             }
+            Some(other) => bail!("DTLS over TCP ended: {other:?}"),
+            None => {}
         }
         let mut buf = [0u8; 4096];
         match stream.read(&mut buf) {
