@@ -681,6 +681,79 @@ mod tests {
         assert!(slots.counts.lock().unwrap().per_ip.is_empty());
     }
 
+    /// A peer that does not read: the send buffer fills, whole packets are dropped and
+    /// counted, and what does go out is a clean stream of complete frames in order.
+    #[test]
+    fn a_slow_reader_costs_whole_dropped_packets_not_a_blocked_worker() {
+        let listener = bind_reuse_port("127.0.0.1:0".parse().unwrap()).unwrap();
+        let address = listener.local_addr().unwrap();
+        let poll = mio::Poll::new().unwrap();
+        let now = Instant::now();
+        let mut tcp = TcpConnections::new(
+            Some(TcpListener::from_std(listener)),
+            TcpSlots::new(4, 4),
+            poll.registry(),
+            now,
+        )
+        .unwrap();
+        let mut client = std::net::TcpStream::connect(address).unwrap();
+        let mut accepted = Vec::new();
+        for _ in 0..200 {
+            tcp.accept(poll.registry(), now, &mut accepted);
+            if !accepted.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let token = *accepted.first().expect("accepted");
+        assert_eq!(tcp.token_of(&client.local_addr().unwrap()), Some(token));
+
+        const PACKETS: u32 = 20_000;
+        let mut dropped = 0u32;
+        let mut packet = [0u8; 1200];
+        let mut failed = Vec::new();
+        for sequence in 0..PACKETS {
+            packet[..4].copy_from_slice(&sequence.to_be_bytes());
+            if tcp.queue(token, &packet) == Queued::Full {
+                dropped += 1;
+            }
+            tcp.write_pending(&mut failed);
+        }
+        assert!(failed.is_empty());
+        assert!(
+            dropped > 0,
+            "24 MB to a peer that does not read must overflow"
+        );
+        assert_eq!(tcp.stats.dropped_send_buffer_full, u64::from(dropped));
+
+        let reader = std::thread::spawn(move || {
+            let mut received = Vec::new();
+            let mut header = [0u8; 2];
+            while client.read_exact(&mut header).is_ok() {
+                let mut body = vec![0; usize::from(u16::from_be_bytes(header))];
+                client.read_exact(&mut body).expect("a whole frame");
+                assert_eq!(body.len(), 1200, "frames stay whole");
+                received.push(u32::from_be_bytes(body[..4].try_into().unwrap()));
+            }
+            received
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tcp
+            .get_mut(token)
+            .is_some_and(|c| c.out_start < c.out.len())
+        {
+            tcp.write(token).unwrap();
+            assert!(Instant::now() < deadline, "the buffer never drained");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        tcp.close(poll.registry(), token, CloseReason::Ended);
+        let received = reader.join().unwrap();
+        assert_eq!(received.len() as u32 + dropped, PACKETS);
+        assert!(received.windows(2).all(|w| w[0] < w[1]), "in order");
+        assert_eq!(received.first(), Some(&0));
+        assert_eq!(tcp.slots.open(), 0, "the slot came back");
+    }
+
     #[test]
     fn tcp_stats_add_up_and_print() {
         let mut total = TcpStats::default();

@@ -1,9 +1,10 @@
 // ICE over TCP with a real browser: a default `sluice` runs in a network namespace of the
-// test's own in which UDP is blocked both ways (a policy rule ahead of the local table
-// prohibits every UDP packet, incoming and outgoing, so only `ip` from iproute2 is needed),
-// and Chromium on the host publishes with WHIP and plays with WHEP. The only path is the
-// passive TCP candidate on the media port's number: both connections must select a TCP pair,
-// decode video, and the server must have received no UDP datagram at all.
+// test's own, and Chromium on the host reaches it. With UDP open, Chromium picks UDP over the
+// passive TCP candidate. Then UDP is blocked both ways in the namespace (a policy rule ahead
+// of the local table prohibits every UDP packet, incoming and outgoing, so only `ip` from
+// iproute2 is needed) and Chromium publishes with WHIP and plays with WHEP: the only path is
+// the TCP candidate on the media port's number, both connections must select a TCP pair and
+// decode video, and the server must receive no UDP datagram from then on.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,13 +20,17 @@ const browsers = [];
 before(async () => {
   if (!canCreateNamespaces()) throw new Error('this test creates a network namespace: run it as root');
   ns = createNamespace('tcp', 23);
-  // Rules are tried by preference; the local table (normally at 0) moves behind the UDP
-  // block so that incoming UDP to the namespace's own addresses is refused too.
+  server = await startServerIn(ns, 'icetcp');
+});
+
+/** Blocks UDP in the namespace both ways. Rules are tried by preference; the local table
+ * (normally at 0) moves behind the block so that incoming UDP to the namespace's own
+ * addresses is refused too. */
+function blockUdp() {
   ns.exec('ip', 'rule', 'add', 'pref', '10', 'ipproto', 'udp', 'prohibit');
   ns.exec('ip', 'rule', 'add', 'pref', '100', 'lookup', 'local');
   ns.exec('ip', 'rule', 'del', 'pref', '0');
-  server = await startServerIn(ns, 'icetcp');
-});
+}
 
 after(async () => {
   await Promise.all(browsers.map((b) => b.close()));
@@ -77,13 +82,32 @@ async function metrics() {
   };
 }
 
-test('with UDP blocked, Chromium publishes and plays over ICE-TCP on the media port', async () => {
-  const publisher = await chromium('icetcp-whip');
-  await publisher.page.goto(`${server.base}/app/whip.html?room=${ROOM}&name=camera`);
-  await waitFor('the WHIP connection over TCP', () => publisher.page.evaluate(() => {
+async function publishWhip(page, room) {
+  await page.goto(`${server.base}/app/whip.html?room=${room}&name=camera`);
+  await waitFor('the WHIP connection', () => page.evaluate(() => {
     if (window.whip?.error) throw new Error(window.whip.error);
     return window.whip?.pc?.connectionState === 'connected';
   }), { timeoutMs: 30000 });
+}
+
+test('with UDP open, Chromium prefers it to the TCP candidate', async () => {
+  const publisher = await chromium('icetcp-udp');
+  await publishWhip(publisher.page, `${ROOM}-udp`);
+  // The pair may settle a moment after connecting; the nominated one is what counts.
+  const pair = await waitFor('a selected pair', () => selectedPair(publisher.page, 'window.whip.pc'));
+  console.log('with UDP open, the WHIP pair is', pair);
+  assert.equal(pair.local, 'udp');
+  assert.equal(pair.remote, 'udp');
+  assert.deepEqual(publisher.problems, []);
+  await publisher.close();
+  browsers.splice(browsers.indexOf(publisher), 1);
+});
+
+test('with UDP blocked, Chromium publishes and plays over ICE-TCP on the media port', async () => {
+  blockUdp();
+  const udpBefore = (await metrics()).udpDatagrams;
+  const publisher = await chromium('icetcp-whip');
+  await publishWhip(publisher.page, ROOM);
   const published = await selectedPair(publisher.page, 'window.whip.pc');
 
   const viewer = await chromium('icetcp-whep');
@@ -117,7 +141,7 @@ test('with UDP blocked, Chromium publishes and plays over ICE-TCP on the media p
     assert.equal(pair.remoteTcpType, 'passive', `${who}'s remote candidate is Sluice's passive one`);
     assert.equal(pair.remotePort, 3478, `${who} reached the media port's number`);
   }
-  assert.equal(counters.udpDatagrams, 0, 'no UDP datagram reached the server');
+  assert.equal(counters.udpDatagrams, udpBefore, 'no UDP datagram reached the server once blocked');
   assert.ok(counters.tcpConnections >= 2, `TCP connections open: ${counters.tcpConnections}`);
   assert.ok(counters.dtlsConnected >= 2, `DTLS handshakes: ${counters.dtlsConnected}`);
   assert.deepEqual(publisher.problems, []);
