@@ -204,6 +204,25 @@ fn dtls_over_tcp(stream: &mut TcpStream, peer: &Peer) -> anyhow::Result<()> {
     bail!("DTLS over TCP did not complete within 10 s")
 }
 
+/// Whether an SRTCP frame (RFC 7983: first byte 128..=191, packet type 192..=223) arrives
+/// on the connection within 5 s.
+fn srtcp_arrives(stream: &mut TcpStream) -> anyhow::Result<bool> {
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let Some(frame) = read_frame(stream)? else {
+            return Ok(false);
+        };
+        if let [first, packet_type, ..] = frame[..]
+            && (128..=191).contains(&first)
+            && (192..=223).contains(&packet_type)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Waits until the counters satisfy `condition`.
 fn stats_until(sfu: &Sfu, limit: Duration, condition: impl Fn(&SfuStats) -> bool) -> SfuStats {
     let deadline = Instant::now() + limit;
@@ -251,6 +270,12 @@ fn checks_and_dtls_complete_over_tcp_on_the_media_port() -> anyhow::Result<()> {
             "XOR-MAPPED-ADDRESS {mapped} is not the connection's own address"
         );
         dtls_over_tcp(&mut stream, &peer)?;
+        // The router's output (the keyframe request a new publisher gets, SRTCP) comes
+        // framed on the connection, not over UDP.
+        ensure!(
+            srtcp_arrives(&mut stream)?,
+            "no SRTCP frame on the connection"
+        );
         // Still answering on the same connection after DTLS.
         check(&mut stream, &peer, index as u8 + 101)?;
         connections.push(stream);
