@@ -52,6 +52,11 @@ pub const MAX_CONNECTIONS: usize = 1000;
 /// candidate and peer connection, so this leaves room for many tabs behind one NAT.
 pub const MAX_CONNECTIONS_PER_IP: usize = 64;
 
+/// TCP connections one session may hold: a browser opens one per pair of its active and
+/// Sluice's passive candidates, a few; a peer that knows its own session's credentials
+/// cannot hold more of the port's slots than this.
+pub const MAX_CONNECTIONS_PER_SESSION: usize = 16;
+
 /// How often connections are checked for their deadlines (the worker wakes at least this
 /// often anyway).
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -86,7 +91,8 @@ pub struct TcpStats {
     pub frames_received: u64,
     /// Connections handed to the worker owning the session their first check named.
     pub handed_over: u64,
-    /// Connections refused at accept: the overall or per-address cap was reached.
+    /// Connections refused: the overall or per-address cap was reached at accept, or the
+    /// session its first check named already holds as many as it may.
     pub refused_over_limit: u64,
     /// Connections closed because a frame announced more than the maximum length.
     pub closed_frame_too_long: u64,
@@ -162,7 +168,7 @@ impl TcpStats {
             (
                 "sluice_tcp_refused_over_limit_total",
                 "counter",
-                "ICE-TCP connections refused at the overall or per-address cap.",
+                "ICE-TCP connections refused at the overall, per-address or per-session cap.",
                 self.refused_over_limit,
             ),
             (
@@ -316,6 +322,8 @@ pub(crate) enum CloseReason {
     Silent,
     /// Its session is gone.
     SessionEnded,
+    /// Its session holds [`MAX_CONNECTIONS_PER_SESSION`] already.
+    OverLimit,
 }
 
 /// What became of a frame queued for a connection.
@@ -366,6 +374,15 @@ impl TcpConnections {
     /// Whether this worker has no TCP connection (the check UDP sends pay).
     pub(crate) fn is_empty(&self) -> bool {
         self.connections.is_empty()
+    }
+
+    /// How many connections are bound to `session` (a scan: only when a connection's first
+    /// check names its session, not per packet).
+    pub(crate) fn connections_of(&self, session: SessionId) -> usize {
+        self.connections
+            .values()
+            .filter(|connection| connection.session == Some(session))
+            .count()
     }
 
     /// The connection whose peer is `address`.
@@ -484,6 +501,7 @@ impl TcpConnections {
             CloseReason::FrameTooLong => self.stats.closed_frame_too_long += 1,
             CloseReason::BadFirstFrame => self.stats.closed_bad_first_frame += 1,
             CloseReason::Silent => self.stats.closed_silent += 1,
+            CloseReason::OverLimit => self.stats.refused_over_limit += 1,
             CloseReason::Ended | CloseReason::SessionEnded => {}
         }
         Some((connection.peer, connection.session))

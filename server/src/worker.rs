@@ -804,6 +804,10 @@ impl Worker {
             self.close_tcp(token, CloseReason::BadFirstFrame);
             return false;
         };
+        if self.tcp.connections_of(session) >= tcp::MAX_CONNECTIONS_PER_SESSION {
+            self.close_tcp(token, CloseReason::OverLimit);
+            return false;
+        }
         if let Some(connection) = self.tcp.get_mut(token) {
             connection.session = Some(session);
         }

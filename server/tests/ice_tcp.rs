@@ -347,6 +347,28 @@ fn bad_tcp_input_closes_only_that_connection_and_is_counted() -> anyhow::Result<
         "DTLS first"
     );
 
+    // One session holds a bounded number of connections, however valid its checks.
+    let mut per_session = Vec::new();
+    for transaction in 0..server::tcp::MAX_CONNECTIONS_PER_SESSION as u8 - 1 {
+        let mut stream = TcpStream::connect(media)?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        check(&mut stream, &peer, 10 + transaction)?;
+        per_session.push(stream);
+    }
+    let mut over_session_cap = TcpStream::connect(media)?;
+    over_session_cap.write_all(&framed(&binding_request(
+        &peer.username,
+        &peer.password,
+        99,
+    )?))?;
+    ensure!(
+        closed_within(&mut over_session_cap, Duration::from_secs(3)),
+        "a connection over the per-session cap"
+    );
+    drop(per_session);
+    let stats = stats_until(&sfu, Duration::from_secs(3), |s| s.tcp.connections == 1);
+    ensure!(stats.tcp.connections == 1, "{stats:?}");
+
     // Connections up to the per-address cap are held while silent; one more is refused.
     let mut silent: Vec<TcpStream> = Vec::new();
     for _ in 1..server::tcp::MAX_CONNECTIONS_PER_IP {
@@ -386,7 +408,8 @@ fn bad_tcp_input_closes_only_that_connection_and_is_counted() -> anyhow::Result<
         stats.tcp.closed_silent == server::tcp::MAX_CONNECTIONS_PER_IP as u64 - 1,
         "{stats:?}"
     );
-    ensure!(stats.tcp.refused_over_limit == 1, "{stats:?}");
+    // One over the session's cap, one over the address's.
+    ensure!(stats.tcp.refused_over_limit == 2, "{stats:?}");
     ensure!(
         stats.dtls_connected == 1 && stats.sessions == 1,
         "{stats:?}"
