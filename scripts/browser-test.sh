@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs client-js's unit tests and the browser end-to-end tests (three-way room, chat, leave,
-# WHIP/WHEP, a room over HTTPS and WSS with --tls-self-signed, access tokens, FFmpeg, aiortc
-# and Firefox) in Debian's headless Chromium with a fake camera and microphone, against a
-# freshly built `sluice`.
+# WHIP/WHEP, a room over HTTPS and WSS with --tls-self-signed, access tokens, FFmpeg, aiortc,
+# Pion, Firefox, and ICE-TCP with UDP blocked in a namespace) in Debian's headless Chromium
+# with a fake camera and microphone, against a freshly built `sluice`.
 # Installs what is missing first: chromium and node (apt, as root, non-interactive), Firefox
 # ESR, playwright-core and puppeteer-core (npm ci, pinned in client-js/package-lock.json) and
 # FFmpeg 9 with its WHIP muxer and aiortc (pip), and Go with Debian's Pion packages. The

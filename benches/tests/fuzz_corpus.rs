@@ -81,3 +81,8 @@ fn room_protocol_corpus() {
 fn access_token_corpus() {
     replay("access_token", signaling::fuzzing::access_token);
 }
+
+#[test]
+fn rfc4571_corpus() {
+    replay("rfc4571", ice_lite::fuzzing::rfc4571);
+}

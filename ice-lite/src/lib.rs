@@ -19,12 +19,13 @@ mod candidate;
 mod credentials;
 mod demux;
 mod error;
+pub mod framing;
 pub mod fuzzing;
 mod stun;
 mod stun_writer;
 
 pub use agent::{IceEvent, IceLiteAgent, IceLiteConfig, IceStats};
-pub use candidate::{Candidate, candidate_priority};
+pub use candidate::{Candidate, Transport, candidate_priority};
 pub use credentials::{IceCredentials, MIN_PWD_LEN, MIN_UFRAG_LEN};
 pub use demux::{Datagram, PacketKind, classify};
 pub use error::Error;

@@ -86,17 +86,33 @@ pub fn interface_ips() -> Vec<IpAddr> {
 /// The `a=candidate:` values (without the `candidate:` prefix) for `ips` on `port`: one
 /// foundation per address (RFC 8445 5.1.1.3) and falling priorities in list order.
 pub fn host_candidates(ips: &[IpAddr], port: u16) -> Vec<String> {
+    candidate_lines(ips, port, Candidate::host, 0, u16::MAX)
+}
+
+/// The passive TCP host candidates (RFC 6544) for `ips` on the same `port` number, for peers
+/// whose networks block UDP: foundations after the UDP ones (a foundation differs per
+/// transport), priorities below every UDP candidate, falling in list order.
+pub fn tcp_host_candidates(ips: &[IpAddr], port: u16) -> Vec<String> {
+    // RFC 6544 4.2 leaves 13 bits of the local preference for the ordering of addresses.
+    candidate_lines(ips, port, Candidate::tcp_passive_host, ips.len(), 0x1FFF)
+}
+
+fn candidate_lines(
+    ips: &[IpAddr],
+    port: u16,
+    candidate: fn(IpAddr, u16) -> Candidate,
+    first_foundation: usize,
+    top_preference: u16,
+) -> Vec<String> {
     ips.iter()
         .enumerate()
         .map(|(index, &ip)| {
             let rank = u16::try_from(index).unwrap_or(u16::MAX);
-            let candidate = Candidate::host(ip, port)
-                .with_foundation_and_preference(u32::from(rank) + 1, u16::MAX - rank)
+            let foundation = u32::try_from(first_foundation + index + 1).unwrap_or(u32::MAX);
+            let line = candidate(ip, port)
+                .with_foundation_and_preference(foundation, top_preference.saturating_sub(rank))
                 .to_string();
-            candidate
-                .strip_prefix("candidate:")
-                .unwrap_or(&candidate)
-                .to_owned()
+            line.strip_prefix("candidate:").unwrap_or(&line).to_owned()
         })
         .collect()
 }
@@ -175,6 +191,18 @@ mod tests {
             [
                 "1 1 udp 2130706431 10.0.0.5 3478 typ host",
                 "2 1 udp 2130706175 127.0.0.1 3478 typ host"
+            ]
+        );
+    }
+
+    #[test]
+    fn tcp_candidates_follow_on_the_same_port_below_udp() {
+        let lines = tcp_host_candidates(&ips(&["10.0.0.5", "127.0.0.1"]), 3478);
+        assert_eq!(
+            lines,
+            [
+                "3 1 tcp 1520435199 10.0.0.5 3478 typ host tcptype passive",
+                "4 1 tcp 1520434943 127.0.0.1 3478 typ host tcptype passive"
             ]
         );
     }

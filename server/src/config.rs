@@ -122,6 +122,18 @@ pub struct Config {
     /// What the configuration file added (API keys) and how each option got its value.
     #[arg(skip)]
     pub layers: crate::config_file::Layers,
+
+    /// ICE over TCP: also listen with TCP on the media port's address and number, and
+    /// announce a passive TCP candidate per address, for peers whose networks block UDP
+    /// ("on" or "off").
+    #[arg(
+        long = "ice-tcp",
+        env = "SLUICE_ICE_TCP",
+        default_value = "on",
+        action = clap::ArgAction::Set,
+        value_parser = parse_switch
+    )]
+    pub ice_tcp: bool,
 }
 
 fn parse_switch(value: &str) -> Result<bool, String> {
@@ -235,6 +247,15 @@ mod tests {
         assert!(Config::try_parse_from(["sluice", "--udp", "not-an-address"]).is_err());
         assert!(Config::try_parse_from(["sluice", "--workers", "0"]).is_err());
         assert!(Config::try_parse_from(["sluice", "--gso", "maybe"]).is_err());
+        assert!(Config::try_parse_from(["sluice", "--ice-tcp", "sometimes"]).is_err());
+    }
+
+    #[test]
+    fn ice_tcp_is_on_unless_turned_off() {
+        let config = Config::try_parse_from(["sluice"]).expect("defaults parse");
+        assert!(config.ice_tcp);
+        let off = Config::try_parse_from(["sluice", "--ice-tcp", "off"]).expect("off parses");
+        assert!(!off.ice_tcp);
     }
 
     #[test]

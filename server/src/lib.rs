@@ -26,6 +26,7 @@ pub mod logging;
 mod negotiation;
 mod session;
 mod stats;
+pub mod tcp;
 mod timers;
 pub mod token;
 pub mod udp;
@@ -63,6 +64,9 @@ pub struct MediaConfig {
     /// Send runs of equal-sized packets to one peer as one UDP GSO send where the kernel
     /// offers it (see docs/profiling.md for what it gains).
     pub gso: bool,
+    /// Also listen with TCP on the media port's address and number, and announce a passive
+    /// TCP host candidate (RFC 6544) per address, for peers whose networks block UDP.
+    pub ice_tcp: bool,
 }
 
 impl MediaConfig {
@@ -75,9 +79,13 @@ impl MediaConfig {
             setup_timeout: DEFAULT_SETUP_TIMEOUT,
             consent_timeout: DEFAULT_CONSENT_TIMEOUT,
             gso: DEFAULT_GSO,
+            ice_tcp: DEFAULT_ICE_TCP,
         }
     }
 }
+
+/// The default of [`MediaConfig::ice_tcp`].
+pub const DEFAULT_ICE_TCP: bool = true;
 
 /// The default of [`MediaConfig::gso`].
 pub const DEFAULT_GSO: bool = true;
@@ -166,6 +174,9 @@ pub(crate) enum Inbound {
     Datagrams(hand_over::HandOverBatch),
     /// A batch this worker handed over, emptied, back for reuse.
     Recycle(hand_over::HandOverBatch),
+    /// A TCP connection another worker accepted whose first check names this worker's
+    /// session.
+    TcpConnection(tcp::HandedConnection),
 }
 
 /// The way into one worker.
@@ -230,6 +241,50 @@ pub(crate) fn owner_of(session: SessionId) -> usize {
     (session.0 & 0xff) as usize
 }
 
+/// Binds the media port once per worker (UDP with SO_REUSEPORT) and, with ICE-TCP, a TCP
+/// listener per worker on the same address and number. For an ephemeral port (0) whose
+/// number is taken for TCP, another number is tried.
+fn bind_media_port(
+    config: &MediaConfig,
+    workers: usize,
+) -> anyhow::Result<(Vec<std::net::UdpSocket>, Vec<std::net::TcpListener>)> {
+    const EPHEMERAL_ATTEMPTS: usize = 16;
+    let attempts = if config.udp.port() == 0 {
+        EPHEMERAL_ATTEMPTS
+    } else {
+        1
+    };
+    let mut last_error = None;
+    for _ in 0..attempts {
+        let first = udp::bind_reuse_port(config.udp)
+            .with_context(|| format!("binding the media port {}", config.udp))?;
+        let media_addr = first.local_addr()?;
+        let mut sockets = vec![first];
+        for _ in 1..workers {
+            sockets.push(
+                udp::bind_reuse_port(media_addr)
+                    .with_context(|| format!("binding the media port {media_addr} again"))?,
+            );
+        }
+        if !config.ice_tcp {
+            return Ok((sockets, Vec::new()));
+        }
+        let listeners: std::io::Result<Vec<_>> = (0..workers)
+            .map(|_| tcp::bind_reuse_port(media_addr))
+            .collect();
+        match listeners {
+            Ok(listeners) => return Ok((sockets, listeners)),
+            Err(e) => {
+                last_error = Some(anyhow::Error::new(e).context(format!(
+                    "listening with TCP on the media port {media_addr} (ICE-TCP; \
+                     --ice-tcp off turns it off)"
+                )))
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| anyhow::anyhow!("binding the media port failed")))
+}
+
 /// The running media plane.
 #[derive(Debug)]
 pub struct Sfu {
@@ -253,22 +308,23 @@ impl Sfu {
     /// certificate and starts the media workers.
     pub fn start(config: MediaConfig) -> anyhow::Result<Sfu> {
         let workers = config.workers.clamp(1, MAX_WORKERS);
-        let first = udp::bind_reuse_port(config.udp)
-            .with_context(|| format!("binding the media port {}", config.udp))?;
-        let media_addr = first.local_addr()?;
-        let mut sockets = vec![first];
-        for _ in 1..workers {
-            sockets.push(
-                udp::bind_reuse_port(media_addr)
-                    .with_context(|| format!("binding the media port {media_addr} again"))?,
-            );
-        }
+        let (sockets, listeners) = bind_media_port(&config, workers)?;
+        let media_addr = sockets
+            .first()
+            .context("no media socket was bound")?
+            .local_addr()?;
         let candidate_ips = candidates::candidate_ips(
             media_addr.ip(),
             &config.public_ips,
             &candidates::interface_ips(),
         );
-        let candidate_lines = candidates::host_candidates(&candidate_ips, media_addr.port());
+        let mut candidate_lines = candidates::host_candidates(&candidate_ips, media_addr.port());
+        if config.ice_tcp {
+            candidate_lines.extend(candidates::tcp_host_candidates(
+                &candidate_ips,
+                media_addr.port(),
+            ));
+        }
         let certificate = DtlsCertificate::generate(&mut rand::rng())
             .map_err(|e| anyhow::anyhow!("generating the DTLS certificate: {e}"))?;
         let fingerprint = certificate.fingerprint().to_string();
@@ -304,9 +360,12 @@ impl Sfu {
         });
         let mut stats = Vec::new();
         let mut threads = Vec::new();
+        let tcp_slots = tcp::TcpSlots::new(tcp::MAX_CONNECTIONS, tcp::MAX_CONNECTIONS_PER_IP);
+        let mut listeners = listeners.into_iter();
         for (index, ((socket, poll), receiver)) in
             sockets.into_iter().zip(polls).zip(receivers).enumerate()
         {
+            let listener = listeners.next().map(mio::net::TcpListener::from_std);
             let worker_stats = Arc::new(stats::PublishedStats::default());
             let worker = worker::Worker::new(
                 index,
@@ -316,6 +375,8 @@ impl Sfu {
                 Arc::clone(&shared),
                 Arc::clone(&worker_stats),
                 Arc::clone(&context),
+                listener,
+                Arc::clone(&tcp_slots),
             )?;
             threads.push(
                 std::thread::Builder::new()

@@ -89,6 +89,7 @@ fn run(config: &Config) -> anyhow::Result<()> {
         setup_timeout: server::DEFAULT_SETUP_TIMEOUT,
         consent_timeout: server::DEFAULT_CONSENT_TIMEOUT,
         gso: config.gso(),
+        ice_tcp: config.ice_tcp,
     })?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -129,9 +130,10 @@ fn run(config: &Config) -> anyhow::Result<()> {
             candidates = %announced,
             workers = sfu.workers(),
             metrics = %metrics,
-            "web app on {scheme}://{http} ; media on udp {} (candidates announce {announced}), {} workers",
+            "web app on {scheme}://{http} ; media on udp {} (candidates announce {announced}), {} workers{}",
             sfu.media_addr(),
-            sfu.workers()
+            sfu.workers(),
+            if config.ice_tcp { ", ICE-TCP on the same port" } else { "" }
         );
         announce_access(config, access.as_ref());
         if let Some(tls) = &tls {

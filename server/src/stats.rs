@@ -134,6 +134,8 @@ pub struct SfuStats {
     /// DTLS datagrams a handshake dropped: records no DTLS 1.2 handshake sends, or a full
     /// receive queue.
     pub dropped_dtls: u64,
+    /// The TCP side of the media port (ICE-TCP).
+    pub tcp: crate::tcp::TcpStats,
 }
 
 impl SfuStats {
@@ -187,7 +189,9 @@ impl SfuStats {
             keyframe_requests_sent,
             retransmissions_over_budget,
             dropped_dtls,
+            tcp,
         } = other;
+        self.tcp.add(tcp);
         // Destructuring above makes a new counter a compile error until it is summed here.
         for (total, value) in [
             (&mut self.sessions, sessions),
@@ -380,6 +384,7 @@ impl SfuStats {
                 .into_iter()
                 .map(|(name, help, value)| signaling::MediaMetric::counter(name, help, value)),
         );
+        metrics.extend(self.tcp.metrics());
         metrics
     }
 

@@ -11,6 +11,10 @@
 //! sessions are touched), counters are published at a bounded rate, the id maps hash with a
 //! multiply, datagrams for another worker's sessions go over in one batch per receive round,
 //! and the shared owner table is read through a cache that one atomic load keeps fresh.
+//!
+//! With ICE-TCP the worker also accepts TCP connections on the media port (see [`crate::tcp`]):
+//! their RFC 4571 frames take the same paths as datagrams, and output to a TCP peer is framed
+//! on its connection. UDP sessions pay one emptiness check of the connection table per send.
 
 use std::collections::HashMap;
 use std::io;
@@ -28,6 +32,7 @@ use crate::hand_over::{HandOverBatch, SPARE_BATCHES};
 use crate::negotiation;
 use crate::session::{EndReason, Session, SessionEvent};
 use crate::stats::{DropReason, PublishedStats, SfuStats};
+use crate::tcp::{self, CloseReason, Liveness, TcpConnections};
 use crate::timers::DeadlineQueue;
 use crate::udp::{BatchSocket, RecvBatch};
 use crate::{Inbound, Shared};
@@ -91,9 +96,16 @@ pub(crate) struct Worker {
     /// Counters changed since they were last published, and when they may be published next.
     stats_dirty: bool,
     next_publish: Instant,
+    /// The TCP listener and connections (ICE-TCP), and buffers reused for them.
+    tcp: TcpConnections,
+    tcp_frame: Vec<u8>,
+    tcp_tokens: Vec<Token>,
+    tcp_closing: Vec<(Token, CloseReason)>,
 }
 
 impl Worker {
+    // What a worker owns, handed over once at start.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         index: usize,
         socket: mio::net::UdpSocket,
@@ -102,6 +114,8 @@ impl Worker {
         shared: Arc<Shared>,
         published: Arc<PublishedStats>,
         context: Arc<negotiation::LocalContext>,
+        listener: Option<mio::net::TcpListener>,
+        tcp_slots: Arc<tcp::TcpSlots>,
     ) -> io::Result<Self> {
         let mut socket = socket;
         poll.registry()
@@ -110,7 +124,12 @@ impl Worker {
         let gso = socket.set_gso(context.gso);
         let workers = shared.workers.len();
         let now = Instant::now();
+        let tcp = TcpConnections::new(listener, tcp_slots, poll.registry(), now)?;
         Ok(Worker {
+            tcp,
+            tcp_frame: vec![0; tcp::MAX_FRAME],
+            tcp_tokens: Vec::new(),
+            tcp_closing: Vec::new(),
             socket,
             poll,
             inbound,
@@ -172,6 +191,14 @@ impl Worker {
                 return Ok(());
             }
             self.refresh_foreign_owners();
+            for event in events.iter() {
+                let token = event.token();
+                if token != SOCKET && token != WAKER {
+                    let readable =
+                        event.is_readable() || event.is_read_closed() || event.is_error();
+                    self.handle_tcp_event(token, readable, event.is_writable());
+                }
+            }
             loop {
                 match self.socket.recv(&mut batch) {
                     Ok(0) => break,
@@ -210,6 +237,7 @@ impl Worker {
             self.state.timers.next_deadline(),
             self.state.router.poll_timeout(),
             self.stats_dirty.then_some(self.next_publish),
+            self.tcp.poll_timeout(),
         ];
         for deadline in deadlines.into_iter().flatten() {
             next = next.min(deadline);
@@ -244,6 +272,15 @@ impl Worker {
                 Ok(Inbound::Recycle(batch)) => {
                     if self.spare_batches.len() < SPARE_BATCHES {
                         self.spare_batches.push(batch);
+                    }
+                }
+                Ok(Inbound::TcpConnection(handed)) => {
+                    self.stats_dirty = true;
+                    if let Some((token, mut first_frame)) =
+                        self.tcp.adopt(self.poll.registry(), handed)
+                        && self.handle_tcp_frame(token, &mut first_frame)
+                    {
+                        self.read_tcp(token);
                     }
                 }
                 Err(mpsc::TryRecvError::Empty) => break true,
@@ -382,7 +419,7 @@ impl Worker {
         if let Some(len) = response
             && let Some(bytes) = self.scratch.get(..len)
         {
-            self.socket.send(source, bytes);
+            send_datagram(&mut self.socket, &mut self.tcp, source, bytes);
             self.state.stats.stun_responses_sent += 1;
         }
         self.handle_session_events(id);
@@ -445,7 +482,7 @@ impl Worker {
         };
         while let Some(len) = dtls.poll_transmit(&mut self.scratch) {
             if let Some(bytes) = self.scratch.get(..len) {
-                self.socket.send(remote, bytes);
+                send_datagram(&mut self.socket, &mut self.tcp, remote, bytes);
             }
         }
     }
@@ -567,12 +604,14 @@ impl Worker {
             self.state.router.handle_timeout(now, &mut self.state.out);
             self.stats_dirty = true;
         }
+        self.sweep_tcp();
     }
 
     /// Protects every queued transmit with its session's keys and sends the batch.
     fn flush(&mut self) {
         let state = &mut self.state;
         if state.out.is_empty() {
+            self.write_tcp();
             return;
         }
         self.destinations.clear();
@@ -605,6 +644,15 @@ impl Worker {
                 }
             }
         }
+        if !self.tcp.is_empty() {
+            // Output for peers on a TCP connection is framed there instead.
+            for (transmit, destination) in state.out.as_slice().iter().zip(&mut self.destinations) {
+                if let Some(token) = destination.and_then(|address| self.tcp.token_of(&address)) {
+                    self.tcp.queue(token, transmit.packet());
+                    *destination = None;
+                }
+            }
+        }
         let transmits = state.out.as_slice();
         if !self.gso {
             // Without GSO the router's order is as good as any.
@@ -623,6 +671,7 @@ impl Worker {
             self.socket.send_batch(datagrams);
         }
         state.out.clear();
+        self.write_tcp();
     }
 
     /// Publishes the counters when they changed and the interval has passed, or at once when
@@ -639,6 +688,7 @@ impl Worker {
         snapshot.absorb_router(self.state.router.stats());
         snapshot.sessions = self.state.sessions.len() as u64;
         snapshot.send_errors = self.socket.send_errors();
+        snapshot.tcp = self.tcp.snapshot();
         self.published.publish(snapshot);
         self.stats_dirty = false;
         self.next_publish = self.state.now + PUBLISH_INTERVAL;
@@ -651,6 +701,226 @@ impl Worker {
         }
         self.publish_stats();
     }
+}
+
+impl Worker {
+    /// A readiness event of the TCP listener or of one connection.
+    fn handle_tcp_event(&mut self, token: Token, readable: bool, writable: bool) {
+        self.stats_dirty = true;
+        if token == tcp::LISTENER {
+            let mut accepted = std::mem::take(&mut self.tcp_tokens);
+            accepted.clear();
+            self.tcp
+                .accept(self.poll.registry(), self.state.now, &mut accepted);
+            self.tcp_tokens = accepted;
+            return;
+        }
+        if writable && self.tcp.write(token).is_err() {
+            self.close_tcp(token, CloseReason::Ended);
+            return;
+        }
+        if readable {
+            self.read_tcp(token);
+        }
+    }
+
+    /// Reads a connection until the socket has no more, handling each complete frame.
+    fn read_tcp(&mut self, token: Token) {
+        loop {
+            if !self.drain_tcp_frames(token) {
+                return;
+            }
+            match self.tcp.read(token) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(reason) => {
+                    self.close_tcp(token, reason);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Handles the complete frames buffered on a connection; false once it is closed or has
+    /// moved to another worker.
+    fn drain_tcp_frames(&mut self, token: Token) -> bool {
+        loop {
+            let mut frame = std::mem::take(&mut self.tcp_frame);
+            let next = self.tcp.next_frame(token, &mut frame);
+            let open = match next {
+                Ok(Some(len)) => match frame.get_mut(..len) {
+                    Some(datagram) => self.handle_tcp_frame(token, datagram),
+                    None => true,
+                },
+                Ok(None) => {
+                    self.tcp_frame = frame;
+                    return self.tcp.get_mut(token).is_some();
+                }
+                Err(reason) => {
+                    self.close_tcp(token, reason);
+                    false
+                }
+            };
+            self.tcp_frame = frame;
+            if !open {
+                return false;
+            }
+        }
+    }
+
+    /// One frame of a connection, handled as a datagram from its peer address. The first must
+    /// be a binding request naming a session: of another worker, the connection goes there;
+    /// of none, it closes. Later ones must belong to that session. False once the connection
+    /// is closed or has moved.
+    fn handle_tcp_frame(&mut self, token: Token, datagram: &mut [u8]) -> bool {
+        let Some(connection) = self.tcp.get_mut(token) else {
+            return false;
+        };
+        let peer = connection.peer;
+        let Some(session) = connection.session else {
+            return self.handle_first_tcp_frame(token, peer, datagram);
+        };
+        match classify(datagram) {
+            DatagramKind::Stun => {
+                let own = StunMessage::parse(datagram)
+                    .ok()
+                    .and_then(|message| local_ufrag(&message).map(str::to_owned))
+                    .and_then(|local| self.state.by_ufrag.get(&local).copied());
+                if own == Some(session) {
+                    self.handle_stun(peer, datagram);
+                } else {
+                    self.tcp.stats.dropped_frames += 1;
+                }
+            }
+            DatagramKind::Dtls | DatagramKind::Rtp | DatagramKind::Rtcp => {
+                if self.state.by_address.get(&peer) == Some(&session) {
+                    self.handle_datagram(peer, datagram);
+                } else {
+                    self.tcp.stats.dropped_frames += 1;
+                }
+            }
+            _ => self.state.stats.dropped(DropReason::UnknownProtocol),
+        }
+        self.tcp.get_mut(token).is_some()
+    }
+
+    fn handle_first_tcp_frame(&mut self, token: Token, peer: SocketAddr, datagram: &[u8]) -> bool {
+        let message = StunMessage::parse(datagram).ok().filter(|message| {
+            message.method() == ice_lite::METHOD_BINDING
+                && message.class() == ice_lite::Class::Request
+        });
+        let Some(local) = message.as_ref().and_then(local_ufrag) else {
+            self.close_tcp(token, CloseReason::BadFirstFrame);
+            return false;
+        };
+        if let Some(owner) = negotiation::ufrag_owner(local)
+            && owner != self.state.index
+            && owner < self.state.shared.workers.len()
+        {
+            if let Some(handed) = self.tcp.hand_over(self.poll.registry(), token, datagram)
+                && let Some(worker) = self.state.shared.workers.get(owner)
+            {
+                let _ = worker.send(Inbound::TcpConnection(handed));
+            }
+            return false;
+        }
+        let Some(&session) = self.state.by_ufrag.get(local) else {
+            self.close_tcp(token, CloseReason::BadFirstFrame);
+            return false;
+        };
+        if self.tcp.connections_of(session) >= tcp::MAX_CONNECTIONS_PER_SESSION {
+            self.close_tcp(token, CloseReason::OverLimit);
+            return false;
+        }
+        if let Some(connection) = self.tcp.get_mut(token) {
+            connection.session = Some(session);
+        }
+        self.handle_stun(peer, datagram);
+        self.tcp.get_mut(token).is_some()
+    }
+
+    /// Closes a connection; its address no longer reaches its session, and nothing goes to
+    /// it over UDP instead.
+    fn close_tcp(&mut self, token: Token, reason: CloseReason) {
+        self.stats_dirty = true;
+        let Some((peer, Some(session))) = self.tcp.close(self.poll.registry(), token, reason)
+        else {
+            return;
+        };
+        if self.state.by_address.get(&peer) == Some(&session) {
+            self.state.by_address.remove(&peer);
+            if self.state.shared.workers.len() > 1 {
+                self.state.shared.forget_owner(peer, self.state.index);
+            }
+        }
+        if let Some(session) = self.state.sessions.get_mut(&session)
+            && session.remote == Some(peer)
+        {
+            session.remote = None;
+        }
+    }
+
+    /// Writes what was queued for connections; those that fail close.
+    fn write_tcp(&mut self) {
+        if self.tcp.is_empty() {
+            return;
+        }
+        let mut failed = std::mem::take(&mut self.tcp_tokens);
+        failed.clear();
+        self.tcp.write_pending(&mut failed);
+        for &token in &failed {
+            self.close_tcp(token, CloseReason::Ended);
+        }
+        self.tcp_tokens = failed;
+    }
+
+    /// Closes connections that passed no check in time or whose session ended.
+    fn sweep_tcp(&mut self) {
+        let mut closing = std::mem::take(&mut self.tcp_closing);
+        closing.clear();
+        let state = &self.state;
+        self.tcp.sweep(
+            state.now,
+            |connection| match connection.session {
+                None => Liveness::Unchecked,
+                Some(id) if !state.sessions.contains_key(&id) => Liveness::SessionGone,
+                Some(id) if state.by_address.get(&connection.peer) == Some(&id) => {
+                    Liveness::Checked
+                }
+                Some(_) => Liveness::Unchecked,
+            },
+            &mut closing,
+        );
+        for &(token, reason) in &closing {
+            self.close_tcp(token, reason);
+        }
+        self.tcp_closing = closing;
+    }
+}
+
+/// The ufrag of ours in a request's USERNAME ("<ours>:<theirs>").
+fn local_ufrag<'a>(message: &StunMessage<'a>) -> Option<&'a str> {
+    message
+        .username()
+        .and_then(|username| username.split_once(':'))
+        .map(|(local, _)| local)
+}
+
+/// Sends one datagram: framed on the peer's TCP connection if it has one (looked up only
+/// while the worker has connections), else over UDP.
+fn send_datagram(
+    socket: &mut BatchSocket,
+    tcp: &mut TcpConnections,
+    destination: SocketAddr,
+    bytes: &[u8],
+) {
+    if !tcp.is_empty()
+        && let Some(token) = tcp.token_of(&destination)
+    {
+        tcp.queue(token, bytes);
+        return;
+    }
+    socket.send(destination, bytes);
 }
 
 /// Fills `order` with the indices of `transmits` so that each session's transmits come

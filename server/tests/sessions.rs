@@ -177,6 +177,7 @@ fn an_unspecified_bind_announces_every_interface_with_loopback_last() {
     let announced: Vec<(String, String)> = video
         .lines()
         .filter_map(|line| line.strip_prefix("a=candidate:"))
+        .filter(|c| c.contains(" udp "))
         .map(|c| {
             let fields: Vec<&str> = c.split(' ').collect();
             assert_eq!(fields[5], port.to_string(), "{c}");
@@ -194,6 +195,13 @@ fn an_unspecified_bind_announces_every_interface_with_loopback_last() {
     let mut foundations: Vec<&str> = announced.iter().map(|(f, _)| f.as_str()).collect();
     foundations.dedup();
     assert_eq!(foundations.len(), announced.len());
+    // ICE-TCP (on by default): a passive TCP candidate per address, on the same port number.
+    let tcp: Vec<&str> = video
+        .lines()
+        .filter(|line| line.ends_with(" typ host tcptype passive"))
+        .filter_map(|line| line.split(' ').nth(4))
+        .collect();
+    assert_eq!(tcp, addresses, "{}", answer.sdp);
     sfu.shutdown();
 
     let sfu = Sfu::start(MediaConfig {
