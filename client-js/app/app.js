@@ -84,6 +84,16 @@ function showLobbyError(message) {
 }
 showLobbyError(linkProblem);
 
+/**
+ * What the preview last showed in the lobby. The preview opens while the person may already
+ * have clicked Join, so it replaces only its own message, never a join's refusal.
+ */
+let previewMessage = linkProblem;
+function showPreviewMessage(message) {
+  if (ui.lobbyError.textContent === previewMessage) showLobbyError(message);
+  previewMessage = message;
+}
+
 /** Fills a device <select>, keeping the current choice; the empty value means "none". */
 function fillDeviceSelect(select, devices, noneLabel) {
   const previous = select.value;
@@ -122,9 +132,9 @@ async function startPreview() {
   try {
     previewStream = await navigator.mediaDevices.getUserMedia({ video, audio });
     ui.preview.srcObject = previewStream;
-    showLobbyError(linkProblem);
+    showPreviewMessage(linkProblem);
   } catch (error) {
-    showLobbyError(`Camera or microphone unavailable: ${error.message}. You can still join.`);
+    showPreviewMessage(`Camera or microphone unavailable: ${error.message}. You can still join.`);
   }
 }
 

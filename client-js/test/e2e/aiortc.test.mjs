@@ -6,11 +6,10 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { artifactsDir, inboundStats, launchBrowser, startServer, waitFor, waitForGrowth } from './harness.mjs';
+import { inboundStats, launchBrowser, startServer, waitFor, waitForGrowth } from './harness.mjs';
+import { decodingAt, openWhepPlayer, runPeer } from './peers.mjs';
 
 const PEER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'aiortc_peer.py');
 const WIDTH = 640;
@@ -33,25 +32,7 @@ after(async () => {
 
 /** Runs aiortc_peer.py; resolves with its exit code and the JSON line it printed. */
 function aiortc(label, args) {
-  const log = createWriteStream(path.join(artifactsDir, `${label}-aiortc.log`));
-  const child = spawn('python3', [PEER, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let out = '';
-  child.stdout.on('data', (chunk) => {
-    out += chunk;
-    log.write(chunk);
-  });
-  child.stderr.pipe(log);
-  return new Promise((resolve) => child.once('exit', (code) => {
-    const line = out.trim().split('\n').pop() || '{}';
-    let report = {};
-    try {
-      report = JSON.parse(line);
-    } catch {
-      report = { unparsed: line };
-    }
-    resolve({ code, report });
-  }));
+  return runPeer(`${label}-aiortc`, 'python3', [PEER, ...args], children).exited;
 }
 
 test('aiortc publishes with WHIP and Chromium plays it at the size aiortc encodes', async () => {
@@ -61,25 +42,11 @@ test('aiortc publishes with WHIP and Chromium plays it at the size aiortc encode
   ]);
   const viewer = await launchBrowser('aiortc-viewer');
   browsers.push(viewer);
-  await waitFor(`a WHEP session on ${room}`, async () => {
-    await viewer.page.goto(`${server.base}/app/whep.html?room=${room}`);
-    return viewer.page.waitForFunction(() => window.whep?.pc || window.whep?.error, null, { timeout: 5000 })
-      .then(() => viewer.page.evaluate(() => Boolean(window.whep.pc)));
-  }, { timeoutMs: 20000, intervalMs: 500 });
+  await openWhepPlayer(viewer.page, server.base, room);
   const stats = await waitForGrowth(
     'aiortc video decoding at its size and audio arriving',
     () => inboundStats(viewer.page, 'window.whep.pc'),
-    (before, after) => {
-      const streams = Object.entries(after);
-      const video = streams.find(([, s]) => s.kind === 'video');
-      const audio = streams.find(([, s]) => s.kind === 'audio');
-      if (!video || !audio) return 'no inbound video and audio yet';
-      const [mid, v] = video;
-      if (!(v.framesDecoded > (before[mid]?.framesDecoded ?? 0))) return `video not decoding (${v.framesDecoded})`;
-      if (v.frameWidth !== WIDTH || v.frameHeight !== HEIGHT) return `video at ${v.frameWidth}x${v.frameHeight}`;
-      if (!(audio[1].packetsReceived > (before[audio[0]]?.packetsReceived ?? 0))) return 'audio not arriving';
-      return null;
-    },
+    decodingAt(WIDTH, HEIGHT),
   );
   console.log('Chromium playing aiortc', stats);
   const { code, report } = await publisher;

@@ -8,24 +8,11 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
-import path from 'node:path';
-import { artifactsDir, inboundStats, launchBrowser, startServer, waitFor, waitForGrowth } from './harness.mjs';
+import { inboundStats, launchBrowser, startServer, waitForGrowth } from './harness.mjs';
+import { decodingAt, ffmpegBinary, openWhepPlayer, runPeer } from './peers.mjs';
 
 const WIDTH = 640;
 const HEIGHT = 360;
-
-function ffmpegBinary() {
-  if (process.env.FFMPEG_WHIP_BIN) return process.env.FFMPEG_WHIP_BIN;
-  try {
-    return execFileSync('python3', ['-c', 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())'], {
-      encoding: 'utf8',
-    }).trim();
-  } catch {
-    throw new Error('no FFmpeg with a WHIP muxer: set FFMPEG_WHIP_BIN or pip install imageio-ffmpeg');
-  }
-}
 
 /** @type {Awaited<ReturnType<typeof startServer>>} */
 let server;
@@ -44,8 +31,7 @@ after(async () => {
 
 /** Starts FFmpeg publishing a test pattern and a tone for `seconds` to `url`. */
 function publish(label, url, seconds, extra) {
-  const log = createWriteStream(path.join(artifactsDir, `${label}-ffmpeg.log`));
-  const child = spawn(ffmpegBinary(), [
+  return runPeer(label, ffmpegBinary(), [
     '-hide_banner', '-nostats', '-loglevel', 'info',
     '-re', '-f', 'lavfi', '-i', `testsrc=size=${WIDTH}x${HEIGHT}:rate=30`,
     '-re', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
@@ -55,21 +41,7 @@ function publish(label, url, seconds, extra) {
     '-c:a', 'libopus', '-ar', '48000', '-ac', '2',
     ...extra,
     '-f', 'whip', url,
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  child.stdout.pipe(log);
-  child.stderr.pipe(log);
-  const exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, exited };
-}
-
-/** Opens the WHEP player on `room` once the room has a publisher to play. */
-async function play(viewer, room) {
-  await waitFor(`a WHEP session on ${room}`, async () => {
-    await viewer.page.goto(`${server.base}/app/whep.html?room=${room}`);
-    return viewer.page.waitForFunction(() => window.whep?.pc || window.whep?.error, null, { timeout: 5000 })
-      .then(() => viewer.page.evaluate(() => Boolean(window.whep.pc)));
-  }, { timeoutMs: 20000, intervalMs: 500 });
+  ], children);
 }
 
 for (const [mode, extra] of [['passive', []], ['active', ['-whip_flags', 'dtls_active']]]) {
@@ -79,31 +51,15 @@ for (const [mode, extra] of [['passive', []], ['active', ['-whip_flags', 'dtls_a
     const ffmpeg = publish(`ffmpeg-${mode}`, `${server.base}/whip/${room}`, 12, extra);
     const viewer = await launchBrowser(`ffmpeg-${mode}-viewer`);
     browsers.push(viewer);
-    await play(viewer, room);
+    await openWhepPlayer(viewer.page, server.base, room);
     const stats = await waitForGrowth(
       'FFmpeg video decoding at its size and audio arriving',
       () => inboundStats(viewer.page, 'window.whep.pc'),
-      (before, after) => {
-        const streams = Object.entries(after);
-        const video = streams.find(([, s]) => s.kind === 'video');
-        const audio = streams.find(([, s]) => s.kind === 'audio');
-        if (!video || !audio) return 'no inbound video and audio yet';
-        const [mid, v] = video;
-        if (!(v.framesDecoded > (before[mid]?.framesDecoded ?? 0))) {
-          return `video not decoding (framesDecoded ${v.framesDecoded})`;
-        }
-        if (v.frameWidth !== WIDTH || v.frameHeight !== HEIGHT) {
-          return `video decodes at ${v.frameWidth}x${v.frameHeight}, not ${WIDTH}x${HEIGHT}`;
-        }
-        if (!(audio[1].packetsReceived > (before[audio[0]]?.packetsReceived ?? 0))) {
-          return `audio not arriving (packetsReceived ${audio[1].packetsReceived})`;
-        }
-        return null;
-      },
+      decodingAt(WIDTH, HEIGHT),
     );
     console.log(`setup:${mode}: decoding ${WIDTH}x${HEIGHT} ${Date.now() - started} ms after FFmpeg started`, stats);
     // At the end of its input FFmpeg ends its session with DELETE and exits 0.
-    assert.equal(await ffmpeg.exited, 0, 'FFmpeg exits cleanly');
+    assert.equal((await ffmpeg.exited).code, 0, 'FFmpeg exits cleanly');
     assert.deepEqual(viewer.problems, []);
   });
 }

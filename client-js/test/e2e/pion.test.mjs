@@ -9,11 +9,11 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { artifactsDir, inboundStats, launchBrowser, startServer, waitFor, waitForGrowth } from './harness.mjs';
+import { decodingAt, ffmpegBinary, openWhepPlayer, runPeer } from './peers.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const PEER = path.join(artifactsDir, 'pion_peer');
@@ -29,16 +29,9 @@ let server;
 const browsers = [];
 const children = [];
 
-function ffmpeg() {
-  if (process.env.FFMPEG_WHIP_BIN) return process.env.FFMPEG_WHIP_BIN;
-  return execFileSync('python3', ['-c', 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())'], {
-    encoding: 'utf8',
-  }).trim();
-}
-
 before(async () => {
   execFileSync(path.join(here, 'pion_peer', 'build.sh'), [PEER], { stdio: 'inherit' });
-  const encode = (args) => execFileSync(ffmpeg(), ['-hide_banner', '-loglevel', 'error', '-y', ...args]);
+  const encode = (args) => execFileSync(ffmpegBinary(), ['-hide_banner', '-loglevel', 'error', '-y', ...args]);
   encode(['-f', 'lavfi', '-i', `testsrc=size=${WIDTH}x${HEIGHT}:rate=30`, '-t', '10', '-c:v', 'libvpx',
     '-b:v', '600k', '-g', '30', '-deadline', 'realtime', '-cpu-used', '8', '-f', 'ivf', VIDEO]);
   encode(['-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000', '-t', '10', '-c:a', 'libopus',
@@ -54,24 +47,7 @@ after(async () => {
 
 /** Runs pion_peer; resolves with its exit code and the JSON line it printed. */
 function pion(label, args) {
-  const log = createWriteStream(path.join(artifactsDir, `${label}-pion.log`));
-  const child = spawn(PEER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let out = '';
-  child.stdout.on('data', (chunk) => {
-    out += chunk;
-    log.write(chunk);
-  });
-  child.stderr.pipe(log);
-  return new Promise((resolve) => child.once('exit', (code) => {
-    let report = {};
-    try {
-      report = JSON.parse(out.trim().split('\n').pop() || '{}');
-    } catch {
-      report = { unparsed: out };
-    }
-    resolve({ code, report });
-  }));
+  return runPeer(`${label}-pion`, PEER, args, children).exited;
 }
 
 test(`a Pion publisher and a Pion player run ${LONG_RUN_S} s without a session ending`, { timeout: (LONG_RUN_S + 90) * 1000 }, async () => {
@@ -82,25 +58,11 @@ test(`a Pion publisher and a Pion player run ${LONG_RUN_S} s without a session e
   // Chromium sees the Pion publisher at the size it sends.
   const viewer = await launchBrowser('pion-viewer');
   browsers.push(viewer);
-  await waitFor(`a WHEP session on ${room}`, async () => {
-    await viewer.page.goto(`${server.base}/app/whep.html?room=${room}`);
-    return viewer.page.waitForFunction(() => window.whep?.pc || window.whep?.error, null, { timeout: 5000 })
-      .then(() => viewer.page.evaluate(() => Boolean(window.whep.pc)));
-  }, { timeoutMs: 20000, intervalMs: 500 });
+  await openWhepPlayer(viewer.page, server.base, room);
   const stats = await waitForGrowth(
     'Pion video decoding at its size and audio arriving',
     () => inboundStats(viewer.page, 'window.whep.pc'),
-    (before, after) => {
-      const streams = Object.entries(after);
-      const video = streams.find(([, s]) => s.kind === 'video');
-      const audio = streams.find(([, s]) => s.kind === 'audio');
-      if (!video || !audio) return 'no inbound video and audio yet';
-      const [mid, v] = video;
-      if (!(v.framesDecoded > (before[mid]?.framesDecoded ?? 0))) return `video not decoding (${v.framesDecoded})`;
-      if (v.frameWidth !== WIDTH || v.frameHeight !== HEIGHT) return `video at ${v.frameWidth}x${v.frameHeight}`;
-      if (!(audio[1].packetsReceived > (before[audio[0]]?.packetsReceived ?? 0))) return 'audio not arriving';
-      return null;
-    },
+    decodingAt(WIDTH, HEIGHT),
   );
   console.log('Chromium playing Pion', stats);
   await viewer.close();
