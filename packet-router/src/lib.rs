@@ -18,6 +18,7 @@ pub mod retransmit_cache;
 pub mod rewrite;
 pub mod router;
 pub mod transmit;
+pub mod transport_feedback;
 pub mod workload;
 
 pub use config::{Codec, CodecParams, ExtensionIds, MediaKind, PublishedStream, SubscribedStream};
@@ -29,6 +30,7 @@ pub use retransmit_cache::RetransmitCache;
 pub use rewrite::{RewriteDrop, RewrittenPacket, SourcePacket, SubscriberRewriter};
 pub use router::{RouteDrop, Router, RouterConfig, SubscriptionId, TrackId};
 pub use transmit::{PacketKind, Transmit, TransmitQueue};
+pub use transport_feedback::TransportFeedback;
 
 /// Identifies a session (one peer connection) to the router.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -95,4 +97,6 @@ pub struct RouterStats {
     pub sender_reports_sent: u64,
     /// NACKed packets not resent because the subscriber's retransmission budget was spent.
     pub retransmissions_over_budget: u64,
+    /// Transport-wide congestion-control feedback packets sent to publishers.
+    pub transport_feedback_sent: u64,
 }

@@ -30,6 +30,7 @@ use crate::retransmit_budget::{RetransmitBudget, RetransmitBudgetConfig};
 use crate::retransmit_cache::RetransmitCache;
 use crate::rewrite::{RewrittenPacket, SourcePacket, SubscriberRewriter};
 use crate::transmit::{PacketKind, TransmitQueue};
+use crate::transport_feedback::TransportFeedback;
 use crate::{RouterError, RouterStats, SessionId};
 
 /// Identifies a published track.
@@ -211,6 +212,10 @@ pub struct Router {
     report_slot: u8,
     /// The slot the next new track reports in (tracks are dealt round the slots).
     next_track_slot: u8,
+    /// Transport-wide feedback to each publisher session that negotiated it.
+    transport_feedback: IdHashMap<SessionId, TransportFeedback>,
+    /// No later than the earliest feedback due; like `nack_deadline`, it may be early.
+    feedback_deadline: Option<Instant>,
     nack_scratch: Vec<SeqNo>,
     nack_wire_scratch: Vec<u16>,
     /// The header of the packet being routed as one group of subscribers receives it.
@@ -237,6 +242,8 @@ impl Router {
             next_report: None,
             report_slot: 0,
             next_track_slot: 0,
+            transport_feedback: IdHashMap::default(),
+            feedback_deadline: None,
             nack_scratch: Vec::with_capacity(64),
             nack_wire_scratch: Vec::with_capacity(64),
             header_template: Box::new([0; crate::transmit::MAX_PACKET]),
@@ -310,6 +317,12 @@ impl Router {
             {
                 *slot = Some(codec.pt);
             }
+        }
+        if let Some(extension_id) = stream.extensions.transport_cc {
+            // One per session: the sequence number counts the whole transport.
+            self.transport_feedback
+                .entry(publisher)
+                .or_insert_with(|| TransportFeedback::new(extension_id, stream.ssrc));
         }
         let id = TrackId(self.next_id());
         self.track_by_ssrc
@@ -473,6 +486,7 @@ impl Router {
     /// Removes everything a session published and subscribed. Subscriptions of others to its
     /// tracks are detached, not removed.
     pub fn remove_session(&mut self, session: SessionId) {
+        self.transport_feedback.remove(&session);
         let Some(routes) = self.sessions.remove(&session) else {
             return;
         };
@@ -593,6 +607,15 @@ impl Router {
         packet: &mut [u8],
         out: &mut TransmitQueue,
     ) -> Result<usize, RouteDrop> {
+        // Every authenticated packet with the transport-wide sequence number is acknowledged,
+        // whatever happens to it next (dropped, RTX, padding, an SSRC not known yet): the
+        // publisher's estimator needs them all.
+        if let Some(feedback) = self.transport_feedback.get_mut(&from) {
+            feedback.handle_rtp(now, packet);
+            if let Some(due) = feedback.poll_timeout() {
+                self.feedback_deadline = Some(self.feedback_deadline.map_or(due, |at| at.min(due)));
+            }
+        }
         let result = self.route_rtp(now, from, packet, out);
         match result {
             Ok(copies) => {
@@ -921,10 +944,10 @@ impl Router {
     /// It costs no scan of the tracks: it may be early after a gap that reordering repaired,
     /// never late.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.nack_deadline, self.next_report) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.nack_deadline, self.next_report, self.feedback_deadline]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The earliest NACK deadline of the tracks that send NACKs. Tracks without NACK keep
@@ -942,6 +965,15 @@ impl Router {
     /// subscribers and receiver reports to publishers.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut TransmitQueue) {
         let feedback_ssrc = self.config.feedback_ssrc;
+        if self.feedback_deadline.is_some_and(|at| at <= now) {
+            let mut next = None;
+            for (&publisher, feedback) in &mut self.transport_feedback {
+                let sent = feedback.poll_feedback(now, publisher, feedback_ssrc, out);
+                self.stats.transport_feedback_sent += sent as u64;
+                next = [next, feedback.poll_timeout()].into_iter().flatten().min();
+            }
+            self.feedback_deadline = next;
+        }
         let nacks_due = self.nack_deadline.is_some_and(|at| at <= now);
         for track in self.tracks.values_mut() {
             if !nacks_due

@@ -51,7 +51,15 @@ fn packet(ssrc: u32, pt: u8, seq: u16, timestamp: u32, payload_len: usize) -> Ve
     p[2..4].copy_from_slice(&seq.to_be_bytes());
     p[4..8].copy_from_slice(&timestamp.to_be_bytes());
     p[8..12].copy_from_slice(&ssrc.to_be_bytes());
-    p.extend_from_slice(&[0x22, 1, 2, 3, 0x31, 0, 0, 0]);
+    // The transport-wide sequence number (id 3) follows the RTP one; RTX packets get their
+    // own range, as they are counted on the same transport.
+    let transport_seq = if pt == 97 {
+        seq.wrapping_add(40_000)
+    } else {
+        seq
+    };
+    let [high, low] = transport_seq.to_be_bytes();
+    p.extend_from_slice(&[0x22, 1, 2, 3, 0x31, high, low, 0]);
     p.extend((0..payload_len).map(|i| i as u8));
     p
 }
@@ -163,6 +171,7 @@ fn forwarding_allocates_nothing_per_packet() {
     run(&mut router, &mut out, &mut now, warm);
 
     let retransmitted_before = router.stats().retransmissions_sent;
+    let feedback_before = router.stats().transport_feedback_sent;
     let over_budget_before = router.stats().retransmissions_over_budget;
     COUNTING.store(true, Ordering::SeqCst);
     let forwarded = run(&mut router, &mut out, &mut now, measured);
@@ -172,6 +181,11 @@ fn forwarding_allocates_nothing_per_packet() {
     assert!(forwarded as u64 >= (measured.len() as u64 - 60) * SUBSCRIBERS);
     assert!(router.stats().retransmissions_sent > retransmitted_before + 50);
     assert!(router.stats().rtx_received > 0);
+    assert!(
+        router.stats().transport_feedback_sent > feedback_before + 50,
+        "transport-wide feedback went to the publisher: {:?}",
+        router.stats()
+    );
     assert!(
         router.stats().retransmissions_over_budget > over_budget_before + 500,
         "the storms went over budget: {:?}",

@@ -134,6 +134,8 @@ pub struct SfuStats {
     /// DTLS datagrams a handshake dropped: records no DTLS 1.2 handshake sends, or a full
     /// receive queue.
     pub dropped_dtls: u64,
+    /// Transport-wide congestion-control feedback packets sent to publishers.
+    pub transport_feedback_sent: u64,
     /// The TCP side of the media port (ICE-TCP).
     pub tcp: crate::tcp::TcpStats,
 }
@@ -189,6 +191,7 @@ impl SfuStats {
             keyframe_requests_sent,
             retransmissions_over_budget,
             dropped_dtls,
+            transport_feedback_sent,
             tcp,
         } = other;
         self.tcp.add(tcp);
@@ -233,6 +236,7 @@ impl SfuStats {
                 retransmissions_over_budget,
             ),
             (&mut self.dropped_dtls, dropped_dtls),
+            (&mut self.transport_feedback_sent, transport_feedback_sent),
         ] {
             *total += *value;
         }
@@ -241,7 +245,7 @@ impl SfuStats {
     /// The counters as served at `GET /metrics` (counter names without their `_total`,
     /// which the encoder adds: `sluice_datagrams_received_total`).
     pub fn metrics(&self) -> Vec<signaling::MediaMetric> {
-        let counters: [(&str, &str, u64); 26] = [
+        let counters: [(&str, &str, u64); 27] = [
             (
                 "sluice_datagrams_received",
                 "Datagrams received on the media port.",
@@ -372,6 +376,11 @@ impl SfuStats {
                 "DTLS datagrams dropped: records no handshake sends, or a full handshake queue.",
                 self.dropped_dtls,
             ),
+            (
+                "sluice_transport_feedback_sent",
+                "Transport-wide congestion-control feedback packets sent to publishers.",
+                self.transport_feedback_sent,
+            ),
         ];
         let mut metrics = Vec::with_capacity(counters.len() + 1);
         metrics.push(signaling::MediaMetric::gauge(
@@ -397,5 +406,6 @@ impl SfuStats {
         self.retransmissions_sent = router.retransmissions_sent;
         self.keyframe_requests_sent = router.keyframe_requests_sent;
         self.retransmissions_over_budget = router.retransmissions_over_budget;
+        self.transport_feedback_sent = router.transport_feedback_sent;
     }
 }

@@ -16,7 +16,9 @@ pub use report::{
     App, Bye, ReceiverReport, ReportBlock, Sdes, SdesChunk, SenderInfo, SenderReport, write_bye,
     write_receiver_report, write_sender_report,
 };
-pub use twcc::{TransportCc, TwccStatuses, TwccWritten, write_transport_cc};
+pub use twcc::{
+    TransportCc, TwccStatuses, TwccWritten, write_transport_cc, write_transport_cc_from,
+};
 
 /// Length of the common RTCP header.
 pub const HEADER_LEN: usize = 4;

@@ -272,9 +272,29 @@ pub fn write_transport_cc(
     fb_count: u8,
     records: &[(SeqNo, u64)],
 ) -> Result<TwccWritten, RtcpError> {
-    let Some(&(base, first_arrival)) = records.first() else {
+    let Some(&(base, _)) = records.first() else {
         return Err(RtcpError::InvalidInput);
     };
+    write_transport_cc_from(buf, sender_ssrc, media_ssrc, fb_count, base, records)
+}
+
+/// [`write_transport_cc`] with the feedback starting at `base`, at or before the first
+/// record: the numbers from `base` up to the first record are reported as not received (a
+/// receiver reports the losses since its previous feedback so).
+pub fn write_transport_cc_from(
+    buf: &mut [u8],
+    sender_ssrc: Ssrc,
+    media_ssrc: Ssrc,
+    fb_count: u8,
+    base: SeqNo,
+    records: &[(SeqNo, u64)],
+) -> Result<TwccWritten, RtcpError> {
+    let Some(&(first_seq, first_arrival)) = records.first() else {
+        return Err(RtcpError::InvalidInput);
+    };
+    if first_seq < base || first_seq.0 - base.0 > 0xfffe {
+        return Err(RtcpError::InvalidInput);
+    }
     let reference = first_arrival / (DELTA_TICK_US * TICKS_PER_REFERENCE as u64);
     let reference_ticks = i64::try_from(reference).unwrap_or(i64::MAX) * TICKS_PER_REFERENCE;
 

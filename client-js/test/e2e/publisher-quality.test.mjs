@@ -1,0 +1,97 @@
+// What a publisher's viewers get depends first on what the publisher dares to send: a
+// browser's send-side estimator ramps up only when its packets are acknowledged with
+// transport-wide congestion-control feedback. A Chromium publishing its fake camera at
+// 1280x720 over WHIP must reach an available outgoing bitrate of 2 Mbit/s within 10 s
+// (without feedback it falls to about 30 kbit/s at 320 px), then send 1280 px wide: Chromium
+// raises the resolution in its own steps (320, 480, 960, 1280 px, about 25 s on the test
+// machine, as with a basic Pion fan-out SFU), so that gets 40 s. A WHEP viewer then decodes
+// it at that size.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { inboundStats, launchBrowser, startServer, waitFor, waitForGrowth } from './harness.mjs';
+import { openWhepPlayer } from './peers.mjs';
+
+/** @type {Awaited<ReturnType<typeof startServer>>} */
+let server;
+const browsers = [];
+
+before(async () => {
+  server = await startServer('publisher-quality');
+});
+
+after(async () => {
+  await Promise.all(browsers.map((b) => b.close()));
+  await server?.stop();
+});
+
+/** The publisher's estimate and what it sends of its video. */
+function sending(page) {
+  return page.evaluate(async () => {
+    const stats = await window.publisher.getStats();
+    const out = { availableOutgoingBitrate: 0, frameWidth: 0, bytesSent: 0, limitation: '' };
+    stats.forEach((s) => {
+      if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate) {
+        out.availableOutgoingBitrate = s.availableOutgoingBitrate;
+      }
+      if (s.type === 'outbound-rtp' && s.kind === 'video') {
+        out.frameWidth = s.frameWidth ?? 0;
+        out.bytesSent = s.bytesSent;
+        out.limitation = s.qualityLimitationReason;
+      }
+    });
+    return out;
+  });
+}
+
+test('a Chromium WHIP publisher has 2 Mbit/s within 10 s and sends 1280 px', { timeout: 90_000 }, async () => {
+  const room = `quality-${process.pid}`;
+  const publisher = await launchBrowser('quality-publisher');
+  browsers.push(publisher);
+  // A page of the server that publishes nothing itself (the WHIP page would add a stream).
+  await publisher.page.goto(`${server.base}/healthz`);
+  const started = Date.now();
+  await publisher.page.evaluate(async (url) => {
+    const { whipPublish } = await import('/lib/whip.js');
+    const stream = await navigator.mediaDevices.getUserMedia({
+      audio: true,
+      video: { width: 1280, height: 720, frameRate: 30 },
+    });
+    const session = await whipPublish(url, stream);
+    window.publisher = session.pc;
+  }, `/whip/${room}`);
+  let last;
+  const timeline = [];
+  const sample = async () => {
+    last = await sending(publisher.page);
+    timeline.push([Date.now() - started, Math.round(last.availableOutgoingBitrate / 1000), last.frameWidth]);
+    return last;
+  };
+  const failWith = (error) => {
+    throw new Error(`${error.message}; [ms, kbit/s available, width sent]: ${JSON.stringify(timeline)}`);
+  };
+  await waitFor('2 Mbit/s available', async () => (await sample()).availableOutgoingBitrate >= 2_000_000,
+    { timeoutMs: 10_000, intervalMs: 500 }).catch(failWith);
+  const available = Date.now() - started;
+  const reached = await waitFor('1280 px sent', async () => ((await sample()).frameWidth === 1280 ? last : null),
+    { timeoutMs: 40_000, intervalMs: 1000 }).catch(failWith);
+  console.log(`2 Mbit/s available after ${available} ms; 1280 px after ${Date.now() - started} ms`);
+  console.log(JSON.stringify(timeline));
+  const before = await sending(publisher.page);
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  const after = await sending(publisher.page);
+  const kbps = ((after.bytesSent - before.bytesSent) * 8) / 2000;
+  console.log(`after ${Date.now() - started} ms:`, reached, `; sending ${kbps.toFixed(0)} kbit/s of video`);
+
+  const viewer = await launchBrowser('quality-viewer');
+  browsers.push(viewer);
+  await openWhepPlayer(viewer.page, server.base, room);
+  await waitForGrowth('the viewer decoding 1280x720', () => inboundStats(viewer.page, 'window.whep.pc'), (b, a) => {
+    const video = Object.entries(a).find(([, s]) => s.kind === 'video');
+    if (!video) return 'no video yet';
+    const [mid, v] = video;
+    if (!(v.framesDecoded > (b[mid]?.framesDecoded ?? 0))) return 'not decoding';
+    return v.frameWidth === 1280 && v.frameHeight === 720 ? null : `decoding ${v.frameWidth}x${v.frameHeight}`;
+  });
+  assert.deepEqual(publisher.problems, []);
+});
