@@ -81,3 +81,8 @@ fn room_protocol_corpus() {
 fn access_token_corpus() {
     replay("access_token", signaling::fuzzing::access_token);
 }
+
+#[test]
+fn ice_fragment_corpus() {
+    replay("ice_fragment", signaling::fuzzing::ice_fragment);
+}

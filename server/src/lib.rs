@@ -41,7 +41,9 @@ use rtc_core::dtls::DtlsCertificate;
 use tokio::sync::oneshot;
 
 pub use packet_router::{MediaKind, SessionId, TrackId};
-pub use signaling::{MediaEvent, Played, Published, PublishedTrack, SubscriberOffer};
+pub use signaling::{
+    LocalIceCredentials, MediaEvent, Played, Published, PublishedTrack, SubscriberOffer,
+};
 pub use stats::SfuStats;
 
 /// Where the media plane listens and what it announces.
@@ -154,6 +156,12 @@ pub(crate) enum Command {
     Close {
         session: SessionId,
         reply: oneshot::Sender<()>,
+    },
+    RestartIce {
+        session: SessionId,
+        remote_ufrag: String,
+        remote_pwd: String,
+        reply: oneshot::Sender<Result<LocalIceCredentials, SfuError>>,
     },
     Shutdown,
 }
@@ -463,6 +471,30 @@ impl Sfu {
         .await
     }
 
+    /// ICE restart of `session` (publisher, player or subscriber alike) with the peer's new
+    /// credentials: the session gets new local credentials (the ufrag still names its worker)
+    /// and is found by them from now on; checks on the old ones are refused. The DTLS
+    /// association and SRTP keys stay, and media keeps flowing to the selected address until
+    /// a check on the new credentials moves it. Returns Sluice's new credentials and its
+    /// candidates, for the answer (a WHIP/WHEP PATCH response, or a new SDP).
+    pub async fn restart_ice(
+        &self,
+        session: SessionId,
+        remote_ufrag: &str,
+        remote_pwd: &str,
+    ) -> Result<LocalIceCredentials, SfuError> {
+        if owner_of(session) >= self.workers() {
+            return Err(SfuError::UnknownSession);
+        }
+        self.request(owner_of(session), |reply| Command::RestartIce {
+            session,
+            remote_ufrag: remote_ufrag.to_owned(),
+            remote_pwd: remote_pwd.to_owned(),
+            reply,
+        })
+        .await
+    }
+
     /// The stream of [`MediaEvent`]s; the first call takes it, later calls get `None`.
     pub fn take_events(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<MediaEvent>> {
         self.events.lock().ok()?.take()
@@ -581,6 +613,15 @@ impl signaling::MediaPlane for Sfu {
         answer: &str,
     ) -> Result<(), signaling::MediaError> {
         Ok(Sfu::answer_subscriber(self, subscriber, answer).await?)
+    }
+
+    async fn restart_ice(
+        &self,
+        session: SessionId,
+        remote_ufrag: &str,
+        remote_pwd: &str,
+    ) -> Result<LocalIceCredentials, signaling::MediaError> {
+        Ok(Sfu::restart_ice(self, session, remote_ufrag, remote_pwd).await?)
     }
 
     async fn close(&self, session: SessionId) {

@@ -87,7 +87,7 @@ async fn a_whip_publisher_joins_the_room_and_whep_plays_it() {
             .contains("Content-Type")
     );
     let frag = ("Content-Type", "application/trickle-ice-sdpfrag");
-    let candidate = b"a=ice-ufrag:abcd\r\na=ice-pwd:efgh\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 1 10.0.0.1 5000 typ host\r\n";
+    let candidate = b"a=ice-ufrag:peer\r\na=ice-pwd:peerpasswordpeerpasswd\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 1 10.0.0.1 5000 typ host\r\n";
     assert_eq!(
         http(server.addr, "PATCH", &location, &[frag], candidate)
             .await

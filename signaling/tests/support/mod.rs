@@ -57,6 +57,11 @@ pub enum Call {
     Close {
         session: SessionId,
     },
+    RestartIce {
+        session: SessionId,
+        ufrag: String,
+        pwd: String,
+    },
 }
 
 /// Publishes one track per m-line (`m=audio` or else video, mids "0", "1", ...); an offer
@@ -190,6 +195,38 @@ impl MediaPlane for RecordingMedia {
             sdp: answer.into(),
         });
         Ok(())
+    }
+
+    /// New credentials `S<n>` + padding, n counting restarts; a session that was closed (or
+    /// never made) is unknown.
+    async fn restart_ice(
+        &self,
+        session: SessionId,
+        remote_ufrag: &str,
+        remote_pwd: &str,
+    ) -> Result<signaling::LocalIceCredentials, MediaError> {
+        let known = self.calls().iter().any(|c| match c {
+            Call::Publish { session: s, .. } | Call::Play { session: s, .. } => *s == session,
+            _ => false,
+        }) && !self.calls().contains(&Call::Close { session });
+        if !known {
+            return Err(MediaError::UnknownSession);
+        }
+        self.record(Call::RestartIce {
+            session,
+            ufrag: remote_ufrag.into(),
+            pwd: remote_pwd.into(),
+        });
+        let restarts = self
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, Call::RestartIce { .. }))
+            .count();
+        Ok(signaling::LocalIceCredentials {
+            ufrag: format!("Srst{restarts}"),
+            pwd: format!("{:0<24}", format!("restartpwd{restarts}")),
+            candidates: vec!["1 1 udp 2130706431 127.0.0.1 3478 typ host".into()],
+        })
     }
 
     async fn close(&self, session: SessionId) {
@@ -412,10 +449,19 @@ impl Client {
     }
 }
 
+/// The ICE credentials every [`offer`] carries.
+pub const OFFER_UFRAG: &str = "peer";
+pub const OFFER_PWD: &str = "peerpasswordpeerpasswd";
+
+/// An offer with one m-line per kind (mids "0", "1", ...) and [`OFFER_UFRAG`]/[`OFFER_PWD`].
 pub fn offer(kinds: &[&str]) -> String {
-    let mut sdp = String::from("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n");
-    for kind in kinds {
-        sdp.push_str(&format!("m={kind} 9 UDP/TLS/RTP/SAVPF 96\r\n"));
+    let mut sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=ice-ufrag:{OFFER_UFRAG}\r\na=ice-pwd:{OFFER_PWD}\r\n"
+    );
+    for (mid, kind) in kinds.iter().enumerate() {
+        sdp.push_str(&format!(
+            "m={kind} 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:{mid}\r\n"
+        ));
     }
     sdp
 }
