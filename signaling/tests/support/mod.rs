@@ -272,7 +272,10 @@ pub async fn start(config: SignalingConfig) -> Server {
 
 pub struct HttpResponse {
     pub status: u16,
+    /// The last value of each header, by lower-case name.
     pub headers: HashMap<String, String>,
+    /// Every header line in order, names in lower case.
+    pub header_lines: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
@@ -281,6 +284,16 @@ impl HttpResponse {
         self.headers
             .get(&name.to_ascii_lowercase())
             .map(String::as_str)
+    }
+
+    /// Every value of a header that may repeat (such as `Link`).
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        let name = name.to_ascii_lowercase();
+        self.header_lines
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     pub fn json(&self) -> Value {
@@ -327,13 +340,15 @@ pub async fn http(
         .unwrap()
         .parse()
         .unwrap();
-    let headers = lines
+    let header_lines: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
+    let headers = header_lines.iter().cloned().collect();
     HttpResponse {
         status,
         headers,
+        header_lines,
         body: raw[split + 4..].to_vec(),
     }
 }
