@@ -1,0 +1,270 @@
+//! ICE restart over real UDP on loopback: a webrtc-rs publisher, then its webrtc-rs
+//! subscriber, restart ICE with new credentials (`RTCOfferOptions { ice_restart: true }`);
+//! Sluice's side restarts through `Sfu::restart_ice` (what a WHIP or WHEP `PATCH` does), the
+//! peer applies Sluice's new credentials as its remote description, and media keeps reaching
+//! the subscriber from the same two sessions, none of which ends. Checks on the old
+//! credentials are refused afterwards, checks on the new ones answered.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, ensure};
+use ice_lite::{BindingRequest, Class, IntegrityKey, StunMessage};
+use server::{MediaConfig, SessionId, Sfu};
+use support::media::{Kind, MediaPlan, send_plan};
+use support::peer::Peer;
+use support::room::{Publisher, close_room, connect_publisher, connect_subscribers};
+use support::{sdp, wait_until};
+use tokio::net::UdpSocket;
+use webrtc::peer_connection::RTCIceConnectionState;
+
+/// `sdp` with its `a=ice-ufrag` and `a=ice-pwd` values replaced.
+fn with_credentials(sdp: &str, ufrag: &str, pwd: &str) -> String {
+    sdp.split_inclusive('\n')
+        .map(|line| {
+            if line.starts_with("a=ice-ufrag:") {
+                format!("a=ice-ufrag:{ufrag}\r\n")
+            } else if line.starts_with("a=ice-pwd:") {
+                format!("a=ice-pwd:{pwd}\r\n")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect()
+}
+
+/// What a restart changed: the credentials before and after, on both sides.
+struct Restarted {
+    old_local: (String, String),
+    new_local: (String, String),
+    new_remote: (String, String),
+    /// The peer's ICE states up to the restart.
+    ice_mark: usize,
+}
+
+/// Restarts ICE on `peer` (the offerer of `session`, whose current answer is `answer`) and
+/// on Sluice's side; returns the answer with Sluice's new credentials, once applied.
+async fn restart(
+    sfu: &Sfu,
+    peer: &Peer,
+    session: SessionId,
+    answer: &str,
+) -> anyhow::Result<(String, Restarted)> {
+    let (old_ufrag, old_pwd) = sdp::ice_credentials(answer).context("the answer's ICE")?;
+    let ice_mark = peer.ice_states().len();
+    let offer = peer.restart_offer().await?;
+    let (ufrag, pwd) = sdp::ice_credentials(&offer).context("the restart offer's ICE")?;
+    let local = sfu
+        .restart_ice(session, ufrag, pwd)
+        .await
+        .map_err(|error| anyhow!("restart_ice: {error}"))?;
+    eprintln!(
+        "[{}] ICE restart: peer ufrag {ufrag}, Sluice's {} -> {}",
+        peer.name, old_ufrag, local.ufrag
+    );
+    ensure!(
+        local.ufrag != old_ufrag && local.pwd != old_pwd,
+        "new local credentials"
+    );
+    ensure!(
+        local.ufrag.as_bytes().first() == old_ufrag.as_bytes().first(),
+        "the new ufrag keeps the worker's first character"
+    );
+    ensure!(
+        local.candidates.iter().any(|c| c.contains(" typ host")),
+        "the restart answers with host candidates: {:?}",
+        local.candidates
+    );
+    let new_answer = with_credentials(answer, &local.ufrag, &local.pwd);
+    peer.accept_answer(&new_answer).await?;
+    Ok((
+        new_answer,
+        Restarted {
+            old_local: (old_ufrag.to_owned(), old_pwd.to_owned()),
+            new_local: (local.ufrag.clone(), local.pwd.clone()),
+            new_remote: (ufrag.to_owned(), pwd.to_owned()),
+            ice_mark,
+        },
+    ))
+}
+
+/// Sends one binding request from a fresh socket; whether a success response came back.
+async fn check_answered(
+    media: SocketAddr,
+    local: &(String, String),
+    remote_ufrag: &str,
+) -> anyhow::Result<bool> {
+    let socket = UdpSocket::bind("127.0.0.1:0").await?;
+    let mut request = vec![0; 256];
+    let username = format!("{}:{remote_ufrag}", local.0);
+    let len = BindingRequest {
+        username: &username,
+        priority: 1_845_501_695,
+        ice_controlling: Some(0x0102_0304_0506_0708),
+        ice_controlled: None,
+        use_candidate: false,
+    }
+    .write(
+        &mut request,
+        &[9; 12],
+        &IntegrityKey::new(local.1.as_bytes()),
+    )
+    .map_err(|error| anyhow!("writing a binding request: {error}"))?;
+    socket.send_to(&request[..len], media).await?;
+    let mut response = [0u8; 512];
+    let received =
+        tokio::time::timeout(Duration::from_millis(500), socket.recv(&mut response)).await;
+    let Ok(Ok(n)) = received else {
+        return Ok(false);
+    };
+    let message = StunMessage::parse(&response[..n]).map_err(|e| anyhow!("{e}"))?;
+    Ok(message.class() == Class::SuccessResponse
+        && message
+            .verify_integrity(&IntegrityKey::new(local.1.as_bytes()))
+            .is_ok())
+}
+
+/// After a restart: the peer's ICE connects again on the new credentials, media keeps
+/// reaching `receiver`, the old credentials are refused and the new ones answered.
+async fn after_restart(
+    sfu: &Sfu,
+    peer: &Peer,
+    receiver: &Peer,
+    restarted: &Restarted,
+) -> anyhow::Result<()> {
+    wait_until(
+        Duration::from_secs(20),
+        "ICE to connect again after the restart",
+        || {
+            peer.ice_states()
+                .get(restarted.ice_mark..)
+                .is_some_and(|states| {
+                    states.iter().any(|s| {
+                        matches!(
+                            s,
+                            RTCIceConnectionState::Connected | RTCIceConnectionState::Completed
+                        )
+                    })
+                })
+        },
+    )
+    .await
+    .with_context(|| format!("ICE states of {}: {:?}", peer.name, peer.ice_states()))?;
+    let before = receiver.received_count(Kind::Video);
+    // 90 video packets a second: a second and a half of them after the restart.
+    wait_until(Duration::from_secs(10), "video after the restart", || {
+        receiver.received_count(Kind::Video) >= before + 135
+    })
+    .await?;
+    ensure!(
+        !check_answered(
+            sfu.media_addr(),
+            &restarted.old_local,
+            &restarted.new_remote.0
+        )
+        .await?,
+        "a check on Sluice's old credentials was answered"
+    );
+    ensure!(
+        check_answered(
+            sfu.media_addr(),
+            &restarted.new_local,
+            &restarted.new_remote.0
+        )
+        .await?,
+        "a check on Sluice's new credentials was not answered"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_restarts_keep_media_flowing_in_the_same_sessions() -> anyhow::Result<()> {
+    let _turn = support::one_at_a_time().await;
+    let sfu = Sfu::start(MediaConfig::loopback())?;
+    let mut ended = sfu.take_events().context("the media events")?;
+    let Publisher {
+        peer: publisher,
+        session: publisher_session,
+        answer: publisher_answer,
+        audio,
+        video,
+        ..
+    } = connect_publisher(&sfu, "restarts", None).await?;
+    let subscribers = connect_subscribers(&sfu, "restarts", publisher_session, 1).await?;
+    let subscriber = &subscribers[0];
+    // About 15 s of media, through both restarts.
+    let plan = MediaPlan::STANDARD.with_tail(Duration::from_secs(12));
+    let sending = tokio::spawn(async move { send_plan(&plan, &audio, &video).await });
+    wait_until(Duration::from_secs(10), "video before the restart", || {
+        subscriber.peer.received_count(Kind::Video) >= 30
+    })
+    .await?;
+
+    // The publisher restarts (a WHIP PATCH with new credentials).
+    let (_, restarted) = restart(&sfu, &publisher, publisher_session, &publisher_answer).await?;
+    after_restart(&sfu, &publisher, &subscriber.peer, &restarted).await?;
+
+    // The subscriber restarts (a WHEP PATCH) while the publisher keeps sending.
+    let (_, restarted) = restart(
+        &sfu,
+        &subscriber.peer,
+        subscriber.session,
+        &subscriber.answer,
+    )
+    .await?;
+    after_restart(&sfu, &subscriber.peer, &subscriber.peer, &restarted).await?;
+
+    // One session each throughout: none ended, and the peers never failed.
+    ensure!(
+        ended.try_recv().is_err(),
+        "a session ended during the restarts"
+    );
+    let stats = sfu.stats();
+    eprintln!("{stats:?}");
+    ensure!(stats.sessions == 2, "sessions: {}", stats.sessions);
+    ensure!(
+        stats.dtls_connected == 2,
+        "DTLS handshakes: {}",
+        stats.dtls_connected
+    );
+    for peer in [&publisher, &subscriber.peer] {
+        ensure!(
+            !peer.ice_states().contains(&RTCIceConnectionState::Failed),
+            "{}'s ICE failed: {:?}",
+            peer.name,
+            peer.ice_states()
+        );
+    }
+    sending.await??;
+    close_room(&sfu, (&publisher, publisher_session), subscribers).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_ice_refuses_bad_credentials_and_unknown_sessions() -> anyhow::Result<()> {
+    let sfu = Sfu::start(MediaConfig::loopback())?;
+    let unknown = sfu
+        .restart_ice(SessionId(0x4200), "abcd", "abcdefghijklmnopqrstuvwx")
+        .await;
+    ensure!(
+        unknown == Err(server::SfuError::UnknownSession),
+        "{unknown:?}"
+    );
+    let subscriber = sfu
+        .create_subscriber("r")
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    // Sluice offered and nothing answered yet: no ICE session to restart.
+    let early = sfu
+        .restart_ice(subscriber, "abcd", "abcdefghijklmnopqrstuvwx")
+        .await;
+    ensure!(
+        matches!(early, Err(server::SfuError::BadOffer(_))),
+        "{early:?}"
+    );
+    let bad = sfu.restart_ice(subscriber, "ab", "short").await;
+    ensure!(matches!(bad, Err(server::SfuError::BadOffer(_))), "{bad:?}");
+    Ok(())
+}
