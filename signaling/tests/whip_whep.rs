@@ -324,6 +324,9 @@ async fn whip_respects_the_room_limits_and_media_session_ends() {
 
 const FRAG: (&str, &str) = ("Content-Type", "application/trickle-ice-sdpfrag");
 
+/// Why, headers, body and the expected status of a PATCH.
+type PatchCase<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a [u8], u16);
+
 /// A fragment with credentials, one m-section (`mid`) and a candidate.
 fn fragment(ufrag: &str, pwd: &str, mid: &str) -> String {
     format!(
@@ -480,7 +483,7 @@ async fn patch_trickles_candidates_and_restarts_ice_with_new_etags() {
     let same_ufrag_new_pwd = fragment("peer2", "anotherpasswordanother", "0");
     let same_pwd = fragment("peer3", new_pwd, "0");
     let ufrag_only = "a=ice-ufrag:peer4\r\n".to_owned();
-    let cases: Vec<(&str, Vec<(&str, &str)>, &[u8], u16)> = vec![
+    let cases: Vec<PatchCase> = vec![
         ("bad ufrag", vec![FRAG], bad_ufrag.as_bytes(), 400),
         ("short pwd", vec![FRAG], short_pwd.as_bytes(), 400),
         ("not a fragment", vec![FRAG], b"hello world", 400),
