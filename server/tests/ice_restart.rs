@@ -3,7 +3,8 @@
 //! Sluice's side restarts through `Sfu::restart_ice` (what a WHIP or WHEP `PATCH` does), the
 //! peer applies Sluice's new credentials as its remote description, and media keeps reaching
 //! the subscriber from the same two sessions, none of which ends. Checks on the old
-//! credentials are refused afterwards, checks on the new ones answered.
+//! credentials are refused afterwards, checks on the new ones answered. Last, the publisher
+//! restarts with a renegotiated offer (`Sfu::republish`, the room protocol's way).
 
 mod support;
 
@@ -194,8 +195,8 @@ async fn ice_restarts_keep_media_flowing_in_the_same_sessions() -> anyhow::Resul
     } = connect_publisher(&sfu, "restarts", None).await?;
     let subscribers = connect_subscribers(&sfu, "restarts", publisher_session, 1).await?;
     let subscriber = &subscribers[0];
-    // About 15 s of media, through both restarts.
-    let plan = MediaPlan::STANDARD.with_tail(Duration::from_secs(12));
+    // About 20 s of media, through the three restarts.
+    let plan = MediaPlan::STANDARD.with_tail(Duration::from_secs(17));
     let sending = tokio::spawn(async move { send_plan(&plan, &audio, &video).await });
     wait_until(Duration::from_secs(10), "video before the restart", || {
         subscriber.peer.received_count(Kind::Video) >= 30
@@ -215,6 +216,36 @@ async fn ice_restarts_keep_media_flowing_in_the_same_sessions() -> anyhow::Resul
     )
     .await?;
     after_restart(&sfu, &subscriber.peer, &subscriber.peer, &restarted).await?;
+
+    // The publisher restarts once more with a renegotiated offer (the room protocol's way):
+    // new credentials in an offer restart Sluice's side as well, and its answer has new ones.
+    let old_answer = publisher_answer.clone();
+    let (old_ufrag, old_pwd) = sdp::ice_credentials(&old_answer).context("the answer's ICE")?;
+    let ice_mark = publisher.ice_states().len();
+    let offer = publisher.restart_offer().await?;
+    let renegotiated = sfu
+        .republish(publisher_session, &offer)
+        .await
+        .map_err(|error| anyhow!("republish: {error}"))?;
+    ensure!(
+        renegotiated.session == publisher_session,
+        "the same session"
+    );
+    let (new_ufrag, new_pwd) =
+        sdp::ice_credentials(&renegotiated.sdp).context("the new answer's ICE")?;
+    ensure!(
+        new_ufrag != old_ufrag && new_pwd != old_pwd,
+        "new credentials in the answer"
+    );
+    publisher.accept_answer(&renegotiated.sdp).await?;
+    let (peer_ufrag, _) = sdp::ice_credentials(&offer).context("the offer's ICE")?;
+    let restarted = Restarted {
+        old_local: (old_ufrag.to_owned(), old_pwd.to_owned()),
+        new_local: (new_ufrag.to_owned(), new_pwd.to_owned()),
+        new_remote: (peer_ufrag.to_owned(), String::new()),
+        ice_mark,
+    };
+    after_restart(&sfu, &publisher, &subscriber.peer, &restarted).await?;
 
     // One session each throughout: none ended, and the peers never failed.
     ensure!(
