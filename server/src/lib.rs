@@ -146,6 +146,7 @@ pub(crate) enum Command {
     OfferTracks {
         session: SessionId,
         tracks: Vec<TrackId>,
+        restart_ice: bool,
         reply: oneshot::Sender<Result<SubscriberOffer, SfuError>>,
     },
     AnswerSubscriber {
@@ -452,6 +453,29 @@ impl Sfu {
         self.request(owner_of(session), |reply| Command::OfferTracks {
             session,
             tracks: tracks.to_vec(),
+            restart_ice: false,
+            reply,
+        })
+        .await
+    }
+
+    /// [`Sfu::offer_tracks`] with new ICE credentials of Sluice's: an ICE restart of a
+    /// subscriber connection, which Sluice offers. The peer's answer
+    /// ([`Sfu::answer_subscriber`]) brings its new credentials and completes the restart;
+    /// until then the current ICE session carries on, and re-offers before that answer
+    /// repeat the same new credentials. The DTLS association and SRTP keys stay.
+    pub async fn offer_tracks_with_ice_restart(
+        &self,
+        session: SessionId,
+        tracks: &[TrackId],
+    ) -> Result<SubscriberOffer, SfuError> {
+        if owner_of(session) >= self.workers() {
+            return Err(SfuError::UnknownSession);
+        }
+        self.request(owner_of(session), |reply| Command::OfferTracks {
+            session,
+            tracks: tracks.to_vec(),
+            restart_ice: true,
             reply,
         })
         .await
@@ -613,6 +637,14 @@ impl signaling::MediaPlane for Sfu {
         answer: &str,
     ) -> Result<(), signaling::MediaError> {
         Ok(Sfu::answer_subscriber(self, subscriber, answer).await?)
+    }
+
+    async fn offer_tracks_with_ice_restart(
+        &self,
+        subscriber: SessionId,
+        tracks: &[TrackId],
+    ) -> Result<SubscriberOffer, signaling::MediaError> {
+        Ok(Sfu::offer_tracks_with_ice_restart(self, subscriber, tracks).await?)
     }
 
     async fn restart_ice(

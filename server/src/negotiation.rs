@@ -77,6 +77,8 @@ pub(crate) struct SubscriberState {
     version: u64,
     sdp_session_id: u64,
     cname: String,
+    /// Sluice's new ICE credentials, offered for an ICE restart and taken up by the answer.
+    pending_ice: Option<IceCredentials>,
 }
 
 #[derive(Debug)]
@@ -118,9 +120,10 @@ pub(crate) fn handle_command(state: &mut WorkerState, command: Command) {
         Command::OfferTracks {
             session,
             tracks,
+            restart_ice,
             reply,
         } => {
-            let _ = reply.send(offer_tracks(state, session, &tracks));
+            let _ = reply.send(offer_tracks(state, session, &tracks, restart_ice));
         }
         Command::AnswerSubscriber {
             session,
@@ -357,11 +360,7 @@ pub(crate) fn restart_ice(
 ) -> Result<LocalIceCredentials, SfuError> {
     let remote = IceCredentials::new(remote_ufrag, remote_pwd)
         .map_err(|e| SfuError::BadOffer(format!("ICE credentials: {e}")))?;
-    let mut local = credentials_for(state.index);
-    // 48 random bits make a collision unlikely; a new ufrag must not take another's session.
-    while state.by_ufrag.contains_key(local.ufrag()) {
-        local = credentials_for(state.index);
-    }
+    let local = unused_credentials(state);
     let session = state
         .sessions
         .get_mut(&id)
@@ -567,12 +566,25 @@ fn create_subscriber(state: &mut WorkerState, room: String) -> Result<SessionId,
     new_session(state, room, Role::Subscriber(subscriber), credentials, None)
 }
 
-/// Sluice's (re)offer to a subscriber carrying exactly `tracks`.
+/// Fresh credentials of this worker whose ufrag no session of it has.
+fn unused_credentials(state: &WorkerState) -> IceCredentials {
+    let mut local = credentials_for(state.index);
+    // 48 random bits make a collision unlikely; a new ufrag must not take another's session.
+    while state.by_ufrag.contains_key(local.ufrag()) {
+        local = credentials_for(state.index);
+    }
+    local
+}
+
+/// Sluice's (re)offer to a subscriber carrying exactly `tracks`; with `restart_ice`, and
+/// new ICE credentials of its own that the answer completes.
 fn offer_tracks(
     state: &mut WorkerState,
     id: SessionId,
     tracks: &[TrackId],
+    restart_ice: bool,
 ) -> Result<SubscriberOffer, SfuError> {
+    let fresh = restart_ice.then(|| unused_credentials(state));
     let WorkerState {
         sessions, router, ..
     } = state;
@@ -580,6 +592,14 @@ fn offer_tracks(
     let Role::Subscriber(subscriber) = &mut session.role else {
         return Err(SfuError::UnknownSession);
     };
+    if let Some(fresh) = fresh {
+        if session.ice.remote_credentials().is_none() {
+            return Err(SfuError::BadOffer(
+                "the connection has no ICE session to restart yet".to_owned(),
+            ));
+        }
+        subscriber.pending_ice.get_or_insert(fresh);
+    }
     let kinds: Vec<(TrackId, MediaKind)> = tracks
         .iter()
         .filter_map(|track| Some((*track, router.track_kind(*track)?)))
@@ -633,9 +653,13 @@ fn offer_tracks(
         })
         .collect();
     subscriber.version += 1;
+    let ice = subscriber
+        .pending_ice
+        .as_ref()
+        .unwrap_or(session.ice.local_credentials());
     let local = LocalParams {
-        ice_ufrag: session.ice.local_credentials().ufrag().to_owned(),
-        ice_pwd: session.ice.local_credentials().pwd().to_owned(),
+        ice_ufrag: ice.ufrag().to_owned(),
+        ice_pwd: ice.pwd().to_owned(),
         fingerprint: state.context.fingerprint.clone(),
         candidates: state.context.candidates.clone(),
         session_id: subscriber.sdp_session_id,
@@ -679,6 +703,20 @@ fn answer_subscriber(state: &mut WorkerState, id: SessionId, answer: &str) -> Re
             &negotiated,
             state.now,
         )?);
+    } else if let Some(local) = subscriber.pending_ice.take() {
+        // The answer to an ICE-restarting offer: both sides' new credentials apply now.
+        let remote = remote_credentials(&negotiated)?;
+        session.ice.restart(state.now, local, remote);
+        state.by_ufrag.remove(&session.local_ufrag);
+        session.local_ufrag = session.ice.local_credentials().ufrag().to_owned();
+        state.by_ufrag.insert(session.local_ufrag.clone(), id);
+        tracing::info!(
+            session = id.0,
+            room = %session.room,
+            role = "subscriber",
+            ufrag = %session.local_ufrag,
+            "ice restart"
+        );
     }
     let mut pending = Vec::new();
     for slot in &mut subscriber.slots {

@@ -299,3 +299,93 @@ async fn restart_ice_refuses_bad_credentials_and_unknown_sessions() -> anyhow::R
     ensure!(matches!(bad, Err(server::SfuError::BadOffer(_))), "{bad:?}");
     Ok(())
 }
+
+/// The room protocol's subscriber connection, which Sluice offers: Sluice restarts ICE with a
+/// new offer (`Sfu::offer_tracks_with_ice_restart`), the peer answers with new credentials of
+/// its own, and media keeps coming on the same session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_offered_connection_restarts_ice_with_a_new_offer() -> anyhow::Result<()> {
+    let _turn = support::one_at_a_time().await;
+    let sfu = Sfu::start(MediaConfig::loopback())?;
+    let mut ended = sfu.take_events().context("the media events")?;
+    let room = "server-offers";
+    let Publisher {
+        peer: publisher,
+        session: publisher_session,
+        tracks,
+        audio,
+        video,
+        ..
+    } = connect_publisher(&sfu, room, None).await?;
+    let viewer = Peer::new("viewer").await?;
+    let session = sfu
+        .create_subscriber(room)
+        .await
+        .map_err(|e| anyhow!("create_subscriber: {e}"))?;
+    let offer = sfu
+        .offer_tracks(session, &tracks)
+        .await
+        .map_err(|e| anyhow!("offer_tracks: {e}"))?;
+    viewer.apply_offer(&offer.sdp).await?;
+    let answer = viewer.complete_answer().await?;
+    sfu.answer_subscriber(session, &answer)
+        .await
+        .map_err(|e| anyhow!("answer_subscriber: {e}"))?;
+    viewer.connected(support::room::CONNECT_LIMIT).await?;
+    let plan = MediaPlan::STANDARD.with_tail(Duration::from_secs(7));
+    let sending = tokio::spawn(async move { send_plan(&plan, &audio, &video).await });
+    wait_until(Duration::from_secs(10), "video before the restart", || {
+        viewer.received_count(Kind::Video) >= 30
+    })
+    .await?;
+
+    let (old_ufrag, old_pwd) = sdp::ice_credentials(&offer.sdp).context("the offer's ICE")?;
+    let ice_mark = viewer.ice_states().len();
+    let reoffer = sfu
+        .offer_tracks_with_ice_restart(session, &tracks)
+        .await
+        .map_err(|e| anyhow!("offer_tracks_with_ice_restart: {e}"))?;
+    let (new_ufrag, new_pwd) = sdp::ice_credentials(&reoffer.sdp).context("the re-offer's ICE")?;
+    ensure!(
+        new_ufrag != old_ufrag && new_pwd != old_pwd,
+        "new credentials offered"
+    );
+    // Offered again before the answer: the same new credentials.
+    let again = sfu
+        .offer_tracks_with_ice_restart(session, &tracks)
+        .await
+        .map_err(|e| anyhow!("offer_tracks_with_ice_restart: {e}"))?;
+    ensure!(
+        sdp::ice_credentials(&again.sdp) == Some((new_ufrag, new_pwd)),
+        "a second restart offer before the answer changed the credentials"
+    );
+    viewer.apply_offer(&again.sdp).await?;
+    let reanswer = viewer.complete_answer().await?;
+    let (answer_ufrag, _) = sdp::ice_credentials(&answer).context("the answer's ICE")?;
+    let (peer_ufrag, _) = sdp::ice_credentials(&reanswer).context("the re-answer's ICE")?;
+    ensure!(
+        peer_ufrag != answer_ufrag,
+        "the peer answered with new credentials"
+    );
+    sfu.answer_subscriber(session, &reanswer)
+        .await
+        .map_err(|e| anyhow!("answer_subscriber: {e}"))?;
+    let restarted = Restarted {
+        old_local: (old_ufrag.to_owned(), old_pwd.to_owned()),
+        new_local: (new_ufrag.to_owned(), new_pwd.to_owned()),
+        new_remote: (peer_ufrag.to_owned(), String::new()),
+        ice_mark,
+    };
+    after_restart(&sfu, &viewer, &viewer, &restarted).await?;
+    ensure!(
+        ended.try_recv().is_err(),
+        "a session ended during the restart"
+    );
+    ensure!(sfu.stats().sessions == 2, "two sessions");
+    sending.await??;
+    viewer.close().await;
+    sfu.close(session).await;
+    publisher.close().await;
+    sfu.close(publisher_session).await;
+    Ok(())
+}

@@ -111,6 +111,14 @@ impl MediaPlane for InstantMedia {
         }))
     }
 
+    fn offer_tracks_with_ice_restart(
+        &self,
+        subscriber: SessionId,
+        tracks: &[TrackId],
+    ) -> impl Future<Output = Result<SubscriberOffer, MediaError>> + Send {
+        self.offer_tracks(subscriber, tracks)
+    }
+
     fn answer_subscriber(
         &self,
         _subscriber: SessionId,

@@ -124,6 +124,17 @@ pub trait MediaPlane: Send + Sync + 'static {
         tracks: &[TrackId],
     ) -> impl Future<Output = Result<SubscriberOffer, MediaError>> + Send;
 
+    /// [`MediaPlane::offer_tracks`] with new ICE credentials of Sluice's: an ICE restart of a
+    /// connection Sluice offers. The answer ([`MediaPlane::answer_subscriber`]) brings the
+    /// peer's new credentials and completes it; until then the current ICE session carries
+    /// on. DTLS and SRTP stay. `BadSdp` when there is no ICE session to restart yet or the
+    /// media plane does not support restarts.
+    fn offer_tracks_with_ice_restart(
+        &self,
+        subscriber: SessionId,
+        tracks: &[TrackId],
+    ) -> impl Future<Output = Result<SubscriberOffer, MediaError>> + Send;
+
     /// The subscriber's answer to the last offer.
     fn answer_subscriber(
         &self,

@@ -185,6 +185,16 @@ impl MediaPlane for RecordingMedia {
         })
     }
 
+    async fn offer_tracks_with_ice_restart(
+        &self,
+        subscriber: SessionId,
+        tracks: &[TrackId],
+    ) -> Result<SubscriberOffer, MediaError> {
+        let mut offer = self.offer_tracks(subscriber, tracks).await?;
+        offer.sdp.push_str("a=ice-restart\r\n");
+        Ok(offer)
+    }
+
     async fn answer_subscriber(
         &self,
         subscriber: SessionId,
