@@ -389,3 +389,197 @@ async fn a_server_offered_connection_restarts_ice_with_a_new_offer() -> anyhow::
     sfu.close(publisher_session).await;
     Ok(())
 }
+
+/// One HTTP/1.1 request on a fresh connection: status, headers (names in lower case), body.
+async fn http(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> anyhow::Result<(u16, Vec<(String, String)>, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: sluice\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    let mut raw = Vec::new();
+    support::within(Duration::from_secs(10), "the HTTP response", async {
+        stream.read_to_end(&mut raw).await
+    })
+    .await??;
+    let raw = String::from_utf8(raw)?;
+    let (head, body) = raw.split_once("\r\n\r\n").context("a header end")?;
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .context("a status line")?
+        .parse()?;
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    Ok((status, headers, body.to_owned()))
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The RFC 9725 4.4 restart fragment of an ICE-restarting offer: its first m-section's
+/// m-line and mid, the new credentials and that section's candidates.
+fn restart_fragment(offer: &str) -> anyhow::Result<String> {
+    let (ufrag, pwd) = sdp::ice_credentials(offer).context("the offer's ICE")?;
+    let mut sections = offer.split("\r\nm=").skip(1);
+    let first = sections.next().context("an m-section")?;
+    let mut lines = first.lines();
+    let m_line = lines.next().context("an m-line")?;
+    let mut fragment = format!("a=ice-options:trickle ice2\r\nm={m_line}\r\n");
+    for line in lines {
+        if line.starts_with("a=mid:") || line.starts_with("a=candidate:") {
+            fragment.push_str(&format!("{line}\r\n"));
+        }
+    }
+    fragment.push_str(&format!(
+        "a=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\na=end-of-candidates\r\n"
+    ));
+    Ok(fragment)
+}
+
+/// The whole way: the real signaling service over HTTP in front of the real media plane; a
+/// webrtc-rs WHIP publisher and WHEP player; the publisher restarts ICE with a `PATCH`
+/// (`If-Match: *`, the RFC 9725 fragment of its restart offer), applies the `200`
+/// fragment's credentials, and the player keeps receiving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_patch_restarts_ice_end_to_end() -> anyhow::Result<()> {
+    let _turn = support::one_at_a_time().await;
+    let sfu = std::sync::Arc::new(Sfu::start(MediaConfig::loopback())?);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = signaling::SignalingConfig {
+        ice_servers: vec![
+            "stun:stun.example.org:3478"
+                .parse()
+                .map_err(|e| anyhow!("{e}"))?,
+        ],
+        ..signaling::SignalingConfig::default()
+    };
+    tokio::spawn(signaling::serve(
+        listener,
+        std::sync::Arc::clone(&sfu),
+        config,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let sdp_type = ("Content-Type", "application/sdp");
+
+    let publisher = Peer::new("whip").await?;
+    let mut audio = publisher
+        .add_send_track(Kind::Audio, support::room::PUBLISHER_AUDIO_SSRC)
+        .await?;
+    let mut video = publisher
+        .add_send_track(Kind::Video, support::room::PUBLISHER_VIDEO_SSRC)
+        .await?;
+    let offer = publisher.complete_offer().await?;
+    let (status, headers, answer) = http(address, "POST", "/whip/e2e", &[sdp_type], &offer).await?;
+    ensure!(status == 201, "WHIP POST: {status} {answer}");
+    ensure!(
+        header(&headers, "link") == Some("<stun:stun.example.org:3478>; rel=\"ice-server\""),
+        "{headers:?}"
+    );
+    let location = header(&headers, "location").context("Location")?.to_owned();
+    let etag = header(&headers, "etag").context("ETag")?.to_owned();
+    publisher.accept_answer(&answer).await?;
+    publisher.connected(support::room::CONNECT_LIMIT).await?;
+    audio.resolve_payload_type().await?;
+    video.resolve_payload_type().await?;
+
+    let player = Peer::new("whep").await?;
+    player.add_receive_only(Kind::Audio).await?;
+    player.add_receive_only(Kind::Video).await?;
+    let play_offer = player.complete_offer().await?;
+    let (status, _, play_answer) =
+        http(address, "POST", "/whep/e2e", &[sdp_type], &play_offer).await?;
+    ensure!(status == 201, "WHEP POST: {status} {play_answer}");
+    player.accept_answer(&play_answer).await?;
+    player.connected(support::room::CONNECT_LIMIT).await?;
+    let plan = MediaPlan::STANDARD.with_tail(Duration::from_secs(7));
+    let sending = tokio::spawn(async move { send_plan(&plan, &audio, &video).await });
+    wait_until(Duration::from_secs(10), "video before the restart", || {
+        player.received_count(Kind::Video) >= 30
+    })
+    .await?;
+
+    let (old_ufrag, old_pwd) = sdp::ice_credentials(&answer).context("the answer's ICE")?;
+    let ice_mark = publisher.ice_states().len();
+    let restart_offer = publisher.restart_offer().await?;
+    let fragment = restart_fragment(&restart_offer)?;
+    let frag_type = ("Content-Type", "application/trickle-ice-sdpfrag");
+    let (status, headers, body) = http(
+        address,
+        "PATCH",
+        &location,
+        &[frag_type, ("If-Match", "*")],
+        &fragment,
+    )
+    .await?;
+    ensure!(status == 200, "PATCH: {status} {body}\n{fragment}");
+    eprintln!("[whip] PATCH fragment:\n{fragment}[whip] 200 fragment:\n{body}");
+    ensure!(
+        header(&headers, "content-type") == Some("application/trickle-ice-sdpfrag"),
+        "{headers:?}"
+    );
+    let new_etag = header(&headers, "etag").context("a new ETag")?.to_owned();
+    ensure!(new_etag != etag, "the ETag changed");
+    let (new_ufrag, new_pwd) = sdp::ice_credentials(&body).context("the fragment's ICE")?;
+    ensure!(body.contains("a=end-of-candidates"), "{body}");
+    ensure!(
+        sdp::candidates(&body).contains(&sfu.media_addr()),
+        "the fragment's candidates: {body}"
+    );
+    publisher
+        .accept_answer(&with_credentials(&answer, new_ufrag, new_pwd))
+        .await?;
+    let (peer_ufrag, _) = sdp::ice_credentials(&restart_offer).context("the offer's ICE")?;
+    let restarted = Restarted {
+        old_local: (old_ufrag.to_owned(), old_pwd.to_owned()),
+        new_local: (new_ufrag.to_owned(), new_pwd.to_owned()),
+        new_remote: (peer_ufrag.to_owned(), String::new()),
+        ice_mark,
+    };
+    after_restart(&sfu, &publisher, &player, &restarted).await?;
+
+    // The old ICE session's entity-tag no longer matches; DELETE ends the resource.
+    let (status, _, _) = http(
+        address,
+        "PATCH",
+        &location,
+        &[frag_type, ("If-Match", &etag)],
+        &fragment,
+    )
+    .await?;
+    ensure!(status == 412, "PATCH with the old ETag: {status}");
+    sending.await??;
+    let (status, headers, body) = http(address, "DELETE", &location, &[], "").await?;
+    ensure!(status == 200 && body.is_empty(), "DELETE: {status} {body}");
+    ensure!(
+        header(&headers, "content-length") == Some("0"),
+        "{headers:?}"
+    );
+    player.close().await;
+    publisher.close().await;
+    Ok(())
+}
