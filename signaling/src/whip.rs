@@ -5,7 +5,6 @@
 
 use std::fmt;
 
-use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
@@ -13,7 +12,7 @@ use hyper::{Request, Response, StatusCode};
 use packet_router::SessionId;
 use rand::RngCore;
 
-use crate::http::{Body, error, has_content_type, respond};
+use crate::http::{Body, error, has_content_type, no_content, respond};
 use crate::hub::Hub;
 use crate::media::{LocalIceCredentials, MediaError, MediaPlane};
 use crate::sdpfrag;
@@ -283,9 +282,7 @@ pub(crate) async fn patch<M: MediaPlane>(
                 "a=ice-pwd differs from the ICE session's but a=ice-ufrag does not",
             );
         }
-        let mut response = respond(StatusCode::NO_CONTENT, "text/plain", Bytes::new());
-        response.headers_mut().remove(header::CONTENT_TYPE);
-        return response;
+        return no_content(StatusCode::NO_CONTENT);
     }
     let (Some(ufrag), Some(pwd)) = (&fragment.ufrag, &fragment.pwd) else {
         return error(
