@@ -86,3 +86,8 @@ fn access_token_corpus() {
 fn rfc4571_corpus() {
     replay("rfc4571", ice_lite::fuzzing::rfc4571);
 }
+
+#[test]
+fn ice_fragment_corpus() {
+    replay("ice_fragment", signaling::fuzzing::ice_fragment);
+}

@@ -150,6 +150,35 @@ impl IceLiteAgent {
         &self.local
     }
 
+    /// The peer's credentials, once known.
+    pub fn remote_credentials(&self) -> Option<&IceCredentials> {
+        self.remote.as_ref()
+    }
+
+    /// ICE restart (RFC 8445 9, RFC 8839 4.4.1.1.1): from now on checks must carry the new
+    /// `local` and `remote` credentials, and ones with the old username are refused. What is
+    /// above ICE (the DTLS association, the SRTP keys) is not the agent's and stays.
+    ///
+    /// The selected address stays selected, so media keeps flowing while the peer checks on
+    /// the new credentials, and its consent runs for `consent_timeout` from `now`: the peer
+    /// has that long to pass a check (authenticated media also counts, as before). Every other
+    /// validated address is forgotten and must pass a check with the new credentials again.
+    /// A check with USE-CANDIDATE from another address moves the selection there, as a
+    /// renomination always does. An agent whose consent expired stays expired.
+    pub fn restart(&mut self, now: Instant, local: IceCredentials, remote: IceCredentials) {
+        self.local_key = local.integrity_key();
+        self.local = local;
+        self.remote = Some(remote);
+        if self.expired {
+            return;
+        }
+        let selected = self.selected;
+        self.validated.retain(|v| Some(v.address) == selected);
+        for v in &mut self.validated {
+            v.last_check = v.last_check.max(now);
+        }
+    }
+
     /// Handles a STUN message received from `source` (normally a Binding request), writing
     /// the response, if any, into `out`.
     ///
@@ -838,5 +867,102 @@ mod tests {
         assert_eq!(agent.poll_timeout(), Some(t0 + secs(5.0)));
         agent.handle_timeout(t0 + secs(5.0));
         assert!(agent.is_expired());
+    }
+
+    #[test]
+    fn restart_takes_new_credentials_and_keeps_the_selected_address() {
+        const NEW_UFRAG: &str = "Bnew";
+        const NEW_PWD: &str = "newserverpasswordnewpw";
+        let mut agent = agent();
+        let t0 = Instant::now();
+        let a = addr("198.51.100.1:50000");
+        let b = addr("198.51.100.2:50000");
+        feed(&mut agent, t0, a, &check(true)).unwrap();
+        feed(&mut agent, t0, b, &check(false)).unwrap();
+        events(&mut agent);
+        agent.restart(
+            t0 + secs(10.0),
+            IceCredentials::new(NEW_UFRAG, NEW_PWD).unwrap(),
+            IceCredentials::new("cnew", "newclientpasswordnewcl").unwrap(),
+        );
+        assert_eq!(agent.local_credentials().ufrag(), NEW_UFRAG);
+        assert_eq!(agent.remote_credentials().unwrap().ufrag(), "cnew");
+        // Media keeps its address; the other validated one must check again.
+        assert_eq!(agent.selected_address(), Some(a));
+        assert!(agent.is_validated(a));
+        assert!(!agent.is_validated(b));
+        // The selected address's consent runs from the restart.
+        assert_eq!(agent.poll_timeout(), Some(t0 + secs(40.0)));
+
+        // Checks on the old credentials are refused, with either password.
+        let mut out = [0u8; 1500];
+        let t1 = t0 + secs(11.0);
+        for (username, pwd) in [("srvr:clnt", SERVER_PWD), ("srvr:cnew", NEW_PWD)] {
+            let old = check_with(username, pwd, true);
+            let msg = StunMessage::parse(&old).unwrap();
+            let len = agent
+                .handle_binding_request(t1, b, &msg, &mut out)
+                .unwrap()
+                .unwrap();
+            let response = StunMessage::parse(&out[..len]).unwrap();
+            assert_eq!(response.error_code().map(|e| e.code), Some(401));
+        }
+        // The new credentials' own peer ufrag is required too.
+        let wrong_peer = check_with("Bnew:clnt", NEW_PWD, true);
+        let msg = StunMessage::parse(&wrong_peer).unwrap();
+        let len = agent
+            .handle_binding_request(t1, b, &msg, &mut out)
+            .unwrap()
+            .unwrap();
+        let response = StunMessage::parse(&out[..len]).unwrap();
+        assert_eq!(response.error_code().map(|e| e.code), Some(401));
+        assert!(!agent.is_validated(b));
+
+        // A nominating check on the new credentials from the new path moves media there.
+        let new = check_with("Bnew:cnew", NEW_PWD, true);
+        let msg = StunMessage::parse(&new).unwrap();
+        let len = agent
+            .handle_binding_request(t1, b, &msg, &mut out)
+            .unwrap()
+            .unwrap();
+        let response = StunMessage::parse(&out[..len]).unwrap();
+        assert_eq!(response.class(), Class::SuccessResponse);
+        let key = IntegrityKey::new(NEW_PWD.as_bytes());
+        assert_eq!(response.verify_integrity(&key), Ok(()));
+        assert_eq!(agent.selected_address(), Some(b));
+        assert_eq!(
+            events(&mut agent),
+            [IceEvent::SelectedAddressChanged { from: a, to: b }]
+        );
+        // The old path, unchecked, times out; the session lives on the new one.
+        agent.handle_timeout(t0 + secs(40.0));
+        assert!(!agent.is_validated(a));
+        assert!(!agent.is_expired());
+        assert_eq!(agent.poll_timeout(), Some(t1 + secs(30.0)));
+    }
+
+    #[test]
+    fn restart_without_new_checks_expires_at_the_consent_timeout() {
+        let mut agent = agent();
+        let t0 = Instant::now();
+        let a = addr("198.51.100.1:50000");
+        feed(&mut agent, t0, a, &check(true)).unwrap();
+        agent.restart(
+            t0 + secs(5.0),
+            IceCredentials::new("Bnew", "newserverpasswordnewpw").unwrap(),
+            IceCredentials::new("cnew", "newclientpasswordnewcl").unwrap(),
+        );
+        agent.handle_timeout(t0 + secs(34.9));
+        assert!(!agent.is_expired());
+        agent.handle_timeout(t0 + secs(35.0));
+        assert!(agent.is_expired());
+        // An expired agent is not revived by a restart.
+        agent.restart(
+            t0 + secs(36.0),
+            IceCredentials::new("Cnew", "newserverpasswordnewpw").unwrap(),
+            IceCredentials::new("dnew", "newclientpasswordnewcl").unwrap(),
+        );
+        assert!(agent.is_expired());
+        assert_eq!(agent.poll_timeout(), None);
     }
 }

@@ -134,6 +134,12 @@ pub struct Config {
         value_parser = parse_switch
     )]
     pub ice_tcp: bool,
+
+    /// A STUN or TURN server WHIP and WHEP clients are told about in `Link` headers (RFC 9725
+    /// 4.6): `URL` or `URL;username=NAME;credential=SECRET`, e.g. `stun:stun.example.org:3478`
+    /// (repeat the flag for several). None by default.
+    #[arg(long = "ice-server", env = "SLUICE_ICE_SERVER", value_name = "URL")]
+    pub ice_server: Vec<signaling::IceServer>,
 }
 
 fn parse_switch(value: &str) -> Result<bool, String> {
@@ -240,6 +246,23 @@ mod tests {
         let empty =
             Config::try_parse_from(["sluice", "--api-key", "", "--api-secret", "s"]).unwrap();
         assert!(empty.access_keys().is_err());
+    }
+
+    #[test]
+    fn ice_servers_repeat_and_are_checked() {
+        let none = Config::try_parse_from(["sluice"]).unwrap();
+        assert!(none.ice_server.is_empty());
+        let two = Config::try_parse_from([
+            "sluice",
+            "--ice-server",
+            "stun:stun.example.org:3478",
+            "--ice-server",
+            "turn:turn.example.org:3478?transport=udp;username=u;credential=c",
+        ])
+        .unwrap();
+        assert_eq!(two.ice_server.len(), 2);
+        assert_eq!(two.ice_server[1].username.as_deref(), Some("u"));
+        assert!(Config::try_parse_from(["sluice", "--ice-server", "http://x"]).is_err());
     }
 
     #[test]

@@ -194,6 +194,8 @@ impl Config {
             let to_value = |raw: &String| -> toml::Value {
                 if secret {
                     toml::Value::String(REDACTED.to_owned())
+                } else if long == "ice-server" {
+                    toml::Value::String(redact_ice_credential(raw))
                 } else if !arg.get_action().takes_values() {
                     toml::Value::Boolean(raw == "true")
                 } else if let Ok(number) = raw.parse::<i64>() {
@@ -218,6 +220,18 @@ impl Config {
         }
         text
     }
+}
+
+/// An `--ice-server` value with its TURN credential (`;credential=...`) redacted.
+fn redact_ice_credential(value: &str) -> String {
+    value
+        .split(';')
+        .map(|part| match part.trim().split_once('=') {
+            Some(("credential", _)) => format!("credential={REDACTED}"),
+            _ => part.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 /// Whether an option's value must not be printed.
@@ -484,6 +498,21 @@ mod tests {
         assert_eq!(reloaded.http, config.http);
         assert_eq!(reloaded.log_format, config.log_format);
         assert_eq!(reloaded.api_keys_from_file().len(), 1);
+    }
+
+    #[test]
+    fn turn_credentials_are_not_printed() {
+        let config = load(&[
+            "--ice-server",
+            "turn:turn.example.org:3478;username=u;credential=hush-hush",
+        ])
+        .unwrap();
+        let printed = config.print_config();
+        assert!(!printed.contains("hush-hush"), "{printed}");
+        assert!(
+            printed.contains("username=u;credential=<redacted>"),
+            "{printed}"
+        );
     }
 
     /// The shipped example names every option, and uncommented it is a valid file.

@@ -42,7 +42,9 @@ use rtc_core::dtls::DtlsCertificate;
 use tokio::sync::oneshot;
 
 pub use packet_router::{MediaKind, SessionId, TrackId};
-pub use signaling::{MediaEvent, Played, Published, PublishedTrack, SubscriberOffer};
+pub use signaling::{
+    LocalIceCredentials, MediaEvent, Played, Published, PublishedTrack, SubscriberOffer,
+};
 pub use stats::SfuStats;
 
 /// Where the media plane listens and what it announces.
@@ -152,6 +154,7 @@ pub(crate) enum Command {
     OfferTracks {
         session: SessionId,
         tracks: Vec<TrackId>,
+        restart_ice: bool,
         reply: oneshot::Sender<Result<SubscriberOffer, SfuError>>,
     },
     AnswerSubscriber {
@@ -162,6 +165,12 @@ pub(crate) enum Command {
     Close {
         session: SessionId,
         reply: oneshot::Sender<()>,
+    },
+    RestartIce {
+        session: SessionId,
+        remote_ufrag: String,
+        remote_pwd: String,
+        reply: oneshot::Sender<Result<LocalIceCredentials, SfuError>>,
     },
     Shutdown,
 }
@@ -505,6 +514,29 @@ impl Sfu {
         self.request(owner_of(session), |reply| Command::OfferTracks {
             session,
             tracks: tracks.to_vec(),
+            restart_ice: false,
+            reply,
+        })
+        .await
+    }
+
+    /// [`Sfu::offer_tracks`] with new ICE credentials of Sluice's: an ICE restart of a
+    /// subscriber connection, which Sluice offers. The peer's answer
+    /// ([`Sfu::answer_subscriber`]) brings its new credentials and completes the restart;
+    /// until then the current ICE session carries on, and re-offers before that answer
+    /// repeat the same new credentials. The DTLS association and SRTP keys stay.
+    pub async fn offer_tracks_with_ice_restart(
+        &self,
+        session: SessionId,
+        tracks: &[TrackId],
+    ) -> Result<SubscriberOffer, SfuError> {
+        if owner_of(session) >= self.workers() {
+            return Err(SfuError::UnknownSession);
+        }
+        self.request(owner_of(session), |reply| Command::OfferTracks {
+            session,
+            tracks: tracks.to_vec(),
+            restart_ice: true,
             reply,
         })
         .await
@@ -519,6 +551,30 @@ impl Sfu {
         self.request(owner_of(session), |reply| Command::AnswerSubscriber {
             session,
             answer: answer_sdp.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    /// ICE restart of `session` (publisher, player or subscriber alike) with the peer's new
+    /// credentials: the session gets new local credentials (the ufrag still names its worker)
+    /// and is found by them from now on; checks on the old ones are refused. The DTLS
+    /// association and SRTP keys stay, and media keeps flowing to the selected address until
+    /// a check on the new credentials moves it. Returns Sluice's new credentials and its
+    /// candidates, for the answer (a WHIP/WHEP PATCH response, or a new SDP).
+    pub async fn restart_ice(
+        &self,
+        session: SessionId,
+        remote_ufrag: &str,
+        remote_pwd: &str,
+    ) -> Result<LocalIceCredentials, SfuError> {
+        if owner_of(session) >= self.workers() {
+            return Err(SfuError::UnknownSession);
+        }
+        self.request(owner_of(session), |reply| Command::RestartIce {
+            session,
+            remote_ufrag: remote_ufrag.to_owned(),
+            remote_pwd: remote_pwd.to_owned(),
             reply,
         })
         .await
@@ -642,6 +698,23 @@ impl signaling::MediaPlane for Sfu {
         answer: &str,
     ) -> Result<(), signaling::MediaError> {
         Ok(Sfu::answer_subscriber(self, subscriber, answer).await?)
+    }
+
+    async fn offer_tracks_with_ice_restart(
+        &self,
+        subscriber: SessionId,
+        tracks: &[TrackId],
+    ) -> Result<SubscriberOffer, signaling::MediaError> {
+        Ok(Sfu::offer_tracks_with_ice_restart(self, subscriber, tracks).await?)
+    }
+
+    async fn restart_ice(
+        &self,
+        session: SessionId,
+        remote_ufrag: &str,
+        remote_pwd: &str,
+    ) -> Result<LocalIceCredentials, signaling::MediaError> {
+        Ok(Sfu::restart_ice(self, session, remote_ufrag, remote_pwd).await?)
     }
 
     async fn close(&self, session: SessionId) {

@@ -148,6 +148,7 @@ fn run(config: &Config) -> anyhow::Result<()> {
                 max_connections: config.max_connections,
                 max_connections_per_ip: config.max_connections_per_ip,
                 access,
+                ice_servers: config.ice_server.clone(),
                 ..signaling::SignalingConfig::default()
             },
             shutdown_signal(),

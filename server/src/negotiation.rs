@@ -20,7 +20,9 @@ use rtc_core::sdp::{
 
 use crate::session::{EndReason, Role, Session};
 use crate::worker::WorkerState;
-use crate::{Command, Played, Published, PublishedTrack, SfuError, SubscriberOffer};
+use crate::{
+    Command, LocalIceCredentials, Played, Published, PublishedTrack, SfuError, SubscriberOffer,
+};
 
 /// What every session of this server shares: its certificate, fingerprint and candidate.
 #[derive(Debug)]
@@ -75,6 +77,8 @@ pub(crate) struct SubscriberState {
     version: u64,
     sdp_session_id: u64,
     cname: String,
+    /// Sluice's new ICE credentials, offered for an ICE restart and taken up by the answer.
+    pending_ice: Option<IceCredentials>,
 }
 
 #[derive(Debug)]
@@ -116,9 +120,10 @@ pub(crate) fn handle_command(state: &mut WorkerState, command: Command) {
         Command::OfferTracks {
             session,
             tracks,
+            restart_ice,
             reply,
         } => {
-            let _ = reply.send(offer_tracks(state, session, &tracks));
+            let _ = reply.send(offer_tracks(state, session, &tracks, restart_ice));
         }
         Command::AnswerSubscriber {
             session,
@@ -126,6 +131,14 @@ pub(crate) fn handle_command(state: &mut WorkerState, command: Command) {
             reply,
         } => {
             let _ = reply.send(answer_subscriber(state, session, &answer));
+        }
+        Command::RestartIce {
+            session,
+            remote_ufrag,
+            remote_pwd,
+            reply,
+        } => {
+            let _ = reply.send(restart_ice(state, session, &remote_ufrag, &remote_pwd));
         }
         Command::Close { session, reply } => {
             remove_session(state, session, EndReason::Closed);
@@ -292,8 +305,9 @@ fn publish(state: &mut WorkerState, room: String, offer: &str) -> Result<Publish
     }
 }
 
-/// A publisher's new offer on its existing connection (a track added or removed): same ICE
-/// credentials and DTLS association, tracks updated by SSRC.
+/// A publisher's new offer on its existing connection (a track added or removed): same DTLS
+/// association, tracks updated by SSRC, the same ICE credentials unless the offer restarts
+/// ICE (new credentials of its own), which restarts Sluice's side too.
 fn republish(state: &mut WorkerState, id: SessionId, offer: &str) -> Result<Published, SfuError> {
     let (sdp_session_id, version, credentials) = {
         let session = state
@@ -307,14 +321,70 @@ fn republish(state: &mut WorkerState, id: SessionId, offer: &str) -> Result<Publ
         let credentials = session.ice.local_credentials().clone();
         (session.sdp_session_id, session.sdp_version, credentials)
     };
-    let local = local_params(sdp_session_id, version, state, &credentials);
-    let (answer, negotiated) = answer_offer(offer, &local, &Capabilities::default())
+    let mut local = local_params(sdp_session_id, version, state, &credentials);
+    let (mut answer, mut negotiated) = answer_offer(offer, &local, &Capabilities::default())
         .map_err(|e| SfuError::BadOffer(e.to_string()))?;
+    // New ICE credentials in the offer are an ICE restart (RFC 8839 4.4.1.1.1): Sluice
+    // answers with new ones of its own.
+    let restarted = state
+        .sessions
+        .get(&id)
+        .and_then(|s| s.ice.remote_credentials())
+        .is_some_and(|r| {
+            r.ufrag() != negotiated.remote_ice.ufrag || r.pwd() != negotiated.remote_ice.pwd
+        });
+    if restarted {
+        let (ufrag, pwd) = (&negotiated.remote_ice.ufrag, &negotiated.remote_ice.pwd);
+        let fresh = restart_ice(state, id, ufrag, pwd)?;
+        local.ice_ufrag = fresh.ufrag;
+        local.ice_pwd = fresh.pwd;
+        (answer, negotiated) = answer_offer(offer, &local, &Capabilities::default())
+            .map_err(|e| SfuError::BadOffer(e.to_string()))?;
+    }
     let tracks = update_published_tracks(state, id, &negotiated)?;
     Ok(Published {
         session: id,
         sdp: answer,
         tracks,
+    })
+}
+
+/// ICE restart: the peer's new credentials, new local ones for Sluice (their ufrag's first
+/// character still names this worker), the session found by its new ufrag. The agent keeps
+/// the selected address until a check on the new credentials arrives; DTLS and SRTP stay.
+pub(crate) fn restart_ice(
+    state: &mut WorkerState,
+    id: SessionId,
+    remote_ufrag: &str,
+    remote_pwd: &str,
+) -> Result<LocalIceCredentials, SfuError> {
+    let remote = IceCredentials::new(remote_ufrag, remote_pwd)
+        .map_err(|e| SfuError::BadOffer(format!("ICE credentials: {e}")))?;
+    let local = unused_credentials(state);
+    let session = state
+        .sessions
+        .get_mut(&id)
+        .ok_or(SfuError::UnknownSession)?;
+    if session.ice.remote_credentials().is_none() {
+        return Err(SfuError::BadOffer(
+            "the session has no ICE session to restart yet".to_owned(),
+        ));
+    }
+    session.ice.restart(state.now, local.clone(), remote);
+    state.by_ufrag.remove(&session.local_ufrag);
+    session.local_ufrag = local.ufrag().to_owned();
+    state.by_ufrag.insert(session.local_ufrag.clone(), id);
+    tracing::info!(
+        session = id.0,
+        room = %session.room,
+        role = session.role.as_str(),
+        ufrag = local.ufrag(),
+        "ice restart"
+    );
+    Ok(LocalIceCredentials {
+        ufrag: local.ufrag().to_owned(),
+        pwd: local.pwd().to_owned(),
+        candidates: state.context.candidates.clone(),
     })
 }
 
@@ -496,12 +566,25 @@ fn create_subscriber(state: &mut WorkerState, room: String) -> Result<SessionId,
     new_session(state, room, Role::Subscriber(subscriber), credentials, None)
 }
 
-/// Sluice's (re)offer to a subscriber carrying exactly `tracks`.
+/// Fresh credentials of this worker whose ufrag no session of it has.
+fn unused_credentials(state: &WorkerState) -> IceCredentials {
+    let mut local = credentials_for(state.index);
+    // 48 random bits make a collision unlikely; a new ufrag must not take another's session.
+    while state.by_ufrag.contains_key(local.ufrag()) {
+        local = credentials_for(state.index);
+    }
+    local
+}
+
+/// Sluice's (re)offer to a subscriber carrying exactly `tracks`; with `restart_ice`, and
+/// new ICE credentials of its own that the answer completes.
 fn offer_tracks(
     state: &mut WorkerState,
     id: SessionId,
     tracks: &[TrackId],
+    restart_ice: bool,
 ) -> Result<SubscriberOffer, SfuError> {
+    let fresh = restart_ice.then(|| unused_credentials(state));
     let WorkerState {
         sessions, router, ..
     } = state;
@@ -509,6 +592,14 @@ fn offer_tracks(
     let Role::Subscriber(subscriber) = &mut session.role else {
         return Err(SfuError::UnknownSession);
     };
+    if let Some(fresh) = fresh {
+        if session.ice.remote_credentials().is_none() {
+            return Err(SfuError::BadOffer(
+                "the connection has no ICE session to restart yet".to_owned(),
+            ));
+        }
+        subscriber.pending_ice.get_or_insert(fresh);
+    }
     let kinds: Vec<(TrackId, MediaKind)> = tracks
         .iter()
         .filter_map(|track| Some((*track, router.track_kind(*track)?)))
@@ -562,9 +653,13 @@ fn offer_tracks(
         })
         .collect();
     subscriber.version += 1;
+    let ice = subscriber
+        .pending_ice
+        .as_ref()
+        .unwrap_or(session.ice.local_credentials());
     let local = LocalParams {
-        ice_ufrag: session.ice.local_credentials().ufrag().to_owned(),
-        ice_pwd: session.ice.local_credentials().pwd().to_owned(),
+        ice_ufrag: ice.ufrag().to_owned(),
+        ice_pwd: ice.pwd().to_owned(),
         fingerprint: state.context.fingerprint.clone(),
         candidates: state.context.candidates.clone(),
         session_id: subscriber.sdp_session_id,
@@ -608,6 +703,20 @@ fn answer_subscriber(state: &mut WorkerState, id: SessionId, answer: &str) -> Re
             &negotiated,
             state.now,
         )?);
+    } else if let Some(local) = subscriber.pending_ice.take() {
+        // The answer to an ICE-restarting offer: both sides' new credentials apply now.
+        let remote = remote_credentials(&negotiated)?;
+        session.ice.restart(state.now, local, remote);
+        state.by_ufrag.remove(&session.local_ufrag);
+        session.local_ufrag = session.ice.local_credentials().ufrag().to_owned();
+        state.by_ufrag.insert(session.local_ufrag.clone(), id);
+        tracing::info!(
+            session = id.0,
+            room = %session.room,
+            role = "subscriber",
+            ufrag = %session.local_ufrag,
+            "ice restart"
+        );
     }
     let mut pending = Vec::new();
     for slot in &mut subscriber.slots {

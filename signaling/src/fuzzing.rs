@@ -9,7 +9,8 @@
 //! validators accept unchanged; a room holds at most the configured participants and tracks;
 //! and once both connections left, no room remains.
 //!
-//! [`access_token`] fuzzes token verification (see its doc).
+//! [`access_token`] fuzzes token verification and [`ice_fragment`] the trickle-ice-sdpfrag
+//! parser of WHIP and WHEP `PATCH` (see their docs).
 
 use std::future::{Future, ready};
 use std::sync::Arc;
@@ -24,7 +25,8 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use crate::SignalingConfig;
 use crate::hub::Hub;
 use crate::media::{
-    MediaError, MediaEvent, MediaPlane, Played, Published, PublishedTrack, SubscriberOffer,
+    LocalIceCredentials, MediaError, MediaEvent, MediaPlane, Played, Published, PublishedTrack,
+    SubscriberOffer,
 };
 use crate::room::{CHAT_HISTORY, OUTBOX_CAPACITY, Outbound, Outbox};
 use crate::validate;
@@ -109,12 +111,29 @@ impl MediaPlane for InstantMedia {
         }))
     }
 
+    fn offer_tracks_with_ice_restart(
+        &self,
+        subscriber: SessionId,
+        tracks: &[TrackId],
+    ) -> impl Future<Output = Result<SubscriberOffer, MediaError>> + Send {
+        self.offer_tracks(subscriber, tracks)
+    }
+
     fn answer_subscriber(
         &self,
         _subscriber: SessionId,
         _answer: &str,
     ) -> impl Future<Output = Result<(), MediaError>> + Send {
         ready(Ok(()))
+    }
+
+    fn restart_ice(
+        &self,
+        _session: SessionId,
+        _remote_ufrag: &str,
+        _remote_pwd: &str,
+    ) -> impl Future<Output = Result<LocalIceCredentials, MediaError>> + Send {
+        ready(Err(MediaError::UnknownSession))
     }
 
     fn close(&self, _session: SessionId) -> impl Future<Output = ()> + Send {
@@ -326,9 +345,74 @@ pub fn access_token(data: &[u8]) {
     }
 }
 
+/// Fuzz harness of the `application/trickle-ice-sdpfrag` parser (WHIP and WHEP `PATCH`): the
+/// input (lossy UTF-8) is parsed; it panics when an accepted fragment carries credentials,
+/// mids or candidates that the grammar refuses, or when writing the accepted parts back out
+/// does not parse to the same ones.
+pub fn ice_fragment(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let Ok(fragment) = crate::sdpfrag::parse(&text) else {
+        return;
+    };
+    let ice_ok = |value: &str, min: usize| {
+        (min..=256).contains(&value.len())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+    };
+    if let Some(ufrag) = &fragment.ufrag {
+        assert!(ice_ok(ufrag, 4), "accepted a=ice-ufrag {ufrag:?}");
+    }
+    if let Some(pwd) = &fragment.pwd {
+        assert!(ice_ok(pwd, 22), "accepted a=ice-pwd {pwd:?}");
+        assert!(fragment.ufrag.is_some(), "accepted a=ice-pwd alone");
+    }
+    for mid in &fragment.mids {
+        assert!(
+            !mid.is_empty() && !mid.contains(|c: char| c.is_whitespace() || c.is_control()),
+            "accepted a=mid {mid:?}"
+        );
+    }
+    assert!(fragment.candidates <= crate::sdpfrag::MAX_LINES);
+    // The accepted parts, written back out, are a fragment that says the same.
+    let mut again = String::new();
+    if let Some(ufrag) = &fragment.ufrag {
+        again.push_str(&format!("a=ice-ufrag:{ufrag}\r\n"));
+    }
+    if let Some(pwd) = &fragment.pwd {
+        again.push_str(&format!("a=ice-pwd:{pwd}\r\n"));
+    }
+    for mid in &fragment.mids {
+        again.push_str(&format!("m=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:{mid}\r\n"));
+    }
+    for _ in 0..fragment.candidates {
+        again.push_str("a=candidate:1 1 udp 2130706431 192.0.2.1 5000 typ host\r\n");
+    }
+    if fragment.end_of_candidates {
+        again.push_str("a=end-of-candidates\r\n");
+    }
+    assert_eq!(
+        crate::sdpfrag::parse(&again).as_ref(),
+        Ok(&fragment),
+        "the accepted parts do not parse back the same"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fragment_seeds_parse() {
+        for seed in [
+            &include_bytes!("../../fuzz/corpus/ice_fragment/restart")[..],
+            &include_bytes!("../../fuzz/corpus/ice_fragment/trickle")[..],
+        ] {
+            let text = std::str::from_utf8(seed).unwrap();
+            assert!(crate::sdpfrag::parse(text).is_ok(), "{text}");
+            ice_fragment(seed);
+        }
+    }
 
     #[test]
     fn the_token_seeds_reach_the_accepting_path() {

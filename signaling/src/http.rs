@@ -26,6 +26,7 @@ use crate::media::{MediaError, MediaPlane};
 use crate::metrics::Route;
 use crate::room::{Participant, ParticipantId, room_tracks};
 use crate::validate;
+use crate::whip;
 use crate::ws;
 
 pub type Body = Full<Bytes>;
@@ -250,9 +251,8 @@ async fn route_request<M: MediaPlane>(
             StatusCode::NOT_FOUND,
             "metrics are served on their own address",
         ),
-        (_, ["healthz" | "ws" | "metrics"]) => {
-            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-        }
+        (_, ["healthz"]) => method_not_allowed("GET, HEAD"),
+        (_, ["ws" | "metrics"]) => method_not_allowed("GET"),
         _ => error(StatusCode::NOT_FOUND, "not found"),
     }
 }
@@ -279,40 +279,76 @@ async fn whip_whep<M: MediaPlane>(
         return error(StatusCode::NOT_FOUND, "not found");
     };
     let is_whip = segments.first() == Some(&"whip");
-    match (method, segments.len(), is_whip) {
-        (&Method::OPTIONS, _, _) => preflight(),
-        (&Method::POST, 2, true) => whip_post(hub, request, room).await,
-        (&Method::POST, 2 | 3, false) => {
-            whep_post(hub, request, room, segments.get(2).copied()).await
+    // An endpoint (`/whip/{room}`, `/whep/{room}[/{id}]`) takes POST; a resource (its
+    // Location) takes PATCH and DELETE.
+    let endpoint = match (is_whip, segments.len()) {
+        (true, 2) | (false, 2 | 3) => true,
+        (true, 3) | (false, 4) => false,
+        _ => return error(StatusCode::NOT_FOUND, "not found"),
+    };
+    let token = segments.last().copied().unwrap_or_default();
+    match (method, endpoint) {
+        (&Method::OPTIONS, true) => {
+            let mut response = preflight();
+            let headers = response.headers_mut();
+            headers.insert("accept-post", HeaderValue::from_static("application/sdp"));
+            whip::add_links(headers, &hub.config.ice_servers);
+            response
         }
-        (&Method::DELETE, 3, true) | (&Method::DELETE, 4, false) => {
-            let token = segments.last().copied().unwrap_or_default();
-            match owned_resource(&hub, token, &room, is_whip) {
-                true if hub.remove_resource(token).await => {
-                    respond(StatusCode::OK, "text/plain", "")
-                }
-                _ => error(StatusCode::NOT_FOUND, "unknown resource"),
+        (&Method::OPTIONS, false) => {
+            let mut response = preflight();
+            response
+                .headers_mut()
+                .insert("accept-patch", HeaderValue::from_static(whip::SDPFRAG));
+            response
+        }
+        (&Method::POST, true) => {
+            let mut response = if is_whip {
+                whip_post(Arc::clone(&hub), request, room).await
+            } else {
+                whep_post(Arc::clone(&hub), request, room, segments.get(2).copied()).await
+            };
+            if response.status() == StatusCode::CREATED {
+                let headers = response.headers_mut();
+                headers.insert("accept-patch", HeaderValue::from_static(whip::SDPFRAG));
+                whip::add_links(headers, &hub.config.ice_servers);
             }
+            response
         }
-        (&Method::PATCH, 3, true) | (&Method::PATCH, 4, false) => {
-            let token = segments.last().copied().unwrap_or_default();
+        (&Method::DELETE, false) => match owned_resource(&hub, token, &room, is_whip) {
+            true if hub.remove_resource(token).await => no_content(StatusCode::OK),
+            _ => error(StatusCode::NOT_FOUND, "unknown resource"),
+        },
+        (&Method::PATCH, false) => {
             if !owned_resource(&hub, token, &room, is_whip) {
                 return error(StatusCode::NOT_FOUND, "unknown resource");
             }
-            if !has_content_type(&request, "application/trickle-ice-sdpfrag") {
-                return error(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "expected application/trickle-ice-sdpfrag",
-                );
-            }
-            // Sluice is ICE-lite and its answers are complete: remote candidates are learnt
-            // from the binding checks themselves, so a trickled fragment needs no action.
-            let mut response = respond(StatusCode::NO_CONTENT, "text/plain", "");
-            response.headers_mut().remove(header::CONTENT_TYPE);
-            response
+            whip::patch(&hub, request, token).await
         }
-        _ => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+        (_, true) => method_not_allowed("POST, OPTIONS"),
+        (_, false) => method_not_allowed("PATCH, DELETE, OPTIONS"),
     }
+}
+
+/// A response without a body (`Content-Length: 0`, which hyper leaves out of a 204 as RFC
+/// 9110 8.6 says).
+pub(crate) fn no_content(status: StatusCode) -> Response<Body> {
+    let mut response = respond(status, "text/plain", Bytes::new());
+    let headers = response.headers_mut();
+    headers.remove(header::CONTENT_TYPE);
+    if status != StatusCode::NO_CONTENT {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    }
+    response
+}
+
+/// `405` with the methods the URL takes (RFC 9110 15.5.6).
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut response = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
 }
 
 /// Whether `token` is a resource of this kind in this room.
@@ -325,9 +361,8 @@ fn owned_resource<M: MediaPlane>(hub: &Hub<M>, token: &str, room: &str, whip: bo
 }
 
 fn preflight() -> Response<Body> {
-    let mut response = respond(StatusCode::NO_CONTENT, "text/plain", "");
+    let mut response = no_content(StatusCode::NO_CONTENT);
     let headers = response.headers_mut();
-    headers.remove(header::CONTENT_TYPE);
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
         HeaderValue::from_static("POST, PATCH, DELETE, OPTIONS"),
@@ -340,11 +375,10 @@ fn preflight() -> Response<Body> {
         header::ACCESS_CONTROL_MAX_AGE,
         HeaderValue::from_static("86400"),
     );
-    headers.insert("accept-post", HeaderValue::from_static("application/sdp"));
     response
 }
 
-fn has_content_type<B>(request: &Request<B>, expected: &str) -> bool {
+pub(crate) fn has_content_type<B>(request: &Request<B>, expected: &str) -> bool {
     request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -382,13 +416,13 @@ async fn read_sdp<M: MediaPlane>(
     Ok(sdp)
 }
 
-fn created(location: String, etag: &str, sdp: String) -> Response<Body> {
+fn created(location: String, ice: &whip::IceSession, sdp: String) -> Response<Body> {
     let mut response = respond(StatusCode::CREATED, "application/sdp", sdp);
     let headers = response.headers_mut();
     if let Ok(location) = HeaderValue::from_str(&location) {
         headers.insert(header::LOCATION, location);
     }
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{etag}\"")) {
+    if let Some(etag) = ice.etag_header() {
         headers.insert(header::ETAG, etag);
     }
     response
@@ -466,8 +500,10 @@ async fn whip_post<M: MediaPlane>(
         room: room.clone(),
         participant,
     });
+    let ice = whip::IceSession::from_offer(published.session, &offer);
+    hub.set_ice_session(&token, ice.clone());
     let location = format!("/whip/{}/{token}", percent_encode(&room));
-    let mut response = created(location, &token, published.sdp);
+    let mut response = created(location, &ice, published.sdp);
     if let Ok(id) = HeaderValue::from_str(&participant.wire()) {
         response.headers_mut().insert("x-sluice-participant", id);
     }
@@ -530,7 +566,9 @@ async fn whep_post<M: MediaPlane>(
         percent_encode(&room),
         publisher_id.wire()
     );
-    created(location, &token, played.sdp)
+    let ice = whip::IceSession::from_offer(played.session, &offer);
+    hub.set_ice_session(&token, ice.clone());
+    created(location, &ice, played.sdp)
 }
 
 /// Answers a WebSocket upgrade and hands the connection to the room protocol.

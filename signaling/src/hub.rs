@@ -59,6 +59,8 @@ pub struct HubState {
     sessions: HashMap<SessionId, SessionOwner>,
     resources: HashMap<String, Resource>,
     next_participant: u64,
+    /// The ICE session behind each WHIP or WHEP resource, by its token.
+    ice: HashMap<String, crate::whip::IceSession>,
 }
 
 /// Why a participant could not be added.
@@ -335,6 +337,8 @@ impl<M: MediaPlane> Hub<M> {
                 state.resources.retain(
                     |_, r| !matches!(r, Resource::Whip { participant, .. } if *participant == id),
                 );
+                let HubState { resources, ice, .. } = &mut *state;
+                ice.retain(|token, _| resources.contains_key(token));
             }
             gone
         };
@@ -374,9 +378,38 @@ impl<M: MediaPlane> Hub<M> {
         self.state().resources.get(token).cloned()
     }
 
+    /// Records the ICE session behind resource `token`.
+    pub(crate) fn set_ice_session(&self, token: &str, ice: crate::whip::IceSession) {
+        let mut state = self.state();
+        if state.resources.contains_key(token) {
+            state.ice.insert(token.to_owned(), ice);
+        }
+    }
+
+    /// The ICE session behind resource `token`.
+    pub(crate) fn ice_session(&self, token: &str) -> Option<crate::whip::IceSession> {
+        self.state().ice.get(token).cloned()
+    }
+
+    /// Replaces the ICE session of resource `token` after a restart; false if the resource
+    /// is gone.
+    pub(crate) fn replace_ice_session(&self, token: &str, ice: crate::whip::IceSession) -> bool {
+        match self.state().ice.get_mut(token) {
+            Some(current) => {
+                *current = ice;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Ends a WHIP or WHEP resource; false if there was none.
     pub async fn remove_resource(&self, token: &str) -> bool {
-        let removed = self.state().resources.remove(token);
+        let removed = {
+            let mut state = self.state();
+            state.ice.remove(token);
+            state.resources.remove(token)
+        };
         match removed {
             Some(Resource::Whip { room, participant }) => {
                 self.remove_participant_because(&room, participant, "whip resource deleted")

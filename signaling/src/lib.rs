@@ -42,8 +42,10 @@ mod media;
 mod metrics;
 mod protocol;
 mod room;
+mod sdpfrag;
 pub mod tls;
 mod validate;
+mod whip;
 mod ws;
 
 use std::future::Future;
@@ -57,10 +59,12 @@ use tokio::net::TcpListener;
 
 pub use auth::{AccessKeys, AuthError, Claims, VideoGrant};
 pub use media::{
-    MediaError, MediaEvent, MediaPlane, Played, Published, PublishedTrack, SubscriberOffer,
+    LocalIceCredentials, MediaError, MediaEvent, MediaPlane, Played, Published, PublishedTrack,
+    SubscriberOffer,
 };
 pub use metrics::{MediaMetric, MetricKind};
 pub use tls::{TlsAcceptorHandle, TlsError};
+pub use whip::IceServer;
 
 /// Limits of the signaling service; the defaults are the ones docs/protocol.md states.
 #[derive(Debug, Clone)]
@@ -102,6 +106,9 @@ pub struct SignalingConfig {
     /// How long a WebSocket may stay without a participant (after it opens, or after
     /// `leave`) before it is closed with the error `join_timeout`.
     pub join_timeout: Duration,
+    /// STUN and TURN servers announced to WHIP and WHEP clients in `Link` headers (RFC 9725
+    /// 4.6) on the `201` and on `OPTIONS` to an endpoint; none by default.
+    pub ice_servers: Vec<IceServer>,
 }
 
 impl Default for SignalingConfig {
@@ -123,6 +130,7 @@ impl Default for SignalingConfig {
             ping_interval: Duration::from_secs(15),
             pong_timeout: Duration::from_secs(30),
             join_timeout: Duration::from_secs(10),
+            ice_servers: Vec::new(),
         }
     }
 }

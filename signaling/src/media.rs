@@ -41,6 +41,28 @@ pub struct SubscriberOffer {
     pub mids: Vec<(String, TrackId)>,
 }
 
+/// Sluice's side of an ICE session after a restart: what the answer fragment of a WHIP or WHEP
+/// `PATCH` (RFC 9725 4.4) carries.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LocalIceCredentials {
+    /// The new `a=ice-ufrag`.
+    pub ufrag: String,
+    /// The new `a=ice-pwd`.
+    pub pwd: String,
+    /// The host candidates as `a=candidate:` values (without the `a=candidate:`), best first.
+    pub candidates: Vec<String>,
+}
+
+impl fmt::Debug for LocalIceCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The password is a secret: logs get the ufrag only.
+        f.debug_struct("LocalIceCredentials")
+            .field("ufrag", &self.ufrag)
+            .field("candidates", &self.candidates)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What the media plane tells signaling on its own initiative.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEvent {
@@ -102,12 +124,36 @@ pub trait MediaPlane: Send + Sync + 'static {
         tracks: &[TrackId],
     ) -> impl Future<Output = Result<SubscriberOffer, MediaError>> + Send;
 
+    /// [`MediaPlane::offer_tracks`] with new ICE credentials of Sluice's: an ICE restart of a
+    /// connection Sluice offers. The answer ([`MediaPlane::answer_subscriber`]) brings the
+    /// peer's new credentials and completes it; until then the current ICE session carries
+    /// on. DTLS and SRTP stay. `BadSdp` when there is no ICE session to restart yet or the
+    /// media plane does not support restarts.
+    fn offer_tracks_with_ice_restart(
+        &self,
+        subscriber: SessionId,
+        tracks: &[TrackId],
+    ) -> impl Future<Output = Result<SubscriberOffer, MediaError>> + Send;
+
     /// The subscriber's answer to the last offer.
     fn answer_subscriber(
         &self,
         subscriber: SessionId,
         answer: &str,
     ) -> impl Future<Output = Result<(), MediaError>> + Send;
+
+    /// ICE restart of an established session (RFC 8445 9): the peer's new `a=ice-ufrag` and
+    /// `a=ice-pwd` in, Sluice's new credentials and candidates out. The DTLS association and
+    /// SRTP keys stay, and media keeps flowing to the selected address until the peer checks
+    /// on the new credentials. `UnknownSession` when there is no such session; `BadSdp` when
+    /// the credentials are not valid ICE credentials or the session cannot restart (it has no
+    /// ICE session yet, or the media plane does not support restarts).
+    fn restart_ice(
+        &self,
+        session: SessionId,
+        remote_ufrag: &str,
+        remote_pwd: &str,
+    ) -> impl Future<Output = Result<LocalIceCredentials, MediaError>> + Send;
 
     /// Ends a session and frees what it held.
     fn close(&self, session: SessionId) -> impl Future<Output = ()> + Send;

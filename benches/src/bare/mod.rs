@@ -231,6 +231,23 @@ impl signaling::MediaPlane for BareForwarder {
         Err(out_of_scope("the room protocol"))
     }
 
+    async fn offer_tracks_with_ice_restart(
+        &self,
+        _subscriber: SessionId,
+        _tracks: &[TrackId],
+    ) -> Result<SubscriberOffer, MediaError> {
+        Err(out_of_scope("the room protocol"))
+    }
+
+    async fn restart_ice(
+        &self,
+        _session: SessionId,
+        _remote_ufrag: &str,
+        _remote_pwd: &str,
+    ) -> Result<signaling::LocalIceCredentials, MediaError> {
+        Err(out_of_scope("ICE restarts"))
+    }
+
     async fn offer_tracks(
         &self,
         _subscriber: SessionId,

@@ -25,8 +25,8 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, Registry,
-    SettingEngineBuilder, register_default_interceptors,
+    RTCIceConnectionState, RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
+    Registry, SettingEngineBuilder, register_default_interceptors,
 };
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit, RtpSender};
 
@@ -53,6 +53,7 @@ struct Events {
     gathering_complete: watch::Sender<bool>,
     recording: Arc<Mutex<Recording>>,
     remote_tracks: RemoteTracks,
+    ice_states: Arc<Mutex<Vec<RTCIceConnectionState>>>,
 }
 
 #[async_trait::async_trait]
@@ -61,6 +62,14 @@ impl PeerConnectionEventHandler for Events {
         if state == RTCIceGatheringState::Complete {
             self.gathering_complete.send_replace(true);
         }
+    }
+
+    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
+        eprintln!("[{}] ICE connection state: {state}", self.name);
+        self.ice_states
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(state);
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
@@ -115,6 +124,7 @@ pub struct Peer {
     gathering_complete: watch::Receiver<bool>,
     recording: Arc<Mutex<Recording>>,
     remote_tracks: RemoteTracks,
+    ice_states: Arc<Mutex<Vec<RTCIceConnectionState>>>,
 }
 
 /// A track the peer sends, with what it needs to build valid RTP for it.
@@ -188,7 +198,9 @@ impl Peer {
         let (gathering_tx, gathering_complete) = watch::channel(false);
         let recording = Arc::new(Mutex::new(Recording::default()));
         let remote_tracks = RemoteTracks::default();
+        let ice_states = Arc::new(Mutex::new(Vec::new()));
         let events = Events {
+            ice_states: Arc::clone(&ice_states),
             name: name.to_owned(),
             state: state_tx,
             gathering_complete: gathering_tx,
@@ -213,6 +225,7 @@ impl Peer {
             gathering_complete,
             recording,
             remote_tracks,
+            ice_states,
         })
     }
 
@@ -304,6 +317,43 @@ impl Peer {
         let offer = self.pc.create_offer(None).await?;
         self.pc.set_local_description(offer).await?;
         self.complete_local_description().await
+    }
+
+    /// Creates an offer that restarts ICE (new ufrag and password, candidates gathered
+    /// again) and returns it once it carries new credentials and a candidate.
+    pub async fn restart_offer(&self) -> anyhow::Result<String> {
+        let before = self
+            .pc
+            .local_description()
+            .await
+            .map(|d| d.sdp)
+            .unwrap_or_default();
+        let old = super::sdp::ice_credentials(&before).map(|(u, p)| (u.to_owned(), p.to_owned()));
+        let options = rtc::peer_connection::configuration::RTCOfferOptions { ice_restart: true };
+        let offer = self.pc.create_offer(Some(options)).await?;
+        self.pc.set_local_description(offer).await?;
+        within(GATHERING_LIMIT, "ICE gathering after a restart", async {
+            loop {
+                if let Some(description) = self.pc.local_description().await {
+                    let new = super::sdp::ice_credentials(&description.sdp)
+                        .map(|(u, p)| (u.to_owned(), p.to_owned()));
+                    let gathered = !super::sdp::candidates(&description.sdp).is_empty();
+                    if new.is_some() && new != old && gathered {
+                        return description.sdp;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+    }
+
+    /// The ICE connection states the peer went through, in order.
+    pub fn ice_states(&self) -> Vec<RTCIceConnectionState> {
+        self.ice_states
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Applies a remote offer; tracks added after this answer its transceivers.

@@ -57,6 +57,11 @@ pub enum Call {
     Close {
         session: SessionId,
     },
+    RestartIce {
+        session: SessionId,
+        ufrag: String,
+        pwd: String,
+    },
 }
 
 /// Publishes one track per m-line (`m=audio` or else video, mids "0", "1", ...); an offer
@@ -180,6 +185,16 @@ impl MediaPlane for RecordingMedia {
         })
     }
 
+    async fn offer_tracks_with_ice_restart(
+        &self,
+        subscriber: SessionId,
+        tracks: &[TrackId],
+    ) -> Result<SubscriberOffer, MediaError> {
+        let mut offer = self.offer_tracks(subscriber, tracks).await?;
+        offer.sdp.push_str("a=ice-restart\r\n");
+        Ok(offer)
+    }
+
     async fn answer_subscriber(
         &self,
         subscriber: SessionId,
@@ -190,6 +205,38 @@ impl MediaPlane for RecordingMedia {
             sdp: answer.into(),
         });
         Ok(())
+    }
+
+    /// New credentials `S<n>` + padding, n counting restarts; a session that was closed (or
+    /// never made) is unknown.
+    async fn restart_ice(
+        &self,
+        session: SessionId,
+        remote_ufrag: &str,
+        remote_pwd: &str,
+    ) -> Result<signaling::LocalIceCredentials, MediaError> {
+        let known = self.calls().iter().any(|c| match c {
+            Call::Publish { session: s, .. } | Call::Play { session: s, .. } => *s == session,
+            _ => false,
+        }) && !self.calls().contains(&Call::Close { session });
+        if !known {
+            return Err(MediaError::UnknownSession);
+        }
+        self.record(Call::RestartIce {
+            session,
+            ufrag: remote_ufrag.into(),
+            pwd: remote_pwd.into(),
+        });
+        let restarts = self
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, Call::RestartIce { .. }))
+            .count();
+        Ok(signaling::LocalIceCredentials {
+            ufrag: format!("Srst{restarts}"),
+            pwd: format!("{:0<24}", format!("restartpwd{restarts}")),
+            candidates: vec!["1 1 udp 2130706431 127.0.0.1 3478 typ host".into()],
+        })
     }
 
     async fn close(&self, session: SessionId) {
@@ -235,7 +282,10 @@ pub async fn start(config: SignalingConfig) -> Server {
 
 pub struct HttpResponse {
     pub status: u16,
+    /// The last value of each header, by lower-case name.
     pub headers: HashMap<String, String>,
+    /// Every header line in order, names in lower case.
+    pub header_lines: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
@@ -244,6 +294,16 @@ impl HttpResponse {
         self.headers
             .get(&name.to_ascii_lowercase())
             .map(String::as_str)
+    }
+
+    /// Every value of a header that may repeat (such as `Link`).
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        let name = name.to_ascii_lowercase();
+        self.header_lines
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     pub fn json(&self) -> Value {
@@ -290,13 +350,15 @@ pub async fn http(
         .unwrap()
         .parse()
         .unwrap();
-    let headers = lines
+    let header_lines: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
+    let headers = header_lines.iter().cloned().collect();
     HttpResponse {
         status,
         headers,
+        header_lines,
         body: raw[split + 4..].to_vec(),
     }
 }
@@ -412,10 +474,19 @@ impl Client {
     }
 }
 
+/// The ICE credentials every [`offer`] carries.
+pub const OFFER_UFRAG: &str = "peer";
+pub const OFFER_PWD: &str = "peerpasswordpeerpasswd";
+
+/// An offer with one m-line per kind (mids "0", "1", ...) and [`OFFER_UFRAG`]/[`OFFER_PWD`].
 pub fn offer(kinds: &[&str]) -> String {
-    let mut sdp = String::from("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n");
-    for kind in kinds {
-        sdp.push_str(&format!("m={kind} 9 UDP/TLS/RTP/SAVPF 96\r\n"));
+    let mut sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=ice-ufrag:{OFFER_UFRAG}\r\na=ice-pwd:{OFFER_PWD}\r\n"
+    );
+    for (mid, kind) in kinds.iter().enumerate() {
+        sdp.push_str(&format!(
+            "m={kind} 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:{mid}\r\n"
+        ));
     }
     sdp
 }
