@@ -41,6 +41,7 @@ mod listener;
 mod media;
 mod metrics;
 mod protocol;
+mod resume;
 mod room;
 pub mod tls;
 mod validate;
@@ -102,6 +103,12 @@ pub struct SignalingConfig {
     /// How long a WebSocket may stay without a participant (after it opens, or after
     /// `leave`) before it is closed with the error `join_timeout`.
     pub join_timeout: Duration,
+    /// How long a participant whose WebSocket dropped (closed without `leave`, lost, or
+    /// silent past the pong timeout) is kept, unseen by the others and with its media
+    /// sessions running, for a new WebSocket to resume it with its resume token. Zero turns
+    /// resuming off: the participant leaves when its socket closes, and `joined` carries no
+    /// resume token.
+    pub resume_grace: Duration,
 }
 
 impl Default for SignalingConfig {
@@ -123,6 +130,7 @@ impl Default for SignalingConfig {
             ping_interval: Duration::from_secs(15),
             pong_timeout: Duration::from_secs(30),
             join_timeout: Duration::from_secs(10),
+            resume_grace: Duration::from_secs(20),
         }
     }
 }
