@@ -37,6 +37,26 @@ test('joined from the protocol document parses with participants and chat', () =
   });
 });
 
+test('joined carries the resume token, and a resumed one the own mute state', () => {
+  const token = '0123456789abcdef0123456789abcdef';
+  const fresh = parse({ type: 'joined', id: 'p7', room: 'r', participants: [], chat: [], resume: token });
+  assert.equal(fresh.resume, token);
+  assert.equal(fresh.resumed, undefined);
+  const resumed = parse({
+    type: 'joined', id: 'p7', room: 'r', participants: [], chat: [], resume: token,
+    resumed: true, muted: { audio: true, video: false },
+  });
+  assert.equal(resumed.resumed, true);
+  assert.deepEqual(resumed.muted, { audio: true, video: false });
+  // Only `true` means resumed; a token of the wrong type is dropped.
+  const odd = parse({ type: 'joined', id: 'p7', participants: [], resumed: 'yes', resume: 5 });
+  assert.equal(odd.resumed, undefined);
+  assert.equal(odd.resume, undefined);
+  const offer = parse({ type: 'subscribe', sdp: 'v=0\r\n', tracks: {}, new_session: true });
+  assert.equal(offer.newSession, true);
+  assert.equal(parse({ type: 'subscribe', sdp: 'v=0\r\n', tracks: {}, new_session: 1 }).newSession, undefined);
+});
+
 test('every server message type of the protocol parses', () => {
   const messages = [
     { type: 'participant_joined', participant: { id: 'p9', name: 'Linus', muted: { audio: true, video: false }, tracks: [] } },
@@ -134,6 +154,7 @@ test('the connection indicator combines the socket and both peer connections', (
   assert.equal(overallConnectionState({ socket: 'open', publish: 'connected', subscribe: 'disconnected' }), 'reconnecting');
   assert.equal(overallConnectionState({ socket: 'open', publish: 'failed', subscribe: 'connected' }), 'failed');
   assert.equal(overallConnectionState({ socket: 'closed', publish: 'connected' }), 'closed');
+  assert.equal(overallConnectionState({ socket: 'reconnecting', publish: 'connected' }), 'reconnecting');
 });
 
 test('published m-lines are named microphone, camera or screen', () => {
