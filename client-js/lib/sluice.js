@@ -323,6 +323,18 @@ export class SluiceRoom extends EventTarget {
   }
 
   /**
+   * Replaces the publish or subscribe peer connection as the room does on its own when its
+   * ICE fails: a new publish connection offers the same tracks again (a new session on the
+   * server), or a new subscribe connection is asked for. For apps that know better (a
+   * network change) and for tests.
+   * @param {'publish' | 'subscribe'} which
+   */
+  recoverConnection(which) {
+    if (which !== 'publish' && which !== 'subscribe') throw new Error(`unknown connection ${which}`);
+    this.#recover(which);
+  }
+
+  /**
    * Sends a chat message to the room. The server sends it back to everyone, this client
    * included, where it becomes a `chat` event with `local: true`.
    * @param {string} text

@@ -397,10 +397,10 @@ impl<M: MediaPlane> Connection<M> {
                 Ok(())
             }
             Ok(ClientMessage::Resubscribe) => {
-                if self.permitted(|r| Action::Subscribe(r)) {
-                    if let Some(joined) = &self.joined {
-                        joined.signals.resubscribe.notify_one();
-                    }
+                if self.permitted(|r| Action::Subscribe(r))
+                    && let Some(joined) = &self.joined
+                {
+                    joined.signals.resubscribe.notify_one();
                 }
                 Ok(())
             }

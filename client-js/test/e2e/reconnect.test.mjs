@@ -153,6 +153,36 @@ test('a dropped WebSocket is resumed: one participant throughout, media and mute
   for (const person of people) assert.deepEqual(person.problems, [], `no page errors on ${person.name}'s page`);
 });
 
+test('replaced peer connections (what a failed ICE leads to) carry media again, unseen by the other', async () => {
+  const [ada, grace] = people;
+  const graceEventsBefore = (await grace.page.evaluate(() => window.sluiceTest.events)).length;
+  await ada.page.evaluate(() => {
+    const { room } = window.sluiceTest;
+    window.oldConnections = [room.publishConnection, room.subscribeConnection];
+    room.recoverConnection('publish');
+    room.recoverConnection('subscribe');
+  });
+  assert.deepEqual(await ada.page.evaluate(() => {
+    const { room } = window.sluiceTest;
+    const [publish, subscribe] = window.oldConnections;
+    return [publish !== room.publishConnection, subscribe !== room.subscribeConnection,
+      publish.connectionState, subscribe.connectionState];
+  }), [true, true, 'closed', 'closed']);
+  await decoding(grace, ada);
+  await decoding(ada, grace);
+  const graceEvents = (await grace.page.evaluate(() => window.sluiceTest.events)).slice(graceEventsBefore);
+  assert.deepEqual(
+    graceEvents.filter((e) => e.type === 'participantleft' || e.type === 'participantjoined'),
+    [],
+    JSON.stringify(graceEvents),
+  );
+  assert.equal(await grace.page.evaluate(() => window.tileLost), false, 'Ada\'s tile stayed on Grace\'s page');
+  assert.equal(await cameraTile(grace, ada).getAttribute('data-audio-muted'), 'true');
+  await waitFor('Ada\'s indicator to say connected', async () =>
+    (await ada.page.getAttribute('#connection', 'data-state')) === 'connected');
+  for (const person of people) assert.deepEqual(person.problems, [], `no page errors on ${person.name}'s page`);
+});
+
 test('after a server restart both join afresh and see each other again, mute kept', async () => {
   const [ada, grace] = people;
   const { httpPort, udpPort } = server;
