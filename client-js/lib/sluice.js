@@ -579,6 +579,24 @@ export class SluiceRoom extends EventTarget {
   }
 
   /**
+   * A connection's ICE failed. The path to the server is likely broken for the WebSocket
+   * too, which a browser may not notice for minutes (it sees no pings): the socket is
+   * resumed first, at the cost of one round trip and unseen by the others, and the failed
+   * connections are replaced once it is back (`#checkConnections`).
+   * @param {'publish' | 'subscribe'} which
+   */
+  #iceFailed(which) {
+    if (this.#left) return;
+    if (this.#socketState !== 'open' || !this.#resumeToken) {
+      this.#recover(which);
+      return;
+    }
+    const stale = this.#ws;
+    void this.#reconnect();
+    stale?.close(1000, 'reconnecting');
+  }
+
+  /**
    * Replaces a failed connection. Hook for ICE restarts: once the media plane takes one
    * (new ICE credentials on the same session), `pc.restartIce()` and a renegotiation (a
    * `publish` offer; for the subscribe connection, an offer the server makes on request) are
@@ -662,10 +680,10 @@ export class SluiceRoom extends EventTarget {
       if (!current()) return;
       clearTimeout(disconnected);
       if (pc.iceConnectionState === 'failed') {
-        this.#recover(which);
+        this.#iceFailed(which);
       } else if (pc.iceConnectionState === 'disconnected') {
         disconnected = setTimeout(() => {
-          if (current() && pc.iceConnectionState === 'disconnected') this.#recover(which);
+          if (current() && pc.iceConnectionState === 'disconnected') this.#iceFailed(which);
         }, ICE_DISCONNECTED_GRACE_MS);
       }
     });

@@ -147,6 +147,10 @@ export async function startServer(label, { tls = false, args = [], ...ports } = 
     httpPort,
     udpPort,
     logPath,
+    /** Sends `signal` to the server (SIGSTOP freezes it, SIGCONT thaws it). */
+    signal(signal) {
+      if (!exited) child.kill(signal);
+    },
     /** Kills the server with SIGKILL: no goodbye to anyone, everything it knew is lost. */
     async kill() {
       if (exited) return;

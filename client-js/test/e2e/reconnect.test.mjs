@@ -183,6 +183,41 @@ test('replaced peer connections (what a failed ICE leads to) carry media again, 
   for (const person of people) assert.deepEqual(person.problems, [], `no page errors on ${person.name}'s page`);
 });
 
+test('a server frozen for seconds (ICE and the socket silent) is rejoined as the same participants', async () => {
+  const [ada, grace] = people;
+  const before = await Promise.all(people.map((p) => p.page.evaluate(() => window.sluiceTest.events.length)));
+  server.signal('SIGSTOP');
+  try {
+    // The browsers notice through ICE (the WebSocket alone would not tell them for minutes).
+    for (const person of people) {
+      await waitFor(`${person.name}'s indicator to say reconnecting`, async () =>
+        (await person.page.getAttribute('#connection', 'data-state')) === 'reconnecting', { timeoutMs: 20000 });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 4000));
+  } finally {
+    server.signal('SIGCONT');
+  }
+  for (const person of people) {
+    await waitFor(`${person.name}'s indicator to say connected again`, async () =>
+      (await person.page.getAttribute('#connection', 'data-state')) === 'connected', { timeoutMs: 30000 });
+  }
+  await decoding(grace, ada);
+  await decoding(ada, grace);
+  for (const [index, person] of people.entries()) {
+    const events = (await person.page.evaluate(() => window.sluiceTest.events)).slice(before[index]);
+    assert.deepEqual(
+      events.filter((e) => e.type === 'participantleft' || e.type === 'participantjoined'
+        || (e.type === 'reconnected' && !e.resumed)),
+      [],
+      `${person.name}: ${JSON.stringify(events)}`,
+    );
+    assert.equal(await person.page.evaluate(() => window.sluiceTest.room.id), person.id);
+    console.log(`${person.name}: ${events.map((e) => e.type + (e.state ? `:${e.state}` : '')).join(' ')}`);
+  }
+  assert.equal(await cameraTile(grace, ada).getAttribute('data-audio-muted'), 'true');
+  for (const person of people) assert.deepEqual(person.problems, [], `no page errors on ${person.name}'s page`);
+});
+
 test('after a server restart both join afresh and see each other again, mute kept', async () => {
   const [ada, grace] = people;
   const { httpPort, udpPort } = server;
