@@ -172,6 +172,22 @@ async fn a_participant_that_does_not_come_back_leaves_after_the_grace_period() {
     let token = resume_token(&bob_joined);
     let dropped = Instant::now();
     drop(bob);
+    // Meanwhile the admin API shows Bob in the room, waiting without a connection.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let listed = support::http(server.addr, "GET", "/api/rooms/r", &[], b"").await;
+    assert_eq!(listed.status, 200);
+    let listed = listed.json();
+    let bob_listed = listed["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == bob_joined["id"])
+        .cloned()
+        .unwrap();
+    assert_eq!(bob_listed["kind"], "room", "{bob_listed}");
+    assert_eq!(bob_listed["connected"], false, "{bob_listed}");
+    assert_eq!(bob_listed["publishing"], true, "{bob_listed}");
+    assert_eq!(listed["participants"][0]["connected"], true, "{listed}");
     let left = ada.expect("participant_left").await;
     assert_eq!(left["id"], bob_joined["id"]);
     let after = dropped.elapsed();
