@@ -387,3 +387,70 @@ async fn with_access_keys_a_resume_needs_a_token_that_still_grants_the_room() {
     assert_eq!(resumed["resumed"], true, "{resumed}");
     assert_eq!(resumed["id"], joined["id"]);
 }
+
+#[tokio::test]
+async fn a_resumed_subscriber_is_offered_the_current_tracks() {
+    let server = start(config()).await;
+    let (mut ada, _) = Client::join(server.addr, "r", "Ada").await;
+    let (bob, bob_joined) = Client::join(server.addr, "r", "Bob").await;
+    ada.expect("participant_joined").await;
+
+    // Ada publishes while Bob is away: nothing can be offered to him then.
+    drop(bob);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    ada.send(json!({"type": "publish", "sdp": offer(&["audio", "video"])}))
+        .await;
+    ada.expect("published").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (mut bob, joined) = resume(server.addr, "r", "Bob", &resume_token(&bob_joined)).await;
+    assert_eq!(joined["resumed"], true, "{joined}");
+    assert_eq!(
+        joined["participants"][0]["tracks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "{joined}"
+    );
+    // Right after joined: the session's first offer, with Ada's tracks.
+    let first = bob.expect("subscribe").await;
+    assert_eq!(first["tracks"].as_object().unwrap().len(), 2, "{first}");
+    assert_eq!(first["new_session"], true, "{first}");
+    let subscriber = server
+        .media
+        .calls()
+        .iter()
+        .find_map(|c| match c {
+            Call::OfferTracks { subscriber, tracks } if !tracks.is_empty() => Some(*subscriber),
+            _ => None,
+        })
+        .unwrap();
+
+    // Bob drops before answering it: the next connection is offered the same again, on the
+    // same session (no new_session: the client keeps its peer connection).
+    let token = resume_token(&joined);
+    drop(bob);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (mut bob, joined) = resume(server.addr, "r", "Bob", &token).await;
+    assert_eq!(joined["resumed"], true, "{joined}");
+    let again = bob.expect("subscribe").await;
+    assert_eq!(again["tracks"], first["tracks"], "{again}");
+    assert!(again.get("new_session").is_none(), "{again}");
+    bob.send(json!({"type": "answer", "sdp": "v=0\r\ns=bob\r\n"}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let calls = server.media.calls();
+    assert!(calls.contains(&Call::Answer {
+        subscriber,
+        sdp: "v=0\r\ns=bob\r\n".into()
+    }));
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| matches!(c, Call::CreateSubscriber { .. }))
+            .count(),
+        2,
+        "one subscriber session each, kept across resumes: {calls:?}"
+    );
+    bob.expect_silence().await;
+}
