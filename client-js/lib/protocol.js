@@ -340,3 +340,13 @@ export function refusalText(code, message = '') {
       return null;
   }
 }
+
+/**
+ * How long to wait before reconnect attempt `attempt` (0 for the first) of a dropped
+ * WebSocket: 0.5 s, doubling, at most 5 s.
+ * @param {number} attempt
+ * @returns {number} milliseconds
+ */
+export function reconnectDelay(attempt) {
+  return Math.min(500 * 2 ** Math.max(0, Math.min(attempt, 10)), 5000);
+}

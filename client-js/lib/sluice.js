@@ -18,6 +18,7 @@ import {
   overallConnectionState,
   parseServerMessage,
   publishSource,
+  reconnectDelay,
   roomNameProblem,
 } from './protocol.js';
 
@@ -33,10 +34,6 @@ const PUBLISH_TIMEOUT_MS = 15000;
 const PUBLISH_REFUSALS = ['bad_sdp', 'too_many_tracks', 'media_error', 'forbidden'];
 /** Chat messages kept for `chat` (the server's history holds as many). */
 const CHAT_HISTORY = 100;
-/** The first wait before reconnecting a dropped WebSocket; doubled after each failure... */
-const RECONNECT_FIRST_DELAY_MS = 500;
-/** ...up to this. */
-const RECONNECT_MAX_DELAY_MS = 5000;
 /** After this long without a connection the room gives up and closes. */
 const RECONNECT_GIVE_UP_MS = 60000;
 /** How long a reconnect attempt waits for its socket and `joined`. */
@@ -455,7 +452,8 @@ export class SluiceRoom extends EventTarget {
     this.#emit('reconnecting', {});
     this.#updateConnectionState();
     const started = Date.now();
-    let delay = RECONNECT_FIRST_DELAY_MS;
+    let attempt = 0;
+    let delay = reconnectDelay(attempt);
     /** @type {any} */
     let lastError = null;
     while (!this.#left && this.#reconnecting) {
@@ -473,8 +471,9 @@ export class SluiceRoom extends EventTarget {
         lastError = error;
         if (FINAL_JOIN_REFUSALS.includes(error.code)) break;
       }
+      attempt += 1;
+      delay = reconnectDelay(attempt);
       if (Date.now() - started + delay > RECONNECT_GIVE_UP_MS) break;
-      delay = Math.min(delay * 2, RECONNECT_MAX_DELAY_MS);
     }
     if (this.#left) return;
     this.#reconnecting = false;
@@ -597,15 +596,28 @@ export class SluiceRoom extends EventTarget {
   }
 
   /**
-   * Replaces a failed connection. Hook for ICE restarts: once the media plane takes one
-   * (new ICE credentials on the same session), `pc.restartIce()` and a renegotiation (a
-   * `publish` offer; for the subscribe connection, an offer the server makes on request) are
-   * the cheaper first step, keeping the DTLS session and the m-lines. Until then a new peer
-   * connection with a new session on the server is the recovery that always works.
+   * The hook for ICE restarts: restarts ICE on the existing connection and returns true, or
+   * returns false to have the connection replaced. For the publish connection that will be
+   * `pc.restartIce()` and a `publish` offer (`iceRestart` set; the same session, so no
+   * `new_session`); for the subscribe connection, asking the server for an offer with new ICE
+   * credentials. The room protocol carries neither yet (WHIP/WHEP PATCH does, docs/protocol.md),
+   * so for now every recovery replaces the connection.
+   * @param {'publish' | 'subscribe'} _which
+   * @returns {boolean}
+   */
+  #restartIce(_which) {
+    return false;
+  }
+
+  /**
+   * Recovers a failed connection: an ICE restart where one is possible (`#restartIce`),
+   * else a new peer connection with a new session on the server, the recovery that always
+   * works (the ICE restart keeps the DTLS session and the m-lines, so it is cheaper).
    * @param {'publish' | 'subscribe'} which
    */
   #recover(which) {
     if (this.#left || this.#socketState !== 'open') return; // #checkConnections after the resume
+    if (this.#restartIce(which)) return;
     if (which === 'publish') {
       if (this.#recovering.has('publish')) return;
       this.#recovering.add('publish');

@@ -9,6 +9,7 @@ import {
   overallConnectionState,
   parseServerMessage,
   publishSource,
+  reconnectDelay,
   roomNameProblem,
 } from '../lib/protocol.js';
 
@@ -161,4 +162,13 @@ test('published m-lines are named microphone, camera or screen', () => {
   assert.equal(publishSource('audio', 'camera'), 'microphone');
   assert.equal(publishSource('video', 'camera'), 'camera');
   assert.equal(publishSource('video', 'screen'), 'screen');
+});
+
+test('reconnect attempts back off from 0.5 s, doubling, to at most 5 s', () => {
+  assert.deepEqual([0, 1, 2, 3, 4, 5, 50].map(reconnectDelay), [500, 1000, 2000, 4000, 5000, 5000, 5000]);
+  // Twelve attempts and more fit in the 60 s before giving up.
+  let total = 0;
+  let attempts = 0;
+  while (total + reconnectDelay(attempts) <= 60000) total += reconnectDelay(attempts++);
+  assert.ok(attempts >= 12, `${attempts} attempts`);
 });
