@@ -34,7 +34,7 @@ const PUBLISH_TIMEOUT_MS = 15000;
 const PUBLISH_REFUSALS = ['bad_sdp', 'too_many_tracks', 'media_error', 'forbidden'];
 /** Chat messages kept for `chat` (the server's history holds as many). */
 const CHAT_HISTORY = 100;
-/** After this long without a connection the room gives up and closes. */
+/** After this long without a connection the room gives up and closes (by default). */
 const RECONNECT_GIVE_UP_MS = 60000;
 /** How long a reconnect attempt waits for its socket and `joined`. */
 const RECONNECT_ATTEMPT_TIMEOUT_MS = 5000;
@@ -117,6 +117,8 @@ export class SluiceRoom extends EventTarget {
   #resumeToken = '';
   /** A reconnect loop is running. */
   #reconnecting = false;
+  /** How long it may run. */
+  #giveUpMs = RECONNECT_GIVE_UP_MS;
   /** Connections being replaced after their ICE failed ('publish'). */
   /** @type {Set<string>} */
   #recovering = new Set();
@@ -167,13 +169,16 @@ export class SluiceRoom extends EventTarget {
    * The two-step form, for listeners that must see the events of the join itself (the
    * participants already there, the chat history, a refused publish):
    * `const r = new SluiceRoom(); r.addEventListener(...); await r.join({room, name, stream})`.
-   * @param {{url?: string, rtcConfig?: RTCConfiguration, token?: string}} [options]
+   * `reconnectGiveUpMs`: how long to keep reconnecting a dropped WebSocket (default 60 s).
+   * @param {{url?: string, rtcConfig?: RTCConfiguration, token?: string,
+   *   reconnectGiveUpMs?: number}} [options]
    */
-  constructor({ url, rtcConfig, token } = {}) {
+  constructor({ url, rtcConfig, token, reconnectGiveUpMs } = {}) {
     super();
     this.#url = url ?? defaultUrl();
     this.#rtcConfig = rtcConfig ?? {};
     this.#token = token || undefined;
+    this.#giveUpMs = reconnectGiveUpMs ?? RECONNECT_GIVE_UP_MS;
   }
 
   /**
@@ -473,7 +478,7 @@ export class SluiceRoom extends EventTarget {
       }
       attempt += 1;
       delay = reconnectDelay(attempt);
-      if (Date.now() - started + delay > RECONNECT_GIVE_UP_MS) break;
+      if (Date.now() - started + delay > this.#giveUpMs) break;
     }
     if (this.#left) return;
     this.#reconnecting = false;

@@ -249,3 +249,40 @@ test('after a server restart both join afresh and see each other again, mute kep
     assert.deepEqual(person.problems, [], `no page errors on ${person.name}'s page`);
   }
 });
+
+test('with the server gone for good, the room gives up after its time and says why', async () => {
+  const [ada] = people;
+  // A room of the library's own, in Ada's page, that gives up after 3 s instead of 60 s.
+  await ada.page.evaluate(async () => {
+    const { SluiceRoom } = await import('/lib/sluice.js');
+    const room = new SluiceRoom({ reconnectGiveUpMs: 3000 });
+    window.lonely = { events: [] };
+    for (const type of ['reconnecting', 'reconnected', 'error', 'connectionstate']) {
+      room.addEventListener(type, (e) => window.lonely.events.push({ type, ...e.detail }));
+    }
+    await room.join({ room: 'lonely', name: 'Lonely' });
+    window.lonely.room = room;
+  });
+  await server.kill();
+  const startedAt = Date.now();
+  const failure = await waitFor('the room to give up', () => ada.page.evaluate(() =>
+    window.lonely.events.find((e) => e.type === 'error')), { timeoutMs: 15000 });
+  const took = Date.now() - startedAt;
+  assert.equal(failure.code, 'reconnect_failed', JSON.stringify(failure));
+  assert.match(failure.message, /could not reconnect within \d+ s/);
+  assert.ok(took < 10000, `gave up after ${took} ms`);
+  const { state, types } = await ada.page.evaluate(() => ({
+    state: window.lonely.room.connectionState,
+    types: window.lonely.events.map((e) => e.type),
+  }));
+  assert.equal(state, 'closed');
+  assert.ok(types.includes('reconnecting'), types.join(' '));
+  assert.ok(!types.includes('reconnected'), types.join(' '));
+  // The app's own room gives up after the default 60 s and says so in words.
+  await waitFor('the app to show the loss', async () =>
+    /Lost the connection to the server/.test((await ada.page.textContent('#call-error')) ?? ''), { timeoutMs: 70000 });
+  assert.equal(await ada.page.getAttribute('#connection', 'data-state'), 'closed');
+  const gaveUp = Date.now() - startedAt;
+  assert.ok(gaveUp > 50000 && gaveUp < 70000, `the app gave up after ${gaveUp} ms`);
+  console.log(`the app gave up after ${gaveUp} ms`);
+});
