@@ -48,6 +48,9 @@ let room = null;
 /** Tiles by `${participant}:${source}`. */
 /** @type {Map<string, {element: HTMLElement, video: HTMLVideoElement, tracks: MediaStreamTrack[]}>} */
 const tiles = new Map();
+/** The room's events since the last join, for the browser tests: `{type, at, ...detail}`. */
+/** @type {Array<Record<string, unknown>>} */
+let eventLog = [];
 
 window.sluiceTest = {
   /** The joined SluiceRoom, or null in the lobby. */
@@ -61,6 +64,10 @@ window.sluiceTest = {
   /** Tile keys (`participant:source`) currently in the grid. */
   tileKeys() {
     return [...tiles.keys()];
+  },
+  /** The room's events since the join (participants, mutes, connection, reconnects, errors). */
+  get events() {
+    return eventLog.map((e) => ({ ...e }));
   },
 };
 
@@ -211,6 +218,17 @@ function listen(sluice) {
     if (room === sluice) handler(e.detail);
   };
   const on = (type, handler) => sluice.addEventListener(type, /** @type {EventListener} */ (handler));
+  eventLog = [];
+  const log = (type, summary) => on(type, (/** @type {CustomEvent} */ e) => {
+    eventLog.push({ type, at: Date.now(), ...summary(e.detail) });
+  });
+  log('participantjoined', ({ participant }) => ({ id: participant.id, name: participant.name }));
+  log('participantleft', ({ id }) => ({ id }));
+  log('mute', ({ participant, kind, muted }) => ({ id: participant, kind, muted }));
+  log('connectionstate', ({ state }) => ({ state }));
+  log('reconnecting', () => ({}));
+  log('reconnected', ({ resumed, id, previousId }) => ({ resumed, id, previousId }));
+  log('error', ({ code, message }) => ({ code, message }));
   on('participantjoined', current(({ participant }) => renderParticipant(participant.id)));
   on('participantleft', current(({ id }) => removeTilesOf(id)));
   on('participantupdated', current(({ participant }) => renderParticipant(participant.id)));
@@ -223,6 +241,14 @@ function listen(sluice) {
     if (participant === sluice.id) updateControls(sluice);
   }));
   on('localtracks', current(() => {
+    renderLocalTiles(sluice);
+    updateControls(sluice);
+  }));
+  on('reconnected', current(({ resumed, previousId }) => {
+    ui.callError.textContent = '';
+    // Joined afresh under a new id: the old id's own tiles go (the others' went with their
+    // participantleft events), and the local tiles come back under the new id.
+    if (!resumed) removeTilesOf(previousId);
     renderLocalTiles(sluice);
     updateControls(sluice);
   }));

@@ -164,7 +164,15 @@ export function parseServerMessage(text) {
         const parsed = parseChat(c);
         if (parsed) chat.push(parsed);
       }
-      return { type: 'joined', id: raw.id, room: isString(raw.room) ? raw.room : '', participants, chat };
+      const joined = { type: 'joined', id: raw.id, room: isString(raw.room) ? raw.room : '', participants, chat };
+      // The resume token for reconnecting, and on a resume this participant's own mute state.
+      if (isString(raw.resume)) joined.resume = raw.resume;
+      if (raw.resumed === true) {
+        joined.resumed = true;
+        const muted = parseMuted(raw.muted);
+        if (muted) joined.muted = muted;
+      }
+      return joined;
     }
     case 'participant_joined': {
       const participant = parseParticipant(raw.participant);
@@ -189,7 +197,11 @@ export function parseServerMessage(text) {
       return isString(raw.sdp) ? { type: raw.type, sdp: raw.sdp } : null;
     case 'subscribe': {
       const tracks = parseTrackMap(raw.tracks);
-      return isString(raw.sdp) && tracks ? { type: raw.type, sdp: raw.sdp, tracks } : null;
+      if (!isString(raw.sdp) || !tracks) return null;
+      // The first offer of a new subscribe connection (after `resubscribe`).
+      return raw.new_session === true
+        ? { type: raw.type, sdp: raw.sdp, tracks, newSession: true }
+        : { type: raw.type, sdp: raw.sdp, tracks };
     }
     case 'chat': {
       const chat = parseChat(raw);
@@ -245,11 +257,14 @@ export function diffTrackMaps(previous, next) {
 
 /**
  * One word for the whole connection from the WebSocket's and both peer connections' states.
- * @param {{socket: 'connecting' | 'open' | 'closed', publish?: string, subscribe?: string}} s
+ * `socket` is `reconnecting` while the library reconnects a dropped WebSocket.
+ * @param {{socket: 'connecting' | 'open' | 'reconnecting' | 'closed', publish?: string,
+ *   subscribe?: string}} s
  * @returns {'connecting' | 'connected' | 'reconnecting' | 'failed' | 'closed'}
  */
 export function overallConnectionState({ socket, publish, subscribe }) {
   if (socket === 'closed') return 'closed';
+  if (socket === 'reconnecting') return 'reconnecting';
   const pcs = [publish, subscribe].filter((state) => state !== undefined && state !== 'new');
   if (pcs.some((state) => state === 'failed')) return 'failed';
   if (pcs.some((state) => state === 'disconnected')) return 'reconnecting';
@@ -319,7 +334,19 @@ export function refusalText(code, message = '') {
       return 'You were removed from the room by an administrator.';
     case 'room_closed':
       return 'The room was closed by an administrator.';
+    case 'reconnect_failed':
+      return `Lost the connection to the server${why}.`;
     default:
       return null;
   }
+}
+
+/**
+ * How long to wait before reconnect attempt `attempt` (0 for the first) of a dropped
+ * WebSocket: 0.5 s, doubling, at most 5 s.
+ * @param {number} attempt
+ * @returns {number} milliseconds
+ */
+export function reconnectDelay(attempt) {
+  return Math.min(500 * 2 ** Math.max(0, Math.min(attempt, 10)), 5000);
 }

@@ -3,6 +3,13 @@
 // offers its tracks, sendonly) and `subscribe` (the server offers everyone else's tracks
 // and renegotiates as they come and go). Sluice is ICE-lite and does no trickle, so every
 // local description is sent complete, after ICE gathering finished.
+//
+// Reconnecting (docs/protocol.md, "Reconnecting"): when the WebSocket drops, the room
+// reconnects with backoff and resumes its participant with the resume token from `joined`
+// (same id, tracks and connections; the others see nothing); when the server forgot it, it
+// joins afresh with the same name, tracks and mute state. A peer connection whose ICE fails
+// is replaced: a new publish connection offers again, a new subscribe connection is asked
+// for with `resubscribe`. The local tracks are kept throughout, never asked for again.
 
 import {
   chatTextProblem,
@@ -11,6 +18,7 @@ import {
   overallConnectionState,
   parseServerMessage,
   publishSource,
+  reconnectDelay,
   roomNameProblem,
 } from './protocol.js';
 
@@ -26,6 +34,16 @@ const PUBLISH_TIMEOUT_MS = 15000;
 const PUBLISH_REFUSALS = ['bad_sdp', 'too_many_tracks', 'media_error', 'forbidden'];
 /** Chat messages kept for `chat` (the server's history holds as many). */
 const CHAT_HISTORY = 100;
+/** After this long without a connection the room gives up and closes (by default). */
+const RECONNECT_GIVE_UP_MS = 60000;
+/** How long a reconnect attempt waits for its socket and `joined`. */
+const RECONNECT_ATTEMPT_TIMEOUT_MS = 5000;
+/** How long ICE may stay `disconnected` (it often recovers by itself) before recovering it. */
+const ICE_DISCONNECTED_GRACE_MS = 4000;
+/** Close codes after which the server does not want this client back (docs/protocol.md). */
+const FINAL_CLOSE_CODES = [1009, 4001, 4002, 4003, 4401, 4403];
+/** Join refusals that another attempt would not change. */
+const FINAL_JOIN_REFUSALS = ['unauthorized', 'forbidden', 'bad_room', 'bad_name'];
 
 /**
  * @typedef {import('./protocol.js').ParticipantInfo} ParticipantInfo
@@ -72,7 +90,11 @@ export function iceGatheringComplete(pc, timeoutMs = GATHERING_TIMEOUT_MS) {
  *   arrive back from the server like everyone else's)
  * - `localtracks` {tracks} (camera or screen share started or stopped)
  * - `connectionstate` {state, socket, publish, subscribe}
- * - `error` {code, message}
+ * - `reconnecting` {} (the WebSocket dropped; the room reconnects on its own)
+ * - `reconnected` {resumed, id, previousId} (`resumed`: the server kept this participant,
+ *   nobody saw it go; else it joined afresh, under a new id, and the others saw it leave
+ *   and join)
+ * - `error` {code, message} (`reconnect_failed` when reconnecting gave up)
  */
 export class SluiceRoom extends EventTarget {
   /** @type {WebSocket} */
@@ -89,8 +111,19 @@ export class SluiceRoom extends EventTarget {
   #url;
   /** @type {string | undefined} the access token sent with `join` */
   #token;
-  /** @type {'connecting' | 'open' | 'closed'} */
+  /** @type {'connecting' | 'open' | 'reconnecting' | 'closed'} */
   #socketState = 'connecting';
+  /** The token that resumes this participant on a new WebSocket ('' if the server gave none). */
+  #resumeToken = '';
+  /** A reconnect loop is running. */
+  #reconnecting = false;
+  /** How long it may run. */
+  #giveUpMs = RECONNECT_GIVE_UP_MS;
+  /** Connections being replaced after their ICE failed ('publish'). */
+  /** @type {Set<string>} */
+  #recovering = new Set();
+  /** `resubscribe` was sent: offers for the old subscribe connection are ignored. */
+  #awaitingNewSubscribe = false;
   #lastState = '';
   #left = false;
   /** @type {Map<string, ParticipantInfo>} */
@@ -100,7 +133,8 @@ export class SluiceRoom extends EventTarget {
   /** @type {Map<string, RemoteTrack>} by mid */
   #remoteTracks = new Map();
   /** Local tracks by source ('camera' holds audio and video, 'screen' holds the share). */
-  /** @type {Array<{track: MediaStreamTrack, source: string, transceiver: RTCRtpTransceiver}>} */
+  /** @type {Array<{track: MediaStreamTrack, source: string, stream: MediaStream,
+   *   transceiver: RTCRtpTransceiver}>} */
   #local = [];
   #muted = { audio: false, video: false };
   /** @type {Array<{from: string, name: string, text: string, at: number, local: boolean}>} */
@@ -135,13 +169,16 @@ export class SluiceRoom extends EventTarget {
    * The two-step form, for listeners that must see the events of the join itself (the
    * participants already there, the chat history, a refused publish):
    * `const r = new SluiceRoom(); r.addEventListener(...); await r.join({room, name, stream})`.
-   * @param {{url?: string, rtcConfig?: RTCConfiguration, token?: string}} [options]
+   * `reconnectGiveUpMs`: how long to keep reconnecting a dropped WebSocket (default 60 s).
+   * @param {{url?: string, rtcConfig?: RTCConfiguration, token?: string,
+   *   reconnectGiveUpMs?: number}} [options]
    */
-  constructor({ url, rtcConfig, token } = {}) {
+  constructor({ url, rtcConfig, token, reconnectGiveUpMs } = {}) {
     super();
     this.#url = url ?? defaultUrl();
     this.#rtcConfig = rtcConfig ?? {};
     this.#token = token || undefined;
+    this.#giveUpMs = reconnectGiveUpMs ?? RECONNECT_GIVE_UP_MS;
   }
 
   /**
@@ -152,7 +189,7 @@ export class SluiceRoom extends EventTarget {
     if (this.#ws) throw new Error('this SluiceRoom has already joined');
     const problem = roomNameProblem(room) ?? displayNameProblem(name);
     if (problem) throw new Error(problem);
-    await this.#connect(room, name.trim());
+    this.#onJoined(await this.#connect(room, name.trim()));
     if (stream) {
       for (const track of stream.getTracks()) this.#addLocalTrack(track, 'camera', stream);
     }
@@ -203,6 +240,10 @@ export class SluiceRoom extends EventTarget {
   /** The local tracks being published, with their source ('camera' or 'screen'). */
   get localTracks() {
     return this.#local.map(({ track, source }) => ({ track, source }));
+  }
+  /** The current WebSocket (tests close it to see the room reconnect). */
+  get socket() {
+    return this.#ws;
   }
   /** The publish connection (tests read its `getStats()`). */
   get publishConnection() {
@@ -284,6 +325,18 @@ export class SluiceRoom extends EventTarget {
   }
 
   /**
+   * Replaces the publish or subscribe peer connection as the room does on its own when its
+   * ICE fails: a new publish connection offers the same tracks again (a new session on the
+   * server), or a new subscribe connection is asked for. For apps that know better (a
+   * network change) and for tests.
+   * @param {'publish' | 'subscribe'} which
+   */
+  recoverConnection(which) {
+    if (which !== 'publish' && which !== 'subscribe') throw new Error(`unknown connection ${which}`);
+    this.#recover(which);
+  }
+
+  /**
    * Sends a chat message to the room. The server sends it back to everyone, this client
    * included, where it becomes a `chat` event with `local: true`.
    * @param {string} text
@@ -308,35 +361,56 @@ export class SluiceRoom extends EventTarget {
     this.#subscribePc?.close();
     this.#ws?.close(1000, 'leave');
     this.#socketState = 'closed';
+    this.#reconnecting = false;
+    this.#recovering.clear();
     this.#updateConnectionState();
   }
 
   // ---- connection setup ----
 
-  /** Opens the socket, sends `join` and waits for `joined` (or an error). */
-  #connect(room, name) {
+  /**
+   * Opens a socket, sends `join` (with `resume`, to take this participant over after a drop)
+   * and resolves with the `joined` message. A resume the server refuses (`resume_failed`: it
+   * forgot the participant) is followed by a fresh join on the same socket. Rejects on a
+   * refusal (with its `code`) or a socket that closed or timed out first.
+   * @param {string} room @param {string} name
+   * @param {{resume?: string, timeoutMs?: number}} [options]
+   */
+  #connect(room, name, { resume = '', timeoutMs = JOIN_TIMEOUT_MS } = {}) {
     this.#room = room;
     this.#name = name;
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(this.#url);
       this.#ws = ws;
-      const timer = setTimeout(() => fail(new Error('timed out joining the room')), JOIN_TIMEOUT_MS);
+      const timer = setTimeout(() => fail(new Error('timed out joining the room')), timeoutMs);
       const fail = (error) => {
         clearTimeout(timer);
         ws.close();
         reject(error);
       };
       let joined = false;
-      ws.addEventListener('open', () => {
-        this.#socketState = 'open';
-        // The token goes in the message rather than the URL, which servers and proxies log.
-        const join = this.#token ? { type: 'join', room, name, token: this.#token } : { type: 'join', room, name };
+      // The token goes in the message rather than the URL, which servers and proxies log.
+      const sendJoin = (resumeToken) => {
+        const join = { type: 'join', room, name };
+        if (this.#token) join.token = this.#token;
+        if (resumeToken) join.resume = resumeToken;
         ws.send(JSON.stringify(join));
+      };
+      let resuming = Boolean(resume);
+      ws.addEventListener('open', () => {
+        if (this.#socketState !== 'reconnecting') this.#socketState = 'open';
+        sendJoin(resume);
       });
       ws.addEventListener('message', (event) => {
+        if (ws !== this.#ws) return;
         const message = typeof event.data === 'string' ? parseServerMessage(event.data) : null;
         if (!message) return;
         if (!joined) {
+          if (message.type === 'error' && message.code === 'resume_failed' && resuming) {
+            resuming = false;
+            sendJoin('');
+            return;
+          }
           if (message.type === 'error') {
             fail(Object.assign(new Error(message.message || message.code), { code: message.code }));
             return;
@@ -344,17 +418,24 @@ export class SluiceRoom extends EventTarget {
           if (message.type !== 'joined') return;
           joined = true;
           clearTimeout(timer);
-          this.#onJoined(message);
-          resolve();
+          this.#socketState = 'open';
+          resolve(message);
           return;
         }
         this.#handle(message);
       });
-      ws.addEventListener('close', () => {
-        this.#socketState = 'closed';
-        if (!joined) fail(new Error('the server closed the connection'));
-        else if (!this.#left) this.leave();
-        this.#updateConnectionState();
+      ws.addEventListener('close', (event) => {
+        if (!joined) {
+          fail(new Error('the server closed the connection'));
+          return;
+        }
+        // A socket replaced by a newer one (a resume elsewhere closes it with 4005).
+        if (ws !== this.#ws || this.#left) return;
+        if (FINAL_CLOSE_CODES.includes(event.code)) {
+          this.leave();
+          return;
+        }
+        void this.#reconnect();
       });
       ws.addEventListener('error', () => {
         if (!joined) fail(new Error(`could not connect to ${this.#url}`));
@@ -362,22 +443,270 @@ export class SluiceRoom extends EventTarget {
     });
   }
 
+  /**
+   * The WebSocket dropped: reconnects with backoff (0.5 s, 1 s, 2 s, ... up to 5 s) and
+   * resumes, or joins afresh if the server forgot this participant; gives up after 60 s.
+   * The peer connections, the local tracks and the remote tiles stay meanwhile.
+   */
+  async #reconnect() {
+    if (this.#reconnecting || this.#left) return;
+    this.#reconnecting = true;
+    this.#socketState = 'reconnecting';
+    // A publish offer in flight will get no answer on the dead socket.
+    this.#awaitPublished?.('');
+    this.#emit('reconnecting', {});
+    this.#updateConnectionState();
+    const started = Date.now();
+    let attempt = 0;
+    let delay = reconnectDelay(attempt);
+    /** @type {any} */
+    let lastError = null;
+    while (!this.#left && this.#reconnecting) {
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      if (this.#left || !this.#reconnecting) return;
+      try {
+        const joined = await this.#connect(this.#room, this.#name, {
+          resume: this.#resumeToken,
+          timeoutMs: RECONNECT_ATTEMPT_TIMEOUT_MS,
+        });
+        this.#reconnecting = false;
+        await this.#onRejoined(joined);
+        return;
+      } catch (error) {
+        lastError = error;
+        if (FINAL_JOIN_REFUSALS.includes(error.code)) break;
+      }
+      attempt += 1;
+      delay = reconnectDelay(attempt);
+      if (Date.now() - started + delay > this.#giveUpMs) break;
+    }
+    if (this.#left) return;
+    this.#reconnecting = false;
+    const seconds = Math.round((Date.now() - started) / 1000);
+    const why = lastError?.code ? `: ${lastError.message}` : '';
+    this.#emit('error', {
+      code: lastError?.code && FINAL_JOIN_REFUSALS.includes(lastError.code) ? lastError.code : 'reconnect_failed',
+      message: `could not reconnect within ${seconds} s${why}`,
+    });
+    this.leave();
+  }
+
+  /** Back on a new socket: resumed (nothing was lost) or joined afresh (the server forgot). */
+  async #onRejoined(message) {
+    this.#resumeToken = message.resume ?? '';
+    const previousId = this.#id;
+    if (message.resumed && message.id === this.#id) {
+      this.#reconcile(message);
+      // What this client changed while the socket was down reaches the server now.
+      for (const kind of /** @type {Array<'audio' | 'video'>} */ (['audio', 'video'])) {
+        if (message.muted && message.muted[kind] !== this.#muted[kind]) {
+          this.#send({ type: 'mute', kind, muted: this.#muted[kind] });
+        }
+      }
+      this.#updateConnectionState();
+      this.#emit('reconnected', { resumed: true, id: this.#id, previousId });
+      this.#checkConnections();
+      return;
+    }
+    // A fresh participant: everything of the old one is gone on the server.
+    for (const remote of this.#remoteTracks.values()) this.#emit('trackended', remote);
+    this.#remoteTracks.clear();
+    this.#trackMap = {};
+    for (const [id, participant] of this.#participants) {
+      this.#emit('participantleft', { id, participant });
+    }
+    this.#participants.clear();
+    this.#publishPc?.close();
+    this.#subscribePc?.close();
+    this.#recovering.clear();
+    this.#awaitingNewSubscribe = false;
+    const local = this.#local;
+    this.#local = [];
+    this.#startSession(message);
+    for (const l of local) this.#addLocalTrack(l.track, l.source, l.stream);
+    // Before the participants: ids start again on a restarted server, so the app must have
+    // let go of the old id's tiles before another participant arrives under it.
+    this.#emit('reconnected', { resumed: false, id: this.#id, previousId });
+    this.#addParticipants(message);
+    for (const kind of /** @type {Array<'audio' | 'video'>} */ (['audio', 'video'])) {
+      if (this.#muted[kind]) this.#send({ type: 'mute', kind, muted: true });
+    }
+    try {
+      await this.#publish();
+    } catch (error) {
+      if (!error.refusedByServer) {
+        this.#emit('error', { code: 'publish_failed', message: String(error.message ?? error) });
+      }
+    }
+  }
+
+  /** Brings the room's state up to date from a resumed `joined`: who came, left or changed. */
+  #reconcile(message) {
+    const now = new Map(message.participants.map((p) => [p.id, p]));
+    for (const id of [...this.#participants.keys()]) {
+      if (!now.has(id)) this.#handle({ type: 'participant_left', id });
+    }
+    for (const participant of message.participants) {
+      const known = this.#participants.get(participant.id);
+      if (!known) {
+        this.#handle({ type: 'participant_joined', participant });
+        continue;
+      }
+      for (const kind of ['audio', 'video']) {
+        if (known.muted[kind] !== participant.muted[kind]) {
+          this.#handle({ type: 'mute', participant: participant.id, kind, muted: participant.muted[kind] });
+        }
+      }
+      if (JSON.stringify(known.tracks) !== JSON.stringify(participant.tracks)) {
+        this.#handle({ type: 'tracks', participant: participant.id, tracks: participant.tracks });
+      }
+      known.name = participant.name;
+    }
+    const seen = new Set(this.#chat.map((c) => `${c.from}|${c.at}|${c.text}`));
+    for (const chat of message.chat) {
+      if (!seen.has(`${chat.from}|${chat.at}|${chat.text}`)) {
+        this.#recordChat({ ...chat, local: chat.from === this.#id });
+      }
+    }
+  }
+
+  /**
+   * Recovers a peer connection whose ICE failed, or stayed disconnected (also those that
+   * failed while the socket was down).
+   */
+  #checkConnections() {
+    const broken = (pc) => ['failed', 'disconnected', 'closed'].includes(pc.iceConnectionState);
+    if (this.#publishPc && this.#publishPc.getTransceivers().length > 0 && broken(this.#publishPc)) {
+      this.#recover('publish');
+    }
+    if (this.#subscribePc?.remoteDescription && broken(this.#subscribePc)) this.#recover('subscribe');
+  }
+
+  /**
+   * A connection's ICE failed. The path to the server is likely broken for the WebSocket
+   * too, which a browser may not notice for minutes (it sees no pings): the socket is
+   * resumed first, at the cost of one round trip and unseen by the others, and the failed
+   * connections are replaced once it is back (`#checkConnections`).
+   * @param {'publish' | 'subscribe'} which
+   */
+  #iceFailed(which) {
+    if (this.#left) return;
+    if (this.#socketState !== 'open' || !this.#resumeToken) {
+      this.#recover(which);
+      return;
+    }
+    const stale = this.#ws;
+    void this.#reconnect();
+    stale?.close(1000, 'reconnecting');
+  }
+
+  /**
+   * The hook for ICE restarts: restarts ICE on the existing connection and returns true, or
+   * returns false to have the connection replaced. For the publish connection that will be
+   * `pc.restartIce()` and a `publish` offer (`iceRestart` set; the same session, so no
+   * `new_session`); for the subscribe connection, asking the server for an offer with new ICE
+   * credentials. The room protocol carries neither yet (WHIP/WHEP PATCH does, docs/protocol.md),
+   * so for now every recovery replaces the connection.
+   * @param {'publish' | 'subscribe'} _which
+   * @returns {boolean}
+   */
+  #restartIce(_which) {
+    return false;
+  }
+
+  /**
+   * Recovers a failed connection: an ICE restart where one is possible (`#restartIce`),
+   * else a new peer connection with a new session on the server, the recovery that always
+   * works (the ICE restart keeps the DTLS session and the m-lines, so it is cheaper).
+   * @param {'publish' | 'subscribe'} which
+   */
+  #recover(which) {
+    if (this.#left || this.#socketState !== 'open') return; // #checkConnections after the resume
+    if (this.#restartIce(which)) return;
+    if (which === 'publish') {
+      if (this.#recovering.has('publish')) return;
+      this.#recovering.add('publish');
+      this.#updateConnectionState();
+      const old = this.#publishPc;
+      this.#publishPc = this.#createPc('publish');
+      const local = this.#local;
+      this.#local = [];
+      for (const l of local) this.#addLocalTrack(l.track, l.source, l.stream);
+      old.close();
+      this.#publish({ newSession: true })
+        .catch((error) => {
+          if (!error.refusedByServer) {
+            this.#emit('error', { code: 'publish_failed', message: String(error.message ?? error) });
+          }
+        })
+        .finally(() => {
+          this.#recovering.delete('publish');
+          this.#updateConnectionState();
+        });
+      return;
+    }
+    if (this.#awaitingNewSubscribe) return;
+    // The remote tracks end with the old connection; the new one's offer brings them back.
+    for (const remote of this.#remoteTracks.values()) this.#emit('trackended', remote);
+    this.#remoteTracks.clear();
+    this.#trackMap = {};
+    this.#subscribePc.close();
+    this.#subscribePc = this.#createPc('subscribe');
+    this.#awaitingNewSubscribe = true;
+    this.#send({ type: 'resubscribe' });
+    this.#updateConnectionState();
+  }
+
   #onJoined(message) {
+    this.#startSession(message);
+    this.#addParticipants(message);
+  }
+
+  /** A new participant on the server: its id, resume token and two new peer connections. */
+  #startSession(message) {
     this.#id = message.id;
     this.#room = message.room || this.#room;
-    this.#publishPc = this.#createPc();
-    this.#subscribePc = this.#createPc();
+    this.#resumeToken = message.resume ?? '';
+    this.#publishPc = this.#createPc('publish');
+    this.#subscribePc = this.#createPc('subscribe');
+  }
+
+  /** The participants already in the room, and its chat history (what is new of it). */
+  #addParticipants(message) {
     for (const p of message.participants) {
       this.#participants.set(p.id, p);
       this.#emit('participantjoined', { participant: structuredClone(p) });
     }
-    for (const chat of message.chat) this.#recordChat({ ...chat, local: chat.from === this.#id });
+    const seen = new Set(this.#chat.map((c) => `${c.from}|${c.at}|${c.text}`));
+    for (const chat of message.chat) {
+      if (!seen.has(`${chat.from}|${chat.at}|${chat.text}`)) {
+        this.#recordChat({ ...chat, local: chat.from === this.#id });
+      }
+    }
     this.#updateConnectionState();
   }
 
-  #createPc() {
+  /** A peer connection that recovers itself when its ICE fails (see `#recover`). */
+  /** @param {'publish' | 'subscribe'} which */
+  #createPc(which) {
     const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', ...this.#rtcConfig });
-    pc.addEventListener('connectionstatechange', () => this.#updateConnectionState());
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    let disconnected;
+    const current = () => pc === (which === 'publish' ? this.#publishPc : this.#subscribePc);
+    pc.addEventListener('iceconnectionstatechange', () => {
+      if (!current()) return;
+      clearTimeout(disconnected);
+      if (pc.iceConnectionState === 'failed') {
+        this.#iceFailed(which);
+      } else if (pc.iceConnectionState === 'disconnected') {
+        disconnected = setTimeout(() => {
+          if (current() && pc.iceConnectionState === 'disconnected') this.#iceFailed(which);
+        }, ICE_DISCONNECTED_GRACE_MS);
+      }
+    });
+    pc.addEventListener('connectionstatechange', () => {
+      if (current()) this.#updateConnectionState();
+    });
     return pc;
   }
 
@@ -432,6 +761,9 @@ export class SluiceRoom extends EventTarget {
         this.#awaitPublished?.(message.sdp);
         break;
       case 'subscribe':
+        // After `resubscribe`, offers still made for the old connection are not for us.
+        if (this.#awaitingNewSubscribe && !message.newSession) break;
+        if (message.newSession) this.#awaitingNewSubscribe = false;
         this.#subscribeChain = this.#subscribeChain
           .then(() => this.#applySubscribe(message))
           .catch((error) => this.#emit('error', { code: 'subscribe_failed', message: String(error) }));
@@ -475,7 +807,7 @@ export class SluiceRoom extends EventTarget {
     } else {
       transceiver = this.#publishPc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
     }
-    this.#local.push({ track, source, transceiver });
+    this.#local.push({ track, source, stream, transceiver });
   }
 
   #removeLocalTrack(local) {
@@ -499,15 +831,21 @@ export class SluiceRoom extends EventTarget {
     return sources;
   }
 
-  /** Sends a complete offer for the current local tracks and applies the answer. */
-  #publish() {
+  /**
+   * Sends a complete offer for the current local tracks and applies the answer.
+   * `newSession`: the offer is the first of a new peer connection replacing a failed one.
+   */
+  #publish({ newSession = false } = {}) {
     const run = async () => {
       const pc = this.#publishPc;
       if (this.#left || pc.getTransceivers().length === 0) return;
       const offer = await pc.createOffer();
       await pc.setLocalDescription(offer);
       await iceGatheringComplete(pc);
-      this.#send({ type: 'publish', sdp: pc.localDescription?.sdp ?? offer.sdp, sources: this.#sources() });
+      if (pc !== this.#publishPc) return; // replaced meanwhile
+      const publish = { type: 'publish', sdp: pc.localDescription?.sdp ?? offer.sdp, sources: this.#sources() };
+      if (newSession) publish.new_session = true;
+      this.#send(publish);
       // Listen only from the send on: an error that came before is not about this offer.
       const sdp = await new Promise((resolve) => {
         this.#awaitPublished = resolve;
@@ -537,8 +875,16 @@ export class SluiceRoom extends EventTarget {
 
   /** Applies a server offer, answers it and works out which tracks came and went. */
   async #applySubscribe(message) {
-    const pc = this.#subscribePc;
     if (this.#left) return;
+    if (message.newSession && this.#subscribePc.remoteDescription) {
+      // A new subscribe connection on the server: the old peer connection cannot take it.
+      for (const remote of this.#remoteTracks.values()) this.#emit('trackended', remote);
+      this.#remoteTracks.clear();
+      this.#trackMap = {};
+      this.#subscribePc.close();
+      this.#subscribePc = this.#createPc('subscribe');
+    }
+    const pc = this.#subscribePc;
     await pc.setRemoteDescription({ type: 'offer', sdp: message.sdp });
     const answer = await pc.createAnswer();
     await pc.setLocalDescription(answer);
@@ -597,7 +943,9 @@ export class SluiceRoom extends EventTarget {
       publish: publishUsed ? this.#publishPc.connectionState : undefined,
       subscribe: subscribeUsed ? this.#subscribePc.connectionState : undefined,
     };
-    const state = overallConnectionState(detail);
+    const state = this.#recovering.size > 0 && detail.socket === 'open'
+      ? 'reconnecting'
+      : overallConnectionState(detail);
     if (state === this.#lastState) return;
     this.#lastState = state;
     this.#emit('connectionstate', { state, ...detail });

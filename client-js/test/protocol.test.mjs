@@ -9,6 +9,7 @@ import {
   overallConnectionState,
   parseServerMessage,
   publishSource,
+  reconnectDelay,
   roomNameProblem,
 } from '../lib/protocol.js';
 
@@ -35,6 +36,26 @@ test('joined from the protocol document parses with participants and chat', () =
     ],
     chat: [{ from: 'p3', name: 'Grace', text: 'hi', at: 1763712000000 }],
   });
+});
+
+test('joined carries the resume token, and a resumed one the own mute state', () => {
+  const token = '0123456789abcdef0123456789abcdef';
+  const fresh = parse({ type: 'joined', id: 'p7', room: 'r', participants: [], chat: [], resume: token });
+  assert.equal(fresh.resume, token);
+  assert.equal(fresh.resumed, undefined);
+  const resumed = parse({
+    type: 'joined', id: 'p7', room: 'r', participants: [], chat: [], resume: token,
+    resumed: true, muted: { audio: true, video: false },
+  });
+  assert.equal(resumed.resumed, true);
+  assert.deepEqual(resumed.muted, { audio: true, video: false });
+  // Only `true` means resumed; a token of the wrong type is dropped.
+  const odd = parse({ type: 'joined', id: 'p7', participants: [], resumed: 'yes', resume: 5 });
+  assert.equal(odd.resumed, undefined);
+  assert.equal(odd.resume, undefined);
+  const offer = parse({ type: 'subscribe', sdp: 'v=0\r\n', tracks: {}, new_session: true });
+  assert.equal(offer.newSession, true);
+  assert.equal(parse({ type: 'subscribe', sdp: 'v=0\r\n', tracks: {}, new_session: 1 }).newSession, undefined);
 });
 
 test('every server message type of the protocol parses', () => {
@@ -134,10 +155,20 @@ test('the connection indicator combines the socket and both peer connections', (
   assert.equal(overallConnectionState({ socket: 'open', publish: 'connected', subscribe: 'disconnected' }), 'reconnecting');
   assert.equal(overallConnectionState({ socket: 'open', publish: 'failed', subscribe: 'connected' }), 'failed');
   assert.equal(overallConnectionState({ socket: 'closed', publish: 'connected' }), 'closed');
+  assert.equal(overallConnectionState({ socket: 'reconnecting', publish: 'connected' }), 'reconnecting');
 });
 
 test('published m-lines are named microphone, camera or screen', () => {
   assert.equal(publishSource('audio', 'camera'), 'microphone');
   assert.equal(publishSource('video', 'camera'), 'camera');
   assert.equal(publishSource('video', 'screen'), 'screen');
+});
+
+test('reconnect attempts back off from 0.5 s, doubling, to at most 5 s', () => {
+  assert.deepEqual([0, 1, 2, 3, 4, 5, 50].map(reconnectDelay), [500, 1000, 2000, 4000, 5000, 5000, 5000]);
+  // Twelve attempts and more fit in the 60 s before giving up.
+  let total = 0;
+  let attempts = 0;
+  while (total + reconnectDelay(attempts) <= 60000) total += reconnectDelay(attempts++);
+  assert.ok(attempts >= 12, `${attempts} attempts`);
 });

@@ -277,13 +277,15 @@ async fn json_logs_follow_a_whip_publisher_and_metrics_have_their_own_address() 
     ensure!(refused["code"] == "bad_mute", "{refused}");
     ensure!(refused["reason"].is_string(), "{refused}");
     ensure!(refused["span"]["room"] == "ws room", "{refused}");
+    // Closed without `leave`: the participant is kept for a resume, and that is logged.
     socket.close(None).await?;
-    let leave = server.expect_line(
-        "leave",
+    let kept = server.expect_line(
+        "connection dropped; kept for a resume",
         &[("room", "ws room".into())],
         Duration::from_secs(10),
     )?;
-    ensure!(leave["reason"] == "connection closed", "{leave}");
+    ensure!(kept["reason"] == "connection closed", "{kept}");
+    ensure!(kept["grace_s"] == 20.0, "{kept}");
     Ok(())
 }
 

@@ -194,12 +194,14 @@ fn room_json(room: &Room, players: usize) -> Value {
 fn participant_json(participant: &Participant) -> Value {
     let mut value = participant.to_json();
     if let Value::Object(fields) = &mut value {
-        let kind = if participant.outbox.is_some() {
-            "room"
-        } else {
-            "whip"
-        };
+        // A room-protocol participant may be without its socket for a while (waiting for a
+        // resume); only WHIP publishers never have one nor a subscribe task.
+        let room_protocol = participant.outbox.is_some() || participant.renegotiate.is_some();
+        let kind = if room_protocol { "room" } else { "whip" };
         fields.insert("kind".into(), kind.into());
+        if room_protocol {
+            fields.insert("connected".into(), participant.outbox.is_some().into());
+        }
         fields.insert("hidden".into(), participant.hidden.into());
         fields.insert("publishing".into(), participant.publish.is_some().into());
         fields.insert("subscribing".into(), participant.subscribe.is_some().into());

@@ -168,6 +168,7 @@ async fn metrics<M: MediaPlane>(hub: Arc<Hub<M>>) -> Response<Body> {
         media.extend(hub.connections.metrics());
         media.extend(hub.refused.metrics());
         media.extend(hub.closed.metrics());
+        media.extend(hub.resumes.metrics());
         hub.metrics.render(media, hub.gauges())
     })
     .await

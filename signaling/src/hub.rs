@@ -61,6 +61,8 @@ pub struct HubState {
     next_participant: u64,
     /// The ICE session behind each WHIP or WHEP resource, by its token.
     ice: HashMap<String, crate::whip::IceSession>,
+    /// WebSocket participants that may be resumed, by resume token (see `resume.rs`).
+    pub(crate) resumable: HashMap<String, crate::resume::Resumable>,
 }
 
 /// Why a participant could not be added.
@@ -106,6 +108,8 @@ pub struct Hub<M> {
     pub metrics_elsewhere: bool,
     /// WebSockets the server closed because a limit ran out.
     pub closed: ClosedCounters,
+    /// Participants whose WebSocket dropped, by what became of them.
+    pub resumes: crate::resume::ResumeCounters,
 }
 
 /// WebSockets the server closed because a time limit ran out, by reason.
@@ -164,6 +168,7 @@ impl<M: MediaPlane> Hub<M> {
             metrics: crate::metrics::Metrics::new(),
             metrics_elsewhere: false,
             closed: ClosedCounters::default(),
+            resumes: crate::resume::ResumeCounters::default(),
             config,
         }
     }
@@ -250,6 +255,17 @@ impl<M: MediaPlane> Hub<M> {
         room: &str,
         build: impl FnOnce(ParticipantId) -> Participant,
     ) -> Result<ParticipantId, AdmitError> {
+        self.admit_with(room, build, |_, _, _| {})
+    }
+
+    /// [`Self::admit`], calling `before_joined` under the lock with the new id and the
+    /// `joined` message before it is queued (the resume token goes in there).
+    pub fn admit_with(
+        &self,
+        room: &str,
+        build: impl FnOnce(ParticipantId) -> Participant,
+        before_joined: impl FnOnce(&mut HubState, ParticipantId, &mut serde_json::Value),
+    ) -> Result<ParticipantId, AdmitError> {
         let mut state = self.state();
         self.check_admit(&state, room)?;
         state.next_participant += 1;
@@ -264,14 +280,20 @@ impl<M: MediaPlane> Hub<M> {
                 },
             );
         }
-        let entry = state
+        let mut joined = state
             .rooms
             .entry(room.to_owned())
-            .or_insert_with(|| Room::new(room.to_owned()));
+            .or_insert_with(|| Room::new(room.to_owned()))
+            .joined_message(id);
+        before_joined(&mut state, id, &mut joined);
         if let Some(outbox) = &participant.outbox {
-            outbox.send(Outbound::Text(entry.joined_message(id).to_string()));
+            outbox.send(Outbound::Text(joined.to_string()));
         }
-        entry.add(participant);
+        state
+            .rooms
+            .entry(room.to_owned())
+            .or_insert_with(|| Room::new(room.to_owned()))
+            .add(participant);
         Ok(id)
     }
 
@@ -299,6 +321,32 @@ impl<M: MediaPlane> Hub<M> {
                 id,
             },
         );
+        true
+    }
+
+    /// Forgets that `session` belongs to participant `id` (it is being replaced); false if
+    /// the participant left meanwhile or holds another session there.
+    pub fn unbind_session(
+        &self,
+        room: &str,
+        id: ParticipantId,
+        session: SessionId,
+        publish: bool,
+    ) -> bool {
+        let mut state = self.state();
+        let Some(participant) = state.rooms.get_mut(room).and_then(|r| r.get_mut(id)) else {
+            return false;
+        };
+        let slot = if publish {
+            &mut participant.publish
+        } else {
+            &mut participant.subscribe
+        };
+        if *slot != Some(session) {
+            return false;
+        }
+        *slot = None;
+        state.sessions.remove(&session);
         true
     }
 
@@ -339,6 +387,7 @@ impl<M: MediaPlane> Hub<M> {
                 );
                 let HubState { resources, ice, .. } = &mut *state;
                 ice.retain(|token, _| resources.contains_key(token));
+                crate::resume::forget(&mut state.resumable, room, id);
             }
             gone
         };

@@ -41,6 +41,7 @@ mod listener;
 mod media;
 mod metrics;
 mod protocol;
+mod resume;
 mod room;
 mod sdpfrag;
 pub mod tls;
@@ -109,6 +110,12 @@ pub struct SignalingConfig {
     /// STUN and TURN servers announced to WHIP and WHEP clients in `Link` headers (RFC 9725
     /// 4.6) on the `201` and on `OPTIONS` to an endpoint; none by default.
     pub ice_servers: Vec<IceServer>,
+    /// How long a participant whose WebSocket dropped (closed without `leave`, lost, or
+    /// silent past the pong timeout) is kept, unseen by the others and with its media
+    /// sessions running, for a new WebSocket to resume it with its resume token. Zero turns
+    /// resuming off: the participant leaves when its socket closes, and `joined` carries no
+    /// resume token.
+    pub resume_grace: Duration,
 }
 
 impl Default for SignalingConfig {
@@ -131,6 +138,7 @@ impl Default for SignalingConfig {
             pong_timeout: Duration::from_secs(30),
             join_timeout: Duration::from_secs(10),
             ice_servers: Vec::new(),
+            resume_grace: Duration::from_secs(20),
         }
     }
 }

@@ -20,11 +20,17 @@ pub enum ClientMessage<'a> {
         name: &'a str,
         /// An access token, when it did not come with the WebSocket's URL.
         token: Option<&'a str>,
+        /// The resume token of a participant this connection takes over (docs/protocol.md,
+        /// "Reconnecting").
+        resume: Option<&'a str>,
     },
     Publish {
         offer: &'a str,
         /// The client's `sources`: mid -> "camera" | "microphone" | "screen".
         sources: Option<&'a Map<String, Value>>,
+        /// The offer comes from a new peer connection (the old one failed): it gets a new
+        /// publish session, which replaces the old one.
+        new_session: bool,
     },
     Answer {
         answer: &'a str,
@@ -37,6 +43,8 @@ pub enum ClientMessage<'a> {
         text: &'a str,
     },
     Leave,
+    /// Asks for a new subscribe connection: a fresh session and its first offer.
+    Resubscribe,
 }
 
 /// The limits message validation applies (from the service's configuration).
@@ -76,12 +84,13 @@ pub fn client_message<'a>(
             "already_joined",
             "this connection has already joined a room",
         )),
-        ("publish" | "answer" | "mute" | "chat" | "leave", false) => {
+        ("publish" | "answer" | "mute" | "chat" | "leave" | "resubscribe", false) => {
             Err(Invalid::new("not_joined", "send join first"))
         }
         ("publish", true) => Ok(ClientMessage::Publish {
             offer: sdp_field(message, limits.max_sdp_bytes, limits.max_tracks)?,
             sources: message.get("sources").and_then(Value::as_object),
+            new_session: message.get("new_session") == Some(&Value::Bool(true)),
         }),
         // An answer to a subscribe offer has one m-line per remote track, so it is not bounded.
         ("answer", true) => Ok(ClientMessage::Answer {
@@ -99,6 +108,7 @@ pub fn client_message<'a>(
             })
         }
         ("leave", true) => Ok(ClientMessage::Leave),
+        ("resubscribe", true) => Ok(ClientMessage::Resubscribe),
         _ => Err(Invalid::new("unknown_type", "unknown message type")),
     }
 }
@@ -123,7 +133,24 @@ fn join(message: &Map<String, Value>) -> Result<ClientMessage<'_>, Invalid> {
         Some(Value::String(token)) => Some(token.as_str()),
         Some(_) => return Err(Invalid::new("bad_token", "token must be a string")),
     };
-    Ok(ClientMessage::Join { room, name, token })
+    let resume = match message.get("resume") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(resume)) if crate::resume::is_token_shaped(resume) => {
+            Some(resume.as_str())
+        }
+        Some(_) => {
+            return Err(Invalid::new(
+                "resume_failed",
+                "resume must be a resume token from joined",
+            ));
+        }
+    };
+    Ok(ClientMessage::Join {
+        room,
+        name,
+        token,
+        resume,
+    })
 }
 
 /// The message's `sdp`, checked for size and shape, with at most `max_media` m-lines.
@@ -215,7 +242,21 @@ mod tests {
     fn join_validates_room_and_trims_name() {
         assert_eq!(
             check(r#"{"type":"join","room":"r","name":"  Ann "}"#, false),
-            Ok(r#"Join { room: "r", name: "Ann", token: None }"#.to_owned())
+            Ok(r#"Join { room: "r", name: "Ann", token: None, resume: None }"#.to_owned())
+        );
+        assert_eq!(
+            check(
+                r#"{"type":"join","room":"r","name":"Ann","resume":7}"#,
+                false
+            ),
+            Err("resume_failed")
+        );
+        assert_eq!(
+            check(
+                r#"{"type":"join","room":"r","name":"Ann","resume":"<b>"}"#,
+                false
+            ),
+            Err("resume_failed")
         );
         assert_eq!(
             check(r#"{"type":"join","name":"Ann"}"#, false),
@@ -233,13 +274,17 @@ mod tests {
 
     #[test]
     fn only_join_comes_before_joining() {
-        for kind in ["publish", "answer", "mute", "chat", "leave"] {
+        for kind in ["publish", "answer", "mute", "chat", "leave", "resubscribe"] {
             assert_eq!(
                 check(&format!(r#"{{"type":"{kind}"}}"#), false),
                 Err("not_joined")
             );
         }
         assert_eq!(check(r#"{"type":"leave"}"#, true), Ok("Leave".to_owned()));
+        assert_eq!(
+            check(r#"{"type":"resubscribe"}"#, true),
+            Ok("Resubscribe".to_owned())
+        );
         assert_eq!(check(r#"{"type":"dance"}"#, true), Err("unknown_type"));
         assert_eq!(check(r#"{"type":1}"#, true), Err("bad_json"));
         assert_eq!(check("[1]", true), Err("bad_json"));

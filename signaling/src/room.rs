@@ -61,6 +61,11 @@ impl Outbox {
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
     }
+
+    /// Whether both are senders of the same connection's queue.
+    pub fn same(&self, other: &Outbox) -> bool {
+        self.queue.same_channel(&other.queue)
+    }
 }
 
 /// A participant's id, `p<n>` on the wire.

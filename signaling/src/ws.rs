@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use packet_router::TrackId;
+use packet_router::{SessionId, TrackId};
 use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -22,6 +22,7 @@ use crate::auth::{Action, AuthError, Grant};
 use crate::hub::{CLOSE_GOING_AWAY, Hub};
 use crate::media::{MediaError, MediaPlane};
 use crate::protocol::{self, ClientMessage, MessageLimits};
+use crate::resume::{self, Dropped, ParticipantSignals};
 use crate::room::{OUTBOX_CAPACITY, Outbound, Outbox, ParticipantId, room_tracks, track_wire};
 use crate::validate::{self, Invalid};
 
@@ -97,13 +98,13 @@ impl RateLimit {
 struct Joined {
     room: String,
     id: ParticipantId,
-    /// Woken when this participant's outstanding subscribe offer was answered.
-    answered: Arc<Notify>,
-    /// Tells the renegotiation task to stop (it never stops in the middle of a media call,
-    /// so a session being created is closed, not leaked).
-    stop_renegotiating: Arc<Notify>,
+    /// What wakes the participant's subscribe task (it never stops in the middle of a media
+    /// call, so a session being created is closed, not leaked).
+    signals: Arc<ParticipantSignals>,
     /// What the participant's access token allows.
     grant: Grant,
+    /// The token that resumes the participant after this connection drops.
+    resume: Option<String>,
 }
 
 pub(crate) struct Connection<M> {
@@ -155,8 +156,10 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket, token: Option<
     connection.token = token;
     let mut writer_done = false;
     let mut shutting_down = connection.hub.shutting_down.subscribe();
-    // Why the connection ends, for the leave line.
+    // Why the connection ends, for the leave line, and whether its participant may be
+    // resumed on another connection (not after leave, a refused message or a shutdown).
     let mut reason = "connection closed";
+    let mut resumable = true;
     let opened = Instant::now();
     let mut pings = tokio::time::interval_at(opened + ping_interval, ping_interval);
     pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -182,6 +185,7 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket, token: Option<
             () = &mut join_deadline, if connection.joined.is_none() => {
                 connection.join_timeout(join_timeout);
                 reason = "join timeout";
+                resumable = false;
                 break;
             }
             () = async { let _ = shutting_down.wait_for(|&down| down).await; } => {
@@ -189,6 +193,7 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket, token: Option<
                     .outbox
                     .send(Outbound::Close(CLOSE_GOING_AWAY, "server shutting down"));
                 reason = "server shutting down";
+                resumable = false;
                 break;
             }
             _ = &mut writer => {
@@ -212,6 +217,7 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket, token: Option<
                 if text.len() > connection.hub.config.max_message_bytes {
                     connection.too_big();
                     reason = "message too large";
+                    resumable = false;
                     Flow::Stop
                 } else if !rate.take(now) {
                     if rate.should_warn(now) {
@@ -235,6 +241,7 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket, token: Option<
             Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) => {
                 connection.too_big();
                 reason = "message too large";
+                resumable = false;
                 Flow::Stop
             }
             Some(Err(_)) => Flow::Stop,
@@ -246,7 +253,11 @@ pub async fn run<M: MediaPlane>(hub: Arc<Hub<M>>, socket: Socket, token: Option<
             join_deadline.as_mut().reset(Instant::now() + join_timeout);
         }
     }
-    connection.leave_because(reason).await;
+    if resumable {
+        connection.dropped(reason).await;
+    } else {
+        connection.leave_because(reason).await;
+    }
     drop(connection);
     // The writer ends once every sender of the outbox (the room's copy went with the leave)
     // is gone; give it a moment to flush a final error and close frame, but not forever to a
@@ -341,11 +352,28 @@ impl<M: MediaPlane> Connection<M> {
             max_sdp_bytes: self.hub.config.max_sdp_bytes,
             max_tracks: self.hub.config.max_tracks,
         };
+        if let Some(joined) = &self.joined {
+            // The participant was resumed on another connection, which closes this one.
+            if !self
+                .hub
+                .is_connection_of(&joined.room, joined.id, &self.outbox)
+            {
+                return Flow::Continue;
+            }
+        }
         let result = match protocol::client_message(&message, self.joined.is_some(), limits) {
-            Ok(ClientMessage::Join { room, name, token }) => {
+            Ok(ClientMessage::Join {
+                room,
+                name,
+                token,
+                resume,
+            }) => {
                 let token = token.map(str::to_owned).or_else(|| self.token.clone());
                 match self.hub.authorize(token.as_deref(), Action::Join(room)) {
-                    Ok(grant) => self.join(room, name, grant),
+                    Ok(grant) => match resume {
+                        Some(resume) => self.resume(room, resume, grant),
+                        None => self.join(room, name, grant),
+                    },
                     Err(refused) => {
                         self.refuse(refused);
                         let close = if refused.is_forbidden() {
@@ -358,9 +386,21 @@ impl<M: MediaPlane> Connection<M> {
                     }
                 }
             }
-            Ok(ClientMessage::Publish { offer, sources }) => {
+            Ok(ClientMessage::Publish {
+                offer,
+                sources,
+                new_session,
+            }) => {
                 if self.permitted(|r| Action::Publish(r)) {
-                    self.publish(offer, sources).await;
+                    self.publish(offer, sources, new_session).await;
+                }
+                Ok(())
+            }
+            Ok(ClientMessage::Resubscribe) => {
+                if self.permitted(|r| Action::Subscribe(r))
+                    && let Some(joined) = &self.joined
+                {
+                    joined.signals.resubscribe.notify_one();
                 }
                 Ok(())
             }
@@ -421,52 +461,89 @@ impl<M: MediaPlane> Connection<M> {
             .unwrap_or(name);
         let subscribes = grant.check(Action::Subscribe(room)).is_ok();
         let renegotiate = Arc::new(Notify::new());
+        let signals = Arc::new(ParticipantSignals::default());
+        let resume_token = (!self.hub.config.resume_grace.is_zero()).then(resume::new_token);
         let id = self
             .hub
-            .admit(room, |id| {
-                let mut participant = protocol::participant(
-                    id,
-                    name,
-                    Some(self.outbox.clone()),
-                    Some(renegotiate.clone()),
-                );
-                participant.identity = grant.identity().map(str::to_owned);
-                participant.hidden = grant.hidden();
-                participant
-            })
+            .admit_with(
+                room,
+                |id| {
+                    let mut participant = protocol::participant(
+                        id,
+                        name,
+                        Some(self.outbox.clone()),
+                        Some(renegotiate.clone()),
+                    );
+                    participant.identity = grant.identity().map(str::to_owned);
+                    participant.hidden = grant.hidden();
+                    participant
+                },
+                |state, id, joined| {
+                    if let Some(token) = &resume_token {
+                        resume::register(state, token, room, id, signals.clone());
+                        resume::insert_field(joined, "resume", Value::String(token.clone()));
+                    }
+                },
+            )
             .map_err(|e| Invalid::new(e.code(), e.message()))?;
         let span = tracing::Span::current();
         span.record("room", room);
         span.record("participant", id.wire());
         tracing::info!(room, participant = %id.wire(), name, "join");
-        let answered = Arc::new(Notify::new());
-        let stop_renegotiating = Arc::new(Notify::new());
         // Without the subscribe grant there is no subscribe connection at all.
         if subscribes {
             let renegotiate = renegotiate_loop(
                 self.hub.clone(),
                 room.to_owned(),
                 id,
-                self.outbox.clone(),
-                Signals {
-                    changed: renegotiate,
-                    answered: answered.clone(),
-                    stop: stop_renegotiating.clone(),
-                },
+                renegotiate,
+                signals.clone(),
             );
             tokio::spawn(tracing::Instrument::instrument(renegotiate, span));
         }
         self.joined = Some(Joined {
             room: room.to_owned(),
             id,
-            answered,
-            stop_renegotiating,
+            signals,
             grant,
+            resume: resume_token,
         });
         Ok(())
     }
 
-    async fn publish(&mut self, offer: &str, sources: Option<&Map<String, Value>>) {
+    /// Takes over the participant of resume `token` (docs/protocol.md, "Reconnecting").
+    fn resume(&mut self, room: &str, token: &str, grant: Grant) -> Result<(), Invalid> {
+        let Some(resumed) = self.hub.resume(token, room, grant.identity(), &self.outbox) else {
+            self.hub.resumes.failed.fetch_add(1, Ordering::Relaxed);
+            return Err(Invalid::new(
+                "resume_failed",
+                "nobody to resume with this token (it left, its grace period ended, or the \
+                 token was used); join afresh",
+            ));
+        };
+        self.hub.resumes.resumed.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::Span::current();
+        span.record("room", room);
+        span.record("participant", resumed.id.wire());
+        tracing::info!(room, participant = %resumed.id.wire(), "resume");
+        self.joined = Some(Joined {
+            room: room.to_owned(),
+            id: resumed.id,
+            signals: resumed.signals,
+            grant,
+            resume: Some(resumed.token),
+        });
+        Ok(())
+    }
+
+    /// Applies a publish offer: a renegotiation of the publish session, or its first offer, or
+    /// (`new_session`) the first offer of a new peer connection that replaces the session.
+    async fn publish(
+        &mut self,
+        offer: &str,
+        sources: Option<&Map<String, Value>>,
+        new_session: bool,
+    ) {
         let Some(joined) = &self.joined else {
             return;
         };
@@ -475,16 +552,24 @@ impl<M: MediaPlane> Connection<M> {
             .hub
             .with_room(&room, |r| r.get(id).and_then(|p| p.publish))
             .flatten();
-        let published = match self.hub.media.publish(&room, existing, offer).await {
+        let renegotiated = existing.filter(|_| !new_session);
+        let published = match self.hub.media.publish(&room, renegotiated, offer).await {
             Ok(published) => published,
             Err(error) => {
                 self.media_error(&error);
                 return;
             }
         };
-        if existing.is_none() && !self.hub.bind_session(&room, id, published.session, true) {
+        let replaced = existing.filter(|_| new_session);
+        if let Some(old) = replaced {
+            self.hub.unbind_session(&room, id, old, true);
+        }
+        if renegotiated.is_none() && !self.hub.bind_session(&room, id, published.session, true) {
             self.hub.media.close(published.session).await;
             return;
+        }
+        if let Some(old) = replaced {
+            self.hub.media.close(old).await;
         }
         let tracks = room_tracks(&published.tracks, |mid| {
             protocol::declared_source(sources, mid)
@@ -494,7 +579,8 @@ impl<M: MediaPlane> Connection<M> {
             participant = %id.wire(),
             session = published.session.0,
             tracks = published.tracks.len(),
-            renegotiated = existing.is_some(),
+            renegotiated = renegotiated.is_some(),
+            replaced = replaced.map(|s| s.0),
             "publish"
         );
         // The answer goes out before the others hear of the tracks.
@@ -517,7 +603,7 @@ impl<M: MediaPlane> Connection<M> {
             ));
         };
         match self.hub.media.answer_subscriber(subscriber, answer).await {
-            Ok(()) => joined.answered.notify_one(),
+            Ok(()) => joined.signals.answered.notify_one(),
             Err(error) => self.media_error(&error),
         }
         Ok(())
@@ -547,66 +633,119 @@ impl<M: MediaPlane> Connection<M> {
 
     async fn leave_because(&mut self, reason: &'static str) {
         if let Some(joined) = self.joined.take() {
-            joined.stop_renegotiating.notify_one();
+            // Resumed on another connection, or removed already: not this one's to end.
+            if !self
+                .hub
+                .is_connection_of(&joined.room, joined.id, &self.outbox)
+            {
+                return;
+            }
+            joined.signals.stop.notify_one();
             self.hub
                 .remove_participant_because(&joined.room, joined.id, reason)
                 .await;
         }
     }
+
+    /// The connection dropped without `leave`: its participant is kept for a resume when the
+    /// server allows resuming, else it leaves.
+    async fn dropped(&mut self, reason: &'static str) {
+        let Some(joined) = &self.joined else {
+            return;
+        };
+        match self.hub.detach(
+            &joined.room,
+            joined.id,
+            &self.outbox,
+            joined.resume.as_deref(),
+        ) {
+            Dropped::Kept => {
+                tracing::info!(
+                    room = joined.room,
+                    participant = %joined.id.wire(),
+                    reason,
+                    grace_s = self.hub.config.resume_grace.as_secs_f64(),
+                    "connection dropped; kept for a resume"
+                );
+                self.joined = None;
+            }
+            Dropped::NotOurs => self.joined = None,
+            Dropped::Leave => self.leave_because(reason).await,
+        }
+    }
 }
 
-/// What wakes a participant's renegotiation task.
-struct Signals {
-    /// The tracks the participant should receive changed.
-    changed: Arc<Notify>,
-    /// The participant answered the last offer.
-    answered: Arc<Notify>,
-    /// The participant left.
-    stop: Arc<Notify>,
-}
-
-/// Keeps one participant's subscribe connection carrying every other participant's tracks:
-/// creates the subscriber session, then on each change offers the current set and waits for
-/// the answer (or a timeout) before offering again, so offers never overtake answers. It
-/// stops only between media calls, so a session it creates is either bound to the
-/// participant (and closed when it leaves) or closed here.
+/// Keeps one participant's subscribe connection carrying every other participant's tracks,
+/// for as long as the participant is in its room (across the connections that resume it):
+/// creates the subscriber session, then on each change offers the current set to the
+/// participant's connection of the moment and waits for the answer (or a timeout) before
+/// offering again, so offers never overtake answers. While the participant has no connection
+/// nothing is offered; when one takes it over, the current set is offered again. On
+/// `resubscribe` the session is replaced by a new one, whose first offer says
+/// `"new_session": true`. It stops only between media calls, so a session it creates is either
+/// bound to the participant (and closed when it leaves) or closed here.
 async fn renegotiate_loop<M: MediaPlane>(
     hub: Arc<Hub<M>>,
     room: String,
     id: ParticipantId,
-    outbox: Outbox,
-    signals: Signals,
+    changed: Arc<Notify>,
+    signals: Arc<ParticipantSignals>,
 ) {
+    // Sends to the participant's current connection; false if it has none.
+    let send = |message: Value| {
+        hub.with_room(&room, |r| r.get(id).and_then(|p| p.outbox.clone()))
+            .flatten()
+            .is_some_and(|outbox| outbox.send(Outbound::Text(message.to_string())))
+    };
     let send_error = |message: String| {
-        let text = json!({"type": "error", "code": "media_error", "message": message}).to_string();
-        outbox.send(Outbound::Text(text));
+        send(json!({"type": "error", "code": "media_error", "message": message}));
     };
-    let subscriber = match hub.media.create_subscriber(&room).await {
-        Ok(session) => session,
-        Err(error) => {
-            send_error(format!("no subscribe connection: {error}"));
-            return;
-        }
-    };
-    if !hub.bind_session(&room, id, subscriber, false) {
-        hub.media.close(subscriber).await;
-        return;
-    }
-    tracing::info!(
-        room,
-        participant = %id.wire(),
-        session = subscriber.0,
-        via = "ws",
-        "subscribe"
-    );
-    let mut offered: Vec<(TrackId, ParticipantId)> = Vec::new();
+    let mut subscriber: Option<SessionId> = None;
+    // What the client was last offered; None when that is unknown (a connection took the
+    // participant over), so that the current set is offered again even if unchanged.
+    let mut offered: Option<Vec<(TrackId, ParticipantId)>> = Some(Vec::new());
+    let mut new_session = false;
     loop {
-        let wanted = hub.with_room(&room, |r| r.get(id).is_some().then(|| r.tracks_for(id)));
-        let Some(Some(wanted)) = wanted else { return };
+        let session = match subscriber {
+            Some(session) => session,
+            None => match hub.media.create_subscriber(&room).await {
+                Ok(session) => {
+                    if !hub.bind_session(&room, id, session, false) {
+                        hub.media.close(session).await;
+                        return;
+                    }
+                    tracing::info!(
+                        room,
+                        participant = %id.wire(),
+                        session = session.0,
+                        via = "ws",
+                        "subscribe"
+                    );
+                    subscriber = Some(session);
+                    offered = Some(Vec::new());
+                    new_session = true;
+                    session
+                }
+                Err(error) => {
+                    send_error(format!("no subscribe connection: {error}"));
+                    // Until the client asks again.
+                    tokio::select! {
+                        () = signals.stop.notified() => return,
+                        () = signals.resubscribe.notified() => continue,
+                    }
+                }
+            },
+        };
+        let wanted = hub.with_room(&room, |r| {
+            r.get(id).map(|p| (r.tracks_for(id), p.outbox.is_some()))
+        });
+        let Some(Some((wanted, connected))) = wanted else {
+            return;
+        };
         let mut awaiting_answer = false;
-        if wanted != offered {
+        if connected && offered.as_ref() != Some(&wanted) {
             let ids: Vec<TrackId> = wanted.iter().map(|(track, _)| *track).collect();
-            match hub.media.offer_tracks(subscriber, &ids).await {
+            match hub.media.offer_tracks(session, &ids).await {
                 Ok(offer) => {
                     let mut mids = Map::new();
                     for (mid, track) in &offer.mids {
@@ -616,12 +755,17 @@ async fn renegotiate_loop<M: MediaPlane>(
                             mids.insert(mid.clone(), entry);
                         }
                     }
-                    let message = json!({"type": "subscribe", "sdp": offer.sdp, "tracks": mids});
-                    if !outbox.send(Outbound::Text(message.to_string())) {
-                        return;
+                    let mut message =
+                        json!({"type": "subscribe", "sdp": offer.sdp, "tracks": mids});
+                    if new_session {
+                        resume::insert_field(&mut message, "new_session", Value::Bool(true));
                     }
-                    offered = wanted;
-                    awaiting_answer = true;
+                    // Not sent: the connection is dropping; the next one is offered afresh.
+                    if send(message) {
+                        new_session = false;
+                        awaiting_answer = true;
+                    }
+                    offered = Some(wanted);
                 }
                 Err(error) => send_error(format!("renegotiation failed: {error}")),
             }
@@ -632,11 +776,23 @@ async fn renegotiate_loop<M: MediaPlane>(
                     tokio::time::timeout(hub.config.answer_timeout, signals.answered.notified())
                         .await;
             } else {
-                signals.changed.notified().await;
+                changed.notified().await;
             }
         };
         tokio::select! {
             () = signals.stop.notified() => return,
+            () = signals.resubscribe.notified() => {
+                if hub.unbind_session(&room, id, session, false) {
+                    hub.media.close(session).await;
+                }
+                subscriber = None;
+            }
+            () = signals.attached.notified() => {
+                // Offered again only if something was: the first offer waits for tracks.
+                if offered.as_ref().is_some_and(|o| !o.is_empty()) || !new_session {
+                    offered = None;
+                }
+            }
             () = next => {}
         }
     }

@@ -209,6 +209,8 @@ async fn peer_that_stops_answering_pings_is_dropped_and_the_room_is_told() {
     let server = start(SignalingConfig {
         ping_interval: Duration::from_millis(100),
         pong_timeout,
+        // Leave at once rather than wait for a resume (tests/resume.rs covers that).
+        resume_grace: Duration::ZERO,
         ..SignalingConfig::default()
     })
     .await;

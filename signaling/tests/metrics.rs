@@ -140,7 +140,12 @@ fn value(samples: &BTreeMap<Series, f64>, name: &str, labels: &[(&str, &str)]) -
 
 #[tokio::test]
 async fn per_room_gauges_follow_joins_and_leaves() {
-    let server = start(SignalingConfig::default()).await;
+    // A dropped socket's participant leaves at once, without waiting for a resume.
+    let server = start(SignalingConfig {
+        resume_grace: std::time::Duration::ZERO,
+        ..SignalingConfig::default()
+    })
+    .await;
     let room = "the \"blue\" room";
     let before = scrape(server.addr).await;
     assert_eq!(value(&before, "sluice_rooms", &[]), Some(0.0));

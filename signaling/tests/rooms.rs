@@ -219,6 +219,9 @@ async fn join_publish_subscribe_mute_chat_and_leave() {
     ada.send(json!({"type": "chat", "text": "still here?"}))
         .await;
     ada.expect_error("not_joined").await;
+    // They leave for good (a dropped socket would be kept for a resume, tests/resume.rs).
+    grace.send(json!({"type": "leave"})).await;
+    linus.send(json!({"type": "leave"})).await;
     drop(grace);
     drop(linus);
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -106,14 +106,16 @@ export function insecureHttpsStatus(url) {
  * Starts `sluice` (SLUICE_BIN, or ../target/debug/sluice) on free loopback ports and
  * waits until GET /healthz answers 200. Its output goes to artifacts/<label>-server.log.
  * With `tls`, it serves HTTPS with `--tls-self-signed` and `base` is https://localhost:PORT.
+ * `httpPort` and `udpPort` reuse the ports of a server that was stopped (a restart).
  * @param {string} label
- * @param {{tls?: boolean, args?: string[]}} [options] extra flags in `args`
+ * @param {{tls?: boolean, args?: string[], httpPort?: number, udpPort?: number}} [options]
+ *   extra flags in `args`
  */
-export async function startServer(label, { tls = false, args = [] } = {}) {
+export async function startServer(label, { tls = false, args = [], ...ports } = {}) {
   const bin = process.env.SLUICE_BIN ?? path.resolve(clientDir, '..', 'target', 'debug', 'sluice');
   if (!existsSync(bin)) throw new Error(`no server binary at ${bin} (cargo build -p server --bin sluice)`);
-  const httpPort = await freeTcpPort();
-  const udpPort = await freeUdpPort();
+  const httpPort = ports.httpPort ?? (await freeTcpPort());
+  const udpPort = ports.udpPort ?? (await freeUdpPort());
   const logPath = path.join(artifactsDir, `${label}-server.log`);
   const log = createWriteStream(logPath);
   const flags = ['--http', `127.0.0.1:${httpPort}`, '--udp', `127.0.0.1:${udpPort}`, ...args];
@@ -143,7 +145,19 @@ export async function startServer(label, { tls = false, args = [] } = {}) {
   return {
     base,
     httpPort,
+    udpPort,
     logPath,
+    /** Sends `signal` to the server (SIGSTOP freezes it, SIGCONT thaws it). */
+    signal(signal) {
+      if (!exited) child.kill(signal);
+    },
+    /** Kills the server with SIGKILL: no goodbye to anyone, everything it knew is lost. */
+    async kill() {
+      if (exited) return;
+      const gone = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await gone;
+    },
     async stop() {
       if (exited) return;
       const gone = new Promise((resolve) => child.once('exit', resolve));

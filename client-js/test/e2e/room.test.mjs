@@ -236,8 +236,8 @@ test('a participant whose browser is killed is removed, and the others are told'
     (await ada.page.locator(`.tile[data-participant="${linus.id}"]`).count()) > 0);
   people.pop();
   linus.kill();
-  // No goodbye: the server notices the dead WebSocket (or, at the latest, the expired ICE
-  // consent, 30 s) and tells the others.
+  // No goodbye: the server notices the dead WebSocket, keeps the participant for a resume
+  // for 20 s (docs/protocol.md, "Reconnecting") and then tells the others.
   await ada.page
     .locator(`.tile[data-participant="${linus.id}"]`)
     .first()
