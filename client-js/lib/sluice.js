@@ -40,6 +40,8 @@ const RECONNECT_GIVE_UP_MS = 60000;
 const RECONNECT_ATTEMPT_TIMEOUT_MS = 5000;
 /** How long ICE may stay `disconnected` (it often recovers by itself) before recovering it. */
 const ICE_DISCONNECTED_GRACE_MS = 4000;
+/** A publish connection that fails again this soon after an ICE restart is replaced. */
+const ICE_RESTART_RETRY_MS = 15000;
 /** Close codes after which the server does not want this client back (docs/protocol.md). */
 const FINAL_CLOSE_CODES = [1009, 4001, 4002, 4003, 4401, 4403];
 /** Join refusals that another attempt would not change. */
@@ -122,6 +124,8 @@ export class SluiceRoom extends EventTarget {
   /** Connections being replaced after their ICE failed ('publish'). */
   /** @type {Set<string>} */
   #recovering = new Set();
+  /** When the publish connection last restarted ICE (ms since the epoch), 0 if never. */
+  #lastIceRestart = 0;
   /** `resubscribe` was sent: offers for the old subscribe connection are ignored. */
   #awaitingNewSubscribe = false;
   #lastState = '';
@@ -333,7 +337,24 @@ export class SluiceRoom extends EventTarget {
    */
   recoverConnection(which) {
     if (which !== 'publish' && which !== 'subscribe') throw new Error(`unknown connection ${which}`);
-    this.#recover(which);
+    if (this.#left || this.#socketState !== 'open') return;
+    this.#replace(which);
+  }
+
+  /**
+   * Restarts ICE on the publish connection (new credentials, the same DTLS session, tracks
+   * and server session): what the room does first when that connection's ICE fails. Resolves
+   * once the server answered with its new credentials.
+   * @returns {Promise<void>}
+   */
+  restartPublishIce() {
+    const pc = this.#publishPc;
+    if (this.#left || !pc || pc.getTransceivers().length === 0) {
+      return Promise.reject(new Error('no publish connection to restart'));
+    }
+    this.#lastIceRestart = Date.now();
+    pc.restartIce();
+    return this.#publish();
   }
 
   /**
@@ -601,28 +622,31 @@ export class SluiceRoom extends EventTarget {
   }
 
   /**
-   * The hook for ICE restarts: restarts ICE on the existing connection and returns true, or
-   * returns false to have the connection replaced. For the publish connection that will be
-   * `pc.restartIce()` and a `publish` offer (`iceRestart` set; the same session, so no
-   * `new_session`); for the subscribe connection, asking the server for an offer with new ICE
-   * credentials. The room protocol carries neither yet (WHIP/WHEP PATCH does, docs/protocol.md),
-   * so for now every recovery replaces the connection.
-   * @param {'publish' | 'subscribe'} _which
-   * @returns {boolean}
-   */
-  #restartIce(_which) {
-    return false;
-  }
-
-  /**
-   * Recovers a failed connection: an ICE restart where one is possible (`#restartIce`),
-   * else a new peer connection with a new session on the server, the recovery that always
-   * works (the ICE restart keeps the DTLS session and the m-lines, so it is cheaper).
+   * Recovers a failed connection. The publish connection first restarts ICE (new
+   * credentials on the same connection: the DTLS session, the m-lines and the server's
+   * session stay, so nobody sees a change); if that fails, or the connection fails again
+   * within ICE_RESTART_RETRY_MS of a restart, it is replaced, the recovery that always works.
+   * The subscribe connection is replaced (the room protocol has no restart offer for it).
    * @param {'publish' | 'subscribe'} which
    */
   #recover(which) {
     if (this.#left || this.#socketState !== 'open') return; // #checkConnections after the resume
-    if (this.#restartIce(which)) return;
+    if (which === 'publish' && Date.now() - this.#lastIceRestart > ICE_RESTART_RETRY_MS) {
+      const pc = this.#publishPc;
+      this.restartPublishIce().catch(() => {
+        if (pc === this.#publishPc && !this.#left) this.#replace('publish');
+      });
+      return;
+    }
+    this.#replace(which);
+  }
+
+  /**
+   * Replaces the publish connection (a new one offers the same tracks, a new session on the
+   * server) or the subscribe connection (a new one is asked for with `resubscribe`).
+   * @param {'publish' | 'subscribe'} which
+   */
+  #replace(which) {
     if (which === 'publish') {
       if (this.#recovering.has('publish')) return;
       this.#recovering.add('publish');

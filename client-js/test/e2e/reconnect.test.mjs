@@ -153,6 +153,32 @@ test('a dropped WebSocket is resumed: one participant throughout, media and mute
   for (const person of people) assert.deepEqual(person.problems, [], `no page errors on ${person.name}'s page`);
 });
 
+test('an ICE restart of the publish connection keeps it, with new credentials, and media flows', async () => {
+  const [ada, grace] = people;
+  const graceEventsBefore = (await grace.page.evaluate(() => window.sluiceTest.events)).length;
+  const ufrag = (sdp) => /a=ice-ufrag:(\S+)/.exec(sdp)?.[1];
+  const [same, before, after] = await ada.page.evaluate(async () => {
+    const { room } = window.sluiceTest;
+    const pc = room.publishConnection;
+    const old = pc.remoteDescription.sdp;
+    await room.restartPublishIce();
+    return [pc === room.publishConnection, old, pc.remoteDescription.sdp];
+  });
+  assert.equal(same, true, 'the same publish connection');
+  assert.ok(ufrag(before) && ufrag(after) && ufrag(before) !== ufrag(after),
+    `Sluice answered with new ICE credentials (${ufrag(before)} -> ${ufrag(after)})`);
+  await waitFor('Ada\'s publish connection to be connected again', () =>
+    ada.page.evaluate(() => window.sluiceTest.room.publishConnection.connectionState === 'connected'));
+  await decoding(grace, ada);
+  const graceEvents = (await grace.page.evaluate(() => window.sluiceTest.events)).slice(graceEventsBefore);
+  assert.deepEqual(
+    graceEvents.filter((e) => e.type === 'participantleft' || e.type === 'participantjoined'),
+    [],
+    JSON.stringify(graceEvents),
+  );
+  for (const person of people) assert.deepEqual(person.problems, [], `no page errors on ${person.name}'s page`);
+});
+
 test('replaced peer connections (what a failed ICE leads to) carry media again, unseen by the other', async () => {
   const [ada, grace] = people;
   const graceEventsBefore = (await grace.page.evaluate(() => window.sluiceTest.events)).length;
