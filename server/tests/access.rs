@@ -2,11 +2,15 @@
 //! verifies; a server started without a key says it runs open; one started with a key
 //! refuses requests without a token and accepts those with one made by `sluice token`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[path = "support/binary.rs"]
+mod binary;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
+use binary::Sluice;
 use signaling::AccessKeys;
 
 const KEY: &str = "cli-key";
@@ -74,41 +78,13 @@ fn sluice_token_without_a_key_fails_clearly() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the server with `args` and returns it with its HTTP address (from its first line
-/// on stdout) and the line after it, which says whether access tokens are required.
-fn start(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<(Child, String, String)> {
-    let mut child = sluice()
-        .args([
-            "--http",
-            "127.0.0.1:0",
-            "--udp",
-            "127.0.0.1:0",
-            "--workers",
-            "1",
-        ])
-        .args(args)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().ok_or_else(|| anyhow::anyhow!("no output"))??;
-    let address = first
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .ok_or_else(|| anyhow::anyhow!("no address in {first:?}"))?
-        .to_owned();
-    let access = lines
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("no line about access"))??;
-    // Later lines are not read: drain them so that the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    Ok((child, address, access))
+/// Starts the server with `args` and returns it with its HTTP address and the line after
+/// the startup line, which says whether access tokens are required.
+fn start(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<(Sluice, String, String)> {
+    let server = Sluice::start(args, env)?;
+    let access = server.next_line(Duration::from_secs(10))?;
+    let address = server.address.clone();
+    Ok((server, address, access))
 }
 
 /// The status of one HTTP/1.1 GET.
@@ -129,9 +105,8 @@ fn get(address: &str, path: &str, token: Option<&str>) -> anyhow::Result<u16> {
     Ok(status.parse()?)
 }
 
-fn stop(mut child: Child) -> anyhow::Result<()> {
-    child.kill()?;
-    child.wait()?;
+fn stop(server: Sluice) -> anyhow::Result<()> {
+    server.stop()?;
     Ok(())
 }
 

@@ -2,13 +2,15 @@
 //! SIGHUP re-reads them (a bad new file keeps the one in force and the process running), and
 //! `--tls-self-signed` starts with a warning; the startup line shows an https:// URL.
 
-use std::io::{BufRead, BufReader};
+#[path = "support/binary.rs"]
+mod binary;
+
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use binary::Sluice;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -55,36 +57,16 @@ impl Ca {
 }
 
 /// Runs `sluice` with `args`; returns it and the address in its https:// startup line.
-fn start(args: &[&str]) -> anyhow::Result<(Child, SocketAddr, String)> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args([
-            "--http",
-            "127.0.0.1:0",
-            "--udp",
-            "127.0.0.1:0",
-            "--workers",
-            "1",
-        ])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().ok_or_else(|| anyhow::anyhow!("no output"))??;
-    // The log lines after the first are kept for `stop` to return.
-    let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
-    LOGS.with(|logs| logs.borrow_mut().insert(child.id(), rest));
-    let address = first
-        .split("https://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .ok_or_else(|| anyhow::anyhow!("no https:// address in {first:?}"))?
-        .parse()?;
-    Ok((child, address, first))
+fn start(args: &[&str]) -> anyhow::Result<(Sluice, SocketAddr, String)> {
+    let server = Sluice::start(args, &[])?;
+    anyhow::ensure!(
+        server.first_line.contains("https://"),
+        "no https:// address in {:?}",
+        server.first_line
+    );
+    let address = server.address.parse()?;
+    let first = server.first_line.clone();
+    Ok((server, address, first))
 }
 
 /// The certificate served to a new connection, and its /healthz status.
@@ -116,40 +98,10 @@ async fn served(
     Ok((leaf, status))
 }
 
-fn signal(child: &Child, name: &str) -> anyhow::Result<()> {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()?;
-    anyhow::ensure!(status.success(), "kill -{name} failed");
-    Ok(())
-}
-
 /// Stops the server with SIGTERM; returns its log lines after the startup line.
-fn stop(mut child: Child) -> anyhow::Result<String> {
-    signal(&child, "TERM")?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait()?.is_none() {
-        if Instant::now() > deadline {
-            child.kill()?;
-            anyhow::bail!("sluice did not stop on SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let reader = LOGS.with(|logs| logs.borrow_mut().remove(&child.id()));
-    let lines = match reader {
-        Some(reader) => reader
-            .join()
-            .map_err(|_| anyhow::anyhow!("the log reader panicked"))?,
-        None => Vec::new(),
-    };
+fn stop(server: Sluice) -> anyhow::Result<String> {
+    let (_, lines) = server.stop()?;
     Ok(lines.join("\n"))
-}
-
-thread_local! {
-    /// The log readers of the servers started by this thread, by process id.
-    static LOGS: std::cell::RefCell<
-        std::collections::HashMap<u32, std::thread::JoinHandle<Vec<String>>>,
-    > = std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,7 +133,7 @@ async fn sighup_reloads_the_certificate_files_and_a_bad_file_keeps_the_old() -> 
     anyhow::ensure!(!answer.starts_with(b"HTTP/"), "{answer:?}");
 
     let renewed = ca.write_leaf(&cert, &key)?;
-    signal(&child, "HUP")?;
+    child.signal("HUP")?;
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let (leaf, status) = served(&connector, addr).await?;
@@ -197,7 +149,7 @@ async fn sighup_reloads_the_certificate_files_and_a_bad_file_keeps_the_old() -> 
     }
 
     std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\ncut off")?;
-    signal(&child, "HUP")?;
+    child.signal("HUP")?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (leaf, status) = served(&connector, addr).await?;
     anyhow::ensure!(leaf == renewed, "a bad file keeps the certificate in force");

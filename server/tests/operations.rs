@@ -2,67 +2,48 @@
 //! connects and is deleted, `/metrics` on its own address, and the configuration layers
 //! (flag over environment over file over default) as `--print-config` shows them.
 
+#[path = "support/binary.rs"]
+mod binary;
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use binary::Sluice;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use support::media::Kind;
 use support::peer::Peer;
 use tokio_tungstenite::tungstenite::Message;
 
-/// A running `sluice` whose standard output lines arrive on `lines`.
+/// A running `sluice` (with `SLUICE_LOG=info`) and every line it printed so far.
 struct Server {
-    child: Child,
-    lines: mpsc::Receiver<String>,
+    sluice: Sluice,
+    /// The startup line, until it is read like the others.
+    first: Option<String>,
     /// Every line read so far.
     seen: Vec<String>,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Server {
     fn start(args: &[&str]) -> anyhow::Result<Server> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args([
-                "--http",
-                "127.0.0.1:0",
-                "--udp",
-                "127.0.0.1:0",
-                "--workers",
-                "1",
-            ])
-            .args(args)
-            .env("SLUICE_LOG", "info")
-            .env_remove("SLUICE_CONFIG")
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let sluice = Sluice::start(args, &[("SLUICE_LOG", "info")])?;
         Ok(Server {
-            child,
-            lines,
+            first: Some(sluice.first_line.clone()),
+            sluice,
             seen: Vec::new(),
         })
+    }
+
+    /// The next line it prints, the startup line first.
+    fn next_line(&mut self, wait: Duration) -> anyhow::Result<String> {
+        match self.first.take() {
+            Some(first) => Ok(first),
+            None => self.sluice.next_line(wait),
+        }
     }
 
     /// The next JSON log line whose message is `message` and whose fields match `fields`
@@ -76,7 +57,7 @@ impl Server {
         let deadline = Instant::now() + limit;
         loop {
             let wait = deadline.saturating_duration_since(Instant::now());
-            let line = match self.lines.recv_timeout(wait) {
+            let line = match self.next_line(wait) {
                 Ok(line) => line,
                 Err(_) => bail!(
                     "no {message:?} line with {fields:?} within {limit:?}; saw:\n{}",
@@ -296,8 +277,7 @@ impl Server {
         loop {
             let wait = deadline.saturating_duration_since(Instant::now());
             let line = self
-                .lines
-                .recv_timeout(wait)
+                .next_line(wait)
                 .with_context(|| format!("no line containing {text:?}: {:?}", self.seen))?;
             self.seen.push(line.clone());
             let event: Value = serde_json::from_str(&line)

@@ -1,40 +1,20 @@
 //! SIGTERM shuts `sluice` down gracefully: a joined WebSocket client is closed with code 1001
 //! and a reason, and the process exits cleanly.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+#[path = "support/binary.rs"]
+mod binary;
+
 use std::time::Duration;
 
+use binary::Sluice;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_websockets_with_a_reason_and_exits() -> anyhow::Result<()> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args([
-            "--http",
-            "127.0.0.1:0",
-            "--udp",
-            "127.0.0.1:0",
-            "--workers",
-            "1",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().ok_or_else(|| anyhow::anyhow!("no output"))??;
-    // "sluice: web app on http://127.0.0.1:PORT ; media on ..."
-    let address = first
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .ok_or_else(|| anyhow::anyhow!("no address in {first:?}"))?
-        .to_owned();
+    let sluice = Sluice::start(&[], &[])?;
+    let address = sluice.address.clone();
 
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws")).await?;
     socket
@@ -48,10 +28,7 @@ async fn sigterm_closes_websockets_with_a_reason_and_exits() -> anyhow::Result<(
     };
     anyhow::ensure!(joined.contains(r#""type":"joined""#), "{joined}");
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()?;
-    anyhow::ensure!(status.success(), "kill failed");
+    sluice.signal("TERM")?;
 
     let close = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(message) = socket.next().await {
@@ -71,23 +48,8 @@ async fn sigterm_closes_websockets_with_a_reason_and_exits() -> anyhow::Result<(
         frame.reason
     );
 
-    let exited = tokio::task::spawn_blocking(move || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = child.try_wait()? {
-                return Ok::<_, std::io::Error>(Some(status));
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                return Ok(None);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    })
-    .await??;
-    let status = exited.ok_or_else(|| anyhow::anyhow!("sluice did not exit after SIGTERM"))?;
+    let (status, rest) = tokio::task::spawn_blocking(move || sluice.wait_for_exit()).await??;
     anyhow::ensure!(status.success(), "sluice exited with {status}");
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
     anyhow::ensure!(
         // A log line: "<timestamp>  INFO sluice: stopped".
         rest.iter().any(|line| line.ends_with("sluice: stopped")),

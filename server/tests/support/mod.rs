@@ -6,6 +6,8 @@
 // Each test binary compiles this module and uses a different part of it.
 #![allow(dead_code)]
 
+// `binary.rs` beside these (the real `sluice` binary) is included by the tests that start it
+// with `#[path]`: it needs `CARGO_BIN_EXE_sluice`, which examples that use this module lack.
 pub mod media;
 pub mod peer;
 pub mod proxy;
