@@ -1,11 +1,11 @@
 // What a publisher's viewers get depends first on what the publisher dares to send: a
 // browser's send-side estimator ramps up only when its packets are acknowledged with
 // transport-wide congestion-control feedback. A Chromium publishing its fake camera at
-// 1280x720 over WHIP must reach an available outgoing bitrate of 2 Mbit/s within 10 s
-// (without feedback it falls to about 30 kbit/s at 320 px), then send 1280 px wide: Chromium
-// raises the resolution in its own steps (320, 480, 960, 1280 px, about 25 s on the test
-// machine, as with a basic Pion fan-out SFU), so that gets 40 s. A WHEP viewer then decodes
-// it at that size.
+// 1280x720 over WHIP must reach an available outgoing bitrate of 2 Mbit/s (measured: after
+// 1 to 7 s; without feedback it falls to about 30 kbit/s at 320 px; the bound is 15 s so that
+// a loaded machine does not fail it), then send 1280 px wide: Chromium raises the resolution
+// in its own steps (320, 480, 640, 960, 1280 px, about 23 s on the test machine, as with a
+// basic Pion fan-out SFU; the bound is 60 s). A WHEP viewer then decodes it at that size.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -44,7 +44,7 @@ function sending(page) {
   });
 }
 
-test('a Chromium WHIP publisher has 2 Mbit/s within 10 s and sends 1280 px', { timeout: 90_000 }, async () => {
+test('a Chromium WHIP publisher gets 2 Mbit/s and sends 1280 px', { timeout: 120_000 }, async () => {
   const room = `quality-${process.pid}`;
   const publisher = await launchBrowser('quality-publisher');
   browsers.push(publisher);
@@ -71,10 +71,10 @@ test('a Chromium WHIP publisher has 2 Mbit/s within 10 s and sends 1280 px', { t
     throw new Error(`${error.message}; [ms, kbit/s available, width sent]: ${JSON.stringify(timeline)}`);
   };
   await waitFor('2 Mbit/s available', async () => (await sample()).availableOutgoingBitrate >= 2_000_000,
-    { timeoutMs: 10_000, intervalMs: 500 }).catch(failWith);
+    { timeoutMs: 15_000, intervalMs: 500 }).catch(failWith);
   const available = Date.now() - started;
   const reached = await waitFor('1280 px sent', async () => ((await sample()).frameWidth === 1280 ? last : null),
-    { timeoutMs: 40_000, intervalMs: 1000 }).catch(failWith);
+    { timeoutMs: 60_000, intervalMs: 1000 }).catch(failWith);
   console.log(`2 Mbit/s available after ${available} ms; 1280 px after ${Date.now() - started} ms`);
   console.log(JSON.stringify(timeline));
   const before = await sending(publisher.page);
