@@ -607,15 +607,6 @@ impl Router {
         packet: &mut [u8],
         out: &mut TransmitQueue,
     ) -> Result<usize, RouteDrop> {
-        // Every authenticated packet with the transport-wide sequence number is acknowledged,
-        // whatever happens to it next (dropped, RTX, padding, an SSRC not known yet): the
-        // publisher's estimator needs them all.
-        if let Some(feedback) = self.transport_feedback.get_mut(&from) {
-            feedback.handle_rtp(now, packet);
-            if let Some(due) = feedback.poll_timeout() {
-                self.feedback_deadline = Some(self.feedback_deadline.map_or(due, |at| at.min(due)));
-            }
-        }
         let result = self.route_rtp(now, from, packet, out);
         match result {
             Ok(copies) => {
@@ -638,6 +629,17 @@ impl Router {
             return Err(RouteDrop::TooLarge);
         }
         let view = RtpPacket::parse(&*packet).map_err(|_| RouteDrop::Malformed)?;
+        // Every authenticated packet with the transport-wide sequence number is acknowledged,
+        // whatever happens to it next (dropped, RTX, padding, an SSRC not known yet): the
+        // publisher's estimator needs them all.
+        if let Some(feedback) = self.transport_feedback.get_mut(&from)
+            && let Some(&[high, low]) = view.extension(feedback.extension_id())
+        {
+            feedback.handle_packet(now, u16::from_be_bytes([high, low]));
+            if let Some(due) = feedback.poll_timeout() {
+                self.feedback_deadline = Some(self.feedback_deadline.map_or(due, |at| at.min(due)));
+            }
+        }
         let (track_id, role) = *self
             .track_by_ssrc
             .get(&(from, view.ssrc()))

@@ -82,15 +82,10 @@ impl TransportFeedback {
         }
     }
 
-    /// Records the arrival at `now` of an (authenticated) RTP packet of the publisher, if it
-    /// carries the transport-wide sequence number.
-    pub fn handle_rtp(&mut self, now: Instant, packet: &[u8]) {
-        let Ok(view) = rtc_core::rtp::RtpPacket::parse_header_only(packet) else {
-            return;
-        };
-        if let Some(&[high, low]) = view.extension(self.extension_id) {
-            self.handle_packet(now, u16::from_be_bytes([high, low]));
-        }
+    /// The publisher's id of the transport-wide sequence number extension: the router reads
+    /// the number from the packet it has already parsed.
+    pub fn extension_id(&self) -> u8 {
+        self.extension_id
     }
 
     /// Records the arrival at `now` of the packet with transport-wide sequence number `seq`.
