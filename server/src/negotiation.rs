@@ -2,7 +2,9 @@
 //! negotiation for publishers and subscribers, session setup (ICE-lite credentials, DTLS
 //! endpoint), binding streams to the router, and teardown.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use ice_lite::{IceCredentials, IceLiteAgent, IceLiteConfig};
 use packet_router::{
@@ -183,7 +185,7 @@ fn remote_credentials(negotiated: &NegotiatedSession) -> Result<IceCredentials, 
 fn dtls_endpoint(
     certificate: &DtlsCertificate,
     negotiated: &NegotiatedSession,
-    now: std::time::Instant,
+    now: Instant,
 ) -> Result<DtlsEndpoint, SfuError> {
     let fingerprint = remote_fingerprint(negotiated)?;
     Ok(if negotiated.remote_setup == Setup::Passive {
@@ -370,22 +372,40 @@ pub(crate) fn restart_ice(
             "the session has no ICE session to restart yet".to_owned(),
         ));
     }
-    session.ice.restart(state.now, local.clone(), remote);
-    state.by_ufrag.remove(&session.local_ufrag);
-    session.local_ufrag = local.ufrag().to_owned();
-    state.by_ufrag.insert(session.local_ufrag.clone(), id);
-    tracing::info!(
-        session = id.0,
-        room = %session.room,
-        role = session.role.as_str(),
-        ufrag = local.ufrag(),
-        "ice restart"
+    apply_ice_restart(
+        &mut state.by_ufrag,
+        session,
+        state.now,
+        local.clone(),
+        remote,
     );
     Ok(LocalIceCredentials {
         ufrag: local.ufrag().to_owned(),
         pwd: local.pwd().to_owned(),
         candidates: state.context.candidates.clone(),
     })
+}
+
+/// Restarts the session's ICE agent with both sides' new credentials and finds the session
+/// by its new ufrag from now on.
+fn apply_ice_restart(
+    by_ufrag: &mut HashMap<String, SessionId>,
+    session: &mut Session,
+    now: Instant,
+    local: IceCredentials,
+    remote: IceCredentials,
+) {
+    session.ice.restart(now, local, remote);
+    by_ufrag.remove(&session.local_ufrag);
+    session.local_ufrag = session.ice.local_credentials().ufrag().to_owned();
+    by_ufrag.insert(session.local_ufrag.clone(), session.id);
+    tracing::info!(
+        session = session.id.0,
+        room = %session.room,
+        role = session.role.as_str(),
+        ufrag = %session.local_ufrag,
+        "ice restart"
+    );
 }
 
 /// Makes the router's tracks of publisher `id` match what it now sends: new SSRCs become
@@ -694,7 +714,8 @@ fn answer_subscriber(state: &mut WorkerState, id: SessionId, answer: &str) -> Re
         .ok_or(SfuError::NoOfferPending)?;
     let negotiated =
         apply_subscriber_answer(offer, answer).map_err(|e| SfuError::BadOffer(e.to_string()))?;
-    if session.dtls.is_none() {
+    let first_answer = session.dtls.is_none();
+    if first_answer {
         session
             .ice
             .set_remote_credentials(remote_credentials(&negotiated)?);
@@ -703,21 +724,14 @@ fn answer_subscriber(state: &mut WorkerState, id: SessionId, answer: &str) -> Re
             &negotiated,
             state.now,
         )?);
-    } else if let Some(local) = subscriber.pending_ice.take() {
-        // The answer to an ICE-restarting offer: both sides' new credentials apply now.
-        let remote = remote_credentials(&negotiated)?;
-        session.ice.restart(state.now, local, remote);
-        state.by_ufrag.remove(&session.local_ufrag);
-        session.local_ufrag = session.ice.local_credentials().ufrag().to_owned();
-        state.by_ufrag.insert(session.local_ufrag.clone(), id);
-        tracing::info!(
-            session = id.0,
-            room = %session.room,
-            role = "subscriber",
-            ufrag = %session.local_ufrag,
-            "ice restart"
-        );
     }
+    // The answer to an ICE-restarting offer: both sides' new credentials apply (below, once
+    // the slots are read).
+    let restart = if first_answer {
+        None
+    } else {
+        subscriber.pending_ice.take()
+    };
     let mut pending = Vec::new();
     for slot in &mut subscriber.slots {
         let (Some(track), None) = (slot.track, slot.subscription) else {
@@ -734,6 +748,10 @@ fn answer_subscriber(state: &mut WorkerState, id: SessionId, answer: &str) -> Re
                 stream: subscribed_stream(media, slot.ssrc, rtx),
             },
         ));
+    }
+    if let Some(local) = restart {
+        let remote = remote_credentials(&negotiated)?;
+        apply_ice_restart(&mut state.by_ufrag, session, state.now, local, remote);
     }
     if session.srtp.is_none() {
         session.pending.extend(pending.into_iter().map(|(_, p)| p));
