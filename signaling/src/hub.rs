@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use packet_router::SessionId;
-use rand::RngCore;
 
 use crate::SignalingConfig;
 use crate::auth::{Action, AuthError, Grant, RefusedTokens, unix_now};
@@ -407,9 +406,7 @@ impl<M: MediaPlane> Hub<M> {
 
     /// A new 128-bit random resource token, registered to `resource`.
     pub fn add_resource(&self, resource: Resource) -> String {
-        let mut bytes = [0u8; 16];
-        rand::rng().fill_bytes(&mut bytes);
-        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let token = crate::random_hex::<16>();
         let mut state = self.state();
         if let Resource::Whep { session, .. } = &resource {
             state.sessions.insert(

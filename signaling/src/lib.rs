@@ -232,5 +232,14 @@ async fn serve_metrics<M: MediaPlane>(listener: TcpListener, hub: Arc<hub::Hub<M
     }
 }
 
+/// `N` random bytes (the thread's CSPRNG, seeded by the OS) as `2 * N` lowercase hex
+/// digits: resource tokens, resume tokens, entity-tags.
+pub(crate) fn random_hex<const N: usize>() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; N];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// How long a shutdown waits for open connections to finish.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);

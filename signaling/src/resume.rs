@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rand::RngCore;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -96,9 +95,7 @@ pub struct Resumed {
 
 /// A new 128-bit random token, as 32 lowercase hex digits.
 pub fn new_token() -> String {
-    let mut bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::random_hex::<16>()
 }
 
 /// Whether `text` could be a token of [`new_token`]'s (anything else is refused unread).

@@ -10,7 +10,6 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use packet_router::SessionId;
-use rand::RngCore;
 
 use crate::http::{Body, error, has_content_type, no_content, respond};
 use crate::hub::Hub;
@@ -151,9 +150,7 @@ pub(crate) struct IceSession {
 }
 
 fn new_etag() -> String {
-    let mut bytes = [0u8; 8];
-    rand::rng().fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::random_hex::<8>()
 }
 
 impl IceSession {
