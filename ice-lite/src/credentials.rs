@@ -35,8 +35,23 @@ impl std::fmt::Debug for IceCredentials {
     }
 }
 
+/// RFC 8839 ice-char: ALPHA / DIGIT / "+" / "/".
+pub fn is_ice_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'+' || b == b'/'
+}
+
 fn is_ice_chars(s: &str, min: usize) -> bool {
-    (min..=MAX_LEN).contains(&s.len()) && s.bytes().all(|b| ICE_CHARS.contains(&b))
+    (min..=MAX_LEN).contains(&s.len()) && s.bytes().all(is_ice_char)
+}
+
+/// Whether `ufrag` is an RFC 8839 ice-ufrag: 4 to 256 ice-chars.
+pub fn is_valid_ufrag(ufrag: &str) -> bool {
+    is_ice_chars(ufrag, MIN_UFRAG_LEN)
+}
+
+/// Whether `pwd` is an RFC 8839 ice-pwd: 22 to 256 ice-chars.
+pub fn is_valid_pwd(pwd: &str) -> bool {
+    is_ice_chars(pwd, MIN_PWD_LEN)
 }
 
 fn random_ice_string(rng: &mut impl RngCore, len: usize) -> String {
@@ -69,7 +84,7 @@ impl IceCredentials {
     /// Credentials given by a peer (from its SDP), validated: ufrag >= 4 and pwd >= 22
     /// ice-chars, at most 256 each.
     pub fn new(ufrag: &str, pwd: &str) -> Result<Self, Error> {
-        if !is_ice_chars(ufrag, MIN_UFRAG_LEN) || !is_ice_chars(pwd, MIN_PWD_LEN) {
+        if !is_valid_ufrag(ufrag) || !is_valid_pwd(pwd) {
             return Err(Error::InvalidCredentials);
         }
         Ok(Self {

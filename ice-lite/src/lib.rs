@@ -26,7 +26,9 @@ mod stun_writer;
 
 pub use agent::{IceEvent, IceLiteAgent, IceLiteConfig, IceStats};
 pub use candidate::{Candidate, Transport, candidate_priority};
-pub use credentials::{IceCredentials, MIN_PWD_LEN, MIN_UFRAG_LEN};
+pub use credentials::{
+    IceCredentials, MIN_PWD_LEN, MIN_UFRAG_LEN, is_ice_char, is_valid_pwd, is_valid_ufrag,
+};
 pub use demux::{Datagram, PacketKind, classify};
 pub use error::Error;
 pub use stun::{

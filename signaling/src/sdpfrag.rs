@@ -5,15 +5,7 @@
 
 use std::fmt;
 
-/// RFC 8839: ice-char = ALPHA / DIGIT / "+" / "/".
-fn is_ice_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'+' || b == b'/'
-}
-
-/// RFC 8839: ice-ufrag = 4*256ice-char, ice-pwd = 22*256ice-char.
-fn is_ice_string(value: &str, min: usize) -> bool {
-    (min..=256).contains(&value.len()) && value.bytes().all(is_ice_char)
-}
+use ice_lite::{is_ice_char, is_valid_pwd, is_valid_ufrag};
 
 /// RFC 4566 token-char (what `a=mid` identification tags and candidate types are made of).
 fn is_token(value: &str) -> bool {
@@ -196,7 +188,7 @@ pub fn parse(text: &str) -> Result<IceFragment, FragmentError> {
                 };
                 match (name, attribute) {
                     ("ice-ufrag", Some(ufrag)) => {
-                        if !is_ice_string(ufrag, 4) {
+                        if !is_valid_ufrag(ufrag) {
                             return Err(bad("a=ice-ufrag must be 4 to 256 ice-chars"));
                         }
                         agree(
@@ -207,7 +199,7 @@ pub fn parse(text: &str) -> Result<IceFragment, FragmentError> {
                         )?;
                     }
                     ("ice-pwd", Some(pwd)) => {
-                        if !is_ice_string(pwd, 22) {
+                        if !is_valid_pwd(pwd) {
                             return Err(bad("a=ice-pwd must be 22 to 256 ice-chars"));
                         }
                         agree(
