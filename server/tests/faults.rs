@@ -16,17 +16,20 @@ use support::proxy::{Impairment, LossyProxy, Tampering};
 use support::room::{close_room, connect_publisher, connect_subscribers};
 use support::{sdp, within};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_that_vanishes_is_ended_when_consent_expires() -> anyhow::Result<()> {
-    let _turn = support::one_at_a_time().await;
-    let consent_timeout = Duration::from_secs(3);
+/// An SFU with a short consent timeout, its event stream, and a proxy that forwards
+/// everything (no loss) for at most 60 s, for a peer whose network the test can take away.
+async fn with_consent_timeout_behind_a_proxy(
+    consent_timeout: Duration,
+) -> anyhow::Result<(
+    Sfu,
+    tokio::sync::mpsc::UnboundedReceiver<MediaEvent>,
+    LossyProxy,
+)> {
     let sfu = Sfu::start(MediaConfig {
         consent_timeout,
         ..MediaConfig::loopback()
     })?;
-    let mut events = sfu.take_events().context("the event stream")?;
-    // The peer reaches the server only through this proxy, so stopping the proxy is its
-    // network going away.
+    let events = sfu.take_events().context("the event stream")?;
     let proxy = LossyProxy::start(
         sfu.media_addr(),
         Impairment {
@@ -37,6 +40,16 @@ async fn a_peer_that_vanishes_is_ended_when_consent_expires() -> anyhow::Result<
         },
     )
     .await?;
+    Ok((sfu, events, proxy))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_vanishes_is_ended_when_consent_expires() -> anyhow::Result<()> {
+    let _turn = support::one_at_a_time().await;
+    let consent_timeout = Duration::from_secs(3);
+    // The peer reaches the server only through the proxy, so stopping the proxy is its
+    // network going away.
+    let (sfu, mut events, proxy) = with_consent_timeout_behind_a_proxy(consent_timeout).await?;
     let peer = Peer::new("vanishing").await?;
     let _audio = peer.add_send_track(Kind::Audio, 0x0AD1_0001).await?;
     let offer = peer.complete_offer().await?;
@@ -162,21 +175,7 @@ fn expectation(plan: &MediaPlan, kind: Kind) -> Expectation<'_> {
 async fn media_without_binding_requests_keeps_a_session_alive() -> anyhow::Result<()> {
     let _turn = support::one_at_a_time().await;
     let consent_timeout = Duration::from_secs(3);
-    let sfu = Sfu::start(MediaConfig {
-        consent_timeout,
-        ..MediaConfig::loopback()
-    })?;
-    let mut events = sfu.take_events().context("the event stream")?;
-    let proxy = LossyProxy::start(
-        sfu.media_addr(),
-        Impairment {
-            loss: 0.0,
-            seed: 2,
-            lifetime: Duration::from_secs(90),
-            max_datagrams: 200_000,
-        },
-    )
-    .await?;
+    let (sfu, mut events, proxy) = with_consent_timeout_behind_a_proxy(consent_timeout).await?;
     let room = "media-only-consent";
     let publisher = connect_publisher(&sfu, room, Some(&proxy)).await?;
     let subscribers = connect_subscribers(&sfu, room, publisher.session, 1).await?;
