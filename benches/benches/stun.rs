@@ -72,6 +72,7 @@ fn stun(c: &mut Criterion) {
             let msg = StunMessage::parse(black_box(request)).expect("valid check");
             agent
                 .handle_binding_request(now, source, &msg, &mut out)
+                .response_len()
                 .expect("answered")
         })
     });

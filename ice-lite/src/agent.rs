@@ -16,7 +16,7 @@
 //! let mut out = [0u8; 1500];
 //! let now = Instant::now();
 //! if let Ok(msg) = StunMessage::parse(datagram) {
-//!     if let Ok(Some(len)) = agent.handle_binding_request(now, source, &msg, &mut out) {
+//!     if let Some(len) = agent.handle_binding_request(now, source, &msg, &mut out).response_len() {
 //!         // send &out[..len] to `source`
 //!     }
 //! }
@@ -75,6 +75,44 @@ pub enum IceEvent {
     },
     /// No valid check for `consent_timeout`: stop sending and tear the session down.
     ConsentExpired,
+}
+
+/// What [`IceLiteAgent::handle_binding_request`] did with a STUN message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BindingOutcome {
+    /// An authentic check: send `out[..len]` back to its source (a success response, or a
+    /// 487 role conflict).
+    Answered {
+        /// Bytes of the response written into `out`.
+        len: usize,
+    },
+    /// The request failed its checks (`error` says which). `response` is the length of a
+    /// small error response (400 or 401) written into `out` to send back, when one is sent.
+    Refused {
+        /// Why it was refused.
+        error: Error,
+        /// Bytes of the error response in `out`, if one is to be sent.
+        response: Option<usize>,
+    },
+    /// Nothing to do: an indication (a keepalive) or a stray response.
+    Ignored,
+}
+
+impl BindingOutcome {
+    /// The bytes to send back, if any: `out[..len]`.
+    pub fn response_len(self) -> Option<usize> {
+        match self {
+            BindingOutcome::Answered { len } => Some(len),
+            BindingOutcome::Refused { response, .. } => response,
+            BindingOutcome::Ignored => None,
+        }
+    }
+
+    /// Whether the request was refused (with or without a response).
+    pub fn is_refused(self) -> bool {
+        matches!(self, BindingOutcome::Refused { .. })
+    }
 }
 
 /// Counters of checks, for metrics and tests.
@@ -180,12 +218,7 @@ impl IceLiteAgent {
     }
 
     /// Handles a STUN message received from `source` (normally a Binding request), writing
-    /// the response, if any, into `out`.
-    ///
-    /// - `Ok(Some(len))`: send `out[..len]` back to `source` (a success response, or a 400,
-    ///   401 or 487 error response).
-    /// - `Ok(None)`: nothing to answer (an indication, e.g. a keepalive, or a response).
-    /// - `Err(e)`: the request is dropped silently; `e` says why.
+    /// the response, if any, into `out`, and says what it did (see [`BindingOutcome`]).
     ///
     /// Checks are validated as RFC 8445 7.3 and RFC 8489 9.1.3 say: FINGERPRINT must be
     /// present and right (otherwise the datagram is not ICE: dropped), USERNAME and
@@ -199,61 +232,77 @@ impl IceLiteAgent {
         source: SocketAddr,
         msg: &StunMessage<'_>,
         out: &mut [u8],
-    ) -> Result<Option<usize>, Error> {
+    ) -> BindingOutcome {
         match msg.class() {
             Class::Request => {}
             // Keepalive indications and stray responses need no answer.
-            Class::Indication | Class::SuccessResponse | Class::ErrorResponse => return Ok(None),
+            Class::Indication | Class::SuccessResponse | Class::ErrorResponse => {
+                return BindingOutcome::Ignored;
+            }
         }
+        let refused = |error| BindingOutcome::Refused {
+            error,
+            response: None,
+        };
         if msg.method() != METHOD_BINDING {
-            return Err(Error::UnsupportedMethod);
+            return refused(Error::UnsupportedMethod);
         }
         if let Err(e) = msg.verify_fingerprint() {
             self.stats.fingerprint_failures += 1;
-            return Err(e);
+            return refused(e);
         }
         let transaction_id = msg.transaction_id();
         let request_len = msg.as_bytes().len();
-        let unauthenticated_error = |code: u16, out: &mut [u8]| -> Result<Option<usize>, Error> {
+        let unauthenticated_error = |error: Error, code: u16, out: &mut [u8]| {
             // Written first into the caller's buffer, then withheld if too large: the
             // response is at most a few dozen bytes, so this costs nothing measurable.
-            let len = write_binding_error(out, &transaction_id, code, None)?;
-            if len > request_len {
-                return Err(Error::ResponseWithheld(code));
+            match write_binding_error(out, &transaction_id, code, None) {
+                Ok(len) if len <= request_len => BindingOutcome::Refused {
+                    error,
+                    response: Some(len),
+                },
+                Ok(_) => refused(Error::ResponseWithheld(code)),
+                Err(e) => refused(e),
             }
-            Ok(Some(len))
         };
         let Some(username) = msg.username().filter(|_| msg.has_integrity()) else {
             self.stats.bad_requests += 1;
-            return unauthenticated_error(error_code::BAD_REQUEST, out);
+            return unauthenticated_error(Error::MissingUsername, error_code::BAD_REQUEST, out);
         };
         if !self.username_matches(username) {
             self.stats.unknown_usernames += 1;
-            return unauthenticated_error(error_code::UNAUTHORIZED, out);
+            return unauthenticated_error(Error::UnknownUsername, error_code::UNAUTHORIZED, out);
         }
         if msg.verify_integrity(&self.local_key).is_err() {
             self.stats.integrity_failures += 1;
-            return unauthenticated_error(error_code::UNAUTHORIZED, out);
+            return unauthenticated_error(Error::IntegrityMismatch, error_code::UNAUTHORIZED, out);
         }
         if self.expired {
-            return Err(Error::ConsentExpired);
+            return refused(Error::ConsentExpired);
         }
         if msg.ice_controlled().is_some() {
             // RFC 8445 7.3.1.1: the peer also claims the controlled role. A lite agent cannot
-            // become controlling, so whatever the tie-breakers, the peer must switch.
+            // become controlling, so whatever the tie-breakers, the peer must switch. The
+            // check is authentic: it is answered (with 487), not refused.
             self.stats.role_conflicts += 1;
-            let len = write_binding_error(
+            return match write_binding_error(
                 out,
                 &transaction_id,
                 error_code::ROLE_CONFLICT,
                 Some(&self.local_key),
-            )?;
-            return Ok(Some(len));
+            ) {
+                Ok(len) => BindingOutcome::Answered { len },
+                Err(e) => refused(e),
+            };
         }
-        let len = write_binding_success(out, &transaction_id, source, &self.local_key)?;
-        self.stats.successes += 1;
-        self.on_valid_check(now, source, msg.use_candidate());
-        Ok(Some(len))
+        match write_binding_success(out, &transaction_id, source, &self.local_key) {
+            Ok(len) => {
+                self.stats.successes += 1;
+                self.on_valid_check(now, source, msg.use_candidate());
+                BindingOutcome::Answered { len }
+            }
+            Err(e) => refused(e),
+        }
     }
 
     /// USERNAME of a check sent to us is "ourufrag:theirufrag".
@@ -468,8 +517,13 @@ mod tests {
     ) -> Result<Option<(Class, Option<u16>)>, Error> {
         let msg = StunMessage::parse(bytes).unwrap();
         let mut out = [0u8; 1500];
-        let Some(len) = agent.handle_binding_request(now, source, &msg, &mut out)? else {
-            return Ok(None);
+        let len = match agent.handle_binding_request(now, source, &msg, &mut out) {
+            BindingOutcome::Ignored => return Ok(None),
+            BindingOutcome::Refused {
+                error,
+                response: None,
+            } => return Err(error),
+            outcome => outcome.response_len().unwrap(),
         };
         let response = StunMessage::parse(&out[..len]).unwrap();
         assert_eq!(response.transaction_id(), msg.transaction_id());
@@ -674,7 +728,7 @@ mod tests {
         let mut out = [0u8; 200];
         let n = agent
             .handle_binding_request(t0, a, &msg, &mut out)
-            .unwrap()
+            .response_len()
             .unwrap();
         let response = StunMessage::parse(&out[..n]).unwrap();
         assert_eq!(response.class(), Class::ErrorResponse);
@@ -778,7 +832,7 @@ mod tests {
         let mut out = [0u8; 1500];
         let len = agent
             .handle_binding_request(Instant::now(), a, &msg, &mut out)
-            .unwrap()
+            .response_len()
             .unwrap();
         assert!(len <= request.len());
     }
@@ -902,7 +956,7 @@ mod tests {
             let msg = StunMessage::parse(&old).unwrap();
             let len = agent
                 .handle_binding_request(t1, b, &msg, &mut out)
-                .unwrap()
+                .response_len()
                 .unwrap();
             let response = StunMessage::parse(&out[..len]).unwrap();
             assert_eq!(response.error_code().map(|e| e.code), Some(401));
@@ -912,7 +966,7 @@ mod tests {
         let msg = StunMessage::parse(&wrong_peer).unwrap();
         let len = agent
             .handle_binding_request(t1, b, &msg, &mut out)
-            .unwrap()
+            .response_len()
             .unwrap();
         let response = StunMessage::parse(&out[..len]).unwrap();
         assert_eq!(response.error_code().map(|e| e.code), Some(401));
@@ -923,7 +977,7 @@ mod tests {
         let msg = StunMessage::parse(&new).unwrap();
         let len = agent
             .handle_binding_request(t1, b, &msg, &mut out)
-            .unwrap()
+            .response_len()
             .unwrap();
         let response = StunMessage::parse(&out[..len]).unwrap();
         assert_eq!(response.class(), Class::SuccessResponse);

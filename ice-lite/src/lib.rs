@@ -24,7 +24,7 @@ pub mod fuzzing;
 mod stun;
 mod stun_writer;
 
-pub use agent::{IceEvent, IceLiteAgent, IceLiteConfig, IceStats};
+pub use agent::{BindingOutcome, IceEvent, IceLiteAgent, IceLiteConfig, IceStats};
 pub use candidate::{Candidate, Transport, candidate_priority};
 pub use credentials::{
     IceCredentials, MIN_PWD_LEN, MIN_UFRAG_LEN, is_ice_char, is_valid_pwd, is_valid_ufrag,

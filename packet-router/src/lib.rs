@@ -28,13 +28,11 @@ pub use loss_tracker::{LossTracker, LossTrackerConfig, PacketArrival};
 pub use retransmit_budget::{RetransmitBudget, RetransmitBudgetConfig};
 pub use retransmit_cache::RetransmitCache;
 pub use rewrite::{RewriteDrop, RewrittenPacket, SourcePacket, SubscriberRewriter};
-pub use router::{RouteDrop, Router, RouterConfig, SubscriptionId, TrackId};
+pub use router::{RouteDrop, Router, RouterConfig};
 pub use transmit::{PacketKind, Transmit, TransmitQueue};
 pub use transport_feedback::TransportFeedback;
 
-/// Identifies a session (one peer connection) to the router.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct SessionId(pub u64);
+pub use rtc_core::{SessionId, SubscriptionId, TrackId};
 
 /// Errors of the router's configuration calls (packets are never errors, only drops).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -31,15 +31,7 @@ use crate::retransmit_cache::RetransmitCache;
 use crate::rewrite::{RewrittenPacket, SourcePacket, SubscriberRewriter};
 use crate::transmit::{PacketKind, TransmitQueue};
 use crate::transport_feedback::TransportFeedback;
-use crate::{RouterError, RouterStats, SessionId};
-
-/// Identifies a published track.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TrackId(pub u64);
-
-/// Identifies a subscription (one subscriber's stream of one track at a time).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SubscriptionId(pub u64);
+use crate::{RouterError, RouterStats, SessionId, SubscriptionId, TrackId};
 
 /// Tuning of the router.
 #[derive(Debug, Clone, Copy)]

@@ -13,6 +13,9 @@
 //! - [`dtls`]: the server side of DTLS-SRTP: certificate, fingerprint, handshake driving and
 //!   keying-material export.
 //! - [`sdp`]: SDP parsing and offer/answer negotiation for publishers and subscribers.
+//! - [`ids`]: newtypes for wire numbers and the minted ids of sessions, tracks and
+//!   subscriptions (with their node and worker); [`media_api`]: the values the media plane
+//!   hands to signaling.
 #![cfg_attr(
     not(test),
     deny(
@@ -28,11 +31,12 @@ mod error;
 pub mod fuzzing;
 pub mod ids;
 pub mod keying;
+pub mod media_api;
 pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
 pub mod srtp;
 
 pub use error::Error;
-pub use ids::{Pt, SeqNo, Ssrc};
+pub use ids::{IdSpace, NodeId, Pt, SeqNo, SessionId, Ssrc, SubscriptionId, TrackId};
 pub use keying::{SrtpKeyingMaterial, SrtpProfile};

@@ -23,11 +23,8 @@ pub mod config_file;
 mod hand_over;
 pub mod https;
 pub mod logging;
-mod negotiation;
-mod session;
 mod stats;
 pub mod tcp;
-mod timers;
 pub mod token;
 pub mod udp;
 mod worker;
@@ -38,9 +35,11 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
 use anyhow::Context as _;
+use media_plane::{Command, Reply};
 use rtc_core::dtls::DtlsCertificate;
 use tokio::sync::oneshot;
 
+pub use media_plane::SfuError;
 pub use packet_router::{MediaKind, SessionId, TrackId};
 pub use signaling::{
     LocalIceCredentials, MediaEvent, Played, Published, PublishedTrack, SubscriberOffer,
@@ -98,87 +97,15 @@ pub const DEFAULT_CONSENT_TIMEOUT: std::time::Duration = std::time::Duration::fr
 /// The default of [`MediaConfig::setup_timeout`].
 pub const DEFAULT_SETUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Why a request to the media plane failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SfuError {
-    /// The offer (or answer) cannot be served; the text says why.
-    BadOffer(String),
-    /// No publisher with that id in that room.
-    UnknownPublisher,
-    /// No such session, or not one that takes this request.
-    UnknownSession,
-    /// A track to offer does not exist (its publisher left).
-    UnknownTrack,
-    /// A subscriber connection has too many m-lines.
-    TooManyTracks,
-    /// An answer came with no offer of Sluice's waiting for it.
-    NoOfferPending,
-    /// The media plane has stopped.
-    Stopped,
-}
-
-impl std::fmt::Display for SfuError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SfuError::BadOffer(why) => write!(f, "the description cannot be served: {why}"),
-            SfuError::UnknownPublisher => f.write_str("no such publisher in this room"),
-            SfuError::UnknownSession => f.write_str("no such session"),
-            SfuError::UnknownTrack => f.write_str("no such track"),
-            SfuError::TooManyTracks => f.write_str("too many tracks on one connection"),
-            SfuError::NoOfferPending => f.write_str("no offer is waiting for an answer"),
-            SfuError::Stopped => f.write_str("the media plane has stopped"),
-        }
-    }
-}
-
-impl std::error::Error for SfuError {}
-
-/// A request to a media worker.
-pub(crate) enum Command {
-    Publish {
-        room: String,
-        session: Option<SessionId>,
-        offer: String,
-        reply: oneshot::Sender<Result<Published, SfuError>>,
-    },
-    Play {
-        room: String,
-        publisher: SessionId,
-        offer: String,
-        reply: oneshot::Sender<Result<Played, SfuError>>,
-    },
-    CreateSubscriber {
-        room: String,
-        reply: oneshot::Sender<Result<SessionId, SfuError>>,
-    },
-    OfferTracks {
-        session: SessionId,
-        tracks: Vec<TrackId>,
-        restart_ice: bool,
-        reply: oneshot::Sender<Result<SubscriberOffer, SfuError>>,
-    },
-    AnswerSubscriber {
-        session: SessionId,
-        answer: String,
-        reply: oneshot::Sender<Result<(), SfuError>>,
-    },
-    Close {
-        session: SessionId,
-        reply: oneshot::Sender<()>,
-    },
-    RestartIce {
-        session: SessionId,
-        remote_ufrag: String,
-        remote_pwd: String,
-        reply: oneshot::Sender<Result<LocalIceCredentials, SfuError>>,
-    },
-    Shutdown,
-}
-
 /// What a media worker receives besides its own socket's datagrams.
 pub(crate) enum Inbound {
-    /// A request from the signaling side.
-    Command(Command),
+    /// A request from the signaling side, and where its reply goes.
+    Command {
+        command: media_plane::Command,
+        reply: oneshot::Sender<media_plane::Reply>,
+    },
+    /// Send RTCP BYE to every peer, free the sessions and exit.
+    Shutdown,
     /// Datagrams that another worker's socket received for this worker's sessions.
     Datagrams(hand_over::HandOverBatch),
     /// A batch this worker handed over, emptied, back for reuse.
@@ -245,9 +172,9 @@ impl Shared {
     }
 }
 
-/// Which worker owns a session: its index is in the low byte of the id.
+/// Which worker owns a session: the one whose index its id carries.
 pub(crate) fn owner_of(session: SessionId) -> usize {
-    (session.0 & 0xff) as usize
+    session.worker()
 }
 
 /// Binds the media port once per worker (UDP with SO_REUSEPORT) and, with ICE-TCP, a TCP
@@ -337,15 +264,6 @@ impl Sfu {
         let certificate = DtlsCertificate::generate(&mut rand::rng())
             .map_err(|e| anyhow::anyhow!("generating the DTLS certificate: {e}"))?;
         let fingerprint = certificate.fingerprint().to_string();
-        let context = Arc::new(negotiation::LocalContext {
-            certificate,
-            fingerprint: fingerprint.clone(),
-            candidates: candidate_lines,
-            setup_timeout: config.setup_timeout,
-            consent_timeout: config.consent_timeout,
-            gso: config.gso,
-            next_session: AtomicU64::new(1),
-        });
 
         let mut polls = Vec::new();
         let mut receivers = Vec::new();
@@ -376,16 +294,32 @@ impl Sfu {
         {
             let listener = listeners.next().map(mio::net::TcpListener::from_std);
             let worker_stats = Arc::new(stats::PublishedStats::default());
+            let core = media_plane::CoreConfig {
+                ids: rtc_core::IdSpace {
+                    node: rtc_core::NodeId::default(),
+                    // At most MAX_WORKERS (64), so it fits.
+                    worker: u8::try_from(index).unwrap_or(u8::MAX),
+                },
+                workers,
+                certificate: certificate.clone(),
+                fingerprint: fingerprint.clone(),
+                candidates: candidate_lines.clone(),
+                setup_timeout: config.setup_timeout,
+                consent_timeout: config.consent_timeout,
+                group_transmits: config.gso,
+                router: packet_router::RouterConfig::default(),
+                seed: rand::random(),
+            };
             let worker = worker::Worker::new(
-                index,
+                core,
                 mio::net::UdpSocket::from_std(socket),
                 poll,
                 receiver,
                 Arc::clone(&shared),
                 Arc::clone(&worker_stats),
-                Arc::clone(&context),
                 listener,
                 Arc::clone(&tcp_slots),
+                config.gso,
             )?;
             threads.push(
                 std::thread::Builder::new()
@@ -438,26 +372,30 @@ impl Sfu {
         (hasher.finish() % self.shared.workers.len() as u64) as usize
     }
 
-    /// Sends `command` to worker `index` and waits for its reply.
+    /// Sends `command` to worker `index` and waits for its reply, which `expect` takes
+    /// apart (a reply of another kind cannot come back; it reads as a stopped media plane).
     async fn request<T>(
         &self,
         index: usize,
-        command: impl FnOnce(oneshot::Sender<Result<T, SfuError>>) -> Command,
+        command: media_plane::Command,
+        expect: impl FnOnce(media_plane::Reply) -> Option<Result<T, SfuError>>,
     ) -> Result<T, SfuError> {
         let (reply, answer) = oneshot::channel();
-        self.worker(index)?.send(Inbound::Command(command(reply)))?;
-        answer.await.map_err(|_| SfuError::Stopped)?
+        self.worker(index)?
+            .send(Inbound::Command { command, reply })?;
+        let reply = answer.await.map_err(|_| SfuError::Stopped)?;
+        expect(reply).unwrap_or(Err(SfuError::Stopped))
     }
 
     /// Answers a publisher's offer: its audio and video become tracks of `room`.
     pub async fn publish(&self, room: &str, offer_sdp: &str) -> Result<Published, SfuError> {
-        self.request(self.room_worker(room), |reply| Command::Publish {
+        let command = Command::Publish {
             room: room.to_owned(),
             session: None,
             offer: offer_sdp.to_owned(),
-            reply,
-        })
-        .await
+        };
+        self.request(self.room_worker(room), command, published)
+            .await
     }
 
     /// Answers a publisher's new offer on its existing connection (tracks added or removed).
@@ -466,13 +404,12 @@ impl Sfu {
         session: SessionId,
         offer_sdp: &str,
     ) -> Result<Published, SfuError> {
-        self.request(owner_of(session), |reply| Command::Publish {
+        let command = Command::Publish {
             room: String::new(),
             session: Some(session),
             offer: offer_sdp.to_owned(),
-            reply,
-        })
-        .await
+        };
+        self.request(owner_of(session), command, published).await
     }
 
     /// Answers a player's receive-only offer with `publisher`'s audio and video (WHEP).
@@ -485,11 +422,14 @@ impl Sfu {
         if owner_of(publisher) >= self.workers() {
             return Err(SfuError::UnknownPublisher);
         }
-        self.request(owner_of(publisher), |reply| Command::Play {
+        let command = Command::Play {
             room: room.to_owned(),
             publisher,
             offer: offer_sdp.to_owned(),
-            reply,
+        };
+        self.request(owner_of(publisher), command, |reply| match reply {
+            Reply::Played(result) => Some(result),
+            _ => None,
         })
         .await
     }
@@ -497,9 +437,12 @@ impl Sfu {
     /// Creates a subscriber connection in `room` whose tracks Sluice offers
     /// ([`Sfu::offer_tracks`]).
     pub async fn create_subscriber(&self, room: &str) -> Result<SessionId, SfuError> {
-        self.request(self.room_worker(room), |reply| Command::CreateSubscriber {
+        let command = Command::CreateSubscriber {
             room: room.to_owned(),
-            reply,
+        };
+        self.request(self.room_worker(room), command, |reply| match reply {
+            Reply::SubscriberCreated(result) => Some(result),
+            _ => None,
         })
         .await
     }
@@ -511,13 +454,12 @@ impl Sfu {
         session: SessionId,
         tracks: &[TrackId],
     ) -> Result<SubscriberOffer, SfuError> {
-        self.request(owner_of(session), |reply| Command::OfferTracks {
+        let command = Command::OfferTracks {
             session,
             tracks: tracks.to_vec(),
             restart_ice: false,
-            reply,
-        })
-        .await
+        };
+        self.request(owner_of(session), command, offered).await
     }
 
     /// [`Sfu::offer_tracks`] with new ICE credentials of Sluice's: an ICE restart of a
@@ -533,13 +475,12 @@ impl Sfu {
         if owner_of(session) >= self.workers() {
             return Err(SfuError::UnknownSession);
         }
-        self.request(owner_of(session), |reply| Command::OfferTracks {
+        let command = Command::OfferTracks {
             session,
             tracks: tracks.to_vec(),
             restart_ice: true,
-            reply,
-        })
-        .await
+        };
+        self.request(owner_of(session), command, offered).await
     }
 
     /// Applies a subscriber's answer to Sluice's last offer.
@@ -548,10 +489,13 @@ impl Sfu {
         session: SessionId,
         answer_sdp: &str,
     ) -> Result<(), SfuError> {
-        self.request(owner_of(session), |reply| Command::AnswerSubscriber {
+        let command = Command::AnswerSubscriber {
             session,
             answer: answer_sdp.to_owned(),
-            reply,
+        };
+        self.request(owner_of(session), command, |reply| match reply {
+            Reply::Answered(result) => Some(result),
+            _ => None,
         })
         .await
     }
@@ -571,11 +515,14 @@ impl Sfu {
         if owner_of(session) >= self.workers() {
             return Err(SfuError::UnknownSession);
         }
-        self.request(owner_of(session), |reply| Command::RestartIce {
+        let command = Command::RestartIce {
             session,
             remote_ufrag: remote_ufrag.to_owned(),
             remote_pwd: remote_pwd.to_owned(),
-            reply,
+        };
+        self.request(owner_of(session), command, |reply| match reply {
+            Reply::IceRestarted(result) => Some(result),
+            _ => None,
         })
         .await
     }
@@ -591,10 +538,8 @@ impl Sfu {
         let Some(worker) = self.shared.workers.get(owner_of(session)) else {
             return;
         };
-        if worker
-            .send(Inbound::Command(Command::Close { session, reply }))
-            .is_ok()
-        {
+        let command = Command::Close { session };
+        if worker.send(Inbound::Command { command, reply }).is_ok() {
             let _ = done.await;
         }
     }
@@ -603,7 +548,7 @@ impl Sfu {
     /// and exits; returns once all have. Later requests fail with [`SfuError::Stopped`].
     pub fn shutdown(&self) {
         for worker in &self.shared.workers {
-            let _ = worker.send(Inbound::Command(Command::Shutdown));
+            let _ = worker.send(Inbound::Shutdown);
         }
         let threads = self
             .threads
@@ -637,23 +582,36 @@ impl Sfu {
     }
 }
 
+/// Takes a publish reply apart.
+fn published(reply: Reply) -> Option<Result<Published, SfuError>> {
+    match reply {
+        Reply::Published(result) => Some(result),
+        _ => None,
+    }
+}
+
+/// Takes an offer reply apart.
+fn offered(reply: Reply) -> Option<Result<SubscriberOffer, SfuError>> {
+    match reply {
+        Reply::Offer(result) => Some(result),
+        _ => None,
+    }
+}
+
 impl Drop for Sfu {
     fn drop(&mut self) {
         self.shutdown();
     }
 }
 
-impl From<SfuError> for signaling::MediaError {
-    fn from(error: SfuError) -> Self {
-        match error {
-            SfuError::UnknownPublisher | SfuError::UnknownSession | SfuError::UnknownTrack => {
-                signaling::MediaError::UnknownSession
-            }
-            SfuError::Stopped => signaling::MediaError::Stopped,
-            SfuError::BadOffer(_) | SfuError::TooManyTracks | SfuError::NoOfferPending => {
-                signaling::MediaError::BadSdp(error.to_string())
-            }
+/// What signaling makes of a media plane error.
+fn media_error(error: SfuError) -> signaling::MediaError {
+    match error {
+        SfuError::UnknownPublisher | SfuError::UnknownSession | SfuError::UnknownTrack => {
+            signaling::MediaError::UnknownSession
         }
+        SfuError::Stopped => signaling::MediaError::Stopped,
+        _ => signaling::MediaError::BadSdp(error.to_string()),
     }
 }
 
@@ -666,8 +624,8 @@ impl signaling::MediaPlane for Sfu {
         offer: &str,
     ) -> Result<Published, signaling::MediaError> {
         Ok(match session {
-            None => Sfu::publish(self, room, offer).await?,
-            Some(session) => self.republish(session, offer).await?,
+            None => Sfu::publish(self, room, offer).await.map_err(media_error)?,
+            Some(session) => self.republish(session, offer).await.map_err(media_error)?,
         })
     }
 
@@ -677,11 +635,15 @@ impl signaling::MediaPlane for Sfu {
         publisher: SessionId,
         offer: &str,
     ) -> Result<Played, signaling::MediaError> {
-        Ok(self.subscribe(room, publisher, offer).await?)
+        self.subscribe(room, publisher, offer)
+            .await
+            .map_err(media_error)
     }
 
     async fn create_subscriber(&self, room: &str) -> Result<SessionId, signaling::MediaError> {
-        Ok(Sfu::create_subscriber(self, room).await?)
+        Sfu::create_subscriber(self, room)
+            .await
+            .map_err(media_error)
     }
 
     async fn offer_tracks(
@@ -689,7 +651,9 @@ impl signaling::MediaPlane for Sfu {
         subscriber: SessionId,
         tracks: &[TrackId],
     ) -> Result<SubscriberOffer, signaling::MediaError> {
-        Ok(Sfu::offer_tracks(self, subscriber, tracks).await?)
+        Sfu::offer_tracks(self, subscriber, tracks)
+            .await
+            .map_err(media_error)
     }
 
     async fn answer_subscriber(
@@ -697,7 +661,9 @@ impl signaling::MediaPlane for Sfu {
         subscriber: SessionId,
         answer: &str,
     ) -> Result<(), signaling::MediaError> {
-        Ok(Sfu::answer_subscriber(self, subscriber, answer).await?)
+        Sfu::answer_subscriber(self, subscriber, answer)
+            .await
+            .map_err(media_error)
     }
 
     async fn offer_tracks_with_ice_restart(
@@ -705,7 +671,9 @@ impl signaling::MediaPlane for Sfu {
         subscriber: SessionId,
         tracks: &[TrackId],
     ) -> Result<SubscriberOffer, signaling::MediaError> {
-        Ok(Sfu::offer_tracks_with_ice_restart(self, subscriber, tracks).await?)
+        Sfu::offer_tracks_with_ice_restart(self, subscriber, tracks)
+            .await
+            .map_err(media_error)
     }
 
     async fn restart_ice(
@@ -714,7 +682,9 @@ impl signaling::MediaPlane for Sfu {
         remote_ufrag: &str,
         remote_pwd: &str,
     ) -> Result<LocalIceCredentials, signaling::MediaError> {
-        Ok(Sfu::restart_ice(self, session, remote_ufrag, remote_pwd).await?)
+        Sfu::restart_ice(self, session, remote_ufrag, remote_pwd)
+            .await
+            .map_err(media_error)
     }
 
     async fn close(&self, session: SessionId) {

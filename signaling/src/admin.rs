@@ -8,7 +8,7 @@ use std::sync::Arc;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use packet_router::TrackId;
+use rtc_core::TrackId;
 use rtc_core::sdp::MediaKind;
 use serde_json::{Value, json};
 

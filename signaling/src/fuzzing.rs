@@ -16,8 +16,8 @@ use std::future::{Future, ready};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use packet_router::{SessionId, TrackId};
 use rtc_core::sdp::MediaKind;
+use rtc_core::{SessionId, TrackId};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::UnboundedReceiver;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use packet_router::SessionId;
+use rtc_core::SessionId;
 
 use crate::SignalingConfig;
 use crate::auth::{Action, AuthError, Grant, RefusedTokens, unix_now};

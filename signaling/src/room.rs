@@ -5,8 +5,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use packet_router::{SessionId, TrackId};
 use rtc_core::sdp::MediaKind;
+use rtc_core::{SessionId, TrackId};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 

@@ -9,7 +9,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use packet_router::SessionId;
+use rtc_core::SessionId;
 
 use crate::http::{Body, error, has_content_type, no_content, respond};
 use crate::hub::Hub;

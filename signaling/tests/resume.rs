@@ -14,7 +14,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use packet_router::SessionId;
+use rtc_core::SessionId;
 use serde_json::{Value, json};
 use signaling::SignalingConfig;
 use support::tokens::{self, join, token};

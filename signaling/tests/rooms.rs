@@ -11,7 +11,7 @@ mod support;
 
 use std::time::Duration;
 
-use packet_router::SessionId;
+use rtc_core::SessionId;
 use serde_json::json;
 use signaling::{MediaEvent, SignalingConfig};
 use support::{Call, Client, offer, start};

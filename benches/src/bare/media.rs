@@ -19,8 +19,9 @@ use tokio::sync::oneshot;
 use super::counters::{Counters, DropReason};
 use super::forward::{self, PendingFanOut, SendQueue};
 use super::negotiation::{self, LocalContext};
-use super::session::{Role, SessionEvent, Subscriber};
+use super::session::{Role, Subscriber};
 use super::table::SessionTable;
+use media_plane::{EndReason, Output, PeerEvent, Received};
 use packet_router::SessionId;
 
 pub(crate) const SOCKET: Token = Token(0);
@@ -71,7 +72,6 @@ pub(crate) struct MediaThread {
     pub(crate) next_snapshot: Instant,
     /// STUN responses and DTLS datagrams are written here.
     pub(crate) scratch: Vec<u8>,
-    pub(crate) session_events: Vec<SessionEvent>,
     /// Slots to visit in a timer scan, reused.
     pub(crate) due: Vec<usize>,
 }
@@ -189,16 +189,8 @@ impl MediaThread {
             self.counters.drop(DropReason::UnknownStunUsername);
             return;
         };
-        self.session_events.clear();
-        let response = session.handle_stun(
-            self.now,
-            source,
-            &message,
-            &mut self.scratch,
-            &mut self.session_events,
-        );
-        if let Some(bytes) = response.and_then(|len| self.scratch.get(..len)) {
-            self.socket.send(source, bytes);
+        let outcome = session.transport.handle_stun(self.now, source, &message);
+        if outcome.response_len().is_some() {
             self.counters.stun_responses += 1;
         }
         if let Some(slot) = slot {
@@ -214,45 +206,56 @@ impl MediaThread {
         let Some(session) = self.table.get_mut(slot) else {
             return;
         };
-        self.session_events.clear();
-        session.handle_dtls(self.now, datagram, &mut self.session_events);
+        if let Received::Dropped(_) = session.transport.handle_dtls(self.now, source, datagram) {
+            self.counters.drop(DropReason::UnvalidatedSource);
+        }
         self.after_session_input(slot);
     }
 
-    /// Sends what the session's DTLS endpoint wrote, acts on the session's events, and notes
-    /// its next deadline.
+    /// Sends what the session's transport wrote, acts on its events, and notes its next
+    /// deadline.
     fn after_session_input(&mut self, slot: usize) {
-        if let Some(session) = self.table.get_mut(slot)
-            && let Some(remote) = session.remote
-        {
-            while let Some(len) = session.dtls.poll_transmit(&mut self.scratch) {
-                if let Some(bytes) = self.scratch.get(..len) {
-                    self.socket.send(remote, bytes);
+        loop {
+            let Some(session) = self.table.get_mut(slot) else {
+                return;
+            };
+            match session.transport.poll_output(&mut self.scratch) {
+                Output::Transmit { destination, len } => {
+                    if let Some(bytes) = self.scratch.get(..len) {
+                        self.socket.send(destination, bytes);
+                    }
                 }
-            }
-        }
-        let mut events = std::mem::take(&mut self.session_events);
-        for event in events.drain(..) {
-            match event {
-                SessionEvent::AddressValidated(address) => {
+                Output::Event(PeerEvent::AddressValidated(address)) => {
                     self.table.validate_address(address, slot);
                 }
-                SessionEvent::RemoteChanged(address) => self.player_moved(slot, address),
-                SessionEvent::Connected(srtp) => {
-                    self.counters.dtls_connected += 1;
-                    self.connected(slot, srtp);
+                Output::Event(PeerEvent::RemoteChanged(address)) => {
+                    self.player_moved(slot, address)
                 }
-                SessionEvent::Ended { dtls_failed } => {
-                    if dtls_failed {
+                Output::Event(PeerEvent::Connected) => {
+                    self.counters.dtls_connected += 1;
+                    if let Some(srtp) = session.transport.take_srtp() {
+                        self.connected(slot, Box::new(srtp));
+                    }
+                }
+                Output::Event(PeerEvent::Ended(reason)) => {
+                    if matches!(
+                        reason,
+                        EndReason::DtlsFailed | EndReason::FingerprintMismatch
+                    ) {
                         self.counters.dtls_failed += 1;
                     }
                     self.end_session(slot);
-                    break;
+                    return;
+                }
+                Output::Event(_) => {}
+                Output::Timeout(at) => {
+                    if let Some(at) = at {
+                        self.next_timeout = Some(self.next_timeout.map_or(at, |next| next.min(at)));
+                    }
+                    return;
                 }
             }
         }
-        self.session_events = events;
-        self.note_deadline(slot);
     }
 
     /// DTLS completed: a publisher can now be unprotected; a player joins its publisher's
@@ -261,7 +264,7 @@ impl MediaThread {
         let Some(session) = self.table.get_mut(slot) else {
             return;
         };
-        let (id, remote) = (session.id, session.remote);
+        let (id, remote) = (session.id, session.transport.remote());
         match &mut session.role {
             Role::Publisher(publisher) => publisher.inbound = Some(srtp.inbound),
             Role::Player { publisher } => {
@@ -295,7 +298,11 @@ impl MediaThread {
     }
 
     fn note_deadline(&mut self, slot: usize) {
-        if let Some(at) = self.table.get(slot).and_then(|s| s.poll_timeout()) {
+        if let Some(at) = self
+            .table
+            .get(slot)
+            .and_then(|s| s.transport.poll_timeout())
+        {
             self.next_timeout = Some(self.next_timeout.map_or(at, |next| next.min(at)));
         }
     }
@@ -351,9 +358,8 @@ impl MediaThread {
                 let Some(session) = self.table.get_mut(slot) else {
                     continue;
                 };
-                if session.poll_timeout().is_some_and(|at| at <= now) {
-                    self.session_events.clear();
-                    session.handle_timeout(now, &mut self.session_events);
+                if session.transport.poll_timeout().is_some_and(|at| at <= now) {
+                    session.transport.handle_timeout(now);
                     self.after_session_input(slot);
                 } else {
                     self.note_deadline(slot);

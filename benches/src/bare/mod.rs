@@ -124,7 +124,6 @@ impl BareForwarder {
             next_timeout: None,
             next_snapshot: now,
             scratch: vec![0; 2048],
-            session_events: Vec::with_capacity(8),
             due: Vec::new(),
         };
         let thread = std::thread::Builder::new()

@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ice_lite::{IceCredentials, IceLiteAgent, IceLiteConfig};
+use media_plane::PeerTransport;
 use packet_router::{SessionId, TrackId};
 use rand::Rng;
-use rtc_core::dtls::{DtlsCertificate, DtlsEndpoint, Fingerprint};
+use rtc_core::dtls::{DtlsCertificate, DtlsRole, Fingerprint};
 use rtc_core::sdp::{
     Capabilities, Direction, LocalParams, MediaKind, NegotiatedMedia, NegotiatedSession,
     OutgoingTrack, answer_offer, answer_offer_sending,
@@ -71,16 +72,14 @@ fn new_session(
     let local_ufrag = credentials.ufrag().to_owned();
     let mut ice = IceLiteAgent::new(credentials, IceLiteConfig::default());
     ice.set_remote_credentials(remote_credentials);
+    let mut transport = PeerTransport::new_lite(ice, now + context.setup_timeout);
+    transport.start_dtls(now, &context.certificate, fingerprint, DtlsRole::Server);
     Ok(Session {
         id: SessionId(context.next_id()),
         room: room.to_owned(),
         role,
         local_ufrag,
-        ice,
-        dtls: DtlsEndpoint::new_server(&context.certificate, fingerprint, now),
-        remote: None,
-        connected: false,
-        setup_deadline: now + context.setup_timeout,
+        transport,
     })
 }
 

@@ -106,7 +106,7 @@ mod tests {
     use std::time::Instant;
 
     use ice_lite::{IceCredentials, IceLiteAgent, IceLiteConfig};
-    use rtc_core::dtls::{DtlsCertificate, DtlsEndpoint};
+    use rtc_core::dtls::DtlsCertificate;
 
     use super::*;
     use crate::bare::session::Role;
@@ -114,16 +114,21 @@ mod tests {
     fn session(id: u64, certificate: &DtlsCertificate) -> Session {
         let credentials = IceCredentials::generate(&mut rand::rng());
         let now = Instant::now();
+        let local_ufrag = credentials.ufrag().to_owned();
+        let agent = IceLiteAgent::new(credentials, IceLiteConfig::default());
+        let mut transport = media_plane::PeerTransport::new_lite(agent, now);
+        transport.start_dtls(
+            now,
+            certificate,
+            certificate.fingerprint(),
+            rtc_core::dtls::DtlsRole::Server,
+        );
         Session {
             id: SessionId(id),
             room: "room".to_owned(),
             role: Role::Player { publisher: 0 },
-            local_ufrag: credentials.ufrag().to_owned(),
-            ice: IceLiteAgent::new(credentials, IceLiteConfig::default()),
-            dtls: DtlsEndpoint::new_server(certificate, certificate.fingerprint(), now),
-            remote: None,
-            connected: false,
-            setup_deadline: now,
+            local_ufrag,
+            transport,
         }
     }
 

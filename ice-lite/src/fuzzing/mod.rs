@@ -37,7 +37,10 @@ pub fn stun(data: &[u8]) {
     let second: SocketAddr = SocketAddr::from(([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1], 50001));
     let mut out = [0u8; 1500];
     for (at, source) in [(now, first), (now + Duration::from_secs(20), second)] {
-        if let Ok(Some(len)) = agent.handle_binding_request(at, source, &msg, &mut out) {
+        if let Some(len) = agent
+            .handle_binding_request(at, source, &msg, &mut out)
+            .response_len()
+        {
             // Whatever the agent writes must itself be a valid STUN message.
             if let Some(response) = out.get(..len) {
                 assert!(
@@ -173,7 +176,13 @@ mod tests {
         let mut agent = agent();
         let mut out = [0u8; 200];
         let source = SocketAddr::from(([192, 0, 2, 1], 50000));
-        let answer = agent.handle_binding_request(Instant::now(), source, &msg, &mut out)?;
+        let answer = match agent.handle_binding_request(Instant::now(), source, &msg, &mut out) {
+            crate::BindingOutcome::Refused {
+                error,
+                response: None,
+            } => return Err(error),
+            outcome => outcome.response_len(),
+        };
         Ok(answer.map(|len| {
             let response = StunMessage::parse(&out[..len]).unwrap();
             (response.class(), response.error_code().map(|e| e.code))
@@ -224,6 +233,7 @@ mod tests {
         let mut out = [0u8; 200];
         agent
             .handle_binding_request(Instant::now(), source, &msg, &mut out)
+            .response_len()
             .unwrap();
         assert_eq!(agent.poll_event(), Some(IceEvent::Nominated(source)));
     }

@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use packet_router::{SessionId, TrackId};
 use rtc_core::sdp::MediaKind;
+use rtc_core::{SessionId, TrackId};
 use serde_json::Value;
 use signaling::{
     MediaError, MediaEvent, MediaPlane, Played, Published, PublishedTrack, SignalingConfig,

@@ -1,0 +1,695 @@
+//! The commands signaling sends a worker core, and what each one does to the sessions:
+//! answering publishers' and players' offers, creating subscriber connections and offering
+//! them tracks, applying their answers, ICE restarts and closing.
+
+use std::time::Instant;
+
+use ice_lite::{IceCredentials, IceLiteAgent, IceLiteConfig};
+use packet_router::{MediaKind, PublishedStream, SessionId, TrackId};
+use rand::Rng;
+use rtc_core::Ssrc;
+use rtc_core::media_api::{
+    LocalIceCredentials, Played, Published, PublishedTrack, SubscriberOffer,
+};
+use rtc_core::sdp::{
+    Capabilities, NegotiatedSession, OutgoingTrack, RtcpFeedback, answer_offer,
+    answer_offer_sending, apply_subscriber_answer, build_subscriber_offer,
+};
+
+use super::WorkerCore;
+use crate::SfuError;
+use crate::negotiation::{
+    codec_params, credentials_for, dtls_role, extension_ids, local_params, receiving,
+    remote_credentials, remote_fingerprint, sdp_session_id, sending, subscribed_stream,
+    subscriber_offer_tracks,
+};
+use crate::peer::{EndReason, PeerTransport};
+use crate::session::{PendingSubscription, Role, Session, Slot, SubscriberState};
+
+/// The most tracks one publisher may send.
+pub const MAX_TRACKS_PER_PUBLISHER: usize = 8;
+
+/// The most m-lines a subscriber connection accumulates (inactive ones included).
+pub const MAX_SUBSCRIBER_SLOTS: usize = 256;
+
+/// A request from signaling to a worker core.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Command {
+    /// A publisher's offer: a new session (`session` None) or a renegotiation of one.
+    Publish {
+        room: String,
+        session: Option<SessionId>,
+        offer: String,
+    },
+    /// WHEP: a player's receive-only offer for `publisher`'s audio and video.
+    Play {
+        room: String,
+        publisher: SessionId,
+        offer: String,
+    },
+    /// A subscriber connection whose tracks Sluice offers.
+    CreateSubscriber { room: String },
+    /// Sluice's (re)offer to a subscriber carrying exactly `tracks`; with `restart_ice`, new
+    /// ICE credentials of Sluice's that the answer completes.
+    OfferTracks {
+        session: SessionId,
+        tracks: Vec<TrackId>,
+        restart_ice: bool,
+    },
+    /// A subscriber's answer to Sluice's last offer.
+    AnswerSubscriber { session: SessionId, answer: String },
+    /// ICE restart of a session with the peer's new credentials.
+    RestartIce {
+        session: SessionId,
+        remote_ufrag: String,
+        remote_pwd: String,
+    },
+    /// Ends a session (signaling closed it).
+    Close { session: SessionId },
+}
+
+/// What a command returns, one variant per command.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Reply {
+    Published(Result<Published, SfuError>),
+    Played(Result<Played, SfuError>),
+    SubscriberCreated(Result<SessionId, SfuError>),
+    Offer(Result<SubscriberOffer, SfuError>),
+    Answered(Result<(), SfuError>),
+    IceRestarted(Result<LocalIceCredentials, SfuError>),
+    Closed,
+}
+
+impl WorkerCore {
+    /// Executes a command from signaling. Only the sessions it touches are rescheduled.
+    pub fn handle_command(&mut self, now: Instant, command: Command) -> Reply {
+        match command {
+            Command::Publish {
+                room,
+                session,
+                offer,
+            } => Reply::Published(match session {
+                None => self.publish(now, room, &offer),
+                Some(session) => self.republish(now, session, &offer),
+            }),
+            Command::Play {
+                room,
+                publisher,
+                offer,
+            } => Reply::Played(self.play(now, &room, publisher, &offer)),
+            Command::CreateSubscriber { room } => {
+                Reply::SubscriberCreated(self.create_subscriber(now, room))
+            }
+            Command::OfferTracks {
+                session,
+                tracks,
+                restart_ice,
+            } => Reply::Offer(self.offer_tracks(session, &tracks, restart_ice)),
+            Command::AnswerSubscriber { session, answer } => {
+                Reply::Answered(self.answer_subscriber(now, session, &answer))
+            }
+            Command::RestartIce {
+                session,
+                remote_ufrag,
+                remote_pwd,
+            } => Reply::IceRestarted(self.restart_ice(now, session, &remote_ufrag, &remote_pwd)),
+            Command::Close { session } => {
+                self.remove_session(session, EndReason::Closed);
+                Reply::Closed
+            }
+        }
+    }
+
+    fn fresh_credentials(&mut self) -> IceCredentials {
+        let worker = self.worker();
+        credentials_for(worker, &mut self.rng)
+    }
+
+    /// Fresh credentials of this worker whose ufrag no session of it has.
+    fn unused_credentials(&mut self) -> IceCredentials {
+        let mut local = self.fresh_credentials();
+        // 48 random bits make a collision unlikely; a new ufrag must not take another's
+        // session.
+        while self.by_ufrag.contains_key(local.ufrag()) {
+            local = self.fresh_credentials();
+        }
+        local
+    }
+
+    /// Creates a session; `remote` is the peer's negotiated description when it is known
+    /// (it offered), and `None` when Sluice offers first.
+    fn new_session(
+        &mut self,
+        now: Instant,
+        room: String,
+        role: Role,
+        credentials: IceCredentials,
+        remote: Option<&NegotiatedSession>,
+    ) -> Result<SessionId, SfuError> {
+        let ice_config = IceLiteConfig {
+            consent_timeout: self.config.consent_timeout,
+            ..IceLiteConfig::default()
+        };
+        let mut agent = IceLiteAgent::new(credentials, ice_config);
+        let dtls = match remote {
+            Some(negotiated) => {
+                agent.set_remote_credentials(remote_credentials(negotiated)?);
+                Some((remote_fingerprint(negotiated)?, dtls_role(negotiated)))
+            }
+            None => None,
+        };
+        let local_ufrag = agent.local_credentials().ufrag().to_owned();
+        let mut transport = PeerTransport::new_lite(agent, now + self.config.setup_timeout);
+        if let Some((fingerprint, role)) = dtls {
+            transport.start_dtls(now, &self.config.certificate, fingerprint, role);
+        }
+        let id = self.mint_session_id();
+        let session = Session {
+            id,
+            room,
+            role,
+            local_ufrag: local_ufrag.clone(),
+            transport,
+            sdp_session_id: sdp_session_id(&mut self.rng),
+            sdp_version: 1,
+            pending: Vec::new(),
+        };
+        self.by_ufrag.insert(local_ufrag, id);
+        self.sessions.insert(id, session);
+        self.drive(now, id);
+        Ok(id)
+    }
+
+    fn publish(&mut self, now: Instant, room: String, offer: &str) -> Result<Published, SfuError> {
+        let credentials = self.fresh_credentials();
+        let session_id = sdp_session_id(&mut self.rng);
+        let local = local_params(
+            &self.config.fingerprint,
+            &self.config.candidates,
+            &credentials,
+            session_id,
+            1,
+        );
+        let (answer, negotiated) = answer_offer(offer, &local, &Capabilities::default())
+            .map_err(|e| SfuError::BadOffer(e.to_string()))?;
+        if receiving(&negotiated).next().is_none() {
+            return Err(SfuError::BadOffer(
+                "the offer sends no audio or video to publish".to_owned(),
+            ));
+        }
+        let role = Role::Publisher { tracks: Vec::new() };
+        let id = self.new_session(now, room, role, credentials, Some(&negotiated))?;
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.sdp_session_id = local.session_id;
+        }
+        match self.update_published_tracks(now, id, &negotiated) {
+            Ok(tracks) => Ok(Published {
+                session: id,
+                sdp: answer,
+                tracks,
+            }),
+            Err(e) => {
+                self.remove_session(id, EndReason::OfferRefused);
+                Err(e)
+            }
+        }
+    }
+
+    /// A publisher's new offer on its existing connection (a track added or removed): same
+    /// DTLS association, tracks updated by SSRC, the same ICE credentials unless the offer
+    /// restarts ICE (new credentials of its own), which restarts Sluice's side too.
+    fn republish(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        offer: &str,
+    ) -> Result<Published, SfuError> {
+        let (sdp_session_id, version, credentials, current_remote) = {
+            let session = self.sessions.get_mut(&id).ok_or(SfuError::UnknownSession)?;
+            if !matches!(session.role, Role::Publisher { .. }) {
+                return Err(SfuError::UnknownSession);
+            }
+            session.sdp_version += 1;
+            let agent = session
+                .transport
+                .lite_agent()
+                .ok_or(SfuError::UnknownSession)?;
+            (
+                session.sdp_session_id,
+                session.sdp_version,
+                agent.local_credentials().clone(),
+                agent.remote_credentials().cloned(),
+            )
+        };
+        let mut local = local_params(
+            &self.config.fingerprint,
+            &self.config.candidates,
+            &credentials,
+            sdp_session_id,
+            version,
+        );
+        let (mut answer, mut negotiated) = answer_offer(offer, &local, &Capabilities::default())
+            .map_err(|e| SfuError::BadOffer(e.to_string()))?;
+        // New ICE credentials in the offer are an ICE restart (RFC 8839 4.4.1.1.1): Sluice
+        // answers with new ones of its own.
+        let restarted = current_remote.is_some_and(|r| {
+            r.ufrag() != negotiated.remote_ice.ufrag || r.pwd() != negotiated.remote_ice.pwd
+        });
+        if restarted {
+            let (ufrag, pwd) = (&negotiated.remote_ice.ufrag, &negotiated.remote_ice.pwd);
+            let fresh = self.restart_ice(now, id, ufrag, pwd)?;
+            local.ice_ufrag = fresh.ufrag;
+            local.ice_pwd = fresh.pwd;
+            (answer, negotiated) = answer_offer(offer, &local, &Capabilities::default())
+                .map_err(|e| SfuError::BadOffer(e.to_string()))?;
+        }
+        let tracks = self.update_published_tracks(now, id, &negotiated)?;
+        Ok(Published {
+            session: id,
+            sdp: answer,
+            tracks,
+        })
+    }
+
+    /// ICE restart: the peer's new credentials, new local ones for Sluice (their ufrag's
+    /// first character still names this worker), the session found by its new ufrag. The
+    /// agent keeps the selected address until a check on the new credentials arrives; DTLS
+    /// and SRTP stay.
+    fn restart_ice(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        remote_ufrag: &str,
+        remote_pwd: &str,
+    ) -> Result<LocalIceCredentials, SfuError> {
+        let remote = IceCredentials::new(remote_ufrag, remote_pwd)
+            .map_err(|e| SfuError::BadOffer(format!("ICE credentials: {e}")))?;
+        let has_remote = self
+            .sessions
+            .get(&id)
+            .ok_or(SfuError::UnknownSession)?
+            .transport
+            .lite_agent()
+            .is_some_and(|agent| agent.remote_credentials().is_some());
+        if !has_remote {
+            return Err(SfuError::BadOffer(
+                "the session has no ICE session to restart yet".to_owned(),
+            ));
+        }
+        let local = self.unused_credentials();
+        self.apply_ice_restart(now, id, local.clone(), remote);
+        Ok(LocalIceCredentials {
+            ufrag: local.ufrag().to_owned(),
+            pwd: local.pwd().to_owned(),
+            candidates: self.config.candidates.clone(),
+        })
+    }
+
+    /// Restarts the session's ICE agent with both sides' new credentials and finds the
+    /// session by its new ufrag from now on.
+    fn apply_ice_restart(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        local: IceCredentials,
+        remote: IceCredentials,
+    ) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let Some(agent) = session.transport.lite_agent_mut() else {
+            return;
+        };
+        agent.restart(now, local, remote);
+        let ufrag = agent.local_credentials().ufrag().to_owned();
+        self.by_ufrag.remove(&session.local_ufrag);
+        session.local_ufrag.clone_from(&ufrag);
+        self.by_ufrag.insert(ufrag, id);
+        tracing::info!(
+            session = id.0,
+            room = %session.room,
+            role = session.role.as_str(),
+            ufrag = %session.local_ufrag,
+            "ice restart"
+        );
+        self.drive(now, id);
+    }
+
+    /// Makes the router's tracks of publisher `id` match what it now sends: new SSRCs become
+    /// tracks, SSRCs no longer offered are removed (their subscriptions detach).
+    fn update_published_tracks(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        negotiated: &NegotiatedSession,
+    ) -> Result<Vec<PublishedTrack>, SfuError> {
+        let current = match self.sessions.get_mut(&id).map(|s| &mut s.role) {
+            Some(Role::Publisher { tracks }) => std::mem::take(tracks),
+            _ => return Err(SfuError::UnknownSession),
+        };
+        let mut updated = Vec::new();
+        let mut failure = None;
+        for media in receiving(negotiated) {
+            for stream in &media.remote_streams {
+                if updated.len() >= MAX_TRACKS_PER_PUBLISHER {
+                    failure = Some(SfuError::BadOffer(format!(
+                        "more than {MAX_TRACKS_PER_PUBLISHER} tracks"
+                    )));
+                    break;
+                }
+                let existing = current.iter().find(|t| {
+                    self.router.track_ssrc(t.id) == Some(stream.ssrc) && t.mid == media.mid
+                });
+                if let Some(track) = existing {
+                    updated.push(track.clone());
+                    continue;
+                }
+                let published = PublishedStream {
+                    kind: media.kind,
+                    ssrc: stream.ssrc,
+                    rtx_ssrc: stream.rtx_ssrc,
+                    codecs: codec_params(media),
+                    extensions: extension_ids(media),
+                    nack: media
+                        .codecs
+                        .iter()
+                        .any(|c| c.rtcp_fb.contains(&RtcpFeedback::Nack)),
+                };
+                match self.router.add_published_stream(now, id, published) {
+                    Ok(track) => updated.push(PublishedTrack {
+                        id: track,
+                        kind: media.kind,
+                        mid: media.mid.clone(),
+                    }),
+                    Err(e) => {
+                        failure = Some(SfuError::BadOffer(format!("mid {}: {e}", media.mid)));
+                    }
+                }
+            }
+        }
+        for gone in current
+            .iter()
+            .filter(|t| !updated.iter().any(|u| u.id == t.id))
+        {
+            self.router.remove_published_stream(gone.id);
+        }
+        if let Some(Role::Publisher { tracks }) = self.sessions.get_mut(&id).map(|s| &mut s.role) {
+            tracks.clone_from(&updated);
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(updated),
+        }
+    }
+
+    /// WHEP: a player's receive-only offer for `publisher`'s audio and video.
+    fn play(
+        &mut self,
+        now: Instant,
+        room: &str,
+        publisher: SessionId,
+        offer: &str,
+    ) -> Result<Played, SfuError> {
+        match self.sessions.get(&publisher) {
+            Some(session)
+                if session.room == room && matches!(session.role, Role::Publisher { .. }) => {}
+            _ => return Err(SfuError::UnknownPublisher),
+        }
+        let tracks: Vec<(TrackId, MediaKind)> = self.router.tracks_of(publisher).collect();
+        // One outgoing source per track the publisher has, with our own SSRCs.
+        let cname = format!("sluice-{}", publisher.0);
+        let rng = &mut self.rng;
+        let sources: Vec<OutgoingTrack> = tracks
+            .iter()
+            .map(|(track, kind)| OutgoingTrack {
+                kind: *kind,
+                ssrc: Ssrc(rng.random()),
+                // Browsers refuse an RTX group on an audio m-line.
+                rtx_ssrc: (*kind == MediaKind::Video).then(|| Ssrc(rng.random())),
+                cname: cname.clone(),
+                stream_id: cname.clone(),
+                track_id: format!("track-{}", track.0),
+                mid: String::new(),
+                codecs: Vec::new(),
+                active: true,
+            })
+            .collect();
+        let credentials = self.fresh_credentials();
+        let local = local_params(
+            &self.config.fingerprint,
+            &self.config.candidates,
+            &credentials,
+            sdp_session_id(&mut self.rng),
+            1,
+        );
+        let (answer, negotiated) =
+            answer_offer_sending(offer, &local, &Capabilities::default(), &sources)
+                .map_err(|e| SfuError::BadOffer(e.to_string()))?;
+        let mut pending = Vec::new();
+        let mut used = vec![false; sources.len()];
+        for media in sending(&negotiated) {
+            // The same pairing answer_offer_sending made: the first unused source of the kind.
+            let Some(index) = (0..sources.len()).find(|&i| {
+                !used.get(i).copied().unwrap_or(true)
+                    && sources.get(i).is_some_and(|s| s.kind == media.kind)
+            }) else {
+                continue;
+            };
+            if let Some(flag) = used.get_mut(index) {
+                *flag = true;
+            }
+            let (Some((track, _)), Some(source)) = (tracks.get(index), sources.get(index)) else {
+                continue;
+            };
+            pending.push(PendingSubscription {
+                track: *track,
+                stream: subscribed_stream(media, source.ssrc, source.rtx_ssrc, &mut self.rng),
+            });
+        }
+        if pending.is_empty() {
+            return Err(SfuError::BadOffer(
+                "the offer receives none of the publisher's tracks".to_owned(),
+            ));
+        }
+        let id = self.new_session(
+            now,
+            room.to_owned(),
+            Role::Player { publisher },
+            credentials,
+            Some(&negotiated),
+        )?;
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.pending = pending;
+        }
+        Ok(Played {
+            session: id,
+            sdp: answer,
+        })
+    }
+
+    /// A subscriber connection for the room's signaling: Sluice offers its tracks.
+    fn create_subscriber(&mut self, now: Instant, room: String) -> Result<SessionId, SfuError> {
+        let credentials = self.fresh_credentials();
+        let subscriber = SubscriberState {
+            version: 1,
+            sdp_session_id: sdp_session_id(&mut self.rng),
+            cname: format!("sluice-{}", self.rng.random::<u32>()),
+            ..SubscriberState::default()
+        };
+        self.new_session(now, room, Role::Subscriber(subscriber), credentials, None)
+    }
+
+    /// Sluice's (re)offer to a subscriber carrying exactly `tracks`; with `restart_ice`, and
+    /// new ICE credentials of its own that the answer completes.
+    fn offer_tracks(
+        &mut self,
+        id: SessionId,
+        tracks: &[TrackId],
+        restart_ice: bool,
+    ) -> Result<SubscriberOffer, SfuError> {
+        let fresh = restart_ice.then(|| self.unused_credentials());
+        let WorkerCore {
+            sessions,
+            router,
+            rng,
+            config,
+            ..
+        } = self;
+        let session = sessions.get_mut(&id).ok_or(SfuError::UnknownSession)?;
+        let Some(agent) = session.transport.lite_agent() else {
+            return Err(SfuError::UnknownSession);
+        };
+        let has_remote = agent.remote_credentials().is_some();
+        let current_ice = agent.local_credentials().clone();
+        let Role::Subscriber(subscriber) = &mut session.role else {
+            return Err(SfuError::UnknownSession);
+        };
+        if let Some(fresh) = fresh {
+            if !has_remote {
+                return Err(SfuError::BadOffer(
+                    "the connection has no ICE session to restart yet".to_owned(),
+                ));
+            }
+            subscriber.pending_ice.get_or_insert(fresh);
+        }
+        let kinds: Vec<(TrackId, MediaKind)> = tracks
+            .iter()
+            .filter_map(|track| Some((*track, router.track_kind(*track)?)))
+            .collect();
+        if kinds.len() != tracks.len() {
+            return Err(SfuError::UnknownTrack);
+        }
+        // Tracks no longer wanted: their m-lines go inactive and their subscriptions end.
+        for slot in &mut subscriber.slots {
+            if slot.track.is_some_and(|t| !tracks.contains(&t)) {
+                slot.track = None;
+                if let Some(subscription) = slot.subscription.take() {
+                    router.unsubscribe(id, subscription);
+                }
+            }
+        }
+        for (track, kind) in kinds {
+            if subscriber.slots.iter().any(|s| s.track == Some(track)) {
+                continue;
+            }
+            if subscriber.slots.len() >= MAX_SUBSCRIBER_SLOTS {
+                return Err(SfuError::TooManyTracks);
+            }
+            subscriber.slots.push(Slot {
+                mid: subscriber.slots.len().to_string(),
+                kind,
+                track: Some(track),
+                ssrc: Ssrc(rng.random()),
+                rtx_ssrc: Ssrc(rng.random()),
+                subscription: None,
+            });
+        }
+        let outgoing = subscriber_offer_tracks(subscriber);
+        subscriber.version += 1;
+        let ice = subscriber.pending_ice.as_ref().unwrap_or(&current_ice);
+        let local = local_params(
+            &config.fingerprint,
+            &config.candidates,
+            ice,
+            subscriber.sdp_session_id,
+            subscriber.version,
+        );
+        let sdp = build_subscriber_offer(&local, &outgoing);
+        subscriber.offer = Some(sdp.clone());
+        let mids = subscriber
+            .slots
+            .iter()
+            .filter_map(|slot| Some((slot.mid.clone(), slot.track?)))
+            .collect();
+        Ok(SubscriberOffer { sdp, mids })
+    }
+
+    /// Applies a subscriber's answer to Sluice's last offer: the first answer brings its ICE
+    /// credentials and fingerprint; every answer binds the tracks it accepted.
+    fn answer_subscriber(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        answer: &str,
+    ) -> Result<(), SfuError> {
+        let WorkerCore {
+            sessions,
+            rng,
+            config,
+            ..
+        } = self;
+        let session = sessions.get_mut(&id).ok_or(SfuError::UnknownSession)?;
+        let Role::Subscriber(subscriber) = &mut session.role else {
+            return Err(SfuError::UnknownSession);
+        };
+        let offer = subscriber
+            .offer
+            .as_deref()
+            .ok_or(SfuError::NoOfferPending)?;
+        let negotiated = apply_subscriber_answer(offer, answer)
+            .map_err(|e| SfuError::BadOffer(e.to_string()))?;
+        let first_answer = !session.transport.has_dtls();
+        if first_answer {
+            let credentials = remote_credentials(&negotiated)?;
+            let fingerprint = remote_fingerprint(&negotiated)?;
+            if let Some(agent) = session.transport.lite_agent_mut() {
+                agent.set_remote_credentials(credentials);
+            }
+            session.transport.start_dtls(
+                now,
+                &config.certificate,
+                fingerprint,
+                dtls_role(&negotiated),
+            );
+        }
+        // The answer to an ICE-restarting offer: both sides' new credentials apply (below,
+        // once the slots are read).
+        let restart = if first_answer {
+            None
+        } else {
+            subscriber.pending_ice.take()
+        };
+        let mut pending = Vec::new();
+        for slot in &mut subscriber.slots {
+            let (Some(track), None) = (slot.track, slot.subscription) else {
+                continue;
+            };
+            let Some(media) = negotiated.media_by_mid(&slot.mid).filter(|m| m.accepted) else {
+                continue;
+            };
+            let rtx = (slot.kind == MediaKind::Video).then_some(slot.rtx_ssrc);
+            pending.push(PendingSubscription {
+                track,
+                stream: subscribed_stream(media, slot.ssrc, rtx, rng),
+            });
+        }
+        let connected = session.transport.is_connected();
+        if !connected {
+            session.pending.extend(pending);
+            pending = Vec::new();
+        }
+        if let Some(local) = restart {
+            let remote = remote_credentials(&negotiated)?;
+            self.apply_ice_restart(now, id, local, remote);
+        }
+        for subscription in pending {
+            self.bind(now, id, subscription);
+        }
+        self.drive(now, id);
+        Ok(())
+    }
+
+    /// DTLS completed: bind the session's pending subscriptions.
+    pub(super) fn bind_pending(&mut self, now: Instant, id: SessionId) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let pending = std::mem::take(&mut session.pending);
+        for subscription in pending {
+            self.bind(now, id, subscription);
+        }
+    }
+
+    /// Subscribes `id` to a pending track, recording the subscription in the slot that
+    /// carries it (subscriber connections).
+    fn bind(&mut self, now: Instant, id: SessionId, pending: PendingSubscription) {
+        let track = pending.track;
+        let Ok(subscription) = self
+            .router
+            .subscribe(now, id, track, pending.stream, &mut self.out)
+        else {
+            // The track vanished meanwhile (its publisher left).
+            return;
+        };
+        if let Some(Role::Subscriber(subscriber)) = self.sessions.get_mut(&id).map(|s| &mut s.role)
+            && let Some(slot) = subscriber
+                .slots
+                .iter_mut()
+                .find(|s| s.track == Some(track) && s.subscription.is_none())
+        {
+            slot.subscription = Some(subscription);
+        }
+    }
+}

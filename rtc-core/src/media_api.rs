@@ -1,0 +1,63 @@
+//! The values the media plane hands to signaling for the offers, answers and ICE restarts it
+//! serves: plain data (ids, SDP text, credentials), shared by the sans-IO media plane, the
+//! server and the signaling service so that none of them depends on another for them.
+
+use std::fmt;
+
+use crate::ids::{SessionId, TrackId};
+use crate::sdp::MediaKind;
+
+/// One track accepted from a publisher's offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedTrack {
+    pub id: TrackId,
+    pub kind: MediaKind,
+    /// The m-line's mid in the publisher's offer.
+    pub mid: String,
+}
+
+/// The media plane's answer to a publisher's offer.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub session: SessionId,
+    pub sdp: String,
+    /// Every track the publish session carries after this offer.
+    pub tracks: Vec<PublishedTrack>,
+}
+
+/// The media plane's answer to a WHEP player's offer.
+#[derive(Debug, Clone)]
+pub struct Played {
+    pub session: SessionId,
+    pub sdp: String,
+}
+
+/// The server's offer for a subscriber connection.
+#[derive(Debug, Clone)]
+pub struct SubscriberOffer {
+    pub sdp: String,
+    /// mid -> track for each active m-line.
+    pub mids: Vec<(String, TrackId)>,
+}
+
+/// Sluice's side of an ICE session after a restart: what the answer fragment of a WHIP or WHEP
+/// `PATCH` (RFC 9725 4.4) carries.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LocalIceCredentials {
+    /// The new `a=ice-ufrag`.
+    pub ufrag: String,
+    /// The new `a=ice-pwd`.
+    pub pwd: String,
+    /// The host candidates as `a=candidate:` values (without the `a=candidate:`), best first.
+    pub candidates: Vec<String>,
+}
+
+impl fmt::Debug for LocalIceCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The password is a secret: logs get the ufrag only.
+        f.debug_struct("LocalIceCredentials")
+            .field("ufrag", &self.ufrag)
+            .field("candidates", &self.candidates)
+            .finish_non_exhaustive()
+    }
+}
