@@ -419,7 +419,8 @@ impl WorkerCore {
     fn handle_peer_event(&mut self, now: Instant, id: SessionId, event: PeerEvent) {
         match event {
             PeerEvent::AddressValidated(address) => {
-                if self.by_address.insert(address, id).is_none() {
+                let previous = self.by_address.insert(address, id);
+                if previous.is_none() {
                     self.push_event(CoreEvent::AddressClaimed(address));
                 }
             }

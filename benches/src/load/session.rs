@@ -8,18 +8,14 @@
 //! owns it from then on.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ice_lite::{
-    BindingRequest, Class, IntegrityKey, PacketKind, StunMessage, TransactionId, classify,
-    write_binding_success,
-};
+use ice_lite::{IceCredentials, PacketKind, classify};
+use media_plane::{IceClient, IceClientConfig, Output, PeerEvent, PeerTransport, Received};
 use quinn_udp::UdpSocketState;
-use rtc_core::dtls::{DTLS_MTU, DtlsCertificate, DtlsEndpoint, DtlsEvent, Fingerprint};
+use rtc_core::dtls::{DTLS_MTU, DtlsRole};
 use rtc_core::rtcp::{RtcpPacket, iter_compound};
 use rtc_core::sdp::Setup;
-use rtc_core::srtp::SrtpSession;
 
 use super::media::{
     AudioSource, KEYFRAME_PACKETS, StreamCounter, VideoSource, read_send_time, realtime_ns,
@@ -32,11 +28,6 @@ use super::socket::{
     max_gso_segments, send_on,
 };
 
-/// Time between connectivity checks until one succeeds.
-const CHECK_INTERVAL: Duration = Duration::from_millis(100);
-/// Time between consent checks once connected (RFC 7675 suggests about 5 s; Sluice ends a
-/// session after 30 s without one).
-const CONSENT_INTERVAL: Duration = Duration::from_secs(4);
 /// Bytes of a slot in the send buffer: a packet plus its SRTP tag.
 pub const SLOT_LEN: usize = 1300;
 /// How far a media source may fall behind its schedule before it skips ahead.
@@ -83,37 +74,6 @@ impl EngineContext {
     }
 }
 
-/// The ICE side of a client session: checks out, answers to the server's checks in.
-#[derive(Debug)]
-struct IceClient {
-    local_ufrag: String,
-    local_key: IntegrityKey,
-    remote_key: IntegrityKey,
-    /// `remote:local`, the USERNAME of our checks.
-    username: String,
-    controlling: bool,
-    tie_breaker: u64,
-    candidates: Vec<SocketAddr>,
-    selected: Option<SocketAddr>,
-    next_check_at: Instant,
-    transaction_prefix: [u8; 8],
-    transaction_counter: u32,
-}
-
-impl IceClient {
-    fn transaction_id(&mut self) -> TransactionId {
-        self.transaction_counter = self.transaction_counter.wrapping_add(1);
-        let mut id = [0u8; 12];
-        id[..8].copy_from_slice(&self.transaction_prefix);
-        id[8..].copy_from_slice(&self.transaction_counter.to_be_bytes());
-        id
-    }
-
-    fn is_ours(&self, id: &TransactionId) -> bool {
-        id[..8] == self.transaction_prefix
-    }
-}
-
 /// The media a publish session sends.
 #[derive(Debug)]
 struct PublisherMedia {
@@ -128,13 +88,8 @@ pub struct ClientSession {
     local: SocketAddr,
     /// What the session does.
     pub role: Role,
-    ice: IceClient,
-    cert: Arc<DtlsCertificate>,
-    remote_fingerprint: Fingerprint,
-    /// We run DTLS as the client.
-    dtls_client: bool,
-    dtls: Option<DtlsEndpoint>,
-    srtp: Option<SrtpSession>,
+    /// ICE (the checking client), DTLS and SRTP: the media plane's peer transport.
+    transport: PeerTransport,
     /// Why the session failed, if it did.
     pub failure: Option<String>,
     publisher: Option<PublisherMedia>,
@@ -163,21 +118,27 @@ impl ClientSession {
             SocketChoice::Shared(index) => SessionSocket::Shared(index),
         };
         let local = pending.local.address;
-        let ice = IceClient {
-            local_key: IntegrityKey::new(pending.local.pwd.as_bytes()),
-            remote_key: IntegrityKey::new(remote.pwd.as_bytes()),
-            username: format!("{}:{}", remote.ufrag, pending.local.ufrag),
-            local_ufrag: pending.local.ufrag,
-            controlling: pending.offered,
-            tie_breaker: rand::random(),
-            candidates: remote.candidates,
-            selected: None,
-            next_check_at: now,
-            transaction_prefix: rand::random(),
-            transaction_counter: 0,
-        };
+        let (local_ice, remote_ice) = (
+            IceCredentials::new(&pending.local.ufrag, &pending.local.pwd)?,
+            IceCredentials::new(&remote.ufrag, &remote.pwd)?,
+        );
+        let mut transport = PeerTransport::new_client(IceClient::new(
+            now,
+            IceClientConfig {
+                local: local_ice,
+                remote: remote_ice,
+                candidates: remote.candidates,
+                controlling: pending.offered,
+                seed: rand::random(),
+            },
+        ));
         // The answerer picks the DTLS role: a passive server makes us the client.
-        let dtls_client = remote.setup != Setup::Active;
+        let dtls_role = if remote.setup == Setup::Active {
+            DtlsRole::Server
+        } else {
+            DtlsRole::Client
+        };
+        transport.start_dtls(now, &pending.cert, remote.fingerprint, dtls_role);
         let publisher = match pending.role {
             Role::Publisher { audio, video, .. } => {
                 // Stagger each publisher's bursts inside a frame interval.
@@ -208,12 +169,7 @@ impl ClientSession {
             io,
             local,
             role: pending.role,
-            ice,
-            cert: pending.cert,
-            remote_fingerprint: remote.fingerprint,
-            dtls_client,
-            dtls: None,
-            srtp: None,
+            transport,
             failure: None,
             publisher,
             streams: Vec::with_capacity(MAX_STREAMS),
@@ -238,11 +194,7 @@ impl ClientSession {
 
     /// Whether SRTP keys are installed.
     pub fn is_connected(&self) -> bool {
-        self.srtp.is_some()
-    }
-
-    fn send_datagram(&self, destination: SocketAddr, contents: &[u8], ctx: &mut EngineContext) {
-        send_on(&self.io, self.local.ip(), ctx, destination, contents, None);
+        self.transport.is_connected()
     }
 
     /// Reads what arrived on the session's own socket, with batched receives.
@@ -279,13 +231,10 @@ impl ClientSession {
     ) {
         match classify(datagram) {
             PacketKind::Rtp => self.handle_rtp(received_ns, datagram, ctx),
-            PacketKind::Rtcp => self.handle_rtcp(now, datagram),
-            PacketKind::Stun => self.handle_stun(now, source, datagram, ctx),
-            PacketKind::Dtls => {
-                if let Some(dtls) = self.dtls.as_mut() {
-                    let _ = dtls.handle_datagram(now, datagram);
-                }
-                self.pump_dtls(ctx);
+            PacketKind::Rtcp => self.handle_rtcp(now, source, datagram),
+            PacketKind::Stun | PacketKind::Dtls => {
+                self.transport.handle_datagram(now, source, datagram);
+                self.drive(ctx);
             }
             _ => {}
         }
@@ -330,7 +279,7 @@ impl ClientSession {
         if !ctx.sample_tick.is_multiple_of(ctx.latency_sample) {
             return;
         }
-        let Some(srtp) = self.srtp.as_mut() else {
+        let Some(srtp) = self.transport.srtp_mut() else {
             return;
         };
         match srtp.inbound.unprotect_rtp(datagram) {
@@ -346,14 +295,11 @@ impl ClientSession {
     }
 
     /// A publisher answers keyframe requests; everything else from the server is ignored.
-    fn handle_rtcp(&mut self, now: Instant, datagram: &mut [u8]) {
-        let (Some(publisher), Some(srtp)) = (self.publisher.as_mut(), self.srtp.as_mut()) else {
+    fn handle_rtcp(&mut self, now: Instant, source: SocketAddr, datagram: &mut [u8]) {
+        let Some(video) = self.publisher.as_mut().and_then(|p| p.video.as_mut()) else {
             return;
         };
-        let Some(video) = publisher.video.as_mut() else {
-            return;
-        };
-        let Ok(len) = srtp.inbound.unprotect_rtcp(datagram) else {
+        let Received::Rtcp(len) = self.transport.handle_srtp(now, source, datagram, true) else {
             return;
         };
         let ssrc = video.ssrc();
@@ -369,140 +315,52 @@ impl ClientSession {
         }
     }
 
-    fn handle_stun(
-        &mut self,
-        now: Instant,
-        source: SocketAddr,
-        datagram: &[u8],
-        ctx: &mut EngineContext,
-    ) {
-        let Ok(message) = StunMessage::parse(datagram) else {
-            return;
-        };
-        if message.is_binding_request() {
-            let ours = message
-                .username()
-                .and_then(|u| u.split_once(':'))
-                .is_some_and(|(to, _)| to == self.ice.local_ufrag);
-            if !ours || message.verify_integrity(&self.ice.local_key).is_err() {
-                return;
-            }
-            let mut out = [0u8; 256];
-            if let Ok(len) = write_binding_success(
-                &mut out,
-                &message.transaction_id(),
-                source,
-                &self.ice.local_key,
-            ) {
-                self.send_datagram(source, &out[..len], ctx);
-            }
-            // A controlling full-ICE server nominates with USE-CANDIDATE.
-            if !self.ice.controlling && message.use_candidate() {
-                self.select(now, source, ctx);
-            }
-            return;
-        }
-        if message.class() == Class::SuccessResponse
-            && self.ice.is_ours(&message.transaction_id())
-            && message.verify_integrity(&self.ice.remote_key).is_ok()
-        {
-            self.select(now, source, ctx);
-        }
-    }
-
-    /// The pair with `remote` works: DTLS starts on it.
-    fn select(&mut self, now: Instant, remote: SocketAddr, ctx: &mut EngineContext) {
-        if self.ice.selected.is_none() {
-            self.ice.selected = Some(remote);
-            self.ice.next_check_at = now + CONSENT_INTERVAL;
-        }
-        if self.dtls.is_none() {
-            self.dtls = Some(if self.dtls_client {
-                DtlsEndpoint::new_client(&self.cert, self.remote_fingerprint, now)
-            } else {
-                DtlsEndpoint::new_server(&self.cert, self.remote_fingerprint, now)
-            });
-            self.pump_dtls(ctx);
-        }
-    }
-
-    fn pump_dtls(&mut self, ctx: &mut EngineContext) {
-        let Some(destination) = self.ice.selected else {
-            return;
-        };
+    /// Sends what the transport has (checks, responses, DTLS) and notes how it ended, if
+    /// it did.
+    fn drive(&mut self, ctx: &mut EngineContext) {
         let mut out = [0u8; DTLS_MTU];
-        while let Some(len) = self.dtls.as_mut().and_then(|d| d.poll_transmit(&mut out)) {
-            self.send_datagram(destination, &out[..len], ctx);
-        }
-        while let Some(event) = self.dtls.as_mut().and_then(DtlsEndpoint::poll_event) {
-            match event {
-                DtlsEvent::Connected(keys) => match SrtpSession::new(&keys) {
-                    Ok(srtp) => self.srtp = Some(srtp),
-                    Err(e) => self.failure = Some(format!("SRTP keys: {e}")),
-                },
-                DtlsEvent::Failed(e) => self.failure = Some(format!("DTLS: {e}")),
-                DtlsEvent::Closed => self.failure = Some("DTLS closed by the server".to_owned()),
+        loop {
+            match self.transport.poll_output(&mut out) {
+                Output::Transmit { destination, len } => {
+                    send_on(
+                        &self.io,
+                        self.local.ip(),
+                        ctx,
+                        destination,
+                        &out[..len],
+                        None,
+                    );
+                }
+                Output::Event(PeerEvent::Ended(reason)) => {
+                    self.failure = Some(format!("the connection ended: {}", reason.as_str()));
+                }
+                Output::Event(_) => {}
+                Output::Timeout(_) => return,
             }
         }
     }
 
     /// The earliest time the session needs [`ClientSession::handle_timeout`].
     pub fn poll_timeout(&self) -> Instant {
-        let mut at = self.ice.next_check_at;
-        if let Some(dtls_at) = self.dtls.as_ref().and_then(DtlsEndpoint::poll_timeout) {
-            at = at.min(dtls_at);
-        }
-        at
+        // A client always has its next check scheduled.
+        self.transport
+            .poll_timeout()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1))
     }
 
     /// Sends due connectivity or consent checks and advances DTLS.
     pub fn handle_timeout(&mut self, now: Instant, ctx: &mut EngineContext) {
-        if now >= self.ice.next_check_at {
-            self.send_checks(ctx);
-            self.ice.next_check_at = now
-                + if self.ice.selected.is_some() {
-                    CONSENT_INTERVAL
-                        + Duration::from_millis(u64::from(rand::random::<u16>() % 1000))
-                } else {
-                    CHECK_INTERVAL
-                };
-        }
-        if let Some(dtls) = self.dtls.as_mut()
-            && dtls.poll_timeout().is_some_and(|at| at <= now)
-        {
-            dtls.handle_timeout(now);
-            self.pump_dtls(ctx);
-        }
-    }
-
-    fn send_checks(&mut self, ctx: &mut EngineContext) {
-        let id = self.ice.transaction_id();
-        let request = BindingRequest {
-            username: &self.ice.username,
-            priority: ice_lite::candidate_priority(110, 65535, 1),
-            ice_controlling: self.ice.controlling.then_some(self.ice.tie_breaker),
-            ice_controlled: (!self.ice.controlling).then_some(self.ice.tie_breaker),
-            use_candidate: self.ice.controlling,
-        };
-        let mut out = [0u8; 256];
-        let Ok(len) = request.write(&mut out, &id, &self.ice.remote_key) else {
-            return;
-        };
-        match self.ice.selected {
-            Some(selected) => self.send_datagram(selected, &out[..len], ctx),
-            None => {
-                for index in 0..self.ice.candidates.len() {
-                    let candidate = self.ice.candidates[index];
-                    self.send_datagram(candidate, &out[..len], ctx);
-                }
-            }
-        }
+        self.transport.handle_timeout(now);
+        self.drive(ctx);
     }
 
     /// When the publisher's next packet or frame is due (`None` for subscribe sessions and
     /// before keys are installed).
     pub fn next_media_at(&self) -> Option<Instant> {
-        let publisher = self.publisher.as_ref().filter(|_| self.srtp.is_some())?;
+        let publisher = self
+            .publisher
+            .as_ref()
+            .filter(|_| self.transport.is_connected())?;
         let audio = publisher.audio.as_ref().map(|a| a.next_at);
         let video = publisher.video.as_ref().map(|v| v.next_at);
         audio.into_iter().chain(video).min()
@@ -513,8 +371,7 @@ impl ClientSession {
         let ClientSession {
             io,
             local,
-            ice,
-            srtp: Some(srtp),
+            transport,
             publisher: Some(publisher),
             sent,
             ..
@@ -522,7 +379,10 @@ impl ClientSession {
         else {
             return;
         };
-        let Some(destination) = ice.selected else {
+        let Some(destination) = transport.remote() else {
+            return;
+        };
+        let Some(srtp) = transport.srtp_mut() else {
             return;
         };
         let sent_ns = realtime_ns();
