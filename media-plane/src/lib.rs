@@ -9,14 +9,19 @@
 //!   step, fed with datagrams, commands and time, drained with `poll_transmits`,
 //!   `poll_event` and `poll_timeout` (the role of quinn-proto's `Endpoint`).
 //!
+//! - [`client_sdp`]: the descriptions a client peer writes and reads, for the load generator
+//!   and the virtual-time tests.
+//!
 //! No IO, clock, thread or ambient randomness: time is an argument and randomness comes
 //! from a seed, so the whole media plane runs in virtual time in this crate's tests.
 
+pub mod client_sdp;
 mod core;
 mod error;
 pub mod ice_client;
 mod negotiation;
 pub mod peer;
+
 mod session;
 mod stats;
 mod timers;

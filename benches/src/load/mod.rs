@@ -19,7 +19,7 @@ pub mod media;
 pub mod pending;
 pub mod report;
 pub mod scenario;
-pub mod sdp;
+pub use media_plane::client_sdp as sdp;
 pub mod session;
 pub mod socket;
 pub mod sys;

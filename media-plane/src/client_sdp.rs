@@ -1,4 +1,5 @@
-//! The load generator's own session descriptions, small and shaped like a browser's: one
+//! A client peer's session descriptions (the load generator's and the virtual-time tests'),
+//! small and shaped like a browser's: one
 //! BUNDLE transport with rtcp-mux, ICE credentials, a host candidate for the session's
 //! socket, the DTLS fingerprint and role, Opus/48000/2 and VP8/90000 (nack, nack pli) with
 //! `a=ssrc` on what it sends. The remote side is read with rtc-core's SDP parser.
@@ -6,10 +7,25 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
-use anyhow::{Context as _, bail};
 use rtc_core::sdp::{Attribute, Direction, SessionDescription, Setup};
 
-/// Payload types the load generator offers.
+/// Why a description could not be written or read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientSdpError(pub String);
+
+impl std::fmt::Display for ClientSdpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ClientSdpError {}
+
+fn error(why: impl Into<String>) -> ClientSdpError {
+    ClientSdpError(why.into())
+}
+
+/// Payload types the client offers.
 pub const OPUS_PT: u8 = 111;
 /// See [`OPUS_PT`].
 pub const VP8_PT: u8 = 96;
@@ -160,7 +176,10 @@ pub fn write_offer(local: &LocalTransport, tracks: &[OfferedTrack]) -> String {
 /// Answers a server's offer (Janus offers what a subscriber receives): `recvonly` for every
 /// m-line that sends Opus or VP8, `a=setup:active` (we are the DTLS client); anything else is
 /// rejected with port 0.
-pub fn write_answer(local: &LocalTransport, offer: &SessionDescription) -> anyhow::Result<String> {
+pub fn write_answer(
+    local: &LocalTransport,
+    offer: &SessionDescription,
+) -> Result<String, ClientSdpError> {
     let mut accepted = Vec::new();
     let mut body = String::with_capacity(1024);
     for (index, section) in offer.media.iter().enumerate() {
@@ -207,7 +226,7 @@ pub fn write_answer(local: &LocalTransport, offer: &SessionDescription) -> anyho
         }
     }
     if accepted.is_empty() {
-        bail!("the offer has no Opus or VP8 m-line that sends");
+        return Err(error("the offer has no Opus or VP8 m-line that sends"));
     }
     let mut sdp = String::with_capacity(body.len() + 256);
     write_header(&mut sdp, local, &accepted);
@@ -233,24 +252,25 @@ pub struct RemoteTransport {
 }
 
 /// Reads the transport of the first accepted m-line of `text` (everything is bundled).
-pub fn parse_remote(text: &str) -> anyhow::Result<(SessionDescription, RemoteTransport)> {
-    let description = SessionDescription::parse(text).context("parsing the server's SDP")?;
+pub fn parse_remote(text: &str) -> Result<(SessionDescription, RemoteTransport), ClientSdpError> {
+    let description = SessionDescription::parse(text)
+        .map_err(|e| error(format!("parsing the server's SDP: {e}")))?;
     let section = description
         .media
         .iter()
         .find(|m| !m.is_rejected())
-        .context("the server's SDP accepts no m-line")?;
+        .ok_or_else(|| error("the server's SDP accepts no m-line"))?;
     let (ufrag, pwd) = description
         .ice_credentials(section)
-        .context("the server's SDP has no ICE credentials")?;
+        .ok_or_else(|| error("the server's SDP has no ICE credentials"))?;
     let fingerprint = description
         .fingerprints(section)
         .into_iter()
         .find(|f| f.hash == "sha-256")
-        .context("the server's SDP has no sha-256 fingerprint")?;
+        .ok_or_else(|| error("the server's SDP has no sha-256 fingerprint"))?;
     let fingerprint =
         rtc_core::dtls::Fingerprint::parse(&format!("{} {}", fingerprint.hash, fingerprint.value))
-            .map_err(|e| anyhow::anyhow!("server fingerprint: {e}"))?;
+            .map_err(|e| error(format!("server fingerprint: {e}")))?;
     let setup = description.setup(section).unwrap_or(Setup::ActPass);
     let mut candidates: Vec<(u32, SocketAddr)> = description
         .media
@@ -273,7 +293,7 @@ pub fn parse_remote(text: &str) -> anyhow::Result<(SessionDescription, RemoteTra
         ice_lite: description.ice_lite(),
     };
     if transport.candidates.is_empty() {
-        bail!("the server's SDP has no UDP candidate");
+        return Err(error("the server's SDP has no UDP candidate"));
     }
     Ok((description, transport))
 }
