@@ -91,3 +91,13 @@ fn rfc4571_corpus() {
 fn ice_fragment_corpus() {
     replay("ice_fragment", signaling::fuzzing::ice_fragment);
 }
+
+#[test]
+fn vp8_corpus() {
+    replay("vp8", rtc_core::fuzzing::codec::vp8);
+}
+
+#[test]
+fn h264_corpus() {
+    replay("h264", rtc_core::fuzzing::codec::h264);
+}
