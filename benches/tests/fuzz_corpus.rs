@@ -101,3 +101,21 @@ fn vp8_corpus() {
 fn h264_corpus() {
     replay("h264", rtc_core::fuzzing::codec::h264);
 }
+
+#[test]
+fn vp9_corpus() {
+    replay("vp9", rtc_core::fuzzing::codec::vp9);
+}
+
+#[test]
+fn av1_corpus() {
+    replay("av1", rtc_core::fuzzing::codec::av1);
+}
+
+#[test]
+fn dependency_descriptor_corpus() {
+    replay(
+        "dependency_descriptor",
+        rtc_core::fuzzing::codec::dependency_descriptor,
+    );
+}

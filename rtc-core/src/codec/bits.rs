@@ -96,6 +96,14 @@ impl<'a> BitReader<'a> {
         Ok((self.bits(count.min(8))? & 0xff) as u8)
     }
 
+    /// Skips `count` bits.
+    pub(crate) fn skip(&mut self, count: u32) -> Result<(), CodecError> {
+        for _ in 0..count {
+            self.bit()?;
+        }
+        Ok(())
+    }
+
     /// An unsigned Exp-Golomb code, ue(v) (H.264 section 9.1). More than 31 leading zeros
     /// cannot encode a 32-bit value and is malformed.
     pub(crate) fn ue(&mut self) -> Result<u32, CodecError> {
@@ -116,6 +124,41 @@ impl<'a> BitReader<'a> {
         let k = i64::from(self.ue()?);
         let value = if k % 2 == 1 { (k + 1) / 2 } else { -(k / 2) };
         i32::try_from(value).map_err(|_| self.malformed())
+    }
+
+    /// A non-symmetric unsigned number below `n`, ns(n) (AV1 section 4.10.7, used by the
+    /// Dependency Descriptor). `n` must be at least 1.
+    pub(crate) fn ns(&mut self, n: u32) -> Result<u32, CodecError> {
+        if n <= 1 {
+            return Ok(0);
+        }
+        let width = 32 - n.leading_zeros();
+        let m = (1u32 << width) - n;
+        let v = self.bits(width - 1)?;
+        if v < m {
+            return Ok(v);
+        }
+        let extra = u32::from(self.bit()?);
+        Ok((v << 1) - m + extra)
+    }
+}
+
+/// Reads an unsigned LEB128 number (AV1 section 4.10.5) at the start of `bytes`: its value
+/// and length. At most 8 bytes are read and the value must fit in 32 bits, as the AV1
+/// specification requires.
+pub(crate) fn leb128(bytes: &[u8]) -> Result<(u32, usize), CodecError> {
+    let mut value = 0u64;
+    for (i, &byte) in bytes.iter().take(8).enumerate() {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            let value = u32::try_from(value).map_err(|_| CodecError::Malformed("LEB128 length"))?;
+            return Ok((value, i + 1));
+        }
+    }
+    if bytes.len() >= 8 {
+        Err(CodecError::Malformed("LEB128 length"))
+    } else {
+        Err(CodecError::Truncated("LEB128 length"))
     }
 }
 
@@ -167,5 +210,33 @@ mod tests {
         // A 03 after only one zero is data.
         let mut r = BitReader::new_unescaped(&[0x00, 0x03, 0x00], "t");
         assert_eq!(r.bits(24).unwrap(), 0x00_03_00);
+    }
+
+    #[test]
+    fn non_symmetric_numbers() {
+        // ns(5): w = 3, m = 3; values 0..3 take 2 bits, 3 and 4 take 3 bits.
+        for (bits, len, want) in [(0b00u32, 2, 0), (0b10, 2, 2), (0b110, 3, 3), (0b111, 3, 4)] {
+            let byte = (bits << (8 - len)) as u8;
+            assert_eq!(BitReader::new(&[byte], "t").ns(5), Ok(want));
+        }
+        assert_eq!(BitReader::new(&[], "t").ns(1), Ok(0));
+    }
+
+    #[test]
+    fn leb128_values() {
+        assert_eq!(leb128(&[0x00]), Ok((0, 1)));
+        assert_eq!(leb128(&[0x7f, 0xff]), Ok((127, 1)));
+        assert_eq!(leb128(&[0x80, 0x01]), Ok((128, 2)));
+        assert_eq!(leb128(&[0xe5, 0x8e, 0x26]), Ok((624_485, 3)));
+        assert_eq!(leb128(&[0x80]), Err(CodecError::Truncated("LEB128 length")));
+        assert_eq!(leb128(&[]), Err(CodecError::Truncated("LEB128 length")));
+        assert_eq!(
+            leb128(&[0x80, 0x80, 0x80, 0x80, 0x10]),
+            Err(CodecError::Malformed("LEB128 length"))
+        );
+        assert_eq!(
+            leb128(&[0x80; 9]),
+            Err(CodecError::Malformed("LEB128 length"))
+        );
     }
 }

@@ -10,13 +10,19 @@
 //! (and, in newer versions, with VP8, VP9 and H.264). [`CodecDescriptor`] is the summary every
 //! view answers, and [`PayloadDescriptor`] picks the view by [`Codec`].
 
+pub mod av1;
 mod bits;
+pub mod dependency_descriptor;
 pub mod h264;
 pub mod vp8;
+pub mod vp9;
 
 use crate::sdp::Codec;
+pub use av1::Av1Packet;
+pub use dependency_descriptor::{DependencyDescriptor, DependencyStructure};
 pub use h264::{H264Packet, H264Sps};
 pub use vp8::Vp8Packet;
+pub use vp9::Vp9Packet;
 
 /// Errors found while validating a payload descriptor. The context names the field that did
 /// not fit, so a log line says where a hostile or unusual packet went wrong without allocating.
@@ -125,8 +131,12 @@ pub trait CodecDescriptor {
 pub enum PayloadDescriptor<'a> {
     /// RFC 7741.
     Vp8(Vp8Packet<&'a [u8]>),
+    /// RFC 9628.
+    Vp9(Vp9Packet<&'a [u8]>),
     /// RFC 6184.
     H264(H264Packet<'a>),
+    /// The AV1 RTP payload format.
+    Av1(Av1Packet<'a>),
 }
 
 impl<'a> PayloadDescriptor<'a> {
@@ -134,17 +144,19 @@ impl<'a> PayloadDescriptor<'a> {
     pub fn parse(codec: Codec, payload: &'a [u8]) -> Result<Self, CodecError> {
         Ok(match codec {
             Codec::Vp8 => PayloadDescriptor::Vp8(Vp8Packet::parse(payload)?),
+            Codec::Vp9 => PayloadDescriptor::Vp9(Vp9Packet::parse(payload)?),
             Codec::H264 => PayloadDescriptor::H264(H264Packet::parse(payload)?),
-            Codec::Opus | Codec::Vp9 | Codec::Av1 => {
-                return Err(CodecError::Unsupported("audio codec"));
-            }
+            Codec::Av1 => PayloadDescriptor::Av1(Av1Packet::parse(payload)?),
+            Codec::Opus => return Err(CodecError::Unsupported("audio codec")),
         })
     }
 
     fn inner(&self) -> &dyn CodecDescriptor {
         match self {
             PayloadDescriptor::Vp8(p) => p,
+            PayloadDescriptor::Vp9(p) => p,
             PayloadDescriptor::H264(p) => p,
+            PayloadDescriptor::Av1(p) => p,
         }
     }
 }

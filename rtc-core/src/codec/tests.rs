@@ -47,6 +47,24 @@ impl BitWriter {
         self.ue(k as u32);
     }
 
+    /// ns(n) as the AV1 specification codes it.
+    pub(crate) fn ns(&mut self, n: u32, value: u32) {
+        let w = 32 - n.leading_zeros();
+        let m = (1 << w) - n;
+        if value < m {
+            self.bits(u64::from(value), w - 1);
+        } else {
+            let v = value + m;
+            self.bits(u64::from(v >> 1), w - 1);
+            self.bit(v & 1 != 0);
+        }
+    }
+
+    /// The bytes written, the last one zero-padded.
+    pub(crate) fn bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
     /// The bytes with the RBSP stop bit (H.264 rbsp_trailing_bits).
     pub(crate) fn finish(mut self) -> Vec<u8> {
         self.bit(true);
@@ -91,12 +109,19 @@ fn picture_id_widths() {
 #[test]
 fn payload_descriptor_dispatches_by_codec() {
     let vp8 = include_bytes!("../../tests/vectors/vp8/keyframe_first.rtp");
+    let vp9 = include_bytes!("../../tests/vectors/vp9/keyframe_first.rtp");
     let h264 = include_bytes!("../../tests/vectors/h264/stap_a_sps_pps_sei.rtp");
+    let av1 = include_bytes!("../../tests/vectors/av1/keyframe_first.rtp");
     let vga = Some(Resolution {
         width: 640,
         height: 360,
     });
-    for (codec, rtp) in [(Codec::Vp8, &vp8[..]), (Codec::H264, &h264[..])] {
+    for (codec, rtp) in [
+        (Codec::Vp8, &vp8[..]),
+        (Codec::Vp9, &vp9[..]),
+        (Codec::H264, &h264[..]),
+        (Codec::Av1, &av1[..]),
+    ] {
         let d = PayloadDescriptor::parse(codec, rtp_payload(rtp)).unwrap();
         assert!(d.is_keyframe() && d.is_start_of_frame());
         assert_eq!(d.resolution(), vga);
@@ -106,4 +131,27 @@ fn payload_descriptor_dispatches_by_codec() {
         PayloadDescriptor::parse(Codec::Opus, &[1, 2, 3]).unwrap_err(),
         CodecError::Unsupported("audio codec")
     );
+}
+
+#[test]
+fn fuzz_harnesses_accept_every_vector() {
+    use crate::fuzzing::codec;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
+    type Harness = fn(&[u8]);
+    let harnesses: [(&str, Harness); 4] = [
+        ("vp8", codec::vp8),
+        ("vp9", codec::vp9),
+        ("h264", codec::h264),
+        ("av1", codec::av1),
+    ];
+    for (dir, harness) in harnesses {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let rtp = std::fs::read(entry.unwrap().path()).unwrap();
+            let payload = rtp_payload(&rtp);
+            for len in [payload.len(), payload.len() / 2, 40, 12, 3, 1, 0] {
+                harness(&payload[..len.min(payload.len())]);
+            }
+            codec::dependency_descriptor(payload);
+        }
+    }
 }

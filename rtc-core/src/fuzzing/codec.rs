@@ -3,8 +3,11 @@
 //! on: the parts of the packet add up to its length, a keyframe starts a frame, and a
 //! PictureID or TL0PICIDX rewrite reads back (at the field's width) and touches nothing else.
 
+use crate::codec::av1::{Av1Packet, Av1SequenceHeader};
+use crate::codec::dependency_descriptor::{DependencyDescriptor, DependencyStructure};
 use crate::codec::h264::{H264Packet, H264Sps, Packetization, nal_type};
 use crate::codec::vp8::Vp8Packet;
+use crate::codec::vp9::{Vp9FrameHeader, Vp9Packet};
 use crate::codec::{CodecDescriptor, PictureId};
 
 /// Largest input rewritten in the stack copy.
@@ -114,4 +117,122 @@ pub fn h264(data: &[u8]) {
     if let Some(Ok(sps)) = packet.sps() {
         assert_eq!(packet.resolution(), Some(sps.resolution));
     }
+}
+
+/// Feeds arbitrary bytes through the VP9 descriptor view and the uncompressed header reader.
+pub fn vp9(data: &[u8]) {
+    if let Ok(header) = Vp9FrameHeader::parse(data) {
+        assert!(header.profile <= 3);
+        assert!(header.keyframe || header.resolution.is_none());
+    }
+    let Ok(packet) = Vp9Packet::parse(data) else {
+        return;
+    };
+    read_summary(&packet);
+    assert_eq!(packet.descriptor_len() + packet.payload().len(), data.len());
+    assert!(packet.p_diffs().count() <= 3);
+    if packet.tl0_pic_idx().is_some() {
+        assert!(!packet.is_flexible() && packet.tid().is_some());
+    }
+    let _ = (
+        packet.is_end_of_frame(),
+        packet.is_not_upswitch_reference(),
+        packet.is_switching_up(),
+        packet.is_inter_layer_dependent(),
+        packet.frame_header(),
+    );
+    if let Some(ss) = packet.scalability_structure() {
+        let sizes = ss.resolutions().count();
+        assert!(sizes == 0 || sizes == usize::from(ss.spatial_layers()));
+        assert_eq!(
+            ss.picture_group().count(),
+            usize::from(ss.picture_group_len())
+        );
+        assert!(ss.picture_group().all(|entry| entry.p_diffs.len() <= 3));
+    }
+    let (picture_id, tl0) = (packet.picture_id(), packet.tl0_pic_idx());
+    check_rewrite(data, picture_id, tl0, |dst| {
+        let mut copy = Vp9Packet::parse(dst).unwrap_or_else(|_| unreachable!());
+        copy.set_picture_id(0x5a5a);
+        copy.set_tl0_pic_idx(0xa5);
+        let reparsed = Vp9Packet::parse(copy.as_bytes()).unwrap_or_else(|_| unreachable!());
+        assert_eq!(reparsed.descriptor_len(), packet.descriptor_len());
+        assert_eq!(
+            (reparsed.tid(), reparsed.sid()),
+            (packet.tid(), packet.sid())
+        );
+        assert!(reparsed.p_diffs().eq(packet.p_diffs()));
+        (reparsed.picture_id(), reparsed.tl0_pic_idx())
+    });
+}
+
+/// Feeds arbitrary bytes through the AV1 packet view, and through the sequence header
+/// reader as if they were a sequence header's payload.
+pub fn av1(data: &[u8]) {
+    if let Ok(seq) = Av1SequenceHeader::parse(data) {
+        assert!(seq.operating_points >= 1 && seq.operating_points <= 32);
+        assert!(seq.max_frame_size.width >= 1 && seq.max_frame_size.height >= 1);
+    }
+    let Ok(packet) = Av1Packet::parse(data) else {
+        return;
+    };
+    read_summary(&packet);
+    let mut covered = 0usize;
+    let mut count = 0usize;
+    for element in packet.elements() {
+        assert!(!element.data().is_empty());
+        assert_eq!(element.header().is_none(), element.is_continuation());
+        covered += element.data().len();
+        count += 1;
+    }
+    assert!(count >= 1 && covered < data.len());
+    let w = usize::from(packet.element_count_field());
+    assert!(w == 0 || w == count);
+    if w == 1 {
+        // The only element is the rest of the packet, without a length.
+        assert_eq!(covered + 1, data.len());
+    }
+    if packet.is_keyframe() {
+        assert!(!packet.starts_with_continuation());
+    }
+    let _ = packet.sequence_header();
+}
+
+/// Feeds arbitrary bytes through the Dependency Descriptor reader: first with no structure
+/// known, then against a structure that the input itself carries if it reads, then against
+/// the structure found, which must give the same frame description.
+pub fn dependency_descriptor(data: &[u8]) {
+    let mut structure: Option<DependencyStructure> = None;
+    let Ok(first) = DependencyDescriptor::parse(data, &mut structure) else {
+        assert!(
+            structure.is_none(),
+            "a failed parse keeps the old structure"
+        );
+        return;
+    };
+    assert_eq!(first.structure_attached, structure.is_some());
+    let Some(found) = structure.clone() else {
+        assert!(first.layer.is_none() && first.dtis.is_none());
+        return;
+    };
+    let (sid, tid) = first.layer.unwrap_or_else(|| unreachable!());
+    assert!(sid < found.spatial_layers());
+    assert_eq!(
+        found
+            .template_index(first.template_id)
+            .and_then(|i| found.template_layer(i)),
+        Some((sid, tid))
+    );
+    assert!(found.templates() >= 1 && found.templates() <= 64);
+    assert!(found.decode_targets() >= 1 && found.decode_targets() <= 32);
+    assert!(found.chains() <= found.decode_targets());
+    for dt in 0..found.decode_targets() {
+        let (max_sid, _) = found
+            .decode_target_layer(dt)
+            .unwrap_or_else(|| unreachable!());
+        assert!(max_sid < found.spatial_layers());
+    }
+    let again = DependencyDescriptor::parse(data, &mut structure);
+    assert_eq!(again, Ok(first));
+    assert_eq!(structure, Some(found));
 }
