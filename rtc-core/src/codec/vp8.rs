@@ -218,7 +218,7 @@ impl<T: AsRef<[u8]>> Vp8Packet<T> {
     }
 
     /// A keyframe's size, from the uncompressed data chunk after its frame tag; `None` on
-    /// other packets or if the start code is wrong.
+    /// other packets, or if the start code is wrong or the size is 0.
     pub fn keyframe_size(&self) -> Option<Vp8KeyframeSize> {
         if !self.frame_tag()?.keyframe {
             return None;
@@ -232,6 +232,10 @@ impl<T: AsRef<[u8]>> Vp8Packet<T> {
             return None;
         }
         let (width, height) = (u16::from_le_bytes([w0, w1]), u16::from_le_bytes([h0, h1]));
+        if width & 0x3fff == 0 || height & 0x3fff == 0 {
+            // No decoder accepts an empty picture: the chunk is damaged.
+            return None;
+        }
         Some(Vp8KeyframeSize {
             resolution: Resolution {
                 width: width & 0x3fff,

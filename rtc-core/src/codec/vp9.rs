@@ -123,9 +123,12 @@ impl<'a> Vp9ScalabilityStructure<'a> {
             })
     }
 
-    /// The size of spatial layer `sid`, if the structure has sizes.
+    /// The size of spatial layer `sid`, if the structure has sizes (a layer announced as
+    /// 0 wide or high counts as unknown).
     pub fn resolution(&self, sid: u8) -> Option<Resolution> {
-        self.resolutions().nth(usize::from(sid))
+        self.resolutions()
+            .nth(usize::from(sid))
+            .filter(|size| size.width > 0 && size.height > 0)
     }
 
     /// N_G: the number of pictures in the picture group (0 without a G bit).

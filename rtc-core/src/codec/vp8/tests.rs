@@ -126,6 +126,13 @@ fn key_idx_without_tid_and_minimal_descriptor() {
     let p = Vp8Packet::parse(&damaged[..]).unwrap();
     assert!(p.is_keyframe());
     assert_eq!(p.resolution(), None);
+    // A keyframe announcing 0 pixels wide (found by mutating the corpus): size unknown.
+    let zero = [
+        0x10, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a, 0x00, 0x00, 0x68, 0x01,
+    ];
+    let p = Vp8Packet::parse(&zero[..]).unwrap();
+    assert!(p.is_keyframe());
+    assert_eq!(p.keyframe_size(), None);
 }
 
 #[test]
