@@ -91,3 +91,31 @@ fn rfc4571_corpus() {
 fn ice_fragment_corpus() {
     replay("ice_fragment", signaling::fuzzing::ice_fragment);
 }
+
+#[test]
+fn vp8_corpus() {
+    replay("vp8", rtc_core::fuzzing::codec::vp8);
+}
+
+#[test]
+fn h264_corpus() {
+    replay("h264", rtc_core::fuzzing::codec::h264);
+}
+
+#[test]
+fn vp9_corpus() {
+    replay("vp9", rtc_core::fuzzing::codec::vp9);
+}
+
+#[test]
+fn av1_corpus() {
+    replay("av1", rtc_core::fuzzing::codec::av1);
+}
+
+#[test]
+fn dependency_descriptor_corpus() {
+    replay(
+        "dependency_descriptor",
+        rtc_core::fuzzing::codec::dependency_descriptor,
+    );
+}

@@ -16,6 +16,8 @@ pub enum Error {
     Dtls(crate::dtls::DtlsError),
     /// An SDP could not be parsed or negotiated.
     Sdp(crate::sdp::SdpError),
+    /// A video payload descriptor was malformed or uses an unsupported feature.
+    Codec(crate::codec::CodecError),
 }
 
 impl fmt::Display for Error {
@@ -26,6 +28,7 @@ impl fmt::Display for Error {
             Error::Srtp(e) => write!(f, "srtp: {e}"),
             Error::Dtls(e) => write!(f, "dtls: {e}"),
             Error::Sdp(e) => write!(f, "sdp: {e}"),
+            Error::Codec(e) => write!(f, "codec: {e}"),
         }
     }
 }
@@ -47,3 +50,4 @@ from_module_error!(Rtcp, crate::rtcp::RtcpError);
 from_module_error!(Srtp, crate::srtp::SrtpError);
 from_module_error!(Dtls, crate::dtls::DtlsError);
 from_module_error!(Sdp, crate::sdp::SdpError);
+from_module_error!(Codec, crate::codec::CodecError);

@@ -7,6 +7,8 @@
 //!
 //! - [`rtp`]: a borrowed view over an RTP datagram that validates once and then reads and
 //!   rewrites in place; RFC 8285 header extensions; sequence-number and timestamp unwrapping.
+//! - [`codec`]: VP8, VP9, H.264 and AV1 payload descriptors and the Dependency Descriptor
+//!   extension: keyframes, frame starts, layer ids, picture sizes, PictureID rewriting.
 //! - [`rtcp`]: compound-packet iteration, typed views and writers for feedback an SFU needs.
 //! - [`srtp`]: SRTP and SRTCP protect/unprotect in place (AEAD_AES_128_GCM and
 //!   AES_CM_128_HMAC_SHA1_80).
@@ -26,6 +28,7 @@
     )
 )]
 
+pub mod codec;
 pub mod dtls;
 mod error;
 pub mod fuzzing;
