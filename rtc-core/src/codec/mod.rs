@@ -99,6 +99,25 @@ fn read_picture_id(bytes: &[u8]) -> Option<(PictureId, usize)> {
 
 /// Rewrites the PictureID field at the start of `bytes` with `value` truncated to the
 /// field's width (the M bit is kept).
+/// Rewrites the PictureID that starts at `offset` of `buf` (0: the descriptor has none; the
+/// payload descriptor's first byte is never its PictureID), keeping its width.
+fn set_picture_id_at(buf: &mut [u8], offset: u16, value: u16) {
+    if offset != 0
+        && let Some(field) = buf.get_mut(usize::from(offset)..)
+    {
+        write_picture_id(field, value);
+    }
+}
+
+/// Rewrites the TL0PICIDX byte at `offset` of `buf` (0: the descriptor has none).
+fn set_tl0_pic_idx_at(buf: &mut [u8], offset: u16, value: u8) {
+    if offset != 0
+        && let Some(field) = buf.get_mut(usize::from(offset))
+    {
+        *field = value;
+    }
+}
+
 fn write_picture_id(bytes: &mut [u8], value: u16) {
     match bytes {
         [hi, lo, ..] if *hi & 0x80 != 0 => {

@@ -15,7 +15,8 @@
 //! ```
 
 use super::{
-    CodecDescriptor, CodecError, PictureId, Resolution, read_picture_id, write_picture_id,
+    CodecDescriptor, CodecError, PictureId, Resolution, read_picture_id, set_picture_id_at,
+    set_tl0_pic_idx_at,
 };
 
 /// Offset of the required first byte.
@@ -251,20 +252,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Vp8Packet<T> {
     /// Rewrites the PictureID, keeping its width: `value` is truncated to 7 or 15 bits, as
     /// the field on the wire has. Does nothing if the descriptor has no PictureID.
     pub fn set_picture_id(&mut self, value: u16) {
-        if self.picture_id != 0
-            && let Some(field) = self.buf.as_mut().get_mut(usize::from(self.picture_id)..)
-        {
-            write_picture_id(field, value);
-        }
+        set_picture_id_at(self.buf.as_mut(), u16::from(self.picture_id), value);
     }
 
     /// Rewrites TL0PICIDX. Does nothing if the descriptor has none.
     pub fn set_tl0_pic_idx(&mut self, value: u8) {
-        if self.tl0_pic_idx != 0
-            && let Some(field) = self.buf.as_mut().get_mut(usize::from(self.tl0_pic_idx))
-        {
-            *field = value;
-        }
+        set_tl0_pic_idx_at(self.buf.as_mut(), u16::from(self.tl0_pic_idx), value);
     }
 }
 
