@@ -628,7 +628,8 @@ impl Router {
         if packet.len() > crate::transmit::MAX_PACKET {
             return Err(RouteDrop::TooLarge);
         }
-        let view = RtpPacket::parse(&*packet).map_err(|_| RouteDrop::Malformed)?;
+        // The one parse of this packet: everything below reads and rewrites through this view.
+        let view = RtpPacket::parse(packet).map_err(|_| RouteDrop::Malformed)?;
         // Every authenticated packet with the transport-wide sequence number is acknowledged,
         // whatever happens to it next (dropped, RTX, padding, an SSRC not known yet): the
         // publisher's estimator needs them all.
@@ -648,13 +649,13 @@ impl Router {
             .tracks
             .get_mut(&track_id)
             .ok_or(RouteDrop::UnknownSsrc)?;
-        let len = match role {
+        let view = match role {
             StreamRole::Media => {
                 let pt = usize::from(view.payload_type().0);
                 if !track.known_pt.get(pt).copied().unwrap_or(false) {
                     return Err(RouteDrop::UnknownPayloadType);
                 }
-                packet.len()
+                view
             }
             StreamRole::Rtx => {
                 let primary_pt = track
@@ -664,11 +665,10 @@ impl Router {
                     .flatten()
                     .ok_or(RouteDrop::UnknownPayloadType)?;
                 self.stats.rtx_received += 1;
-                restore_from_rtx(packet, track.stream.ssrc, primary_pt)?
+                view.restore_from_rtx(track.stream.ssrc, primary_pt)
+                    .ok_or(RouteDrop::EmptyRetransmission)?
             }
         };
-        let packet = packet.get_mut(..len).ok_or(RouteDrop::Malformed)?;
-        let view = RtpPacket::parse(&*packet).map_err(|_| RouteDrop::Malformed)?;
         let seq = track.unwrapper.unwrap(view.sequence_number());
         let timestamp = view.timestamp();
         track.reception.handle_packet(now, seq, timestamp);
@@ -689,17 +689,19 @@ impl Router {
                 self.stats.keyframe_requests_sent += 1;
             }
         }
-        track.cache.store(now, seq, packet);
+        track.cache.store(now, seq, view.as_bytes());
 
         let source = SourcePacket {
             source: track.stream.ssrc,
             seq,
             timestamp,
         };
-        let pt = view.payload_type();
-        let (header, payload) = packet
-            .split_at_checked(view.header_len())
+        // The payload as forwarded: everything after the header, padding included.
+        let payload = view
+            .as_bytes()
+            .get(view.header_len()..)
             .ok_or(RouteDrop::Malformed)?;
+        let pt = view.payload_type();
         let mut copies = 0;
         let counters = &mut self.transport_cc_counters;
         let template = &mut self.header_template[..];
@@ -712,7 +714,7 @@ impl Router {
                 _ => {
                     let shape = build_header_template(
                         template,
-                        header,
+                        &view,
                         &subscription.ext_map,
                         subscription.transport_cc_id,
                     );
@@ -733,13 +735,13 @@ impl Router {
                     counter,
                     out,
                 ),
-                // Not reached for a packet that parsed; the general path stays correct.
+                // Not reached (the template holds any packet the router accepts); the
+                // general path stays correct.
                 None => write_copy(
                     now,
                     subscription,
                     source,
-                    pt,
-                    packet,
+                    &view,
                     counter,
                     out,
                     Numbering::Fresh,
@@ -892,6 +894,7 @@ impl Router {
                 self.stats.retransmissions_missed += 1;
                 continue;
             };
+            // The one parse of the cached copy; the writer reuses its offsets.
             let Ok(view) = RtpPacket::parse(original) else {
                 continue;
             };
@@ -900,7 +903,6 @@ impl Router {
                 seq: extended,
                 timestamp: view.timestamp(),
             };
-            let pt = view.payload_type();
             // What the copy costs the subscriber's budget: the packet, and the RTX header's
             // original sequence number when RTX is negotiated.
             let cost = original.len() as u64 + 2;
@@ -912,8 +914,7 @@ impl Router {
                 now,
                 subscription,
                 source,
-                pt,
-                original,
+                &view,
                 transport_cc.as_deref_mut(),
                 out,
                 Numbering::Retransmission {
@@ -1031,7 +1032,7 @@ impl Router {
             // Carry the publisher's NTP <-> RTP mapping forward to now, so each subscriber's
             // report pairs the same wall-clock time with its rewritten timestamp.
             let elapsed = now.saturating_duration_since(received_at);
-            let ntp_now = ntp.wrapping_add(duration_to_ntp(elapsed));
+            let ntp_now = ntp.wrapping_add(rtc_core::rtcp::ntp::duration_to_ntp(elapsed));
             let rtp_now = rtp.wrapping_add(
                 u32::try_from(elapsed.as_micros() * u128::from(track.clock_rate) / 1_000_000)
                     .unwrap_or(u32::MAX),
@@ -1143,16 +1144,14 @@ struct TemplateShape {
 }
 
 /// Fills `template` with the header of a publisher's packet as subscribers with `ext_map`
-/// receive it (extension ids remapped). `None` if the header does not parse.
-fn build_header_template(
+/// receive it (extension ids remapped). `None` if the header does not fit.
+fn build_header_template<T: AsRef<[u8]>>(
     template: &mut [u8],
-    header: &[u8],
+    packet: &RtpPacket<T>,
     ext_map: &[u8; 256],
     transport_cc_id: Option<u8>,
 ) -> Option<TemplateShape> {
-    let bytes = template.get_mut(..header.len())?;
-    bytes.copy_from_slice(header);
-    let mut view = RtpPacket::parse_header_only(bytes).ok()?;
+    let mut view = packet.copy_header_into(template)?;
     view.remap_extension_ids(|id| ext_map.get(usize::from(id)).copied().filter(|&to| to != 0));
     let start = view.as_bytes().as_ptr() as usize;
     let transport_cc_at = transport_cc_id
@@ -1160,22 +1159,9 @@ fn build_header_template(
         .filter(|value| value.len() >= 2)
         .map(|value| value.as_ptr() as usize - start);
     Some(TemplateShape {
-        len: header.len(),
+        len: packet.header_len(),
         transport_cc_at,
     })
-}
-
-/// Writes the fixed-header fields a subscriber's copy changes (RFC 3550 section 5.1: the
-/// payload type beside the marker bit, sequence number, timestamp, SSRC) at their fixed
-/// offsets. The parsed view's setters do the same, but making a view validates the extension
-/// block again, which per copy costs more than the rest of the rewrite.
-fn write_fixed_header(buf: &mut [u8], pt: Pt, seq: u16, timestamp: u32, ssrc: Ssrc) -> Option<()> {
-    let header = buf.get_mut(..rtc_core::rtp::FIXED_HEADER_LEN)?;
-    header[1] = (header[1] & 0x80) | (pt.0 & 0x7f);
-    header[2..4].copy_from_slice(&seq.to_be_bytes());
-    header[4..8].copy_from_slice(&timestamp.to_be_bytes());
-    header[8..12].copy_from_slice(&ssrc.0.to_be_bytes());
-    Some(())
 }
 
 /// Writes one subscriber's copy of a packet forwarded for the first time: the header template
@@ -1203,7 +1189,7 @@ fn write_fresh_copy(
         let len = header.len() + payload.len();
         buf.get_mut(..header.len())?.copy_from_slice(header);
         buf.get_mut(header.len()..len)?.copy_from_slice(payload);
-        write_fixed_header(buf, out_pt, rewritten.seq, rewritten.timestamp, ssrc)?;
+        rtc_core::rtp::write_fixed_fields(buf, out_pt, rewritten.seq, rewritten.timestamp, ssrc)?;
         if let (Some(at), Some(counter)) = (transport_cc_at, transport_cc_seq) {
             buf.get_mut(at..at + 2)?
                 .copy_from_slice(&counter.to_be_bytes());
@@ -1237,18 +1223,17 @@ enum Numbering {
 /// Writes one subscriber's copy of `packet` (a plaintext packet from the publisher, or from
 /// the cache) into the queue: RTP with the subscriber's numbering, or RTX when `numbering`
 /// is a retransmission and RTX is negotiated. Returns whether a copy was queued.
-#[allow(clippy::too_many_arguments)] // The hot path; bundling would cost a struct per packet.
-fn write_copy(
+fn write_copy<T: AsRef<[u8]>>(
     now: Instant,
     subscription: &mut Subscription,
     source: SourcePacket,
-    pt: Pt,
-    packet: &[u8],
+    packet: &RtpPacket<T>,
     transport_cc_seq: Option<&mut u16>,
     out: &mut TransmitQueue,
     numbering: Numbering,
 ) -> bool {
-    let Some((out_pt, out_rtx_pt)) = subscription.mapped_payload_types(pt) else {
+    let Some((out_pt, out_rtx_pt)) = subscription.mapped_payload_types(packet.payload_type())
+    else {
         return false;
     };
     let retransmission = matches!(numbering, Numbering::Retransmission { .. });
@@ -1273,37 +1258,38 @@ fn write_copy(
         (true, Some(ssrc), Some(pt)) => Some((ssrc, pt)),
         _ => None,
     };
+    // The payload as forwarded: everything after the header, padding included.
+    let header_len = packet.header_len();
+    let payload = packet.as_bytes().get(header_len..).unwrap_or_default();
     let ext_map = &subscription.ext_map;
     let transport_cc_id = subscription.transport_cc_id;
     let media_ssrc = subscription.media_ssrc;
     let rtx_seq = &mut subscription.rtx_seq;
     let queued = out.push_with(subscription.subscriber, PacketKind::Rtp, |buf| {
-        let header_len = rtc_core::rtp::header_len(packet).ok()?;
-        let (header, payload) = packet.split_at_checked(header_len)?;
-        let (len, payload_at) = match rtx {
-            None => (packet.len(), header_len),
-            Some(_) => (packet.len() + 2, header_len + 2),
-        };
-        buf.get_mut(..header_len)?.copy_from_slice(header);
-        buf.get_mut(payload_at..len)?.copy_from_slice(payload);
-        if rtx.is_some() {
-            buf.get_mut(header_len..header_len + 2)?
-                .copy_from_slice(&rewritten.seq.to_be_bytes());
-        }
-        let mut view = RtpPacket::parse_header_only(buf.get_mut(..len)?).ok()?;
-        match rtx {
+        let (header, body) = buf.split_at_mut_checked(header_len)?;
+        let mut view = packet.copy_header_into(header)?;
+        let len = match rtx {
             None => {
+                body.get_mut(..payload.len())?.copy_from_slice(payload);
                 view.set_ssrc(media_ssrc);
                 view.set_sequence_number(rewritten.seq);
                 view.set_payload_type(out_pt);
+                header_len + payload.len()
             }
             Some((rtx_ssrc, rtx_pt)) => {
+                // RFC 4588: the original sequence number, then the original payload.
+                let osn = rtc_core::rtp::rtx::OSN_LEN;
+                body.get_mut(..osn)?
+                    .copy_from_slice(&rewritten.seq.to_be_bytes());
+                body.get_mut(osn..osn + payload.len())?
+                    .copy_from_slice(payload);
                 view.set_ssrc(rtx_ssrc);
                 view.set_sequence_number(*rtx_seq);
                 *rtx_seq = rtx_seq.wrapping_add(1);
                 view.set_payload_type(rtx_pt);
+                header_len + osn + payload.len()
             }
-        }
+        };
         view.set_timestamp(rewritten.timestamp);
         view.remap_extension_ids(|id| ext_map.get(usize::from(id)).copied().filter(|&to| to != 0));
         if let (Some(id), Some(counter)) = (transport_cc_id, transport_cc_seq)
@@ -1316,38 +1302,9 @@ fn write_copy(
         Some(len)
     });
     if queued && !retransmission {
-        let payload = packet
-            .len()
-            .saturating_sub(rtc_core::rtp::header_len(packet).unwrap_or(0));
-        count_sent(subscription, payload);
+        count_sent(subscription, payload.len());
     }
     queued
-}
-
-/// Turns an RTX packet (RFC 4588) back into the original in place: the first two payload
-/// bytes are the original sequence number; the rest is the original payload. Returns the new
-/// length.
-fn restore_from_rtx(packet: &mut [u8], ssrc: Ssrc, pt: Pt) -> Result<usize, RouteDrop> {
-    let view = RtpPacket::parse(&*packet).map_err(|_| RouteDrop::Malformed)?;
-    let header_len = view.header_len();
-    if view.payload().len() < 2 {
-        return Err(RouteDrop::EmptyRetransmission);
-    }
-    let len = packet.len();
-    let osn = packet
-        .get(header_len..header_len + 2)
-        .and_then(|b| b.try_into().ok())
-        .map(u16::from_be_bytes)
-        .ok_or(RouteDrop::Malformed)?;
-    packet.copy_within(header_len + 2..len, header_len);
-    let new_len = len - 2;
-    let mut view =
-        RtpPacket::parse_header_only(packet.get_mut(..new_len).ok_or(RouteDrop::Malformed)?)
-            .map_err(|_| RouteDrop::Malformed)?;
-    view.set_sequence_number(osn);
-    view.set_ssrc(ssrc);
-    view.set_payload_type(pt);
-    Ok(new_len)
 }
 
 fn queue_pli(out: &mut TransmitQueue, publisher: SessionId, sender: Ssrc, media: Ssrc) {
@@ -1360,9 +1317,4 @@ fn queue_pli(out: &mut TransmitQueue, publisher: SessionId, sender: Ssrc, media:
 fn extend_below(highest: SeqNo, seq: u16) -> SeqNo {
     let back = highest.wire().wrapping_sub(seq);
     SeqNo(highest.0.saturating_sub(u64::from(back)))
-}
-
-/// A duration in NTP units (32.32 fixed point seconds).
-fn duration_to_ntp(duration: Duration) -> u64 {
-    (duration.as_secs() << 32) + ((u64::from(duration.subsec_nanos()) << 32) / 1_000_000_000)
 }
