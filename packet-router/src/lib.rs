@@ -8,20 +8,26 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+mod copy_writer;
+pub mod event;
 pub mod fuzzing;
 pub mod id_hasher;
 pub mod keyframe_throttle;
+mod layer;
 pub mod loss_tracker;
 pub mod reception;
 pub mod retransmit_budget;
 pub mod retransmit_cache;
 pub mod rewrite;
 pub mod router;
+mod subscription;
+mod track;
 pub mod transmit;
 pub mod transport_feedback;
 pub mod workload;
 
 pub use config::{Codec, CodecParams, ExtensionIds, MediaKind, PublishedStream, SubscribedStream};
+pub use event::RouterEvent;
 pub use id_hasher::{IdHashMap, IdHasher};
 pub use keyframe_throttle::KeyframeRequestThrottle;
 pub use loss_tracker::{LossTracker, LossTrackerConfig, PacketArrival};
@@ -99,4 +105,6 @@ pub struct RouterStats {
     pub retransmissions_over_budget: u64,
     /// Transport-wide congestion-control feedback packets sent to publishers.
     pub transport_feedback_sent: u64,
+    /// Events dropped because [`Router::poll_event`] was not called often enough.
+    pub events_dropped: u64,
 }
