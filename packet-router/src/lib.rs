@@ -4,7 +4,12 @@
 //! reports that keep each subscriber's audio and video in sync.
 //!
 //! It is built on the wire views of `rtc-core` and does no IO: the media plane feeds it
-//! plaintext packets with the time, and sends what it leaves in a [`TransmitQueue`].
+//! plaintext packets with the time, sends what it leaves in a [`TransmitQueue`], and drains
+//! what it tells through [`Router::poll_event`].
+//!
+//! [`Router`] (`router.rs`) is the facade and dispatch; a published track (`track.rs`) holds
+//! its per-SSRC layers (`layer.rs`) and its subscriptions (`subscription.rs`), and the copy
+//! writers (`copy_writer.rs`) write each subscriber's rewritten copy into the queue.
 #![forbid(unsafe_code)]
 
 pub mod config;

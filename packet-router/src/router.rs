@@ -4,15 +4,16 @@
 //! each subscriber's copy.
 //!
 //! For each RTP packet of a publisher the router parses it once, finds the track by
-//! (session, SSRC) and the layer through the track's layers ([`crate::track`],
-//! [`crate::layer`]), repairs RTX into the original packet in place, records it for loss
-//! detection and retransmission, and has the copy writers ([`crate::copy_writer`]) write one
-//! rewritten copy per subscription ([`crate::subscription`]) into the [`TransmitQueue`].
-//! RTCP from subscribers is answered here too: NACKs from the layer's retransmission cache
-//! (on RTX when negotiated) within each subscriber's retransmission budget, PLI and FIR
-//! throttled to the publisher. Periodic reports (sender reports to subscribers that match the
-//! rewritten timestamps, receiver reports and NACKs to publishers) are produced on
-//! [`Router::handle_timeout`]; what the router did or saw is told by [`Router::poll_event`].
+//! (session, SSRC) and the layer through the track's layers (`track.rs`, `layer.rs`),
+//! repairs RTX into the original packet in place, records it for loss detection and
+//! retransmission, and has the copy writers (`copy_writer.rs`) write one rewritten copy per
+//! subscription (`subscription.rs`) into the [`TransmitQueue`]. RTCP from subscribers is
+//! answered too (`router/feedback.rs`): NACKs from the layer's retransmission cache (on RTX
+//! when negotiated) within each subscriber's retransmission budget, PLI and FIR throttled to
+//! the publisher. Periodic reports (sender reports to subscribers that match the rewritten
+//! timestamps, receiver reports and NACKs to publishers) are produced on
+//! [`Router::handle_timeout`] (`router/timers.rs`); what the router did or saw is told by
+//! [`Router::poll_event`].
 //!
 //! Subscriptions outlive the tracks they receive: when a publisher leaves, its subscriptions
 //! are detached, and attaching them to the track that replaces it keeps each subscriber's
@@ -37,6 +38,11 @@ use crate::track::Track;
 use crate::transmit::{PacketKind, TransmitQueue};
 use crate::transport_feedback::TransportFeedback;
 use crate::{RouterError, RouterStats, SessionId};
+
+mod feedback;
+mod timers;
+
+use feedback::queue_pli;
 
 /// Identifies a published track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -623,252 +629,4 @@ impl Router {
             fan_out,
         ))
     }
-
-    /// Requests a keyframe of `track` from its publisher: a PLI for each of its layers,
-    /// throttled per layer.
-    pub fn request_keyframe(&mut self, now: Instant, track: TrackId, out: &mut TransmitQueue) {
-        let Some(published) = self.tracks.get_mut(&track) else {
-            return;
-        };
-        if published.stream.kind != MediaKind::Video {
-            return;
-        }
-        for layer in &mut published.layers {
-            if !layer.allow_keyframe_request(now) {
-                continue;
-            }
-            queue_pli(
-                out,
-                published.publisher,
-                self.config.feedback_ssrc,
-                layer.ssrc(),
-            );
-            self.stats.keyframe_requests_sent += 1;
-            self.events.push(RouterEvent::KeyframeRequested {
-                track,
-                ssrc: layer.ssrc(),
-            });
-        }
-        self.count_dropped_events();
-    }
-
-    /// Handles a plaintext RTCP compound packet from `from`.
-    pub fn handle_rtcp(
-        &mut self,
-        now: Instant,
-        from: SessionId,
-        packet: &[u8],
-        out: &mut TransmitQueue,
-    ) {
-        use rtc_core::rtcp::{RtcpPacket, iter_compound};
-        for item in iter_compound(packet) {
-            let Ok(item) = item else {
-                self.stats.rtcp_malformed += 1;
-                return;
-            };
-            match item {
-                RtcpPacket::Nack(nack) => {
-                    self.stats.nacks_received += 1;
-                    self.nack_wire_scratch.clear();
-                    self.nack_wire_scratch.extend(nack.lost());
-                    let lost = std::mem::take(&mut self.nack_wire_scratch);
-                    self.retransmit(now, from, nack.media_ssrc(), &lost, out);
-                    self.nack_wire_scratch = lost;
-                }
-                RtcpPacket::Pli(pli) => {
-                    self.stats.keyframe_requests_received += 1;
-                    self.keyframe_request_from(now, from, pli.media_ssrc, out);
-                }
-                RtcpPacket::Fir(fir) => {
-                    self.stats.keyframe_requests_received += 1;
-                    for (ssrc, _) in fir.entries() {
-                        self.keyframe_request_from(now, from, ssrc, out);
-                    }
-                }
-                RtcpPacket::SenderReport(report) => {
-                    let info = report.sender_info();
-                    if let Some(track) = self.track_by_ssrc.get(&(from, info.ssrc))
-                        && let Some(track) = self.tracks.get_mut(track)
-                        && let Some((index, StreamRole::Media)) = track.layer_of(info.ssrc)
-                        && let Some(layer) = track.layers.get_mut(index)
-                    {
-                        layer.handle_sender_report(now, info.ntp_time, info.rtp_time);
-                    }
-                }
-                _ => {}
-            }
-        }
-        self.count_dropped_events();
-    }
-
-    /// A subscriber's keyframe request for the stream it receives as `media_ssrc`: a PLI to
-    /// the publisher of the layer it receives (throttled).
-    fn keyframe_request_from(
-        &mut self,
-        now: Instant,
-        subscriber: SessionId,
-        media_ssrc: Ssrc,
-        out: &mut TransmitQueue,
-    ) {
-        let Some(id) = self
-            .subscription_by_ssrc
-            .get(&(subscriber, media_ssrc))
-            .copied()
-        else {
-            return;
-        };
-        let Some(Location::Attached(track_id)) = self.locations.get(&id).copied() else {
-            return;
-        };
-        let Some(track) = self.tracks.get_mut(&track_id) else {
-            return;
-        };
-        let Some(index) = track.subscription_mut(id).map(|s| s.layer) else {
-            return;
-        };
-        let publisher = track.publisher;
-        if track.stream.kind != MediaKind::Video {
-            return;
-        }
-        if let Some(layer) = track.layers.get_mut(index)
-            && layer.allow_keyframe_request(now)
-        {
-            queue_pli(out, publisher, self.config.feedback_ssrc, layer.ssrc());
-            self.stats.keyframe_requests_sent += 1;
-            self.events.push(RouterEvent::KeyframeRequested {
-                track: track_id,
-                ssrc: layer.ssrc(),
-            });
-        }
-    }
-
-    /// Answers a subscriber's NACK for `lost` (its sequence numbers) from the retransmission
-    /// cache, as far as the subscriber session's retransmission budget allows
-    /// ([`RouterConfig::retransmit_budget`]); the rest is counted in
-    /// [`RouterStats::retransmissions_over_budget`].
-    pub fn retransmit(
-        &mut self,
-        now: Instant,
-        subscriber: SessionId,
-        media_ssrc: Ssrc,
-        lost: &[u16],
-        out: &mut TransmitQueue,
-    ) {
-        let Some(id) = self
-            .subscription_by_ssrc
-            .get(&(subscriber, media_ssrc))
-            .copied()
-        else {
-            return;
-        };
-        let Some(Location::Attached(track_id)) = self.locations.get(&id).copied() else {
-            return;
-        };
-        let Some(track) = self.tracks.get_mut(&track_id) else {
-            return;
-        };
-        let Some(subscription) = track.subscriptions.iter_mut().find(|s| s.id == id) else {
-            return;
-        };
-        let Some(layer) = track.layers.get(subscription.layer) else {
-            return;
-        };
-        let transport_cc = self.transport_cc_counters.get_mut(subscription.counter);
-        let budget = self.retransmit_budgets.get_mut(subscription.counter);
-        subscription.retransmit(
-            now,
-            layer,
-            lost,
-            transport_cc,
-            budget,
-            &self.config.retransmit_budget,
-            &mut self.stats,
-            out,
-        );
-    }
-
-    fn schedule_reports(&mut self, now: Instant) {
-        if self.next_report.is_none() {
-            self.next_report = Some(now + self.report_slot_length());
-        }
-    }
-
-    fn report_slot_length(&self) -> Duration {
-        self.config.report_interval / u32::from(REPORT_SLOTS)
-    }
-
-    /// When [`Router::handle_timeout`] next has work.
-    ///
-    /// It costs no scan of the tracks: it may be early after a gap that reordering repaired,
-    /// never late.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.nack_deadline, self.next_report, self.feedback_deadline]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-
-    /// The earliest NACK deadline of the tracks that send NACKs.
-    fn earliest_nack_deadline(&self) -> Option<Instant> {
-        self.tracks.values().filter_map(Track::nack_timeout).min()
-    }
-
-    /// Sends what is due: NACKs to publishers, and on the report interval sender reports to
-    /// subscribers and receiver reports to publishers.
-    pub fn handle_timeout(&mut self, now: Instant, out: &mut TransmitQueue) {
-        let feedback_ssrc = self.config.feedback_ssrc;
-        if self.feedback_deadline.is_some_and(|at| at <= now) {
-            let mut next = None;
-            for (&publisher, feedback) in &mut self.transport_feedback {
-                let sent = feedback.poll_feedback(now, publisher, feedback_ssrc, out);
-                self.stats.transport_feedback_sent += sent as u64;
-                next = [next, feedback.poll_timeout()].into_iter().flatten().min();
-            }
-            self.feedback_deadline = next;
-        }
-        if self.nack_deadline.is_some_and(|at| at <= now) {
-            for track in self.tracks.values_mut() {
-                self.stats.nacks_sent += track.send_nacks(
-                    now,
-                    feedback_ssrc,
-                    &mut self.nack_scratch,
-                    &mut self.nack_wire_scratch,
-                    out,
-                );
-            }
-            self.nack_deadline = self.earliest_nack_deadline();
-        }
-        if self.next_report.is_some_and(|at| at <= now) {
-            let slot = self.report_slot;
-            self.send_reports(now, slot, out);
-            self.report_slot = (slot + 1) % REPORT_SLOTS;
-            self.next_report = if self.tracks.is_empty() {
-                None
-            } else {
-                Some(now + self.report_slot_length())
-            };
-        }
-        self.count_dropped_events();
-    }
-
-    /// Reports of the tracks in report slot `slot`, and the check of their layers for
-    /// silence.
-    fn send_reports(&mut self, now: Instant, slot: u8, out: &mut TransmitQueue) {
-        let feedback_ssrc = self.config.feedback_ssrc;
-        let timeout = self.config.layer_timeout;
-        for (&id, track) in self
-            .tracks
-            .iter_mut()
-            .filter(|(_, t)| t.report_slot == slot)
-        {
-            self.stats.sender_reports_sent += track.send_reports(now, feedback_ssrc, out);
-            track.check_layers(now, timeout, id, &mut self.events);
-        }
-    }
-}
-
-fn queue_pli(out: &mut TransmitQueue, publisher: SessionId, sender: Ssrc, media: Ssrc) {
-    out.push_with(publisher, PacketKind::Rtcp, |buf| {
-        rtc_core::rtcp::feedback::write_pli(buf, sender, media).ok()
-    });
 }
