@@ -609,6 +609,11 @@ impl Worker {
 
     /// Protects every queued transmit with its session's keys and sends the batch.
     fn flush(&mut self) {
+        // What the router did or saw while the batch was routed; nothing acts on it yet, so
+        // it is logged, and the router's ring stays free for what comes next.
+        while let Some(event) = self.state.router.poll_event() {
+            tracing::debug!(?event, "router event");
+        }
         let state = &mut self.state;
         if state.out.is_empty() {
             self.write_tcp();
