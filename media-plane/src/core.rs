@@ -17,7 +17,7 @@
 //!     match core.handle_datagram(now, *source, datagram) {
 //!         DatagramOutcome::Done | DatagramOutcome::Dropped => {}
 //!         // Another worker's session: the shell hands the datagram over.
-//!         DatagramOutcome::HandOver(_worker) | DatagramOutcome::UnknownSource => {}
+//!         DatagramOutcome::HandOver(_) | DatagramOutcome::UnknownSource => {}
 //!     }
 //! }
 //! core.handle_timeout(now);

@@ -4,24 +4,35 @@
 //! reports that keep each subscriber's audio and video in sync.
 //!
 //! It is built on the wire views of `rtc-core` and does no IO: the media plane feeds it
-//! plaintext packets with the time, and sends what it leaves in a [`TransmitQueue`].
+//! plaintext packets with the time, sends what it leaves in a [`TransmitQueue`], and drains
+//! what it tells through [`Router::poll_event`].
+//!
+//! [`Router`] (`router.rs`) is the facade and dispatch; a published track (`track.rs`) holds
+//! its per-SSRC layers (`layer.rs`) and its subscriptions (`subscription.rs`), and the copy
+//! writers (`copy_writer.rs`) write each subscriber's rewritten copy into the queue.
 #![forbid(unsafe_code)]
 
 pub mod config;
+mod copy_writer;
+pub mod event;
 pub mod fuzzing;
 pub mod id_hasher;
 pub mod keyframe_throttle;
+mod layer;
 pub mod loss_tracker;
 pub mod reception;
 pub mod retransmit_budget;
 pub mod retransmit_cache;
 pub mod rewrite;
 pub mod router;
+mod subscription;
+mod track;
 pub mod transmit;
 pub mod transport_feedback;
 pub mod workload;
 
 pub use config::{Codec, CodecParams, ExtensionIds, MediaKind, PublishedStream, SubscribedStream};
+pub use event::RouterEvent;
 pub use id_hasher::{IdHashMap, IdHasher};
 pub use keyframe_throttle::KeyframeRequestThrottle;
 pub use loss_tracker::{LossTracker, LossTrackerConfig, PacketArrival};
@@ -97,4 +108,6 @@ pub struct RouterStats {
     pub retransmissions_over_budget: u64,
     /// Transport-wide congestion-control feedback packets sent to publishers.
     pub transport_feedback_sent: u64,
+    /// Events dropped because [`Router::poll_event`] was not called often enough.
+    pub events_dropped: u64,
 }

@@ -2,9 +2,10 @@
 //! publishers (RFC 3550 section 6.4.1 and appendix A.3, A.8): loss, the extended highest
 //! sequence number, interarrival jitter, and the timing of the last sender report.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rtc_core::rtcp::ReportBlock;
+use rtc_core::rtcp::ntp::{compact_ntp, duration_to_compact_ntp};
 use rtc_core::{SeqNo, Ssrc};
 
 /// Counters behind one report block.
@@ -67,7 +68,7 @@ impl ReceptionStats {
 
     /// Records a sender report (its NTP time) from the stream's sender.
     pub fn handle_sender_report(&mut self, now: Instant, ntp_time: u64) {
-        self.last_sender_report = Some(((ntp_time >> 16) as u32, now));
+        self.last_sender_report = Some((compact_ntp(ntp_time), now));
     }
 
     /// The report block for the stream `ssrc` as of now; starts a new reporting interval.
@@ -90,7 +91,10 @@ impl ReceptionStats {
         let cumulative_lost =
             i32::try_from(expected as i64 - self.received as i64).unwrap_or(i32::MAX);
         let (last_sr, delay_since_last_sr) = match self.last_sender_report {
-            Some((middle, at)) => (middle, duration_to_q16(now.saturating_duration_since(at))),
+            Some((middle, at)) => (
+                middle,
+                duration_to_compact_ntp(now.saturating_duration_since(at)),
+            ),
             None => (0, 0),
         };
         ReportBlock {
@@ -105,14 +109,10 @@ impl ReceptionStats {
     }
 }
 
-/// A duration in units of 1/65536 s, saturating.
-fn duration_to_q16(duration: Duration) -> u32 {
-    u32::try_from(duration.as_micros() * 65_536 / 1_000_000).unwrap_or(u32::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn loss_is_reported_per_interval_and_cumulatively() {

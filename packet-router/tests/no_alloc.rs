@@ -163,6 +163,8 @@ fn forwarding_allocates_nothing_per_packet() {
             if router.poll_timeout().is_some_and(|at| at <= *now) {
                 router.handle_timeout(*now, out);
             }
+            // Events wait in a ring allocated with the router.
+            while router.poll_event().is_some() {}
         }
         forwarded
     };

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use packet_router::{
     Codec, CodecParams, ExtensionIds, MediaKind, PacketKind, PublishedStream,
-    RetransmitBudgetConfig, Router, RouterConfig, SessionId, SubscribedStream, TrackId,
-    TransmitQueue,
+    RetransmitBudgetConfig, Router, RouterConfig, RouterEvent, SessionId, SubscribedStream,
+    TrackId, TransmitQueue,
 };
 use rtc_core::rtcp::{RtcpPacket, iter_compound};
 use rtc_core::rtp::RtpPacket;
@@ -964,4 +964,103 @@ fn a_nack_storm_is_bounded_by_the_subscribers_budget_and_a_bystander_is_undistur
         unlimited.attacker_resent,
         storm.attacker_resent
     );
+}
+
+impl Harness {
+    fn events(&mut self) -> Vec<RouterEvent> {
+        std::iter::from_fn(|| self.router.poll_event()).collect()
+    }
+}
+
+#[test]
+fn events_tell_keyframe_requests_first_packets_silence_and_unknown_ssrcs() {
+    let mut h = Harness::new(2, true);
+    let track = h.track;
+    // Subscribing requested a keyframe of the video track (once: the second is throttled).
+    assert_eq!(
+        h.events(),
+        [RouterEvent::KeyframeRequested {
+            track,
+            ssrc: PUB_SSRC
+        }]
+    );
+
+    assert_eq!(h.send(&rtp(PUB_SSRC, VP8_PT, 1, 0, &payload_for(1))), 2);
+    let events = h.events();
+    assert_eq!(
+        events.first(),
+        Some(&RouterEvent::LayerActive {
+            track,
+            ssrc: PUB_SSRC
+        })
+    );
+    let started: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            RouterEvent::SubscriptionStarted {
+                subscriber,
+                track: t,
+                ..
+            } if *t == track => Some(*subscriber),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, [SessionId(100), SessionId(101)]);
+    assert_eq!(events.len(), 3);
+    // Later packets are news to nobody.
+    h.send(&rtp(PUB_SSRC, VP8_PT, 2, 0, &payload_for(2)));
+    assert_eq!(h.events(), []);
+
+    // A stream the router cannot route is told once, however many packets it sends.
+    for seq in 0..50 {
+        h.send(&rtp(Ssrc(0xDEAD), VP8_PT, seq, 0, b"x"));
+    }
+    assert_eq!(
+        h.events(),
+        [RouterEvent::UnknownSsrc {
+            session: PUBLISHER,
+            ssrc: Ssrc(0xDEAD)
+        }]
+    );
+
+    // Silence for longer than the layer timeout: inactive within a report interval, and
+    // active again with the next packet.
+    let end = h.now + RouterConfig::default().layer_timeout + Duration::from_secs(1);
+    while let Some(at) = h.router.poll_timeout().filter(|at| *at <= end) {
+        h.now = at;
+        h.out.clear();
+        h.router.handle_timeout(h.now, &mut h.out);
+    }
+    assert_eq!(
+        h.events(),
+        [RouterEvent::LayerInactive {
+            track,
+            ssrc: PUB_SSRC
+        }]
+    );
+    h.send(&rtp(PUB_SSRC, VP8_PT, 3, 0, &payload_for(3)));
+    assert_eq!(
+        h.events(),
+        [RouterEvent::LayerActive {
+            track,
+            ssrc: PUB_SSRC
+        }]
+    );
+    assert_eq!(h.router.stats().events_dropped, 0);
+}
+
+#[test]
+fn events_nobody_collects_are_dropped_and_counted_not_stored() {
+    let mut h = Harness::new(1, true);
+    let capacity = packet_router::event::EVENT_CAPACITY as u32;
+    // Each new unknown SSRC is one event.
+    for ssrc in 0..capacity + 10 {
+        h.send(&rtp(Ssrc(0x10_0000 + ssrc), VP8_PT, 1, 0, b"x"));
+    }
+    assert_eq!(
+        h.router.stats().events_dropped,
+        11,
+        "the keyframe request came first"
+    );
+    assert_eq!(h.events().len(), capacity as usize);
 }

@@ -72,6 +72,11 @@ impl WorkerCore {
     /// to be sent. Transmits for sessions without keys or an address are dropped and
     /// counted. Call [`WorkerCore::clear_transmits`] once they are sent.
     pub fn poll_transmits(&mut self) -> Transmits<'_> {
+        // What the router did or saw while the batch was routed; nothing acts on it yet, so
+        // it is logged, and the router's ring stays free for what comes next.
+        while let Some(event) = self.router.poll_event() {
+            tracing::debug!(?event, "router event");
+        }
         self.destinations.clear();
         for transmit in self.out.as_mut_slice() {
             let destination = self

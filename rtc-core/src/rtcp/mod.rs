@@ -6,8 +6,10 @@
 //! - [`report`]: sender and receiver reports, SDES, BYE, APP.
 //! - [`feedback`]: generic NACK, PLI, FIR, REMB.
 //! - [`twcc`]: transport-wide congestion control feedback.
+//! - [`ntp`]: NTP timestamps and their compact form in report blocks.
 
 pub mod feedback;
+pub mod ntp;
 pub mod report;
 pub mod twcc;
 

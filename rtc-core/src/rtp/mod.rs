@@ -2,9 +2,11 @@
 //! [`RtpPacket::parse`] and then reads every header field without any possibility of panic,
 //! and rewrites the fields an SFU changes per subscriber (SSRC, sequence number, timestamp,
 //! payload type, marker) in place. Header extensions (RFC 8285) live in [`ext`], 64-bit
-//! unwrapping of sequence numbers and timestamps in [`unwrap`].
+//! unwrapping of sequence numbers and timestamps in [`unwrap`], the restore of RTX packets
+//! (RFC 4588) in [`rtx`].
 
 pub mod ext;
+pub mod rtx;
 pub mod unwrap;
 
 use crate::{Pt, Ssrc};
@@ -13,6 +15,36 @@ pub use unwrap::{SeqNoUnwrapper, TimestampUnwrapper};
 
 /// Length of the fixed RTP header.
 pub const FIXED_HEADER_LEN: usize = 12;
+
+/// Offset of the byte with the marker bit and the payload type.
+const MARKER_PT_AT: usize = 1;
+/// Offset of the sequence number.
+const SEQ_AT: usize = 2;
+/// Offset of the timestamp.
+const TIMESTAMP_AT: usize = 4;
+/// Offset of the SSRC.
+const SSRC_AT: usize = 8;
+
+/// Writes the fixed-header fields an SFU changes in each copy (the payload type beside the
+/// marker bit, the sequence number, the timestamp and the SSRC) straight into `header`, at
+/// their RFC 3550 offsets, without a view. For a buffer that holds a header already known
+/// to be valid, such as a copy of a parsed packet's header: making a view of it would
+/// validate its extension block again, which per copy costs more than the rewrite itself.
+/// `None` when `header` is shorter than the fixed header.
+pub fn write_fixed_fields(
+    header: &mut [u8],
+    pt: Pt,
+    seq: u16,
+    timestamp: u32,
+    ssrc: Ssrc,
+) -> Option<()> {
+    let fixed: &mut [u8; FIXED_HEADER_LEN] = header.get_mut(..FIXED_HEADER_LEN)?.try_into().ok()?;
+    fixed[MARKER_PT_AT] = (fixed[MARKER_PT_AT] & 0x80) | (pt.0 & 0x7f);
+    fixed[SEQ_AT..SEQ_AT + 2].copy_from_slice(&seq.to_be_bytes());
+    fixed[TIMESTAMP_AT..TIMESTAMP_AT + 4].copy_from_slice(&timestamp.to_be_bytes());
+    fixed[SSRC_AT..SSRC_AT + 4].copy_from_slice(&ssrc.0.to_be_bytes());
+    Some(())
+}
 
 /// Errors found while validating an RTP packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,6 +261,24 @@ impl<T: AsRef<[u8]>> RtpPacket<T> {
         self.extensions().find(|&(i, _)| i == id).map(|(_, d)| d)
     }
 
+    /// Copies the header (fixed part, CSRCs, extension block) to the start of `buf` and
+    /// returns a header-only view of the copy, to rewrite in place. The copy has this view's
+    /// bytes and so its offsets: nothing is validated again. `None` when `buf` is shorter
+    /// than the header.
+    pub fn copy_header_into<'b>(&self, buf: &'b mut [u8]) -> Option<RtpPacket<&'b mut [u8]>> {
+        let header_len = self.header_len;
+        let copy = buf.get_mut(..header_len)?;
+        copy.copy_from_slice(self.buf.as_ref().get(..header_len)?);
+        Some(RtpPacket {
+            buf: copy,
+            header_len,
+            payload_end: header_len,
+            ext_start: self.ext_start,
+            ext_end: self.ext_end,
+            ext_form: self.ext_form,
+        })
+    }
+
     fn ext_elements(&self) -> &[u8] {
         self.buf
             .as_ref()
@@ -248,35 +298,35 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> RtpPacket<T> {
     /// Rewrites the marker bit.
     pub fn set_marker(&mut self, marker: bool) {
         if let Some(h) = self.fixed_mut() {
-            h[1] = (h[1] & 0x7f) | (u8::from(marker) << 7);
+            h[MARKER_PT_AT] = (h[MARKER_PT_AT] & 0x7f) | (u8::from(marker) << 7);
         }
     }
 
     /// Rewrites the payload type (the low 7 bits are used).
     pub fn set_payload_type(&mut self, pt: Pt) {
         if let Some(h) = self.fixed_mut() {
-            h[1] = (h[1] & 0x80) | (pt.0 & 0x7f);
+            h[MARKER_PT_AT] = (h[MARKER_PT_AT] & 0x80) | (pt.0 & 0x7f);
         }
     }
 
     /// Rewrites the sequence number.
     pub fn set_sequence_number(&mut self, seq: u16) {
         if let Some(h) = self.fixed_mut() {
-            h[2..4].copy_from_slice(&seq.to_be_bytes());
+            h[SEQ_AT..SEQ_AT + 2].copy_from_slice(&seq.to_be_bytes());
         }
     }
 
     /// Rewrites the timestamp.
     pub fn set_timestamp(&mut self, ts: u32) {
         if let Some(h) = self.fixed_mut() {
-            h[4..8].copy_from_slice(&ts.to_be_bytes());
+            h[TIMESTAMP_AT..TIMESTAMP_AT + 4].copy_from_slice(&ts.to_be_bytes());
         }
     }
 
     /// Rewrites the SSRC.
     pub fn set_ssrc(&mut self, ssrc: Ssrc) {
         if let Some(h) = self.fixed_mut() {
-            h[8..12].copy_from_slice(&ssrc.0.to_be_bytes());
+            h[SSRC_AT..SSRC_AT + 4].copy_from_slice(&ssrc.0.to_be_bytes());
         }
     }
 

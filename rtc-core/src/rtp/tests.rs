@@ -145,6 +145,44 @@ fn extension_mut_and_remap() {
 }
 
 #[test]
+fn fixed_fields_are_written_without_a_view() {
+    let mut bytes = ONE_BYTE;
+    write_fixed_fields(&mut bytes, Pt(96), 0xabcd, 0x0102_0304, Ssrc(0x0a0b_0c0d)).unwrap();
+    let p = RtpPacket::parse(&bytes[..]).unwrap();
+    assert!(p.marker(), "the marker bit is kept");
+    assert_eq!(p.payload_type(), Pt(96));
+    assert_eq!(p.sequence_number(), 0xabcd);
+    assert_eq!(p.timestamp(), 0x0102_0304);
+    assert_eq!(p.ssrc(), Ssrc(0x0a0b_0c0d));
+    // Everything after the fixed header is untouched.
+    assert_eq!(bytes[12..], ONE_BYTE[12..]);
+    assert!(write_fixed_fields(&mut bytes[..11], Pt(1), 1, 1, Ssrc(1)).is_none());
+}
+
+#[test]
+fn a_header_copy_is_a_view_with_the_same_offsets() {
+    let original = RtpPacket::parse(&ONE_BYTE[..]).unwrap();
+    let mut buf = [0u8; 64];
+    let mut copy = original.copy_header_into(&mut buf).unwrap();
+    assert_eq!(copy.header_len(), 28);
+    assert_eq!(copy.as_bytes(), &ONE_BYTE[..28]);
+    assert_eq!(copy.payload(), b"");
+    assert_eq!(copy.extension(3), Some(&[1u8, 2, 3][..]));
+    copy.set_sequence_number(7);
+    copy.remap_extension_ids(|id| (id == 3).then_some(4));
+    copy.extension_mut(4).unwrap().copy_from_slice(&[9, 9, 9]);
+    // What a fresh parse of the rewritten copy finds.
+    buf[28..30].copy_from_slice(b"hi");
+    let reparsed = RtpPacket::parse_header_only(&buf[..30]).unwrap();
+    assert_eq!(reparsed.header_len(), 28);
+    assert_eq!(reparsed.sequence_number(), 7);
+    let exts: Vec<_> = reparsed.extensions().collect();
+    assert_eq!(exts, vec![(4, &[9u8, 9, 9][..])]);
+    assert_eq!(reparsed.payload(), b"hi");
+    assert!(original.copy_header_into(&mut [0u8; 27]).is_none());
+}
+
+#[test]
 fn two_byte_form() {
     // Profile 0x1000, 3 words: id 200 len 0, padding, id 7 len 3 "xyz", id 9 len 1, pad.
     let mut bytes = vec![0x90, 0x60, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0x10, 0x00, 0, 3];

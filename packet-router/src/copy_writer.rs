@@ -1,0 +1,460 @@
+//! The copy writers: each subscriber's rewritten copy of a publisher's packet, written
+//! straight into its buffer in the [`TransmitQueue`]. A copy gets the subscriber's SSRC,
+//! sequence number, timestamp, payload type and header-extension ids, and its session's
+//! transport-wide sequence number; a retransmission goes out on the subscriber's RTX stream
+//! when negotiated.
+//!
+//! A packet forwarded for the first time is copied from a header template: the subscribers
+//! of a track that negotiated the same extension ids share one remapped header per packet,
+//! built once from the parsed view, so a copy is two `memcpy`s and a few fixed-offset
+//! writes. Nothing here parses a packet: every writer takes the view the router parsed.
+
+use std::time::Instant;
+
+use rtc_core::Pt;
+use rtc_core::rtp::RtpPacket;
+
+use crate::TrackId;
+use crate::event::{EventQueue, RouterEvent};
+use crate::rewrite::{RewrittenPacket, SourcePacket};
+use crate::subscription::Subscription;
+use crate::transmit::{MAX_PACKET, PacketKind, TransmitQueue};
+
+/// The header of the packet being routed as one group of subscribers receives it.
+#[derive(Debug)]
+pub(crate) struct HeaderTemplate {
+    bytes: Box<[u8; MAX_PACKET]>,
+}
+
+impl Default for HeaderTemplate {
+    fn default() -> Self {
+        HeaderTemplate {
+            bytes: Box::new([0; MAX_PACKET]),
+        }
+    }
+}
+
+/// What [`HeaderTemplate::build`] wrote.
+#[derive(Debug, Clone, Copy)]
+struct TemplateShape {
+    len: usize,
+    /// Where the transport-wide sequence number goes, when the subscribers negotiated one and
+    /// the packet has it.
+    transport_cc_at: Option<usize>,
+}
+
+impl HeaderTemplate {
+    /// Fills the template with the header of `packet` as subscribers with `ext_map` receive
+    /// it (extension ids remapped). `None` if the header does not fit.
+    fn build<T: AsRef<[u8]>>(
+        &mut self,
+        packet: &RtpPacket<T>,
+        ext_map: &[u8; 256],
+        transport_cc_id: Option<u8>,
+    ) -> Option<TemplateShape> {
+        let mut view = packet.copy_header_into(&mut self.bytes[..])?;
+        view.remap_extension_ids(|id| ext_map.get(usize::from(id)).copied().filter(|&to| to != 0));
+        let start = view.as_bytes().as_ptr() as usize;
+        let transport_cc_at = transport_cc_id
+            .and_then(|id| view.extension_mut(id))
+            .filter(|value| value.len() >= 2)
+            .map(|value| value.as_ptr() as usize - start);
+        Some(TemplateShape {
+            len: packet.header_len(),
+            transport_cc_at,
+        })
+    }
+}
+
+/// The router's state that one packet's fan-out borrows besides the track.
+#[derive(Debug)]
+pub(crate) struct FanOut<'a> {
+    pub(crate) template: &'a mut HeaderTemplate,
+    /// Each session's transport-wide sequence number, by [`Subscription::counter`].
+    pub(crate) counters: &'a mut [u16],
+    pub(crate) events: &'a mut EventQueue,
+    pub(crate) out: &'a mut TransmitQueue,
+}
+
+/// Writes the copy of `packet` (`source` in the publisher's numbering, from layer `layer`
+/// of track `track`) for every subscription that receives that layer. Returns how many
+/// copies were queued.
+pub(crate) fn forward<T: AsRef<[u8]>>(
+    now: Instant,
+    track: TrackId,
+    layer: usize,
+    packet: &RtpPacket<T>,
+    source: SourcePacket,
+    subscriptions: &mut [Subscription],
+    fan_out: FanOut<'_>,
+) -> usize {
+    let FanOut {
+        template,
+        counters,
+        events,
+        out,
+    } = fan_out;
+    let pt = packet.payload_type();
+    // The payload as forwarded: everything after the header, padding included.
+    let payload = packet
+        .as_bytes()
+        .get(packet.header_len()..)
+        .unwrap_or_default();
+    let mut copies = 0;
+    // The key of the subscribers the template was last built for, and its shape.
+    let mut built: Option<(u64, Option<TemplateShape>)> = None;
+    for subscription in subscriptions.iter_mut().filter(|s| s.layer == layer) {
+        let counter = counters.get_mut(subscription.counter);
+        let shape = match built {
+            Some((key, shape)) if key == subscription.ext_key => shape,
+            _ => {
+                let shape =
+                    template.build(packet, &subscription.ext_map, subscription.transport_cc_id);
+                built = Some((subscription.ext_key, shape));
+                shape
+            }
+        };
+        let header =
+            shape.and_then(|shape| Some((template.bytes.get(..shape.len)?, shape.transport_cc_at)));
+        let queued = match header {
+            Some(header) => {
+                write_fresh_copy(now, subscription, source, pt, header, payload, counter, out)
+            }
+            // Not reached (the template holds any packet the router accepts); the general
+            // path stays correct.
+            None => write_copy(
+                now,
+                subscription,
+                source,
+                packet,
+                counter,
+                out,
+                Numbering::Fresh,
+            ),
+        };
+        if queued {
+            copies += 1;
+            if subscription.awaiting_first_packet {
+                subscription.awaiting_first_packet = false;
+                events.push(RouterEvent::SubscriptionStarted {
+                    subscription: subscription.id,
+                    subscriber: subscription.subscriber,
+                    track,
+                });
+            }
+        }
+    }
+    copies
+}
+
+/// Writes one subscriber's copy of a packet forwarded for the first time: the header template
+/// of its group ([`HeaderTemplate::build`]), the payload, the fixed fields and the
+/// transport-wide sequence number. Returns whether a copy was queued.
+#[allow(clippy::too_many_arguments)] // The hot path; bundling would cost a struct per packet.
+fn write_fresh_copy(
+    now: Instant,
+    subscription: &mut Subscription,
+    source: SourcePacket,
+    pt: Pt,
+    (header, transport_cc_at): (&[u8], Option<usize>),
+    payload: &[u8],
+    transport_cc_seq: Option<&mut u16>,
+    out: &mut TransmitQueue,
+) -> bool {
+    let Some((out_pt, _)) = subscription.mapped_payload_types(pt) else {
+        return false;
+    };
+    let Ok(rewritten) = subscription.rewriter.rewrite(now, source) else {
+        return false;
+    };
+    let ssrc = subscription.media_ssrc;
+    let queued = out.push_with(subscription.subscriber, PacketKind::Rtp, |buf| {
+        let len = header.len() + payload.len();
+        buf.get_mut(..header.len())?.copy_from_slice(header);
+        buf.get_mut(header.len()..len)?.copy_from_slice(payload);
+        rtc_core::rtp::write_fixed_fields(buf, out_pt, rewritten.seq, rewritten.timestamp, ssrc)?;
+        if let (Some(at), Some(counter)) = (transport_cc_at, transport_cc_seq) {
+            buf.get_mut(at..at + 2)?
+                .copy_from_slice(&counter.to_be_bytes());
+            *counter = counter.wrapping_add(1);
+        }
+        Some(len)
+    });
+    if queued {
+        subscription.count_sent(payload.len());
+    }
+    queued
+}
+
+/// How a subscriber's copy is numbered.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Numbering {
+    /// A packet forwarded for the first time: the rewriter assigns its number.
+    Fresh,
+    /// A retransmission of the packet the subscriber knows as `subscriber_seq`.
+    Retransmission { subscriber_seq: u16 },
+}
+
+/// Writes one subscriber's copy of `packet` (a plaintext packet from the publisher, or from
+/// the cache) into the queue: RTP with the subscriber's numbering, or RTX when `numbering`
+/// is a retransmission and RTX is negotiated. Returns whether a copy was queued.
+pub(crate) fn write_copy<T: AsRef<[u8]>>(
+    now: Instant,
+    subscription: &mut Subscription,
+    source: SourcePacket,
+    packet: &RtpPacket<T>,
+    transport_cc_seq: Option<&mut u16>,
+    out: &mut TransmitQueue,
+    numbering: Numbering,
+) -> bool {
+    let Some((out_pt, out_rtx_pt)) = subscription.mapped_payload_types(packet.payload_type())
+    else {
+        return false;
+    };
+    let retransmission = matches!(numbering, Numbering::Retransmission { .. });
+    let rewritten = match numbering {
+        // A retransmission keeps the number the subscriber asked for and must not move the
+        // rewriter.
+        Numbering::Retransmission { subscriber_seq } => {
+            let Some(offset) = subscription.rewriter.timestamp_offset(source.source) else {
+                return false;
+            };
+            RewrittenPacket {
+                seq: subscriber_seq,
+                timestamp: source.timestamp.wrapping_add(offset),
+            }
+        }
+        Numbering::Fresh => match subscription.rewriter.rewrite(now, source) {
+            Ok(rewritten) => rewritten,
+            Err(_) => return false,
+        },
+    };
+    let rtx = match (retransmission, subscription.rtx_ssrc, out_rtx_pt) {
+        (true, Some(ssrc), Some(pt)) => Some((ssrc, pt)),
+        _ => None,
+    };
+    // The payload as forwarded: everything after the header, padding included.
+    let header_len = packet.header_len();
+    let payload = packet.as_bytes().get(header_len..).unwrap_or_default();
+    let ext_map = &subscription.ext_map;
+    let transport_cc_id = subscription.transport_cc_id;
+    let media_ssrc = subscription.media_ssrc;
+    let rtx_seq = &mut subscription.rtx_seq;
+    let queued = out.push_with(subscription.subscriber, PacketKind::Rtp, |buf| {
+        let (header, body) = buf.split_at_mut_checked(header_len)?;
+        let mut view = packet.copy_header_into(header)?;
+        let len = match rtx {
+            None => {
+                body.get_mut(..payload.len())?.copy_from_slice(payload);
+                view.set_ssrc(media_ssrc);
+                view.set_sequence_number(rewritten.seq);
+                view.set_payload_type(out_pt);
+                header_len + payload.len()
+            }
+            Some((rtx_ssrc, rtx_pt)) => {
+                // RFC 4588: the original sequence number, then the original payload.
+                let osn = rtc_core::rtp::rtx::OSN_LEN;
+                body.get_mut(..osn)?
+                    .copy_from_slice(&rewritten.seq.to_be_bytes());
+                body.get_mut(osn..osn + payload.len())?
+                    .copy_from_slice(payload);
+                view.set_ssrc(rtx_ssrc);
+                view.set_sequence_number(*rtx_seq);
+                *rtx_seq = rtx_seq.wrapping_add(1);
+                view.set_payload_type(rtx_pt);
+                header_len + osn + payload.len()
+            }
+        };
+        view.set_timestamp(rewritten.timestamp);
+        view.remap_extension_ids(|id| ext_map.get(usize::from(id)).copied().filter(|&to| to != 0));
+        if let (Some(id), Some(counter)) = (transport_cc_id, transport_cc_seq)
+            && let Some(value) = view.extension_mut(id)
+            && let Some(bytes) = value.get_mut(..2)
+        {
+            bytes.copy_from_slice(&counter.to_be_bytes());
+            *counter = counter.wrapping_add(1);
+        }
+        Some(len)
+    });
+    if queued && !retransmission {
+        subscription.count_sent(payload.len());
+    }
+    queued
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SessionId;
+    use crate::SubscriptionId;
+    use crate::config::SubscribedStream;
+    use crate::config::{Codec, CodecParams, ExtensionIds, MediaKind, PublishedStream};
+    use rtc_core::{SeqNo, Ssrc};
+
+    const PUBLISHED_IDS: ExtensionIds = ExtensionIds {
+        mid: Some(1),
+        rid: None,
+        repaired_rid: None,
+        abs_send_time: Some(2),
+        transport_cc: Some(3),
+        audio_level: None,
+        dependency_descriptor: None,
+    };
+
+    fn subscription(id: u64, transport_cc: u8) -> Subscription {
+        let codecs = vec![CodecParams {
+            codec: Codec::Vp8,
+            pt: Pt(100),
+            rtx_pt: None,
+        }];
+        let published = PublishedStream {
+            kind: MediaKind::Video,
+            ssrc: Ssrc(10),
+            rtx_ssrc: None,
+            codecs: vec![CodecParams {
+                codec: Codec::Vp8,
+                pt: Pt(96),
+                rtx_pt: None,
+            }],
+            extensions: PUBLISHED_IDS,
+            nack: false,
+        };
+        let stream = SubscribedStream {
+            ssrc: Ssrc(1000),
+            rtx_ssrc: None,
+            codecs,
+            extensions: ExtensionIds {
+                abs_send_time: Some(5),
+                transport_cc: Some(transport_cc),
+                ..ExtensionIds::default()
+            },
+            initial_seq: 40,
+            initial_timestamp: 7,
+        };
+        let mut subscription = Subscription::new(
+            SubscriptionId(id),
+            SessionId(id),
+            0,
+            stream,
+            &published,
+            90_000,
+        )
+        .unwrap();
+        subscription.attach_to_layer(0, 1);
+        subscription
+    }
+
+    /// A publisher packet: mid "1", abs-send-time, transport-wide number 0x0102, payload.
+    fn packet() -> Vec<u8> {
+        let mut p = vec![
+            0x90, 96, 0, 9, 0, 0, 0x0b, 0xb8, 0, 0, 0, 10, 0xbe, 0xde, 0, 3,
+        ];
+        p.extend_from_slice(&[0x10, b'1', 0x22, 1, 2, 3, 0x31, 1, 2, 0, 0, 0]);
+        p.extend_from_slice(b"frame data");
+        p
+    }
+
+    #[test]
+    fn the_template_path_writes_what_the_general_path_writes() {
+        let now = Instant::now();
+        let bytes = packet();
+        let view = RtpPacket::parse(&bytes[..]).unwrap();
+        let source = SourcePacket {
+            source: Ssrc(10),
+            seq: SeqNo(9),
+            timestamp: 3000,
+        };
+        let mut subscriptions = [subscription(1, 6), subscription(2, 6)];
+        let (mut template, mut counters) = (HeaderTemplate::default(), [500u16]);
+        let (mut events, mut out) = (EventQueue::default(), TransmitQueue::with_capacity(4));
+        let fan_out = FanOut {
+            template: &mut template,
+            counters: &mut counters,
+            events: &mut events,
+            out: &mut out,
+        };
+        let copies = forward(
+            now,
+            TrackId(1),
+            0,
+            &view,
+            source,
+            &mut subscriptions,
+            fan_out,
+        );
+        assert_eq!(copies, 2);
+        assert_eq!(counters, [502], "the session's counter moved once per copy");
+
+        let mut general = subscription(3, 6);
+        let mut counter = 500u16;
+        assert!(write_copy(
+            now,
+            &mut general,
+            source,
+            &view,
+            Some(&mut counter),
+            &mut out,
+            Numbering::Fresh,
+        ));
+        let [first, _, third] = out.as_slice() else {
+            panic!("three copies");
+        };
+        assert_eq!(first.packet(), third.packet());
+        let copy = RtpPacket::parse(first.packet()).unwrap();
+        assert_eq!(copy.ssrc(), Ssrc(1000));
+        assert_eq!(copy.payload_type(), Pt(100));
+        assert_eq!(copy.sequence_number(), 40);
+        assert_eq!(copy.extension(5), Some(&[1u8, 2, 3][..]));
+        assert_eq!(copy.extension(6), Some(&500u16.to_be_bytes()[..]));
+        assert_eq!(copy.extension(1), None, "mid is dropped");
+        assert_eq!(copy.payload(), b"frame data");
+        assert_eq!(general.packets_sent, 1);
+        assert_eq!(general.octets_sent, 10);
+    }
+
+    #[test]
+    fn each_subscription_reports_its_first_copy_once() {
+        let now = Instant::now();
+        let bytes = packet();
+        let view = RtpPacket::parse(&bytes[..]).unwrap();
+        let mut subscriptions = [subscription(1, 6), subscription(2, 7)];
+        subscriptions[1].layer = 1;
+        let (mut template, mut counters) = (HeaderTemplate::default(), [0u16]);
+        let (mut events, mut out) = (EventQueue::default(), TransmitQueue::with_capacity(4));
+        for seq in [9, 10] {
+            let source = SourcePacket {
+                source: Ssrc(10),
+                seq: SeqNo(seq),
+                timestamp: 3000,
+            };
+            let fan_out = FanOut {
+                template: &mut template,
+                counters: &mut counters,
+                events: &mut events,
+                out: &mut out,
+            };
+            // Only the subscription of layer 0 receives it.
+            assert_eq!(
+                forward(
+                    now,
+                    TrackId(4),
+                    0,
+                    &view,
+                    source,
+                    &mut subscriptions,
+                    fan_out
+                ),
+                1
+            );
+        }
+        assert_eq!(
+            events.pop(),
+            Some(RouterEvent::SubscriptionStarted {
+                subscription: SubscriptionId(1),
+                subscriber: SessionId(1),
+                track: TrackId(4),
+            })
+        );
+        assert_eq!(events.pop(), None);
+    }
+}
