@@ -20,9 +20,12 @@ mod credentials;
 mod demux;
 mod error;
 pub mod framing;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod stun;
 mod stun_writer;
+#[cfg(test)]
+mod test_time;
 
 pub use agent::{IceEvent, IceLiteAgent, IceLiteConfig, IceStats};
 pub use candidate::{Candidate, Transport, candidate_priority};

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod id_hasher;
 pub mod keyframe_throttle;
@@ -17,8 +18,11 @@ pub mod retransmit_budget;
 pub mod retransmit_cache;
 pub mod rewrite;
 pub mod router;
+#[cfg(test)]
+mod test_time;
 pub mod transmit;
 pub mod transport_feedback;
+#[cfg(feature = "workload")]
 pub mod workload;
 
 pub use config::{Codec, CodecParams, ExtensionIds, MediaKind, PublishedStream, SubscribedStream};

@@ -207,7 +207,7 @@ mod tests {
 
     #[test]
     fn first_packet_starts_at_the_subscriber_bases() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let mut rw = SubscriberRewriter::new(VIDEO, 1000, 5000);
         let out = rw.rewrite(t0, pkt(1, 70_000, 123_456)).expect("forwarded");
         assert_eq!(out.seq, 1000);
@@ -216,7 +216,7 @@ mod tests {
 
     #[test]
     fn loss_and_reordering_pass_through_with_fixed_offsets() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let mut rw = SubscriberRewriter::new(VIDEO, 65_530, 0);
         let order = [10u64, 11, 13, 12, 16, 14, 20];
         let mut seen = Vec::new();
@@ -238,7 +238,7 @@ mod tests {
 
     #[test]
     fn publisher_restart_keeps_the_output_continuous() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let mut rw = SubscriberRewriter::new(VIDEO, 100, 1_000);
         let mut last = None;
         for i in 0..30u64 {
@@ -281,7 +281,7 @@ mod tests {
 
     #[test]
     fn nacked_numbers_map_back_to_the_source() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let mut rw = SubscriberRewriter::new(VIDEO, 65_535, 0);
         for i in 0..5u64 {
             rw.rewrite(t0, pkt(9, 65_534 + i, 0)).expect("forwarded");
@@ -300,7 +300,7 @@ mod tests {
 
     #[test]
     fn timestamp_reference_ignores_reordered_older_packets() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let mut rw = SubscriberRewriter::new(48_000, 0, 0);
         rw.rewrite(t0, pkt(1, 10, 9600)).expect("forwarded");
         rw.rewrite(t0 + Duration::from_millis(20), pkt(1, 12, 11_520))

@@ -25,6 +25,7 @@
 
 pub mod dtls;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod ids;
 pub mod keying;
@@ -32,6 +33,8 @@ pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
 pub mod srtp;
+#[cfg(test)]
+mod test_time;
 
 pub use error::Error;
 pub use ids::{Pt, SeqNo, Ssrc};

@@ -34,6 +34,7 @@
 mod admin;
 mod assets;
 pub mod auth;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod http;
 mod hub;
