@@ -4,6 +4,7 @@
 //!
 //! No IO, clock or randomness of its own: time comes in as `Instant`, randomness through an
 //! injected `rand::RngCore`.
+#![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
     deny(

@@ -13,6 +13,7 @@
 //! - [`dtls`]: the server side of DTLS-SRTP: certificate, fingerprint, handshake driving and
 //!   keying-material export.
 //! - [`sdp`]: SDP parsing and offer/answer negotiation for publishers and subscribers.
+#![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
     deny(
