@@ -63,6 +63,7 @@ impl Default for IceLiteConfig {
 
 /// What happened, for the session's owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum IceEvent {
     /// The peer nominated this address for the first time: media may flow to it.
     Nominated(SocketAddr),

@@ -42,6 +42,7 @@ pub struct SessionId(pub u64);
 
 /// Errors of the router's configuration calls (packets are never errors, only drops).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RouterError {
     /// A published stream was given no codec.
     NoCodec,

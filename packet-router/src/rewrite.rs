@@ -38,6 +38,7 @@ pub struct RewrittenPacket {
 
 /// Why a packet was not forwarded to this subscriber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RewriteDrop {
     /// The packet belongs to a source that was active before the current one (a late packet
     /// after a switch): forwarding it would collide with numbers already used.

@@ -168,6 +168,7 @@ impl Session {
                 ice_lite::IceEvent::ConsentExpired => {
                     events.push(SessionEvent::Ended(EndReason::ConsentExpired));
                 }
+                other => tracing::debug!(event = ?other, "ICE event not handled by the session"),
             }
         }
     }
@@ -206,6 +207,8 @@ impl Session {
                     ),
                 }),
                 DtlsEvent::Closed => events.push(SessionEvent::Ended(EndReason::PeerClosed)),
+                // Not printed: a future event may carry key material.
+                _ => tracing::debug!("DTLS event not handled by the session"),
             }
         }
     }

@@ -65,6 +65,7 @@ impl fmt::Debug for LocalIceCredentials {
 
 /// What the media plane tells signaling on its own initiative.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MediaEvent {
     /// Consent expired, DTLS failed, or the session never connected.
     SessionEnded { session: SessionId },
@@ -72,6 +73,7 @@ pub enum MediaEvent {
 
 /// Why the media plane refused a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MediaError {
     /// The SDP could not be parsed or negotiated; the text says why.
     BadSdp(String),

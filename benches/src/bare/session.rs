@@ -107,6 +107,9 @@ impl Session {
                 IceEvent::Nominated(address) => self.set_remote(address, events),
                 IceEvent::SelectedAddressChanged { to, .. } => self.set_remote(to, events),
                 IceEvent::ConsentExpired => events.push(SessionEvent::Ended { dtls_failed: false }),
+                // Newer events (the enum is non-exhaustive) change nothing the bare forwarder
+                // needs: it forwards to the nominated address and ends on consent loss.
+                _ => {}
             }
         }
         response
@@ -143,6 +146,8 @@ impl Session {
                 },
                 DtlsEvent::Failed(_) => SessionEvent::Ended { dtls_failed: true },
                 DtlsEvent::Closed => SessionEvent::Ended { dtls_failed: false },
+                // Newer events (the enum is non-exhaustive) neither connect nor end a session.
+                _ => continue,
             });
         }
     }

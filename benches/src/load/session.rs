@@ -442,6 +442,8 @@ impl ClientSession {
                 },
                 DtlsEvent::Failed(e) => self.failure = Some(format!("DTLS: {e}")),
                 DtlsEvent::Closed => self.failure = Some("DTLS closed by the server".to_owned()),
+                // Newer events (the enum is non-exhaustive) neither connect nor fail the peer.
+                _ => {}
             }
         }
     }

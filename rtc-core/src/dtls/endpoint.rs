@@ -44,6 +44,7 @@ pub enum DtlsRole {
 
 /// What the endpoint reports to its owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DtlsEvent {
     /// The handshake completed and the peer matched the expected fingerprint.
     Connected(SrtpKeyingMaterial),

@@ -16,6 +16,7 @@ pub const FIXED_HEADER_LEN: usize = 12;
 
 /// Errors found while validating an RTP packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RtpError {
     /// Fewer bytes than the fixed header, CSRC list or extension block need.
     Truncated,
