@@ -101,7 +101,10 @@ pub const DEFAULT_SETUP_TIMEOUT: std::time::Duration = std::time::Duration::from
 /// Why a request to the media plane failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SfuError {
-    /// The offer (or answer) cannot be served; the text says why.
+    /// The offer (or answer) does not parse or breaks an offer/answer rule: rtc-core's SDP
+    /// error as it is, formatted only where it reaches a client.
+    Sdp(rtc_core::sdp::SdpError),
+    /// The offer (or answer) parses but cannot be served here; the text says why.
     BadOffer(String),
     /// No publisher with that id in that room.
     UnknownPublisher,
@@ -120,6 +123,7 @@ pub enum SfuError {
 impl std::fmt::Display for SfuError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            SfuError::Sdp(error) => write!(f, "the description cannot be served: {error}"),
             SfuError::BadOffer(why) => write!(f, "the description cannot be served: {why}"),
             SfuError::UnknownPublisher => f.write_str("no such publisher in this room"),
             SfuError::UnknownSession => f.write_str("no such session"),
@@ -131,7 +135,20 @@ impl std::fmt::Display for SfuError {
     }
 }
 
-impl std::error::Error for SfuError {}
+impl std::error::Error for SfuError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SfuError::Sdp(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<rtc_core::sdp::SdpError> for SfuError {
+    fn from(error: rtc_core::sdp::SdpError) -> Self {
+        SfuError::Sdp(error)
+    }
+}
 
 /// A request to a media worker.
 pub(crate) enum Command {
@@ -650,6 +667,7 @@ impl From<SfuError> for signaling::MediaError {
                 signaling::MediaError::UnknownSession
             }
             SfuError::Stopped => signaling::MediaError::Stopped,
+            SfuError::Sdp(error) => signaling::MediaError::Sdp(error),
             SfuError::BadOffer(_) | SfuError::TooManyTracks | SfuError::NoOfferPending => {
                 signaling::MediaError::BadSdp(error.to_string())
             }
@@ -727,5 +745,22 @@ impl signaling::MediaPlane for Sfu {
 
     fn metrics(&self) -> Vec<signaling::MediaMetric> {
         self.stats().metrics()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An SDP error stays rtc-core's typed error on its way to signaling, and clients read
+    /// the same text as when it travelled as a string.
+    #[test]
+    fn sdp_errors_reach_signaling_typed_with_the_text_clients_know() {
+        let error = rtc_core::sdp::SdpError::NoBundle;
+        let media = signaling::MediaError::from(SfuError::from(error));
+        assert_eq!(media, signaling::MediaError::Sdp(error));
+        let as_text =
+            signaling::MediaError::BadSdp(SfuError::BadOffer(error.to_string()).to_string());
+        assert_eq!(media.to_string(), as_text.to_string());
     }
 }

@@ -282,8 +282,8 @@ fn publish(state: &mut WorkerState, room: String, offer: &str) -> Result<Publish
         state,
         &credentials,
     );
-    let (answer, negotiated) = answer_offer(offer, &local, &Capabilities::default())
-        .map_err(|e| SfuError::BadOffer(e.to_string()))?;
+    let (answer, negotiated) =
+        answer_offer(offer, &local, &Capabilities::default()).map_err(SfuError::Sdp)?;
     if receiving(&negotiated).next().is_none() {
         return Err(SfuError::BadOffer(
             "the offer sends no audio or video to publish".to_owned(),
@@ -324,8 +324,8 @@ fn republish(state: &mut WorkerState, id: SessionId, offer: &str) -> Result<Publ
         (session.sdp_session_id, session.sdp_version, credentials)
     };
     let mut local = local_params(sdp_session_id, version, state, &credentials);
-    let (mut answer, mut negotiated) = answer_offer(offer, &local, &Capabilities::default())
-        .map_err(|e| SfuError::BadOffer(e.to_string()))?;
+    let (mut answer, mut negotiated) =
+        answer_offer(offer, &local, &Capabilities::default()).map_err(SfuError::Sdp)?;
     // New ICE credentials in the offer are an ICE restart (RFC 8839 4.4.1.1.1): Sluice
     // answers with new ones of its own.
     let restarted = state
@@ -340,8 +340,8 @@ fn republish(state: &mut WorkerState, id: SessionId, offer: &str) -> Result<Publ
         let fresh = restart_ice(state, id, ufrag, pwd)?;
         local.ice_ufrag = fresh.ufrag;
         local.ice_pwd = fresh.pwd;
-        (answer, negotiated) = answer_offer(offer, &local, &Capabilities::default())
-            .map_err(|e| SfuError::BadOffer(e.to_string()))?;
+        (answer, negotiated) =
+            answer_offer(offer, &local, &Capabilities::default()).map_err(SfuError::Sdp)?;
     }
     let tracks = update_published_tracks(state, id, &negotiated)?;
     Ok(Published {
@@ -510,7 +510,7 @@ fn play(
     let local = local_params(rng.random_range(1..i64::MAX as u64), 1, state, &credentials);
     let (answer, negotiated) =
         answer_offer_sending(offer, &local, &Capabilities::default(), &sources)
-            .map_err(|e| SfuError::BadOffer(e.to_string()))?;
+            .map_err(SfuError::Sdp)?;
     let mut pending = Vec::new();
     let mut used = vec![false; sources.len()];
     for media in negotiated
@@ -712,8 +712,7 @@ fn answer_subscriber(state: &mut WorkerState, id: SessionId, answer: &str) -> Re
         .offer
         .as_deref()
         .ok_or(SfuError::NoOfferPending)?;
-    let negotiated =
-        apply_subscriber_answer(offer, answer).map_err(|e| SfuError::BadOffer(e.to_string()))?;
+    let negotiated = apply_subscriber_answer(offer, answer).map_err(SfuError::Sdp)?;
     let first_answer = session.dtls.is_none();
     if first_answer {
         session

@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 
 use packet_router::{SessionId, TrackId};
-use rtc_core::sdp::MediaKind;
+use rtc_core::sdp::{MediaKind, SdpError};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// One track accepted from a publisher's offer.
@@ -75,7 +75,10 @@ pub enum MediaEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MediaError {
-    /// The SDP could not be parsed or negotiated; the text says why.
+    /// The SDP does not parse or breaks an offer/answer rule (rtc-core's error, typed until
+    /// the HTTP or room-protocol answer formats it).
+    Sdp(SdpError),
+    /// The SDP cannot be served for another reason; the text says why.
     BadSdp(String),
     /// The session does not exist (any more).
     UnknownSession,
@@ -86,6 +89,7 @@ pub enum MediaError {
 impl fmt::Display for MediaError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Sdp(error) => write!(f, "bad SDP: the description cannot be served: {error}"),
             Self::BadSdp(why) => write!(f, "bad SDP: {why}"),
             Self::UnknownSession => f.write_str("unknown media session"),
             Self::Stopped => f.write_str("the media plane is stopped"),
@@ -93,7 +97,14 @@ impl fmt::Display for MediaError {
     }
 }
 
-impl std::error::Error for MediaError {}
+impl std::error::Error for MediaError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Sdp(error) => Some(error),
+            _ => None,
+        }
+    }
+}
 
 /// The media plane as signaling drives it. The server crate implements it for its `Sfu`.
 pub trait MediaPlane: Send + Sync + 'static {

@@ -84,6 +84,7 @@ enum State {
 ///         match event {
 ///             DtlsEvent::Connected(keys) => { /* set up SRTP with `keys` */ let _ = keys; }
 ///             DtlsEvent::Closed | DtlsEvent::Failed(_) => { /* tear the session down */ }
+///             _ => { /* a newer event: log it */ }
 ///         }
 ///     }
 ///     let _wake_at = endpoint.poll_timeout(); // then call handle_timeout(wake_at)
