@@ -2,7 +2,7 @@
 # Counts instructions with valgrind's callgrind (repeatable, unlike timings on a shared VM) and
 # prints where they go: the top functions by inclusive and by self instruction count.
 #
-# Default workload: packet-router/examples/forward_profile.rs, the criterion `forward` bench's
+# Default workload: benches/examples/forward_profile.rs, the criterion `forward` bench's
 # code path (SRTP unprotect, routing, per subscriber copy + rewrite + SRTP protect) for a fixed
 # number of packets; collection is limited to `ForwardWorkload::forward`, and the script prints
 # instructions per forwarded packet (per copy sent to a subscriber).
@@ -44,7 +44,7 @@ mkdir -p "$(dirname "$out")"
 rm -f "$out"
 
 if [ ${#command[@]} -eq 0 ]; then
-  cargo build --release -p packet-router --example forward_profile
+  cargo build --release -p benches --example forward_profile
   valgrind --tool=callgrind --callgrind-out-file="$out" \
     --toggle-collect='*ForwardWorkload*forward*' \
     ./target/release/examples/forward_profile "$packets" "$subscribers" 2>&1 | grep -v '^==' || true

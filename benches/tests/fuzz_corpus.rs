@@ -3,8 +3,9 @@
 //! toolchain guards the parsers in CI without nightly.
 
 use std::path::Path;
+use std::time::Instant;
 
-fn replay(target: &str, harness: fn(&[u8])) {
+fn replay(target: &str, harness: impl Fn(&[u8])) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
     let mut replayed = 0usize;
     for dir in [
@@ -54,12 +55,14 @@ fn sdp_offer_corpus() {
 
 #[test]
 fn dtls_record_corpus() {
-    replay("dtls_record", rtc_core::fuzzing::dtls::run);
+    replay("dtls_record", |data| {
+        rtc_core::fuzzing::dtls::run(data, Instant::now())
+    });
 }
 
 #[test]
 fn stun_corpus() {
-    replay("stun", ice_lite::fuzzing::stun);
+    replay("stun", |data| ice_lite::fuzzing::stun(data, Instant::now()));
 }
 
 #[test]
@@ -69,7 +72,9 @@ fn demux_corpus() {
 
 #[test]
 fn media_session_corpus() {
-    replay("media_session", packet_router::fuzzing::media_session);
+    replay("media_session", |data| {
+        packet_router::fuzzing::media_session(data, Instant::now())
+    });
 }
 
 #[test]

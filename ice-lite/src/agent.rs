@@ -63,6 +63,7 @@ impl Default for IceLiteConfig {
 
 /// What happened, for the session's owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum IceEvent {
     /// The peer nominated this address for the first time: media may flow to it.
     Nominated(SocketAddr),
@@ -549,7 +550,7 @@ mod tests {
     #[test]
     fn check_validates_and_use_candidate_nominates() {
         let mut agent = agent();
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let a = addr("198.51.100.1:50000");
         assert_eq!(feed(&mut agent, t0, a, &check(false)), SUCCESS);
         assert!(agent.is_validated(a));
@@ -569,7 +570,7 @@ mod tests {
     #[test]
     fn consent_expires_without_checks() {
         let mut agent = agent();
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let a = addr("198.51.100.1:50000");
         feed(&mut agent, t0, a, &check(true)).unwrap();
         events(&mut agent);
@@ -593,7 +594,7 @@ mod tests {
     #[test]
     fn checks_every_few_seconds_keep_consent() {
         let mut agent = agent();
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let a = addr("198.51.100.1:50000");
         let mut now = t0;
         while now < t0 + secs(300.0) {
@@ -612,7 +613,7 @@ mod tests {
     #[test]
     fn authenticated_media_keeps_consent_without_checks() {
         let mut agent = agent();
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let a = addr("198.51.100.1:50000");
         let stranger = addr("203.0.113.9:40000");
         feed(&mut agent, t0, a, &check(true)).unwrap();
@@ -648,7 +649,7 @@ mod tests {
     #[test]
     fn unnominated_session_expires_when_checks_stop() {
         let mut agent = agent();
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         feed(&mut agent, t0, addr("198.51.100.1:50000"), &check(false)).unwrap();
         agent.handle_timeout(agent.poll_timeout().unwrap());
         assert!(agent.is_expired());
@@ -658,7 +659,7 @@ mod tests {
     #[test]
     fn renomination_from_a_new_address_migrates() {
         let mut agent = agent();
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let wifi = addr("198.51.100.1:50000");
         let cellular = addr("[2001:db8::9]:40000");
         feed(&mut agent, t0, wifi, &check(true)).unwrap();
@@ -688,7 +689,7 @@ mod tests {
     #[test]
     fn silent_selected_address_migrates_to_a_checking_one() {
         let mut agent = agent();
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let old = addr("198.51.100.1:50000");
         let new = addr("203.0.113.50:61000");
         feed(&mut agent, t0, old, &check(true)).unwrap();
@@ -708,7 +709,7 @@ mod tests {
     #[test]
     fn ice_controlled_peer_gets_role_conflict() {
         let mut agent = agent();
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let a = addr("198.51.100.1:50000");
         let mut buf = [0u8; 200];
         let len = BindingRequest {
@@ -745,7 +746,7 @@ mod tests {
         let mut agent = agent();
         let a = addr("198.51.100.1:50000");
         let request = check_with("srvr:clnt", CLIENT_PWD, true);
-        let result = feed(&mut agent, Instant::now(), a, &request);
+        let result = feed(&mut agent, crate::test_time::origin(), a, &request);
         assert_eq!(result, Ok(Some((Class::ErrorResponse, Some(401)))));
         assert_eq!(agent.stats().integrity_failures, 1);
         assert!(!agent.is_validated(a));
@@ -760,7 +761,7 @@ mod tests {
         for username in ["othr:clnt", "srvr:othr", "srvr", "srvrclnt:", ":srvr"] {
             let result = feed(
                 &mut agent,
-                Instant::now(),
+                crate::test_time::origin(),
                 a,
                 &check_with(username, SERVER_PWD, true),
             );
@@ -781,7 +782,7 @@ mod tests {
         let mut request = check(true);
         *request.last_mut().unwrap() ^= 0xff;
         assert_eq!(
-            feed(&mut agent, Instant::now(), a, &request),
+            feed(&mut agent, crate::test_time::origin(), a, &request),
             Err(Error::FingerprintMismatch)
         );
         let mut buf = [0u8; 200];
@@ -791,7 +792,7 @@ mod tests {
             .unwrap();
         let len = w.finish();
         assert_eq!(
-            feed(&mut agent, Instant::now(), a, &buf[..len]),
+            feed(&mut agent, crate::test_time::origin(), a, &buf[..len]),
             Err(Error::MissingFingerprint)
         );
         assert_eq!(agent.stats().fingerprint_failures, 2);
@@ -809,7 +810,7 @@ mod tests {
         w.add_attribute(attr::SOFTWARE, &[b'x'; 40]).unwrap();
         let len = w.finish_with_fingerprint().unwrap();
         assert_eq!(
-            feed(&mut agent, Instant::now(), a, &buf[..len]),
+            feed(&mut agent, crate::test_time::origin(), a, &buf[..len]),
             Ok(Some((Class::ErrorResponse, Some(400))))
         );
         // A bare 28-byte request would get a 48-byte answer: withheld.
@@ -817,7 +818,7 @@ mod tests {
         let w = StunWriter::new(&mut buf, METHOD_BINDING, Class::Request, &[4; 12]).unwrap();
         let len = w.finish_with_fingerprint().unwrap();
         assert_eq!(
-            feed(&mut agent, Instant::now(), a, &buf[..len]),
+            feed(&mut agent, crate::test_time::origin(), a, &buf[..len]),
             Err(Error::ResponseWithheld(400))
         );
         assert_eq!(agent.stats().bad_requests, 2);
@@ -831,7 +832,7 @@ mod tests {
         let msg = StunMessage::parse(&request).unwrap();
         let mut out = [0u8; 1500];
         let len = agent
-            .handle_binding_request(Instant::now(), a, &msg, &mut out)
+            .handle_binding_request(crate::test_time::origin(), a, &msg, &mut out)
             .response_len()
             .unwrap();
         assert!(len <= request.len());
@@ -846,7 +847,7 @@ mod tests {
         assert_eq!(
             feed(
                 &mut agent,
-                Instant::now(),
+                crate::test_time::origin(),
                 addr("198.51.100.1:1"),
                 &buf[..len]
             ),
@@ -857,7 +858,7 @@ mod tests {
         assert_eq!(
             feed(
                 &mut agent,
-                Instant::now(),
+                crate::test_time::origin(),
                 addr("198.51.100.1:1"),
                 &buf[..len]
             ),
@@ -868,7 +869,7 @@ mod tests {
     #[test]
     fn validated_addresses_are_bounded_and_keep_the_selected_one() {
         let mut agent = agent();
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let selected = addr("198.51.100.1:50000");
         feed(&mut agent, t0, selected, &check(true)).unwrap();
         for port in 1..=20u16 {
@@ -898,7 +899,7 @@ mod tests {
         assert_eq!(
             feed(
                 &mut agent,
-                Instant::now(),
+                crate::test_time::origin(),
                 a,
                 &check_with("srvr:anyone", SERVER_PWD, true)
             ),
@@ -916,7 +917,7 @@ mod tests {
                 ..IceLiteConfig::default()
             },
         );
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         feed(&mut agent, t0, addr("198.51.100.1:50000"), &check(true)).unwrap();
         assert_eq!(agent.poll_timeout(), Some(t0 + secs(5.0)));
         agent.handle_timeout(t0 + secs(5.0));
@@ -928,7 +929,7 @@ mod tests {
         const NEW_UFRAG: &str = "Bnew";
         const NEW_PWD: &str = "newserverpasswordnewpw";
         let mut agent = agent();
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let a = addr("198.51.100.1:50000");
         let b = addr("198.51.100.2:50000");
         feed(&mut agent, t0, a, &check(true)).unwrap();
@@ -998,7 +999,7 @@ mod tests {
     #[test]
     fn restart_without_new_checks_expires_at_the_consent_timeout() {
         let mut agent = agent();
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let a = addr("198.51.100.1:50000");
         feed(&mut agent, t0, a, &check(true)).unwrap();
         agent.restart(

@@ -6,6 +6,7 @@ use std::fmt;
 /// Any error produced by ice-lite: STUN parsing and verification, writing, credentials and the
 /// agent's reasons for dropping a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Error {
     /// Fewer bytes than a STUN header (20) or than the header's length field announces.
     Truncated,

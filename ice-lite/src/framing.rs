@@ -31,6 +31,7 @@ pub const MAX_FRAME_LEN: usize = u16::MAX as usize;
 
 /// Why a stream of frames cannot be read on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FramingError {
     /// A frame announced more bytes than the decoder accepts.
     TooLong {

@@ -4,6 +4,7 @@
 //!
 //! No IO, clock or randomness of its own: time comes in as `Instant`, randomness through an
 //! injected `rand::RngCore`.
+#![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
     deny(
@@ -20,9 +21,12 @@ mod credentials;
 mod demux;
 mod error;
 pub mod framing;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod stun;
 mod stun_writer;
+#[cfg(test)]
+mod test_time;
 
 pub use agent::{BindingOutcome, IceEvent, IceLiteAgent, IceLiteConfig, IceStats};
 pub use candidate::{Candidate, Transport, candidate_priority};

@@ -4,7 +4,10 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SfuError {
-    /// The offer (or answer) cannot be served; the text says why.
+    /// The offer (or answer) does not parse or breaks an offer/answer rule: rtc-core's SDP
+    /// error as it is, formatted only where it reaches a client.
+    Sdp(rtc_core::sdp::SdpError),
+    /// The offer (or answer) parses but cannot be served here; the text says why.
     BadOffer(String),
     /// No publisher with that id in that room.
     UnknownPublisher,
@@ -23,6 +26,7 @@ pub enum SfuError {
 impl std::fmt::Display for SfuError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            SfuError::Sdp(error) => write!(f, "the description cannot be served: {error}"),
             SfuError::BadOffer(why) => write!(f, "the description cannot be served: {why}"),
             SfuError::UnknownPublisher => f.write_str("no such publisher in this room"),
             SfuError::UnknownSession => f.write_str("no such session"),
@@ -34,4 +38,17 @@ impl std::fmt::Display for SfuError {
     }
 }
 
-impl std::error::Error for SfuError {}
+impl std::error::Error for SfuError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SfuError::Sdp(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<rtc_core::sdp::SdpError> for SfuError {
+    fn from(error: rtc_core::sdp::SdpError) -> Self {
+        SfuError::Sdp(error)
+    }
+}

@@ -542,6 +542,8 @@ impl PeerTransport {
                 Some(IceEvent::Nominated(address)) => self.set_remote(address),
                 Some(IceEvent::SelectedAddressChanged { to, .. }) => self.set_remote(to),
                 Some(IceEvent::ConsentExpired) => self.end(EndReason::ConsentExpired),
+                // Newer events (the enum is non-exhaustive) change nothing here yet.
+                Some(_) => {}
             }
         }
     }
@@ -562,6 +564,9 @@ impl PeerTransport {
                 }
                 DtlsEvent::Failed(_) => self.end(EndReason::DtlsFailed),
                 DtlsEvent::Closed => self.end(EndReason::PeerClosed),
+                // Newer events (the enum is non-exhaustive) neither connect nor fail the
+                // peer; not logged, as one might carry key material.
+                _ => {}
             }
         }
     }

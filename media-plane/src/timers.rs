@@ -92,7 +92,7 @@ mod tests {
 
     #[test]
     fn a_session_fires_at_its_deadline_and_not_before() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let mut queue = DeadlineQueue::default();
         queue.schedule(SessionId(1), Some(t0 + Duration::from_millis(20)));
         queue.schedule(SessionId(2), Some(t0 + Duration::from_millis(10)));
@@ -111,7 +111,7 @@ mod tests {
 
     #[test]
     fn a_rescheduled_session_fires_only_at_its_new_deadline() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let mut queue = DeadlineQueue::default();
         queue.schedule(SessionId(1), Some(t0 + Duration::from_millis(10)));
         queue.schedule(SessionId(1), Some(t0 + Duration::from_millis(50)));
@@ -128,7 +128,7 @@ mod tests {
 
     #[test]
     fn a_removed_or_unscheduled_session_does_not_fire() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let mut queue = DeadlineQueue::default();
         queue.schedule(SessionId(1), Some(t0));
         queue.schedule(SessionId(2), Some(t0));
@@ -140,7 +140,7 @@ mod tests {
 
     #[test]
     fn stale_entries_do_not_accumulate() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let mut queue = DeadlineQueue::default();
         for step in 0..10_000u64 {
             queue.schedule(SessionId(step % 3), Some(t0 + Duration::from_millis(step)));

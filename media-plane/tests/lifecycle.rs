@@ -185,6 +185,10 @@ fn a_subscriber_connection_is_renegotiated_as_tracks_come_and_go() {
 }
 
 #[test]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the wall time of the run is what the test compares with the simulated time"
+)]
 fn fifty_sessions_over_a_lossy_network_run_faster_than_real_time() {
     let wall = Instant::now();
     let mut world = World::new(7, NetworkConditions::lossy(0.05));

@@ -356,7 +356,7 @@ mod tests {
 
     #[test]
     fn the_template_path_writes_what_the_general_path_writes() {
-        let now = Instant::now();
+        let now = crate::test_time::origin();
         let bytes = packet();
         let view = RtpPacket::parse(&bytes[..]).unwrap();
         let source = SourcePacket {
@@ -414,7 +414,7 @@ mod tests {
 
     #[test]
     fn each_subscription_reports_its_first_copy_once() {
-        let now = Instant::now();
+        let now = crate::test_time::origin();
         let bytes = packet();
         let view = RtpPacket::parse(&bytes[..]).unwrap();
         let mut subscriptions = [subscription(1, 6), subscription(2, 7)];

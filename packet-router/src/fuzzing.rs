@@ -160,14 +160,15 @@ fn is_rtcp(datagram: &[u8]) -> bool {
 }
 
 /// Feeds the records of `data` through a router of one publisher (video and audio) and two
-/// subscribers of both tracks. Panics when an invariant breaks.
-pub fn media_session(data: &[u8]) {
-    run(data);
+/// subscribers of both tracks, with virtual time starting at `start` (the caller reads the
+/// clock; the crate never does). Panics when an invariant breaks.
+pub fn media_session(data: &[u8], start: Instant) {
+    run(data, start);
 }
 
 /// The harness proper; returns the router's counters (`None` when the setup failed).
-fn run(data: &[u8]) -> Option<RouterStats> {
-    let mut now = Instant::now();
+fn run(data: &[u8], start: Instant) -> Option<RouterStats> {
+    let mut now = start;
     let mut router = Router::new(RouterConfig::default());
     let mut out = TransmitQueue::with_capacity(16);
     let mut tracks = 0;
@@ -365,7 +366,7 @@ mod tests {
     #[test]
     fn plaintext_records_reach_both_subscribers() {
         let input = [record(1, &vp8(1)), record(1, &vp8(2)), vec![0, 0]].concat();
-        let stats = run(&input).unwrap();
+        let stats = run(&input, crate::test_time::origin()).unwrap();
         assert_eq!(stats.rtp_received, 2);
         assert_eq!(stats.rtp_forwarded, 4);
     }
@@ -373,7 +374,7 @@ mod tests {
     #[test]
     fn records_without_the_plaintext_flag_must_authenticate() {
         let input = [record(0, &vp8(1)), record(0b010, &vp8(2))].concat();
-        let stats = run(&input).unwrap();
+        let stats = run(&input, crate::test_time::origin()).unwrap();
         assert_eq!(stats.rtp_received + stats.rtp_dropped, 0);
     }
 
@@ -381,7 +382,7 @@ mod tests {
     fn seed_corpus_forwards_and_answers_nacks() {
         let seed =
             include_bytes!("../../fuzz/corpus/media_session/subscriber_nack_answered_from_cache");
-        let stats = run(seed).unwrap();
+        let stats = run(seed, crate::test_time::origin()).unwrap();
         assert_eq!(stats.rtp_forwarded, 12);
         assert_eq!(stats.nacks_received, 2);
         assert!(stats.retransmissions_sent > 0);

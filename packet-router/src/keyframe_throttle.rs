@@ -59,7 +59,7 @@ mod tests {
 
     #[test]
     fn at_most_one_request_per_interval() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let mut throttle = KeyframeRequestThrottle::default();
         let forwarded: Vec<u64> = (0..40u64)
             .filter(|i| throttle.handle_request(t0 + Duration::from_millis(i * 50)))
@@ -71,7 +71,7 @@ mod tests {
 
     #[test]
     fn the_interval_is_configurable() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let mut throttle = KeyframeRequestThrottle::new(Duration::from_millis(100));
         assert!(throttle.handle_request(t0));
         assert!(!throttle.handle_request(t0 + Duration::from_millis(99)));

@@ -219,7 +219,7 @@ mod tests {
 
     #[test]
     fn extends_sequence_numbers_and_reports_gaps_and_duplicates() {
-        let now = Instant::now();
+        let now = crate::test_time::origin();
         let mut layer = layer(MediaKind::Video);
         let first = layer.handle_packet(now, 0xfffe, 0);
         assert_eq!(first.arrival, PacketArrival::InOrder);
@@ -235,7 +235,7 @@ mod tests {
 
     #[test]
     fn caches_what_it_stores_by_extended_number() {
-        let now = Instant::now();
+        let now = crate::test_time::origin();
         let mut layer = layer(MediaKind::Audio);
         let received = layer.handle_packet(now, 7, 0);
         layer.store(now, received.seq, &[1, 2, 3]);
@@ -246,7 +246,7 @@ mod tests {
 
     #[test]
     fn keyframe_requests_are_throttled_per_layer() {
-        let now = Instant::now();
+        let now = crate::test_time::origin();
         let mut layer = layer(MediaKind::Video);
         assert!(layer.allow_keyframe_request(now));
         assert!(!layer.allow_keyframe_request(now + Duration::from_millis(100)));
@@ -255,7 +255,7 @@ mod tests {
 
     #[test]
     fn the_sender_clock_is_carried_forward_from_the_last_report() {
-        let now = Instant::now();
+        let now = crate::test_time::origin();
         let mut layer = layer(MediaKind::Video);
         assert_eq!(layer.sender_clock_at(now, 90_000), None);
         layer.handle_packet(now, 1, 0);
@@ -274,7 +274,7 @@ mod tests {
 
     #[test]
     fn goes_inactive_after_the_timeout_and_active_again_on_a_packet() {
-        let now = Instant::now();
+        let now = crate::test_time::origin();
         let timeout = Duration::from_secs(2);
         let mut layer = layer(MediaKind::Video);
         assert!(!layer.check_inactive(now, timeout), "never active");

@@ -15,6 +15,7 @@
 pub mod config;
 mod copy_writer;
 pub mod event;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod id_hasher;
 pub mod keyframe_throttle;
@@ -26,9 +27,12 @@ pub mod retransmit_cache;
 pub mod rewrite;
 pub mod router;
 mod subscription;
+#[cfg(test)]
+mod test_time;
 mod track;
 pub mod transmit;
 pub mod transport_feedback;
+#[cfg(feature = "workload")]
 pub mod workload;
 
 pub use config::{Codec, CodecParams, ExtensionIds, MediaKind, PublishedStream, SubscribedStream};
@@ -47,6 +51,7 @@ pub use rtc_core::{SessionId, SubscriptionId, TrackId};
 
 /// Errors of the router's configuration calls (packets are never errors, only drops).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RouterError {
     /// A published stream was given no codec.
     NoCodec,

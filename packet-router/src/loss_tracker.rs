@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn a_gap_is_nacked_at_once_and_retried_until_repaired() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let mut tracker = LossTracker::new(LossTrackerConfig::default());
         assert_eq!(tracker.handle_packet(t0, SeqNo(10)), PacketArrival::InOrder);
         assert_eq!(tracker.handle_packet(t0, SeqNo(11)), PacketArrival::InOrder);
@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn missing_packets_are_given_up_after_their_retries_or_age() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let config = LossTrackerConfig {
             max_nacks: 3,
             ..LossTrackerConfig::default()
@@ -238,7 +238,7 @@ mod tests {
 
     #[test]
     fn huge_gaps_ask_for_a_keyframe_and_memory_stays_bounded() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let config = LossTrackerConfig {
             max_missing: 8,
             ..LossTrackerConfig::default()

@@ -116,7 +116,7 @@ mod tests {
 
     #[test]
     fn loss_is_reported_per_interval_and_cumulatively() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let mut stats = ReceptionStats::new(90_000);
         for seq in (65_530u64..65_550).filter(|s| s % 5 != 2) {
             stats.handle_packet(t0, SeqNo(seq), 0);
@@ -138,7 +138,7 @@ mod tests {
 
     #[test]
     fn jitter_grows_with_irregular_arrival_and_dlsr_counts_from_the_report() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let mut steady = ReceptionStats::new(90_000);
         let mut irregular = ReceptionStats::new(90_000);
         for i in 0..50u64 {

@@ -121,7 +121,7 @@ mod tests {
     #[test]
     fn starts_full_and_refuses_what_does_not_fit() {
         let mut budget = RetransmitBudget::new(&CONFIG);
-        budget.refill(Instant::now(), &CONFIG, 0);
+        budget.refill(crate::test_time::origin(), &CONFIG, 0);
         let taken = (0..100).take_while(|_| budget.try_take(1200)).count();
         assert_eq!(taken, 50_000 / 1200);
         assert!(!budget.try_take(1200));
@@ -131,7 +131,7 @@ mod tests {
 
     #[test]
     fn fills_at_the_fixed_rate_plus_a_share_of_the_forwarded_bytes_up_to_the_burst() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let mut budget = RetransmitBudget::new(&CONFIG);
         budget.refill(t0, &CONFIG, 0);
         assert!(budget.try_take(50_000));
@@ -150,7 +150,7 @@ mod tests {
     fn unlimited_never_refuses() {
         let config = RetransmitBudgetConfig::UNLIMITED;
         let mut budget = RetransmitBudget::new(&config);
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         for i in 0..10_000u64 {
             budget.refill(t0 + Duration::from_micros(i), &config, 0);
             assert!(budget.try_take(1500));

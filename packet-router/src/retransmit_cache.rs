@@ -106,7 +106,7 @@ mod tests {
 
     #[test]
     fn stored_packets_come_back_byte_identical() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let mut cache = RetransmitCache::new(8, Duration::from_secs(1));
         for seq in 100..108u64 {
             let packet = vec![seq as u8; 100 + seq as usize];
@@ -120,7 +120,7 @@ mod tests {
 
     #[test]
     fn overwritten_and_unknown_numbers_miss() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let mut cache = RetransmitCache::new(4, Duration::from_secs(1));
         for seq in 0..6u64 {
             cache.store(t0, SeqNo(seq), &[seq as u8]);
@@ -136,7 +136,7 @@ mod tests {
 
     #[test]
     fn packets_expire_after_the_maximum_age() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let mut cache = RetransmitCache::new(16, Duration::from_millis(1000));
         cache.store(t0, SeqNo(1), b"old");
         assert!(
@@ -154,7 +154,7 @@ mod tests {
     #[test]
     fn oversized_packets_are_refused() {
         let mut cache = RetransmitCache::new(2, Duration::from_secs(1));
-        let now = Instant::now();
+        let now = crate::test_time::origin();
         assert!(!cache.store(now, SeqNo(1), &[0; MAX_CACHED_PACKET + 1]));
         assert!(cache.store(now, SeqNo(1), &[7; MAX_CACHED_PACKET]));
         assert_eq!(

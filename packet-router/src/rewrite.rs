@@ -38,6 +38,7 @@ pub struct RewrittenPacket {
 
 /// Why a packet was not forwarded to this subscriber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RewriteDrop {
     /// The packet belongs to a source that was active before the current one (a late packet
     /// after a switch): forwarding it would collide with numbers already used.
@@ -207,7 +208,7 @@ mod tests {
 
     #[test]
     fn first_packet_starts_at_the_subscriber_bases() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let mut rw = SubscriberRewriter::new(VIDEO, 1000, 5000);
         let out = rw.rewrite(t0, pkt(1, 70_000, 123_456)).expect("forwarded");
         assert_eq!(out.seq, 1000);
@@ -216,7 +217,7 @@ mod tests {
 
     #[test]
     fn loss_and_reordering_pass_through_with_fixed_offsets() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let mut rw = SubscriberRewriter::new(VIDEO, 65_530, 0);
         let order = [10u64, 11, 13, 12, 16, 14, 20];
         let mut seen = Vec::new();
@@ -238,7 +239,7 @@ mod tests {
 
     #[test]
     fn publisher_restart_keeps_the_output_continuous() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let mut rw = SubscriberRewriter::new(VIDEO, 100, 1_000);
         let mut last = None;
         for i in 0..30u64 {
@@ -281,7 +282,7 @@ mod tests {
 
     #[test]
     fn nacked_numbers_map_back_to_the_source() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let mut rw = SubscriberRewriter::new(VIDEO, 65_535, 0);
         for i in 0..5u64 {
             rw.rewrite(t0, pkt(9, 65_534 + i, 0)).expect("forwarded");
@@ -300,7 +301,7 @@ mod tests {
 
     #[test]
     fn timestamp_reference_ignores_reordered_older_packets() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let mut rw = SubscriberRewriter::new(48_000, 0, 0);
         rw.rewrite(t0, pkt(1, 10, 9600)).expect("forwarded");
         rw.rewrite(t0 + Duration::from_millis(20), pkt(1, 12, 11_520))

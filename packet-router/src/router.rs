@@ -78,6 +78,7 @@ impl Default for RouterConfig {
 
 /// Why a packet was not routed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RouteDrop {
     /// Not a valid RTP packet.
     Malformed,

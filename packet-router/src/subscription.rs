@@ -446,7 +446,7 @@ mod tests {
 
     #[test]
     fn nacks_are_answered_on_rtx_once_per_interval_and_within_budget() {
-        let now = Instant::now();
+        let now = crate::test_time::origin();
         let (layer, mut subscription) = forwarded(now);
         let mut out = TransmitQueue::with_capacity(8);
         let mut stats = RouterStats::default();
@@ -512,7 +512,7 @@ mod tests {
 
     #[test]
     fn attaching_starts_a_new_resend_record_and_awaits_a_first_packet() {
-        let now = Instant::now();
+        let now = crate::test_time::origin();
         let (layer, mut subscription) = forwarded(now);
         subscription.awaiting_first_packet = false;
         subscription.attach_to_layer(0, layer.cache_capacity());

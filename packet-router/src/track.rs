@@ -298,7 +298,7 @@ mod tests {
 
     #[test]
     fn nacks_are_due_only_when_the_publisher_takes_them() {
-        let now = Instant::now();
+        let now = crate::test_time::origin();
         let mut with = track(video()).unwrap();
         let mut without = track(PublishedStream {
             nack: false,
@@ -328,7 +328,7 @@ mod tests {
 
     #[test]
     fn sender_reports_go_to_subscribers_of_the_layer_that_were_sent_something() {
-        let now = Instant::now();
+        let now = crate::test_time::origin();
         let mut track = track(video()).unwrap();
         let subscribed = SubscribedStream {
             ssrc: Ssrc(1000),
@@ -373,7 +373,7 @@ mod tests {
 
     #[test]
     fn silent_layers_go_inactive_with_an_event() {
-        let now = Instant::now();
+        let now = crate::test_time::origin();
         let mut track = track(video()).unwrap();
         let mut events = EventQueue::default();
         track.layers[0].handle_packet(now, 1, 0);

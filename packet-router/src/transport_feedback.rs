@@ -223,7 +223,7 @@ mod tests {
 
     #[test]
     fn losses_between_feedbacks_and_reordering_are_reported_in_order() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let mut fb = TransportFeedback::new(3, Ssrc(7));
         let mut out = TransmitQueue::with_capacity(8);
         let publisher = SessionId(1);
@@ -273,7 +273,7 @@ mod tests {
 
     #[test]
     fn a_late_arrival_is_reported_again_within_the_window_only() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let mut fb = TransportFeedback::new(3, Ssrc(7));
         let mut out = TransmitQueue::with_capacity(8);
         let publisher = SessionId(1);
@@ -308,7 +308,7 @@ mod tests {
 
     #[test]
     fn a_long_interval_is_split_into_packets_that_cover_every_record() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let mut fb = TransportFeedback::new(3, Ssrc(7));
         let mut out = TransmitQueue::with_capacity(8);
         for seq in 0..1000u16 {
@@ -329,7 +329,7 @@ mod tests {
 
     #[test]
     fn the_sequence_number_wraps_and_duplicates_count_once() {
-        let t0 = Instant::now();
+        let t0 = crate::test_time::origin();
         let mut fb = TransportFeedback::new(3, Ssrc(7));
         let mut out = TransmitQueue::with_capacity(8);
         for seq in [65534u16, 65535, 65535, 0, 1] {

@@ -2,7 +2,7 @@
 //! (one-byte extensions: mid, abs-send-time, transport-cc) routed to N subscribers, with SRTP
 //! (AEAD_AES_128_GCM) on both sides, as a media worker does between its socket calls.
 //!
-//! The criterion `forward` bench times it and `examples/forward_profile.rs` runs it under
+//! The criterion `forward` bench times it and `benches/examples/forward_profile.rs` runs it under
 //! callgrind, so both measure the same code path. Set-up failures panic: this is measurement
 //! code fed with its own constants, never with peer input.
 

@@ -5,6 +5,7 @@ use std::fmt;
 
 /// Any error produced by rtc-core.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Error {
     /// An RTP packet or header extension was malformed.
     Rtp(crate::rtp::RtpError),

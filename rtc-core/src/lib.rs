@@ -18,6 +18,8 @@
 //! - [`ids`]: newtypes for wire numbers and the minted ids of sessions, tracks and
 //!   subscriptions (with their node and worker); [`media_api`]: the values the media plane
 //!   hands to signaling.
+
+#![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
     deny(
@@ -31,6 +33,7 @@
 pub mod codec;
 pub mod dtls;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod ids;
 pub mod keying;
@@ -39,6 +42,8 @@ pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
 pub mod srtp;
+#[cfg(test)]
+mod test_time;
 
 pub use error::Error;
 pub use ids::{IdSpace, NodeId, Pt, SeqNo, SessionId, Ssrc, SubscriptionId, TrackId};

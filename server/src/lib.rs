@@ -101,8 +101,8 @@ pub const DEFAULT_SETUP_TIMEOUT: std::time::Duration = std::time::Duration::from
 pub(crate) enum Inbound {
     /// A request from the signaling side, and where its reply goes.
     Command {
-        command: media_plane::Command,
-        reply: oneshot::Sender<media_plane::Reply>,
+        command: Command,
+        reply: oneshot::Sender<Reply>,
     },
     /// Send RTCP BYE to every peer, free the sessions and exit.
     Shutdown,
@@ -377,8 +377,8 @@ impl Sfu {
     async fn request<T>(
         &self,
         index: usize,
-        command: media_plane::Command,
-        expect: impl FnOnce(media_plane::Reply) -> Option<Result<T, SfuError>>,
+        command: Command,
+        expect: impl FnOnce(Reply) -> Option<Result<T, SfuError>>,
     ) -> Result<T, SfuError> {
         let (reply, answer) = oneshot::channel();
         self.worker(index)?
@@ -611,6 +611,7 @@ fn media_error(error: SfuError) -> signaling::MediaError {
             signaling::MediaError::UnknownSession
         }
         SfuError::Stopped => signaling::MediaError::Stopped,
+        SfuError::Sdp(error) => signaling::MediaError::Sdp(error),
         _ => signaling::MediaError::BadSdp(error.to_string()),
     }
 }
@@ -697,5 +698,22 @@ impl signaling::MediaPlane for Sfu {
 
     fn metrics(&self) -> Vec<signaling::MediaMetric> {
         self.stats().metrics()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An SDP error stays rtc-core's typed error on its way to signaling, and clients read
+    /// the same text as when it travelled as a string.
+    #[test]
+    fn sdp_errors_reach_signaling_typed_with_the_text_clients_know() {
+        let error = rtc_core::sdp::SdpError::NoBundle;
+        let media = media_error(SfuError::from(error));
+        assert_eq!(media, signaling::MediaError::Sdp(error));
+        let as_text =
+            signaling::MediaError::BadSdp(SfuError::BadOffer(error.to_string()).to_string());
+        assert_eq!(media.to_string(), as_text.to_string());
     }
 }

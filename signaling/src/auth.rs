@@ -42,6 +42,7 @@ impl fmt::Debug for AccessKeys {
 
 /// Why a key could not be added to [`AccessKeys`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum KeyError {
     EmptyKey,
     EmptySecret,
@@ -273,6 +274,7 @@ pub enum Action<'a> {
 /// Why a token was refused. The first group answers 401 / `unauthorized`, the second 403 /
 /// `forbidden`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum AuthError {
     /// No token came with the request.
     Missing,

@@ -98,7 +98,9 @@ pub(crate) fn bearer_token<B>(request: &Request<B>) -> Option<&str> {
 
 fn media_error(error: &MediaError) -> Response<Body> {
     match error {
-        MediaError::BadSdp(_) => self::error(StatusCode::BAD_REQUEST, error.to_string()),
+        MediaError::Sdp(_) | MediaError::BadSdp(_) => {
+            self::error(StatusCode::BAD_REQUEST, error.to_string())
+        }
         MediaError::UnknownSession => self::error(StatusCode::NOT_FOUND, error.to_string()),
         MediaError::Stopped => self::error(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
     }
@@ -656,5 +658,17 @@ mod tests {
         );
         assert_eq!(query_param(Some("name"), "name").as_deref(), Some(""));
         assert_eq!(query_param(None, "name"), None);
+    }
+
+    /// A typed SDP error is a 400 whose body is the error's text, like any bad SDP.
+    #[test]
+    fn sdp_errors_are_bad_requests_with_their_text() {
+        let error = MediaError::Sdp(rtc_core::sdp::SdpError::MissingVersion);
+        let response = media_error(&error);
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            response.extensions().get::<Refusal>().map(|r| r.0.as_str()),
+            Some("bad SDP: the description cannot be served: description does not start with v=0")
+        );
     }
 }

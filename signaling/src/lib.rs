@@ -15,15 +15,9 @@
 //! # }
 //! ```
 #![forbid(unsafe_code)]
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 #![cfg_attr(
-    test,
-    allow(
+    not(test),
+    deny(
         clippy::unwrap_used,
         clippy::expect_used,
         clippy::panic,
@@ -34,6 +28,7 @@
 mod admin;
 mod assets;
 pub mod auth;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod http;
 mod hub;

@@ -7,11 +7,13 @@ use std::future::Future;
 pub use rtc_core::media_api::{
     LocalIceCredentials, Played, Published, PublishedTrack, SubscriberOffer,
 };
+use rtc_core::sdp::SdpError;
 use rtc_core::{SessionId, TrackId};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// What the media plane tells signaling on its own initiative.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MediaEvent {
     /// Consent expired, DTLS failed, or the session never connected.
     SessionEnded { session: SessionId },
@@ -19,8 +21,12 @@ pub enum MediaEvent {
 
 /// Why the media plane refused a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MediaError {
-    /// The SDP could not be parsed or negotiated; the text says why.
+    /// The SDP does not parse or breaks an offer/answer rule (rtc-core's error, typed until
+    /// the HTTP or room-protocol answer formats it).
+    Sdp(SdpError),
+    /// The SDP cannot be served for another reason; the text says why.
     BadSdp(String),
     /// The session does not exist (any more).
     UnknownSession,
@@ -31,6 +37,7 @@ pub enum MediaError {
 impl fmt::Display for MediaError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Sdp(error) => write!(f, "bad SDP: the description cannot be served: {error}"),
             Self::BadSdp(why) => write!(f, "bad SDP: {why}"),
             Self::UnknownSession => f.write_str("unknown media session"),
             Self::Stopped => f.write_str("the media plane is stopped"),
@@ -38,7 +45,14 @@ impl fmt::Display for MediaError {
     }
 }
 
-impl std::error::Error for MediaError {}
+impl std::error::Error for MediaError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Sdp(error) => Some(error),
+            _ => None,
+        }
+    }
+}
 
 /// The media plane as signaling drives it. The server crate implements it for its `Sfu`.
 pub trait MediaPlane: Send + Sync + 'static {

@@ -176,7 +176,7 @@ impl Metrics {
 struct MediaCollector(Vec<MediaMetric>);
 
 impl Collector for MediaCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let mut rest = self.0.as_slice();
         while let Some(first) = rest.first() {
             let same = rest
@@ -232,7 +232,7 @@ fn gauge(value: u64) -> ConstGauge {
 }
 
 impl Collector for HubGauges {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         for (name, help, value) in [
             ("sluice_rooms", "Rooms open now.", self.rooms),
             (

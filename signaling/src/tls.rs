@@ -18,6 +18,7 @@ use tokio_rustls::TlsAcceptor;
 
 /// Why a certificate could not be loaded or generated.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum TlsError {
     /// A PEM file could not be read or holds no usable item of the expected kind.
     Pem {

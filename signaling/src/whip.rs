@@ -305,7 +305,7 @@ pub(crate) async fn patch<M: MediaPlane>(
             );
         }
         // The session keeps its current ICE session (RFC 9725 4.4.1).
-        Err(e @ MediaError::BadSdp(_)) => {
+        Err(e @ (MediaError::Sdp(_) | MediaError::BadSdp(_))) => {
             return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
         }
     };

@@ -297,7 +297,7 @@ impl<M: MediaPlane> Connection<M> {
 
     fn media_error(&self, error: &MediaError) {
         let code = match error {
-            MediaError::BadSdp(_) => "bad_sdp",
+            MediaError::Sdp(_) | MediaError::BadSdp(_) => "bad_sdp",
             MediaError::UnknownSession | MediaError::Stopped => "media_error",
         };
         tracing::info!(code, reason = %error, "request refused");

@@ -1,12 +1,5 @@
 //! The admin API (docs/api.md) over real HTTP connections, with room-protocol clients and a
 //! WHIP publisher in the room: each call with the grant it needs, and refused without it.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
 mod support;
 
 use std::net::SocketAddr;

@@ -3,13 +3,6 @@
 //! with 401/403 or `unauthorized`/`forbidden` without it; tokens that are expired, not yet
 //! valid, forged, unsigned or for another room refused and counted in /metrics; and a token
 //! made by hand (not with jsonwebtoken) accepted.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
 mod support;
 
 use std::net::SocketAddr;

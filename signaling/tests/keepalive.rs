@@ -1,12 +1,5 @@
 //! WebSocket time limits over real TCP: the join timeout, the ping/pong keepalive, and a
 //! well-behaved client that stays. Short configured timeouts keep the tests quick.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
 mod support;
 
 use std::net::SocketAddr;

@@ -1,13 +1,6 @@
 //! `GET /metrics` over real HTTP: the text parses as the Prometheus exposition format, the
 //! per-room gauges follow joins and leaves, requests are counted by route and status, and the
 //! metrics can be served on their own address.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
 mod support;
 
 use std::collections::BTreeMap;
@@ -142,7 +135,7 @@ fn value(samples: &BTreeMap<Series, f64>, name: &str, labels: &[(&str, &str)]) -
 async fn per_room_gauges_follow_joins_and_leaves() {
     // A dropped socket's participant leaves at once, without waiting for a resume.
     let server = start(SignalingConfig {
-        resume_grace: std::time::Duration::ZERO,
+        resume_grace: Duration::ZERO,
         ..SignalingConfig::default()
     })
     .await;

@@ -2,13 +2,6 @@
 //! with real WebSocket clients over TCP: the others see one participant throughout, the
 //! resumed connection gets its id, tracks and sessions back, a participant that does not come
 //! back leaves after the grace period, and tokens resume once.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
 mod support;
 
 use std::net::SocketAddr;

@@ -1,12 +1,5 @@
 //! The room protocol over a real TCP socket and a real WebSocket client, against a media
 //! plane that records calls (see support/).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
 mod support;
 
 use std::time::Duration;

@@ -1,12 +1,5 @@
 //! WHIP (RFC 9725) and WHEP over real HTTP/1.1 connections, with a room protocol client
 //! watching the room, against a media plane that records calls (see support/).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
 mod support;
 
 use serde_json::json;
@@ -222,7 +215,7 @@ async fn bad_whip_and_whep_requests_get_4xx_with_json() {
     let good = offer(&["video"]);
     let huge = format!("{good}{}", "a=x\r\n".repeat(20_000));
     let rejected = format!("{good}a=reject\r\n");
-    let cases: Vec<Case> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "POST",
             "/whip/r",
@@ -483,7 +476,7 @@ async fn patch_trickles_candidates_and_restarts_ice_with_new_etags() {
     let same_ufrag_new_pwd = fragment("peer2", "anotherpasswordanother", "0");
     let same_pwd = fragment("peer3", new_pwd, "0");
     let ufrag_only = "a=ice-ufrag:peer4\r\n".to_owned();
-    let cases: Vec<PatchCase> = vec![
+    let cases: Vec<PatchCase<'_>> = vec![
         ("bad ufrag", vec![FRAG], bad_ufrag.as_bytes(), 400),
         ("short pwd", vec![FRAG], short_pwd.as_bytes(), 400),
         ("not a fragment", vec![FRAG], b"hello world", 400),

@@ -252,7 +252,7 @@ impl RecvBatch {
             iovec.iov_base = unsafe { base.add(index * RECV_BUFFER_LEN) }.cast();
             iovec.iov_len = RECV_BUFFER_LEN;
             header.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
-            header.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as _;
+            header.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as _;
             header.msg_hdr.msg_iov = iovec;
             header.msg_hdr.msg_iovlen = 1;
             header.msg_hdr.msg_control = control.as_mut_ptr().cast();
@@ -364,7 +364,7 @@ pub(crate) fn enable_receive_timestamps(socket: &mio::net::UdpSocket) -> io::Res
             libc::SOL_SOCKET,
             SO_TIMESTAMPNS,
             (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
     if result == 0 {

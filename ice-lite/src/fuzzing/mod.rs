@@ -18,7 +18,10 @@ pub const FUZZ_REMOTE_UFRAG: &str = "peer";
 
 /// Parses, reads every attribute, verifies integrity with a fixed key and the fingerprint,
 /// then feeds the message into an agent twice (from two addresses, across a timeout).
-pub fn stun(data: &[u8]) {
+///
+/// `now` is only the origin of the harness's virtual time: the caller (the fuzz target, the
+/// corpus replay test) reads the clock, the crate never does.
+pub fn stun(data: &[u8], now: Instant) {
     let Ok(msg) = StunMessage::parse(data) else {
         return;
     };
@@ -30,9 +33,6 @@ pub fn stun(data: &[u8]) {
     if let Ok(remote) = IceCredentials::new(FUZZ_REMOTE_UFRAG, FUZZ_PWD) {
         agent.set_remote_credentials(remote);
     }
-    // The harness plays the IO shell here: it is the only place in src/ that reads the
-    // clock, and only to have an origin; the agent itself takes time as an argument.
-    let now = Instant::now();
     let first: SocketAddr = SocketAddr::from(([192, 0, 2, 1], 50000));
     let second: SocketAddr = SocketAddr::from(([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1], 50001));
     let mut out = [0u8; 1500];
@@ -176,7 +176,12 @@ mod tests {
         let mut agent = agent();
         let mut out = [0u8; 200];
         let source = SocketAddr::from(([192, 0, 2, 1], 50000));
-        let answer = match agent.handle_binding_request(Instant::now(), source, &msg, &mut out) {
+        let answer = match agent.handle_binding_request(
+            crate::test_time::origin(),
+            source,
+            &msg,
+            &mut out,
+        ) {
             crate::BindingOutcome::Refused {
                 error,
                 response: None,
@@ -232,7 +237,7 @@ mod tests {
         let source = SocketAddr::from(([192, 0, 2, 1], 50000));
         let mut out = [0u8; 200];
         agent
-            .handle_binding_request(Instant::now(), source, &msg, &mut out)
+            .handle_binding_request(crate::test_time::origin(), source, &msg, &mut out)
             .response_len()
             .unwrap();
         assert_eq!(agent.poll_event(), Some(IceEvent::Nominated(source)));
@@ -284,7 +289,7 @@ mod tests {
             let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/");
             for entry in std::fs::read_dir(format!("{path}{dir}")).unwrap() {
                 let data = std::fs::read(entry.unwrap().path()).unwrap();
-                stun(&data);
+                stun(&data, crate::test_time::origin());
                 demux(&data);
             }
         }

@@ -192,8 +192,8 @@ impl WorkerCore {
             session_id,
             1,
         );
-        let (answer, negotiated) = answer_offer(offer, &local, &Capabilities::default())
-            .map_err(|e| SfuError::BadOffer(e.to_string()))?;
+        let (answer, negotiated) =
+            answer_offer(offer, &local, &Capabilities::default()).map_err(SfuError::Sdp)?;
         if receiving(&negotiated).next().is_none() {
             return Err(SfuError::BadOffer(
                 "the offer sends no audio or video to publish".to_owned(),
@@ -250,8 +250,8 @@ impl WorkerCore {
             sdp_session_id,
             version,
         );
-        let (mut answer, mut negotiated) = answer_offer(offer, &local, &Capabilities::default())
-            .map_err(|e| SfuError::BadOffer(e.to_string()))?;
+        let (mut answer, mut negotiated) =
+            answer_offer(offer, &local, &Capabilities::default()).map_err(SfuError::Sdp)?;
         // New ICE credentials in the offer are an ICE restart (RFC 8839 4.4.1.1.1): Sluice
         // answers with new ones of its own.
         let restarted = current_remote.is_some_and(|r| {
@@ -262,8 +262,8 @@ impl WorkerCore {
             let fresh = self.restart_ice(now, id, ufrag, pwd)?;
             local.ice_ufrag = fresh.ufrag;
             local.ice_pwd = fresh.pwd;
-            (answer, negotiated) = answer_offer(offer, &local, &Capabilities::default())
-                .map_err(|e| SfuError::BadOffer(e.to_string()))?;
+            (answer, negotiated) =
+                answer_offer(offer, &local, &Capabilities::default()).map_err(SfuError::Sdp)?;
         }
         let tracks = self.update_published_tracks(now, id, &negotiated)?;
         Ok(Published {
@@ -446,7 +446,7 @@ impl WorkerCore {
         );
         let (answer, negotiated) =
             answer_offer_sending(offer, &local, &Capabilities::default(), &sources)
-                .map_err(|e| SfuError::BadOffer(e.to_string()))?;
+                .map_err(SfuError::Sdp)?;
         let mut pending = Vec::new();
         let mut used = vec![false; sources.len()];
         for media in sending(&negotiated) {
@@ -608,8 +608,7 @@ impl WorkerCore {
             .offer
             .as_deref()
             .ok_or(SfuError::NoOfferPending)?;
-        let negotiated = apply_subscriber_answer(offer, answer)
-            .map_err(|e| SfuError::BadOffer(e.to_string()))?;
+        let negotiated = apply_subscriber_answer(offer, answer).map_err(SfuError::Sdp)?;
         let first_answer = !session.transport.has_dtls();
         if first_answer {
             let credentials = remote_credentials(&negotiated)?;

@@ -235,6 +235,16 @@ pub struct World {
     rng: ChaCha8Rng,
 }
 
+/// The origin of virtual time: any instant will do, and `std` makes one only by reading the
+/// clock, once.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the one clock read of the virtual-time world: std makes an Instant no other way"
+)]
+fn origin() -> Instant {
+    Instant::now()
+}
+
 pub fn core_config(seed: u64, certificate: DtlsCertificate) -> CoreConfig {
     let server: SocketAddr = SERVER.parse().expect("address");
     CoreConfig {
@@ -273,8 +283,7 @@ impl World {
         let certificate = DtlsCertificate::generate(&mut rng).expect("client certificate");
         let mut config = core_config(seed, server_cert);
         adjust(&mut config);
-        // Any fixed origin: nothing reads a clock.
-        let start = Instant::now();
+        let start = origin();
         World {
             now: start,
             start,

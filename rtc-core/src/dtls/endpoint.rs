@@ -44,6 +44,7 @@ pub enum DtlsRole {
 
 /// What the endpoint reports to its owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DtlsEvent {
     /// The handshake completed and the peer matched the expected fingerprint.
     Connected(SrtpKeyingMaterial),
@@ -83,6 +84,7 @@ enum State {
 ///         match event {
 ///             DtlsEvent::Connected(keys) => { /* set up SRTP with `keys` */ let _ = keys; }
 ///             DtlsEvent::Closed | DtlsEvent::Failed(_) => { /* tear the session down */ }
+///             _ => { /* a newer event: log it */ }
 ///         }
 ///     }
 ///     let _wake_at = endpoint.poll_timeout(); // then call handle_timeout(wake_at)
@@ -138,6 +140,7 @@ impl DtlsEndpoint {
 
     /// A server that skips the cookie exchange, so a fuzzer's ClientHello reaches the
     /// certificate flight and its later flights reach the certificate parser.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn new_server_without_cookie(
         cert: &DtlsCertificate,
         expected_remote: Fingerprint,
@@ -160,8 +163,14 @@ impl DtlsEndpoint {
         use_server_cookie: bool,
     ) -> Self {
         let config = engine_config(use_server_cookie);
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "the documented exception (see the type's doc and clippy.toml): the DTLS \
+                      engine draws its handshake and cookie secrets from the OS"
+        )]
+        let engine = dimpl::Dtls::new_12(config, cert.engine_form.clone(), now);
         let mut endpoint = DtlsEndpoint {
-            engine: dimpl::Dtls::new_12(config, cert.engine_form.clone(), now),
+            engine,
             role,
             expected_remote,
             state: State::Handshaking,

@@ -46,7 +46,17 @@ impl Client {
         names: Vec<String>,
     ) -> Client {
         let provider = rtc_dtls::crypto_provider::default_provider().unwrap();
+        // The independent peer makes its own identity the way its users do; what it draws
+        // decides nothing the tests check.
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "the independent test peer's key, drawn from the OS as its users draw it"
+        )]
         let key_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "the independent test peer's self-signature (aws-lc-rs draws the nonce)"
+        )]
         let der = rcgen::CertificateParams::new(names)
             .unwrap()
             .self_signed(&key_pair)
@@ -161,7 +171,7 @@ impl Pair {
     }
 
     fn with_expected(profiles: Vec<SrtpProtectionProfile>, expected: Option<Fingerprint>) -> Pair {
-        let now = Instant::now();
+        let now = crate::test_time::origin();
         let client = Client::new(now, profiles);
         let expected = expected.unwrap_or(client.fingerprint);
         Pair {
@@ -381,10 +391,10 @@ fn lost_server_flight_is_retransmitted_on_timeout() {
 #[test]
 fn silent_peer_times_out() {
     let client = Client::new(
-        Instant::now(),
+        crate::test_time::origin(),
         vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
     );
-    let now = Instant::now();
+    let now = crate::test_time::origin();
     let mut server = DtlsEndpoint::new_server(&server_certificate(), client.fingerprint, now);
     let mut client = client;
     // Deliver the ClientHello with cookie, then let every server flight vanish.
@@ -420,7 +430,7 @@ fn silent_peer_times_out() {
 /// receiving keys, and SRTP protected by one side opens on the other.
 #[test]
 fn aes_256_gcm_between_two_of_our_endpoints_connects() {
-    let now = Instant::now();
+    let now = crate::test_time::origin();
     let server_cert = server_certificate();
     let client_cert = DtlsCertificate::generate(&mut ChaCha20Rng::seed_from_u64(43)).unwrap();
     let mut server = DtlsEndpoint::new_server(&server_cert, client_cert.fingerprint(), now);
@@ -486,7 +496,7 @@ fn our_client_handshakes_with_an_independent_server(
     server_profile: SrtpProtectionProfile,
     expected: SrtpProfile,
 ) {
-    let now = Instant::now();
+    let now = crate::test_time::origin();
     let provider = rtc_dtls::crypto_provider::default_provider().unwrap();
     let certificate =
         Certificate::generate_self_signed(vec!["server".to_owned()], provider.crypto()).unwrap();
@@ -632,7 +642,7 @@ fn client_certificate_larger_than_a_datagram_is_reassembled_and_checked() {
     let names: Vec<String> = (0..150)
         .map(|i| format!("host-{i:03}.example.org"))
         .collect();
-    let now = Instant::now();
+    let now = crate::test_time::origin();
     let client = Client::with_subject_names(
         now,
         vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],

@@ -26,6 +26,7 @@ pub use fingerprint::Fingerprint;
 
 /// Errors of the dtls module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DtlsError {
     /// Creating a key pair or self-signing the certificate failed.
     CertificateGeneration,

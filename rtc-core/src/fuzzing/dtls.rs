@@ -15,26 +15,24 @@ use rand::SeedableRng;
 use crate::dtls::{DTLS_MTU, DtlsCertificate, DtlsEndpoint, Fingerprint};
 
 /// Generating a certificate costs far more than one run, so it is made once per process.
-/// The instant is only the origin virtual time starts from.
-fn fixture() -> Option<&'static (DtlsCertificate, Instant)> {
-    static FIXTURE: OnceLock<Option<(DtlsCertificate, Instant)>> = OnceLock::new();
+fn fixture() -> Option<&'static DtlsCertificate> {
+    static FIXTURE: OnceLock<Option<DtlsCertificate>> = OnceLock::new();
     FIXTURE
         .get_or_init(|| {
             // A fixed seed keeps runs reproducible; no secret depends on it.
             let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
-            let certificate = DtlsCertificate::generate(&mut rng).ok()?;
-            // Fuzzing needs some origin for `Instant`; nothing else here reads the clock.
-            Some((certificate, Instant::now()))
+            DtlsCertificate::generate(&mut rng).ok()
         })
         .as_ref()
 }
 
-/// Feeds arbitrary bytes through the dtls endpoint.
-pub fn run(data: &[u8]) {
-    let Some((certificate, origin)) = fixture() else {
+/// Feeds arbitrary bytes through the dtls endpoint, with virtual time starting at `start`
+/// (the caller reads the clock; the crate never does).
+pub fn run(data: &[u8], start: Instant) {
+    let Some(certificate) = fixture() else {
         return;
     };
-    let mut now = *origin;
+    let mut now = start;
     // No input can produce a certificate with this fingerprint; the mismatch path is reached
     // by any input that gets as far as a client certificate.
     let expected = Fingerprint::from_bytes([0x42; 32]);
@@ -63,13 +61,14 @@ mod tests {
 
     #[test]
     fn survives_empty_short_and_oversized_frames() {
-        run(&[]);
-        run(&[0]);
-        run(&[0, 0, 0, 0]);
-        run(&[0xff, 0xff, 22, 0xfe, 0xfd]);
+        let origin = crate::test_time::origin();
+        run(&[], origin);
+        run(&[0], origin);
+        run(&[0, 0, 0, 0], origin);
+        run(&[0xff, 0xff, 22, 0xfe, 0xfd], origin);
         let mut big = vec![0x07, 0xd0];
         big.extend(std::iter::repeat_n(22u8, 2000));
-        run(&big);
+        run(&big, origin);
     }
 
     /// The seed replaying a real client's flights (its ClientHello, then its certificate
@@ -82,16 +81,17 @@ mod tests {
         let seed = include_bytes!(
             "../../../fuzz/corpus/dtls_record/client_hello_then_client_certificate_flight.bin"
         );
-        let (certificate, origin) = fixture().unwrap();
+        let certificate = fixture().unwrap();
+        let origin = crate::test_time::origin();
         let expected = Fingerprint::from_bytes([0x42; 32]);
-        let mut endpoint = DtlsEndpoint::new_server_without_cookie(certificate, expected, *origin);
+        let mut endpoint = DtlsEndpoint::new_server_without_cookie(certificate, expected, origin);
         let mut out = [0u8; DTLS_MTU];
         let mut rest = &seed[..];
         let mut results = Vec::new();
         while let [high, low, tail @ ..] = rest {
             let (datagram, after) = tail.split_at(usize::from(u16::from_be_bytes([*high, *low])));
             rest = after;
-            results.push(endpoint.handle_datagram(*origin, datagram));
+            results.push(endpoint.handle_datagram(origin, datagram));
             while endpoint.poll_transmit(&mut out).is_some() {}
         }
         assert_eq!(results, vec![Ok(()), Err(crate::dtls::DtlsError::Crypto)]);

@@ -42,6 +42,7 @@ pub const PT_PSFB: u8 = 206;
 
 /// Errors found while validating an RTCP packet, or while writing one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RtcpError {
     /// Fewer bytes than the header, its length field or the packet's fields need.
     Truncated,

@@ -48,6 +48,7 @@ pub fn write_fixed_fields(
 
 /// Errors found while validating an RTP packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RtpError {
     /// Fewer bytes than the fixed header, CSRC list or extension block need.
     Truncated,

@@ -257,7 +257,7 @@ fn timestamp_unwrapper_handles_wrap_and_reorder() {
 /// An extension element as `(id, data)`.
 type Ext<'a> = (u8, &'a [u8]);
 
-fn oracle_packet(profile: u16, exts: &[Ext], padding: u8) -> rtc_rtp::Packet {
+fn oracle_packet(profile: u16, exts: &[Ext<'_>], padding: u8) -> rtc_rtp::Packet {
     let mut header = rtc_rtp::Header {
         version: 2,
         marker: true,
@@ -284,7 +284,7 @@ fn oracle_packet(profile: u16, exts: &[Ext], padding: u8) -> rtc_rtp::Packet {
 
 #[test]
 fn agrees_with_rtc_rtp_both_forms() {
-    let cases: [(u16, &[Ext]); 2] = [
+    let cases: [(u16, &[Ext<'_>]); 2] = [
         (0xBEDE, &[(1, b"v0"), (3, &[1, 2, 3]), (5, &[0x12, 0x34])]),
         (0x1000, &[(1, b""), (16, &[9; 20]), (200, b"mid")]),
     ];

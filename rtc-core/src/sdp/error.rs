@@ -90,6 +90,7 @@ impl fmt::Display for MlineRef {
 
 /// Errors of the sdp module: parsing limits and syntax, and offer/answer rule violations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SdpError {
     /// The description is larger than [`super::MAX_SDP_LEN`].
     TooLarge {

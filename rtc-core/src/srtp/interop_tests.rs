@@ -125,7 +125,7 @@ fn ours_unprotect(ctx: &mut SrtpContext, protected: &[u8], rtp: bool) -> Vec<u8>
 #[test]
 fn agrees_with_rtc_srtp_in_both_directions() {
     let mut rng = ChaCha8Rng::seed_from_u64(0x5eed_5a17);
-    for profile in super::tests::PROFILES {
+    for profile in tests::PROFILES {
         for _round in 0..3 {
             let master = random_master(&mut rng);
             let mut our_sender = SrtpContext::new(profile, &master).unwrap();

@@ -46,6 +46,7 @@ use crate::keying::SrtpKeyingMaterial;
 
 /// Why an SRTP or SRTCP packet could not be protected or unprotected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SrtpError {
     /// The packet is shorter than its header, tag and (SRTCP) index need.
     Truncated,

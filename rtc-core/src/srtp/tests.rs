@@ -379,12 +379,12 @@ fn buffer_and_length_checks() {
 
 #[test]
 fn session_directions_use_their_own_keys() {
-    let keying = crate::keying::SrtpKeyingMaterial {
+    let keying = SrtpKeyingMaterial {
         profile: SrtpProfile::AesCm128HmacSha1_80,
         local: master(1),
         remote: master(2),
     };
-    let mirrored = crate::keying::SrtpKeyingMaterial {
+    let mirrored = SrtpKeyingMaterial {
         profile: keying.profile,
         local: keying.remote.clone(),
         remote: keying.local.clone(),

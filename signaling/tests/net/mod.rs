@@ -1,13 +1,7 @@
 //! Test support for HTTPS and the connection caps: a test certificate authority made with
 //! rcgen, a rustls client that trusts it, a keep-alive HTTP/1.1 client over any stream, and
 //! TCP connections from a chosen loopback source address.
-#![allow(
-    dead_code,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

@@ -1,13 +1,7 @@
 //! Test support: a media plane that records the calls signaling makes and returns canned
 //! SDP (it stands in for the media plane only, to test the room logic), a raw HTTP/1.1 client
 //! and a WebSocket client over real TCP sockets.
-#![allow(
-    dead_code,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(dead_code)]
 
 pub mod tokens;
 
