@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use benches::load::engine::Engine;
-use benches::load::pending::{PendingSession, Role};
+use benches::load::pending::{ClientRole, PendingSession};
 use benches::load::target::SdpSide as _;
 use rtc_core::dtls::DtlsCertificate;
 
@@ -18,7 +18,7 @@ fn an_answering_session_connects_to_an_offering_one_and_receives_its_media() -> 
         Arc::new(DtlsCertificate::generate(&mut rand::rng()).map_err(|e| anyhow::anyhow!("{e}"))?);
     let mut offerer = PendingSession::loopback(
         Arc::clone(&cert),
-        Role::Publisher {
+        ClientRole::Publisher {
             index: 0,
             audio: true,
             video: true,
@@ -26,7 +26,7 @@ fn an_answering_session_connects_to_an_offering_one_and_receives_its_media() -> 
     )?;
     let mut answerer = PendingSession::loopback(
         Arc::clone(&cert),
-        Role::Subscriber {
+        ClientRole::Subscriber {
             publisher: 0,
             audio: true,
             video: true,

@@ -7,7 +7,7 @@ use crate::stun::StunMessage;
 
 /// What a datagram is, judged by its first two bytes only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PacketKind {
+pub enum DatagramKind {
     /// 0..=3
     Stun,
     /// 16..=19
@@ -25,17 +25,17 @@ pub enum PacketKind {
 }
 
 /// Classifies a datagram by its first byte (and, for RTP/RTCP, its second), without parsing.
-pub fn classify(datagram: &[u8]) -> PacketKind {
+pub fn classify(datagram: &[u8]) -> DatagramKind {
     match datagram {
-        [0..=3, ..] => PacketKind::Stun,
-        [16..=19, ..] => PacketKind::Zrtp,
-        [20..=63, ..] => PacketKind::Dtls,
-        [64..=79, ..] => PacketKind::TurnChannel,
+        [0..=3, ..] => DatagramKind::Stun,
+        [16..=19, ..] => DatagramKind::Zrtp,
+        [20..=63, ..] => DatagramKind::Dtls,
+        [64..=79, ..] => DatagramKind::TurnChannel,
         // RTCP packet types 192..=223 would be RTP payload types 64..=95 with the marker bit
         // set, which RFC 5761 forbids for multiplexed RTP.
-        [128..=191, 192..=223, ..] => PacketKind::Rtcp,
-        [128..=191, _, ..] => PacketKind::Rtp,
-        _ => PacketKind::Unknown,
+        [128..=191, 192..=223, ..] => DatagramKind::Rtcp,
+        [128..=191, _, ..] => DatagramKind::Rtp,
+        _ => DatagramKind::Unknown,
     }
 }
 
@@ -63,26 +63,26 @@ impl<'a> Datagram<'a> {
     /// Classifies the datagram and parses it if it is STUN.
     pub fn parse(datagram: &'a [u8]) -> Result<Self, Error> {
         Ok(match classify(datagram) {
-            PacketKind::Stun => Datagram::Stun(StunMessage::parse(datagram)?),
-            PacketKind::Zrtp => Datagram::Zrtp(datagram),
-            PacketKind::Dtls => Datagram::Dtls(datagram),
-            PacketKind::TurnChannel => Datagram::TurnChannel(datagram),
-            PacketKind::Rtp => Datagram::Rtp(datagram),
-            PacketKind::Rtcp => Datagram::Rtcp(datagram),
-            PacketKind::Unknown => Datagram::Unknown(datagram),
+            DatagramKind::Stun => Datagram::Stun(StunMessage::parse(datagram)?),
+            DatagramKind::Zrtp => Datagram::Zrtp(datagram),
+            DatagramKind::Dtls => Datagram::Dtls(datagram),
+            DatagramKind::TurnChannel => Datagram::TurnChannel(datagram),
+            DatagramKind::Rtp => Datagram::Rtp(datagram),
+            DatagramKind::Rtcp => Datagram::Rtcp(datagram),
+            DatagramKind::Unknown => Datagram::Unknown(datagram),
         })
     }
 
     /// The kind of this datagram.
-    pub fn kind(&self) -> PacketKind {
+    pub fn kind(&self) -> DatagramKind {
         match self {
-            Datagram::Stun(_) => PacketKind::Stun,
-            Datagram::Zrtp(_) => PacketKind::Zrtp,
-            Datagram::Dtls(_) => PacketKind::Dtls,
-            Datagram::TurnChannel(_) => PacketKind::TurnChannel,
-            Datagram::Rtp(_) => PacketKind::Rtp,
-            Datagram::Rtcp(_) => PacketKind::Rtcp,
-            Datagram::Unknown(_) => PacketKind::Unknown,
+            Datagram::Stun(_) => DatagramKind::Stun,
+            Datagram::Zrtp(_) => DatagramKind::Zrtp,
+            Datagram::Dtls(_) => DatagramKind::Dtls,
+            Datagram::TurnChannel(_) => DatagramKind::TurnChannel,
+            Datagram::Rtp(_) => DatagramKind::Rtp,
+            Datagram::Rtcp(_) => DatagramKind::Rtcp,
+            Datagram::Unknown(_) => DatagramKind::Unknown,
         }
     }
 }
@@ -95,12 +95,12 @@ mod tests {
     fn first_byte_ranges_follow_rfc_7983() {
         for b in 0u8..=255 {
             let expected = match b {
-                0..=3 => PacketKind::Stun,
-                16..=19 => PacketKind::Zrtp,
-                20..=63 => PacketKind::Dtls,
-                64..=79 => PacketKind::TurnChannel,
-                128..=191 => PacketKind::Rtp,
-                _ => PacketKind::Unknown,
+                0..=3 => DatagramKind::Stun,
+                16..=19 => DatagramKind::Zrtp,
+                20..=63 => DatagramKind::Dtls,
+                64..=79 => DatagramKind::TurnChannel,
+                128..=191 => DatagramKind::Rtp,
+                _ => DatagramKind::Unknown,
             };
             assert_eq!(classify(&[b, 96, 0, 0]), expected, "first byte {b}");
         }
@@ -109,22 +109,22 @@ mod tests {
     #[test]
     fn rtcp_is_told_from_rtp_by_the_packet_type() {
         // Receiver report (201) and PLI (206) are RTCP.
-        assert_eq!(classify(&[0x81, 201, 0, 7]), PacketKind::Rtcp);
-        assert_eq!(classify(&[0x81, 206, 0, 2]), PacketKind::Rtcp);
-        assert_eq!(classify(&[0x80, 192]), PacketKind::Rtcp);
-        assert_eq!(classify(&[0x80, 223]), PacketKind::Rtcp);
+        assert_eq!(classify(&[0x81, 201, 0, 7]), DatagramKind::Rtcp);
+        assert_eq!(classify(&[0x81, 206, 0, 2]), DatagramKind::Rtcp);
+        assert_eq!(classify(&[0x80, 192]), DatagramKind::Rtcp);
+        assert_eq!(classify(&[0x80, 223]), DatagramKind::Rtcp);
         // VP8 with and without marker bit, and the edges of the RTCP range, are RTP.
-        assert_eq!(classify(&[0x80, 96]), PacketKind::Rtp);
-        assert_eq!(classify(&[0x80, 0x80 | 96]), PacketKind::Rtp);
-        assert_eq!(classify(&[0x80, 191]), PacketKind::Rtp);
-        assert_eq!(classify(&[0x80, 224]), PacketKind::Rtp);
+        assert_eq!(classify(&[0x80, 96]), DatagramKind::Rtp);
+        assert_eq!(classify(&[0x80, 0x80 | 96]), DatagramKind::Rtp);
+        assert_eq!(classify(&[0x80, 191]), DatagramKind::Rtp);
+        assert_eq!(classify(&[0x80, 224]), DatagramKind::Rtp);
     }
 
     #[test]
     fn short_and_empty_datagrams_are_unknown_or_rejected() {
-        assert_eq!(classify(&[]), PacketKind::Unknown);
+        assert_eq!(classify(&[]), DatagramKind::Unknown);
         // One byte cannot tell RTP from RTCP.
-        assert_eq!(classify(&[0x80]), PacketKind::Unknown);
+        assert_eq!(classify(&[0x80]), DatagramKind::Unknown);
         assert_eq!(Datagram::parse(&[]), Ok(Datagram::Unknown(&[])));
         assert_eq!(Datagram::parse(&[0x00, 0x01, 0x00]), Err(Error::Truncated));
     }
@@ -136,7 +136,7 @@ mod tests {
         let rtp = [0x80u8, 111, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
         let parsed = Datagram::parse(&rtp).unwrap();
         assert_eq!(parsed, Datagram::Rtp(&rtp));
-        assert_eq!(parsed.kind(), PacketKind::Rtp);
+        assert_eq!(parsed.kind(), DatagramKind::Rtp);
         let stun = [
             0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
         ];

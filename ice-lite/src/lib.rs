@@ -33,7 +33,7 @@ pub use candidate::{Candidate, Transport, candidate_priority};
 pub use credentials::{
     IceCredentials, MIN_PWD_LEN, MIN_UFRAG_LEN, is_ice_char, is_valid_pwd, is_valid_ufrag,
 };
-pub use demux::{Datagram, PacketKind, classify};
+pub use demux::{Datagram, DatagramKind, classify};
 pub use error::Error;
 pub use stun::{
     Class, ErrorCode, HEADER_LEN, IntegrityKey, MAGIC_COOKIE, METHOD_BINDING, RawAttribute,

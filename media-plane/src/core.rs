@@ -43,7 +43,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use ice_lite::{PacketKind as DatagramKind, StunMessage, classify};
+use ice_lite::{DatagramKind, StunMessage, classify};
 use packet_router::{IdHashMap, Router, RouterConfig, SessionId, TransmitQueue};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -55,7 +55,7 @@ pub use transmits::Transmits;
 
 use crate::negotiation::ufrag_owner;
 use crate::peer::{EndReason, Output, PeerDrop, PeerEvent, Received};
-use crate::session::{Role, Session};
+use crate::session::{Session, SessionRole};
 use crate::stats::{DropReason, MediaStats};
 use crate::timers::DeadlineQueue;
 
@@ -80,7 +80,7 @@ pub struct CoreConfig {
     /// Send each session's transmits together, so that runs to one destination can be sent
     /// as one segmented (GSO) datagram.
     pub group_transmits: bool,
-    /// The router's tuning.
+    /// The router's tuning (its ids are minted in [`CoreConfig::ids`] too).
     pub router: RouterConfig,
     /// Seeds every random choice of the core (ICE credentials, SSRCs, initial sequence
     /// numbers and timestamps, SDP session ids).
@@ -155,7 +155,10 @@ impl WorkerCore {
     pub fn new(config: CoreConfig) -> Self {
         WorkerCore {
             rng: ChaCha8Rng::seed_from_u64(config.seed),
-            router: Router::new(config.router),
+            router: Router::new(RouterConfig {
+                ids: config.ids,
+                ..config.router
+            }),
             config,
             next_serial: 1,
             sessions: IdHashMap::default(),
@@ -481,11 +484,11 @@ impl WorkerCore {
             connected = session.transport.is_connected(),
             "session end"
         );
-        if matches!(session.role, Role::Publisher { .. }) {
+        if matches!(session.role, SessionRole::Publisher { .. }) {
             let players: Vec<SessionId> = self
                 .sessions
                 .values()
-                .filter(|s| matches!(s.role, Role::Player { publisher } if publisher == id))
+                .filter(|s| matches!(s.role, SessionRole::Player { publisher } if publisher == id))
                 .map(|s| s.id)
                 .collect();
             for player in players {

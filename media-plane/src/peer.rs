@@ -36,7 +36,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use ice_lite::{BindingOutcome, IceEvent, IceLiteAgent, PacketKind, StunMessage, classify};
+use ice_lite::{BindingOutcome, DatagramKind, IceEvent, IceLiteAgent, StunMessage, classify};
 use rtc_core::dtls::{DtlsCertificate, DtlsEndpoint, DtlsError, DtlsEvent, DtlsRole, Fingerprint};
 use rtc_core::srtp::{SrtpError, SrtpSession};
 
@@ -302,16 +302,16 @@ impl PeerTransport {
         datagram: &mut [u8],
     ) -> Received {
         match classify(datagram) {
-            PacketKind::Stun => match StunMessage::parse(datagram) {
+            DatagramKind::Stun => match StunMessage::parse(datagram) {
                 Ok(message) => {
                     self.handle_stun(now, source, &message);
                     Received::Handled
                 }
                 Err(_) => Received::Dropped(PeerDrop::MalformedStun),
             },
-            PacketKind::Dtls => self.handle_dtls(now, source, datagram),
-            PacketKind::Rtp => self.handle_srtp(now, source, datagram, false),
-            PacketKind::Rtcp => self.handle_srtp(now, source, datagram, true),
+            DatagramKind::Dtls => self.handle_dtls(now, source, datagram),
+            DatagramKind::Rtp => self.handle_srtp(now, source, datagram, false),
+            DatagramKind::Rtcp => self.handle_srtp(now, source, datagram, true),
             _ => Received::Dropped(PeerDrop::UnknownProtocol),
         }
     }

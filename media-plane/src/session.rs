@@ -9,7 +9,7 @@ use crate::peer::PeerTransport;
 
 /// What a session is for.
 #[derive(Debug)]
-pub(crate) enum Role {
+pub(crate) enum SessionRole {
     /// It sends media into the room: the tracks it publishes.
     Publisher { tracks: Vec<PublishedTrack> },
     /// It plays one publisher's audio and video (WHEP: the player offered).
@@ -18,7 +18,7 @@ pub(crate) enum Role {
     Subscriber(SubscriberState),
 }
 
-impl Role {
+impl SessionRole {
     pub(crate) fn as_str(&self) -> &'static str {
         match self {
             Self::Publisher { .. } => "publisher",
@@ -68,7 +68,7 @@ pub(crate) struct Slot {
 pub(crate) struct Session {
     pub(crate) id: SessionId,
     pub(crate) room: String,
-    pub(crate) role: Role,
+    pub(crate) role: SessionRole,
     /// The ufrag the session is found by (it changes with an ICE restart).
     pub(crate) local_ufrag: String,
     pub(crate) transport: PeerTransport,

@@ -18,7 +18,7 @@ use crate::TrackId;
 use crate::event::{EventQueue, RouterEvent};
 use crate::rewrite::{RewrittenPacket, SourcePacket};
 use crate::subscription::Subscription;
-use crate::transmit::{MAX_PACKET, PacketKind, TransmitQueue};
+use crate::transmit::{MAX_PACKET, TransmitKind, TransmitQueue};
 
 /// The header of the packet being routed as one group of subscribers receives it.
 #[derive(Debug)]
@@ -168,7 +168,7 @@ fn write_fresh_copy(
         return false;
     };
     let ssrc = subscription.media_ssrc;
-    let queued = out.push_with(subscription.subscriber, PacketKind::Rtp, |buf| {
+    let queued = out.push_with(subscription.subscriber, TransmitKind::Rtp, |buf| {
         let len = header.len() + payload.len();
         buf.get_mut(..header.len())?.copy_from_slice(header);
         buf.get_mut(header.len()..len)?.copy_from_slice(payload);
@@ -240,7 +240,7 @@ pub(crate) fn write_copy<T: AsRef<[u8]>>(
     let transport_cc_id = subscription.transport_cc_id;
     let media_ssrc = subscription.media_ssrc;
     let rtx_seq = &mut subscription.rtx_seq;
-    let queued = out.push_with(subscription.subscriber, PacketKind::Rtp, |buf| {
+    let queued = out.push_with(subscription.subscriber, TransmitKind::Rtp, |buf| {
         let (header, body) = buf.split_at_mut_checked(header_len)?;
         let mut view = packet.copy_header_into(header)?;
         let len = match rtx {

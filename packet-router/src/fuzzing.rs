@@ -24,8 +24,8 @@ use rtc_core::srtp::SrtpContext;
 use rtc_core::{Pt, Ssrc};
 
 use crate::{
-    Codec, CodecParams, ExtensionIds, MediaKind, PacketKind, PublishedStream, Router, RouterConfig,
-    RouterStats, SessionId, SubscribedStream, TransmitQueue,
+    Codec, CodecParams, ExtensionIds, MediaKind, PublishedStream, Router, RouterConfig,
+    RouterStats, SessionId, SubscribedStream, TransmitKind, TransmitQueue,
 };
 
 const PUBLISHER: SessionId = SessionId(1);
@@ -293,7 +293,7 @@ fn check_and_protect(out: &mut TransmitQueue, keys: &mut [SessionKeys], limit: u
     for transmit in out.as_mut_slice() {
         let packet = transmit.packet();
         match transmit.kind {
-            PacketKind::Rtp => {
+            TransmitKind::Rtp => {
                 let ssrc = match RtpPacket::parse(packet) {
                     Ok(view) => view.ssrc(),
                     Err(error) => panic!("invalid RTP transmit ({error}): {packet:02x?}"),
@@ -308,7 +308,7 @@ fn check_and_protect(out: &mut TransmitQueue, keys: &mut [SessionKeys], limit: u
                     transmit.session
                 );
             }
-            PacketKind::Rtcp => {
+            TransmitKind::Rtcp => {
                 let mut items = 0;
                 for item in iter_compound(packet) {
                     assert!(item.is_ok(), "invalid RTCP transmit: {packet:02x?}");
@@ -323,8 +323,8 @@ fn check_and_protect(out: &mut TransmitQueue, keys: &mut [SessionKeys], limit: u
         let len = transmit.len;
         let buf = transmit.buf.as_mut_slice();
         let protected = match transmit.kind {
-            PacketKind::Rtp => keys.outbound.protect_rtp(buf, len),
-            PacketKind::Rtcp => keys.outbound.protect_rtcp(buf, len),
+            TransmitKind::Rtp => keys.outbound.protect_rtp(buf, len),
+            TransmitKind::Rtcp => keys.outbound.protect_rtcp(buf, len),
         };
         assert!(
             protected.is_ok(),

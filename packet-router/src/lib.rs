@@ -44,7 +44,7 @@ pub use retransmit_budget::{RetransmitBudget, RetransmitBudgetConfig};
 pub use retransmit_cache::RetransmitCache;
 pub use rewrite::{RewriteDrop, RewrittenPacket, SourcePacket, SubscriberRewriter};
 pub use router::{RouteDrop, Router, RouterConfig};
-pub use transmit::{PacketKind, Transmit, TransmitQueue};
+pub use transmit::{Transmit, TransmitKind, TransmitQueue};
 pub use transport_feedback::TransportFeedback;
 
 pub use rtc_core::{SessionId, SubscriptionId, TrackId};

@@ -35,7 +35,7 @@ use crate::retransmit_budget::{RetransmitBudget, RetransmitBudgetConfig};
 use crate::rewrite::SourcePacket;
 use crate::subscription::Subscription;
 use crate::track::Track;
-use crate::transmit::{PacketKind, TransmitQueue};
+use crate::transmit::{TransmitKind, TransmitQueue};
 use crate::transport_feedback::TransportFeedback;
 use crate::{RouterError, RouterStats, SessionId, SubscriptionId, TrackId};
 
@@ -61,6 +61,9 @@ pub struct RouterConfig {
     /// ([`RouterEvent::LayerInactive`]); checked on the track's report slot, so noticed
     /// within one report interval after that.
     pub layer_timeout: Duration,
+    /// Where the router's track and subscription ids are minted: its node and worker, which
+    /// every id carries (see [`rtc_core::IdSpace`]).
+    pub ids: rtc_core::IdSpace,
 }
 
 impl Default for RouterConfig {
@@ -72,6 +75,7 @@ impl Default for RouterConfig {
             feedback_ssrc: Ssrc(1),
             retransmit_budget: RetransmitBudgetConfig::default(),
             layer_timeout: Duration::from_secs(2),
+            ids: rtc_core::IdSpace::default(),
         }
     }
 }
@@ -255,7 +259,7 @@ impl Router {
                 .entry(publisher)
                 .or_insert_with(|| TransportFeedback::new(extension_id, media_ssrc));
         }
-        let id = TrackId(self.next_id());
+        let id = TrackId::new(self.config.ids, self.next_id());
         for ssrc in track.ssrcs() {
             self.track_by_ssrc.insert((publisher, ssrc), id);
         }
@@ -299,7 +303,7 @@ impl Router {
         }
         let clock_rate = published.clock_rate;
         let published_stream = published.stream.clone();
-        let id = SubscriptionId(self.next_id());
+        let id = SubscriptionId::new(self.config.ids, self.next_id());
         let counter = self.routes_mut(subscriber).counter;
         let subscription = Subscription::new(
             id,
@@ -481,7 +485,7 @@ impl Router {
                 continue;
             };
             ssrcs.truncate(31);
-            out.push_with(session, PacketKind::Rtcp, |buf| {
+            out.push_with(session, TransmitKind::Rtcp, |buf| {
                 let report = write_receiver_report(buf, sender, &[]).ok()?;
                 let bye = write_bye(
                     buf.get_mut(report..)?,

@@ -287,7 +287,7 @@ mod tests {
     use super::*;
     use crate::config::{Codec, MediaKind};
     use crate::router::RouterConfig;
-    use crate::transmit::PacketKind;
+    use crate::transmit::TransmitKind;
 
     const VP8: Pt = Pt(96);
     const VP8_RTX: Pt = Pt(97);
@@ -465,7 +465,7 @@ mod tests {
         );
         assert_eq!(stats.retransmissions_sent, 1, "the repeat is not resent");
         let rtx = out.as_slice()[0].packet();
-        assert_eq!(out.as_slice()[0].kind, PacketKind::Rtp);
+        assert_eq!(out.as_slice()[0].kind, TransmitKind::Rtp);
         let view = RtpPacket::parse(rtx).unwrap();
         assert_eq!(view.ssrc(), Ssrc(2000));
         assert_eq!(view.payload_type(), Pt(121));

@@ -14,7 +14,7 @@ use crate::event::{EventQueue, RouterEvent};
 use crate::layer::{Layer, StreamRole};
 use crate::router::RouterConfig;
 use crate::subscription::Subscription;
-use crate::transmit::{PacketKind, TransmitQueue};
+use crate::transmit::{TransmitKind, TransmitQueue};
 use crate::{RouterError, SessionId};
 use crate::{SubscriptionId, TrackId};
 
@@ -153,7 +153,7 @@ impl Track {
             wire_scratch.extend(scratch.iter().map(|s| s.wire()));
             let lost = &wire_scratch[..];
             let media_ssrc = layer.ssrc();
-            if out.push_with(self.publisher, PacketKind::Rtcp, |buf| {
+            if out.push_with(self.publisher, TransmitKind::Rtcp, |buf| {
                 rtc_core::rtcp::feedback::write_nack(buf, feedback_ssrc, media_ssrc, lost).ok()
             }) {
                 sent += 1;
@@ -176,7 +176,7 @@ impl Track {
         let mut sender_reports = 0;
         for (index, layer) in self.layers.iter_mut().enumerate() {
             let block = layer.report_block(now);
-            out.push_with(self.publisher, PacketKind::Rtcp, |buf| {
+            out.push_with(self.publisher, TransmitKind::Rtcp, |buf| {
                 write_receiver_report(buf, feedback_ssrc, &[block]).ok()
             });
             let Some((ntp_now, rtp_now)) = layer.sender_clock_at(now, self.clock_rate) else {
@@ -196,7 +196,7 @@ impl Track {
                     packet_count: subscription.packets_sent,
                     octet_count: subscription.octets_sent,
                 };
-                if out.push_with(subscription.subscriber, PacketKind::Rtcp, |buf| {
+                if out.push_with(subscription.subscriber, TransmitKind::Rtcp, |buf| {
                     write_sender_report(buf, &info, &[]).ok()
                 }) {
                     sender_reports += 1;

@@ -15,7 +15,7 @@ pub const PROTECTION_HEADROOM: usize = 32;
 
 /// What a transmit carries, which decides the SRTP transform applied to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PacketKind {
+pub enum TransmitKind {
     /// An RTP packet (SRTP).
     Rtp,
     /// An RTCP compound packet (SRTCP).
@@ -28,7 +28,7 @@ pub struct Transmit {
     /// The session it goes to.
     pub session: SessionId,
     /// RTP or RTCP.
-    pub kind: PacketKind,
+    pub kind: TransmitKind,
     /// Length of the packet at the start of `buf`.
     pub len: usize,
     /// The packet, with [`PROTECTION_HEADROOM`] bytes to spare for the SRTP transform.
@@ -62,7 +62,7 @@ impl TransmitQueue {
         while self.slots.len() < self.len + additional {
             self.slots.push(Transmit {
                 session: SessionId(0),
-                kind: PacketKind::Rtp,
+                kind: TransmitKind::Rtp,
                 len: 0,
                 buf: Box::new([0; MAX_PACKET + PROTECTION_HEADROOM]),
             });
@@ -84,7 +84,7 @@ impl TransmitQueue {
     pub fn push_with(
         &mut self,
         session: SessionId,
-        kind: PacketKind,
+        kind: TransmitKind,
         write: impl FnOnce(&mut [u8; MAX_PACKET + PROTECTION_HEADROOM]) -> Option<usize>,
     ) -> bool {
         self.reserve(1);

@@ -19,7 +19,7 @@ use rtc_core::rtp::SeqNoUnwrapper;
 use rtc_core::{SeqNo, Ssrc};
 
 use crate::SessionId;
-use crate::transmit::{PacketKind, TransmitQueue};
+use crate::transmit::{TransmitKind, TransmitQueue};
 
 /// How often feedback goes to a publisher that sends (libwebrtc sends every 50 to 100 ms).
 pub const FEEDBACK_INTERVAL: Duration = Duration::from_millis(50);
@@ -179,7 +179,7 @@ impl TransportFeedback {
             let media_ssrc = self.media_ssrc;
             let fb_count = self.fb_count;
             let mut covered = 0;
-            let queued = out.push_with(publisher, PacketKind::Rtcp, |buf| {
+            let queued = out.push_with(publisher, TransmitKind::Rtcp, |buf| {
                 let written =
                     write_transport_cc_from(buf, sender_ssrc, media_ssrc, fb_count, start, chunk)
                         .ok()?;

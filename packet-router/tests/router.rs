@@ -5,9 +5,8 @@
 use std::time::{Duration, Instant};
 
 use packet_router::{
-    Codec, CodecParams, ExtensionIds, MediaKind, PacketKind, PublishedStream,
-    RetransmitBudgetConfig, Router, RouterConfig, RouterEvent, SessionId, SubscribedStream,
-    TrackId, TransmitQueue,
+    Codec, CodecParams, ExtensionIds, MediaKind, PublishedStream, RetransmitBudgetConfig, Router,
+    RouterConfig, RouterEvent, SessionId, SubscribedStream, TrackId, TransmitKind, TransmitQueue,
 };
 use rtc_core::rtcp::{RtcpPacket, iter_compound};
 use rtc_core::rtp::RtpPacket;
@@ -150,7 +149,7 @@ impl Harness {
         self.out
             .as_slice()
             .iter()
-            .filter(|t| t.session == session && t.kind == PacketKind::Rtp)
+            .filter(|t| t.session == session && t.kind == TransmitKind::Rtp)
             .map(|t| {
                 let view = RtpPacket::parse(t.packet()).expect("valid RTP out");
                 (
@@ -168,7 +167,7 @@ impl Harness {
         self.out
             .as_slice()
             .iter()
-            .filter(|t| t.session == session && t.kind == PacketKind::Rtcp)
+            .filter(|t| t.session == session && t.kind == TransmitKind::Rtcp)
             .map(|t| t.packet().to_vec())
             .collect()
     }
@@ -817,7 +816,7 @@ fn reports_are_spread_over_the_interval_and_every_track_reports_once_per_interva
         let sent: Vec<u64> = out
             .as_slice()
             .iter()
-            .filter(|t| t.kind == PacketKind::Rtcp)
+            .filter(|t| t.kind == TransmitKind::Rtcp)
             .map(|t| t.session.0 - 1000)
             .collect();
         most_in_one_wake_up = most_in_one_wake_up.max(sent.len());

@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use ice_lite::{PacketKind as DatagramKind, StunMessage, classify};
+use ice_lite::{DatagramKind, StunMessage, classify};
 use media_plane::{CoreConfig, CoreEvent, DatagramOutcome, DropReason, WorkerCore, local_ufrag};
 use mio::{Events, Interest, Poll, Token, Waker};
 use packet_router::IdHashMap;

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
-use ice_lite::{BindingRequest, Class, IntegrityKey, PacketKind, StunMessage, classify};
+use ice_lite::{BindingRequest, Class, DatagramKind, IntegrityKey, StunMessage, classify};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rtc_core::Ssrc;
@@ -77,7 +77,7 @@ impl Expected {
     /// Decided the way the worker decides, so that the test knows each datagram's counter.
     fn of(datagram: &[u8], live_ufrag: &str) -> Expected {
         match classify(datagram) {
-            PacketKind::Stun => match StunMessage::parse(datagram) {
+            DatagramKind::Stun => match StunMessage::parse(datagram) {
                 Err(_) => Expected::MalformedStun,
                 Ok(message) => {
                     let local = message
@@ -91,7 +91,9 @@ impl Expected {
                     }
                 }
             },
-            PacketKind::Dtls | PacketKind::Rtp | PacketKind::Rtcp => Expected::UnvalidatedSource,
+            DatagramKind::Dtls | DatagramKind::Rtp | DatagramKind::Rtcp => {
+                Expected::UnvalidatedSource
+            }
             _ => Expected::UnknownProtocol,
         }
     }
@@ -262,7 +264,7 @@ async fn watch_replies(
         replies += 1;
         let reply = &buf[..len];
         let request_len = transaction_id(reply)
-            .filter(|_| classify(reply) == PacketKind::Stun)
+            .filter(|_| classify(reply) == DatagramKind::Stun)
             .and_then(|id| sent.lock().ok()?.get(&id).copied());
         match request_len {
             None => complaints.push(format!(
@@ -323,7 +325,7 @@ async fn media_keeps_flowing_through_a_flood() -> anyhow::Result<()> {
             for number in 0..FLOOD_PER_ROUND {
                 let datagram = flood_datagram(&mut rng, &templates, &live_username)?;
                 let which = (round * FLOOD_PER_ROUND + number) % FLOOD_SOCKETS;
-                if classify(&datagram) == PacketKind::Stun
+                if classify(&datagram) == DatagramKind::Stun
                     && let Some(id) = transaction_id(&datagram)
                     && let Ok(mut sent) = sent_requests[which].lock()
                 {

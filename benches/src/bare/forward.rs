@@ -11,7 +11,7 @@ use rtc_core::srtp::SrtpContext;
 use server::udp::{BatchSocket, RecvBatch};
 
 use super::counters::{Counters, DropReason};
-use super::session::Role;
+use super::session::SessionRole;
 use super::table::SessionTable;
 
 /// Bytes of one send slot: a 1200-byte video packet with its headers and the largest SRTP tag
@@ -148,7 +148,7 @@ pub(crate) fn unprotect(
         counters.drop(DropReason::UnvalidatedSource);
         return;
     };
-    let Role::Publisher(publisher) = &mut session.role else {
+    let SessionRole::Publisher(publisher) = &mut session.role else {
         counters.drop(DropReason::FromPlayer);
         return;
     };
@@ -194,7 +194,8 @@ pub(crate) fn fan_out(
         let Some(first) = run.first() else {
             continue;
         };
-        let Some(Role::Publisher(publisher)) = table.get_mut(first.publisher).map(|s| &mut s.role)
+        let Some(SessionRole::Publisher(publisher)) =
+            table.get_mut(first.publisher).map(|s| &mut s.role)
         else {
             // The publisher left during the batch.
             continue;

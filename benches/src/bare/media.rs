@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use ice_lite::{PacketKind, StunMessage, classify};
+use ice_lite::{DatagramKind, StunMessage, classify};
 use mio::{Events, Poll, Token};
 use server::udp::{BatchSocket, RecvBatch};
 use signaling::{MediaError, MediaEvent, Played, Published};
@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use super::counters::{Counters, DropReason};
 use super::forward::{self, PendingFanOut, SendQueue};
 use super::negotiation::{self, LocalContext};
-use super::session::{Role, Subscriber};
+use super::session::{SessionRole, Subscriber};
 use super::table::SessionTable;
 use media_plane::{EndReason, Output, PeerEvent, Received};
 use packet_router::SessionId;
@@ -160,7 +160,7 @@ impl MediaThread {
     /// Handles datagram number `index` of the receive batch.
     fn handle_datagram(&mut self, source: SocketAddr, index: usize, datagram: &mut [u8]) {
         match classify(datagram) {
-            PacketKind::Rtp => forward::unprotect(
+            DatagramKind::Rtp => forward::unprotect(
                 &mut self.table,
                 &mut self.pending,
                 &mut self.counters,
@@ -168,9 +168,9 @@ impl MediaThread {
                 index,
                 datagram,
             ),
-            PacketKind::Rtcp => self.counters.drop(DropReason::Rtcp),
-            PacketKind::Stun => self.handle_stun(source, datagram),
-            PacketKind::Dtls => self.handle_dtls(source, datagram),
+            DatagramKind::Rtcp => self.counters.drop(DropReason::Rtcp),
+            DatagramKind::Stun => self.handle_stun(source, datagram),
+            DatagramKind::Dtls => self.handle_dtls(source, datagram),
             _ => self.counters.drop(DropReason::UnknownProtocol),
         }
     }
@@ -266,10 +266,10 @@ impl MediaThread {
         };
         let (id, remote) = (session.id, session.transport.remote());
         match &mut session.role {
-            Role::Publisher(publisher) => publisher.inbound = Some(srtp.inbound),
-            Role::Player { publisher } => {
+            SessionRole::Publisher(publisher) => publisher.inbound = Some(srtp.inbound),
+            SessionRole::Player { publisher } => {
                 let publisher = *publisher;
-                if let (Some(remote), Some(Role::Publisher(p))) =
+                if let (Some(remote), Some(SessionRole::Publisher(p))) =
                     (remote, self.table.get_mut(publisher).map(|s| &mut s.role))
                 {
                     p.subscribers.push(Subscriber {
@@ -287,10 +287,10 @@ impl MediaThread {
         let Some(session) = self.table.get(slot) else {
             return;
         };
-        let (id, Role::Player { publisher }) = (session.id, &session.role) else {
+        let (id, SessionRole::Player { publisher }) = (session.id, &session.role) else {
             return;
         };
-        if let Some(Role::Publisher(p)) = self.table.get_mut(*publisher).map(|s| &mut s.role)
+        if let Some(SessionRole::Publisher(p)) = self.table.get_mut(*publisher).map(|s| &mut s.role)
             && let Some(subscriber) = p.subscribers.iter_mut().find(|s| s.player == id)
         {
             subscriber.remote = address;
@@ -319,13 +319,13 @@ impl MediaThread {
         let session = self.table.get(slot)?;
         let id = session.id;
         match session.role {
-            Role::Publisher(_) => {
+            SessionRole::Publisher(_) => {
                 let players: Vec<usize> = self
                     .table
                     .slots()
                     .filter(|&other| {
                         self.table.get(other).is_some_and(
-                            |s| matches!(s.role, Role::Player { publisher } if publisher == slot),
+                            |s| matches!(s.role, SessionRole::Player { publisher } if publisher == slot),
                         )
                     })
                     .collect();
@@ -333,8 +333,9 @@ impl MediaThread {
                     self.end_session(player);
                 }
             }
-            Role::Player { publisher } => {
-                if let Some(Role::Publisher(p)) = self.table.get_mut(publisher).map(|s| &mut s.role)
+            SessionRole::Player { publisher } => {
+                if let Some(SessionRole::Publisher(p)) =
+                    self.table.get_mut(publisher).map(|s| &mut s.role)
                 {
                     p.subscribers.retain(|s| s.player != id);
                 }

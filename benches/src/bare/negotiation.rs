@@ -17,7 +17,7 @@ use rtc_core::sdp::{
 };
 use signaling::{MediaError, Played, Published, PublishedTrack};
 
-use super::session::{Publisher, Role, Session, Source};
+use super::session::{Publisher, Session, SessionRole, Source};
 use super::table::SessionTable;
 
 /// What every session shares: the certificate, its fingerprint and the host candidate.
@@ -57,7 +57,7 @@ fn new_session(
     context: &LocalContext,
     now: Instant,
     room: &str,
-    role: Role,
+    role: SessionRole,
     credentials: IceCredentials,
     negotiated: &NegotiatedSession,
 ) -> Result<Session, MediaError> {
@@ -134,7 +134,7 @@ pub(crate) fn publish(
             "the offer announces no audio or video source (a=ssrc) to publish",
         ));
     }
-    let role = Role::Publisher(Box::new(Publisher {
+    let role = SessionRole::Publisher(Box::new(Publisher {
         sources,
         inbound: None,
         subscribers: Vec::new(),
@@ -164,7 +164,7 @@ pub(crate) fn play(
     let sources = match table.get(publisher_slot) {
         Some(Session {
             room: publisher_room,
-            role: Role::Publisher(p),
+            role: SessionRole::Publisher(p),
             ..
         }) if publisher_room == room => p.sources.clone(),
         _ => return Err(MediaError::UnknownSession),
@@ -212,7 +212,7 @@ pub(crate) fn play(
             "the offer receives none of the publisher's sources",
         ));
     }
-    let role = Role::Player {
+    let role = SessionRole::Player {
         publisher: publisher_slot,
     };
     let session = new_session(context, now, room, role, credentials, &negotiated)?;

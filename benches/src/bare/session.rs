@@ -42,7 +42,7 @@ pub(crate) struct Publisher {
 }
 
 #[derive(Debug)]
-pub(crate) enum Role {
+pub(crate) enum SessionRole {
     /// Boxed: its SRTP context is kilobytes, and most sessions are players.
     Publisher(Box<Publisher>),
     /// A WHEP player of the publisher in that slot of the session table.
@@ -55,7 +55,7 @@ pub(crate) enum Role {
 pub(crate) struct Session {
     pub(crate) id: SessionId,
     pub(crate) room: String,
-    pub(crate) role: Role,
+    pub(crate) role: SessionRole,
     pub(crate) local_ufrag: String,
     pub(crate) transport: PeerTransport,
 }

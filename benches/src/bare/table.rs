@@ -109,7 +109,7 @@ mod tests {
     use rtc_core::dtls::DtlsCertificate;
 
     use super::*;
-    use crate::bare::session::Role;
+    use crate::bare::session::SessionRole;
 
     fn session(id: u64, certificate: &DtlsCertificate) -> Session {
         let credentials = IceCredentials::generate(&mut rand::rng());
@@ -126,7 +126,7 @@ mod tests {
         Session {
             id: SessionId(id),
             room: "room".to_owned(),
-            role: Role::Player { publisher: 0 },
+            role: SessionRole::Player { publisher: 0 },
             local_ufrag,
             transport,
         }

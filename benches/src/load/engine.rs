@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::pending::Role;
+use super::pending::ClientRole;
 use super::report::LatencyHistogram;
 use super::session::{ClientSession, EngineContext};
 use super::socket::{RECV_BATCH, RecvBatch, SharedSocket};
@@ -228,7 +228,7 @@ fn run(mut poll: Poll, inbox: Receiver<Command>, mut ctx: EngineContext) {
                             by_ip.insert(session.local_address().ip(), sessions.len());
                         }
                     }
-                    if matches!(session.role, Role::Publisher { .. }) {
+                    if matches!(session.role, ClientRole::Publisher { .. }) {
                         publishers.push(sessions.len());
                     }
                     sessions.push(*session);
@@ -302,7 +302,7 @@ fn snapshot(sessions: &[ClientSession], ctx: &EngineContext) -> Snapshot {
                 snap.failures.push(failure.clone());
             }
         }
-        if let Role::Publisher { index, .. } = session.role {
+        if let ClientRole::Publisher { index, .. } = session.role {
             if sent_by_publisher.len() <= index {
                 sent_by_publisher.resize(index + 1, 0);
             }
@@ -311,7 +311,7 @@ fn snapshot(sessions: &[ClientSession], ctx: &EngineContext) -> Snapshot {
         }
     }
     for session in sessions {
-        if let Role::Subscriber {
+        if let ClientRole::Subscriber {
             publisher,
             audio,
             video,

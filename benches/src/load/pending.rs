@@ -19,7 +19,7 @@ use super::target::SdpSide;
 
 /// What a session does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub enum ClientRole {
     /// Publishes the given kinds, as publisher number `index` of the run.
     Publisher {
         /// The publisher's number in the run.
@@ -40,11 +40,11 @@ pub enum Role {
     },
 }
 
-impl Role {
+impl ClientRole {
     fn tracks(self, ssrc_base: u32) -> Vec<OfferedTrack> {
         let (audio, video, sends) = match self {
-            Role::Publisher { audio, video, .. } => (audio, video, true),
-            Role::Subscriber { audio, video, .. } => (audio, video, false),
+            ClientRole::Publisher { audio, video, .. } => (audio, video, true),
+            ClientRole::Subscriber { audio, video, .. } => (audio, video, false),
         };
         let mut tracks = Vec::with_capacity(2);
         if audio {
@@ -70,7 +70,7 @@ pub struct PendingSession {
     pub(super) socket: SocketChoice,
     pub(super) local: LocalTransport,
     pub(super) cert: Arc<DtlsCertificate>,
-    pub(super) role: Role,
+    pub(super) role: ClientRole,
     pub(super) ssrc_base: u32,
     /// We wrote the offer, so we are the controlling ICE agent.
     pub(super) offered: bool,
@@ -79,7 +79,7 @@ pub struct PendingSession {
 
 impl PendingSession {
     /// Binds a socket on `ip` and picks credentials for a session playing `role`.
-    pub fn new(ip: IpAddr, cert: Arc<DtlsCertificate>, role: Role) -> anyhow::Result<Self> {
+    pub fn new(ip: IpAddr, cert: Arc<DtlsCertificate>, role: ClientRole) -> anyhow::Result<Self> {
         let socket = std::net::UdpSocket::bind(SocketAddr::new(ip, 0))
             .context("binding a session socket")?;
         socket.set_nonblocking(true)?;
@@ -96,7 +96,7 @@ impl PendingSession {
     pub fn on_shared_socket(
         addresses: &mut SharedAddresses,
         cert: Arc<DtlsCertificate>,
-        role: Role,
+        role: ClientRole,
     ) -> anyhow::Result<Self> {
         let (address, socket) = addresses.next_address()?;
         Ok(Self::with_address(
@@ -111,7 +111,7 @@ impl PendingSession {
         socket: SocketChoice,
         address: SocketAddr,
         cert: Arc<DtlsCertificate>,
-        role: Role,
+        role: ClientRole,
     ) -> Self {
         let credentials = ice_lite::IceCredentials::generate(&mut rand::rng());
         let local = LocalTransport {
@@ -133,7 +133,7 @@ impl PendingSession {
     }
 
     /// A session on 127.0.0.1.
-    pub fn loopback(cert: Arc<DtlsCertificate>, role: Role) -> anyhow::Result<Self> {
+    pub fn loopback(cert: Arc<DtlsCertificate>, role: ClientRole) -> anyhow::Result<Self> {
         Self::new(IpAddr::V4(Ipv4Addr::LOCALHOST), cert, role)
     }
 

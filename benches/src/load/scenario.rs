@@ -11,7 +11,7 @@ use anyhow::{Context as _, bail};
 use rtc_core::dtls::DtlsCertificate;
 
 use super::engine::{Engine, Snapshot};
-use super::pending::{PendingSession, Role};
+use super::pending::{ClientRole, PendingSession};
 use super::report::{StepResult, process_cpu_time, udp_receive_buffer_errors};
 use super::socket::SharedSocket;
 use super::target::{Publication, Resource, SdpSide as _, Target};
@@ -191,7 +191,7 @@ pub fn run_step(
     for (room_index, room) in rooms.iter().enumerate() {
         for in_room in 0..layout.publishers {
             let index = room_index * layout.publishers + in_room;
-            let role = Role::Publisher {
+            let role = ClientRole::Publisher {
                 index,
                 audio: true,
                 video: layout.video,
@@ -211,7 +211,7 @@ pub fn run_step(
     }
     for round in 0..layout.subscribers_per_publisher {
         for (index, (room, publication)) in publications.iter().enumerate() {
-            let role = Role::Subscriber {
+            let role = ClientRole::Subscriber {
                 publisher: index,
                 audio: true,
                 video: layout.video,

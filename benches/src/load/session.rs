@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use ice_lite::{IceCredentials, PacketKind, classify};
+use ice_lite::{DatagramKind, IceCredentials, classify};
 use media_plane::{IceClient, IceClientConfig, Output, PeerEvent, PeerTransport, Received};
 use quinn_udp::UdpSocketState;
 use rtc_core::dtls::{DTLS_MTU, DtlsRole};
@@ -20,7 +20,7 @@ use rtc_core::sdp::Setup;
 use super::media::{
     AudioSource, KEYFRAME_PACKETS, StreamCounter, VideoSource, read_send_time, realtime_ns,
 };
-use super::pending::{PendingSession, Role};
+use super::pending::{ClientRole, PendingSession};
 use super::report::LatencyHistogram;
 use super::sdp::{self, RemoteTransport};
 use super::socket::{
@@ -87,7 +87,7 @@ pub struct ClientSession {
     io: SessionSocket,
     local: SocketAddr,
     /// What the session does.
-    pub role: Role,
+    pub role: ClientRole,
     /// ICE (the checking client), DTLS and SRTP: the media plane's peer transport.
     transport: PeerTransport,
     /// Why the session failed, if it did.
@@ -140,7 +140,7 @@ impl ClientSession {
         };
         transport.start_dtls(now, &pending.cert, remote.fingerprint, dtls_role);
         let publisher = match pending.role {
-            Role::Publisher { audio, video, .. } => {
+            ClientRole::Publisher { audio, video, .. } => {
                 // Stagger each publisher's bursts inside a frame interval.
                 let offset = Duration::from_micros(u64::from(rand::random::<u16>()) % 33_000);
                 let seed: u32 = rand::random();
@@ -163,7 +163,7 @@ impl ClientSession {
                     }),
                 })
             }
-            Role::Subscriber { .. } => None,
+            ClientRole::Subscriber { .. } => None,
         };
         Ok(ClientSession {
             io,
@@ -230,9 +230,9 @@ impl ClientSession {
         ctx: &mut EngineContext,
     ) {
         match classify(datagram) {
-            PacketKind::Rtp => self.handle_rtp(received_ns, datagram, ctx),
-            PacketKind::Rtcp => self.handle_rtcp(now, source, datagram),
-            PacketKind::Stun | PacketKind::Dtls => {
+            DatagramKind::Rtp => self.handle_rtp(received_ns, datagram, ctx),
+            DatagramKind::Rtcp => self.handle_rtcp(now, source, datagram),
+            DatagramKind::Stun | DatagramKind::Dtls => {
                 self.transport.handle_datagram(now, source, datagram);
                 self.drive(ctx);
             }

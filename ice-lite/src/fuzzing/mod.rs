@@ -94,7 +94,11 @@ pub fn demux(data: &[u8]) {
                 exercise_view(&msg);
             }
         }
-        Err(_) => assert_eq!(kind, crate::PacketKind::Stun, "only STUN can fail to parse"),
+        Err(_) => assert_eq!(
+            kind,
+            crate::DatagramKind::Stun,
+            "only STUN can fail to parse"
+        ),
     }
 }
 

@@ -24,7 +24,7 @@ use crate::negotiation::{
     subscriber_offer_tracks,
 };
 use crate::peer::{EndReason, PeerTransport};
-use crate::session::{PendingSubscription, Role, Session, Slot, SubscriberState};
+use crate::session::{PendingSubscription, Session, SessionRole, Slot, SubscriberState};
 
 /// The most tracks one publisher may send.
 pub const MAX_TRACKS_PER_PUBLISHER: usize = 8;
@@ -144,7 +144,7 @@ impl WorkerCore {
         &mut self,
         now: Instant,
         room: String,
-        role: Role,
+        role: SessionRole,
         credentials: IceCredentials,
         remote: Option<&NegotiatedSession>,
     ) -> Result<SessionId, SfuError> {
@@ -199,7 +199,7 @@ impl WorkerCore {
                 "the offer sends no audio or video to publish".to_owned(),
             ));
         }
-        let role = Role::Publisher { tracks: Vec::new() };
+        let role = SessionRole::Publisher { tracks: Vec::new() };
         let id = self.new_session(now, room, role, credentials, Some(&negotiated))?;
         if let Some(session) = self.sessions.get_mut(&id) {
             session.sdp_session_id = local.session_id;
@@ -228,7 +228,7 @@ impl WorkerCore {
     ) -> Result<Published, SfuError> {
         let (sdp_session_id, version, credentials, current_remote) = {
             let session = self.sessions.get_mut(&id).ok_or(SfuError::UnknownSession)?;
-            if !matches!(session.role, Role::Publisher { .. }) {
+            if !matches!(session.role, SessionRole::Publisher { .. }) {
                 return Err(SfuError::UnknownSession);
             }
             session.sdp_version += 1;
@@ -346,7 +346,7 @@ impl WorkerCore {
         negotiated: &NegotiatedSession,
     ) -> Result<Vec<PublishedTrack>, SfuError> {
         let current = match self.sessions.get_mut(&id).map(|s| &mut s.role) {
-            Some(Role::Publisher { tracks }) => std::mem::take(tracks),
+            Some(SessionRole::Publisher { tracks }) => std::mem::take(tracks),
             _ => return Err(SfuError::UnknownSession),
         };
         let mut updated = Vec::new();
@@ -395,7 +395,9 @@ impl WorkerCore {
         {
             self.router.remove_published_stream(gone.id);
         }
-        if let Some(Role::Publisher { tracks }) = self.sessions.get_mut(&id).map(|s| &mut s.role) {
+        if let Some(SessionRole::Publisher { tracks }) =
+            self.sessions.get_mut(&id).map(|s| &mut s.role)
+        {
             tracks.clone_from(&updated);
         }
         match failure {
@@ -414,7 +416,8 @@ impl WorkerCore {
     ) -> Result<Played, SfuError> {
         match self.sessions.get(&publisher) {
             Some(session)
-                if session.room == room && matches!(session.role, Role::Publisher { .. }) => {}
+                if session.room == room
+                    && matches!(session.role, SessionRole::Publisher { .. }) => {}
             _ => return Err(SfuError::UnknownPublisher),
         }
         let tracks: Vec<(TrackId, MediaKind)> = self.router.tracks_of(publisher).collect();
@@ -476,7 +479,7 @@ impl WorkerCore {
         let id = self.new_session(
             now,
             room.to_owned(),
-            Role::Player { publisher },
+            SessionRole::Player { publisher },
             credentials,
             Some(&negotiated),
         )?;
@@ -498,7 +501,13 @@ impl WorkerCore {
             cname: format!("sluice-{}", self.rng.random::<u32>()),
             ..SubscriberState::default()
         };
-        self.new_session(now, room, Role::Subscriber(subscriber), credentials, None)
+        self.new_session(
+            now,
+            room,
+            SessionRole::Subscriber(subscriber),
+            credentials,
+            None,
+        )
     }
 
     /// Sluice's (re)offer to a subscriber carrying exactly `tracks`; with `restart_ice`, and
@@ -523,7 +532,7 @@ impl WorkerCore {
         };
         let has_remote = agent.remote_credentials().is_some();
         let current_ice = agent.local_credentials().clone();
-        let Role::Subscriber(subscriber) = &mut session.role else {
+        let SessionRole::Subscriber(subscriber) = &mut session.role else {
             return Err(SfuError::UnknownSession);
         };
         if let Some(fresh) = fresh {
@@ -601,7 +610,7 @@ impl WorkerCore {
             ..
         } = self;
         let session = sessions.get_mut(&id).ok_or(SfuError::UnknownSession)?;
-        let Role::Subscriber(subscriber) = &mut session.role else {
+        let SessionRole::Subscriber(subscriber) = &mut session.role else {
             return Err(SfuError::UnknownSession);
         };
         let offer = subscriber
@@ -682,7 +691,8 @@ impl WorkerCore {
             // The track vanished meanwhile (its publisher left).
             return;
         };
-        if let Some(Role::Subscriber(subscriber)) = self.sessions.get_mut(&id).map(|s| &mut s.role)
+        if let Some(SessionRole::Subscriber(subscriber)) =
+            self.sessions.get_mut(&id).map(|s| &mut s.role)
             && let Some(slot) = subscriber
                 .slots
                 .iter_mut()

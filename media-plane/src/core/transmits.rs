@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use packet_router::{PacketKind, SessionId, Transmit};
+use packet_router::{SessionId, Transmit, TransmitKind};
 
 use super::WorkerCore;
 use crate::stats::DropReason;
@@ -92,10 +92,10 @@ impl WorkerCore {
                 continue;
             };
             let protected = match transmit.kind {
-                PacketKind::Rtp => srtp
+                TransmitKind::Rtp => srtp
                     .outbound
                     .protect_rtp(&mut transmit.buf[..], transmit.len),
-                PacketKind::Rtcp => srtp
+                TransmitKind::Rtcp => srtp
                     .outbound
                     .protect_rtcp(&mut transmit.buf[..], transmit.len),
             };
@@ -160,7 +160,7 @@ mod tests {
     fn transmits_are_grouped_by_session_in_their_own_order() {
         let mut queue = TransmitQueue::with_capacity(8);
         for (session, marker) in [(3, 0u8), (1, 1), (3, 2), (2, 3), (1, 4), (3, 5)] {
-            queue.push_with(SessionId(session), PacketKind::Rtp, |buf| {
+            queue.push_with(SessionId(session), TransmitKind::Rtp, |buf| {
                 buf[0] = marker;
                 Some(1)
             });

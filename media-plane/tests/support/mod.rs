@@ -11,7 +11,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use ice_lite::{IceCredentials, PacketKind, classify};
+use ice_lite::{DatagramKind, IceCredentials, classify};
 use media_plane::client_sdp::{self, Kind, LocalTransport, OfferedTrack};
 use media_plane::{
     Command, CoreConfig, CoreEvent, DatagramOutcome, EndReason, IceClient, IceClientConfig, Output,
@@ -686,7 +686,7 @@ fn deliver_to_client(client: &mut Client, now: Instant, from: SocketAddr, bytes:
     let Some(transport) = client.transport.as_mut() else {
         return;
     };
-    let is_rtp = classify(bytes) == PacketKind::Rtp;
+    let is_rtp = classify(bytes) == DatagramKind::Rtp;
     if let Received::Rtp(len) = transport.handle_datagram(now, from, bytes)
         && is_rtp
         && len >= 12

@@ -13,7 +13,7 @@ use crate::TrackId;
 use crate::config::MediaKind;
 use crate::event::RouterEvent;
 use crate::layer::StreamRole;
-use crate::transmit::{PacketKind, TransmitQueue};
+use crate::transmit::{TransmitKind, TransmitQueue};
 
 impl Router {
     /// Requests a keyframe of `track` from its publisher: a PLI for each of its layers,
@@ -181,7 +181,7 @@ impl Router {
 }
 
 pub(super) fn queue_pli(out: &mut TransmitQueue, publisher: SessionId, sender: Ssrc, media: Ssrc) {
-    out.push_with(publisher, PacketKind::Rtcp, |buf| {
+    out.push_with(publisher, TransmitKind::Rtcp, |buf| {
         rtc_core::rtcp::feedback::write_pli(buf, sender, media).ok()
     });
 }
