@@ -9,8 +9,10 @@
 #   scripts/bench.sh --quick    smoke run (3 s windows, small sizes)
 #
 # Environment: SERVERS (default "sluice bare janus janus_loops1": Sluice, the bare forwarder,
-# Janus's videoroom in its default configuration and with event_loops = 1), SERVER_CORE (0),
-# LOAD_CORE (1). Janus is installed from Debian's packages when missing (as root).
+# Janus's videoroom in its default configuration and with event_loops = 1; "sluice_baseline"
+# is another build of Sluice, the binary SLUICE_BASELINE names, for A/B runs against an
+# earlier commit), ONLY (an extended regular expression: run only the scenarios whose
+# arguments match it, e.g. ONLY='rooms|live'), SERVER_CORE (0), LOAD_CORE (1). Janus is installed from Debian's packages when missing (as root).
 # A server is start_<name> (starts it pinned to SERVER_CORE, sets SERVER_PID and SERVER_URL),
 # stop_<name>, TARGET_<name> (its sluice-load --target kind) and BUILD_<name> (the cargo
 # arguments that build it); Janus's are in benches/janus/servers.sh.
@@ -80,6 +82,22 @@ start_sluice() {
 stop_sluice() { stop_pid; }
 BUILD_sluice="-p server --bin sluice"
 
+# --- Another build of Sluice (SLUICE_BASELINE=path/to/sluice), for A/B runs in one go.
+TARGET_sluice_baseline=sluice
+start_sluice_baseline() {
+  if [ ! -x "${SLUICE_BASELINE:-}" ]; then
+    echo "SLUICE_BASELINE must name a sluice binary" >&2
+    return 1
+  fi
+  taskset -c "$SERVER_CORE" "$SLUICE_BASELINE" --http 127.0.0.1:18082 --udp 127.0.0.1:13480 \
+    --workers 1 >"$OUT/sluice_baseline.log" 2>&1 &
+  SERVER_PID=$!
+  SERVER_URL=http://127.0.0.1:18082
+  wait_http "$SERVER_URL/healthz"
+}
+stop_sluice_baseline() { stop_pid; }
+BUILD_sluice_baseline=""
+
 # --- The bare forwarder (the physical limit): same WHIP/WHEP endpoints, so the same target.
 TARGET_bare=bare
 start_bare() {
@@ -147,6 +165,9 @@ SCENARIOS+=("room --size 10 --rooms $MEETING_RAMP")
 SCENARIOS+=("live --ramp $LIVE_RAMP")
 SCENARIOS+=("audio --speakers $AUDIO_SPEAKERS --listeners $AUDIO_LISTENERS")
 for scenario_args in "${SCENARIOS[@]}"; do
+  if [ -n "${ONLY:-}" ] && ! grep -Eq -- "$ONLY" <<<"$scenario_args"; then
+    continue
+  fi
   step "$scenario_args"
   for server in $SERVERS; do
     # shellcheck disable=SC2086 # the scenario's arguments are words on purpose

@@ -121,7 +121,7 @@ pub struct Config {
 
     /// What the configuration file added (API keys) and how each option got its value.
     #[arg(skip)]
-    pub layers: crate::config_file::Layers,
+    pub layers: Layers,
 
     /// ICE over TCP: also listen with TCP on the media port's address and number, and
     /// announce a passive TCP candidate per address, for peers whose networks block UDP
@@ -317,5 +317,27 @@ mod tests {
         ])
         .expect("caps parse");
         assert_eq!((caps.max_connections, caps.max_connections_per_ip), (50, 5));
+    }
+}
+
+/// What the layers contributed beyond the parsed options.
+#[derive(Clone, Default)]
+pub struct Layers {
+    /// API key and secret pairs of the file's `[keys]` table, in the file's order.
+    pub api_keys: Vec<(String, String)>,
+    /// The long names of the options whose value came from the file.
+    pub from_file: Vec<String>,
+    /// The final parse, for printing the configuration in force.
+    pub(crate) matches: Option<clap::ArgMatches>,
+}
+
+/// Secrets stay out of `{:?}` of a [`Config`].
+impl std::fmt::Debug for Layers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&str> = self.api_keys.iter().map(|(key, _)| key.as_str()).collect();
+        f.debug_struct("Layers")
+            .field("api_keys", &keys)
+            .field("from_file", &self.from_file)
+            .finish_non_exhaustive()
     }
 }

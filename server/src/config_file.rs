@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches};
 
-use crate::config::Config;
+use crate::config::{Config, Layers};
 
 /// Options (by long name) that make no sense in the file: the file itself and the one-shot
 /// actions.
@@ -35,28 +35,6 @@ const KEYS_TABLE: &str = "keys";
 
 /// What [`Config::print_config`] writes instead of a secret.
 pub const REDACTED: &str = "<redacted>";
-
-/// What the layers contributed beyond the parsed options.
-#[derive(Clone, Default)]
-pub struct Layers {
-    /// API key and secret pairs of the file's `[keys]` table, in the file's order.
-    pub api_keys: Vec<(String, String)>,
-    /// The long names of the options whose value came from the file.
-    pub from_file: Vec<String>,
-    /// The final parse, for printing the configuration in force.
-    matches: Option<ArgMatches>,
-}
-
-/// Secrets stay out of `{:?}` of a [`Config`].
-impl fmt::Debug for Layers {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let keys: Vec<&str> = self.api_keys.iter().map(|(key, _)| key.as_str()).collect();
-        f.debug_struct("Layers")
-            .field("api_keys", &keys)
-            .field("from_file", &self.from_file)
-            .finish_non_exhaustive()
-    }
-}
 
 /// Why the configuration could not be loaded.
 #[derive(Debug)]

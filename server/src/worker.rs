@@ -23,11 +23,11 @@ use media_plane::{CoreConfig, CoreEvent, DatagramOutcome, DropReason, WorkerCore
 use mio::{Events, Interest, Poll, Token, Waker};
 use packet_router::IdHashMap;
 
+use crate::channels::{Inbound, Shared};
 use crate::hand_over::{HandOverBatch, SPARE_BATCHES};
 use crate::stats::{PublishedStats, SfuStats};
 use crate::tcp::{self, CloseReason, Liveness, TcpConnections};
 use crate::udp::{BatchSocket, RecvBatch};
-use crate::{Inbound, Shared};
 
 /// How often a busy worker publishes its counters (readers of [`crate::Sfu::stats`] get a
 /// fresh snapshot on request regardless).
@@ -360,7 +360,7 @@ impl Worker {
                     let _ = self
                         .shared
                         .events
-                        .send(crate::MediaEvent::SessionEnded { session });
+                        .send(signaling::MediaEvent::SessionEnded { session });
                 }
                 CoreEvent::AddressClaimed(address) if several => {
                     self.shared.set_owner(address, self.index);

@@ -232,6 +232,10 @@ pub struct World {
     pub certificate: DtlsCertificate,
     /// Video packets each publisher sends per 20 ms frame (audio is one packet).
     pub video_packets_per_frame: usize,
+    /// Called with `true` right before the core handles an RTP datagram or produces or clears
+    /// its transmits, and with `false` right after: what a forwarded packet costs the core,
+    /// without the world's own bookkeeping (an allocation counter uses it).
+    pub media_scope: Option<fn(bool)>,
     rng: ChaCha8Rng,
 }
 
@@ -294,6 +298,7 @@ impl World {
             core_events: Vec::new(),
             certificate,
             video_packets_per_frame: 6,
+            media_scope: None,
             rng,
         }
     }
@@ -569,7 +574,12 @@ impl World {
         while let Some(datagram) = self.net.pop_due(now) {
             let mut bytes = datagram.bytes;
             if datagram.to == self.server {
-                match self.core.handle_datagram(now, datagram.from, &mut bytes) {
+                let media = classify(&bytes) == DatagramKind::Rtp;
+                let scope = self.media_scope.filter(|_| media);
+                scope.inspect(|enter| enter(true));
+                let outcome = self.core.handle_datagram(now, datagram.from, &mut bytes);
+                scope.inspect(|enter| enter(false));
+                match outcome {
                     DatagramOutcome::Done | DatagramOutcome::Dropped => {}
                     DatagramOutcome::HandOver(_) | DatagramOutcome::UnknownSource => {}
                 }
@@ -599,10 +609,16 @@ impl World {
         let now = self.now;
         let server = self.server;
         let mut outgoing: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
-        for (destination, bytes) in self.core.poll_transmits().iter() {
+        let scope = self.media_scope;
+        scope.inspect(|enter| enter(true));
+        let transmits = self.core.poll_transmits();
+        scope.inspect(|enter| enter(false));
+        for (destination, bytes) in transmits.iter() {
             outgoing.push((destination, bytes.to_vec()));
         }
+        scope.inspect(|enter| enter(true));
         self.core.clear_transmits();
+        scope.inspect(|enter| enter(false));
         for (destination, bytes) in outgoing {
             self.net.send(now, server, destination, &bytes);
         }
