@@ -103,6 +103,8 @@ fn forwarding_allocates_nothing_per_packet() {
                 codecs: codecs.clone(),
                 extensions,
                 nack: true,
+                mid: None,
+                rids: Vec::new(),
             },
         )
         .expect("track");

@@ -376,6 +376,8 @@ impl WorkerCore {
                         .codecs
                         .iter()
                         .any(|c| c.rtcp_fb.contains(&RtcpFeedback::Nack)),
+                    mid: None,
+                    rids: Vec::new(),
                 };
                 match self.router.add_published_stream(now, id, published) {
                     Ok(track) => updated.push(PublishedTrack {

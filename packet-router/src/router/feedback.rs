@@ -26,7 +26,7 @@ impl Router {
             return;
         }
         for layer in &mut published.layers {
-            if !layer.allow_keyframe_request(now) {
+            if !layer.is_bound() || !layer.allow_keyframe_request(now) {
                 continue;
             }
             queue_pli(
@@ -162,14 +162,12 @@ impl Router {
         let Some(subscription) = track.subscriptions.iter_mut().find(|s| s.id == id) else {
             return;
         };
-        let Some(layer) = track.layers.get(subscription.layer) else {
-            return;
-        };
+        let layers = &track.layers;
         let transport_cc = self.transport_cc_counters.get_mut(subscription.counter);
         let budget = self.retransmit_budgets.get_mut(subscription.counter);
         subscription.retransmit(
             now,
-            layer,
+            layers,
             lost,
             transport_cc,
             budget,
