@@ -461,9 +461,18 @@ impl Router {
         self.tracks.get(&track).map(|t| t.stream.kind)
     }
 
-    /// The SSRC of a published track, as the publisher sends it.
+    /// The SSRC of a published track, as the publisher sends it; `None` for a rid-simulcast
+    /// track (see [`Router::layer_ssrcs`]).
     pub fn track_ssrc(&self, track: TrackId) -> Option<Ssrc> {
-        self.tracks.get(&track).map(|t| t.stream.ssrc)
+        self.tracks
+            .get(&track)
+            .filter(|t| !t.is_simulcast())
+            .map(|t| t.stream.ssrc)
+    }
+
+    /// The rids of a rid-simulcast track (empty for a track on one announced SSRC).
+    pub fn track_rids(&self, track: TrackId) -> Option<&[String]> {
+        self.tracks.get(&track).map(|t| t.stream.rids.as_slice())
     }
 
     /// A subscription wherever it lives.

@@ -12,7 +12,7 @@ use rtc_core::media_api::{
     LocalIceCredentials, Played, Published, PublishedTrack, SubscriberOffer,
 };
 use rtc_core::sdp::{
-    Capabilities, NegotiatedSession, OutgoingTrack, RtcpFeedback, answer_offer,
+    Capabilities, NegotiatedMedia, NegotiatedSession, OutgoingTrack, RtcpFeedback, answer_offer,
     answer_offer_sending, apply_subscriber_answer, build_subscriber_offer,
 };
 
@@ -352,6 +352,42 @@ impl WorkerCore {
         let mut updated = Vec::new();
         let mut failure = None;
         for media in receiving(negotiated) {
+            if !media.rids.is_empty() {
+                // Rid simulcast: one track for the m-line, one layer per rid, whose SSRCs
+                // the router learns from the first packets (a=ssrc lines, when a browser
+                // sends them with rids, name the same streams and are not needed).
+                if updated.len() >= MAX_TRACKS_PER_PUBLISHER {
+                    failure = Some(SfuError::BadOffer(format!(
+                        "more than {MAX_TRACKS_PER_PUBLISHER} tracks"
+                    )));
+                    break;
+                }
+                let existing = current.iter().find(|t| {
+                    t.mid == media.mid && self.router.track_rids(t.id) == Some(&media.rids[..])
+                });
+                if let Some(track) = existing {
+                    updated.push(track.clone());
+                    continue;
+                }
+                let published = PublishedStream {
+                    ssrc: Ssrc(0),
+                    rtx_ssrc: None,
+                    mid: Some(media.mid.clone()),
+                    rids: media.rids.clone(),
+                    ..published_stream(media)
+                };
+                match self.router.add_published_stream(now, id, published) {
+                    Ok(track) => updated.push(PublishedTrack {
+                        id: track,
+                        kind: media.kind,
+                        mid: media.mid.clone(),
+                    }),
+                    Err(e) => {
+                        failure = Some(SfuError::BadOffer(format!("mid {}: {e}", media.mid)));
+                    }
+                }
+                continue;
+            }
             for stream in &media.remote_streams {
                 if updated.len() >= MAX_TRACKS_PER_PUBLISHER {
                     failure = Some(SfuError::BadOffer(format!(
@@ -367,17 +403,9 @@ impl WorkerCore {
                     continue;
                 }
                 let published = PublishedStream {
-                    kind: media.kind,
                     ssrc: stream.ssrc,
                     rtx_ssrc: stream.rtx_ssrc,
-                    codecs: codec_params(media),
-                    extensions: extension_ids(media),
-                    nack: media
-                        .codecs
-                        .iter()
-                        .any(|c| c.rtcp_fb.contains(&RtcpFeedback::Nack)),
-                    mid: None,
-                    rids: Vec::new(),
+                    ..published_stream(media)
                 };
                 match self.router.add_published_stream(now, id, published) {
                     Ok(track) => updated.push(PublishedTrack {
@@ -702,5 +730,22 @@ impl WorkerCore {
         {
             slot.subscription = Some(subscription);
         }
+    }
+}
+
+/// What the router needs of a publisher's m-line, before its SSRCs or rids.
+fn published_stream(media: &NegotiatedMedia) -> PublishedStream {
+    PublishedStream {
+        kind: media.kind,
+        ssrc: Ssrc(0),
+        rtx_ssrc: None,
+        codecs: codec_params(media),
+        extensions: extension_ids(media),
+        nack: media
+            .codecs
+            .iter()
+            .any(|c| c.rtcp_fb.contains(&RtcpFeedback::Nack)),
+        mid: Some(media.mid.clone()),
+        rids: Vec::new(),
     }
 }
