@@ -311,6 +311,36 @@ mod tests {
     }
 
     #[test]
+    fn a_restart_switches_back_and_forth_and_keeps_the_mapping_before_for_nacks() {
+        let t0 = crate::test_time::origin();
+        let mut rw = SubscriberRewriter::new(VIDEO, 10, 0);
+        for i in 0..3u64 {
+            rw.rewrite(t0, pkt(1, 100 + i, 3000 * i as u32)).unwrap();
+        }
+        rw.restart();
+        let later = t0 + Duration::from_millis(10);
+        let b = rw.rewrite(later, pkt(2, 7_000, 50_000)).unwrap();
+        assert_eq!(b.seq, 13, "follows the last one sent");
+        assert_eq!(b.timestamp, 6000 + 900, "10 ms after the last timestamp");
+        // Numbers sent before the switch map to the layer they came from.
+        assert_eq!(rw.source_seq(12), Some((Ssrc(1), 102)));
+        assert_eq!(rw.source_seq(13), Some((Ssrc(2), 7_000)));
+        assert_eq!(rw.source_seq(9), None, "before anything was sent");
+        assert!(rw.timestamp_offset(Ssrc(1)).is_some());
+        // Back to the first source: a restart, not a stale packet.
+        rw.restart();
+        let a = rw.rewrite(later, pkt(1, 200, 9_000)).unwrap();
+        assert_eq!(a.seq, 14);
+        assert_eq!(
+            a.timestamp,
+            b.timestamp + 1,
+            "never back, at least one tick on"
+        );
+        assert_eq!(rw.source_seq(13), Some((Ssrc(2), 7_000)));
+        assert_eq!(rw.source_seq(14), Some((Ssrc(1), 200)));
+    }
+
+    #[test]
     fn nacked_numbers_map_back_to_the_source() {
         let t0 = crate::test_time::origin();
         let mut rw = SubscriberRewriter::new(VIDEO, 65_535, 0);

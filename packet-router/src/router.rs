@@ -591,9 +591,11 @@ impl Router {
                     .primary_payload_type(view.payload_type())
                     .ok_or(RouteDrop::UnknownPayloadType)?;
                 self.stats.rtx_received += 1;
+                // A rid layer's RTX can be bound before its media: it repairs nothing yet.
                 let media_ssrc = track
                     .layers
                     .get(layer_index)
+                    .filter(|layer| layer.is_bound())
                     .ok_or(RouteDrop::UnknownSsrc)?
                     .ssrc();
                 view.restore_from_rtx(media_ssrc, primary_pt)

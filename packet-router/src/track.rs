@@ -387,6 +387,49 @@ mod tests {
     }
 
     #[test]
+    fn rid_layers_bind_by_mid_and_rid_and_order_by_resolution() {
+        let mut track = track(PublishedStream {
+            mid: Some("v".to_owned()),
+            rids: vec!["f".to_owned(), "q".to_owned()],
+            ..video()
+        })
+        .unwrap();
+        assert!(track.is_simulcast());
+        assert_eq!(track.ssrcs().count(), 0);
+        assert_eq!(
+            track.bind(Ssrc(5), Some(b"a"), b"f", false),
+            None,
+            "other mid"
+        );
+        assert_eq!(
+            track.bind(Ssrc(5), Some(b"v"), b"x", false),
+            None,
+            "no such rid"
+        );
+        assert_eq!(
+            track.bind(Ssrc(5), Some(b"v"), b"f", false),
+            Some((0, StreamRole::Media))
+        );
+        assert_eq!(
+            track.bind(Ssrc(6), None, b"f", false),
+            None,
+            "never rebound"
+        );
+        assert_eq!(
+            track.bind(Ssrc(7), None, b"f", true),
+            Some((0, StreamRole::Rtx))
+        );
+        assert_eq!(track.layer_of(Ssrc(7)), Some((0, StreamRole::Rtx)));
+        assert!(track.has_unbound_layers());
+        assert_eq!(track.layer_order(), [0, 1], "rid order until measured");
+        let size = |width, height| Resolution { width, height };
+        track.observe_resolution(1, size(320, 180));
+        assert_eq!(track.layer_order(), [0, 1], "unmeasured first");
+        track.observe_resolution(0, size(1280, 720));
+        assert_eq!(track.layer_order(), [1, 0]);
+    }
+
+    #[test]
     fn nacks_are_due_only_when_the_publisher_takes_them() {
         let now = crate::test_time::origin();
         let mut with = track(video()).unwrap();

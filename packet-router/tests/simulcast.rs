@@ -458,3 +458,55 @@ fn a_layer_that_stops_is_left_within_one_and_a_half_seconds() {
     assert_eq!(layer_of(&world.received[0].last().unwrap().2), 0);
     check_stream(&world.received[0]);
 }
+
+#[test]
+fn a_track_on_an_announced_ssrc_next_to_it_is_forwarded_as_before() {
+    let mut world = World::new(1);
+    let other = SessionId(2);
+    let plain = world
+        .router
+        .add_published_stream(
+            world.now,
+            other,
+            PublishedStream {
+                ssrc: Ssrc(0x777),
+                mid: None,
+                rids: Vec::new(),
+                ..simulcast_stream()
+            },
+        )
+        .expect("track");
+    assert_eq!(world.router.track_ssrc(plain), Some(Ssrc(0x777)));
+    assert_eq!(world.router.track_ssrc(world.track), None);
+    world
+        .router
+        .subscribe(
+            world.now,
+            SessionId(200),
+            plain,
+            subscriber_stream(9),
+            &mut world.out,
+        )
+        .expect("subscribed");
+    world.frame();
+    // No keyframe wait, no PictureID rewrite: the payload goes out as it came.
+    let payload = [0x90, 0x80, 0x80, 0x05, 0x11, 0, 0, 1, 2, 3];
+    for seq in 0..5u16 {
+        let mut packet = rtp(Ssrc(0x777), VP8_PT, seq, 3000, &[], &payload);
+        world.out.clear();
+        let copies = world
+            .router
+            .handle_rtp(world.now, other, &mut packet, &mut world.out)
+            .expect("routed");
+        assert_eq!(copies, 1);
+        let copy = RtpPacket::parse(world.out.as_slice()[0].packet()).unwrap();
+        assert_eq!(copy.sequence_number(), 65_000u16.wrapping_add(seq));
+        assert_eq!(copy.payload(), payload);
+    }
+    assert!(
+        world
+            .router
+            .layer_selection(world.subscriptions[0])
+            .is_some()
+    );
+}

@@ -115,7 +115,14 @@ impl Router {
         let Some(track) = self.tracks.get_mut(&track_id) else {
             return;
         };
-        let Some(index) = track.subscription_mut(id).map(|s| s.layer) else {
+        // A simulcast subscription that forwards nothing yet waits for its target's keyframe.
+        let Some(index) = track.subscription_mut(id).and_then(|s| {
+            if s.layer == crate::simulcast::NO_LAYER {
+                s.choice.target
+            } else {
+                Some(s.layer)
+            }
+        }) else {
             return;
         };
         let publisher = track.publisher;
