@@ -101,6 +101,11 @@ impl Layer {
         self.ssrc.is_some()
     }
 
+    /// Whether the RTX SSRC is known.
+    pub(crate) fn is_rtx_bound(&self) -> bool {
+        self.rtx_ssrc.is_some()
+    }
+
     /// Binds a stream of an unbound layer to `ssrc`, once: false when that stream is
     /// already bound (to any SSRC).
     pub(crate) fn bind(&mut self, role: StreamRole, ssrc: Ssrc) -> bool {

@@ -111,9 +111,15 @@ impl Track {
         !self.stream.rids.is_empty()
     }
 
-    /// Whether some layer still waits for its SSRC.
+    /// Whether some layer of a rid track still waits for its SSRC, or for its RTX SSRC when
+    /// RTX was negotiated.
     pub(crate) fn has_unbound_layers(&self) -> bool {
-        self.layers.iter().any(|l| !l.is_bound())
+        let rtx = self.stream.codecs.iter().any(|c| c.rtx_pt.is_some());
+        self.is_simulcast()
+            && self
+                .layers
+                .iter()
+                .any(|l| !l.is_bound() || (rtx && !l.is_rtx_bound()))
     }
 
     /// Binds `ssrc` to the layer of `rid` if the packet belongs here: `mid` (when the packet

@@ -124,6 +124,9 @@ struct World {
     /// What each subscriber received: (seq, timestamp, payload).
     received: Vec<Vec<(u16, u32, Vec<u8>)>>,
     packets_in: usize,
+    /// The next packet of this layer is lost on the way (and kept in `lost`).
+    lose_next: Option<usize>,
+    lost: Vec<(u16, u32, Vec<u8>)>,
 }
 
 impl World {
@@ -167,6 +170,8 @@ impl World {
             subscriptions,
             received: vec![Vec::new(); subscribers as usize],
             packets_in: 0,
+            lose_next: None,
+            lost: Vec::new(),
         }
     }
 
@@ -203,6 +208,11 @@ impl World {
                 payload.extend_from_slice(&[index as u8, (seq >> 8) as u8, seq as u8]);
                 let exts: &[(u8, &[u8])] = &[(MID_ID, b"v"), (RID_ID, RIDS[index].as_bytes())];
                 let packet = rtp(ssrc, VP8_PT, seq, timestamp, exts, &payload);
+                if self.lose_next == Some(index) {
+                    self.lose_next = None;
+                    self.lost.push((seq, timestamp, payload));
+                    continue;
+                }
                 self.send(packet);
             }
         }
@@ -508,5 +518,46 @@ fn a_track_on_an_announced_ssrc_next_to_it_is_forwarded_as_before() {
             .router
             .layer_selection(world.subscriptions[0])
             .is_some()
+    );
+}
+
+#[test]
+fn rtx_is_bound_by_repaired_rid_and_repairs_the_layer_forwarded() {
+    let mut world = World::new(1);
+    for _ in 0..5 {
+        world.frame();
+    }
+    world.lose_next = Some(0);
+    for _ in 0..3 {
+        world.frame();
+    }
+    let (seq, timestamp, payload) = world.lost.pop().expect("one lost");
+    // RFC 4588 on the layer's RTX SSRC, named by repaired-rid only.
+    let mut rtx_payload = seq.to_be_bytes().to_vec();
+    rtx_payload.extend_from_slice(&payload);
+    let exts: &[(u8, &[u8])] = &[(MID_ID, b"v"), (REPAIRED_RID_ID, RIDS[0].as_bytes())];
+    let before = world.received[0].len();
+    world.send(rtp(
+        Ssrc(0x200),
+        VP8_RTX_PT,
+        1,
+        timestamp,
+        exts,
+        &rtx_payload,
+    ));
+    assert_eq!(world.router.stats().ssrcs_bound, 4);
+    assert_eq!(world.router.stats().rtx_received, 1);
+    let repaired = world.received[0]
+        .get(before)
+        .expect("the repair was forwarded");
+    assert_eq!(
+        repaired.2, payload,
+        "the lost packet, its PictureID rewritten as sent"
+    );
+    let mut seqs: Vec<u16> = world.received[0].iter().map(|r| r.0).collect();
+    seqs.sort_unstable_by_key(|s| s.wrapping_sub(65_000));
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+        "the gap is filled"
     );
 }
