@@ -39,6 +39,7 @@ pub(crate) const NO_LAYER: usize = usize::MAX;
 /// Which layers a subscription forwards and wants, as layer indices of its track (rid order;
 /// [`crate::Router::layer_order`] sorts them by resolution).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct LayerSelection {
     /// The layer forwarded now; `None` before the first keyframe.
     pub current: Option<usize>,

@@ -79,8 +79,9 @@ impl Router {
     }
 
     /// Caps the layer `subscription` receives at `max_rank` in its track's layer order (0:
-    /// the lowest resolution; `None`: the highest). The switch happens at the next keyframe
-    /// of the layer chosen, which is requested.
+    /// the lowest resolution; `None`: the highest). On the track's next packet the layer
+    /// chosen is requested (a PLI); the switch happens at its keyframe. On a track without
+    /// rids (one layer) it changes nothing.
     pub fn set_max_layer(
         &mut self,
         subscription: SubscriptionId,
