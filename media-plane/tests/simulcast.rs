@@ -1,7 +1,7 @@
-//! Rid simulcast through the whole worker core, in virtual time: a publisher whose video
-//! m-line offers three rids (and announces no SSRC, as Chromium does) sends three layers with
-//! the mid and rid header extensions; a player receives one video stream of one layer,
-//! gap-free, under its own SSRC.
+//! Simulcast through the whole worker core, in virtual time: a publisher whose video m-line
+//! offers three rids (and announces no SSRC, as Chromium does) sends three layers with the
+//! mid and rid header extensions, or announces them in `a=ssrc-group:SIM` (legacy); either
+//! way a player receives one video stream of one layer, gap-free, under its own SSRC.
 
 mod support;
 
@@ -12,8 +12,23 @@ use support::{NetworkConditions, SIMULCAST_RIDS, World};
 #[test]
 fn a_rid_simulcast_publishers_layers_reach_a_player_as_one_stream() {
     let mut world = World::new(7, NetworkConditions::clean());
-    world.video_packets_per_frame = 2;
     let publisher = world.add_simulcast_publisher("room");
+    one_stream_reaches_a_player(&mut world, publisher);
+    // The layers' SSRCs were learned from their first packets.
+    assert_eq!(world.core.router().stats().ssrcs_bound, 3);
+}
+
+#[test]
+fn a_legacy_simulcast_publishers_layers_reach_a_player_as_one_stream() {
+    let mut world = World::new(8, NetworkConditions::clean());
+    let publisher = world.add_legacy_simulcast_publisher("room");
+    one_stream_reaches_a_player(&mut world, publisher);
+    // Bound from signaling, not from packets.
+    assert_eq!(world.core.router().stats().ssrcs_bound, 0);
+}
+
+fn one_stream_reaches_a_player(world: &mut World, publisher: usize) {
+    world.video_packets_per_frame = 2;
     let player = world.add_player("room", publisher);
     let deadline = world.now + Duration::from_secs(5);
     assert!(world.run_until(deadline, |w| {
@@ -42,5 +57,4 @@ fn a_rid_simulcast_publishers_layers_reach_a_player_as_one_stream() {
         "one layer: {video} of {ticks} ticks"
     );
     assert!(video + 20 >= 2 * ticks, "video {video} of {ticks} ticks");
-    assert_eq!(world.core.router().stats().ssrcs_bound, 3);
 }

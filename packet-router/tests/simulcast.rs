@@ -127,6 +127,8 @@ struct World {
     /// The next packet of this layer is lost on the way (and kept in `lost`).
     lose_next: Option<usize>,
     lost: Vec<(u16, u32, Vec<u8>)>,
+    /// Legacy simulcast: the layers' SSRCs were announced, the packets carry no mid or rid.
+    legacy: bool,
 }
 
 impl World {
@@ -172,7 +174,26 @@ impl World {
             packets_in: 0,
             lose_next: None,
             lost: Vec::new(),
+            legacy: false,
         }
+    }
+
+    /// Legacy simulcast (`a=ssrc-group:SIM`): the layers bound from signaling.
+    fn legacy(subscribers: u32) -> Self {
+        let mut world = World::new(subscribers);
+        for layer in 0..3u32 {
+            world
+                .router
+                .bind_layer(
+                    world.track,
+                    layer as usize,
+                    Ssrc(0x100 + layer),
+                    Some(Ssrc(0x200 + layer)),
+                )
+                .expect("bound");
+        }
+        world.legacy = true;
+        world
     }
 
     /// One frame of every sending layer, two packets each; keyframes where a PLI asked.
@@ -560,4 +581,37 @@ fn rtx_is_bound_by_repaired_rid_and_repairs_the_layer_forwarded() {
         seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
         "the gap is filled"
     );
+}
+
+#[test]
+fn legacy_simulcast_layers_bound_from_signaling_switch_alike() {
+    let mut world = World::legacy(1);
+    let ssrcs: Vec<_> = world.router.layer_ssrcs(world.track).collect();
+    assert_eq!(
+        ssrcs,
+        [Some(Ssrc(0x100)), Some(Ssrc(0x101)), Some(Ssrc(0x102))]
+    );
+    assert!(
+        world
+            .router
+            .bind_layer(world.track, 0, Ssrc(0x300), None)
+            .is_err(),
+        "never rebound"
+    );
+    for round in 0..12 {
+        world
+            .router
+            .set_max_layer(world.subscriptions[0], Some(round % 3))
+            .unwrap();
+        for _ in 0..10 {
+            world.frame();
+        }
+    }
+    assert_eq!(
+        world.router.stats().ssrcs_bound,
+        0,
+        "nothing learned from packets"
+    );
+    // The first cap picks the first layer; each later one is a switch.
+    assert_eq!(check_stream(&world.received[0]), 11);
 }

@@ -352,10 +352,16 @@ impl WorkerCore {
         let mut updated = Vec::new();
         let mut failure = None;
         for media in receiving(negotiated) {
-            if !media.rids.is_empty() {
-                // Rid simulcast: one track for the m-line, one layer per rid, whose SSRCs
-                // the router learns from the first packets (a=ssrc lines, when a browser
-                // sends them with rids, name the same streams and are not needed).
+            // Legacy simulcast: the SSRCs of a=ssrc-group:SIM, lowest layer first.
+            let sim = match media.remote_simulcast_ssrcs.as_slice() {
+                sim if media.rids.is_empty() && sim.len() > 1 => sim,
+                _ => &[],
+            };
+            if !media.rids.is_empty() || !sim.is_empty() {
+                // Simulcast: one track for the m-line, one layer per rid, whose SSRCs the
+                // router learns from the first packets (a=ssrc lines, when a browser sends
+                // them with rids, name the same streams and are not needed); or one layer
+                // per SIM SSRC, named by its position and bound from the start.
                 if updated.len() >= MAX_TRACKS_PER_PUBLISHER {
                     failure = Some(SfuError::BadOffer(format!(
                         "more than {MAX_TRACKS_PER_PUBLISHER} tracks"
@@ -363,32 +369,31 @@ impl WorkerCore {
                     break;
                 }
                 let existing = current.iter().find(|t| {
-                    t.mid == media.mid && self.router.track_rids(t.id) == Some(&media.rids[..])
+                    t.mid == media.mid
+                        && if sim.is_empty() {
+                            self.router.track_rids(t.id) == Some(&media.rids[..])
+                        } else {
+                            self.router
+                                .layer_ssrcs(t.id)
+                                .eq(sim.iter().map(|&ssrc| Some(ssrc)))
+                        }
                 });
                 if let Some(track) = existing {
                     updated.push(track.clone());
-                    continue;
-                }
-                let published = PublishedStream {
-                    ssrc: Ssrc(0),
-                    rtx_ssrc: None,
-                    mid: Some(media.mid.clone()),
-                    rids: media.rids.clone(),
-                    ..published_stream(media)
-                };
-                match self.router.add_published_stream(now, id, published) {
-                    Ok(track) => updated.push(PublishedTrack {
-                        id: track,
-                        kind: media.kind,
-                        mid: media.mid.clone(),
-                    }),
-                    Err(e) => {
-                        failure = Some(SfuError::BadOffer(format!("mid {}: {e}", media.mid)));
+                } else {
+                    match self.add_simulcast_track(now, id, media, sim) {
+                        Ok(track) => updated.push(track),
+                        Err(e) => failure = Some(e),
                     }
                 }
-                continue;
+                if sim.is_empty() {
+                    continue;
+                }
             }
             for stream in &media.remote_streams {
+                if sim.contains(&stream.ssrc) {
+                    continue;
+                }
                 if updated.len() >= MAX_TRACKS_PER_PUBLISHER {
                     failure = Some(SfuError::BadOffer(format!(
                         "more than {MAX_TRACKS_PER_PUBLISHER} tracks"
@@ -434,6 +439,48 @@ impl WorkerCore {
             Some(e) => Err(e),
             None => Ok(updated),
         }
+    }
+
+    /// The track of a simulcast m-line: one layer per rid, or per SSRC of `sim` (legacy
+    /// simulcast, bound now).
+    fn add_simulcast_track(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        media: &NegotiatedMedia,
+        sim: &[Ssrc],
+    ) -> Result<PublishedTrack, SfuError> {
+        let rids = if sim.is_empty() {
+            media.rids.clone()
+        } else {
+            (0..sim.len()).map(|i| i.to_string()).collect()
+        };
+        let published = PublishedStream {
+            rids,
+            ..published_stream(media)
+        };
+        let bad =
+            |e: packet_router::RouterError| SfuError::BadOffer(format!("mid {}: {e}", media.mid));
+        let track = self
+            .router
+            .add_published_stream(now, id, published)
+            .map_err(bad)?;
+        for (layer, &ssrc) in sim.iter().enumerate() {
+            let rtx = media
+                .remote_streams
+                .iter()
+                .find(|s| s.ssrc == ssrc)
+                .and_then(|s| s.rtx_ssrc);
+            if let Err(e) = self.router.bind_layer(track, layer, ssrc, rtx) {
+                self.router.remove_published_stream(track);
+                return Err(bad(e));
+            }
+        }
+        Ok(PublishedTrack {
+            id: track,
+            kind: media.kind,
+            mid: media.mid.clone(),
+        })
     }
 
     /// WHEP: a player's receive-only offer for `publisher`'s audio and video.

@@ -190,6 +190,9 @@ pub struct Client {
     /// A rid-simulcast publisher: its video goes in [`SIMULCAST_RIDS`] layers (SSRCs
     /// `video_ssrc() + layer`) with the mid and rid header extensions, none announced.
     pub simulcast: bool,
+    /// With `simulcast`: legacy simulcast, the layers' SSRCs announced in
+    /// `a=ssrc-group:SIM` and no rid extensions.
+    pub legacy_simulcast: bool,
     next_media_at: Option<Instant>,
     /// Next sequence number of audio, then of each video layer.
     seq: [u16; 4],
@@ -241,6 +244,15 @@ pub struct World {
     /// without the world's own bookkeeping (an allocation counter uses it).
     pub media_scope: Option<fn(bool)>,
     rng: ChaCha8Rng,
+}
+
+/// How a simulcast publisher offers its layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Simulcast {
+    /// `a=rid` and `a=simulcast`, packets with the rid extension (Chromium, Firefox).
+    Rid,
+    /// `a=ssrc-group:SIM`.
+    Legacy,
 }
 
 /// The origin of virtual time: any instant will do, and `std` makes one only by reading the
@@ -338,6 +350,7 @@ impl World {
             events: Vec::new(),
             silent: false,
             simulcast: false,
+            legacy_simulcast: false,
             next_media_at: None,
             seq: [0; 4],
             media_tick: 0,
@@ -379,26 +392,33 @@ impl World {
     /// A publisher whose offer announces `fingerprint` (when given) instead of its own
     /// certificate's.
     pub fn add_publisher_announcing(&mut self, room: &str, fingerprint: Option<&str>) -> usize {
-        self.add_publisher_with(room, fingerprint, false)
+        self.add_publisher_with(room, fingerprint, None)
     }
 
     /// A publisher whose video m-line offers rid simulcast ([`SIMULCAST_RIDS`], with the mid
     /// and rid header extensions) instead of announcing an SSRC, as Chromium does.
     pub fn add_simulcast_publisher(&mut self, room: &str) -> usize {
-        self.add_publisher_with(room, None, true)
+        self.add_publisher_with(room, None, Some(Simulcast::Rid))
+    }
+
+    /// A publisher whose video is legacy simulcast: three SSRCs in `a=ssrc-group:SIM`
+    /// (lowest first), packets without rids.
+    pub fn add_legacy_simulcast_publisher(&mut self, room: &str) -> usize {
+        self.add_publisher_with(room, None, Some(Simulcast::Legacy))
     }
 
     fn add_publisher_with(
         &mut self,
         room: &str,
         fingerprint: Option<&str>,
-        simulcast: bool,
+        simulcast: Option<Simulcast>,
     ) -> usize {
         let index = self.new_client(ClientRole::Publisher);
         if let Some(fingerprint) = fingerprint {
             self.clients[index].local.fingerprint = fingerprint.to_owned();
         }
-        self.clients[index].simulcast = simulcast;
+        self.clients[index].simulcast = simulcast.is_some();
+        self.clients[index].legacy_simulcast = simulcast == Some(Simulcast::Legacy);
         let client = &self.clients[index];
         let offer = client_sdp::write_offer(
             &client.local,
@@ -413,10 +433,11 @@ impl World {
                 },
             ],
         );
-        let offer = if simulcast {
-            simulcast_offer(&offer)
-        } else {
-            offer
+        let video_ssrc = self.clients[index].video_ssrc();
+        let offer = match simulcast {
+            Some(Simulcast::Rid) => simulcast_offer(&offer),
+            Some(Simulcast::Legacy) => legacy_simulcast_offer(&offer, video_ssrc),
+            None => offer,
         };
         let reply = self.core.handle_command(
             self.now,
@@ -697,7 +718,7 @@ impl World {
                 &[""]
             };
             for (layer, rid) in rids.iter().enumerate() {
-                let rid = client.simulcast.then_some(*rid);
+                let rid = (client.simulcast && !client.legacy_simulcast).then_some(*rid);
                 for i in 0..video_packets {
                     let marker = i + 1 == video_packets;
                     packets.push((video + layer as u32, 96u8, 1 + layer, marker, rid));
@@ -798,6 +819,33 @@ fn simulcast_offer(offer: &str) -> String {
                 "a=simulcast:send {}\r\n",
                 SIMULCAST_RIDS.join(";")
             ));
+        }
+    }
+    out
+}
+
+/// `offer` with its video m-line sending legacy simulcast: SSRCs `video_ssrc + layer` in
+/// `a=ssrc-group:SIM`, lowest first, instead of the one SSRC.
+fn legacy_simulcast_offer(offer: &str, video_ssrc: u32) -> String {
+    let mut out = String::with_capacity(offer.len() + 256);
+    let mut in_video = false;
+    for line in offer.split_inclusive("\r\n") {
+        if line.starts_with("m=") {
+            in_video = line.starts_with("m=video");
+        }
+        if in_video && line.starts_with("a=ssrc:") {
+            continue;
+        }
+        out.push_str(line);
+        if in_video && line.starts_with("a=rtcp-mux") {
+            let ssrcs: Vec<u32> = (0..SIMULCAST_RIDS.len() as u32)
+                .map(|layer| video_ssrc + layer)
+                .collect();
+            let group: Vec<String> = ssrcs.iter().map(u32::to_string).collect();
+            out.push_str(&format!("a=ssrc-group:SIM {}\r\n", group.join(" ")));
+            for ssrc in ssrcs {
+                out.push_str(&format!("a=ssrc:{ssrc} cname:legacy\r\n"));
+            }
         }
     }
     out

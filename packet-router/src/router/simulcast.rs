@@ -1,5 +1,6 @@
 //! The router's side of rid simulcast: binding an unknown SSRC to the layer its packet names
-//! (mid and rid or repaired-rid header extensions, once, never rebound), running each
+//! (mid and rid or repaired-rid header extensions, once, never rebound) or, for legacy
+//! simulcast, to the layer signaling named ([`Router::bind_layer`]), running each
 //! subscription's layer choice on the packets of a simulcast track (`crate::simulcast`),
 //! and the API to cap and read a subscription's layer.
 
@@ -11,6 +12,7 @@ use rtc_core::rtp::RtpPacket;
 use super::feedback::queue_pli;
 use super::{Location, Router};
 use crate::event::{EventQueue, RouterEvent};
+use crate::layer::StreamRole;
 use crate::simulcast::{LayerSelection, NO_LAYER, SourcePicture, Step, inspect, wanted_layer};
 use crate::track::Track;
 use crate::transmit::TransmitQueue;
@@ -76,6 +78,46 @@ impl Router {
         self.track_by_ssrc.insert((from, ssrc), id);
         self.stats.ssrcs_bound += 1;
         Some(id)
+    }
+
+    /// Binds layer `layer` (rid order) of a simulcast track to SSRCs the publisher announced,
+    /// ahead of its packets: legacy simulcast (`a=ssrc-group:SIM`, whose packets carry no
+    /// rid), each layer named by its position. Fails when the track or layer does not exist
+    /// or a stream of the layer is bound already, or the session uses an SSRC elsewhere.
+    pub fn bind_layer(
+        &mut self,
+        track: TrackId,
+        layer: usize,
+        ssrc: Ssrc,
+        rtx_ssrc: Option<Ssrc>,
+    ) -> Result<(), RouterError> {
+        let published = self
+            .tracks
+            .get_mut(&track)
+            .ok_or(RouterError::UnknownTrack)?;
+        let publisher = published.publisher;
+        let ssrcs = std::iter::once(ssrc).chain(rtx_ssrc);
+        if ssrcs
+            .clone()
+            .any(|ssrc| self.track_by_ssrc.contains_key(&(publisher, ssrc)))
+        {
+            return Err(RouterError::SsrcInUse);
+        }
+        let target = published
+            .layers
+            .get_mut(layer)
+            .ok_or(RouterError::UnknownTrack)?;
+        if target.is_bound() || (rtx_ssrc.is_some() && target.is_rtx_bound()) {
+            return Err(RouterError::SsrcInUse);
+        }
+        target.bind(StreamRole::Media, ssrc);
+        if let Some(rtx) = rtx_ssrc {
+            target.bind(StreamRole::Rtx, rtx);
+        }
+        for ssrc in ssrcs {
+            self.track_by_ssrc.insert((publisher, ssrc), track);
+        }
+        Ok(())
     }
 
     /// Caps the layer `subscription` receives at `max_rank` in its track's layer order (0:
