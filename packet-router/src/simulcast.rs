@@ -8,7 +8,7 @@
 //! and the current layer keeps flowing until the target's next keyframe, where the switch
 //! happens. The switch restarts the subscriber's numbering ([`SubscriberRewriter::restart`]:
 //! the next sequence number follows the last one sent, the timestamp moves on from the last
-//! one) and its VP8/VP9 PictureID and TL0PICIDX ([`PictureRewriter`]).
+//! one) and its VP8/VP9 PictureID and TL0PICIDX (`PictureRewriter`).
 //!
 //! All of it runs on the packets of the track (no timer): a silent layer is noticed on the
 //! packets of the others, which is when a fallback can happen anyway.
