@@ -1,7 +1,7 @@
 //! Per-subscription layer selection for simulcast tracks, and what keeps a subscriber's stream
 //! one stream across layer switches.
 //!
-//! Each subscription of a rid-simulcast track forwards one layer at a time. Its wanted layer
+//! Each subscription of a simulcast track (rid or legacy) forwards one layer at a time. Its wanted layer
 //! is the highest active one (a packet within [`LAYER_FALLBACK`]) at or below its cap; when
 //! that differs from the layer it forwards, the wanted layer becomes its target, a throttled
 //! PLI goes to the publisher for it (again every [`SWITCH_REQUEST_INTERVAL`] until it comes),

@@ -1,6 +1,6 @@
 //! A published track: one m-line of a publisher, with its negotiated codecs and the layers it
-//! is sent in (one per simulcast rid, each under its own SSRC learned from its first packets;
-//! or one layer on the announced SSRC), the order of its layers by resolution, and the
+//! is sent in (one per simulcast rid, each under its own SSRC learned from its first packets
+//! or, for legacy simulcast, from signaling; or one layer on the announced SSRC), the order of its layers by resolution, and the
 //! subscriptions attached to it. The router finds a track by (session, SSRC) and the
 //! layer through the track's layers. The track's periodic output is written here: NACKs and
 //! receiver reports per layer to the publisher, and sender reports to each subscriber that
