@@ -51,6 +51,14 @@ pub struct PublishedStream {
     pub extensions: ExtensionIds,
     /// Whether the publisher accepts NACKs for this stream.
     pub nack: bool,
+    /// The m-line's mid, which the publisher's packets carry in the mid header extension
+    /// (used to bind the SSRCs of rid layers).
+    pub mid: Option<String>,
+    /// The simulcast encodings' rids (RFC 8851), in a=simulcast order. When not empty the
+    /// track has one layer per rid whose SSRCs are learned from the first packets (by the
+    /// mid and rid or repaired-rid header extensions), and `ssrc` and `rtx_ssrc` are not
+    /// used; when empty the track has one layer on `ssrc`.
+    pub rids: Vec<String>,
 }
 
 /// A stream a subscriber receives, as negotiated with it.

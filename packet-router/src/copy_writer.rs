@@ -17,6 +17,7 @@ use rtc_core::rtp::RtpPacket;
 use crate::TrackId;
 use crate::event::{EventQueue, RouterEvent};
 use crate::rewrite::{RewrittenPacket, SourcePacket};
+use crate::simulcast::{SourcePicture, write_picture};
 use crate::subscription::Subscription;
 use crate::transmit::{MAX_PACKET, TransmitKind, TransmitQueue};
 
@@ -74,6 +75,8 @@ pub(crate) struct FanOut<'a> {
     pub(crate) counters: &'a mut [u16],
     pub(crate) events: &'a mut EventQueue,
     pub(crate) out: &'a mut TransmitQueue,
+    /// The packet's picture numbering, on a simulcast track (rewritten per subscriber).
+    pub(crate) picture: Option<SourcePicture>,
 }
 
 /// Writes the copy of `packet` (`source` in the publisher's numbering, from layer `layer`
@@ -93,6 +96,7 @@ pub(crate) fn forward<T: AsRef<[u8]>>(
         counters,
         events,
         out,
+        picture,
     } = fan_out;
     let pt = packet.payload_type();
     // The payload as forwarded: everything after the header, padding included.
@@ -117,9 +121,16 @@ pub(crate) fn forward<T: AsRef<[u8]>>(
         let header =
             shape.and_then(|shape| Some((template.bytes.get(..shape.len)?, shape.transport_cc_at)));
         let queued = match header {
-            Some(header) => {
-                write_fresh_copy(now, subscription, source, pt, header, payload, counter, out)
-            }
+            Some(header) => write_fresh_copy(
+                now,
+                subscription,
+                source,
+                (pt, picture),
+                header,
+                payload,
+                counter,
+                out,
+            ),
             // Not reached (the template holds any packet the router accepts); the general
             // path stays correct.
             None => write_copy(
@@ -130,6 +141,7 @@ pub(crate) fn forward<T: AsRef<[u8]>>(
                 counter,
                 out,
                 Numbering::Fresh,
+                None,
             ),
         };
         if queued {
@@ -155,7 +167,7 @@ fn write_fresh_copy(
     now: Instant,
     subscription: &mut Subscription,
     source: SourcePacket,
-    pt: Pt,
+    (pt, picture): (Pt, Option<SourcePicture>),
     (header, transport_cc_at): (&[u8], Option<usize>),
     payload: &[u8],
     transport_cc_seq: Option<&mut u16>,
@@ -167,11 +179,18 @@ fn write_fresh_copy(
     let Ok(rewritten) = subscription.rewriter.rewrite(now, source) else {
         return false;
     };
+    let picture = picture
+        .filter(|_| subscription.simulcast)
+        .map(|p| (p.vp9, subscription.pictures.map_fresh(source.source, p)));
     let ssrc = subscription.media_ssrc;
     let queued = out.push_with(subscription.subscriber, TransmitKind::Rtp, |buf| {
         let len = header.len() + payload.len();
         buf.get_mut(..header.len())?.copy_from_slice(header);
-        buf.get_mut(header.len()..len)?.copy_from_slice(payload);
+        let body = buf.get_mut(header.len()..len)?;
+        body.copy_from_slice(payload);
+        if let Some((vp9, numbers)) = picture {
+            write_picture(body, vp9, numbers);
+        }
         rtc_core::rtp::write_fixed_fields(buf, out_pt, rewritten.seq, rewritten.timestamp, ssrc)?;
         if let (Some(at), Some(counter)) = (transport_cc_at, transport_cc_seq) {
             buf.get_mut(at..at + 2)?
@@ -198,6 +217,7 @@ pub(crate) enum Numbering {
 /// Writes one subscriber's copy of `packet` (a plaintext packet from the publisher, or from
 /// the cache) into the queue: RTP with the subscriber's numbering, or RTX when `numbering`
 /// is a retransmission and RTX is negotiated. Returns whether a copy was queued.
+#[allow(clippy::too_many_arguments)] // Disjoint parts of the router, borrowed together.
 pub(crate) fn write_copy<T: AsRef<[u8]>>(
     now: Instant,
     subscription: &mut Subscription,
@@ -206,6 +226,7 @@ pub(crate) fn write_copy<T: AsRef<[u8]>>(
     transport_cc_seq: Option<&mut u16>,
     out: &mut TransmitQueue,
     numbering: Numbering,
+    picture: Option<(bool, (u16, u8))>,
 ) -> bool {
     let Some((out_pt, out_rtx_pt)) = subscription.mapped_payload_types(packet.payload_type())
     else {
@@ -245,7 +266,11 @@ pub(crate) fn write_copy<T: AsRef<[u8]>>(
         let mut view = packet.copy_header_into(header)?;
         let len = match rtx {
             None => {
-                body.get_mut(..payload.len())?.copy_from_slice(payload);
+                let copy = body.get_mut(..payload.len())?;
+                copy.copy_from_slice(payload);
+                if let Some((vp9, numbers)) = picture {
+                    write_picture(copy, vp9, numbers);
+                }
                 view.set_ssrc(media_ssrc);
                 view.set_sequence_number(rewritten.seq);
                 view.set_payload_type(out_pt);
@@ -256,8 +281,11 @@ pub(crate) fn write_copy<T: AsRef<[u8]>>(
                 let osn = rtc_core::rtp::rtx::OSN_LEN;
                 body.get_mut(..osn)?
                     .copy_from_slice(&rewritten.seq.to_be_bytes());
-                body.get_mut(osn..osn + payload.len())?
-                    .copy_from_slice(payload);
+                let copy = body.get_mut(osn..osn + payload.len())?;
+                copy.copy_from_slice(payload);
+                if let Some((vp9, numbers)) = picture {
+                    write_picture(copy, vp9, numbers);
+                }
                 view.set_ssrc(rtx_ssrc);
                 view.set_sequence_number(*rtx_seq);
                 *rtx_seq = rtx_seq.wrapping_add(1);
@@ -318,6 +346,8 @@ mod tests {
             }],
             extensions: PUBLISHED_IDS,
             nack: false,
+            mid: None,
+            rids: Vec::new(),
         };
         let stream = SubscribedStream {
             ssrc: Ssrc(1000),
@@ -372,6 +402,7 @@ mod tests {
             counters: &mut counters,
             events: &mut events,
             out: &mut out,
+            picture: None,
         };
         let copies = forward(
             now,
@@ -395,6 +426,7 @@ mod tests {
             Some(&mut counter),
             &mut out,
             Numbering::Fresh,
+            None,
         ));
         let [first, _, third] = out.as_slice() else {
             panic!("three copies");
@@ -432,6 +464,7 @@ mod tests {
                 counters: &mut counters,
                 events: &mut events,
                 out: &mut out,
+                picture: None,
             };
             // Only the subscription of layer 0 receives it.
             assert_eq!(

@@ -81,6 +81,8 @@ fn published(kind: MediaKind) -> PublishedStream {
             ..ExtensionIds::default()
         },
         nack: true,
+        mid: None,
+        rids: Vec::new(),
     }
 }
 

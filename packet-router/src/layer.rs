@@ -4,10 +4,14 @@
 //! reception statistics for receiver reports, the publisher's last NTP <-> RTP mapping for
 //! sender reports, the keyframe-request throttle, and whether packets are arriving at all.
 //!
-//! A track has one layer per simulcast encoding; today every track has exactly one.
+//! A track has one layer per simulcast encoding. A layer of a rid-simulcast track starts
+//! unbound: its SSRCs are learned from the first packets that name its rid
+//! ([`Layer::bind`]), once. Keyframes tell its resolution, by which the track orders its
+//! layers.
 
 use std::time::{Duration, Instant};
 
+use rtc_core::codec::Resolution;
 use rtc_core::rtcp::ReportBlock;
 use rtc_core::rtcp::ntp::duration_to_ntp;
 use rtc_core::rtp::SeqNoUnwrapper;
@@ -41,8 +45,11 @@ pub(crate) struct Received {
 /// One per-SSRC stream of a published track.
 #[derive(Debug)]
 pub(crate) struct Layer {
-    ssrc: Ssrc,
+    /// The media SSRC; `None` until a rid layer's first packet binds it.
+    ssrc: Option<Ssrc>,
     rtx_ssrc: Option<Ssrc>,
+    /// The picture size of the last keyframe that carried one.
+    resolution: Option<Resolution>,
     unwrapper: SeqNoUnwrapper,
     cache: RetransmitCache,
     loss: LossTracker,
@@ -58,7 +65,7 @@ pub(crate) struct Layer {
 impl Layer {
     /// A layer sent under `ssrc` (with RTX on `rtx_ssrc`), with the cache size of its kind.
     pub(crate) fn new(
-        ssrc: Ssrc,
+        ssrc: Option<Ssrc>,
         rtx_ssrc: Option<Ssrc>,
         kind: MediaKind,
         clock_rate: u32,
@@ -72,6 +79,7 @@ impl Layer {
         Layer {
             ssrc,
             rtx_ssrc,
+            resolution: None,
             unwrapper: SeqNoUnwrapper::new(),
             cache,
             loss: LossTracker::new(config.loss),
@@ -82,19 +90,62 @@ impl Layer {
         }
     }
 
-    /// The publisher's media SSRC of this layer.
+    /// The publisher's media SSRC of this layer (0 while unbound: an unbound layer received
+    /// nothing, so nothing is sent about it).
     pub(crate) fn ssrc(&self) -> Ssrc {
-        self.ssrc
+        self.ssrc.unwrap_or(Ssrc(0))
     }
 
-    /// The SSRCs the publisher sends this layer with: media, then RTX.
+    /// Whether the media SSRC is known.
+    pub(crate) fn is_bound(&self) -> bool {
+        self.ssrc.is_some()
+    }
+
+    /// Whether the RTX SSRC is known.
+    pub(crate) fn is_rtx_bound(&self) -> bool {
+        self.rtx_ssrc.is_some()
+    }
+
+    /// Binds a stream of an unbound layer to `ssrc`, once: false when that stream is
+    /// already bound (to any SSRC).
+    pub(crate) fn bind(&mut self, role: StreamRole, ssrc: Ssrc) -> bool {
+        let slot = match role {
+            StreamRole::Media => &mut self.ssrc,
+            StreamRole::Rtx => &mut self.rtx_ssrc,
+        };
+        if slot.is_some() {
+            return false;
+        }
+        *slot = Some(ssrc);
+        true
+    }
+
+    /// The SSRCs the publisher sends this layer with: media, then RTX (those bound).
     pub(crate) fn ssrcs(&self) -> impl Iterator<Item = Ssrc> + use<> {
-        std::iter::once(self.ssrc).chain(self.rtx_ssrc)
+        self.ssrc.into_iter().chain(self.rtx_ssrc)
+    }
+
+    /// The picture size of its last keyframe that carried one.
+    pub(crate) fn resolution(&self) -> Option<Resolution> {
+        self.resolution
+    }
+
+    /// Records a keyframe's picture size; true when it changed.
+    pub(crate) fn set_resolution(&mut self, resolution: Resolution) -> bool {
+        let changed = self.resolution != Some(resolution);
+        self.resolution = Some(resolution);
+        changed
+    }
+
+    /// Whether a packet arrived within `window` before `now`.
+    pub(crate) fn is_active_within(&self, now: Instant, window: Duration) -> bool {
+        self.last_packet_at
+            .is_some_and(|at| now.saturating_duration_since(at) < window)
     }
 
     /// Which of this layer's streams `ssrc` names, if any.
     pub(crate) fn role_of(&self, ssrc: Ssrc) -> Option<StreamRole> {
-        if ssrc == self.ssrc {
+        if Some(ssrc) == self.ssrc {
             Some(StreamRole::Media)
         } else if Some(ssrc) == self.rtx_ssrc {
             Some(StreamRole::Rtx)
@@ -162,7 +213,7 @@ impl Layer {
 
     /// The report block about this layer for a receiver report; starts a new interval.
     pub(crate) fn report_block(&mut self, now: Instant) -> ReportBlock {
-        self.reception.report_block(now, self.ssrc)
+        self.reception.report_block(now, self.ssrc())
     }
 
     /// The publisher's NTP <-> RTP mapping carried forward to `now` (NTP time, RTP time at
@@ -198,7 +249,7 @@ mod tests {
 
     fn layer(kind: MediaKind) -> Layer {
         Layer::new(
-            Ssrc(10),
+            Some(Ssrc(10)),
             Some(Ssrc(11)),
             kind,
             90_000,
@@ -213,8 +264,26 @@ mod tests {
         assert_eq!(layer.role_of(Ssrc(11)), Some(StreamRole::Rtx));
         assert_eq!(layer.role_of(Ssrc(12)), None);
         assert_eq!(layer.ssrcs().collect::<Vec<_>>(), [Ssrc(10), Ssrc(11)]);
-        let no_rtx = Layer::new(Ssrc(5), None, MediaKind::Audio, 48_000, &Default::default());
+        let no_rtx = Layer::new(
+            Some(Ssrc(5)),
+            None,
+            MediaKind::Audio,
+            48_000,
+            &Default::default(),
+        );
         assert_eq!(no_rtx.ssrcs().collect::<Vec<_>>(), [Ssrc(5)]);
+    }
+
+    #[test]
+    fn an_unbound_layer_is_bound_once_per_stream() {
+        let mut layer = Layer::new(None, None, MediaKind::Video, 90_000, &Default::default());
+        assert!(!layer.is_bound());
+        assert_eq!(layer.ssrcs().count(), 0);
+        assert!(layer.bind(StreamRole::Media, Ssrc(7)));
+        assert!(!layer.bind(StreamRole::Media, Ssrc(8)), "never rebound");
+        assert!(layer.bind(StreamRole::Rtx, Ssrc(9)));
+        assert_eq!(layer.role_of(Ssrc(9)), Some(StreamRole::Rtx));
+        assert_eq!(layer.ssrcs().collect::<Vec<_>>(), [Ssrc(7), Ssrc(9)]);
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod retransmit_budget;
 pub mod retransmit_cache;
 pub mod rewrite;
 pub mod router;
+pub mod simulcast;
 mod subscription;
 #[cfg(test)]
 mod test_time;
@@ -44,6 +45,7 @@ pub use retransmit_budget::{RetransmitBudget, RetransmitBudgetConfig};
 pub use retransmit_cache::RetransmitCache;
 pub use rewrite::{RewriteDrop, RewrittenPacket, SourcePacket, SubscriberRewriter};
 pub use router::{RouteDrop, Router, RouterConfig};
+pub use simulcast::LayerSelection;
 pub use transmit::{Transmit, TransmitKind, TransmitQueue};
 pub use transport_feedback::TransportFeedback;
 
@@ -115,4 +117,9 @@ pub struct RouterStats {
     pub transport_feedback_sent: u64,
     /// Events dropped because [`Router::poll_event`] was not called often enough.
     pub events_dropped: u64,
+    /// SSRCs bound to a rid layer from their first packet.
+    pub ssrcs_bound: u64,
+    /// Packets of an unknown SSRC not looked up for a rid layer, because their session
+    /// spent its lookups ([`crate::router::MAX_FAILED_BINDINGS`]).
+    pub bindings_refused: u64,
 }

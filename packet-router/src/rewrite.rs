@@ -66,6 +66,11 @@ pub struct SubscriberRewriter {
     active: Option<ActiveSource>,
     /// The previous source, kept so that its late packets are recognized and dropped.
     previous_source: Option<Ssrc>,
+    /// The mapping before a [`SubscriberRewriter::restart`], so that NACKs for packets
+    /// sent before the switch still map back to their source.
+    previous: Option<ActiveSource>,
+    /// The next packet starts a new mapping whatever its source.
+    restart_pending: bool,
     /// Highest output sequence number sent, extended, with the timestamp and send time of
     /// the packet that carried the highest timestamp (used to re-base on a switch).
     highest_out_seq: Option<u64>,
@@ -81,6 +86,8 @@ impl SubscriberRewriter {
             clock_rate: clock_rate.max(1),
             active: None,
             previous_source: None,
+            previous: None,
+            restart_pending: false,
             // The first output number is `initial_seq`, so "the one before it" is stored.
             highest_out_seq: Some(u64::from(initial_seq.wrapping_sub(1))),
             last_out_timestamp: initial_timestamp,
@@ -93,7 +100,15 @@ impl SubscriberRewriter {
     pub fn timestamp_offset(&self, source: Ssrc) -> Option<u32> {
         self.active
             .filter(|active| active.ssrc == source)
+            .or(self.previous.filter(|previous| previous.ssrc == source))
             .map(|active| active.timestamp_offset)
+    }
+
+    /// Makes the next packet start a new mapping (continuing the sequence numbers and
+    /// timestamps sent so far) even from a source seen before: a simulcast layer switch,
+    /// made at a keyframe of the new layer. The mapping before stays for NACKs.
+    pub fn restart(&mut self) {
+        self.restart_pending = true;
     }
 
     /// Maps a subscriber sequence number back to the source's, for answering a NACK from the
@@ -103,9 +118,16 @@ impl SubscriberRewriter {
         let seq = subscriber_seq.wrapping_sub(active.seq_offset);
         let back = active.first_seq.wire().wrapping_sub(seq);
         // A number up to half the space behind the first forwarded one is from before the
-        // switch; the cache of the previous source no longer applies to it.
+        // switch; the cache of the previous source no longer applies to it, but the mapping
+        // before a restart does.
         if back != 0 && back < 0x8000 {
-            return None;
+            let previous = self.previous?;
+            let seq = subscriber_seq.wrapping_sub(previous.seq_offset);
+            let back = previous.first_seq.wire().wrapping_sub(seq);
+            if back != 0 && back < 0x8000 {
+                return None;
+            }
+            return Some((previous.ssrc, seq));
         }
         Some((active.ssrc, seq))
     }
@@ -117,11 +139,19 @@ impl SubscriberRewriter {
         packet: SourcePacket,
     ) -> Result<RewrittenPacket, RewriteDrop> {
         let active = match self.active {
+            _ if self.restart_pending => {
+                self.restart_pending = false;
+                self.previous = self.active;
+                self.switch_to(now, packet)
+            }
             Some(active) if active.ssrc == packet.source => active,
             _ if self.previous_source == Some(packet.source) => {
                 return Err(RewriteDrop::StaleSource);
             }
-            _ => self.switch_to(now, packet),
+            _ => {
+                self.previous = None;
+                self.switch_to(now, packet)
+            }
         };
         if packet.seq < active.first_seq {
             return Err(RewriteDrop::BeforeSwitchPoint);
@@ -278,6 +308,36 @@ mod tests {
             rw.rewrite(back, pkt(2, 39_999, 2_999_997_000)),
             Err(RewriteDrop::BeforeSwitchPoint)
         );
+    }
+
+    #[test]
+    fn a_restart_switches_back_and_forth_and_keeps_the_mapping_before_for_nacks() {
+        let t0 = crate::test_time::origin();
+        let mut rw = SubscriberRewriter::new(VIDEO, 10, 0);
+        for i in 0..3u64 {
+            rw.rewrite(t0, pkt(1, 100 + i, 3000 * i as u32)).unwrap();
+        }
+        rw.restart();
+        let later = t0 + Duration::from_millis(10);
+        let b = rw.rewrite(later, pkt(2, 7_000, 50_000)).unwrap();
+        assert_eq!(b.seq, 13, "follows the last one sent");
+        assert_eq!(b.timestamp, 6000 + 900, "10 ms after the last timestamp");
+        // Numbers sent before the switch map to the layer they came from.
+        assert_eq!(rw.source_seq(12), Some((Ssrc(1), 102)));
+        assert_eq!(rw.source_seq(13), Some((Ssrc(2), 7_000)));
+        assert_eq!(rw.source_seq(9), None, "before anything was sent");
+        assert!(rw.timestamp_offset(Ssrc(1)).is_some());
+        // Back to the first source: a restart, not a stale packet.
+        rw.restart();
+        let a = rw.rewrite(later, pkt(1, 200, 9_000)).unwrap();
+        assert_eq!(a.seq, 14);
+        assert_eq!(
+            a.timestamp,
+            b.timestamp + 1,
+            "never back, at least one tick on"
+        );
+        assert_eq!(rw.source_seq(13), Some((Ssrc(2), 7_000)));
+        assert_eq!(rw.source_seq(14), Some((Ssrc(1), 200)));
     }
 
     #[test]

@@ -40,7 +40,10 @@ use crate::transport_feedback::TransportFeedback;
 use crate::{RouterError, RouterStats, SessionId, SubscriptionId, TrackId};
 
 mod feedback;
+mod simulcast;
 mod timers;
+
+pub use simulcast::MAX_FAILED_BINDINGS;
 
 use feedback::queue_pli;
 
@@ -108,6 +111,8 @@ struct SessionRoutes {
     /// Index of the session's transport-wide sequence number in
     /// [`Router::transport_cc_counters`].
     counter: usize,
+    /// Packets of unknown SSRCs that bound no rid layer (see [`MAX_FAILED_BINDINGS`]).
+    failed_bindings: u32,
 }
 
 /// Where a subscription lives: in a track's list, or detached (its track is gone).
@@ -228,6 +233,7 @@ impl Router {
                 tracks: Vec::new(),
                 subscriptions: Vec::new(),
                 counter,
+                failed_bindings: 0,
             }
         })
     }
@@ -357,10 +363,17 @@ impl Router {
         }
         let kind = target.kind;
         if let Some(target) = self.tracks.get_mut(&track) {
-            // The first layer until subscribers select one.
-            let layer = 0;
+            // A simulcast subscription forwards nothing until a keyframe of the layer it
+            // chooses; otherwise the one layer.
+            let simulcast = target.is_simulcast();
+            let layer = if simulcast {
+                crate::simulcast::NO_LAYER
+            } else {
+                0
+            };
             let capacity = target.layers.first().map_or(0, |l| l.cache_capacity());
             moving.attach_to_layer(layer, capacity);
+            moving.simulcast = simulcast;
             target.subscriptions.push(moving);
         }
         self.locations
@@ -448,9 +461,18 @@ impl Router {
         self.tracks.get(&track).map(|t| t.stream.kind)
     }
 
-    /// The SSRC of a published track, as the publisher sends it.
+    /// The SSRC of a published track, as the publisher sends it; `None` for a rid-simulcast
+    /// track (see [`Router::layer_ssrcs`]).
     pub fn track_ssrc(&self, track: TrackId) -> Option<Ssrc> {
-        self.tracks.get(&track).map(|t| t.stream.ssrc)
+        self.tracks
+            .get(&track)
+            .filter(|t| !t.is_simulcast())
+            .map(|t| t.stream.ssrc)
+    }
+
+    /// The rids of a rid-simulcast track (empty for a track on one announced SSRC).
+    pub fn track_rids(&self, track: TrackId) -> Option<&[String]> {
+        self.tracks.get(&track).map(|t| t.stream.rids.as_slice())
     }
 
     /// A subscription wherever it lives.
@@ -543,14 +565,19 @@ impl Router {
             }
         }
         let ssrc = view.ssrc();
-        let Some((track_id, track)) = self
+        let Some(track_id) = self
             .track_by_ssrc
             .get(&(from, ssrc))
-            .and_then(|id| Some((*id, self.tracks.get_mut(id)?)))
+            .copied()
+            .or_else(|| self.bind_ssrc(from, &view))
         else {
             self.events.unknown_ssrc(from, ssrc);
             return Err(RouteDrop::UnknownSsrc);
         };
+        let track = self
+            .tracks
+            .get_mut(&track_id)
+            .ok_or(RouteDrop::UnknownSsrc)?;
         let (layer_index, role) = track.layer_of(ssrc).ok_or(RouteDrop::UnknownSsrc)?;
         let view = match role {
             StreamRole::Media => {
@@ -564,9 +591,11 @@ impl Router {
                     .primary_payload_type(view.payload_type())
                     .ok_or(RouteDrop::UnknownPayloadType)?;
                 self.stats.rtx_received += 1;
+                // A rid layer's RTX can be bound before its media: it repairs nothing yet.
                 let media_ssrc = track
                     .layers
                     .get(layer_index)
+                    .filter(|layer| layer.is_bound())
                     .ok_or(RouteDrop::UnknownSsrc)?
                     .ssrc();
                 view.restore_from_rtx(media_ssrc, primary_pt)
@@ -610,11 +639,23 @@ impl Router {
             seq,
             timestamp: view.timestamp(),
         };
+        let picture = if track.is_simulcast() {
+            let choose = simulcast::Choose {
+                now,
+                track_id,
+                layer: layer_index,
+                feedback_ssrc: self.config.feedback_ssrc,
+            };
+            choose.run(track, &view, &mut self.events, &mut self.stats, out)
+        } else {
+            None
+        };
         let fan_out = FanOut {
             template: &mut self.header_template,
             counters: &mut self.transport_cc_counters,
             events: &mut self.events,
             out,
+            picture,
         };
         Ok(crate::copy_writer::forward(
             now,

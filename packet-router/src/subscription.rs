@@ -13,9 +13,10 @@ use rtc_core::{Pt, SeqNo, Ssrc};
 use crate::SubscriptionId;
 use crate::config::{CodecParams, ExtensionIds, PublishedStream, SubscribedStream};
 use crate::copy_writer::{Numbering, write_copy};
-use crate::layer::Layer;
+use crate::layer::{Layer, StreamRole};
 use crate::retransmit_budget::{RetransmitBudget, RetransmitBudgetConfig};
 use crate::rewrite::{SourcePacket, SubscriberRewriter};
+use crate::simulcast::{LayerChoice, PictureRewriter, SourcePicture};
 use crate::transmit::TransmitQueue;
 use crate::{RouterError, RouterStats, SessionId};
 
@@ -57,6 +58,11 @@ pub(crate) struct Subscription {
     pub(crate) ext_key: u64,
     pub(crate) id: SubscriptionId,
     pub(crate) stream: SubscribedStream,
+    /// Attached to a simulcast track: the layer is chosen per subscription and picture
+    /// numbers are rewritten.
+    pub(crate) simulcast: bool,
+    pub(crate) choice: LayerChoice,
+    pub(crate) pictures: PictureRewriter,
     /// The packet last retransmitted from each slot of the layer's retransmission cache, and
     /// when. It mirrors the cache's slots, so every packet the cache can answer has its own.
     resent: Box<[Option<(SeqNo, Instant)>]>,
@@ -99,6 +105,9 @@ impl Subscription {
             packets_sent: 0,
             octets_sent: 0,
             stream,
+            simulcast: false,
+            choice: LayerChoice::default(),
+            pictures: PictureRewriter::default(),
             budget_seen_octets: 0,
         };
         subscription.map_stream(published)?;
@@ -152,6 +161,9 @@ impl Subscription {
     /// packets: sequence numbers start over with the new source, so the resend record does.
     pub(crate) fn attach_to_layer(&mut self, layer: usize, cache_capacity: usize) {
         self.layer = layer;
+        self.simulcast = false;
+        self.choice.reset_target();
+        self.pictures.restart();
         self.resent = vec![None; cache_capacity].into_boxed_slice();
         self.awaiting_first_packet = true;
     }
@@ -171,7 +183,7 @@ impl Subscription {
     pub(crate) fn retransmit(
         &mut self,
         now: Instant,
-        layer: &Layer,
+        layers: &[Layer],
         lost: &[u16],
         mut transport_cc: Option<&mut u16>,
         mut budget: Option<&mut RetransmitBudget>,
@@ -184,13 +196,25 @@ impl Subscription {
             budget.refill(now, budget_config, u64::from(forwarded));
         }
         self.budget_seen_octets = self.octets_sent;
-        let highest = layer.highest_seq();
+        let Some(current) = layers.get(self.layer) else {
+            return;
+        };
         for &seq in lost {
-            let Some((_, source_seq)) = self.rewriter.source_seq(seq) else {
+            let Some((source_ssrc, source_seq)) = self.rewriter.source_seq(seq) else {
                 stats.retransmissions_missed += 1;
                 continue;
             };
-            let Some(highest) = highest else {
+            // The layer sent before a simulcast switch, found by its SSRC; otherwise the
+            // current one.
+            let layer = if source_ssrc == current.ssrc() {
+                current
+            } else {
+                layers
+                    .iter()
+                    .find(|l| l.role_of(source_ssrc) == Some(StreamRole::Media))
+                    .unwrap_or(current)
+            };
+            let Some(highest) = layer.highest_seq() else {
                 continue;
             };
             let extended = extend_below(highest, source_seq);
@@ -226,6 +250,12 @@ impl Subscription {
             let numbering = Numbering::Retransmission {
                 subscriber_seq: seq,
             };
+            let picture = if self.simulcast {
+                self.picture_of(&view)
+                    .and_then(|p| Some((p.vp9, self.pictures.map_resent(source.source, p)?)))
+            } else {
+                None
+            };
             if write_copy(
                 now,
                 self,
@@ -234,6 +264,7 @@ impl Subscription {
                 transport_cc.as_deref_mut(),
                 out,
                 numbering,
+                picture,
             ) {
                 if let Some(budget) = budget.as_deref_mut() {
                     budget.try_take(cost);
@@ -244,6 +275,15 @@ impl Subscription {
                 }
             }
         }
+    }
+}
+
+impl Subscription {
+    /// The picture numbering of a (cached) packet, by the codec its payload type maps to.
+    fn picture_of<T: AsRef<[u8]>>(&self, view: &RtpPacket<T>) -> Option<SourcePicture> {
+        let (out_pt, _) = self.mapped_payload_types(view.payload_type())?;
+        let codec = self.stream.codecs.iter().find(|c| c.pt == out_pt)?.codec;
+        crate::simulcast::picture_of(codec, view.payload())
     }
 }
 
@@ -316,6 +356,8 @@ mod tests {
                 ..ExtensionIds::default()
             },
             nack: true,
+            mid: None,
+            rids: Vec::new(),
         }
     }
 
@@ -422,7 +464,7 @@ mod tests {
     /// all of them (so its numbering is active).
     fn forwarded(now: Instant) -> (Layer, Subscription) {
         let mut layer = Layer::new(
-            Ssrc(10),
+            Some(Ssrc(10)),
             Some(Ssrc(11)),
             MediaKind::Video,
             90_000,
@@ -455,7 +497,7 @@ mod tests {
         // The subscriber knows source packet 3 as 503.
         subscription.retransmit(
             now,
-            &layer,
+            std::slice::from_ref(&layer),
             &[503, 503],
             None,
             Some(&mut budget),
@@ -476,7 +518,7 @@ mod tests {
         let later = now + MIN_RESEND_INTERVAL;
         subscription.retransmit(
             later,
-            &layer,
+            std::slice::from_ref(&layer),
             &[503, 400],
             None,
             Some(&mut budget),
@@ -495,7 +537,7 @@ mod tests {
         empty.try_take(empty.available());
         subscription.retransmit(
             later,
-            &layer,
+            std::slice::from_ref(&layer),
             &[504],
             None,
             Some(&mut empty),

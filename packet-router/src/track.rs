@@ -1,12 +1,14 @@
 //! A published track: one m-line of a publisher, with its negotiated codecs and the layers it
-//! is sent in (one per simulcast encoding, each under its own SSRC; today exactly one), and
-//! the subscriptions attached to it. The router finds a track by (session, SSRC) and the
+//! is sent in (one per simulcast rid, each under its own SSRC learned from its first packets
+//! or, for legacy simulcast, from signaling; or one layer on the announced SSRC), the order of its layers by resolution, and the
+//! subscriptions attached to it. The router finds a track by (session, SSRC) and the
 //! layer through the track's layers. The track's periodic output is written here: NACKs and
 //! receiver reports per layer to the publisher, and sender reports to each subscriber that
 //! match its rewritten timestamps.
 
 use std::time::{Duration, Instant};
 
+use rtc_core::codec::Resolution;
 use rtc_core::{Pt, SeqNo, Ssrc};
 
 use crate::config::{MediaKind, PublishedStream};
@@ -27,8 +29,11 @@ pub(crate) struct Track {
     /// RTX payload type -> primary payload type.
     rtx_apt: [Option<Pt>; 128],
     known_pt: [bool; 128],
-    /// The per-SSRC streams, in the order they were bound.
+    /// The per-SSRC streams: one per rid in rid order, or the one announced.
     pub(crate) layers: Vec<Layer>,
+    /// Layer indices from the lowest resolution to the highest (measured from keyframes;
+    /// layers not measured yet come first, in rid order).
+    pub(crate) order: Vec<usize>,
     /// Which of the report slots of the report interval this track reports in.
     pub(crate) report_slot: u8,
     pub(crate) subscriptions: Vec<Subscription>,
@@ -60,19 +65,28 @@ impl Track {
                 *slot = Some(codec.pt);
             }
         }
-        let layer = Layer::new(
-            stream.ssrc,
-            stream.rtx_ssrc,
-            stream.kind,
-            clock_rate,
-            config,
-        );
+        let layers: Vec<Layer> = if stream.rids.is_empty() {
+            vec![Layer::new(
+                Some(stream.ssrc),
+                stream.rtx_ssrc,
+                stream.kind,
+                clock_rate,
+                config,
+            )]
+        } else {
+            stream
+                .rids
+                .iter()
+                .map(|_| Layer::new(None, None, stream.kind, clock_rate, config))
+                .collect()
+        };
         Ok(Track {
             publisher,
             clock_rate,
             rtx_apt,
             known_pt,
-            layers: vec![layer],
+            order: (0..layers.len()).collect(),
+            layers,
             report_slot,
             subscriptions: Vec::new(),
             stream,
@@ -90,6 +104,83 @@ impl Track {
             .iter()
             .enumerate()
             .find_map(|(index, layer)| Some((index, layer.role_of(ssrc)?)))
+    }
+
+    /// Whether the track is sent in rid layers (and subscriptions choose among them).
+    pub(crate) fn is_simulcast(&self) -> bool {
+        !self.stream.rids.is_empty()
+    }
+
+    /// Whether some layer of a rid track still waits for its SSRC, or for its RTX SSRC when
+    /// RTX was negotiated.
+    pub(crate) fn has_unbound_layers(&self) -> bool {
+        let rtx = self.stream.codecs.iter().any(|c| c.rtx_pt.is_some());
+        self.is_simulcast()
+            && self
+                .layers
+                .iter()
+                .any(|l| !l.is_bound() || (rtx && !l.is_rtx_bound()))
+    }
+
+    /// Binds `ssrc` to the layer of `rid` if the packet belongs here: `mid` (when the packet
+    /// carries one) must be the track's. `repaired` says the rid came in the repaired-rid
+    /// extension or on an RTX payload type: the SSRC is the layer's RTX stream. Returns the
+    /// layer index and role when bound.
+    pub(crate) fn bind(
+        &mut self,
+        ssrc: Ssrc,
+        mid: Option<&[u8]>,
+        rid: &[u8],
+        repaired: bool,
+    ) -> Option<(usize, StreamRole)> {
+        if let Some(mid) = mid
+            && self.stream.mid.as_deref().map(str::as_bytes) != Some(mid)
+        {
+            return None;
+        }
+        let index = self.stream.rids.iter().position(|r| r.as_bytes() == rid)?;
+        let role = if repaired {
+            StreamRole::Rtx
+        } else {
+            StreamRole::Media
+        };
+        self.layers
+            .get_mut(index)?
+            .bind(role, ssrc)
+            .then_some((index, role))
+    }
+
+    /// The codec a media payload type carries.
+    pub(crate) fn codec_of(&self, pt: Pt) -> Option<rtc_core::sdp::Codec> {
+        self.stream
+            .codecs
+            .iter()
+            .find(|c| c.pt == pt)
+            .map(|c| c.codec)
+    }
+
+    /// Layer indices from the lowest resolution to the highest.
+    pub(crate) fn layer_order(&self) -> &[usize] {
+        &self.order
+    }
+
+    /// Records a keyframe's resolution on layer `index` and re-sorts the order when it
+    /// changed (in place: no allocation).
+    pub(crate) fn observe_resolution(&mut self, index: usize, resolution: Resolution) {
+        let Some(layer) = self.layers.get_mut(index) else {
+            return;
+        };
+        if !layer.set_resolution(resolution) {
+            return;
+        }
+        let layers = &self.layers;
+        self.order.sort_unstable_by_key(|&i| {
+            let area = layers
+                .get(i)
+                .and_then(Layer::resolution)
+                .map(|r| u32::from(r.width) * u32::from(r.height));
+            (area, i)
+        });
     }
 
     /// Whether `pt` is one of the track's media payload types.
@@ -175,6 +266,9 @@ impl Track {
         use rtc_core::rtcp::report::{write_receiver_report, write_sender_report};
         let mut sender_reports = 0;
         for (index, layer) in self.layers.iter_mut().enumerate() {
+            if !layer.is_bound() {
+                continue;
+            }
             let block = layer.report_block(now);
             out.push_with(self.publisher, TransmitKind::Rtcp, |buf| {
                 write_receiver_report(buf, feedback_ssrc, &[block]).ok()
@@ -251,6 +345,8 @@ mod tests {
             }],
             extensions: ExtensionIds::default(),
             nack: true,
+            mid: None,
+            rids: Vec::new(),
         }
     }
 
@@ -294,6 +390,49 @@ mod tests {
             ..video()
         };
         assert_eq!(track(audio_vp8).unwrap_err(), RouterError::KindMismatch);
+    }
+
+    #[test]
+    fn rid_layers_bind_by_mid_and_rid_and_order_by_resolution() {
+        let mut track = track(PublishedStream {
+            mid: Some("v".to_owned()),
+            rids: vec!["f".to_owned(), "q".to_owned()],
+            ..video()
+        })
+        .unwrap();
+        assert!(track.is_simulcast());
+        assert_eq!(track.ssrcs().count(), 0);
+        assert_eq!(
+            track.bind(Ssrc(5), Some(b"a"), b"f", false),
+            None,
+            "other mid"
+        );
+        assert_eq!(
+            track.bind(Ssrc(5), Some(b"v"), b"x", false),
+            None,
+            "no such rid"
+        );
+        assert_eq!(
+            track.bind(Ssrc(5), Some(b"v"), b"f", false),
+            Some((0, StreamRole::Media))
+        );
+        assert_eq!(
+            track.bind(Ssrc(6), None, b"f", false),
+            None,
+            "never rebound"
+        );
+        assert_eq!(
+            track.bind(Ssrc(7), None, b"f", true),
+            Some((0, StreamRole::Rtx))
+        );
+        assert_eq!(track.layer_of(Ssrc(7)), Some((0, StreamRole::Rtx)));
+        assert!(track.has_unbound_layers());
+        assert_eq!(track.layer_order(), [0, 1], "rid order until measured");
+        let size = |width, height| Resolution { width, height };
+        track.observe_resolution(1, size(320, 180));
+        assert_eq!(track.layer_order(), [0, 1], "unmeasured first");
+        track.observe_resolution(0, size(1280, 720));
+        assert_eq!(track.layer_order(), [1, 0]);
     }
 
     #[test]

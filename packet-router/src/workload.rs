@@ -87,6 +87,8 @@ impl ForwardWorkload {
                         ..ExtensionIds::default()
                     },
                     nack: true,
+                    mid: None,
+                    rids: Vec::new(),
                 },
             )
             .expect("a published track");

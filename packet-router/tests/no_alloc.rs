@@ -1,9 +1,11 @@
 //! The forwarding path allocates nothing: after warm-up, thousands of packets routed to
 //! several subscribers (with RTX repairs, subscriber NACKs and timers in between) leave the
-//! allocation counter of this test binary unchanged.
+//! allocation counter of this test binary unchanged. The same holds for a rid-simulcast
+//! track whose subscribers switch layers all along.
 #![allow(unsafe_code)] // A counting global allocator needs `unsafe impl GlobalAlloc`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -56,6 +58,9 @@ unsafe impl GlobalAlloc for CountingAllocator {
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
 
+/// The counter is global: the tests of this binary take turns.
+static SERIAL: Mutex<()> = Mutex::new(());
+
 fn packet(ssrc: u32, pt: u8, seq: u16, timestamp: u32, payload_len: usize) -> Vec<u8> {
     let mut p = vec![0x90, pt, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xBE, 0xDE, 0, 2];
     p[2..4].copy_from_slice(&seq.to_be_bytes());
@@ -76,6 +81,7 @@ fn packet(ssrc: u32, pt: u8, seq: u16, timestamp: u32, payload_len: usize) -> Ve
 
 #[test]
 fn forwarding_allocates_nothing_per_packet() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     const SUBSCRIBERS: u64 = 8;
     const PACKETS: u16 = 5_000;
     let mut now = origin();
@@ -103,6 +109,8 @@ fn forwarding_allocates_nothing_per_packet() {
                 codecs: codecs.clone(),
                 extensions,
                 nack: true,
+                mid: None,
+                rids: Vec::new(),
             },
         )
         .expect("track");
@@ -185,6 +193,7 @@ fn forwarding_allocates_nothing_per_packet() {
     let retransmitted_before = router.stats().retransmissions_sent;
     let feedback_before = router.stats().transport_feedback_sent;
     let over_budget_before = router.stats().retransmissions_over_budget;
+    ALLOCATIONS.store(0, Ordering::SeqCst);
     COUNTING.store(true, Ordering::SeqCst);
     let forwarded = run(&mut router, &mut out, &mut now, measured);
     COUNTING.store(false, Ordering::SeqCst);
@@ -207,4 +216,146 @@ fn forwarding_allocates_nothing_per_packet() {
         allocations, 0,
         "{allocations} allocations while forwarding {forwarded} copies"
     );
+}
+
+/// A VP8 packet of simulcast layer `layer` (rid "0", "1" or "2" with mid "v"): one packet a
+/// frame, a keyframe of `width` when `keyframe`.
+fn simulcast_packet(layer: u8, frame: u16, keyframe: bool) -> Vec<u8> {
+    let seq = frame.wrapping_add(u16::from(layer) * 10_000);
+    let mut p = vec![0x90, 96, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xBE, 0xDE, 0, 1];
+    p[2..4].copy_from_slice(&seq.to_be_bytes());
+    p[4..8].copy_from_slice(&(u32::from(frame) * 3000).to_be_bytes());
+    p[8..12].copy_from_slice(&(0x100 + u32::from(layer)).to_be_bytes());
+    p.extend_from_slice(&[0x40, b'v', 0xA0, b'0' + layer]);
+    let [hi, lo] = (frame & 0x7fff).to_be_bytes();
+    p.extend_from_slice(&[0x90, 0xC0, 0x80 | hi, lo, frame as u8]);
+    if keyframe {
+        let width = 320u16 << layer;
+        p.extend_from_slice(&[0x10, 0, 0, 0x9d, 0x01, 0x2a]);
+        p.extend_from_slice(&width.to_le_bytes());
+        p.extend_from_slice(&(width / 2).to_le_bytes());
+    } else {
+        p.extend_from_slice(&[0x11, 0, 0]);
+    }
+    p.extend((0..900).map(|i| i as u8));
+    p
+}
+
+#[test]
+fn simulcast_switching_allocates_nothing_per_packet() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const SUBSCRIBERS: u64 = 6;
+    const FRAMES: u16 = 3_000;
+    let mut now = origin();
+    let mut router = Router::new(RouterConfig::default());
+    let mut out = TransmitQueue::with_capacity(64);
+    let codecs = vec![CodecParams {
+        codec: Codec::Vp8,
+        pt: Pt(96),
+        rtx_pt: Some(Pt(97)),
+    }];
+    let publisher = SessionId(1);
+    let track = router
+        .add_published_stream(
+            now,
+            publisher,
+            PublishedStream {
+                kind: MediaKind::Video,
+                ssrc: Ssrc(0),
+                rtx_ssrc: None,
+                codecs: codecs.clone(),
+                extensions: ExtensionIds {
+                    mid: Some(4),
+                    rid: Some(10),
+                    ..ExtensionIds::default()
+                },
+                nack: true,
+                mid: Some("v".to_owned()),
+                rids: vec!["0".to_owned(), "1".to_owned(), "2".to_owned()],
+            },
+        )
+        .expect("track");
+    let subscriptions: Vec<_> = (0..SUBSCRIBERS)
+        .map(|i| {
+            router
+                .subscribe(
+                    now,
+                    SessionId(100 + i),
+                    track,
+                    SubscribedStream {
+                        ssrc: Ssrc(1000 + i as u32),
+                        rtx_ssrc: None,
+                        codecs: codecs.clone(),
+                        extensions: ExtensionIds::default(),
+                        initial_seq: i as u16,
+                        initial_timestamp: 0,
+                    },
+                    &mut out,
+                )
+                .expect("subscribed")
+        })
+        .collect();
+    // Each layer sends a keyframe every 15 frames, the layers staggered.
+    let mut stream: Vec<Vec<u8>> = Vec::new();
+    for frame in 0..FRAMES {
+        for layer in 0..3u8 {
+            let keyframe = (frame + 5 * u16::from(layer)) % 15 == 0 || frame == 0;
+            stream.push(simulcast_packet(layer, frame, keyframe));
+        }
+    }
+    let run = |router: &mut Router,
+               out: &mut TransmitQueue,
+               now: &mut Instant,
+               packets: &mut [Vec<u8>]| {
+        let mut forwarded = 0usize;
+        for (i, p) in packets.iter_mut().enumerate() {
+            out.clear();
+            if i % 3 == 0 {
+                *now += Duration::from_millis(33);
+            }
+            if i % 60 == 0 {
+                // Every 20 frames each subscriber gets another cap.
+                for (k, id) in subscriptions.iter().enumerate() {
+                    let cap = (i / 60 + k) % 4;
+                    router
+                        .set_max_layer(*id, (cap < 3).then_some(cap))
+                        .expect("subscription");
+                }
+            }
+            forwarded += router.handle_rtp(*now, publisher, p, out).unwrap_or(0);
+            if router.poll_timeout().is_some_and(|at| at <= *now) {
+                router.handle_timeout(*now, out);
+            }
+            while router.poll_event().is_some() {}
+        }
+        forwarded
+    };
+    let (warm, measured) = stream.split_at_mut(600);
+    run(&mut router, &mut out, &mut now, warm);
+    let switches_before = switched_layers(&router, &subscriptions);
+    let requests_before = router.stats().keyframe_requests_sent;
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    let forwarded = run(&mut router, &mut out, &mut now, measured);
+    COUNTING.store(false, Ordering::SeqCst);
+    let allocations = ALLOCATIONS.swap(0, Ordering::SeqCst);
+    // One copy a frame per subscriber, less the frames waited for keyframes.
+    assert!(forwarded as u64 > (measured.len() as u64 / 3) * SUBSCRIBERS / 2);
+    assert!(router.stats().keyframe_requests_sent > requests_before + 100);
+    assert_ne!(switched_layers(&router, &subscriptions), switches_before);
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations while forwarding {forwarded} simulcast copies"
+    );
+}
+
+/// The layers the subscriptions forward now.
+fn switched_layers(
+    router: &Router,
+    subscriptions: &[packet_router::SubscriptionId],
+) -> Vec<Option<usize>> {
+    subscriptions
+        .iter()
+        .map(|id| router.layer_selection(*id).and_then(|s| s.current))
+        .collect()
 }

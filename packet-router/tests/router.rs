@@ -45,6 +45,8 @@ fn video_stream(ssrc: Ssrc, rtx: Ssrc) -> PublishedStream {
             ..ExtensionIds::default()
         },
         nack: true,
+        mid: None,
+        rids: Vec::new(),
     }
 }
 

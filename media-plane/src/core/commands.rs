@@ -12,7 +12,7 @@ use rtc_core::media_api::{
     LocalIceCredentials, Played, Published, PublishedTrack, SubscriberOffer,
 };
 use rtc_core::sdp::{
-    Capabilities, NegotiatedSession, OutgoingTrack, RtcpFeedback, answer_offer,
+    Capabilities, NegotiatedMedia, NegotiatedSession, OutgoingTrack, RtcpFeedback, answer_offer,
     answer_offer_sending, apply_subscriber_answer, build_subscriber_offer,
 };
 
@@ -352,7 +352,48 @@ impl WorkerCore {
         let mut updated = Vec::new();
         let mut failure = None;
         for media in receiving(negotiated) {
+            // Legacy simulcast: the SSRCs of a=ssrc-group:SIM, lowest layer first.
+            let sim = match media.remote_simulcast_ssrcs.as_slice() {
+                sim if media.rids.is_empty() && sim.len() > 1 => sim,
+                _ => &[],
+            };
+            if !media.rids.is_empty() || !sim.is_empty() {
+                // Simulcast: one track for the m-line, one layer per rid, whose SSRCs the
+                // router learns from the first packets (a=ssrc lines, when a browser sends
+                // them with rids, name the same streams and are not needed); or one layer
+                // per SIM SSRC, named by its position and bound from the start.
+                if updated.len() >= MAX_TRACKS_PER_PUBLISHER {
+                    failure = Some(SfuError::BadOffer(format!(
+                        "more than {MAX_TRACKS_PER_PUBLISHER} tracks"
+                    )));
+                    break;
+                }
+                let existing = current.iter().find(|t| {
+                    t.mid == media.mid
+                        && if sim.is_empty() {
+                            self.router.track_rids(t.id) == Some(&media.rids[..])
+                        } else {
+                            self.router
+                                .layer_ssrcs(t.id)
+                                .eq(sim.iter().map(|&ssrc| Some(ssrc)))
+                        }
+                });
+                if let Some(track) = existing {
+                    updated.push(track.clone());
+                } else {
+                    match self.add_simulcast_track(now, id, media, sim) {
+                        Ok(track) => updated.push(track),
+                        Err(e) => failure = Some(e),
+                    }
+                }
+                if sim.is_empty() {
+                    continue;
+                }
+            }
             for stream in &media.remote_streams {
+                if sim.contains(&stream.ssrc) {
+                    continue;
+                }
                 if updated.len() >= MAX_TRACKS_PER_PUBLISHER {
                     failure = Some(SfuError::BadOffer(format!(
                         "more than {MAX_TRACKS_PER_PUBLISHER} tracks"
@@ -367,15 +408,9 @@ impl WorkerCore {
                     continue;
                 }
                 let published = PublishedStream {
-                    kind: media.kind,
                     ssrc: stream.ssrc,
                     rtx_ssrc: stream.rtx_ssrc,
-                    codecs: codec_params(media),
-                    extensions: extension_ids(media),
-                    nack: media
-                        .codecs
-                        .iter()
-                        .any(|c| c.rtcp_fb.contains(&RtcpFeedback::Nack)),
+                    ..published_stream(media)
                 };
                 match self.router.add_published_stream(now, id, published) {
                     Ok(track) => updated.push(PublishedTrack {
@@ -404,6 +439,48 @@ impl WorkerCore {
             Some(e) => Err(e),
             None => Ok(updated),
         }
+    }
+
+    /// The track of a simulcast m-line: one layer per rid, or per SSRC of `sim` (legacy
+    /// simulcast, bound now).
+    fn add_simulcast_track(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        media: &NegotiatedMedia,
+        sim: &[Ssrc],
+    ) -> Result<PublishedTrack, SfuError> {
+        let rids = if sim.is_empty() {
+            media.rids.clone()
+        } else {
+            (0..sim.len()).map(|i| i.to_string()).collect()
+        };
+        let published = PublishedStream {
+            rids,
+            ..published_stream(media)
+        };
+        let bad =
+            |e: packet_router::RouterError| SfuError::BadOffer(format!("mid {}: {e}", media.mid));
+        let track = self
+            .router
+            .add_published_stream(now, id, published)
+            .map_err(bad)?;
+        for (layer, &ssrc) in sim.iter().enumerate() {
+            let rtx = media
+                .remote_streams
+                .iter()
+                .find(|s| s.ssrc == ssrc)
+                .and_then(|s| s.rtx_ssrc);
+            if let Err(e) = self.router.bind_layer(track, layer, ssrc, rtx) {
+                self.router.remove_published_stream(track);
+                return Err(bad(e));
+            }
+        }
+        Ok(PublishedTrack {
+            id: track,
+            kind: media.kind,
+            mid: media.mid.clone(),
+        })
     }
 
     /// WHEP: a player's receive-only offer for `publisher`'s audio and video.
@@ -700,5 +777,22 @@ impl WorkerCore {
         {
             slot.subscription = Some(subscription);
         }
+    }
+}
+
+/// What the router needs of a publisher's m-line, before its SSRCs or rids.
+fn published_stream(media: &NegotiatedMedia) -> PublishedStream {
+    PublishedStream {
+        kind: media.kind,
+        ssrc: Ssrc(0),
+        rtx_ssrc: None,
+        codecs: codec_params(media),
+        extensions: extension_ids(media),
+        nack: media
+            .codecs
+            .iter()
+            .any(|c| c.rtcp_fb.contains(&RtcpFeedback::Nack)),
+        mid: Some(media.mid.clone()),
+        rids: Vec::new(),
     }
 }

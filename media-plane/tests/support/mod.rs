@@ -187,8 +187,15 @@ pub struct Client {
     pub events: Vec<PeerEvent>,
     /// Once true the client sends nothing more and ignores what comes (it went away).
     pub silent: bool,
+    /// A rid-simulcast publisher: its video goes in [`SIMULCAST_RIDS`] layers (SSRCs
+    /// `video_ssrc() + layer`) with the mid and rid header extensions, none announced.
+    pub simulcast: bool,
+    /// With `simulcast`: legacy simulcast, the layers' SSRCs announced in
+    /// `a=ssrc-group:SIM` and no rid extensions.
+    pub legacy_simulcast: bool,
     next_media_at: Option<Instant>,
-    seq: [u16; 2],
+    /// Next sequence number of audio, then of each video layer.
+    seq: [u16; 4],
     media_tick: u64,
 }
 
@@ -237,6 +244,15 @@ pub struct World {
     /// without the world's own bookkeeping (an allocation counter uses it).
     pub media_scope: Option<fn(bool)>,
     rng: ChaCha8Rng,
+}
+
+/// How a simulcast publisher offers its layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Simulcast {
+    /// `a=rid` and `a=simulcast`, packets with the rid extension (Chromium, Firefox).
+    Rid,
+    /// `a=ssrc-group:SIM`.
+    Legacy,
 }
 
 /// The origin of virtual time: any instant will do, and `std` makes one only by reading the
@@ -333,8 +349,10 @@ impl World {
             received: HashMap::new(),
             events: Vec::new(),
             silent: false,
+            simulcast: false,
+            legacy_simulcast: false,
             next_media_at: None,
-            seq: [0, 0],
+            seq: [0; 4],
             media_tick: 0,
         });
         index
@@ -374,10 +392,33 @@ impl World {
     /// A publisher whose offer announces `fingerprint` (when given) instead of its own
     /// certificate's.
     pub fn add_publisher_announcing(&mut self, room: &str, fingerprint: Option<&str>) -> usize {
+        self.add_publisher_with(room, fingerprint, None)
+    }
+
+    /// A publisher whose video m-line offers rid simulcast ([`SIMULCAST_RIDS`], with the mid
+    /// and rid header extensions) instead of announcing an SSRC, as Chromium does.
+    pub fn add_simulcast_publisher(&mut self, room: &str) -> usize {
+        self.add_publisher_with(room, None, Some(Simulcast::Rid))
+    }
+
+    /// A publisher whose video is legacy simulcast: three SSRCs in `a=ssrc-group:SIM`
+    /// (lowest first), packets without rids.
+    pub fn add_legacy_simulcast_publisher(&mut self, room: &str) -> usize {
+        self.add_publisher_with(room, None, Some(Simulcast::Legacy))
+    }
+
+    fn add_publisher_with(
+        &mut self,
+        room: &str,
+        fingerprint: Option<&str>,
+        simulcast: Option<Simulcast>,
+    ) -> usize {
         let index = self.new_client(ClientRole::Publisher);
         if let Some(fingerprint) = fingerprint {
             self.clients[index].local.fingerprint = fingerprint.to_owned();
         }
+        self.clients[index].simulcast = simulcast.is_some();
+        self.clients[index].legacy_simulcast = simulcast == Some(Simulcast::Legacy);
         let client = &self.clients[index];
         let offer = client_sdp::write_offer(
             &client.local,
@@ -392,6 +433,12 @@ impl World {
                 },
             ],
         );
+        let video_ssrc = self.clients[index].video_ssrc();
+        let offer = match simulcast {
+            Some(Simulcast::Rid) => simulcast_offer(&offer),
+            Some(Simulcast::Legacy) => legacy_simulcast_offer(&offer, video_ssrc),
+            None => offer,
+        };
         let reply = self.core.handle_command(
             self.now,
             Command::Publish {
@@ -664,15 +711,27 @@ impl World {
             client.media_tick += 1;
             let (audio, video) = (client.audio_ssrc(), client.video_ssrc());
             let tick = client.media_tick;
-            let mut packets = vec![(audio, 111u8, 0usize, true)];
-            for i in 0..video_packets {
-                packets.push((video, 96u8, 1usize, i + 1 == video_packets));
+            let mut packets = vec![(audio, 111u8, 0usize, true, None)];
+            let rids: &[&str] = if client.simulcast {
+                &SIMULCAST_RIDS
+            } else {
+                &[""]
+            };
+            for (layer, rid) in rids.iter().enumerate() {
+                let rid = (client.simulcast && !client.legacy_simulcast).then_some(*rid);
+                for i in 0..video_packets {
+                    let marker = i + 1 == video_packets;
+                    packets.push((video + layer as u32, 96u8, 1 + layer, marker, rid));
+                }
             }
-            for (ssrc, pt, stream, marker) in packets {
+            for (ssrc, pt, stream, marker, rid) in packets {
                 let seq = client.seq[stream];
                 client.seq[stream] = seq.wrapping_add(1);
                 let ts = (tick as u32).wrapping_mul(if stream == 0 { 960 } else { 1800 });
                 let mut packet = rtp_packet(pt, seq, ts, ssrc, marker, tick);
+                if let Some(rid) = rid {
+                    packet = with_mid_and_rid(&packet, rid);
+                }
                 let len = packet.len();
                 packet.resize(len + 32, 0);
                 let Some(transport) = client.transport.as_mut() else {
@@ -727,4 +786,89 @@ pub fn rtp_packet(pt: u8, seq: u16, ts: u32, ssrc: u32, marker: bool, tick: u64)
     packet.push(if tick % 50 == 1 { 0x00 } else { 0x01 });
     packet.resize(12 + 200, (tick % 251) as u8);
     packet
+}
+
+/// The rids of [`World::add_simulcast_publisher`]'s video, lowest first.
+pub const SIMULCAST_RIDS: [&str; 3] = ["q", "h", "f"];
+/// The header-extension ids its offer gives mid and rid.
+const MID_EXTENSION_ID: u8 = 1;
+const RID_EXTENSION_ID: u8 = 2;
+
+/// `offer` with its video m-line sending rid simulcast: the SSRC lines replaced by the mid
+/// and rid extensions, `a=rid` and `a=simulcast`.
+fn simulcast_offer(offer: &str) -> String {
+    let mut out = String::with_capacity(offer.len() + 256);
+    let mut in_video = false;
+    for line in offer.split_inclusive("\r\n") {
+        if line.starts_with("m=") {
+            in_video = line.starts_with("m=video");
+        }
+        if in_video && (line.starts_with("a=ssrc:") || line.starts_with("a=msid:")) {
+            continue;
+        }
+        out.push_str(line);
+        if in_video && line.starts_with("a=rtcp-mux") {
+            out.push_str(&format!(
+                "a=extmap:{MID_EXTENSION_ID} urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
+                 a=extmap:{RID_EXTENSION_ID} urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n"
+            ));
+            for rid in SIMULCAST_RIDS {
+                out.push_str(&format!("a=rid:{rid} send\r\n"));
+            }
+            out.push_str(&format!(
+                "a=simulcast:send {}\r\n",
+                SIMULCAST_RIDS.join(";")
+            ));
+        }
+    }
+    out
+}
+
+/// `offer` with its video m-line sending legacy simulcast: SSRCs `video_ssrc + layer` in
+/// `a=ssrc-group:SIM`, lowest first, instead of the one SSRC.
+fn legacy_simulcast_offer(offer: &str, video_ssrc: u32) -> String {
+    let mut out = String::with_capacity(offer.len() + 256);
+    let mut in_video = false;
+    for line in offer.split_inclusive("\r\n") {
+        if line.starts_with("m=") {
+            in_video = line.starts_with("m=video");
+        }
+        if in_video && line.starts_with("a=ssrc:") {
+            continue;
+        }
+        out.push_str(line);
+        if in_video && line.starts_with("a=rtcp-mux") {
+            let ssrcs: Vec<u32> = (0..SIMULCAST_RIDS.len() as u32)
+                .map(|layer| video_ssrc + layer)
+                .collect();
+            let group: Vec<String> = ssrcs.iter().map(u32::to_string).collect();
+            out.push_str(&format!("a=ssrc-group:SIM {}\r\n", group.join(" ")));
+            for ssrc in ssrcs {
+                out.push_str(&format!("a=ssrc:{ssrc} cname:legacy\r\n"));
+            }
+        }
+    }
+    out
+}
+
+/// `packet` (a 12-byte header, no extensions) with the video mid ("1") and `rid` in a
+/// one-byte header-extension block.
+fn with_mid_and_rid(packet: &[u8], rid: &str) -> Vec<u8> {
+    let mut block = vec![
+        MID_EXTENSION_ID << 4,
+        b'1',
+        RID_EXTENSION_ID << 4 | (rid.len() as u8 - 1),
+    ];
+    block.extend_from_slice(rid.as_bytes());
+    while block.len() % 4 != 0 {
+        block.push(0);
+    }
+    let mut out = Vec::with_capacity(packet.len() + 4 + block.len());
+    out.push(packet[0] | 0x10);
+    out.extend_from_slice(&packet[1..12]);
+    out.extend_from_slice(&[0xBE, 0xDE]);
+    out.extend_from_slice(&((block.len() / 4) as u16).to_be_bytes());
+    out.extend_from_slice(&block);
+    out.extend_from_slice(&packet[12..]);
+    out
 }

@@ -26,7 +26,7 @@ impl Router {
             return;
         }
         for layer in &mut published.layers {
-            if !layer.allow_keyframe_request(now) {
+            if !layer.is_bound() || !layer.allow_keyframe_request(now) {
                 continue;
             }
             queue_pli(
@@ -115,7 +115,14 @@ impl Router {
         let Some(track) = self.tracks.get_mut(&track_id) else {
             return;
         };
-        let Some(index) = track.subscription_mut(id).map(|s| s.layer) else {
+        // A simulcast subscription that forwards nothing yet waits for its target's keyframe.
+        let Some(index) = track.subscription_mut(id).and_then(|s| {
+            if s.layer == crate::simulcast::NO_LAYER {
+                s.choice.target
+            } else {
+                Some(s.layer)
+            }
+        }) else {
             return;
         };
         let publisher = track.publisher;
@@ -162,14 +169,12 @@ impl Router {
         let Some(subscription) = track.subscriptions.iter_mut().find(|s| s.id == id) else {
             return;
         };
-        let Some(layer) = track.layers.get(subscription.layer) else {
-            return;
-        };
+        let layers = &track.layers;
         let transport_cc = self.transport_cc_counters.get_mut(subscription.counter);
         let budget = self.retransmit_budgets.get_mut(subscription.counter);
         subscription.retransmit(
             now,
-            layer,
+            layers,
             lost,
             transport_cc,
             budget,

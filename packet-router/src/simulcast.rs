@@ -1,0 +1,336 @@
+//! Per-subscription layer selection for simulcast tracks, and what keeps a subscriber's stream
+//! one stream across layer switches.
+//!
+//! Each subscription of a simulcast track (rid or legacy) forwards one layer at a time. Its wanted layer
+//! is the highest active one (a packet within [`LAYER_FALLBACK`]) at or below its cap; when
+//! that differs from the layer it forwards, the wanted layer becomes its target, a throttled
+//! PLI goes to the publisher for it (again every [`SWITCH_REQUEST_INTERVAL`] until it comes),
+//! and the current layer keeps flowing until the target's next keyframe, where the switch
+//! happens. The switch restarts the subscriber's numbering ([`SubscriberRewriter::restart`]:
+//! the next sequence number follows the last one sent, the timestamp moves on from the last
+//! one) and its VP8/VP9 PictureID and TL0PICIDX (`PictureRewriter`).
+//!
+//! All of it runs on the packets of the track (no timer): a silent layer is noticed on the
+//! packets of the others, which is when a fallback can happen anyway.
+//!
+//! [`SubscriberRewriter::restart`]: crate::rewrite::SubscriberRewriter::restart
+
+use std::time::{Duration, Instant};
+
+use rtc_core::Ssrc;
+use rtc_core::codec::{CodecDescriptor, PayloadDescriptor, PictureId, Vp8Packet, Vp9Packet};
+use rtc_core::rtp::RtpPacket;
+
+use crate::config::Codec;
+use crate::layer::Layer;
+use crate::track::Track;
+
+/// A layer that sent nothing for this long is no longer chosen: its subscriptions fall back
+/// to the next lower active one.
+pub const LAYER_FALLBACK: Duration = Duration::from_millis(1500);
+
+/// How long a subscription waits for its target layer's keyframe before asking again.
+pub const SWITCH_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The subscription's layer index before its first switch: it forwards nothing until a
+/// keyframe of its target.
+pub(crate) const NO_LAYER: usize = usize::MAX;
+
+/// Which layers a subscription forwards and wants, as layer indices of its track (rid order;
+/// [`crate::Router::layer_order`] sorts them by resolution).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct LayerSelection {
+    /// The layer forwarded now; `None` before the first keyframe.
+    pub current: Option<usize>,
+    /// The layer waited for (its keyframe makes the switch).
+    pub target: Option<usize>,
+    /// The cap: the highest rank in the layer order it may receive (0: the lowest).
+    pub max_rank: Option<usize>,
+}
+
+/// A subscription's choice state on a simulcast track.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LayerChoice {
+    pub(crate) target: Option<usize>,
+    pub(crate) max_rank: Option<usize>,
+    /// When a keyframe of the target was last asked for.
+    requested_at: Option<Instant>,
+}
+
+impl LayerChoice {
+    /// Forgets the target (a new track, or a new cap).
+    pub(crate) fn reset_target(&mut self) {
+        self.target = None;
+        self.requested_at = None;
+    }
+}
+
+/// The picture numbering of one packet of a simulcast layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SourcePicture {
+    pub(crate) vp9: bool,
+    pub(crate) picture_id: PictureId,
+    pub(crate) tl0_pic_idx: Option<u8>,
+}
+
+/// What the router learned from a packet of a simulcast track.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PacketInfo {
+    pub(crate) keyframe: bool,
+    pub(crate) picture: Option<SourcePicture>,
+}
+
+/// Reads what layer switching needs from `packet` of `track`, recording a keyframe's
+/// resolution on the layer (which may reorder the track's layers).
+pub(crate) fn inspect<T: AsRef<[u8]>>(
+    track: &mut Track,
+    layer: usize,
+    packet: &RtpPacket<T>,
+) -> PacketInfo {
+    let Some(codec) = track.codec_of(packet.payload_type()) else {
+        return PacketInfo::default();
+    };
+    let Ok(descriptor) = PayloadDescriptor::parse(codec, packet.payload()) else {
+        return PacketInfo::default();
+    };
+    let keyframe = descriptor.is_keyframe();
+    if keyframe && let Some(resolution) = descriptor.resolution() {
+        track.observe_resolution(layer, resolution);
+    }
+    PacketInfo {
+        keyframe,
+        picture: picture_in(&descriptor),
+    }
+}
+
+/// The picture numbering of a packet of `codec`, if it has one (VP8 and VP9).
+pub(crate) fn picture_of(codec: Codec, payload: &[u8]) -> Option<SourcePicture> {
+    if !matches!(codec, Codec::Vp8 | Codec::Vp9) {
+        return None;
+    }
+    picture_in(&PayloadDescriptor::parse(codec, payload).ok()?)
+}
+
+fn picture_in(descriptor: &PayloadDescriptor<'_>) -> Option<SourcePicture> {
+    match descriptor {
+        PayloadDescriptor::Vp8(p) => p.picture_id().map(|picture_id| SourcePicture {
+            vp9: false,
+            picture_id,
+            tl0_pic_idx: p.tl0_pic_idx(),
+        }),
+        PayloadDescriptor::Vp9(p) => p.picture_id().map(|picture_id| SourcePicture {
+            vp9: true,
+            picture_id,
+            tl0_pic_idx: p.tl0_pic_idx(),
+        }),
+        _ => None,
+    }
+}
+
+/// The layer a subscription capped at `max_rank` wants now: the highest active one in
+/// `order` at or below the cap. `None` when none is active.
+pub(crate) fn wanted_layer(
+    layers: &[Layer],
+    order: &[usize],
+    max_rank: Option<usize>,
+    now: Instant,
+) -> Option<usize> {
+    let top = max_rank.map_or(order.len(), |cap| (cap + 1).min(order.len()));
+    order.get(..top)?.iter().rev().copied().find(|&index| {
+        layers
+            .get(index)
+            .is_some_and(|l| l.is_active_within(now, LAYER_FALLBACK))
+    })
+}
+
+/// What a subscription should do on a packet of layer `layer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Nothing changes.
+    Stay,
+    /// Switch to `layer` now (this packet is its keyframe).
+    Switch,
+    /// Ask the publisher for a keyframe of this layer.
+    RequestKeyframe(usize),
+}
+
+impl LayerChoice {
+    /// Updates the target of a subscription forwarding `current` from what it `wants`, and
+    /// says what to do on this packet (of `layer`, a keyframe or not).
+    pub(crate) fn step(
+        &mut self,
+        now: Instant,
+        current: usize,
+        wants: Option<usize>,
+        layer: usize,
+        keyframe: bool,
+    ) -> Step {
+        match wants {
+            Some(wanted) if wanted != current => {
+                if self.target != Some(wanted) {
+                    self.target = Some(wanted);
+                    self.requested_at = None;
+                }
+            }
+            // The current layer is wanted, or nothing is active (keep what flows).
+            _ => self.reset_target(),
+        }
+        let Some(target) = self.target else {
+            return Step::Stay;
+        };
+        if target == layer && keyframe {
+            self.reset_target();
+            return Step::Switch;
+        }
+        if self
+            .requested_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= SWITCH_REQUEST_INTERVAL)
+        {
+            self.requested_at = Some(now);
+            return Step::RequestKeyframe(target);
+        }
+        Step::Stay
+    }
+}
+
+/// The offsets from one layer's PictureID and TL0PICIDX to the subscriber's.
+#[derive(Debug, Clone, Copy)]
+struct PictureMap {
+    ssrc: Ssrc,
+    picture_id: u16,
+    tl0_pic_idx: u8,
+}
+
+/// Keeps a subscriber's VP8/VP9 PictureID and TL0PICIDX contiguous across layer switches:
+/// at a switch the new layer's first picture gets the number after the last one sent.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PictureRewriter {
+    current: Option<PictureMap>,
+    previous: Option<PictureMap>,
+    last_picture_id: Option<u16>,
+    last_tl0_pic_idx: Option<u8>,
+    restart_pending: bool,
+}
+
+impl PictureRewriter {
+    /// The next picture starts a new mapping (a switch).
+    pub(crate) fn restart(&mut self) {
+        self.restart_pending = true;
+    }
+
+    /// The subscriber's numbers for a fresh packet of `source`.
+    pub(crate) fn map_fresh(&mut self, source: Ssrc, picture: SourcePicture) -> (u16, u8) {
+        let modulus = picture.picture_id.max().wrapping_add(1);
+        let value = picture.picture_id.value();
+        let tl0 = picture.tl0_pic_idx.unwrap_or(0);
+        let map = match self.current {
+            Some(map) if map.ssrc == source && !self.restart_pending => map,
+            _ => {
+                self.restart_pending = false;
+                let next_id = self
+                    .last_picture_id
+                    .map_or(value, |last| last.wrapping_add(1) % modulus);
+                let next_tl0 = self
+                    .last_tl0_pic_idx
+                    .map_or(tl0, |last| last.wrapping_add(1));
+                let map = PictureMap {
+                    ssrc: source,
+                    picture_id: next_id.wrapping_sub(value),
+                    tl0_pic_idx: next_tl0.wrapping_sub(tl0),
+                };
+                self.previous = self.current;
+                self.current = Some(map);
+                map
+            }
+        };
+        let (id, tl0) = apply(map, picture);
+        let ahead = |last: u16| {
+            let delta = id.wrapping_sub(last) % modulus;
+            delta != 0 && delta < modulus / 2
+        };
+        if self.last_picture_id.is_none_or(ahead) {
+            self.last_picture_id = Some(id);
+            self.last_tl0_pic_idx = Some(tl0);
+        }
+        (id, tl0)
+    }
+
+    /// The subscriber's numbers for a retransmitted packet of `source`, if it was sent
+    /// under the current or the previous mapping.
+    pub(crate) fn map_resent(&self, source: Ssrc, picture: SourcePicture) -> Option<(u16, u8)> {
+        let map = [self.current, self.previous]
+            .into_iter()
+            .flatten()
+            .find(|m| m.ssrc == source)?;
+        Some(apply(map, picture))
+    }
+}
+
+fn apply(map: PictureMap, picture: SourcePicture) -> (u16, u8) {
+    let modulus = picture.picture_id.max().wrapping_add(1);
+    let id = picture.picture_id.value().wrapping_add(map.picture_id) % modulus;
+    let tl0 = picture
+        .tl0_pic_idx
+        .unwrap_or(0)
+        .wrapping_add(map.tl0_pic_idx);
+    (id, tl0)
+}
+
+/// Writes the subscriber's PictureID and TL0PICIDX into a copy's payload.
+pub(crate) fn write_picture(payload: &mut [u8], vp9: bool, (id, tl0): (u16, u8)) {
+    if vp9 {
+        if let Ok(mut view) = Vp9Packet::parse(payload) {
+            view.set_picture_id(id);
+            view.set_tl0_pic_idx(tl0);
+        }
+    } else if let Ok(mut view) = Vp8Packet::parse(payload) {
+        view.set_picture_id(id);
+        view.set_tl0_pic_idx(tl0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn picture(id: u16, tl0: u8) -> SourcePicture {
+        SourcePicture {
+            vp9: false,
+            picture_id: PictureId::Long(id),
+            tl0_pic_idx: Some(tl0),
+        }
+    }
+
+    #[test]
+    fn picture_ids_continue_across_a_switch() {
+        let mut rw = PictureRewriter::default();
+        assert_eq!(rw.map_fresh(Ssrc(1), picture(100, 7)), (100, 7));
+        assert_eq!(rw.map_fresh(Ssrc(1), picture(101, 8)), (101, 8));
+        rw.restart();
+        assert_eq!(rw.map_fresh(Ssrc(2), picture(0x7fff, 200)), (102, 9));
+        assert_eq!(rw.map_fresh(Ssrc(2), picture(0, 201)), (103, 10));
+        assert_eq!(rw.map_resent(Ssrc(1), picture(101, 8)), Some((101, 8)));
+        assert_eq!(rw.map_resent(Ssrc(3), picture(1, 1)), None);
+    }
+
+    #[test]
+    fn a_switch_waits_for_the_targets_keyframe_and_asks_again_each_second() {
+        let now = crate::test_time::origin();
+        let mut choice = LayerChoice::default();
+        assert_eq!(choice.step(now, 2, Some(2), 2, false), Step::Stay);
+        assert_eq!(
+            choice.step(now, 2, Some(0), 2, false),
+            Step::RequestKeyframe(0)
+        );
+        let soon = now + Duration::from_millis(500);
+        assert_eq!(choice.step(soon, 2, Some(0), 0, false), Step::Stay);
+        let later = now + SWITCH_REQUEST_INTERVAL;
+        assert_eq!(
+            choice.step(later, 2, Some(0), 2, true),
+            Step::RequestKeyframe(0)
+        );
+        assert_eq!(choice.step(later, 2, Some(0), 0, true), Step::Switch);
+        assert_eq!(choice.target, None);
+    }
+}
