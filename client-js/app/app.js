@@ -133,7 +133,9 @@ async function startPreview() {
   const camera = ui.cameraSelect.value;
   const mic = ui.micSelect.value;
   const hasChoices = ui.cameraSelect.options.length > 0;
-  const video = hasChoices ? (camera ? { deviceId: { exact: camera } } : false) : true;
+  // 1280x720 when the camera has it: enough for three simulcast layers.
+  const size = { width: { ideal: 1280 }, height: { ideal: 720 } };
+  const video = hasChoices ? (camera ? { deviceId: { exact: camera }, ...size } : false) : size;
   const audio = hasChoices ? (mic ? { deviceId: { exact: mic } } : false) : true;
   if ((!video && !audio) || !navigator.mediaDevices?.getUserMedia) return;
   try {

@@ -21,6 +21,7 @@ import {
   reconnectDelay,
   roomNameProblem,
 } from './protocol.js';
+import { simulcastEncodings } from './whip.js';
 
 export * from './protocol.js';
 
@@ -829,7 +830,13 @@ export class SluiceRoom extends EventTarget {
       idle.sender.setStreams?.(stream);
       transceiver = idle;
     } else {
-      transceiver = this.#publishPc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+      /** @type {RTCRtpTransceiverInit} */
+      const init = { direction: 'sendonly', streams: [stream] };
+      // The camera goes out as simulcast layers (three at 1280x720, fewer below); the server
+      // forwards each viewer one of them. Other sources (a shared screen) send one layer.
+      const encodings = source === 'camera' && track.kind === 'video' ? simulcastEncodings(track) : undefined;
+      if (encodings) init.sendEncodings = encodings;
+      transceiver = this.#publishPc.addTransceiver(track, init);
     }
     this.#local.push({ track, source, stream, transceiver });
   }

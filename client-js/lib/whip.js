@@ -55,16 +55,45 @@ async function exchange(pc, url, token) {
 }
 
 /**
+ * The simulcast layers for a camera track: three (a quarter, half and full size, rids `q`,
+ * `h` and `f`) from 960 px wide, two from 480 px, none below (`undefined`: send one layer).
+ * The server binds each layer by its rid and forwards one to each viewer.
+ * @param {MediaStreamTrack} track
+ * @returns {RTCRtpEncodingParameters[] | undefined}
+ */
+export function simulcastEncodings(track) {
+  const width = track.getSettings().width ?? 0;
+  if (width >= 960) {
+    return [
+      { rid: 'q', scaleResolutionDownBy: 4 },
+      { rid: 'h', scaleResolutionDownBy: 2 },
+      { rid: 'f', scaleResolutionDownBy: 1 },
+    ];
+  }
+  if (width >= 480) {
+    return [
+      { rid: 'h', scaleResolutionDownBy: 2 },
+      { rid: 'f', scaleResolutionDownBy: 1 },
+    ];
+  }
+  return undefined;
+}
+
+/**
  * Publishes `stream`'s tracks with WHIP, e.g. to `/whip/lobby`.
  * @param {string} url
  * @param {MediaStream} stream
  * @param {RTCConfiguration} [config]
- * @param {{token?: string}} [options] an access token, when the server requires one
+ * @param {{token?: string, simulcast?: boolean}} [options] an access token, when the server
+ *   requires one; `simulcast`: send video as simulcast layers ({@link simulcastEncodings})
  */
-export function whipPublish(url, stream, config = {}, { token } = {}) {
+export function whipPublish(url, stream, config = {}, { token, simulcast = false } = {}) {
   const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', ...config });
   for (const track of stream.getTracks()) {
-    pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+    const init = { direction: 'sendonly', streams: [stream] };
+    const encodings = simulcast && track.kind === 'video' ? simulcastEncodings(track) : undefined;
+    if (encodings) init.sendEncodings = encodings;
+    pc.addTransceiver(track, init);
   }
   return exchange(pc, url, token);
 }

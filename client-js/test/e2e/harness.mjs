@@ -242,6 +242,7 @@ export function inboundStats(page, pcExpression) {
         packetsReceived: s.packetsReceived ?? 0,
         frameWidth: s.frameWidth ?? 0,
         frameHeight: s.frameHeight ?? 0,
+        freezeCount: s.freezeCount ?? 0,
       };
     });
     return byMid;
