@@ -17,6 +17,15 @@
 //! crate's `clippy.toml` makes that rule a lint.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 pub mod client_sdp;
 mod core;
