@@ -82,6 +82,10 @@ pub struct MediaStats {
     pub dropped_dtls: u64,
     /// Transport-wide congestion-control feedback packets sent to publishers.
     pub transport_feedback_sent: u64,
+    /// SSRCs bound to a simulcast layer from their first packet (mid and rid).
+    pub simulcast_ssrcs_bound: u64,
+    /// Packets of unknown SSRCs not looked up for a layer: their session spent its lookups.
+    pub simulcast_bindings_refused: u64,
 }
 
 impl MediaStats {
@@ -136,6 +140,8 @@ impl MediaStats {
             retransmissions_over_budget,
             dropped_dtls,
             transport_feedback_sent,
+            simulcast_ssrcs_bound,
+            simulcast_bindings_refused,
         } = other;
         // Destructuring above makes a new counter a compile error until it is summed here.
         for (total, value) in [
@@ -179,6 +185,11 @@ impl MediaStats {
             ),
             (&mut self.dropped_dtls, dropped_dtls),
             (&mut self.transport_feedback_sent, transport_feedback_sent),
+            (&mut self.simulcast_ssrcs_bound, simulcast_ssrcs_bound),
+            (
+                &mut self.simulcast_bindings_refused,
+                simulcast_bindings_refused,
+            ),
         ] {
             *total += *value;
         }
@@ -195,5 +206,7 @@ impl MediaStats {
         self.keyframe_requests_sent = router.keyframe_requests_sent;
         self.retransmissions_over_budget = router.retransmissions_over_budget;
         self.transport_feedback_sent = router.transport_feedback_sent;
+        self.simulcast_ssrcs_bound = router.ssrcs_bound;
+        self.simulcast_bindings_refused = router.bindings_refused;
     }
 }

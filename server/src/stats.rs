@@ -91,7 +91,7 @@ impl SfuStats {
     /// The counters as served at `GET /metrics` (counter names without their `_total`,
     /// which the encoder adds: `sluice_datagrams_received_total`).
     pub fn metrics(&self) -> Vec<signaling::MediaMetric> {
-        let counters: [(&str, &str, u64); 27] = [
+        let counters: [(&str, &str, u64); 29] = [
             (
                 "sluice_datagrams_received",
                 "Datagrams received on the media port.",
@@ -226,6 +226,16 @@ impl SfuStats {
                 "sluice_transport_feedback_sent",
                 "Transport-wide congestion-control feedback packets sent to publishers.",
                 self.transport_feedback_sent,
+            ),
+            (
+                "sluice_simulcast_ssrcs_bound",
+                "SSRCs bound to a simulcast layer from their first packet.",
+                self.simulcast_ssrcs_bound,
+            ),
+            (
+                "sluice_simulcast_bindings_refused",
+                "Packets of unknown SSRCs not looked up for a simulcast layer (lookups spent).",
+                self.simulcast_bindings_refused,
             ),
         ];
         let mut metrics = Vec::with_capacity(counters.len() + 1);
