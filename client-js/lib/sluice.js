@@ -264,6 +264,20 @@ export class SluiceRoom extends EventTarget {
   }
 
   /**
+   * Caps the simulcast layer this participant receives of a remote track (its `trackId`):
+   * 0 is the publisher's lowest resolution, 1 the next, `null` the highest it sends (the
+   * default). The server switches at the layer's next keyframe.
+   * @param {string} trackId
+   * @param {number | null} layer
+   */
+  setMaxLayer(trackId, layer) {
+    if (layer !== null && !(Number.isInteger(layer) && layer >= 0)) {
+      throw new Error(`a layer is a whole number from 0, or null: ${layer}`);
+    }
+    this.#send({ type: 'set_layer', track: trackId, layer });
+  }
+
+  /**
    * Mutes or unmutes the local microphone ('audio') or camera ('video'). The track keeps
    * running and sends silence or black frames, so unmuting is instant; the others are told.
    * @param {'audio' | 'video'} kind

@@ -77,4 +77,9 @@ pub(crate) struct Session {
     pub(crate) sdp_version: u64,
     /// Subscriptions to bind once DTLS completes.
     pub(crate) pending: Vec<PendingSubscription>,
+    /// The tracks this session receives and their subscriptions, once bound.
+    pub(crate) bound: Vec<(TrackId, SubscriptionId)>,
+    /// The simulcast layer caps asked for, by track (applied when bound, and kept across
+    /// renegotiations).
+    pub(crate) layer_caps: Vec<(TrackId, Option<usize>)>,
 }

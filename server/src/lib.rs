@@ -454,6 +454,29 @@ impl Sfu {
         .await
     }
 
+    /// Caps the simulcast layer `session` receives of `track` (0: the lowest resolution;
+    /// `None`: the highest active, the default); the switch happens at the layer's keyframe.
+    pub async fn set_max_layer(
+        &self,
+        session: SessionId,
+        track: TrackId,
+        max_layer: Option<usize>,
+    ) -> Result<(), SfuError> {
+        if owner_of(session) >= self.workers() {
+            return Err(SfuError::UnknownSession);
+        }
+        let command = Command::SetMaxLayer {
+            session,
+            track,
+            max_layer,
+        };
+        self.request(owner_of(session), command, |reply| match reply {
+            Reply::Answered(result) => Some(result),
+            _ => None,
+        })
+        .await
+    }
+
     /// The stream of [`MediaEvent`]s; the first call takes it, later calls get `None`.
     pub fn take_events(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<MediaEvent>> {
         self.events.lock().ok()?.take()
@@ -611,6 +634,17 @@ impl signaling::MediaPlane for Sfu {
         remote_pwd: &str,
     ) -> Result<LocalIceCredentials, signaling::MediaError> {
         Sfu::restart_ice(self, session, remote_ufrag, remote_pwd)
+            .await
+            .map_err(media_error)
+    }
+
+    async fn set_max_layer(
+        &self,
+        session: SessionId,
+        track: TrackId,
+        max_layer: Option<usize>,
+    ) -> Result<(), signaling::MediaError> {
+        Sfu::set_max_layer(self, session, track, max_layer)
             .await
             .map_err(media_error)
     }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use rtc_core::TrackId;
 use rtc_core::sdp::MediaKind;
 use serde_json::{Value, json};
 
@@ -143,7 +142,7 @@ pub async fn handle<M: MediaPlane>(
             let Some(id) = find_participant(&hub, &room, &who) else {
                 return error(StatusCode::NOT_FOUND, "unknown participant");
             };
-            let Some(track_id) = parse_track(&track) else {
+            let Some(track_id) = crate::room::parse_track_wire(&track) else {
                 return error(StatusCode::NOT_FOUND, "unknown track");
             };
             match hub.with_room(&room, |r| r.admin_mute(id, track_id, muted)) {
@@ -224,14 +223,6 @@ fn find_participant<M: MediaPlane>(hub: &Hub<M>, room: &str, who: &str) -> Optio
     .flatten()
 }
 
-fn parse_track(text: &str) -> Option<TrackId> {
-    let digits = text.strip_prefix('t')?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok().map(TrackId)
-}
-
 /// The `muted` of a `{"muted": true}` body.
 async fn read_muted(request: Request<Incoming>) -> Result<bool, Response<Body>> {
     let bad = || {
@@ -283,8 +274,11 @@ mod tests {
             parse(&Method::GET, &["rooms", "%ff"]).unwrap_err(),
             NotACall::NotFound
         );
-        assert_eq!(parse_track("t12"), Some(TrackId(12)));
-        assert_eq!(parse_track("12"), None);
-        assert_eq!(parse_track("t-1"), None);
+        assert_eq!(
+            crate::room::parse_track_wire("t12"),
+            Some(rtc_core::TrackId(12))
+        );
+        assert_eq!(crate::room::parse_track_wire("12"), None);
+        assert_eq!(crate::room::parse_track_wire("t-1"), None);
     }
 }

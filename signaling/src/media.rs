@@ -72,6 +72,18 @@ pub trait MediaPlane: Send + Sync + 'static {
         offer: &str,
     ) -> impl Future<Output = Result<Played, MediaError>> + Send;
 
+    /// Caps the simulcast layer `session` receives of `track`: 0 the lowest resolution,
+    /// `None` the highest (the default). A media plane without layers ignores it.
+    fn set_max_layer(
+        &self,
+        session: SessionId,
+        track: TrackId,
+        max_layer: Option<usize>,
+    ) -> impl Future<Output = Result<(), MediaError>> + Send {
+        let _ = (session, track, max_layer);
+        async { Ok(()) }
+    }
+
     /// A subscriber connection whose tracks the server offers.
     fn create_subscriber(
         &self,

@@ -45,6 +45,12 @@ pub enum ClientMessage<'a> {
     Leave,
     /// Asks for a new subscribe connection: a fresh session and its first offer.
     Resubscribe,
+    /// Caps the simulcast layer the participant receives of a track: 0 the lowest
+    /// resolution, `None` the highest the publisher sends (the default).
+    SetLayer {
+        track: rtc_core::TrackId,
+        layer: Option<usize>,
+    },
 }
 
 /// The limits message validation applies (from the service's configuration).
@@ -84,7 +90,7 @@ pub fn client_message<'a>(
             "already_joined",
             "this connection has already joined a room",
         )),
-        ("publish" | "answer" | "mute" | "chat" | "leave" | "resubscribe", false) => {
+        ("publish" | "answer" | "mute" | "chat" | "leave" | "resubscribe" | "set_layer", false) => {
             Err(Invalid::new("not_joined", "send join first"))
         }
         ("publish", true) => Ok(ClientMessage::Publish {
@@ -109,6 +115,7 @@ pub fn client_message<'a>(
         }
         ("leave", true) => Ok(ClientMessage::Leave),
         ("resubscribe", true) => Ok(ClientMessage::Resubscribe),
+        ("set_layer", true) => set_layer(message),
         _ => Err(Invalid::new("unknown_type", "unknown message type")),
     }
 }
@@ -178,6 +185,27 @@ fn mute(message: &Map<String, Value>) -> Result<ClientMessage<'_>, Invalid> {
     };
     let muted = message.get("muted").and_then(Value::as_bool).ok_or(BAD)?;
     Ok(ClientMessage::Mute { video, muted })
+}
+
+/// The most simulcast layers a track has (a cap above it means "the highest").
+const MAX_LAYER: u64 = 15;
+
+fn set_layer(message: &Map<String, Value>) -> Result<ClientMessage<'_>, Invalid> {
+    const BAD: Invalid = Invalid::new(
+        "bad_layer",
+        "set_layer needs a track id and a layer: a number from 0 (the lowest) or null (the highest)",
+    );
+    let track = message
+        .get("track")
+        .and_then(Value::as_str)
+        .and_then(crate::room::parse_track_wire)
+        .ok_or(BAD)?;
+    let layer = match message.get("layer") {
+        Some(Value::Null) => None,
+        Some(value) => Some(value.as_u64().filter(|&l| l <= MAX_LAYER).ok_or(BAD)? as usize),
+        None => return Err(BAD),
+    };
+    Ok(ClientMessage::SetLayer { track, layer })
 }
 
 /// The source a publisher declared for the m-line `mid`, when it is one the protocol knows.
@@ -274,7 +302,15 @@ mod tests {
 
     #[test]
     fn only_join_comes_before_joining() {
-        for kind in ["publish", "answer", "mute", "chat", "leave", "resubscribe"] {
+        for kind in [
+            "publish",
+            "answer",
+            "mute",
+            "chat",
+            "leave",
+            "resubscribe",
+            "set_layer",
+        ] {
             assert_eq!(
                 check(&format!(r#"{{"type":"{kind}"}}"#), false),
                 Err("not_joined")
@@ -303,6 +339,27 @@ mod tests {
             check(r#"{"type":"publish","sdp":"m=audio"}"#, true),
             Err("bad_sdp")
         );
+    }
+
+    #[test]
+    fn set_layer_names_a_track_and_a_layer_or_null() {
+        assert_eq!(
+            check(r#"{"type":"set_layer","track":"t512","layer":0}"#, true),
+            Ok("SetLayer { track: TrackId(512), layer: Some(0) }".to_owned())
+        );
+        assert_eq!(
+            check(r#"{"type":"set_layer","track":"t512","layer":null}"#, true),
+            Ok("SetLayer { track: TrackId(512), layer: None }".to_owned())
+        );
+        for bad in [
+            r#"{"type":"set_layer","track":"t512"}"#,
+            r#"{"type":"set_layer","track":"512","layer":1}"#,
+            r#"{"type":"set_layer","track":"t512","layer":-1}"#,
+            r#"{"type":"set_layer","track":"t512","layer":16}"#,
+            r#"{"type":"set_layer","track":"t512","layer":"high"}"#,
+        ] {
+            assert_eq!(check(bad, true), Err("bad_layer"), "{bad}");
+        }
     }
 
     #[test]

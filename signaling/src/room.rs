@@ -90,6 +90,15 @@ pub fn track_wire(id: TrackId) -> String {
     format!("t{}", id.0)
 }
 
+/// A track id as [`track_wire`] writes it (`t` and digits).
+pub fn parse_track_wire(text: &str) -> Option<TrackId> {
+    let digits = text.strip_prefix('t')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().map(TrackId)
+}
+
 /// One published track as the room shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomTrack {

@@ -425,6 +425,13 @@ impl<M: MediaPlane> Connection<M> {
                 self.leave().await;
                 Ok(())
             }
+            Ok(ClientMessage::SetLayer { track, layer }) => {
+                if self.permitted(|r| Action::Subscribe(r)) {
+                    self.set_layer(track, layer).await
+                } else {
+                    Ok(())
+                }
+            }
             Err(invalid) => Err(invalid),
         };
         if let Err(invalid) = result {
@@ -605,6 +612,27 @@ impl<M: MediaPlane> Connection<M> {
         match self.hub.media.answer_subscriber(subscriber, answer).await {
             Ok(()) => joined.signals.answered.notify_one(),
             Err(error) => self.media_error(&error),
+        }
+        Ok(())
+    }
+
+    /// Caps the layer of `track` on the participant's subscribe connection.
+    async fn set_layer(&mut self, track: TrackId, layer: Option<usize>) -> Result<(), Invalid> {
+        let Some(joined) = &self.joined else {
+            return Ok(());
+        };
+        let subscriber = self
+            .hub
+            .with_room(&joined.room, |r| r.get(joined.id).and_then(|p| p.subscribe))
+            .flatten();
+        let Some(subscriber) = subscriber else {
+            return Err(Invalid::new(
+                "no_subscription",
+                "there is no subscribe connection yet",
+            ));
+        };
+        if let Err(error) = self.hub.media.set_max_layer(subscriber, track, layer).await {
+            self.media_error(&error);
         }
         Ok(())
     }

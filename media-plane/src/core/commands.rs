@@ -65,6 +65,14 @@ pub enum Command {
         remote_ufrag: String,
         remote_pwd: String,
     },
+    /// Caps the simulcast layer a receiving session gets of `track`: a rank in the track's
+    /// layer order, 0 the lowest resolution; `None` lifts the cap (the highest active layer).
+    /// Applies now if the track is bound, else once it is.
+    SetMaxLayer {
+        session: SessionId,
+        track: TrackId,
+        max_layer: Option<usize>,
+    },
     /// Ends a session (signaling closed it).
     Close { session: SessionId },
 }
@@ -115,11 +123,46 @@ impl WorkerCore {
                 remote_ufrag,
                 remote_pwd,
             } => Reply::IceRestarted(self.restart_ice(now, session, &remote_ufrag, &remote_pwd)),
+            Command::SetMaxLayer {
+                session,
+                track,
+                max_layer,
+            } => Reply::Answered(self.set_max_layer(session, track, max_layer)),
             Command::Close { session } => {
                 self.remove_session(session, EndReason::Closed);
                 Reply::Closed
             }
         }
+    }
+
+    fn set_max_layer(
+        &mut self,
+        id: SessionId,
+        track: TrackId,
+        max_layer: Option<usize>,
+    ) -> Result<(), SfuError> {
+        let session = self.sessions.get_mut(&id).ok_or(SfuError::UnknownSession)?;
+        if matches!(session.role, SessionRole::Publisher { .. }) {
+            return Err(SfuError::UnknownSession);
+        }
+        if self.router.track_kind(track).is_none() {
+            return Err(SfuError::UnknownTrack);
+        }
+        match session.layer_caps.iter_mut().find(|(t, _)| *t == track) {
+            Some(cap) => cap.1 = max_layer,
+            None => {
+                // One cap per track; a session receives at most a few hundred.
+                if session.layer_caps.len() >= MAX_SUBSCRIBER_SLOTS {
+                    return Err(SfuError::TooManyTracks);
+                }
+                session.layer_caps.push((track, max_layer));
+            }
+        }
+        if let Some(&(_, subscription)) = session.bound.iter().find(|(t, _)| *t == track) {
+            // The subscription exists (it was bound and not removed since).
+            let _ = self.router.set_max_layer(subscription, max_layer);
+        }
+        Ok(())
     }
 
     fn fresh_credentials(&mut self) -> IceCredentials {
@@ -175,6 +218,8 @@ impl WorkerCore {
             sdp_session_id: sdp_session_id(&mut self.rng),
             sdp_version: 1,
             pending: Vec::new(),
+            bound: Vec::new(),
+            layer_caps: Vec::new(),
         };
         self.by_ufrag.insert(local_ufrag, id);
         self.sessions.insert(id, session);
@@ -633,6 +678,7 @@ impl WorkerCore {
                 slot.track = None;
                 if let Some(subscription) = slot.subscription.take() {
                     router.unsubscribe(id, subscription);
+                    session.bound.retain(|(_, s)| *s != subscription);
                 }
             }
         }
@@ -768,8 +814,15 @@ impl WorkerCore {
             // The track vanished meanwhile (its publisher left).
             return;
         };
-        if let Some(SessionRole::Subscriber(subscriber)) =
-            self.sessions.get_mut(&id).map(|s| &mut s.role)
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        session.bound.retain(|(t, _)| *t != track);
+        session.bound.push((track, subscription));
+        if let Some(&(_, cap)) = session.layer_caps.iter().find(|(t, _)| *t == track) {
+            let _ = self.router.set_max_layer(subscription, cap);
+        }
+        if let SessionRole::Subscriber(subscriber) = &mut session.role
             && let Some(slot) = subscriber
                 .slots
                 .iter_mut()

@@ -1,0 +1,92 @@
+// Choosing a simulcast layer in a room: Ada's web app publishes her fake camera at 1280x720
+// as three layers; Grace asks for the lowest, the middle and then any layer
+// (`room.setMaxLayer`), and the video she decodes follows: 320, 640, then 1280 px wide, each
+// within a bound after she asks, without her decoder ever stopping and with at most one
+// freeze per switch.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { launchBrowser, startServer, waitFor } from './harness.mjs';
+
+const ROOM = `layers-${process.pid}`;
+/** How long a switch may take: a keyframe of the new layer must be asked for and come. */
+const SWITCH_BOUND_MS = 3000;
+
+/** @type {Awaited<ReturnType<typeof startServer>>} */
+let server;
+const people = [];
+
+before(async () => {
+  server = await startServer('layers');
+});
+
+after(async () => {
+  await Promise.all(people.map((p) => p.close()));
+  await server?.stop();
+});
+
+async function join(name) {
+  const browser = await launchBrowser(`layers-${name}`);
+  await browser.page.goto(`${server.base}/`);
+  await browser.page.fill('#room', ROOM);
+  await browser.page.fill('#name', name);
+  await waitFor(`${name}'s camera preview`, () =>
+    browser.page.evaluate(() => (window.sluiceTest.previewStream?.getTracks().length ?? 0) === 2));
+  await browser.page.click('#join');
+  const id = await waitFor(`${name} to join`, () => browser.page.evaluate(() => window.sluiceTest.room?.id || ''));
+  const person = { ...browser, name, id };
+  people.push(person);
+  return person;
+}
+
+/** What `viewer` decodes of `publisher`'s camera: track id, width, frames, freezes. */
+function decoding(viewer, publisher) {
+  return viewer.page.evaluate(async (id) => {
+    const room = window.sluiceTest.room;
+    const video = [...room.remoteTracks.values()].find((r) => r.participant === id && r.kind === 'video' && r.source === 'camera');
+    if (!video) return null;
+    const stats = await room.subscribeConnection.getStats();
+    const out = { trackId: video.trackId, width: 0, frames: 0, freezes: 0 };
+    stats.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.mid === video.mid) {
+        out.width = s.frameWidth ?? 0;
+        out.frames = s.framesDecoded ?? 0;
+        out.freezes = s.freezeCount ?? 0;
+      }
+    });
+    return out;
+  }, publisher.id);
+}
+
+test('a viewer\'s layer choice is what it decodes, switched without stopping', { timeout: 120_000 }, async () => {
+  const ada = await join('Ada');
+  const grace = await join('Grace');
+  const first = await waitFor('Grace decoding Ada at 1280 px (the highest layer)', async () => {
+    const d = await decoding(grace, ada);
+    return d && d.width === 1280 && d.frames > 0 ? d : null;
+  }, { timeoutMs: 60_000, intervalMs: 500 });
+  let { freezes } = first;
+  let frames = first.frames;
+  const switches = [];
+  for (const [layer, width] of [[0, 320], [1, 640], [null, 1280], [0, 320]]) {
+    const asked = Date.now();
+    await grace.page.evaluate(([trackId, l]) => window.sluiceTest.room.setMaxLayer(trackId, l), [first.trackId, layer]);
+    const reached = await waitFor(`Grace decoding ${width} px after asking for layer ${layer}`, async () => {
+      const d = await decoding(grace, ada);
+      // The decoder never stops: frames keep growing while the switch is under way.
+      return d && d.width === width ? d : null;
+    }, { timeoutMs: SWITCH_BOUND_MS, intervalMs: 100 });
+    const took = Date.now() - asked;
+    // A second of decoding at the new size, which must not stop.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const settled = await decoding(grace, ada);
+    assert.ok(settled.frames > reached.frames, `decoding stopped at ${width} px`);
+    assert.ok(settled.frames > frames, 'decoding stopped during the switch');
+    assert.ok(settled.freezes - freezes <= 1, `${settled.freezes - freezes} freezes in one switch`);
+    switches.push({ layer, width, ms: took, freezes: settled.freezes - freezes });
+    freezes = settled.freezes;
+    frames = settled.frames;
+  }
+  console.log(`switches (time until the new width was decoded): ${JSON.stringify(switches)}`);
+  for (const person of people) assert.deepEqual(person.problems, [], `no page errors on ${person.name}'s page`);
+});
