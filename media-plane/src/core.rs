@@ -80,6 +80,9 @@ pub struct CoreConfig {
     /// Send each session's transmits together, so that runs to one destination can be sent
     /// as one segmented (GSO) datagram.
     pub group_transmits: bool,
+    /// The most each publisher may send, in bits per second (`None`: no cap): told to it
+    /// with REMB, which a browser's estimator takes as its ceiling.
+    pub publisher_max_bitrate: Option<u64>,
     /// The router's tuning (its ids are minted in [`CoreConfig::ids`] too).
     pub router: RouterConfig,
     /// Seeds every random choice of the core (ICE credentials, SSRCs, initial sequence

@@ -86,6 +86,8 @@ pub struct MediaStats {
     pub simulcast_ssrcs_bound: u64,
     /// Packets of unknown SSRCs not looked up for a layer: their session spent its lookups.
     pub simulcast_bindings_refused: u64,
+    /// REMB packets sent to publishers with a bitrate cap.
+    pub remb_sent: u64,
 }
 
 impl MediaStats {
@@ -142,6 +144,7 @@ impl MediaStats {
             transport_feedback_sent,
             simulcast_ssrcs_bound,
             simulcast_bindings_refused,
+            remb_sent,
         } = other;
         // Destructuring above makes a new counter a compile error until it is summed here.
         for (total, value) in [
@@ -190,6 +193,7 @@ impl MediaStats {
                 &mut self.simulcast_bindings_refused,
                 simulcast_bindings_refused,
             ),
+            (&mut self.remb_sent, remb_sent),
         ] {
             *total += *value;
         }
@@ -208,5 +212,6 @@ impl MediaStats {
         self.transport_feedback_sent = router.transport_feedback_sent;
         self.simulcast_ssrcs_bound = router.ssrcs_bound;
         self.simulcast_bindings_refused = router.bindings_refused;
+        self.remb_sent = router.remb_sent;
     }
 }

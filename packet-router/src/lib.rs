@@ -122,4 +122,6 @@ pub struct RouterStats {
     /// Packets of an unknown SSRC not looked up for a rid layer, because their session
     /// spent its lookups ([`crate::router::MAX_FAILED_BINDINGS`]).
     pub bindings_refused: u64,
+    /// REMB packets sent to publishers with a bitrate cap.
+    pub remb_sent: u64,
 }

@@ -155,6 +155,9 @@ pub struct Router {
     next_track_slot: u8,
     /// Transport-wide feedback to each publisher session that negotiated it.
     transport_feedback: IdHashMap<SessionId, TransportFeedback>,
+    /// Publishers told the most they may send (bits per second), with REMB on their video
+    /// tracks' report slots.
+    publisher_caps: IdHashMap<SessionId, u64>,
     /// No later than the earliest feedback due; like `nack_deadline`, it may be early.
     feedback_deadline: Option<Instant>,
     nack_scratch: Vec<rtc_core::SeqNo>,
@@ -184,6 +187,7 @@ impl Router {
             report_slot: 0,
             next_track_slot: 0,
             transport_feedback: IdHashMap::default(),
+            publisher_caps: IdHashMap::default(),
             feedback_deadline: None,
             nack_scratch: Vec::with_capacity(64),
             nack_wire_scratch: Vec::with_capacity(64),
@@ -393,6 +397,7 @@ impl Router {
     /// tracks are detached, not removed.
     pub fn remove_session(&mut self, session: SessionId) {
         self.transport_feedback.remove(&session);
+        self.publisher_caps.remove(&session);
         self.events.forget_unknown(session);
         let Some(routes) = self.sessions.remove(&session) else {
             return;
@@ -453,6 +458,20 @@ impl Router {
         for subscription in track.subscriptions {
             self.locations.insert(subscription.id, Location::Detached);
             self.detached.insert(subscription.id, subscription);
+        }
+    }
+
+    /// Caps what `publisher` sends at `max_bitrate` bits per second (`None`: no cap), told it
+    /// with REMB once a second for each of its video tracks; a browser publisher's estimator
+    /// then never goes above it, transport-wide feedback or not.
+    pub fn set_publisher_max_bitrate(&mut self, publisher: SessionId, max_bitrate: Option<u64>) {
+        match max_bitrate {
+            Some(bitrate) => {
+                self.publisher_caps.insert(publisher, bitrate);
+            }
+            None => {
+                self.publisher_caps.remove(&publisher);
+            }
         }
     }
 

@@ -256,6 +256,32 @@ impl Track {
     /// The track's reports: a receiver report per layer to the publisher, and to each
     /// subscriber that was sent something a sender report whose RTP time matches its
     /// rewritten timestamps. Returns how many sender reports were queued.
+    /// Tells the publisher the most it may send (REMB, draft-alvestrand-rmcat-remb) for the
+    /// media SSRCs of this track's bound layers; false when there is none yet. A browser's
+    /// estimator takes it as a ceiling on everything it sends on the connection.
+    pub(crate) fn send_remb(
+        &self,
+        feedback_ssrc: Ssrc,
+        bitrate: u64,
+        out: &mut TransmitQueue,
+    ) -> bool {
+        const MAX_REMB_SSRCS: usize = 8;
+        let mut ssrcs = [Ssrc(0); MAX_REMB_SSRCS];
+        let mut count = 0;
+        for layer in self.layers.iter().filter(|l| l.is_bound()) {
+            if let Some(slot) = ssrcs.get_mut(count) {
+                *slot = layer.ssrc();
+                count += 1;
+            }
+        }
+        let Some(ssrcs) = ssrcs.get(..count).filter(|s| !s.is_empty()) else {
+            return false;
+        };
+        out.push_with(self.publisher, TransmitKind::Rtcp, |buf| {
+            rtc_core::rtcp::write_remb(buf, feedback_ssrc, bitrate, ssrcs).ok()
+        })
+    }
+
     pub(crate) fn send_reports(
         &mut self,
         now: Instant,

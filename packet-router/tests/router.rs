@@ -1075,3 +1075,54 @@ fn events_nobody_collects_are_dropped_and_counted_not_stored() {
     );
     assert_eq!(h.events().len(), capacity as usize);
 }
+
+#[test]
+fn a_capped_publisher_is_told_its_cap_with_remb_once_a_second() {
+    let mut h = Harness::new(1, true);
+    h.router
+        .set_publisher_max_bitrate(PUBLISHER, Some(1_500_000));
+    for seq in 0..5u16 {
+        h.send(&rtp(
+            PUB_SSRC,
+            VP8_PT,
+            seq,
+            u32::from(seq) * 3000,
+            &payload_for(seq),
+        ));
+    }
+    let rembs = |h: &Harness| -> Vec<(u64, Vec<Ssrc>)> {
+        h.rtcp_for(PUBLISHER)
+            .iter()
+            .flat_map(|p| iter_compound(p).collect::<Vec<_>>())
+            .filter_map(|item| match item {
+                Ok(RtcpPacket::Remb(remb)) => Some((remb.bitrate(), remb.ssrcs().collect())),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut seen = Vec::new();
+    for step in 1..=40u32 {
+        h.out.clear();
+        h.router
+            .handle_timeout(h.now + Duration::from_millis(50) * step, &mut h.out);
+        seen.extend(rembs(&h));
+    }
+    // Two seconds of report slots: one REMB per second for the one video track, at the cap
+    // (within the 18-bit mantissa's rounding) for the publisher's media SSRC.
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    for (bitrate, ssrcs) in &seen {
+        assert!(*bitrate <= 1_500_000 && *bitrate > 1_490_000, "{bitrate}");
+        assert_eq!(ssrcs, &vec![PUB_SSRC]);
+    }
+    assert_eq!(h.router.stats().remb_sent, 2);
+    // Without the cap, no more REMB.
+    h.router.set_publisher_max_bitrate(PUBLISHER, None);
+    let mut after = Vec::new();
+    for step in 41..=80u32 {
+        h.out.clear();
+        h.router
+            .handle_timeout(h.now + Duration::from_millis(50) * step, &mut h.out);
+        after.extend(rembs(&h));
+    }
+    assert!(after.is_empty(), "{after:?}");
+}

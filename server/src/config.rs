@@ -35,6 +35,16 @@ pub struct Config {
     #[arg(long = "gso", env = "SLUICE_GSO", value_parser = parse_switch)]
     pub gso: Option<bool>,
 
+    /// The most each publisher may send, in bits per second (e.g. 2500000), told to it with
+    /// REMB so that its own estimator stays below it. Default: no cap.
+    #[arg(
+        long = "max-publish-bitrate",
+        env = "SLUICE_MAX_PUBLISH_BITRATE",
+        value_name = "BITS",
+        value_parser = clap::value_parser!(u64).range(10_000..)
+    )]
+    pub max_publish_bitrate: Option<u64>,
+
     /// PEM certificate chain (leaf first, as Let's Encrypt's fullchain.pem): the HTTP port
     /// then serves only HTTPS and WSS. Re-read on SIGHUP. Needs --tls-key.
     #[arg(

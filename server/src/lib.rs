@@ -70,6 +70,9 @@ pub struct MediaConfig {
     /// Also listen with TCP on the media port's address and number, and announce a passive
     /// TCP host candidate (RFC 6544) per address, for peers whose networks block UDP.
     pub ice_tcp: bool,
+    /// The most each publisher may send, in bits per second (`None`: no cap), told to it
+    /// with REMB: a browser's estimator never goes above it.
+    pub max_publish_bitrate: Option<u64>,
 }
 
 impl MediaConfig {
@@ -83,6 +86,7 @@ impl MediaConfig {
             consent_timeout: DEFAULT_CONSENT_TIMEOUT,
             gso: DEFAULT_GSO,
             ice_tcp: DEFAULT_ICE_TCP,
+            max_publish_bitrate: None,
         }
     }
 }
@@ -234,6 +238,7 @@ impl Sfu {
                 setup_timeout: config.setup_timeout,
                 consent_timeout: config.consent_timeout,
                 group_transmits: config.gso,
+                publisher_max_bitrate: config.max_publish_bitrate,
                 router: packet_router::RouterConfig::default(),
                 seed: rand::random(),
             };

@@ -90,6 +90,7 @@ fn run(config: &Config) -> anyhow::Result<()> {
         consent_timeout: server::DEFAULT_CONSENT_TIMEOUT,
         gso: config.gso(),
         ice_tcp: config.ice_tcp,
+        max_publish_bitrate: config.max_publish_bitrate,
     })?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -91,7 +91,7 @@ impl SfuStats {
     /// The counters as served at `GET /metrics` (counter names without their `_total`,
     /// which the encoder adds: `sluice_datagrams_received_total`).
     pub fn metrics(&self) -> Vec<signaling::MediaMetric> {
-        let counters: [(&str, &str, u64); 29] = [
+        let counters: [(&str, &str, u64); 30] = [
             (
                 "sluice_datagrams_received",
                 "Datagrams received on the media port.",
@@ -236,6 +236,11 @@ impl SfuStats {
                 "sluice_simulcast_bindings_refused",
                 "Packets of unknown SSRCs not looked up for a simulcast layer (lookups spent).",
                 self.simulcast_bindings_refused,
+            ),
+            (
+                "sluice_remb_sent",
+                "REMB packets sent to publishers with a bitrate cap.",
+                self.remb_sent,
             ),
         ];
         let mut metrics = Vec::with_capacity(counters.len() + 1);

@@ -95,3 +95,35 @@ test('a Chromium WHIP publisher gets 2 Mbit/s and sends 1280 px', { timeout: 120
   });
   assert.deepEqual(publisher.problems, []);
 });
+
+test('with --max-publish-bitrate the publisher stays under the cap (REMB)', { timeout: 120_000 }, async () => {
+  const capped = await startServer('publisher-quality-capped', { args: ['--max-publish-bitrate', '600000'] });
+  try {
+    const room = `capped-${process.pid}`;
+    const publisher = await launchBrowser('capped-publisher');
+    browsers.push(publisher);
+    await publisher.page.goto(`${capped.base}/healthz`);
+    await publisher.page.evaluate(async (url) => {
+      const { whipPublish } = await import('/lib/whip.js');
+      const stream = await navigator.mediaDevices.getUserMedia({
+        audio: true,
+        video: { width: 1280, height: 720, frameRate: 30 },
+      });
+      const session = await whipPublish(url, stream);
+      window.publisher = session.pc;
+    }, `/whip/${room}`);
+    // Long enough for an uncapped publisher to reach 2 Mbit/s (the test above: 1 to 7 s).
+    await new Promise((resolve) => setTimeout(resolve, 10_000));
+    const before = await sending(publisher.page);
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const after = await sending(publisher.page);
+    const kbps = ((after.bytesSent - before.bytesSent) * 8) / 3000;
+    console.log(`capped at 600 kbit/s: ${Math.round(after.availableOutgoingBitrate / 1000)} kbit/s available, sending ${kbps.toFixed(0)} kbit/s of video at ${after.frameWidth} px`);
+    assert.ok(after.availableOutgoingBitrate <= 600_000, `${after.availableOutgoingBitrate} bit/s available`);
+    assert.ok(kbps <= 660, `${kbps} kbit/s of video sent`);
+    assert.ok(kbps > 100, `${kbps} kbit/s: the publisher still sends`);
+    assert.deepEqual(publisher.problems, []);
+  } finally {
+    await capped.stop();
+  }
+});

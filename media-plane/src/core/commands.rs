@@ -249,6 +249,8 @@ impl WorkerCore {
         if let Some(session) = self.sessions.get_mut(&id) {
             session.sdp_session_id = local.session_id;
         }
+        self.router
+            .set_publisher_max_bitrate(id, self.config.publisher_max_bitrate);
         match self.update_published_tracks(now, id, &negotiated) {
             Ok(tracks) => Ok(Published {
                 session: id,

@@ -283,6 +283,7 @@ pub fn core_config(seed: u64, certificate: DtlsCertificate) -> CoreConfig {
         setup_timeout: Duration::from_secs(30),
         consent_timeout: Duration::from_secs(30),
         group_transmits: true,
+        publisher_max_bitrate: None,
         router: RouterConfig::default(),
         seed,
     }

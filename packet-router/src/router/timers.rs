@@ -84,6 +84,12 @@ impl Router {
             .filter(|(_, t)| t.report_slot == slot)
         {
             self.stats.sender_reports_sent += track.send_reports(now, feedback_ssrc, out);
+            if let Some(&cap) = self.publisher_caps.get(&track.publisher)
+                && track.stream.kind == crate::MediaKind::Video
+                && track.send_remb(feedback_ssrc, cap, out)
+            {
+                self.stats.remb_sent += 1;
+            }
             track.check_layers(now, timeout, id, &mut self.events);
         }
     }
