@@ -102,6 +102,17 @@ test('Firefox and Chromium in one room each decode the other', async () => {
   const atChrome = await waitForGrowth('Chromium receiving Firefox', () => received(chrome.page), receivingFrom(foxId));
   const atFox = await waitForGrowth('Firefox receiving Chromium', () => received(fox.page), receivingFrom(chromeId));
   console.log('Chromium receives from Firefox', atChrome[foxId], '; Firefox receives from Chromium', atFox[chromeId]);
+  // The web app publishes the camera as simulcast; Firefox sends its layers (by rid), and
+  // Chromium above received them as the one video track of Firefox's camera.
+  const foxLayers = await waitFor('Firefox sending two simulcast layers', () => fox.page.evaluate(async () => {
+    const stats = await window.sluiceTest.room.publishConnection.getStats();
+    const rids = [];
+    stats.forEach((s) => {
+      if (s.type === 'outbound-rtp' && s.kind === 'video' && s.rid && s.bytesSent > 0) rids.push(`${s.rid}:${s.frameWidth ?? 0}`);
+    });
+    return rids.length >= 2 ? rids.sort() : null;
+  }), { timeoutMs: 20_000, intervalMs: 500 });
+  console.log('Firefox sends its camera as', foxLayers);
   assert.deepEqual(fox.problems, []);
   assert.deepEqual(chrome.problems, []);
 });
