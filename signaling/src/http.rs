@@ -513,6 +513,9 @@ async fn whip_post<M: MediaPlane>(
     response
 }
 
+/// The highest `?layer=` a WHEP request may name (a track has at most this many layers).
+const MAX_LAYER_QUERY: usize = 15;
+
 async fn whep_post<M: MediaPlane>(
     hub: Arc<Hub<M>>,
     request: Request<Incoming>,
@@ -522,6 +525,19 @@ async fn whep_post<M: MediaPlane>(
     if let Err(refused) = hub.authorize(bearer_token(&request), Action::Subscribe(&room)) {
         return auth_error(refused);
     }
+    // `?layer=N` caps the simulcast layer of every video track played (0: the lowest).
+    let layer = match query_param(request.uri().query(), "layer") {
+        None => None,
+        Some(text) => match text.parse::<usize>() {
+            Ok(layer) if layer <= MAX_LAYER_QUERY => Some(layer),
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "layer must be a whole number from 0 (the lowest simulcast layer)",
+                );
+            }
+        },
+    };
     let offer = match read_sdp(&hub, request).await {
         Ok(offer) => offer,
         Err(response) => return response,
@@ -553,6 +569,25 @@ async fn whep_post<M: MediaPlane>(
         Ok(played) => played,
         Err(e) => return media_error(&e),
     };
+    if layer.is_some() {
+        let video: Vec<rtc_core::TrackId> = hub
+            .with_room(&room, |r| {
+                r.get(publisher_id).map(|p| {
+                    p.tracks
+                        .iter()
+                        .filter(|t| t.kind == rtc_core::sdp::MediaKind::Video)
+                        .map(|t| t.id)
+                        .collect()
+                })
+            })
+            .flatten()
+            .unwrap_or_default();
+        for track in video {
+            // Kept for the session until its subscriptions are bound; a track that went
+            // meanwhile has nothing to cap.
+            let _ = hub.media.set_max_layer(played.session, track, layer).await;
+        }
+    }
     tracing::info!(
         room,
         publisher = %publisher_id.wire(),

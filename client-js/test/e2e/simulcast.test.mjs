@@ -2,7 +2,8 @@
 // WHIP with three rid layers (320, 640 and 1280 px wide) must end up as one video track on
 // the server with its layers bound by mid and rid, every layer active (the server's
 // transport-wide feedback lets the browser's estimator afford all three), and a WHEP viewer
-// must decode one continuous stream of the highest layer, 1280x720.
+// must decode one continuous stream of the highest layer, 1280x720; one that asks for
+// `?layer=0` decodes the lowest, 320x180.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -93,5 +94,22 @@ test('a Chromium simulcast publisher is one track with three layers, viewed at 1
   const decoded = v.framesDecoded - first[mid].framesDecoded;
   console.log(`decoded ${decoded} frames in 3 s; freezes ${v.freezeCount ?? 'n/a'}`);
   assert.ok(decoded >= 45, `only ${decoded} frames decoded in 3 s`);
+
+  // A WHEP player may ask for a lower layer with `?layer=` (0: the lowest): it decodes that.
+  const small = await launchBrowser('simulcast-viewer-layer0');
+  browsers.push(small);
+  await small.page.goto(`${server.base}/healthz`);
+  await small.page.evaluate(async (url) => {
+    const { whepPlay } = await import('/lib/whip.js');
+    const session = await whepPlay(url);
+    window.whep = { pc: session.pc };
+  }, `/whep/${room}?layer=0`);
+  await waitForGrowth('the ?layer=0 viewer decoding the lowest layer, 320x180', () => inboundStats(small.page, 'window.whep.pc'), (b, a) => {
+    const video = Object.entries(a).find(([, s]) => s.kind === 'video');
+    if (!video) return 'no video yet';
+    const [mid, v] = video;
+    if (!(v.framesDecoded > (b[mid]?.framesDecoded ?? 0))) return 'not decoding';
+    return v.frameWidth === 320 && v.frameHeight === 180 ? null : `decoding ${v.frameWidth}x${v.frameHeight}`;
+  });
   assert.deepEqual(publisher.problems, []);
 });
