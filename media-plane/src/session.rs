@@ -82,4 +82,18 @@ pub(crate) struct Session {
     /// The simulcast layer caps asked for, by track (applied when bound, and kept across
     /// renegotiations).
     pub(crate) layer_caps: Vec<(TrackId, Option<usize>)>,
+    /// The SSRCs a publisher's rid layers were bound to, by (mid, rid), kept when their
+    /// track goes (an m-line made inactive): a track re-created for the same m-line binds
+    /// them again, since the browser no longer sends mid and rid on streams it saw
+    /// acknowledged.
+    pub(crate) learned_layers: Vec<LearnedLayer>,
+}
+
+/// A rid layer's SSRCs as the router learned them.
+#[derive(Debug, Clone)]
+pub(crate) struct LearnedLayer {
+    pub(crate) mid: String,
+    pub(crate) rid: String,
+    pub(crate) ssrc: Ssrc,
+    pub(crate) rtx_ssrc: Option<Ssrc>,
 }

@@ -97,6 +97,11 @@ impl Layer {
     }
 
     /// Whether the media SSRC is known.
+    /// The SSRC of the layer's RTX stream, once known.
+    pub(crate) fn rtx_ssrc(&self) -> Option<Ssrc> {
+        self.rtx_ssrc
+    }
+
     pub(crate) fn is_bound(&self) -> bool {
         self.ssrc.is_some()
     }

@@ -24,7 +24,9 @@ use crate::negotiation::{
     subscriber_offer_tracks,
 };
 use crate::peer::{EndReason, PeerTransport};
-use crate::session::{PendingSubscription, Session, SessionRole, Slot, SubscriberState};
+use crate::session::{
+    LearnedLayer, PendingSubscription, Session, SessionRole, Slot, SubscriberState,
+};
 
 /// The most tracks one publisher may send.
 pub const MAX_TRACKS_PER_PUBLISHER: usize = 8;
@@ -220,6 +222,7 @@ impl WorkerCore {
             pending: Vec::new(),
             bound: Vec::new(),
             layer_caps: Vec::new(),
+            learned_layers: Vec::new(),
         };
         self.by_ufrag.insert(local_ufrag, id);
         self.sessions.insert(id, session);
@@ -475,6 +478,7 @@ impl WorkerCore {
             .iter()
             .filter(|t| !updated.iter().any(|u| u.id == t.id))
         {
+            self.remember_layers(id, gone);
             self.router.remove_published_stream(gone.id);
         }
         if let Some(SessionRole::Publisher { tracks }) =
@@ -490,6 +494,33 @@ impl WorkerCore {
 
     /// The track of a simulcast m-line: one layer per rid, or per SSRC of `sim` (legacy
     /// simulcast, bound now).
+    /// Keeps what the router learned of a going rid track's layers, for
+    /// [`WorkerCore::add_simulcast_track`] to bind again.
+    fn remember_layers(&mut self, id: SessionId, gone: &PublishedTrack) {
+        let Some(rids) = self.router.track_rids(gone.id).map(<[String]>::to_vec) else {
+            return;
+        };
+        let learned: Vec<LearnedLayer> = rids
+            .into_iter()
+            .zip(self.router.layer_streams(gone.id))
+            .filter_map(|(rid, (ssrc, rtx_ssrc))| {
+                Some(LearnedLayer {
+                    mid: gone.mid.clone(),
+                    rid,
+                    ssrc: ssrc?,
+                    rtx_ssrc,
+                })
+            })
+            .collect();
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.learned_layers.retain(|l| l.mid != gone.mid);
+            // Bounded like the tracks: a publisher has at most a few m-lines of a few layers.
+            if session.learned_layers.len() + learned.len() <= 4 * MAX_TRACKS_PER_PUBLISHER {
+                session.learned_layers.extend(learned);
+            }
+        }
+    }
+
     fn add_simulcast_track(
         &mut self,
         now: Instant,
@@ -512,6 +543,27 @@ impl WorkerCore {
             .router
             .add_published_stream(now, id, published)
             .map_err(bad)?;
+        if sim.is_empty() {
+            let learned: Vec<LearnedLayer> = self
+                .sessions
+                .get(&id)
+                .map(|s| {
+                    s.learned_layers
+                        .iter()
+                        .filter(|l| l.mid == media.mid)
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            for known in learned {
+                if let Some(layer) = media.rids.iter().position(|rid| *rid == known.rid) {
+                    // A stream already bound elsewhere keeps that binding.
+                    let _ = self
+                        .router
+                        .bind_layer(track, layer, known.ssrc, known.rtx_ssrc);
+                }
+            }
+        }
         for (layer, &ssrc) in sim.iter().enumerate() {
             let rtx = media
                 .remote_streams

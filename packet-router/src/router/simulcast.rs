@@ -155,6 +155,22 @@ impl Router {
         self.tracks.get(&track).map(Track::layer_order)
     }
 
+    /// The media and RTX SSRCs bound to each layer of a track (rid order), `None` while
+    /// unbound: what a renegotiation that re-creates the track binds again with
+    /// [`Router::bind_layer`], since a browser stops sending mid and rid once its SSRCs were
+    /// acknowledged in receiver reports.
+    pub fn layer_streams(
+        &self,
+        track: TrackId,
+    ) -> impl Iterator<Item = (Option<Ssrc>, Option<Ssrc>)> + '_ {
+        self.tracks
+            .get(&track)
+            .map(|t| t.layers.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|l| (l.is_bound().then(|| l.ssrc()), l.rtx_ssrc()))
+    }
+
     /// The SSRC bound to each layer of a track (rid order), `None` while unbound.
     pub fn layer_ssrcs(&self, track: TrackId) -> impl Iterator<Item = Option<Ssrc>> + '_ {
         self.tracks
