@@ -8,12 +8,11 @@ use std::time::Instant;
 use rtc_core::Ssrc;
 
 use super::{Location, Router};
-use crate::SessionId;
-use crate::TrackId;
 use crate::config::MediaKind;
 use crate::event::RouterEvent;
 use crate::layer::StreamRole;
 use crate::transmit::{TransmitKind, TransmitQueue};
+use crate::{SessionId, SubscriptionId, TrackId};
 
 impl Router {
     /// Requests a keyframe of `track` from its publisher: a PLI for each of its layers,
@@ -93,6 +92,20 @@ impl Router {
         self.count_dropped_events();
     }
 
+    /// The subscription `subscriber` receives as `media_ssrc`, and the track it is attached
+    /// to (none while detached).
+    fn attached_subscription(
+        &self,
+        subscriber: SessionId,
+        media_ssrc: Ssrc,
+    ) -> Option<(SubscriptionId, TrackId)> {
+        let id = *self.subscription_by_ssrc.get(&(subscriber, media_ssrc))?;
+        match self.locations.get(&id) {
+            Some(&Location::Attached(track)) => Some((id, track)),
+            _ => None,
+        }
+    }
+
     /// A subscriber's keyframe request for the stream it receives as `media_ssrc`: a PLI to
     /// the publisher of the layer it receives (throttled).
     fn keyframe_request_from(
@@ -102,14 +115,7 @@ impl Router {
         media_ssrc: Ssrc,
         out: &mut TransmitQueue,
     ) {
-        let Some(id) = self
-            .subscription_by_ssrc
-            .get(&(subscriber, media_ssrc))
-            .copied()
-        else {
-            return;
-        };
-        let Some(Location::Attached(track_id)) = self.locations.get(&id).copied() else {
+        let Some((id, track_id)) = self.attached_subscription(subscriber, media_ssrc) else {
             return;
         };
         let Some(track) = self.tracks.get_mut(&track_id) else {
@@ -153,14 +159,7 @@ impl Router {
         lost: &[u16],
         out: &mut TransmitQueue,
     ) {
-        let Some(id) = self
-            .subscription_by_ssrc
-            .get(&(subscriber, media_ssrc))
-            .copied()
-        else {
-            return;
-        };
-        let Some(Location::Attached(track_id)) = self.locations.get(&id).copied() else {
+        let Some((id, track_id)) = self.attached_subscription(subscriber, media_ssrc) else {
             return;
         };
         let Some(track) = self.tracks.get_mut(&track_id) else {
