@@ -513,9 +513,6 @@ async fn whip_post<M: MediaPlane>(
     response
 }
 
-/// The highest `?layer=` a WHEP request may name (a track has at most this many layers).
-const MAX_LAYER_QUERY: usize = 15;
-
 async fn whep_post<M: MediaPlane>(
     hub: Arc<Hub<M>>,
     request: Request<Incoming>,
@@ -529,7 +526,7 @@ async fn whep_post<M: MediaPlane>(
     let layer = match query_param(request.uri().query(), "layer") {
         None => None,
         Some(text) => match text.parse::<usize>() {
-            Ok(layer) if layer <= MAX_LAYER_QUERY => Some(layer),
+            Ok(layer) if layer <= crate::protocol::MAX_LAYER => Some(layer),
             _ => {
                 return error(
                     StatusCode::BAD_REQUEST,

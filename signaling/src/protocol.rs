@@ -187,8 +187,8 @@ fn mute(message: &Map<String, Value>) -> Result<ClientMessage<'_>, Invalid> {
     Ok(ClientMessage::Mute { video, muted })
 }
 
-/// The most simulcast layers a track has (a cap above it means "the highest").
-const MAX_LAYER: u64 = 15;
+/// The highest simulcast layer a client may name (`set_layer`, WHEP's `?layer=`).
+pub(crate) const MAX_LAYER: usize = 15;
 
 fn set_layer(message: &Map<String, Value>) -> Result<ClientMessage<'_>, Invalid> {
     const BAD: Invalid = Invalid::new(
@@ -202,7 +202,13 @@ fn set_layer(message: &Map<String, Value>) -> Result<ClientMessage<'_>, Invalid>
         .ok_or(BAD)?;
     let layer = match message.get("layer") {
         Some(Value::Null) => None,
-        Some(value) => Some(value.as_u64().filter(|&l| l <= MAX_LAYER).ok_or(BAD)? as usize),
+        Some(value) => Some(
+            value
+                .as_u64()
+                .and_then(|l| usize::try_from(l).ok())
+                .filter(|&l| l <= MAX_LAYER)
+                .ok_or(BAD)?,
+        ),
         None => return Err(BAD),
     };
     Ok(ClientMessage::SetLayer { track, layer })
