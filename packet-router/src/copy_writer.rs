@@ -75,7 +75,8 @@ pub(crate) struct FanOut<'a> {
     pub(crate) counters: &'a mut [u16],
     pub(crate) events: &'a mut EventQueue,
     pub(crate) out: &'a mut TransmitQueue,
-    /// The packet's picture numbering, on a simulcast track (rewritten per subscriber).
+    /// The packet's picture numbering, on a simulcast track or when a subscription filters
+    /// temporal layers (rewritten per subscriber).
     pub(crate) picture: Option<SourcePicture>,
 }
 
@@ -108,6 +109,12 @@ pub(crate) fn forward<T: AsRef<[u8]>>(
     // The key of the subscribers the template was last built for, and its shape.
     let mut built: Option<(u64, Option<TemplateShape>)> = None;
     for subscription in subscriptions.iter_mut().filter(|s| s.layer == layer) {
+        if let Some(picture) = picture
+            && subscription.choice.filters(picture)
+        {
+            subscription.skip(source, picture);
+            continue;
+        }
         let counter = counters.get_mut(subscription.counter);
         let shape = match built {
             Some((key, shape)) if key == subscription.ext_key => shape,
@@ -180,7 +187,7 @@ fn write_fresh_copy(
         return false;
     };
     let picture = picture
-        .filter(|_| subscription.simulcast)
+        .filter(|_| subscription.rewrites_pictures())
         .map(|p| (p.vp9, subscription.pictures.map_fresh(source.source, p)));
     let ssrc = subscription.media_ssrc;
     let queued = out.push_with(subscription.subscriber, TransmitKind::Rtp, |buf| {
@@ -210,8 +217,12 @@ fn write_fresh_copy(
 pub(crate) enum Numbering {
     /// A packet forwarded for the first time: the rewriter assigns its number.
     Fresh,
-    /// A retransmission of the packet the subscriber knows as `subscriber_seq`.
-    Retransmission { subscriber_seq: u16 },
+    /// A retransmission of the packet the subscriber knows as `subscriber_seq`, whose
+    /// timestamp it received with `timestamp_offset` added.
+    Retransmission {
+        subscriber_seq: u16,
+        timestamp_offset: u32,
+    },
 }
 
 /// Writes one subscriber's copy of `packet` (a plaintext packet from the publisher, or from
@@ -236,15 +247,13 @@ pub(crate) fn write_copy<T: AsRef<[u8]>>(
     let rewritten = match numbering {
         // A retransmission keeps the number the subscriber asked for and must not move the
         // rewriter.
-        Numbering::Retransmission { subscriber_seq } => {
-            let Some(offset) = subscription.rewriter.timestamp_offset(source.source) else {
-                return false;
-            };
-            RewrittenPacket {
-                seq: subscriber_seq,
-                timestamp: source.timestamp.wrapping_add(offset),
-            }
-        }
+        Numbering::Retransmission {
+            subscriber_seq,
+            timestamp_offset,
+        } => RewrittenPacket {
+            seq: subscriber_seq,
+            timestamp: source.timestamp.wrapping_add(timestamp_offset),
+        },
         Numbering::Fresh => match subscription.rewriter.rewrite(now, source) {
             Ok(rewritten) => rewritten,
             Err(_) => return false,

@@ -189,11 +189,6 @@ impl Layer {
         self.cache.capacity()
     }
 
-    /// The highest extended sequence number received, if any.
-    pub(crate) fn highest_seq(&self) -> Option<SeqNo> {
-        self.unwrapper.highest()
-    }
-
     /// Whether a keyframe request may go to the publisher now (at most one per throttle
     /// interval).
     pub(crate) fn allow_keyframe_request(&mut self, now: Instant) -> bool {
@@ -214,6 +209,20 @@ impl Layer {
     pub(crate) fn handle_sender_report(&mut self, now: Instant, ntp_time: u64, rtp_time: u32) {
         self.last_sender_report = Some((ntp_time, rtp_time, now));
         self.reception.handle_sender_report(now, ntp_time);
+    }
+
+    /// This layer's RTP time minus `other`'s at the same instant, by their last sender
+    /// reports (both in `clock_rate`): what aligns their timestamps at a simulcast switch.
+    /// `None` until both have reported.
+    pub(crate) fn clock_shift_from(&self, other: &Layer, clock_rate: u32) -> Option<u32> {
+        let (ntp, rtp, _) = self.last_sender_report?;
+        let (other_ntp, other_rtp, _) = other.last_sender_report?;
+        // This layer's RTP time at the other's report: its report moved by the NTP
+        // difference (signed, 32.32 fixed point) in clock ticks.
+        let ntp_delta = i128::from(other_ntp.wrapping_sub(ntp) as i64);
+        // Rounded to the nearest tick.
+        let ticks = (ntp_delta * i128::from(clock_rate) + (1 << 31)) >> 32;
+        Some(rtp.wrapping_add(ticks as u32).wrapping_sub(other_rtp))
     }
 
     /// The report block about this layer for a receiver report; starts a new interval.
@@ -304,7 +313,6 @@ mod tests {
         assert_eq!(wrapped.seq, SeqNo(0x1_0001));
         assert!(matches!(wrapped.arrival, PacketArrival::Gap(_)));
         assert_eq!(layer.handle_packet(now, 1, 0).arrival, PacketArrival::Old);
-        assert_eq!(layer.highest_seq(), Some(SeqNo(0x1_0001)));
     }
 
     #[test]
@@ -344,6 +352,34 @@ mod tests {
         assert_eq!(block.ssrc, Ssrc(10));
         assert_eq!(block.last_sr, 5 << 16);
         assert_eq!(block.delay_since_last_sr, 65_536);
+    }
+
+    #[test]
+    fn two_layers_clocks_are_aligned_by_their_sender_reports() {
+        let now = crate::test_time::origin();
+        let mut layer = layer(MediaKind::Video);
+        layer.handle_sender_report(now, 5 << 32, 1_000);
+        // Another layer that reported 250 ms later with its own timestamp base: at the same
+        // instant its clock reads 90,000 ahead of this one (22,500 ticks for the 250 ms).
+        let mut other = Layer::new(
+            Some(Ssrc(2)),
+            None,
+            MediaKind::Video,
+            90_000,
+            &RouterConfig::default(),
+        );
+        assert_eq!(
+            other.clock_shift_from(&layer, 90_000),
+            None,
+            "not reported yet"
+        );
+        let quarter = (5 << 32) + (1 << 30);
+        other.handle_sender_report(now, quarter, 1_000 + 90_000 + 22_500);
+        assert_eq!(other.clock_shift_from(&layer, 90_000), Some(90_000));
+        assert_eq!(
+            layer.clock_shift_from(&other, 90_000),
+            Some(90_000u32.wrapping_neg())
+        );
     }
 
     #[test]

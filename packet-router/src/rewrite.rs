@@ -2,19 +2,34 @@
 //!
 //! Every subscriber sees each outgoing stream as one continuous RTP stream with its own SSRC,
 //! even when the packets behind it come from different sources over time: a publisher that
-//! reconnects with a new SSRC and a random sequence/timestamp base, or a track replaced by
-//! another. The receiver's jitter buffer must see neither a jump in sequence numbers (it would
-//! count a huge loss or discard everything as old) nor a jump in timestamps (it would stall
-//! playout). [`SubscriberRewriter`] keeps the output continuous: within one source it adds
-//! fixed offsets (so loss and reordering are passed through faithfully and NACKs map back);
-//! on a switch of source it re-bases the offsets so that the next output sequence number is
-//! the last one plus one and the timestamp advances by the wall-clock time that elapsed.
+//! reconnects with a new SSRC and a random sequence/timestamp base, a track replaced by
+//! another, or a simulcast layer switch. The receiver's jitter buffer must see neither a jump
+//! in sequence numbers (it would count a huge loss or discard everything as old) nor a jump
+//! in timestamps (it would stall playout). [`SubscriberRewriter`] keeps the output
+//! continuous:
+//! - within one source it adds fixed offsets, so loss and reordering are passed through
+//!   faithfully and NACKs map back;
+//! - on a switch of source it re-bases the offsets so that the next output sequence number
+//!   is the last one plus one and the timestamp moves on, by the sources' sender reports when
+//!   the caller knows them ([`SubscriberRewriter::restart_aligned`]) or by the wall-clock
+//!   time that elapsed;
+//! - a packet the caller drops on purpose (a filtered temporal layer) is
+//!   [skipped](SubscriberRewriter::skip): later packets close the gap, so the subscriber
+//!   sees no loss.
+//!
+//! Each run of output numbers with one offset is a segment; the last [`SEGMENTS`] of them
+//! are kept so that a NACK maps back to the source packet across switches and skips.
 //!
 //! Time is an argument; nothing here reads a clock.
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use rtc_core::{SeqNo, Ssrc};
+
+/// How many runs of output numbers (between switches and skips) stay mappable for NACKs:
+/// dropping the top temporal layer of 30 frame/s video makes about 15 a second.
+pub const SEGMENTS: usize = 64;
 
 /// The input side of one packet: which source it came from and its position in that source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,37 +61,70 @@ pub enum RewriteDrop {
     /// The packet precedes the first packet forwarded from the current source; its output
     /// number would fall before the switch point.
     BeforeSwitchPoint,
+    /// The packet was skipped before (a late copy of a filtered packet).
+    Skipped,
 }
 
+/// Source numbers from `source_start` on map to output numbers from `output_start` on,
+/// up to the next segment's start.
 #[derive(Debug, Clone, Copy)]
-struct ActiveSource {
+struct Segment {
     ssrc: Ssrc,
-    /// First extended sequence number forwarded from this source.
-    first_seq: SeqNo,
-    /// Added (wrapping) to the source's sequence number.
-    seq_offset: u16,
+    /// First extended source sequence number of the segment.
+    source_start: SeqNo,
+    /// Its extended output sequence number.
+    output_start: u64,
     /// Added (wrapping) to the source's timestamp.
     timestamp_offset: u32,
+    /// How many ticks `timestamp_offset` is ahead of the sender-report alignment (a switch
+    /// to a picture of the same instant as the last one sent moves on by one tick, which
+    /// the next aligned switch takes back so that it does not add up).
+    aligned_error: u32,
+    /// The segment starts a switch of source: earlier packets of the source belong to
+    /// numbers of the past.
+    switch: bool,
+}
+
+impl Segment {
+    fn output_of(&self, seq: SeqNo) -> u64 {
+        self.output_start + (seq.0 - self.source_start.0)
+    }
 }
 
 /// Keeps one outgoing stream of one subscriber continuous across sources.
 #[derive(Debug, Clone)]
 pub struct SubscriberRewriter {
     clock_rate: u32,
-    active: Option<ActiveSource>,
-    /// The previous source, kept so that its late packets are recognized and dropped.
+    /// The last [`SEGMENTS`] segments, oldest first; the last one is active.
+    segments: VecDeque<Segment>,
+    /// The source before the current one, so that its late packets are recognized.
     previous_source: Option<Ssrc>,
-    /// The mapping before a [`SubscriberRewriter::restart`], so that NACKs for packets
-    /// sent before the switch still map back to their source.
-    previous: Option<ActiveSource>,
-    /// The next packet starts a new mapping whatever its source.
-    restart_pending: bool,
+    /// The next packet starts a new mapping whatever its source, with this timestamp shift
+    /// from the current source's clock to the new one's when known.
+    restart_pending: Option<Option<u32>>,
+    /// Highest source number forwarded or skipped since the last switch.
+    highest_source: Option<SeqNo>,
     /// Highest output sequence number sent, extended, with the timestamp and send time of
     /// the packet that carried the highest timestamp (used to re-base on a switch).
-    highest_out_seq: Option<u64>,
+    highest_out_seq: u64,
     last_out_timestamp: u32,
     last_out_at: Option<Instant>,
 }
+
+/// Where a subscriber's sequence number came from, for answering its NACK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceMapping {
+    /// The source's SSRC.
+    pub source: Ssrc,
+    /// The source's extended sequence number.
+    pub seq: SeqNo,
+    /// Added (wrapping) to the source's timestamp for this subscriber.
+    pub timestamp_offset: u32,
+}
+
+/// A timestamp shift from sender reports is trusted up to this far ahead of the last
+/// timestamp sent, in seconds; beyond it the wall clock decides.
+const MAX_ALIGNED_ADVANCE_SECS: u32 = 5;
 
 impl SubscriberRewriter {
     /// A rewriter for a stream with the given RTP clock rate. `initial_seq` and
@@ -84,12 +132,13 @@ impl SubscriberRewriter {
     pub fn new(clock_rate: u32, initial_seq: u16, initial_timestamp: u32) -> Self {
         SubscriberRewriter {
             clock_rate: clock_rate.max(1),
-            active: None,
+            segments: VecDeque::with_capacity(SEGMENTS),
             previous_source: None,
-            previous: None,
-            restart_pending: false,
-            // The first output number is `initial_seq`, so "the one before it" is stored.
-            highest_out_seq: Some(u64::from(initial_seq.wrapping_sub(1))),
+            restart_pending: None,
+            highest_source: None,
+            // The first output number is `initial_seq`, so "the one before it" is stored,
+            // extended far enough from zero that going back never underflows.
+            highest_out_seq: (1 << 16) + u64::from(initial_seq.wrapping_sub(1)),
             last_out_timestamp: initial_timestamp,
             last_out_at: None,
         }
@@ -98,38 +147,48 @@ impl SubscriberRewriter {
     /// The offset that maps a source timestamp to the subscriber's timestamp, for rewriting
     /// the RTP time of sender reports so that they match the rewritten stream.
     pub fn timestamp_offset(&self, source: Ssrc) -> Option<u32> {
-        self.active
-            .filter(|active| active.ssrc == source)
-            .or(self.previous.filter(|previous| previous.ssrc == source))
-            .map(|active| active.timestamp_offset)
+        self.segments
+            .iter()
+            .rev()
+            .find(|segment| segment.ssrc == source)
+            .map(|segment| segment.timestamp_offset)
     }
 
     /// Makes the next packet start a new mapping (continuing the sequence numbers and
     /// timestamps sent so far) even from a source seen before: a simulcast layer switch,
-    /// made at a keyframe of the new layer. The mapping before stays for NACKs.
+    /// made at a keyframe of the new layer. The timestamp moves on by the wall-clock time
+    /// since the last packet. The mapping before stays for NACKs.
     pub fn restart(&mut self) {
-        self.restart_pending = true;
+        self.restart_pending = Some(None);
+    }
+
+    /// [`SubscriberRewriter::restart`] with the new source's clock aligned to the current
+    /// one: `shift` is the new source's RTP time minus the current source's at the same
+    /// instant (from their sender reports), so that a frame keeps its capture time across
+    /// the switch and audio/video sync holds. `None` (no reports yet) falls back to the
+    /// wall clock, as does a shift that would move the timestamp back or far ahead.
+    pub fn restart_aligned(&mut self, shift: Option<u32>) {
+        self.restart_pending = Some(shift);
     }
 
     /// Maps a subscriber sequence number back to the source's, for answering a NACK from the
-    /// retransmission cache. `None` when the number predates the current source.
-    pub fn source_seq(&self, subscriber_seq: u16) -> Option<(Ssrc, u16)> {
-        let active = self.active?;
-        let seq = subscriber_seq.wrapping_sub(active.seq_offset);
-        let back = active.first_seq.wire().wrapping_sub(seq);
-        // A number up to half the space behind the first forwarded one is from before the
-        // switch; the cache of the previous source no longer applies to it, but the mapping
-        // before a restart does.
-        if back != 0 && back < 0x8000 {
-            let previous = self.previous?;
-            let seq = subscriber_seq.wrapping_sub(previous.seq_offset);
-            let back = previous.first_seq.wire().wrapping_sub(seq);
-            if back != 0 && back < 0x8000 {
-                return None;
-            }
-            return Some((previous.ssrc, seq));
+    /// retransmission cache. `None` when the number was never sent or is older than the
+    /// mappings kept.
+    pub fn source_seq(&self, subscriber_seq: u16) -> Option<SourceMapping> {
+        let out = extend_near(self.highest_out_seq, subscriber_seq);
+        if out > self.highest_out_seq {
+            return None;
         }
-        Some((active.ssrc, seq))
+        let segment = self
+            .segments
+            .iter()
+            .rev()
+            .find(|segment| segment.output_start <= out)?;
+        Some(SourceMapping {
+            source: segment.ssrc,
+            seq: SeqNo(segment.source_start.0 + (out - segment.output_start)),
+            timestamp_offset: segment.timestamp_offset,
+        })
     }
 
     /// Rewrites one packet. `now` is when it is forwarded.
@@ -138,62 +197,136 @@ impl SubscriberRewriter {
         now: Instant,
         packet: SourcePacket,
     ) -> Result<RewrittenPacket, RewriteDrop> {
-        let active = match self.active {
-            _ if self.restart_pending => {
-                self.restart_pending = false;
-                self.previous = self.active;
-                self.switch_to(now, packet)
-            }
-            Some(active) if active.ssrc == packet.source => active,
-            _ if self.previous_source == Some(packet.source) => {
+        let (out, timestamp_offset) = match (self.restart_pending.take(), self.segments.back()) {
+            (Some(shift), _) => self.switch_to(now, packet, shift),
+            (None, Some(active)) if active.ssrc == packet.source => self.map_in_epoch(packet)?,
+            (None, Some(_)) if self.previous_source == Some(packet.source) => {
                 return Err(RewriteDrop::StaleSource);
             }
-            _ => {
-                self.previous = None;
-                self.switch_to(now, packet)
-            }
+            (None, _) => self.switch_to(now, packet, None),
         };
-        if packet.seq < active.first_seq {
-            return Err(RewriteDrop::BeforeSwitchPoint);
+        let timestamp = packet.timestamp.wrapping_add(timestamp_offset);
+        self.note_sent(now, out, timestamp, packet.seq);
+        Ok(RewrittenPacket {
+            seq: out as u16,
+            timestamp,
+        })
+    }
+
+    /// Takes `packet` of the current source out of the subscriber's stream on purpose (a
+    /// filtered temporal layer): the packets after it get the numbers from its own on, so
+    /// the subscriber sees no gap. A packet older than one forwarded already cannot give its
+    /// number back; it stays a gap (which the subscriber may NACK; the caller then declines).
+    pub fn skip(&mut self, packet: SourcePacket) {
+        if self.restart_pending.is_some() {
+            return;
         }
-        let seq = packet.seq.wire().wrapping_add(active.seq_offset);
-        let timestamp = packet.timestamp.wrapping_add(active.timestamp_offset);
-        self.note_sent(now, seq, timestamp);
-        Ok(RewrittenPacket { seq, timestamp })
-    }
-
-    fn switch_to(&mut self, now: Instant, packet: SourcePacket) -> ActiveSource {
-        let next_seq = self
-            .highest_out_seq
-            .map_or(0, |highest| (highest as u16).wrapping_add(1));
-        // After a previous source, advance by the time that passed (at least one tick so the
-        // timestamp moves), in the stream's clock; the very first packet starts at the base.
-        let ticks = self.last_out_at.map_or(0, |at| {
-            let elapsed = now.saturating_duration_since(at);
-            (elapsed.as_micros() * u128::from(self.clock_rate) / 1_000_000).max(1)
-        });
-        let next_timestamp = self
-            .last_out_timestamp
-            .wrapping_add(u32::try_from(ticks).unwrap_or(u32::MAX));
-        let active = ActiveSource {
-            ssrc: packet.source,
-            first_seq: packet.seq,
-            seq_offset: next_seq.wrapping_sub(packet.seq.wire()),
-            timestamp_offset: next_timestamp.wrapping_sub(packet.timestamp),
+        let Some(active) = self.segments.back_mut() else {
+            return;
         };
-        self.previous_source = self.active.map(|old| old.ssrc);
-        self.active = Some(active);
-        active
-    }
-
-    fn note_sent(&mut self, now: Instant, seq: u16, timestamp: u32) {
-        let extended = extend_near(self.highest_out_seq, seq);
-        if self
-            .highest_out_seq
-            .is_none_or(|highest| extended > highest)
+        if active.ssrc != packet.source
+            || packet.seq < active.source_start
+            || self.highest_source.is_some_and(|h| packet.seq <= h)
         {
-            self.highest_out_seq = Some(extended);
+            return;
         }
+        self.highest_source = Some(packet.seq);
+        if packet.seq == active.source_start {
+            // Nothing was mapped by this segment yet: it starts one later.
+            active.source_start = SeqNo(packet.seq.0 + 1);
+            return;
+        }
+        let next = Segment {
+            source_start: SeqNo(packet.seq.0 + 1),
+            output_start: active.output_of(packet.seq),
+            switch: false,
+            ..*active
+        };
+        self.push(next);
+    }
+
+    /// The output number and timestamp offset of a packet of the active source, from the
+    /// segments since its switch.
+    fn map_in_epoch(&self, packet: SourcePacket) -> Result<(u64, u32), RewriteDrop> {
+        let mut newer: Option<&Segment> = None;
+        for segment in self.segments.iter().rev() {
+            if packet.seq >= segment.source_start {
+                let out = segment.output_of(packet.seq);
+                if newer.is_some_and(|next| out >= next.output_start) {
+                    return Err(RewriteDrop::Skipped);
+                }
+                return Ok((out, segment.timestamp_offset));
+            }
+            if segment.switch {
+                break;
+            }
+            newer = Some(segment);
+        }
+        Err(RewriteDrop::BeforeSwitchPoint)
+    }
+
+    fn switch_to(&mut self, now: Instant, packet: SourcePacket, shift: Option<u32>) -> (u64, u32) {
+        let output_start = self.highest_out_seq + 1;
+        let max_advance = MAX_ALIGNED_ADVANCE_SECS.saturating_mul(self.clock_rate);
+        let aligned = shift
+            .zip(self.segments.back())
+            .and_then(|(shift, current)| {
+                let offset = current
+                    .timestamp_offset
+                    .wrapping_sub(current.aligned_error)
+                    .wrapping_sub(shift);
+                let aligned = packet.timestamp.wrapping_add(offset);
+                let advance = aligned.wrapping_sub(self.last_out_timestamp);
+                let behind = self.last_out_timestamp.wrapping_sub(aligned);
+                if advance != 0 && advance <= max_advance {
+                    Some((offset, 0))
+                } else if behind <= current.aligned_error {
+                    // The same instant as the last picture sent, or just before it by the ticks
+                    // earlier switches added: one tick after the last one, never equal.
+                    let error = behind + 1;
+                    Some((offset.wrapping_add(error), error))
+                } else {
+                    // Back in time or far ahead: the reports do not describe these packets.
+                    None
+                }
+            });
+        let (timestamp_offset, aligned_error) = aligned.unwrap_or_else(|| {
+            // After a previous source, advance by the time that passed (at least one tick so
+            // the timestamp moves), in the stream's clock; the very first packet starts at
+            // the base.
+            let ticks = self.last_out_at.map_or(0, |at| {
+                let elapsed = now.saturating_duration_since(at);
+                (elapsed.as_micros() * u128::from(self.clock_rate) / 1_000_000).max(1)
+            });
+            let offset = self
+                .last_out_timestamp
+                .wrapping_add(u32::try_from(ticks).unwrap_or(u32::MAX))
+                .wrapping_sub(packet.timestamp);
+            (offset, 0)
+        });
+        self.previous_source = self.segments.back().map(|old| old.ssrc);
+        self.highest_source = None;
+        self.push(Segment {
+            ssrc: packet.source,
+            source_start: packet.seq,
+            output_start,
+            timestamp_offset,
+            aligned_error,
+            switch: true,
+        });
+        (output_start, timestamp_offset)
+    }
+
+    fn push(&mut self, segment: Segment) {
+        if self.segments.len() >= SEGMENTS {
+            self.segments.pop_front();
+        }
+        self.segments.push_back(segment);
+    }
+
+    fn note_sent(&mut self, now: Instant, out: u64, timestamp: u32, source: SeqNo) {
+        self.highest_out_seq = self.highest_out_seq.max(out);
+        self.highest_source = Some(self.highest_source.map_or(source, |h| h.max(source)));
         // Timestamps of reordered packets are older; only a newer one moves the reference.
         if self.last_out_at.is_none() || timestamp_newer(timestamp, self.last_out_timestamp) {
             self.last_out_timestamp = timestamp;
@@ -203,10 +336,7 @@ impl SubscriberRewriter {
 }
 
 /// Extends a 16-bit number to the 64-bit value nearest to `reference`.
-fn extend_near(reference: Option<u64>, seq: u16) -> u64 {
-    let Some(reference) = reference else {
-        return u64::from(seq) + (1 << 16);
-    };
+fn extend_near(reference: u64, seq: u16) -> u64 {
     let delta = seq.wrapping_sub(reference as u16);
     if delta < 0x8000 {
         reference + u64::from(delta)
@@ -227,6 +357,12 @@ mod tests {
     use super::*;
 
     const VIDEO: u32 = 90_000;
+
+    /// Where `subscriber_seq` came from, as (source, 16-bit source number).
+    fn source_of(rw: &SubscriberRewriter, subscriber_seq: u16) -> Option<(Ssrc, u16)> {
+        rw.source_seq(subscriber_seq)
+            .map(|mapping| (mapping.source, mapping.seq.wire()))
+    }
 
     fn pkt(source: u32, seq: u64, timestamp: u32) -> SourcePacket {
         SourcePacket {
@@ -323,9 +459,9 @@ mod tests {
         assert_eq!(b.seq, 13, "follows the last one sent");
         assert_eq!(b.timestamp, 6000 + 900, "10 ms after the last timestamp");
         // Numbers sent before the switch map to the layer they came from.
-        assert_eq!(rw.source_seq(12), Some((Ssrc(1), 102)));
-        assert_eq!(rw.source_seq(13), Some((Ssrc(2), 7_000)));
-        assert_eq!(rw.source_seq(9), None, "before anything was sent");
+        assert_eq!(source_of(&rw, 12), Some((Ssrc(1), 102)));
+        assert_eq!(source_of(&rw, 13), Some((Ssrc(2), 7_000)));
+        assert_eq!(source_of(&rw, 9), None, "before anything was sent");
         assert!(rw.timestamp_offset(Ssrc(1)).is_some());
         // Back to the first source: a restart, not a stale packet.
         rw.restart();
@@ -336,8 +472,8 @@ mod tests {
             b.timestamp + 1,
             "never back, at least one tick on"
         );
-        assert_eq!(rw.source_seq(13), Some((Ssrc(2), 7_000)));
-        assert_eq!(rw.source_seq(14), Some((Ssrc(1), 200)));
+        assert_eq!(source_of(&rw, 13), Some((Ssrc(2), 7_000)));
+        assert_eq!(source_of(&rw, 14), Some((Ssrc(1), 200)));
     }
 
     #[test]
@@ -348,10 +484,10 @@ mod tests {
             rw.rewrite(t0, pkt(9, 65_534 + i, 0)).expect("forwarded");
         }
         // Subscriber numbers 65535, 0, 1, 2, 3 are source numbers 65534, 65535, 0, 1, 2.
-        assert_eq!(rw.source_seq(0), Some((Ssrc(9), 65_535)));
-        assert_eq!(rw.source_seq(3), Some((Ssrc(9), 2)));
+        assert_eq!(source_of(&rw, 0), Some((Ssrc(9), 65_535)));
+        assert_eq!(source_of(&rw, 3), Some((Ssrc(9), 2)));
         assert_eq!(
-            rw.source_seq(65_534),
+            source_of(&rw, 65_534),
             None,
             "before the first forwarded packet"
         );
@@ -375,5 +511,88 @@ mod tests {
         // 100 ms after packet 12 (output timestamp 1920), at 48 kHz.
         assert_eq!(switched.timestamp, 1_920 + 4_800);
         assert_eq!(switched.seq, 3);
+    }
+
+    #[test]
+    fn skipped_packets_leave_no_gap_and_nacks_still_map_to_their_packets() {
+        let t0 = crate::test_time::origin();
+        let mut rw = SubscriberRewriter::new(VIDEO, 65_534, 0);
+        let mut sent = Vec::new();
+        // Source 100..=120: every third packet is filtered, 110 is late (after 111), 113
+        // is lost and arrives after 114 was skipped.
+        let order = [
+            100u64, 101, 102, 103, 104, 105, 106, 107, 108, 109, 111, 110, 112, 114, 113, 115, 116,
+            117, 118, 119, 120,
+        ];
+        for &seq in &order {
+            let packet = pkt(1, seq, seq as u32 * 10);
+            if seq % 3 == 0 {
+                rw.skip(packet);
+            } else {
+                let out = rw.rewrite(t0, packet).expect("forwarded");
+                sent.push((out.seq, seq));
+            }
+        }
+        let mut numbers: Vec<u16> = sent.iter().map(|(out, _)| *out).collect();
+        numbers.sort_unstable_by_key(|n| n.wrapping_sub(65_534));
+        let expected: Vec<u16> = (0..numbers.len() as u16)
+            .map(|i| 65_534u16.wrapping_add(i))
+            .collect();
+        assert_eq!(numbers, expected, "no gap, no number used twice");
+        for (out, source) in &sent {
+            assert_eq!(source_of(&rw, *out), Some((Ssrc(1), *source as u16)));
+        }
+        // A late copy of a skipped packet is not forwarded under someone else's number.
+        assert_eq!(
+            rw.rewrite(t0, pkt(1, 117, 1_170)),
+            Err(RewriteDrop::Skipped)
+        );
+    }
+
+    #[test]
+    fn a_skip_of_a_late_packet_leaves_its_gap() {
+        let t0 = crate::test_time::origin();
+        let mut rw = SubscriberRewriter::new(VIDEO, 0, 0);
+        rw.rewrite(t0, pkt(1, 10, 0)).unwrap();
+        rw.rewrite(t0, pkt(1, 12, 0)).unwrap();
+        // 11 arrives after 12: its number (1) was given already, so it stays a gap.
+        rw.skip(pkt(1, 11, 0));
+        assert_eq!(rw.rewrite(t0, pkt(1, 13, 0)).unwrap().seq, 3);
+        assert_eq!(source_of(&rw, 1), Some((Ssrc(1), 11)));
+    }
+
+    #[test]
+    fn an_aligned_restart_keeps_capture_times_and_never_repeats_a_timestamp() {
+        let t0 = crate::test_time::origin();
+        let mut rw = SubscriberRewriter::new(VIDEO, 0, 500);
+        // Source 2's clock reads 40,000 more than source 1's at the same instant.
+        let shift = 40_000u32;
+        rw.rewrite(t0, pkt(1, 1, 9_000)).unwrap();
+        rw.restart_aligned(Some(shift));
+        // The next picture, 3,000 ticks later, on source 2 (whatever the wall clock says).
+        let b = rw
+            .rewrite(
+                t0 + Duration::from_secs(2),
+                pkt(2, 50, 9_000 + shift + 3_000),
+            )
+            .unwrap();
+        assert_eq!(b.timestamp, 500 + 3_000);
+        // Back to source 1 at the same instant as that picture: one tick on, not equal.
+        rw.restart_aligned(Some(shift.wrapping_neg()));
+        let a = rw.rewrite(t0, pkt(1, 2, 12_000)).unwrap();
+        assert_eq!(a.timestamp, 500 + 3_001);
+        // And the tick is taken back at the next aligned switch.
+        rw.restart_aligned(Some(shift));
+        let b = rw.rewrite(t0, pkt(2, 51, 9_000 + shift + 6_000)).unwrap();
+        assert_eq!(b.timestamp, 500 + 6_000);
+        // A shift that would go back in time falls back to the wall clock.
+        rw.restart_aligned(Some(1_000_000));
+        let later = t0 + Duration::from_millis(100);
+        let a = rw.rewrite(later, pkt(1, 3, 0)).unwrap();
+        assert_eq!(
+            a.timestamp,
+            500 + 6_000 + 9_000,
+            "100 ms after the last one"
+        );
     }
 }

@@ -666,6 +666,14 @@ impl Router {
                 feedback_ssrc: self.config.feedback_ssrc,
             };
             choose.run(track, &view, &mut self.events, &mut self.stats, out)
+        } else if track
+            .subscriptions
+            .iter()
+            .any(Subscription::rewrites_pictures)
+        {
+            track
+                .codec_of(view.payload_type())
+                .and_then(|codec| crate::simulcast::picture_of(codec, view.payload()))
         } else {
             None
         };

@@ -15,6 +15,7 @@
 //!
 //! [`SubscriberRewriter::restart`]: crate::rewrite::SubscriberRewriter::restart
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use rtc_core::Ssrc;
@@ -47,6 +48,8 @@ pub struct LayerSelection {
     pub target: Option<usize>,
     /// The cap: the highest rank in the layer order it may receive (0: the lowest).
     pub max_rank: Option<usize>,
+    /// The highest temporal layer it receives (`None`: all).
+    pub max_temporal: Option<u8>,
 }
 
 /// A subscription's choice state on a simulcast track.
@@ -54,11 +57,39 @@ pub struct LayerSelection {
 pub(crate) struct LayerChoice {
     pub(crate) target: Option<usize>,
     pub(crate) max_rank: Option<usize>,
+    /// The highest temporal layer forwarded (`None`: all).
+    pub(crate) max_temporal: Option<u8>,
+    /// The temporal cap asked for; a raise waits for a picture of temporal layer 0, after
+    /// which every higher picture's references were forwarded.
+    pub(crate) wanted_temporal: Option<u8>,
     /// When a keyframe of the target was last asked for.
     requested_at: Option<Instant>,
 }
 
 impl LayerChoice {
+    /// Asks for temporal cap `max`: a lower one applies at once (lower layers never
+    /// reference higher ones), a higher one at the next picture of temporal layer 0.
+    pub(crate) fn set_max_temporal(&mut self, max: Option<u8>) {
+        self.wanted_temporal = max;
+        let lower = match (max, self.max_temporal) {
+            (Some(new), Some(old)) => new < old,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if lower {
+            self.max_temporal = max;
+        }
+    }
+
+    /// Whether `picture` is left out, applying a raised temporal cap at a picture of
+    /// temporal layer 0.
+    pub(crate) fn filters(&mut self, picture: SourcePicture) -> bool {
+        if self.wanted_temporal != self.max_temporal && picture.temporal == Some(0) {
+            self.max_temporal = self.wanted_temporal;
+        }
+        picture.is_filtered_by(self.max_temporal)
+    }
+
     /// Forgets the target (a new track, or a new cap).
     pub(crate) fn reset_target(&mut self) {
         self.target = None;
@@ -72,6 +103,16 @@ pub(crate) struct SourcePicture {
     pub(crate) vp9: bool,
     pub(crate) picture_id: PictureId,
     pub(crate) tl0_pic_idx: Option<u8>,
+    /// The temporal layer (VP8 TID, VP9 TID), when the descriptor carries one.
+    pub(crate) temporal: Option<u8>,
+}
+
+impl SourcePicture {
+    /// Whether a subscription capped at temporal layer `max` (`None`: no cap) leaves this
+    /// picture out. A picture without a temporal layer is always kept.
+    pub(crate) fn is_filtered_by(&self, max: Option<u8>) -> bool {
+        matches!((self.temporal, max), (Some(tid), Some(max)) if tid > max)
+    }
 }
 
 /// What the router learned from a packet of a simulcast track.
@@ -118,11 +159,13 @@ fn picture_in(descriptor: &PayloadDescriptor<'_>) -> Option<SourcePicture> {
             vp9: false,
             picture_id,
             tl0_pic_idx: p.tl0_pic_idx(),
+            temporal: p.tid(),
         }),
         PayloadDescriptor::Vp9(p) => p.picture_id().map(|picture_id| SourcePicture {
             vp9: true,
             picture_id,
             tl0_pic_idx: p.tl0_pic_idx(),
+            temporal: p.tid(),
         }),
         _ => None,
     }
@@ -194,29 +237,73 @@ impl LayerChoice {
     }
 }
 
-/// The offsets from one layer's PictureID and TL0PICIDX to the subscriber's.
+/// The offsets from one layer's PictureID and TL0PICIDX to the subscriber's, from the
+/// source picture `from` on.
 #[derive(Debug, Clone, Copy)]
 struct PictureMap {
     ssrc: Ssrc,
+    from: u16,
     picture_id: u16,
     tl0_pic_idx: u8,
+    /// The map starts a switch: earlier pictures of the source are of the past.
+    switch: bool,
 }
 
-/// Keeps a subscriber's VP8/VP9 PictureID and TL0PICIDX contiguous across layer switches:
-/// at a switch the new layer's first picture gets the number after the last one sent.
-#[derive(Debug, Clone, Copy, Default)]
+/// How many picture maps (between switches and skipped pictures) stay usable for
+/// retransmissions.
+const PICTURE_MAPS: usize = crate::rewrite::SEGMENTS;
+
+/// Keeps a subscriber's VP8/VP9 PictureID and TL0PICIDX contiguous across layer switches
+/// (the new layer's first picture gets the number after the last one sent) and across
+/// pictures left out by a temporal-layer cap (the next picture takes the skipped one's
+/// number). Pictures left out never carry TL0PICIDX forward (only temporal layer 0 does).
+#[derive(Debug, Clone)]
 pub(crate) struct PictureRewriter {
-    current: Option<PictureMap>,
-    previous: Option<PictureMap>,
+    /// Oldest first; the last one is current.
+    maps: VecDeque<PictureMap>,
     last_picture_id: Option<u16>,
     last_tl0_pic_idx: Option<u8>,
+    /// The source pictures skipped last, newest last: a retransmission of one of them is
+    /// declined (its number went to the next picture).
+    skipped: VecDeque<(Ssrc, u16)>,
     restart_pending: bool,
 }
 
+/// Whether picture `id` is `from` or after it, in a numbering of `modulus` values.
+fn at_or_after(id: u16, from: u16, modulus: u16) -> bool {
+    id.wrapping_sub(from) % modulus < modulus / 2
+}
+
+impl Default for PictureRewriter {
+    /// With room for all its maps, so that forwarding never allocates.
+    fn default() -> Self {
+        PictureRewriter {
+            maps: VecDeque::with_capacity(PICTURE_MAPS),
+            last_picture_id: None,
+            last_tl0_pic_idx: None,
+            skipped: VecDeque::with_capacity(PICTURE_MAPS),
+            restart_pending: false,
+        }
+    }
+}
+
 impl PictureRewriter {
+    /// Whether pictures are renumbered (once a map exists, for good: the subscriber's
+    /// numbering must stay continuous).
+    pub(crate) fn is_mapping(&self) -> bool {
+        !self.maps.is_empty()
+    }
+
     /// The next picture starts a new mapping (a switch).
     pub(crate) fn restart(&mut self) {
         self.restart_pending = true;
+    }
+
+    fn push(&mut self, map: PictureMap) {
+        if self.maps.len() >= PICTURE_MAPS {
+            self.maps.pop_front();
+        }
+        self.maps.push_back(map);
     }
 
     /// The subscriber's numbers for a fresh packet of `source`.
@@ -224,9 +311,15 @@ impl PictureRewriter {
         let modulus = picture.picture_id.max().wrapping_add(1);
         let value = picture.picture_id.value();
         let tl0 = picture.tl0_pic_idx.unwrap_or(0);
-        let map = match self.current {
-            Some(map) if map.ssrc == source && !self.restart_pending => map,
-            _ => {
+        let in_epoch = if self.restart_pending {
+            None
+        } else {
+            self.map_in_epoch(source, value, modulus)
+                .or_else(|| self.maps.back().copied().filter(|m| m.ssrc == source))
+        };
+        let map = match in_epoch {
+            Some(map) => map,
+            None => {
                 self.restart_pending = false;
                 let next_id = self
                     .last_picture_id
@@ -236,11 +329,12 @@ impl PictureRewriter {
                     .map_or(tl0, |last| last.wrapping_add(1));
                 let map = PictureMap {
                     ssrc: source,
+                    from: value,
                     picture_id: next_id.wrapping_sub(value),
                     tl0_pic_idx: next_tl0.wrapping_sub(tl0),
+                    switch: true,
                 };
-                self.previous = self.current;
-                self.current = Some(map);
+                self.push(map);
                 map
             }
         };
@@ -256,14 +350,79 @@ impl PictureRewriter {
         (id, tl0)
     }
 
+    /// The map of the current source's epoch that picture `value` falls in.
+    fn map_in_epoch(&self, source: Ssrc, value: u16, modulus: u16) -> Option<PictureMap> {
+        for map in self.maps.iter().rev() {
+            if map.ssrc != source {
+                return None;
+            }
+            if at_or_after(value, map.from, modulus) {
+                return Some(*map);
+            }
+            if map.switch {
+                return None;
+            }
+        }
+        None
+    }
+
+    /// Leaves a picture of `source` out of the subscriber's stream: the next picture gets
+    /// its number. A picture older than the last one sent changes nothing.
+    pub(crate) fn skip(&mut self, source: Ssrc, picture: SourcePicture) {
+        let key = (source, picture.picture_id.value());
+        if self.skipped.back() == Some(&key) {
+            // A further packet of the picture skipped last.
+            return;
+        }
+        if self.skipped.len() >= PICTURE_MAPS {
+            self.skipped.pop_front();
+        }
+        self.skipped.push_back(key);
+        if self.restart_pending {
+            return;
+        }
+        let modulus = picture.picture_id.max().wrapping_add(1);
+        let value = picture.picture_id.value();
+        let Some(current) = self.maps.back_mut() else {
+            return;
+        };
+        if current.ssrc != source || !at_or_after(value, current.from, modulus) {
+            return;
+        }
+        let (id, _) = apply(*current, picture);
+        if self
+            .last_picture_id
+            .is_some_and(|last| !at_or_after(id, last.wrapping_add(1) % modulus, modulus))
+        {
+            return;
+        }
+        let next = PictureMap {
+            from: value.wrapping_add(1) % modulus,
+            picture_id: current.picture_id.wrapping_sub(1),
+            switch: false,
+            ..*current
+        };
+        if current.from == value {
+            // No picture was numbered by this map yet.
+            *current = next;
+        } else {
+            self.push(next);
+        }
+    }
+
+    /// Whether a picture of `source` was left out (recently).
+    pub(crate) fn was_skipped(&self, source: Ssrc, picture: SourcePicture) -> bool {
+        self.skipped.contains(&(source, picture.picture_id.value()))
+    }
+
     /// The subscriber's numbers for a retransmitted packet of `source`, if it was sent
-    /// under the current or the previous mapping.
+    /// under one of the maps kept.
     pub(crate) fn map_resent(&self, source: Ssrc, picture: SourcePicture) -> Option<(u16, u8)> {
-        let map = [self.current, self.previous]
-            .into_iter()
-            .flatten()
-            .find(|m| m.ssrc == source)?;
-        Some(apply(map, picture))
+        let modulus = picture.picture_id.max().wrapping_add(1);
+        let map = self.maps.iter().rev().find(|m| {
+            m.ssrc == source && at_or_after(picture.picture_id.value(), m.from, modulus)
+        })?;
+        Some(apply(*map, picture))
     }
 }
 
@@ -299,6 +458,7 @@ mod tests {
             vp9: false,
             picture_id: PictureId::Long(id),
             tl0_pic_idx: Some(tl0),
+            temporal: None,
         }
     }
 
@@ -312,6 +472,49 @@ mod tests {
         assert_eq!(rw.map_fresh(Ssrc(2), picture(0, 201)), (103, 10));
         assert_eq!(rw.map_resent(Ssrc(1), picture(101, 8)), Some((101, 8)));
         assert_eq!(rw.map_resent(Ssrc(3), picture(1, 1)), None);
+    }
+
+    #[test]
+    fn skipped_pictures_give_their_numbers_to_the_next_ones() {
+        let mut rw = PictureRewriter::default();
+        let s = Ssrc(1);
+        assert_eq!(rw.map_fresh(s, picture(0x7ffe, 1)), (0x7ffe, 1));
+        rw.skip(s, picture(0x7fff, 1));
+        rw.skip(s, picture(0x7fff, 1)); // its second packet
+        assert_eq!(rw.map_fresh(s, picture(0, 1)), (0x7fff, 1));
+        rw.skip(s, picture(1, 1));
+        rw.skip(s, picture(2, 1));
+        assert_eq!(rw.map_fresh(s, picture(3, 2)), (0, 2));
+        // Retransmissions of pictures sent under earlier maps keep the numbers first sent.
+        assert_eq!(rw.map_resent(s, picture(0x7ffe, 1)), Some((0x7ffe, 1)));
+        assert_eq!(rw.map_resent(s, picture(0, 1)), Some((0x7fff, 1)));
+        assert_eq!(rw.map_resent(s, picture(3, 2)), Some((0, 2)));
+        // A late packet of a picture older than the last one sent changes nothing.
+        rw.skip(s, picture(0x7ffd, 1));
+        assert_eq!(rw.map_fresh(s, picture(4, 2)), (1, 2));
+        assert!(rw.was_skipped(s, picture(0x7ffd, 1)));
+        assert!(rw.was_skipped(s, picture(2, 1)));
+        assert!(!rw.was_skipped(s, picture(3, 1)));
+    }
+
+    #[test]
+    fn a_raised_temporal_cap_waits_for_a_base_layer_picture() {
+        let mut choice = LayerChoice::default();
+        let tid = |t| SourcePicture {
+            temporal: Some(t),
+            ..picture(1, 1)
+        };
+        choice.set_max_temporal(Some(0));
+        assert!(choice.filters(tid(1)), "a lower cap applies at once");
+        choice.set_max_temporal(Some(2));
+        assert!(choice.filters(tid(2)), "not before a picture of layer 0");
+        assert!(!choice.filters(tid(0)));
+        assert!(!choice.filters(tid(2)));
+        choice.set_max_temporal(Some(1));
+        assert!(choice.filters(tid(2)));
+        choice.set_max_temporal(None);
+        assert!(!choice.filters(tid(0)));
+        assert!(!choice.filters(tid(3)));
     }
 
     #[test]

@@ -168,6 +168,19 @@ impl Subscription {
         self.awaiting_first_packet = true;
     }
 
+    /// Whether this subscription's copies get their own VP8/VP9 picture numbers: on a
+    /// simulcast track, under a temporal-layer cap, and for good once renumbered.
+    pub(crate) fn rewrites_pictures(&self) -> bool {
+        self.simulcast || self.choice.max_temporal.is_some() || self.pictures.is_mapping()
+    }
+
+    /// Leaves a fresh packet out on purpose (a filtered temporal layer) without a gap in
+    /// the subscriber's numbering.
+    pub(crate) fn skip(&mut self, source: SourcePacket, picture: SourcePicture) {
+        self.rewriter.skip(source);
+        self.pictures.skip(source.source, picture);
+    }
+
     /// Counts a fresh copy for the subscriber's sender reports.
     pub(crate) fn count_sent(&mut self, payload_len: usize) {
         self.packets_sent = self.packets_sent.wrapping_add(1);
@@ -200,24 +213,25 @@ impl Subscription {
             return;
         };
         for &seq in lost {
-            let Some((source_ssrc, source_seq)) = self.rewriter.source_seq(seq) else {
+            let Some(mapping) = self.rewriter.source_seq(seq) else {
                 stats.retransmissions_missed += 1;
                 continue;
             };
             // The layer sent before a simulcast switch, found by its SSRC; otherwise the
-            // current one.
-            let layer = if source_ssrc == current.ssrc() {
+            // current one. A source no layer has any more (the track was replaced) has
+            // nothing to resend.
+            let layer = if mapping.source == current.ssrc() {
                 current
+            } else if let Some(layer) = layers
+                .iter()
+                .find(|l| l.role_of(mapping.source) == Some(StreamRole::Media))
+            {
+                layer
             } else {
-                layers
-                    .iter()
-                    .find(|l| l.role_of(source_ssrc) == Some(StreamRole::Media))
-                    .unwrap_or(current)
-            };
-            let Some(highest) = layer.highest_seq() else {
+                stats.retransmissions_missed += 1;
                 continue;
             };
-            let extended = extend_below(highest, source_seq);
+            let extended = mapping.seq;
             let slot = (extended.0 % (self.resent.len().max(1) as u64)) as usize;
             let recently_resent = |entry: &Option<(SeqNo, Instant)>| {
                 matches!(*entry, Some((resent, at))
@@ -249,10 +263,17 @@ impl Subscription {
             }
             let numbering = Numbering::Retransmission {
                 subscriber_seq: seq,
+                timestamp_offset: mapping.timestamp_offset,
             };
-            let picture = if self.simulcast {
-                self.picture_of(&view)
-                    .and_then(|p| Some((p.vp9, self.pictures.map_resent(source.source, p)?)))
+            let picture = if self.rewrites_pictures() {
+                let picture = self.picture_of(&view);
+                // A packet of a picture left out by the temporal cap (a gap the subscriber
+                // could not be spared: it arrived late) is not sent now either.
+                if picture.is_some_and(|p| self.pictures.was_skipped(source.source, p)) {
+                    stats.retransmissions_missed += 1;
+                    continue;
+                }
+                picture.and_then(|p| Some((p.vp9, self.pictures.map_resent(source.source, p)?)))
             } else {
                 None
             };
@@ -314,12 +335,6 @@ fn forwarded_extensions(ids: &ExtensionIds) -> [Option<u8>; 4] {
         ids.dependency_descriptor,
         ids.transport_cc,
     ]
-}
-
-/// The extended sequence number at or below `highest` whose low 16 bits are `seq`.
-fn extend_below(highest: SeqNo, seq: u16) -> SeqNo {
-    let back = highest.wire().wrapping_sub(seq);
-    SeqNo(highest.0.saturating_sub(u64::from(back)))
 }
 
 #[cfg(test)]

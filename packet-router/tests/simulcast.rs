@@ -1,9 +1,13 @@
 //! Virtual-time tests of rid simulcast through the router's public API: a publisher sends
-//! three VP8 layers whose SSRCs the router learns from the mid and rid header extensions,
-//! and subscribers switch between them. Each subscriber's output must stay one stream: no
-//! sequence gap, timestamps that never go back, contiguous PictureID and TL0PICIDX, and a
-//! keyframe of the new layer first after every switch. NACKs across a switch must repair
-//! the packets the subscriber was sent, and a layer that stops must be left within 1.5 s.
+//! three VP8 layers, each with three temporal layers (pattern 0, 2, 1, 2), whose SSRCs the
+//! router learns from the mid and rid header extensions, with a sender report per layer
+//! on its own timestamp base; subscribers switch between them and cap temporal layers.
+//! Each subscriber's output must stay one stream: no sequence gap, timestamps that never go
+//! back and keep each picture's capture time across switches (aligned by the sender
+//! reports), contiguous PictureID and TL0PICIDX, a keyframe of the new layer first after
+//! every switch, and no picture above the temporal cap. NACKs across switches and filtered
+//! pictures must repair the packets the subscriber was sent, and a layer that stops must be
+//! left within 1.5 s.
 
 use std::time::{Duration, Instant};
 
@@ -35,6 +39,10 @@ const FRAME: Duration = Duration::from_millis(33);
 /// rid order.
 const RIDS: [&str; 3] = ["f", "h", "q"];
 const WIDTHS: [u16; 3] = [1280, 640, 320];
+/// RTP ticks per frame at 90 kHz (33 ms).
+const FRAME_TICKS: u32 = 2_970;
+/// The temporal layer of each frame in a group of four (libvpx's three-layer pattern).
+const TEMPORAL_PATTERN: [u8; 4] = [0, 2, 1, 2];
 
 fn simulcast_stream() -> PublishedStream {
     PublishedStream {
@@ -107,7 +115,10 @@ fn rtp(
 struct PublishedLayer {
     ssrc: Ssrc,
     seq: u16,
-    timestamp: u32,
+    /// The layer's RTP time at frame 0 (every layer has its own).
+    timestamp_base: u32,
+    /// Position in [`TEMPORAL_PATTERN`]; a keyframe starts it over.
+    pattern: usize,
     picture_id: u16,
     tl0: u8,
     keyframe_due: bool,
@@ -129,6 +140,12 @@ struct World {
     lost: Vec<(u16, u32, Vec<u8>)>,
     /// Legacy simulcast: the layers' SSRCs were announced, the packets carry no mid or rid.
     legacy: bool,
+    /// Frames sent so far (the capture clock).
+    frames: u32,
+    /// Subscriber 0's temporal cap asked for, and the one in force (a raise waits for a
+    /// picture of temporal layer 0).
+    temporal_wanted: Option<u8>,
+    temporal_in_force: Option<u8>,
 }
 
 impl World {
@@ -156,7 +173,8 @@ impl World {
             .map(|i| PublishedLayer {
                 ssrc: Ssrc(0x100 + i),
                 seq: (20_000 * i + 65_530) as u16,
-                timestamp: 1_000_000 * i,
+                timestamp_base: 1_000_000 * i + 4_000_000_000,
+                pattern: 0,
                 picture_id: (9_000 * i as u16 + 32_760) & 0x7fff,
                 tl0: (100 * i) as u8,
                 keyframe_due: true,
@@ -175,6 +193,9 @@ impl World {
             lose_next: None,
             lost: Vec::new(),
             legacy: false,
+            frames: 0,
+            temporal_wanted: None,
+            temporal_in_force: None,
         }
     }
 
@@ -196,26 +217,42 @@ impl World {
         world
     }
 
-    /// One frame of every sending layer, two packets each; keyframes where a PLI asked.
+    /// One frame of every sending layer, two packets each; keyframes where a PLI asked. A
+    /// sender report of every sending layer once a second, each at another time.
     fn frame(&mut self) {
+        for layer in 0..self.layers.len() {
+            if self.frames % 30 == 1 + 7 * layer as u32 {
+                self.sender_report(layer);
+            }
+        }
+        let frame = self.frames;
         for index in 0..self.layers.len() {
             if !self.layers[index].sending {
                 continue;
             }
             let layer = &mut self.layers[index];
             let keyframe = std::mem::take(&mut layer.keyframe_due);
+            if keyframe {
+                layer.pattern = 0;
+            }
+            let temporal = TEMPORAL_PATTERN[layer.pattern % TEMPORAL_PATTERN.len()];
+            layer.pattern += 1;
             layer.picture_id = (layer.picture_id + 1) & 0x7fff;
-            layer.tl0 = layer.tl0.wrapping_add(1);
-            layer.timestamp = layer.timestamp.wrapping_add(2_970);
-            let (ssrc, timestamp, picture_id, tl0) =
-                (layer.ssrc, layer.timestamp, layer.picture_id, layer.tl0);
+            if temporal == 0 {
+                layer.tl0 = layer.tl0.wrapping_add(1);
+            }
+            let timestamp = layer
+                .timestamp_base
+                .wrapping_add(frame.wrapping_mul(FRAME_TICKS));
+            let (ssrc, picture_id, tl0) = (layer.ssrc, layer.picture_id, layer.tl0);
             for part in 0..2u8 {
                 let layer = &mut self.layers[index];
                 layer.seq = layer.seq.wrapping_add(1);
                 let seq = layer.seq;
                 let [hi, lo] = picture_id.to_be_bytes();
                 let start = if part == 0 { 0x10 } else { 0 };
-                let mut payload = vec![0x80 | start, 0xC0, 0x80 | hi, lo, tl0];
+                // X; I, L, T; a 15-bit PictureID; TL0PICIDX; TID with the layer-sync bit.
+                let mut payload = vec![0x80 | start, 0xE0, 0x80 | hi, lo, tl0, temporal << 6];
                 if part == 0 {
                     if keyframe {
                         payload.extend_from_slice(&[0x10, 0, 0, 0x9d, 0x01, 0x2a]);
@@ -226,7 +263,9 @@ impl World {
                     }
                 }
                 payload.extend_from_slice(&[0x55; 40]);
-                payload.extend_from_slice(&[index as u8, (seq >> 8) as u8, seq as u8]);
+                payload.push(index as u8);
+                payload.extend_from_slice(&frame.to_be_bytes());
+                payload.extend_from_slice(&seq.to_be_bytes());
                 let exts: &[(u8, &[u8])] = &[(MID_ID, b"v"), (RID_ID, RIDS[index].as_bytes())];
                 let packet = rtp(ssrc, VP8_PT, seq, timestamp, exts, &payload);
                 if self.lose_next == Some(index) {
@@ -237,7 +276,52 @@ impl World {
                 self.send(packet);
             }
         }
+        self.frames += 1;
         self.now += FRAME;
+    }
+
+    /// A sender report of `layer` if it is sending: the capture clock in NTP time with the
+    /// layer's RTP time for it.
+    fn sender_report(&mut self, layer: usize) {
+        let PublishedLayer {
+            ssrc,
+            timestamp_base,
+            sending,
+            ..
+        } = self.layers[layer];
+        if !sending {
+            return;
+        }
+        let ntp = (1_000u64 << 32) + u64::from(self.frames) * ((33u64 << 32) / 1_000);
+        let info = rtc_core::rtcp::report::SenderInfo {
+            ssrc,
+            ntp_time: ntp,
+            rtp_time: timestamp_base.wrapping_add(self.frames.wrapping_mul(FRAME_TICKS)),
+            packet_count: 0,
+            octet_count: 0,
+        };
+        let mut sr = [0u8; 64];
+        let len = rtc_core::rtcp::report::write_sender_report(&mut sr, &info, &[]).unwrap();
+        self.out.clear();
+        self.router
+            .handle_rtcp(self.now, PUBLISHER, &sr[..len], &mut self.out);
+        self.collect();
+    }
+
+    /// Caps subscriber 0's temporal layer.
+    fn set_temporal_cap(&mut self, cap: Option<u8>) {
+        self.router
+            .set_max_temporal_layer(self.subscriptions[0], cap)
+            .unwrap();
+        let lower = match (cap, self.temporal_in_force) {
+            (Some(new), Some(old)) => new < old,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if lower {
+            self.temporal_in_force = cap;
+        }
+        self.temporal_wanted = cap;
     }
 
     fn send(&mut self, mut packet: Vec<u8>) {
@@ -264,6 +348,18 @@ impl World {
             } else if transmit.kind == TransmitKind::Rtp {
                 let index = (transmit.session.0 - 100) as usize;
                 let view = RtpPacket::parse(transmit.packet()).expect("valid RTP");
+                if index == 0 {
+                    let vp8 = Vp8Packet::parse(view.payload()).expect("VP8");
+                    let temporal = vp8.tid().expect("a temporal layer");
+                    if temporal == 0 {
+                        self.temporal_in_force = self.temporal_wanted;
+                    }
+                    assert!(
+                        self.temporal_in_force.is_none_or(|cap| temporal <= cap),
+                        "temporal layer {temporal} above the cap {:?}",
+                        self.temporal_in_force
+                    );
+                }
                 self.received[index].push((
                     view.sequence_number(),
                     view.timestamp(),
@@ -276,12 +372,32 @@ impl World {
 
 /// The publisher layer a copy came from (the marker at the end of each payload).
 fn layer_of(payload: &[u8]) -> u8 {
-    payload[payload.len() - 3]
+    payload[payload.len() - 7]
+}
+
+/// The frame (capture time) a copy came from.
+fn frame_of(payload: &[u8]) -> u32 {
+    let at = payload.len() - 6;
+    u32::from_be_bytes(payload[at..at + 4].try_into().unwrap())
 }
 
 /// Checks that one subscriber's output is one clean stream; returns the switches seen.
 fn check_stream(received: &[(u16, u32, Vec<u8>)]) -> usize {
     assert!(received.len() > 10, "the subscriber was sent its stream");
+    // Each picture keeps its capture time: the output timestamp minus the capture clock
+    // stays what it was at the first packet (a tick more for each switch in a row to a
+    // picture of the instant sent last, since a timestamp never repeats across pictures).
+    let capture_offset = |(_, ts, payload): &(u16, u32, Vec<u8>)| {
+        ts.wrapping_sub(frame_of(payload).wrapping_mul(FRAME_TICKS))
+    };
+    let first_offset = capture_offset(&received[0]);
+    for packet in received {
+        let drift = capture_offset(packet).wrapping_sub(first_offset);
+        assert!(
+            drift <= 2,
+            "the capture time holds across switches: {drift}"
+        );
+    }
     let mut switches = 0;
     for pair in received.windows(2) {
         let ((seq0, ts0, p0), (seq1, ts1, p1)) = (&pair[0], &pair[1]);
@@ -304,7 +420,12 @@ fn check_stream(received: &[(u16, u32, Vec<u8>)]) -> usize {
             .tl0_pic_idx()
             .unwrap()
             .wrapping_sub(v0.tl0_pic_idx().unwrap());
-        assert_eq!(tl0_step, step as u8, "TL0PICIDX follows the pictures");
+        let base_picture = step == 1 && v1.tid() == Some(0);
+        assert_eq!(
+            tl0_step,
+            u8::from(base_picture),
+            "TL0PICIDX counts the pictures of temporal layer 0"
+        );
         if step == 1 {
             assert!(v1.is_start_of_frame(), "a new picture starts a frame");
         }
@@ -376,12 +497,16 @@ fn unknown_ssrcs_are_looked_up_a_bounded_number_of_times() {
 }
 
 #[test]
-fn ten_thousand_packets_with_fifty_switches_stay_one_clean_stream() {
+fn ten_thousand_packets_with_fifty_switches_and_temporal_filtering_stay_one_clean_stream() {
     let mut world = World::new(2);
-    // Subscriber 1 stays at the top all along.
+    // Subscriber 1 stays at the top with every temporal layer all along.
     let caps = [0usize, 2, 1, 0, 1, 2];
+    let temporal_caps = [Some(0u8), None, Some(1), Some(0), Some(2), None, Some(1)];
     let mut switches_asked = 0;
+    let mut nacked = 0;
     let mut frame = 0;
+    // A small deterministic generator for which packets the subscriber "lost".
+    let mut lcg = 0x2545_f491_u32;
     while world.packets_in < 10_000 {
         if frame % 33 == 10 && switches_asked < 50 {
             let cap = caps[switches_asked % caps.len()];
@@ -391,18 +516,85 @@ fn ten_thousand_packets_with_fifty_switches_stay_one_clean_stream() {
                 .unwrap();
             switches_asked += 1;
         }
+        if frame % 23 == 5 {
+            world.set_temporal_cap(temporal_caps[(frame / 23) % temporal_caps.len()]);
+        }
+        if frame % 17 == 16 {
+            nacked += nack_and_compare(&mut world, &mut lcg);
+        }
         world.frame();
         frame += 1;
     }
     assert_eq!(switches_asked, 50);
-    // Every frame reached both: two packets a frame.
-    assert!(world.received[0].len() >= 2 * frame - 4);
+    assert!(nacked >= 500, "NACKs answered: {nacked}");
+    // Subscriber 1 got every frame (two packets a frame); subscriber 0 fewer, all it kept.
     assert!(world.received[1].len() >= 2 * frame - 4);
+    assert!(
+        world.received[0].len() < world.received[1].len() * 3 / 4,
+        "temporal layers were filtered: {} of {}",
+        world.received[0].len(),
+        world.received[1].len()
+    );
     assert_eq!(check_stream(&world.received[0]), 50);
     assert_eq!(check_stream(&world.received[1]), 0);
     // Layer 0 is the highest resolution, rank 2.
     let last = world.received[0].last().unwrap();
     assert_eq!(layer_of(&last.2), 0, "the last cap was rank 2");
+}
+
+/// Subscriber 0 NACKs 12 of the packets it was sent in the last 20 frames (distinct
+/// numbers, within the cache's age); each must come back as the very copy first sent
+/// (sequence number, timestamp, payload with its rewritten PictureID). Returns how many
+/// were resent.
+fn nack_and_compare(world: &mut World, lcg: &mut u32) -> usize {
+    let since = world.frames.saturating_sub(20);
+    let received = &world.received[0];
+    let recent: Vec<_> = received
+        .iter()
+        .rev()
+        .take_while(|r| frame_of(&r.2) >= since)
+        .cloned()
+        .collect();
+    if recent.len() < 24 {
+        return 0;
+    }
+    let mut lost: Vec<u16> = Vec::new();
+    while lost.len() < 12 {
+        *lcg = lcg.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let seq = recent[(*lcg >> 16) as usize % recent.len()].0;
+        if !lost.contains(&seq) {
+            lost.push(seq);
+        }
+    }
+    world.out.clear();
+    world.router.retransmit(
+        world.now,
+        SessionId(100),
+        Ssrc(0xA000),
+        &lost,
+        &mut world.out,
+    );
+    let resent: Vec<_> = world
+        .out
+        .as_slice()
+        .iter()
+        .filter(|t| t.kind == TransmitKind::Rtp)
+        .map(|t| {
+            let view = RtpPacket::parse(t.packet()).unwrap();
+            (
+                view.sequence_number(),
+                view.timestamp(),
+                view.payload().to_vec(),
+            )
+        })
+        .collect();
+    assert_eq!(resent.len(), lost.len(), "every packet NACKed was resent");
+    for copy in &resent {
+        let original = recent.iter().find(|r| r.0 == copy.0).expect("was sent");
+        assert_eq!(copy, original, "the same packet as first sent");
+    }
+    world.out.clear();
+    resent.len()
 }
 
 #[test]

@@ -139,6 +139,23 @@ impl Router {
         Ok(())
     }
 
+    /// Caps the temporal layer `subscription` receives at `max_temporal` (VP8 and VP9 TID;
+    /// `None`: all). Pictures of higher temporal layers are left out from the next packet on,
+    /// without a gap in the subscriber's sequence numbers or PictureIDs; a raised cap
+    /// applies from the next picture of temporal layer 0 (whose successors reference only
+    /// pictures forwarded). No keyframe is needed either way.
+    pub fn set_max_temporal_layer(
+        &mut self,
+        subscription: SubscriptionId,
+        max_temporal: Option<u8>,
+    ) -> Result<(), RouterError> {
+        let subscription = self
+            .subscription_mut(subscription)
+            .ok_or(RouterError::UnknownSubscription)?;
+        subscription.choice.set_max_temporal(max_temporal);
+        Ok(())
+    }
+
     /// The layer a subscription forwards and waits for, and its cap.
     pub fn layer_selection(&self, subscription: SubscriptionId) -> Option<LayerSelection> {
         let subscription = self.subscription(subscription)?;
@@ -146,6 +163,7 @@ impl Router {
             current: (subscription.layer != NO_LAYER).then_some(subscription.layer),
             target: subscription.choice.target,
             max_rank: subscription.choice.max_rank,
+            max_temporal: subscription.choice.max_temporal,
         })
     }
 
@@ -220,6 +238,7 @@ impl Choose {
             layers,
             order,
             subscriptions,
+            clock_rate,
             ..
         } = track;
         for subscription in subscriptions.iter_mut() {
@@ -239,8 +258,13 @@ impl Choose {
             match step {
                 Step::Stay => {}
                 Step::Switch => {
+                    // The new layer's timestamps continue the old one's on the wall clock of
+                    // their sender reports, when both have sent one.
+                    let shift = layers.get(self.layer).and_then(|new| {
+                        new.clock_shift_from(layers.get(subscription.layer)?, *clock_rate)
+                    });
                     subscription.layer = self.layer;
-                    subscription.rewriter.restart();
+                    subscription.rewriter.restart_aligned(shift);
                     subscription.pictures.restart();
                 }
                 Step::RequestKeyframe(target) => {
