@@ -9,7 +9,7 @@
 //! built once from the parsed view, so a copy is two `memcpy`s and a few fixed-offset
 //! writes. Nothing here parses a packet: every writer takes the view the router parsed.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rtc_core::Pt;
 use rtc_core::rtp::RtpPacket;
@@ -20,6 +20,31 @@ use crate::rewrite::{RewrittenPacket, SourcePacket};
 use crate::simulcast::{SourcePicture, write_picture};
 use crate::subscription::Subscription;
 use crate::transmit::{MAX_PACKET, TransmitKind, TransmitQueue};
+
+/// Sluice's send time in the abs-send-time extension's format: seconds in 6.18 fixed point,
+/// 24 bits (it wraps every 64 s; receivers use only its differences). Copies carry
+/// Sluice's own send time, not the publisher's: the subscriber's receive-side estimator
+/// measures Sluice's path to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AbsSendTime(pub(crate) [u8; 3]);
+
+impl AbsSendTime {
+    /// The send time `since` the router's first packet.
+    pub(crate) fn after(since: Duration) -> Self {
+        let fixed = (since.as_micros() << 18) / 1_000_000;
+        let [_, _, _, _, _, a, b, c] = (fixed as u64).to_be_bytes();
+        AbsSendTime([a, b, c])
+    }
+
+    /// Writes it into the header of `packet` under the subscriber's `id`, if present.
+    fn write<T: AsRef<[u8]> + AsMut<[u8]>>(self, view: &mut RtpPacket<T>, id: Option<u8>) {
+        if let Some(value) = id.and_then(|id| view.extension_mut(id))
+            && let Some(bytes) = value.get_mut(..3)
+        {
+            bytes.copy_from_slice(&self.0);
+        }
+    }
+}
 
 /// The header of the packet being routed as one group of subscribers receives it.
 #[derive(Debug)]
@@ -50,11 +75,14 @@ impl HeaderTemplate {
     fn build<T: AsRef<[u8]>>(
         &mut self,
         packet: &RtpPacket<T>,
-        ext_map: &[u8; 256],
-        transport_cc_id: Option<u8>,
+        subscription: &Subscription,
+        send_time: AbsSendTime,
     ) -> Option<TemplateShape> {
+        let ext_map = &subscription.ext_map;
+        let transport_cc_id = subscription.transport_cc_id;
         let mut view = packet.copy_header_into(&mut self.bytes[..])?;
         view.remap_extension_ids(|id| ext_map.get(usize::from(id)).copied().filter(|&to| to != 0));
+        send_time.write(&mut view, subscription.stream.extensions.abs_send_time);
         let start = view.as_bytes().as_ptr() as usize;
         let transport_cc_at = transport_cc_id
             .and_then(|id| view.extension_mut(id))
@@ -78,6 +106,7 @@ pub(crate) struct FanOut<'a> {
     /// The packet's picture numbering, on a simulcast track or when a subscription filters
     /// temporal layers (rewritten per subscriber).
     pub(crate) picture: Option<SourcePicture>,
+    pub(crate) send_time: AbsSendTime,
 }
 
 /// Writes the copy of `packet` (`source` in the publisher's numbering, from layer `layer`
@@ -98,6 +127,7 @@ pub(crate) fn forward<T: AsRef<[u8]>>(
         events,
         out,
         picture,
+        send_time,
     } = fan_out;
     let pt = packet.payload_type();
     // The payload as forwarded: everything after the header, padding included.
@@ -119,8 +149,7 @@ pub(crate) fn forward<T: AsRef<[u8]>>(
         let shape = match built {
             Some((key, shape)) if key == subscription.ext_key => shape,
             _ => {
-                let shape =
-                    template.build(packet, &subscription.ext_map, subscription.transport_cc_id);
+                let shape = template.build(packet, subscription, send_time);
                 built = Some((subscription.ext_key, shape));
                 shape
             }
@@ -147,7 +176,7 @@ pub(crate) fn forward<T: AsRef<[u8]>>(
                 packet,
                 counter,
                 out,
-                Numbering::Fresh,
+                (Numbering::Fresh, send_time),
                 None,
             ),
         };
@@ -236,7 +265,7 @@ pub(crate) fn write_copy<T: AsRef<[u8]>>(
     packet: &RtpPacket<T>,
     transport_cc_seq: Option<&mut u16>,
     out: &mut TransmitQueue,
-    numbering: Numbering,
+    (numbering, send_time): (Numbering, AbsSendTime),
     picture: Option<(bool, (u16, u8))>,
 ) -> bool {
     let Some((out_pt, out_rtx_pt)) = subscription.mapped_payload_types(packet.payload_type())
@@ -268,6 +297,7 @@ pub(crate) fn write_copy<T: AsRef<[u8]>>(
     let payload = packet.as_bytes().get(header_len..).unwrap_or_default();
     let ext_map = &subscription.ext_map;
     let transport_cc_id = subscription.transport_cc_id;
+    let abs_send_time_id = subscription.stream.extensions.abs_send_time;
     let media_ssrc = subscription.media_ssrc;
     let rtx_seq = &mut subscription.rtx_seq;
     let queued = out.push_with(subscription.subscriber, TransmitKind::Rtp, |buf| {
@@ -304,6 +334,7 @@ pub(crate) fn write_copy<T: AsRef<[u8]>>(
         };
         view.set_timestamp(rewritten.timestamp);
         view.remap_extension_ids(|id| ext_map.get(usize::from(id)).copied().filter(|&to| to != 0));
+        send_time.write(&mut view, abs_send_time_id);
         if let (Some(id), Some(counter)) = (transport_cc_id, transport_cc_seq)
             && let Some(value) = view.extension_mut(id)
             && let Some(bytes) = value.get_mut(..2)
@@ -412,6 +443,7 @@ mod tests {
             events: &mut events,
             out: &mut out,
             picture: None,
+            send_time: AbsSendTime([7, 8, 9]),
         };
         let copies = forward(
             now,
@@ -434,7 +466,7 @@ mod tests {
             &view,
             Some(&mut counter),
             &mut out,
-            Numbering::Fresh,
+            (Numbering::Fresh, AbsSendTime([7, 8, 9])),
             None,
         ));
         let [first, _, third] = out.as_slice() else {
@@ -445,12 +477,28 @@ mod tests {
         assert_eq!(copy.ssrc(), Ssrc(1000));
         assert_eq!(copy.payload_type(), Pt(100));
         assert_eq!(copy.sequence_number(), 40);
-        assert_eq!(copy.extension(5), Some(&[1u8, 2, 3][..]));
+        assert_eq!(
+            copy.extension(5),
+            Some(&[7u8, 8, 9][..]),
+            "abs-send-time is Sluice's send time"
+        );
         assert_eq!(copy.extension(6), Some(&500u16.to_be_bytes()[..]));
         assert_eq!(copy.extension(1), None, "mid is dropped");
         assert_eq!(copy.payload(), b"frame data");
         assert_eq!(general.packets_sent, 1);
         assert_eq!(general.octets_sent, 10);
+    }
+
+    #[test]
+    fn abs_send_time_counts_seconds_in_six_point_eighteen_fixed_point() {
+        assert_eq!(AbsSendTime::after(Duration::ZERO).0, [0, 0, 0]);
+        assert_eq!(AbsSendTime::after(Duration::from_secs(1)).0, [0x04, 0, 0]);
+        assert_eq!(
+            AbsSendTime::after(Duration::from_millis(250)).0,
+            [0x01, 0, 0]
+        );
+        // It wraps every 64 s.
+        assert_eq!(AbsSendTime::after(Duration::from_secs(65)).0, [0x04, 0, 0]);
     }
 
     #[test]
@@ -474,6 +522,7 @@ mod tests {
                 events: &mut events,
                 out: &mut out,
                 picture: None,
+                send_time: AbsSendTime([7, 8, 9]),
             };
             // Only the subscription of layer 0 receives it.
             assert_eq!(

@@ -26,7 +26,7 @@ use rtc_core::rtp::RtpPacket;
 
 use crate::IdHashMap;
 use crate::config::{MediaKind, PublishedStream, SubscribedStream};
-use crate::copy_writer::{FanOut, HeaderTemplate};
+use crate::copy_writer::{AbsSendTime, FanOut, HeaderTemplate};
 use crate::event::{EventQueue, RouterEvent};
 use crate::keyframe_throttle::DEFAULT_KEYFRAME_REQUEST_INTERVAL;
 use crate::layer::StreamRole;
@@ -163,6 +163,8 @@ pub struct Router {
     nack_scratch: Vec<rtc_core::SeqNo>,
     nack_wire_scratch: Vec<u16>,
     header_template: HeaderTemplate,
+    /// When the first packet was routed: the origin of the abs-send-time Sluice writes.
+    epoch: Option<Instant>,
     events: EventQueue,
     stats: RouterStats,
 }
@@ -192,6 +194,7 @@ impl Router {
             nack_scratch: Vec::with_capacity(64),
             nack_wire_scratch: Vec::with_capacity(64),
             header_template: HeaderTemplate::default(),
+            epoch: None,
             events: EventQueue::default(),
             stats: RouterStats::default(),
         }
@@ -539,6 +542,11 @@ impl Router {
         }
     }
 
+    /// Sluice's abs-send-time for a copy sent at `now`.
+    fn send_time(&mut self, now: Instant) -> AbsSendTime {
+        AbsSendTime::after(now.saturating_duration_since(*self.epoch.get_or_insert(now)))
+    }
+
     /// Routes one plaintext RTP packet from `from`. The packet may be modified in place (RTX is
     /// turned back into the original packet). Returns how many copies were queued.
     pub fn handle_rtp(
@@ -570,6 +578,7 @@ impl Router {
         if packet.len() > crate::transmit::MAX_PACKET {
             return Err(RouteDrop::TooLarge);
         }
+        let send_time = self.send_time(now);
         // The one parse of this packet: everything below reads and rewrites through this view.
         let view = RtpPacket::parse(packet).map_err(|_| RouteDrop::Malformed)?;
         // Every authenticated packet with the transport-wide sequence number is acknowledged,
@@ -678,6 +687,7 @@ impl Router {
             None
         };
         let fan_out = FanOut {
+            send_time,
             template: &mut self.header_template,
             counters: &mut self.transport_cc_counters,
             events: &mut self.events,

@@ -12,7 +12,7 @@ use rtc_core::{Pt, SeqNo, Ssrc};
 
 use crate::SubscriptionId;
 use crate::config::{CodecParams, ExtensionIds, PublishedStream, SubscribedStream};
-use crate::copy_writer::{Numbering, write_copy};
+use crate::copy_writer::{AbsSendTime, Numbering, write_copy};
 use crate::layer::{Layer, StreamRole};
 use crate::retransmit_budget::{RetransmitBudget, RetransmitBudgetConfig};
 use crate::rewrite::{SourcePacket, SubscriberRewriter};
@@ -195,7 +195,7 @@ impl Subscription {
     #[allow(clippy::too_many_arguments)] // Disjoint parts of the router, borrowed together.
     pub(crate) fn retransmit(
         &mut self,
-        now: Instant,
+        (now, send_time): (Instant, AbsSendTime),
         layers: &[Layer],
         lost: &[u16],
         mut transport_cc: Option<&mut u16>,
@@ -284,7 +284,7 @@ impl Subscription {
                 &view,
                 transport_cc.as_deref_mut(),
                 out,
-                numbering,
+                (numbering, send_time),
                 picture,
             ) {
                 if let Some(budget) = budget.as_deref_mut() {
@@ -328,13 +328,8 @@ fn extension_map(publisher: &ExtensionIds, subscriber: &ExtensionIds) -> [u8; 25
 
 /// The ids of the extensions forwarded as they are (the transport-wide sequence number is
 /// rewritten after the remap), in a fixed order.
-fn forwarded_extensions(ids: &ExtensionIds) -> [Option<u8>; 4] {
-    [
-        ids.abs_send_time,
-        ids.audio_level,
-        ids.dependency_descriptor,
-        ids.transport_cc,
-    ]
+fn forwarded_extensions(ids: &ExtensionIds) -> [Option<u8>; 3] {
+    [ids.abs_send_time, ids.audio_level, ids.transport_cc]
 }
 
 #[cfg(test)]
@@ -511,7 +506,7 @@ mod tests {
         let mut budget = RetransmitBudget::new(&config);
         // The subscriber knows source packet 3 as 503.
         subscription.retransmit(
-            now,
+            (now, AbsSendTime([0; 3])),
             std::slice::from_ref(&layer),
             &[503, 503],
             None,
@@ -532,7 +527,7 @@ mod tests {
         // Unknown numbers are missed; later the same packet may be resent again.
         let later = now + MIN_RESEND_INTERVAL;
         subscription.retransmit(
-            later,
+            (later, AbsSendTime([0; 3])),
             std::slice::from_ref(&layer),
             &[503, 400],
             None,
@@ -551,7 +546,7 @@ mod tests {
         });
         empty.try_take(empty.available());
         subscription.retransmit(
-            later,
+            (later, AbsSendTime([0; 3])),
             std::slice::from_ref(&layer),
             &[504],
             None,

@@ -186,8 +186,11 @@ fn count_plis(packets: &[Vec<u8>]) -> usize {
 #[test]
 fn every_subscriber_gets_its_own_continuous_rewritten_stream() {
     let mut h = Harness::new(3, true);
+    let origin = h.now;
     for i in 0..100u16 {
         let seq = 65_480u16.wrapping_add(i);
+        // 10 ms apart: the last packet is routed 990 ms after the first.
+        h.now = origin + Duration::from_millis(u64::from(i) * 10);
         let copies = h.send(&rtp(
             PUB_SSRC,
             VP8_PT,
@@ -212,7 +215,9 @@ fn every_subscriber_gets_its_own_continuous_rewritten_stream() {
     let view = RtpPacket::parse(transmit.packet()).expect("valid");
     let ids: Vec<u8> = view.extensions().map(|(id, _)| id).collect();
     assert_eq!(ids, vec![5, 7]);
-    assert_eq!(view.extension(5), Some(&[1u8, 2, 3][..]));
+    // abs-send-time is Sluice's send time (0.99 s in 6.18 fixed point), not the publisher's.
+    let sent_at = (990u32 << 18) / 1000;
+    assert_eq!(view.extension(5), Some(&sent_at.to_be_bytes()[1..]));
     assert_eq!(view.extension(7), Some(&99u16.to_be_bytes()[..]));
     assert_eq!(h.router.stats().rtp_forwarded, 300);
 }
@@ -775,7 +780,8 @@ fn subscribers_with_different_extension_ids_each_get_their_own() {
             assert_eq!(view.ssrc(), Ssrc(0xA000 + index as u32));
             assert_eq!(view.payload_type(), Pt(100));
             assert_eq!(view.payload(), &payload[..]);
-            assert_eq!(view.extension(abs_send_time), Some(&[1u8, 2, 3][..]));
+            // Sluice's send time: the first packet routed is its origin.
+            assert_eq!(view.extension(abs_send_time), Some(&[0u8, 0, 0][..]));
             // The publisher's mid (id 4) is not the subscriber's: dropped.
             assert_eq!(view.extension(4), None);
             match transport_cc {

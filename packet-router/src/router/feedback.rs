@@ -162,6 +162,7 @@ impl Router {
         let Some((id, track_id)) = self.attached_subscription(subscriber, media_ssrc) else {
             return;
         };
+        let send_time = self.send_time(now);
         let Some(track) = self.tracks.get_mut(&track_id) else {
             return;
         };
@@ -172,7 +173,7 @@ impl Router {
         let transport_cc = self.transport_cc_counters.get_mut(subscription.counter);
         let budget = self.retransmit_budgets.get_mut(subscription.counter);
         subscription.retransmit(
-            now,
+            (now, send_time),
             layers,
             lost,
             transport_cc,

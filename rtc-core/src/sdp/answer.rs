@@ -193,13 +193,20 @@ fn accept(
 
     let remote_direction = offer.direction(section);
     let (remote_streams, remote_simulcast_ssrcs) = remote_streams(section);
+    let mut extensions = select_extensions(section);
+    if remote_direction.receives() {
+        // Sluice sends on this m-line and does not rewrite the dependency descriptor across
+        // simulcast switches and dropped temporal layers: a receiver that trusted a stale
+        // one would decode wrongly, so it is not negotiated towards receivers.
+        extensions.retain(|_, ext| ext != HeaderExtension::DependencyDescriptor);
+    }
     let media = NegotiatedMedia {
         mid: section.mid().unwrap_or_default().to_owned(),
         kind,
         accepted: true,
         direction: remote_direction.reverse(),
         codecs,
-        extensions: select_extensions(section),
+        extensions,
         rids: if remote_direction.sends() {
             simulcast_rids(section)
         } else {

@@ -57,7 +57,8 @@ const fn fixed_payload_types(codec: Codec) -> (Pt, Option<Pt>, Option<&'static s
     }
 }
 
-/// The header extension ids Sluice offers subscribers.
+/// The header extension ids Sluice offers subscribers. Not the dependency descriptor: it is
+/// not rewritten across simulcast switches and dropped temporal layers.
 const fn fixed_extension_ids(kind: MediaKind) -> &'static [(u8, HeaderExtension)] {
     match kind {
         MediaKind::Audio => &[
@@ -70,7 +71,6 @@ const fn fixed_extension_ids(kind: MediaKind) -> &'static [(u8, HeaderExtension)
             (2, HeaderExtension::AbsSendTime),
             (3, HeaderExtension::TransportWideCc),
             (4, HeaderExtension::Mid),
-            (12, HeaderExtension::DependencyDescriptor),
         ],
     }
 }

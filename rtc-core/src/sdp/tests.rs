@@ -562,7 +562,8 @@ fn subscriber_offer_and_answer() {
     assert_eq!(pts(video), [(102, Some(103)), (96, Some(97))]);
     assert_eq!(
         video.extensions.id(HeaderExtension::DependencyDescriptor),
-        Some(12)
+        None,
+        "not offered to subscribers: it is not rewritten across layer switches"
     );
     assert_eq!(audio.extensions.id(HeaderExtension::AudioLevel), Some(1));
     assert_eq!(video.remote_streams[0].ssrc, Ssrc(777));
@@ -631,4 +632,21 @@ fn answer_with_a_different_mid_is_refused() {
         err.to_string(),
         "m-line 0 (mid b): the answer's mid differs from the offer's"
     );
+}
+
+#[test]
+fn a_player_is_never_sent_the_dependency_descriptor() {
+    // A WHEP player that offers the extension (Chromium does with AV1 enabled).
+    let offer = fixtures::get("chromium-subscribe").replace(
+        "a=extmap:13 urn:3gpp:video-orientation",
+        "a=extmap:13 urn:3gpp:video-orientation\r\na=extmap:12 https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension",
+    );
+    assert!(offer.contains("dependency-descriptor"));
+    let (text, session) = answer_offer(&offer, &local(), &Capabilities::default()).unwrap();
+    assert!(!text.contains("dependency-descriptor"), "{text}");
+    assert!(session.media.iter().all(|m| {
+        m.extensions
+            .id(HeaderExtension::DependencyDescriptor)
+            .is_none()
+    }));
 }
