@@ -266,15 +266,21 @@ export class SluiceRoom extends EventTarget {
   /**
    * Caps the simulcast layer this participant receives of a remote track (its `trackId`):
    * 0 is the publisher's lowest resolution, 1 the next, `null` the highest it sends (the
-   * default). The server switches at the layer's next keyframe.
+   * default). The server switches at the layer's next keyframe. `temporal` caps the
+   * temporal layer too (VP8/VP9: 0 the base frame rate, a third or a quarter of it with
+   * three layers; `null` all, the default).
    * @param {string} trackId
    * @param {number | null} layer
+   * @param {{ temporal?: number | null }} [options]
    */
-  setMaxLayer(trackId, layer) {
+  setMaxLayer(trackId, layer, { temporal = null } = {}) {
     if (layer !== null && !(Number.isInteger(layer) && layer >= 0)) {
       throw new Error(`a layer is a whole number from 0, or null: ${layer}`);
     }
-    this.#send({ type: 'set_layer', track: trackId, layer });
+    if (temporal !== null && !(Number.isInteger(temporal) && temporal >= 0 && temporal <= 7)) {
+      throw new Error(`a temporal layer is a whole number from 0 to 7, or null: ${temporal}`);
+    }
+    this.#send({ type: 'set_layer', track: trackId, layer, temporal });
   }
 
   /**

@@ -3,7 +3,7 @@
 
 use packet_router::{MediaKind, SessionId, SubscribedStream, SubscriptionId, TrackId};
 use rtc_core::Ssrc;
-use rtc_core::media_api::PublishedTrack;
+use rtc_core::media_api::{LayerCap, PublishedTrack};
 
 use crate::peer::PeerTransport;
 
@@ -81,7 +81,7 @@ pub(crate) struct Session {
     pub(crate) bound: Vec<(TrackId, SubscriptionId)>,
     /// The simulcast layer caps asked for, by track (applied when bound, and kept across
     /// renegotiations).
-    pub(crate) layer_caps: Vec<(TrackId, Option<usize>)>,
+    pub(crate) layer_caps: Vec<(TrackId, LayerCap)>,
     /// The SSRCs a publisher's rid layers were bound to, by (mid, rid), kept when their
     /// track goes (an m-line made inactive): a track re-created for the same m-line binds
     /// them again, since the browser no longer sends mid and rid on streams it saw

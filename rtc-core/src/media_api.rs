@@ -40,6 +40,15 @@ pub struct SubscriberOffer {
     pub mids: Vec<(String, TrackId)>,
 }
 
+/// The most of a track's video a receiver is sent: a simulcast layer (a rank in the track's
+/// order by resolution, 0 the lowest; `None` the highest active) and a temporal layer (VP8
+/// and VP9 TID, 0 the base frame rate; `None` all). The default caps nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LayerCap {
+    pub spatial: Option<usize>,
+    pub temporal: Option<u8>,
+}
+
 /// Sluice's side of an ICE session after a restart: what the answer fragment of a WHIP or WHEP
 /// `PATCH` (RFC 9725 4.4) carries.
 #[derive(Clone, PartialEq, Eq)]

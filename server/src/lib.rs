@@ -44,7 +44,7 @@ use tokio::sync::oneshot;
 pub use media_plane::SfuError;
 pub use packet_router::{MediaKind, SessionId, TrackId};
 pub use signaling::{
-    LocalIceCredentials, MediaEvent, Played, Published, PublishedTrack, SubscriberOffer,
+    LayerCap, LocalIceCredentials, MediaEvent, Played, Published, PublishedTrack, SubscriberOffer,
 };
 pub use stats::SfuStats;
 
@@ -460,20 +460,21 @@ impl Sfu {
     }
 
     /// Caps the simulcast layer `session` receives of `track` (0: the lowest resolution;
-    /// `None`: the highest active, the default); the switch happens at the layer's keyframe.
-    pub async fn set_max_layer(
+    /// `None`: the highest active, the default; the switch happens at the layer's keyframe)
+    /// and its temporal layer.
+    pub async fn set_layer_cap(
         &self,
         session: SessionId,
         track: TrackId,
-        max_layer: Option<usize>,
+        cap: LayerCap,
     ) -> Result<(), SfuError> {
         if owner_of(session) >= self.workers() {
             return Err(SfuError::UnknownSession);
         }
-        let command = Command::SetMaxLayer {
+        let command = Command::SetLayerCap {
             session,
             track,
-            max_layer,
+            cap,
         };
         self.request(owner_of(session), command, |reply| match reply {
             Reply::Answered(result) => Some(result),
@@ -643,13 +644,13 @@ impl signaling::MediaPlane for Sfu {
             .map_err(media_error)
     }
 
-    async fn set_max_layer(
+    async fn set_layer_cap(
         &self,
         session: SessionId,
         track: TrackId,
-        max_layer: Option<usize>,
+        cap: LayerCap,
     ) -> Result<(), signaling::MediaError> {
-        Sfu::set_max_layer(self, session, track, max_layer)
+        Sfu::set_layer_cap(self, session, track, cap)
             .await
             .map_err(media_error)
     }

@@ -522,7 +522,20 @@ async fn whep_post<M: MediaPlane>(
     if let Err(refused) = hub.authorize(bearer_token(&request), Action::Subscribe(&room)) {
         return auth_error(refused);
     }
-    // `?layer=N` caps the simulcast layer of every video track played (0: the lowest).
+    // `?layer=N` caps the simulcast layer of every video track played (0: the lowest),
+    // `?temporal=N` its temporal layer (0: the base frame rate).
+    let temporal = match query_param(request.uri().query(), "temporal") {
+        None => None,
+        Some(text) => match text.parse::<u8>() {
+            Ok(temporal) if temporal <= crate::protocol::MAX_TEMPORAL_LAYER => Some(temporal),
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "temporal must be a whole number from 0 (the base frame rate) to 7",
+                );
+            }
+        },
+    };
     let layer = match query_param(request.uri().query(), "layer") {
         None => None,
         Some(text) => match text.parse::<usize>() {
@@ -566,7 +579,11 @@ async fn whep_post<M: MediaPlane>(
         Ok(played) => played,
         Err(e) => return media_error(&e),
     };
-    if layer.is_some() {
+    let cap = crate::media::LayerCap {
+        spatial: layer,
+        temporal,
+    };
+    if cap != crate::media::LayerCap::default() {
         let video: Vec<rtc_core::TrackId> = hub
             .with_room(&room, |r| {
                 r.get(publisher_id).map(|p| {
@@ -582,7 +599,7 @@ async fn whep_post<M: MediaPlane>(
         for track in video {
             // Kept for the session until its subscriptions are bound; a track that went
             // meanwhile has nothing to cap.
-            let _ = hub.media.set_max_layer(played.session, track, layer).await;
+            let _ = hub.media.set_layer_cap(played.session, track, cap).await;
         }
     }
     tracing::info!(

@@ -55,8 +55,8 @@ use tokio::net::TcpListener;
 
 pub use auth::{AccessKeys, AuthError, Claims, VideoGrant};
 pub use media::{
-    LocalIceCredentials, MediaError, MediaEvent, MediaPlane, Played, Published, PublishedTrack,
-    SubscriberOffer,
+    LayerCap, LocalIceCredentials, MediaError, MediaEvent, MediaPlane, Played, Published,
+    PublishedTrack, SubscriberOffer,
 };
 pub use metrics::{MediaMetric, MetricKind};
 pub use tls::{TlsAcceptorHandle, TlsError};

@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 
 pub use rtc_core::media_api::{
-    LocalIceCredentials, Played, Published, PublishedTrack, SubscriberOffer,
+    LayerCap, LocalIceCredentials, Played, Published, PublishedTrack, SubscriberOffer,
 };
 use rtc_core::sdp::SdpError;
 use rtc_core::{SessionId, TrackId};
@@ -72,15 +72,16 @@ pub trait MediaPlane: Send + Sync + 'static {
         offer: &str,
     ) -> impl Future<Output = Result<Played, MediaError>> + Send;
 
-    /// Caps the simulcast layer `session` receives of `track`: 0 the lowest resolution,
-    /// `None` the highest (the default). A media plane without layers ignores it.
-    fn set_max_layer(
+    /// Caps the simulcast layer `session` receives of `track` (0 the lowest resolution,
+    /// `None` the highest, the default) and its temporal layer. A media plane without
+    /// layers ignores it.
+    fn set_layer_cap(
         &self,
         session: SessionId,
         track: TrackId,
-        max_layer: Option<usize>,
+        cap: LayerCap,
     ) -> impl Future<Output = Result<(), MediaError>> + Send {
-        let _ = (session, track, max_layer);
+        let _ = (session, track, cap);
         async { Ok(()) }
     }
 

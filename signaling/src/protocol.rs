@@ -45,11 +45,12 @@ pub enum ClientMessage<'a> {
     Leave,
     /// Asks for a new subscribe connection: a fresh session and its first offer.
     Resubscribe,
-    /// Caps the simulcast layer the participant receives of a track: 0 the lowest
-    /// resolution, `None` the highest the publisher sends (the default).
+    /// Caps the simulcast layer the participant receives of a track (0 the lowest
+    /// resolution, `None` the highest the publisher sends, the default) and its temporal
+    /// layer (0 the base frame rate, `None` all).
     SetLayer {
         track: rtc_core::TrackId,
-        layer: Option<usize>,
+        cap: crate::media::LayerCap,
     },
 }
 
@@ -190,10 +191,15 @@ fn mute(message: &Map<String, Value>) -> Result<ClientMessage<'_>, Invalid> {
 /// The highest simulcast layer a client may name (`set_layer`, WHEP's `?layer=`).
 pub(crate) const MAX_LAYER: usize = 15;
 
+/// The highest temporal layer a client may name (`set_layer`'s `temporal`, WHEP's
+/// `?temporal=`): VP8 and VP9 carry a 2- and a 3-bit TID.
+pub(crate) const MAX_TEMPORAL_LAYER: u8 = 7;
+
 fn set_layer(message: &Map<String, Value>) -> Result<ClientMessage<'_>, Invalid> {
     const BAD: Invalid = Invalid::new(
         "bad_layer",
-        "set_layer needs a track id and a layer: a number from 0 (the lowest) or null (the highest)",
+        "set_layer needs a track id and a layer: a number from 0 (the lowest) or null (the highest); \
+         temporal, if given, is a number from 0 to 7 or null",
     );
     let track = message
         .get("track")
@@ -211,7 +217,21 @@ fn set_layer(message: &Map<String, Value>) -> Result<ClientMessage<'_>, Invalid>
         ),
         None => return Err(BAD),
     };
-    Ok(ClientMessage::SetLayer { track, layer })
+    let temporal = match message.get("temporal") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(
+            value
+                .as_u64()
+                .and_then(|t| u8::try_from(t).ok())
+                .filter(|&t| t <= MAX_TEMPORAL_LAYER)
+                .ok_or(BAD)?,
+        ),
+    };
+    let cap = crate::media::LayerCap {
+        spatial: layer,
+        temporal,
+    };
+    Ok(ClientMessage::SetLayer { track, cap })
 }
 
 /// The source a publisher declared for the m-line `mid`, when it is one the protocol knows.
@@ -351,11 +371,27 @@ mod tests {
     fn set_layer_names_a_track_and_a_layer_or_null() {
         assert_eq!(
             check(r#"{"type":"set_layer","track":"t512","layer":0}"#, true),
-            Ok("SetLayer { track: TrackId(512), layer: Some(0) }".to_owned())
+            Ok(
+                "SetLayer { track: TrackId(512), cap: LayerCap { spatial: Some(0), temporal: None } }"
+                    .to_owned()
+            )
         );
         assert_eq!(
             check(r#"{"type":"set_layer","track":"t512","layer":null}"#, true),
-            Ok("SetLayer { track: TrackId(512), layer: None }".to_owned())
+            Ok(
+                "SetLayer { track: TrackId(512), cap: LayerCap { spatial: None, temporal: None } }"
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            check(
+                r#"{"type":"set_layer","track":"t512","layer":null,"temporal":1}"#,
+                true
+            ),
+            Ok(
+                "SetLayer { track: TrackId(512), cap: LayerCap { spatial: None, temporal: Some(1) } }"
+                    .to_owned()
+            )
         );
         for bad in [
             r#"{"type":"set_layer","track":"t512"}"#,
@@ -363,6 +399,8 @@ mod tests {
             r#"{"type":"set_layer","track":"t512","layer":-1}"#,
             r#"{"type":"set_layer","track":"t512","layer":16}"#,
             r#"{"type":"set_layer","track":"t512","layer":"high"}"#,
+            r#"{"type":"set_layer","track":"t512","layer":0,"temporal":8}"#,
+            r#"{"type":"set_layer","track":"t512","layer":0,"temporal":"low"}"#,
         ] {
             assert_eq!(check(bad, true), Err("bad_layer"), "{bad}");
         }

@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::auth::{Action, AuthError, Grant};
 use crate::hub::{CLOSE_GOING_AWAY, Hub};
-use crate::media::{MediaError, MediaPlane};
+use crate::media::{LayerCap, MediaError, MediaPlane};
 use crate::protocol::{self, ClientMessage, MessageLimits};
 use crate::resume::{self, Dropped, ParticipantSignals};
 use crate::room::{OUTBOX_CAPACITY, Outbound, Outbox, ParticipantId, room_tracks, track_wire};
@@ -425,9 +425,9 @@ impl<M: MediaPlane> Connection<M> {
                 self.leave().await;
                 Ok(())
             }
-            Ok(ClientMessage::SetLayer { track, layer }) => {
+            Ok(ClientMessage::SetLayer { track, cap }) => {
                 if self.permitted(|r| Action::Subscribe(r)) {
-                    self.set_layer(track, layer).await
+                    self.set_layer(track, cap).await
                 } else {
                     Ok(())
                 }
@@ -617,7 +617,7 @@ impl<M: MediaPlane> Connection<M> {
     }
 
     /// Caps the layer of `track` on the participant's subscribe connection.
-    async fn set_layer(&mut self, track: TrackId, layer: Option<usize>) -> Result<(), Invalid> {
+    async fn set_layer(&mut self, track: TrackId, cap: LayerCap) -> Result<(), Invalid> {
         let Some(joined) = &self.joined else {
             return Ok(());
         };
@@ -631,7 +631,7 @@ impl<M: MediaPlane> Connection<M> {
                 "there is no subscribe connection yet",
             ));
         };
-        if let Err(error) = self.hub.media.set_max_layer(subscriber, track, layer).await {
+        if let Err(error) = self.hub.media.set_layer_cap(subscriber, track, cap).await {
             self.media_error(&error);
         }
         Ok(())

@@ -5,11 +5,11 @@
 use std::time::Instant;
 
 use ice_lite::{IceCredentials, IceLiteAgent, IceLiteConfig};
-use packet_router::{MediaKind, PublishedStream, SessionId, TrackId};
+use packet_router::{MediaKind, PublishedStream, Router, SessionId, SubscriptionId, TrackId};
 use rand::Rng;
 use rtc_core::Ssrc;
 use rtc_core::media_api::{
-    LocalIceCredentials, Played, Published, PublishedTrack, SubscriberOffer,
+    LayerCap, LocalIceCredentials, Played, Published, PublishedTrack, SubscriberOffer,
 };
 use rtc_core::sdp::{
     Capabilities, NegotiatedMedia, NegotiatedSession, OutgoingTrack, RtcpFeedback, answer_offer,
@@ -67,13 +67,13 @@ pub enum Command {
         remote_ufrag: String,
         remote_pwd: String,
     },
-    /// Caps the simulcast layer a receiving session gets of `track`: a rank in the track's
-    /// layer order, 0 the lowest resolution; `None` lifts the cap (the highest active layer).
-    /// Applies now if the track is bound, else once it is.
-    SetMaxLayer {
+    /// Caps the simulcast layer (a rank in the track's layer order, 0 the lowest resolution)
+    /// and the temporal layer a receiving session gets of `track`; the default cap lifts
+    /// both. Applies now if the track is bound, else once it is.
+    SetLayerCap {
         session: SessionId,
         track: TrackId,
-        max_layer: Option<usize>,
+        cap: LayerCap,
     },
     /// Ends a session (signaling closed it).
     Close { session: SessionId },
@@ -125,11 +125,11 @@ impl WorkerCore {
                 remote_ufrag,
                 remote_pwd,
             } => Reply::IceRestarted(self.restart_ice(now, session, &remote_ufrag, &remote_pwd)),
-            Command::SetMaxLayer {
+            Command::SetLayerCap {
                 session,
                 track,
-                max_layer,
-            } => Reply::Answered(self.set_max_layer(session, track, max_layer)),
+                cap,
+            } => Reply::Answered(self.set_layer_cap(session, track, cap)),
             Command::Close { session } => {
                 self.remove_session(session, EndReason::Closed);
                 Reply::Closed
@@ -137,11 +137,11 @@ impl WorkerCore {
         }
     }
 
-    fn set_max_layer(
+    fn set_layer_cap(
         &mut self,
         id: SessionId,
         track: TrackId,
-        max_layer: Option<usize>,
+        cap: LayerCap,
     ) -> Result<(), SfuError> {
         let session = self.sessions.get_mut(&id).ok_or(SfuError::UnknownSession)?;
         if matches!(session.role, SessionRole::Publisher { .. }) {
@@ -151,18 +151,18 @@ impl WorkerCore {
             return Err(SfuError::UnknownTrack);
         }
         match session.layer_caps.iter_mut().find(|(t, _)| *t == track) {
-            Some(cap) => cap.1 = max_layer,
+            Some(kept) => kept.1 = cap,
             None => {
                 // One cap per track; a session receives at most a few hundred.
                 if session.layer_caps.len() >= MAX_SUBSCRIBER_SLOTS {
                     return Err(SfuError::TooManyTracks);
                 }
-                session.layer_caps.push((track, max_layer));
+                session.layer_caps.push((track, cap));
             }
         }
         if let Some(&(_, subscription)) = session.bound.iter().find(|(t, _)| *t == track) {
             // The subscription exists (it was bound and not removed since).
-            let _ = self.router.set_max_layer(subscription, max_layer);
+            apply_layer_cap(&mut self.router, subscription, cap);
         }
         Ok(())
     }
@@ -874,7 +874,7 @@ impl WorkerCore {
         session.bound.retain(|(t, _)| *t != track);
         session.bound.push((track, subscription));
         if let Some(&(_, cap)) = session.layer_caps.iter().find(|(t, _)| *t == track) {
-            let _ = self.router.set_max_layer(subscription, cap);
+            apply_layer_cap(&mut self.router, subscription, cap);
         }
         if let SessionRole::Subscriber(subscriber) = &mut session.role
             && let Some(slot) = subscriber
@@ -902,4 +902,10 @@ fn published_stream(media: &NegotiatedMedia) -> PublishedStream {
         mid: Some(media.mid.clone()),
         rids: Vec::new(),
     }
+}
+
+/// Sets both parts of `cap` on a bound subscription (it exists: bound and not removed).
+fn apply_layer_cap(router: &mut Router, subscription: SubscriptionId, cap: LayerCap) {
+    let _ = router.set_max_layer(subscription, cap.spatial);
+    let _ = router.set_max_temporal_layer(subscription, cap.temporal);
 }
