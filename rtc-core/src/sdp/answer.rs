@@ -194,12 +194,12 @@ fn accept(
     let remote_direction = offer.direction(section);
     let (remote_streams, remote_simulcast_ssrcs) = remote_streams(section);
     let mut extensions = select_extensions(section);
-    if remote_direction.receives() {
-        // Sluice sends on this m-line and does not rewrite the dependency descriptor across
-        // simulcast switches and dropped temporal layers: a receiver that trusted a stale
-        // one would decode wrongly, so it is not negotiated towards receivers.
-        extensions.retain(|_, ext| ext != HeaderExtension::DependencyDescriptor);
-    }
+    // The dependency descriptor is not negotiated in either direction. Towards receivers
+    // Sluice does not rewrite it across simulcast switches and dropped temporal layers (a
+    // receiver that trusted a stale one would assemble frames wrongly). From publishers:
+    // with it, Chromium leaves PictureID, TL0PICIDX and TID out of its VP8 descriptors,
+    // which are what layer switching and temporal filtering read and rewrite.
+    extensions.retain(|_, ext| ext != HeaderExtension::DependencyDescriptor);
     let media = NegotiatedMedia {
         mid: section.mid().unwrap_or_default().to_owned(),
         kind,
