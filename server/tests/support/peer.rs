@@ -534,3 +534,132 @@ impl SendTrack {
         Ok(())
     }
 }
+
+/// A VP8 track the peer sends as rid simulcast: one m-line with one encoding per layer, each
+/// on its own SSRC, every packet naming its m-line and layer in the mid and rid header
+/// extensions (as browsers do before their SSRCs are acknowledged).
+pub struct SimulcastTrack {
+    /// (rid, SSRC) of each layer, in the order offered.
+    pub layers: Vec<(String, u32)>,
+    pub track: Arc<TrackLocalStaticRTP>,
+    pub sender: Arc<dyn RtpSender>,
+    /// Known once negotiation is done: see [`SimulcastTrack::resolve`].
+    negotiated: Option<(u8, u8, u8, String)>,
+}
+
+impl Peer {
+    /// Adds a send-only VP8 track with one simulcast encoding per `(rid, ssrc)` (no RTX).
+    pub async fn add_simulcast_video(
+        &self,
+        layers: &[(&str, u32)],
+    ) -> anyhow::Result<SimulcastTrack> {
+        let encodings = layers
+            .iter()
+            .map(|&(rid, ssrc)| {
+                let mut encoding = RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        rid: rid.to_owned(),
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                };
+                encoding.codec.mime_type = MIME_TYPE_VP8.to_owned();
+                encoding.codec.clock_rate = 90_000;
+                encoding
+            })
+            .collect();
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            format!("{}-stream", self.name),
+            format!("{}-simulcast", self.name),
+            format!("{} simulcast", self.name),
+            RtpCodecKind::Video,
+            encodings,
+        )));
+        let local: Arc<dyn TrackLocal> = Arc::clone(&track) as Arc<dyn TrackLocal>;
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            streams: vec![],
+            send_encodings: vec![],
+        };
+        let transceiver = self
+            .pc
+            .add_transceiver_from_track(local, Some(init))
+            .await
+            .with_context(|| format!("{}: adding the simulcast track", self.name))?;
+        let sender = transceiver
+            .sender()
+            .await?
+            .context("a send-only transceiver without a sender")?;
+        Ok(SimulcastTrack {
+            layers: layers
+                .iter()
+                .map(|&(rid, ssrc)| (rid.to_owned(), ssrc))
+                .collect(),
+            track,
+            sender,
+            negotiated: None,
+        })
+    }
+}
+
+impl SimulcastTrack {
+    /// Looks up the negotiated VP8 payload type and mid and rid extension ids; `mid` is the
+    /// m-line's, from the offer.
+    pub async fn resolve(&mut self, mid: &str) -> anyhow::Result<()> {
+        let parameters = self.sender.get_parameters().await?;
+        let rtp = &parameters.rtp_parameters;
+        let payload_type = rtp
+            .codecs
+            .iter()
+            .find(|codec| {
+                codec
+                    .rtp_codec
+                    .mime_type
+                    .eq_ignore_ascii_case(MIME_TYPE_VP8)
+            })
+            .map(|codec| codec.payload_type)
+            .context("VP8 was not negotiated")?;
+        let id = |uri: &str| {
+            rtp.header_extensions
+                .iter()
+                .find(|e| e.uri == uri)
+                .map(|e| e.id as u8)
+                .with_context(|| format!("{uri} was not negotiated"))
+        };
+        let mid_id = id("urn:ietf:params:rtp-hdrext:sdes:mid")?;
+        let rid_id = id("urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id")?;
+        self.negotiated = Some((payload_type, mid_id, rid_id, mid.to_owned()));
+        Ok(())
+    }
+
+    /// Writes one packet of layer `layer` (an index into `layers`).
+    pub async fn write(
+        &self,
+        layer: usize,
+        sequence_number: u16,
+        timestamp: u32,
+        payload: Bytes,
+    ) -> anyhow::Result<()> {
+        let (payload_type, mid_id, rid_id, mid) = self
+            .negotiated
+            .as_ref()
+            .context("not resolved: negotiate first")?;
+        let (rid, ssrc) = self.layers.get(layer).context("no such layer")?;
+        let mut header = rtp::header::Header {
+            version: 2,
+            marker: true,
+            payload_type: *payload_type,
+            sequence_number,
+            timestamp,
+            ssrc: *ssrc,
+            ..Default::default()
+        };
+        header.set_extension(*mid_id, Bytes::copy_from_slice(mid.as_bytes()))?;
+        header.set_extension(*rid_id, Bytes::copy_from_slice(rid.as_bytes()))?;
+        self.track
+            .write_rtp(rtp::Packet { header, payload })
+            .await?;
+        Ok(())
+    }
+}
