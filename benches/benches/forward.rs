@@ -5,6 +5,12 @@
 //! The workload is `packet_router::workload::ForwardWorkload`, which `scripts/profile.sh` also
 //! runs under callgrind.
 //!
+//! `forward_1200B_simulcast` is the same path for a rid-simulcast publisher (three VP8
+//! layers, three temporal layers each) whose subscribers are capped at each layer in turn,
+//! every second one at temporal layer 1: layer selection per packet, PictureID renumbering
+//! and temporal filtering. Its throughput counts incoming packets (each reaches a third of
+//! the subscribers, or half of those), so it reads as publisher packets per second.
+//!
 //! Next to it, in the same run, the floor of that work: one unprotect and per subscriber a copy
 //! and a protect, with no routing at all. Throughput is in forwarded packets (copies), so
 //! criterion's elements per second read as forwarded packets per second on one core.
@@ -48,6 +54,26 @@ fn forward(c: &mut Criterion) {
                         black_box(srtp.protect_rtp(buffer, len).expect("protect"));
                     }
                 },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("forward_1200B_simulcast");
+    for subscribers in [3usize, 12, 30] {
+        group.throughput(Throughput::Elements(1));
+        let mut workload = ForwardWorkload::simulcast(subscribers, Instant::now());
+        let mut packets = ForwardWorkload::simulcast(0, Instant::now());
+        // Past the first keyframes, so that every subscription forwards.
+        for _ in 0..3_000 {
+            let mut packet = packets.next_datagram();
+            workload.forward(&mut packet);
+        }
+        group.bench_function(format!("sluice_path/{subscribers}_subscribers"), |b| {
+            b.iter_batched_ref(
+                || packets.next_datagram(),
+                |packet| black_box(workload.forward(packet)),
                 BatchSize::SmallInput,
             )
         });
