@@ -84,9 +84,9 @@ pub fn simulcast_packet(layer: usize, seq: u16) -> Vec<u8> {
     let temporal = [0u8, 2, 1, 2][usize::from(picture % 4)];
     let tl0 = (picture / 4) as u8;
     let [hi, lo] = (picture & 0x7fff).to_be_bytes();
-    let start = if seq % 2 == 0 { 0x10 } else { 0 };
+    let start = if seq.is_multiple_of(2) { 0x10 } else { 0 };
     packet.extend_from_slice(&[0x80 | start, 0xE0, 0x80 | hi, lo, tl0, temporal << 6]);
-    if seq % KEYFRAME_EVERY == 0 {
+    if seq.is_multiple_of(KEYFRAME_EVERY) {
         let width = WIDTHS.get(layer).copied().unwrap_or(320);
         packet.extend_from_slice(&[0x10, 0, 0, 0x9d, 0x01, 0x2a]);
         packet.extend_from_slice(&width.to_le_bytes());
