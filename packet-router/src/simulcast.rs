@@ -90,6 +90,11 @@ impl LayerChoice {
         picture.is_filtered_by(self.max_temporal)
     }
 
+    /// The keyframe request just made was not sent: the next packet makes it again.
+    pub(crate) fn request_again(&mut self) {
+        self.requested_at = None;
+    }
+
     /// Forgets the target (a new track, or a new cap).
     pub(crate) fn reset_target(&mut self) {
         self.target = None;

@@ -598,6 +598,42 @@ fn nack_and_compare(world: &mut World, lcg: &mut u32) -> usize {
 }
 
 #[test]
+fn a_switch_whose_keyframe_request_was_throttled_asks_again_when_allowed() {
+    let mut world = World::new(2);
+    for _ in 0..10 {
+        world.frame();
+    }
+    // Subscriber 1 asks for the lowest layer (rank 0, layer 2): its PLI goes out, and the
+    // keyframe switches it.
+    world
+        .router
+        .set_max_layer(world.subscriptions[1], Some(0))
+        .unwrap();
+    for _ in 0..3 {
+        world.frame();
+    }
+    assert_eq!(layer_of(&world.received[1].last().unwrap().2), 2);
+    // Right after, subscriber 0 asks for the same layer: the layer's throttle (500 ms) holds
+    // its first request back. It must ask again once allowed, not a second later.
+    let asked = world.now;
+    world
+        .router
+        .set_max_layer(world.subscriptions[0], Some(0))
+        .unwrap();
+    while layer_of(&world.received[0].last().unwrap().2) != 2 {
+        assert!(world.now < asked + Duration::from_secs(2), "never switched");
+        world.frame();
+    }
+    let took = world.now - asked;
+    assert!(
+        took <= Duration::from_millis(600),
+        "switched {} ms after asking",
+        took.as_millis()
+    );
+    check_stream(&world.received[0]);
+}
+
+#[test]
 fn nacks_across_a_switch_repair_the_packets_sent() {
     let mut world = World::new(1);
     for _ in 0..10 {

@@ -278,6 +278,11 @@ impl Choose {
                             track: self.track_id,
                             ssrc: layer.ssrc(),
                         });
+                    } else {
+                        // The layer's throttle held the request back (another subscription
+                        // asked moments ago): ask again on its next packet rather than a
+                        // second from now; the throttle still bounds what the publisher gets.
+                        subscription.choice.request_again();
                     }
                 }
             }
