@@ -19,7 +19,7 @@ use rtc_core::{Pt, Ssrc};
 
 use crate::{
     Codec, CodecParams, ExtensionIds, MediaKind, PublishedStream, Router, RouterConfig, SessionId,
-    SubscribedStream, TransmitQueue,
+    SubscribedStream, SubscriptionId, TransmitQueue,
 };
 
 /// Payload bytes of each packet: with the 12-byte header and 28 bytes of extensions, 1200.
@@ -117,34 +117,50 @@ impl ForwardWorkload {
     /// The rid-simulcast workload: subscriber `i` capped at layer `i % 3` (by rank), every
     /// odd one also at temporal layer 1. Every packet is one of the three layers in turn.
     pub fn simulcast(subscribers: usize, start: Instant) -> Self {
-        let now = start;
+        let stream = PublishedStream {
+            ssrc: Ssrc(0),
+            rtx_ssrc: None,
+            extensions: ExtensionIds {
+                rid: Some(10),
+                ..published_stream().extensions
+            },
+            mid: Some("v".to_owned()),
+            rids: RIDS.iter().map(|r| (*r).to_owned()).collect(),
+            ..published_stream()
+        };
+        let mut workload =
+            Self::with_track(subscribers, start, stream, |router, i, subscription| {
+                router
+                    .set_max_layer(subscription, Some(i % 3))
+                    .expect("a subscription");
+                if i % 2 == 1 {
+                    router
+                        .set_max_temporal_layer(subscription, Some(1))
+                        .expect("a subscription");
+                }
+            });
+        workload.simulcast = Some(([0; 3], 0));
+        workload
+    }
+
+    /// Sets up the room at `start`; the workload then moves its own virtual time forward by
+    /// a packet interval per forwarded packet (the crate reads no clock).
+    pub fn new(subscribers: usize, start: Instant) -> Self {
+        Self::with_track(subscribers, start, published_stream(), |_, _, _| {})
+    }
+
+    /// The publisher's `stream` and `subscribers` subscriptions of it, each set up further by
+    /// `configure` (with its index).
+    fn with_track(
+        subscribers: usize,
+        now: Instant,
+        stream: PublishedStream,
+        configure: impl Fn(&mut Router, usize, SubscriptionId),
+    ) -> Self {
         let mut router = Router::new(RouterConfig::default());
         let mut out = TransmitQueue::with_capacity(subscribers + 4);
         let track = router
-            .add_published_stream(
-                now,
-                PUBLISHER,
-                PublishedStream {
-                    kind: MediaKind::Video,
-                    ssrc: Ssrc(0),
-                    rtx_ssrc: None,
-                    codecs: vec![CodecParams {
-                        codec: Codec::Vp8,
-                        pt: Pt(96),
-                        rtx_pt: Some(Pt(97)),
-                    }],
-                    extensions: ExtensionIds {
-                        mid: Some(4),
-                        rid: Some(10),
-                        abs_send_time: Some(2),
-                        transport_cc: Some(3),
-                        ..ExtensionIds::default()
-                    },
-                    nack: true,
-                    mid: Some("v".to_owned()),
-                    rids: RIDS.iter().map(|r| (*r).to_owned()).collect(),
-                },
-            )
+            .add_published_stream(now, PUBLISHER, stream)
             .expect("a published track");
         let mut outbound = Vec::with_capacity(subscribers);
         for i in 0..subscribers {
@@ -157,71 +173,7 @@ impl ForwardWorkload {
                     &mut out,
                 )
                 .expect("a subscription");
-            router
-                .set_max_layer(subscription, Some(i % 3))
-                .expect("a subscription");
-            if i % 2 == 1 {
-                router
-                    .set_max_temporal_layer(subscription, Some(1))
-                    .expect("a subscription");
-            }
-            outbound.push(srtp_context(0x40 + i as u8));
-        }
-        out.clear();
-        ForwardWorkload {
-            publisher_srtp: srtp_context(7),
-            publisher_seq: 0,
-            inbound: srtp_context(7),
-            router,
-            outbound,
-            out,
-            now,
-            simulcast: Some(([0; 3], 0)),
-        }
-    }
-
-    /// Sets up the room at `start`; the workload then moves its own virtual time forward by
-    /// a packet interval per forwarded packet (the crate reads no clock).
-    pub fn new(subscribers: usize, start: Instant) -> Self {
-        let now = start;
-        let mut router = Router::new(RouterConfig::default());
-        let mut out = TransmitQueue::with_capacity(subscribers + 4);
-        let track = router
-            .add_published_stream(
-                now,
-                PUBLISHER,
-                PublishedStream {
-                    kind: MediaKind::Video,
-                    ssrc: Ssrc(0x1001),
-                    rtx_ssrc: Some(Ssrc(0x1002)),
-                    codecs: vec![CodecParams {
-                        codec: Codec::Vp8,
-                        pt: Pt(96),
-                        rtx_pt: Some(Pt(97)),
-                    }],
-                    extensions: ExtensionIds {
-                        mid: Some(4),
-                        abs_send_time: Some(2),
-                        transport_cc: Some(3),
-                        ..ExtensionIds::default()
-                    },
-                    nack: true,
-                    mid: None,
-                    rids: Vec::new(),
-                },
-            )
-            .expect("a published track");
-        let mut outbound = Vec::with_capacity(subscribers);
-        for i in 0..subscribers {
-            router
-                .subscribe(
-                    now,
-                    SessionId(100 + i as u64),
-                    track,
-                    subscriber_stream(i),
-                    &mut out,
-                )
-                .expect("a subscription");
+            configure(&mut router, i, subscription);
             outbound.push(srtp_context(0x40 + i as u8));
         }
         out.clear();
@@ -292,6 +244,29 @@ impl ForwardWorkload {
     /// The copies the last [`ForwardWorkload::forward`] queued.
     pub fn queued(&self) -> &TransmitQueue {
         &self.out
+    }
+}
+
+/// The publisher's VP8 track on one SSRC (with RTX): mid, abs-send-time and transport-cc.
+fn published_stream() -> PublishedStream {
+    PublishedStream {
+        kind: MediaKind::Video,
+        ssrc: Ssrc(0x1001),
+        rtx_ssrc: Some(Ssrc(0x1002)),
+        codecs: vec![CodecParams {
+            codec: Codec::Vp8,
+            pt: Pt(96),
+            rtx_pt: Some(Pt(97)),
+        }],
+        extensions: ExtensionIds {
+            mid: Some(4),
+            abs_send_time: Some(2),
+            transport_cc: Some(3),
+            ..ExtensionIds::default()
+        },
+        nack: true,
+        mid: None,
+        rids: Vec::new(),
     }
 }
 

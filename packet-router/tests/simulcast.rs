@@ -308,6 +308,30 @@ impl World {
         self.collect();
     }
 
+    /// Subscriber 0 NACKs `lost` (its numbers); returns what was resent as (seq,
+    /// timestamp, payload).
+    fn nack(&mut self, lost: &[u16]) -> Vec<(u16, u32, Vec<u8>)> {
+        self.out.clear();
+        self.router
+            .retransmit(self.now, SessionId(100), Ssrc(0xA000), lost, &mut self.out);
+        let resent = self
+            .out
+            .as_slice()
+            .iter()
+            .filter(|t| t.kind == TransmitKind::Rtp)
+            .map(|t| {
+                let view = RtpPacket::parse(t.packet()).unwrap();
+                (
+                    view.sequence_number(),
+                    view.timestamp(),
+                    view.payload().to_vec(),
+                )
+            })
+            .collect();
+        self.out.clear();
+        resent
+    }
+
     /// Caps subscriber 0's temporal layer.
     fn set_temporal_cap(&mut self, cap: Option<u8>) {
         self.router
@@ -566,34 +590,12 @@ fn nack_and_compare(world: &mut World, lcg: &mut u32) -> usize {
             lost.push(seq);
         }
     }
-    world.out.clear();
-    world.router.retransmit(
-        world.now,
-        SessionId(100),
-        Ssrc(0xA000),
-        &lost,
-        &mut world.out,
-    );
-    let resent: Vec<_> = world
-        .out
-        .as_slice()
-        .iter()
-        .filter(|t| t.kind == TransmitKind::Rtp)
-        .map(|t| {
-            let view = RtpPacket::parse(t.packet()).unwrap();
-            (
-                view.sequence_number(),
-                view.timestamp(),
-                view.payload().to_vec(),
-            )
-        })
-        .collect();
+    let resent = world.nack(&lost);
     assert_eq!(resent.len(), lost.len(), "every packet NACKed was resent");
     for copy in &resent {
         let original = recent.iter().find(|r| r.0 == copy.0).expect("was sent");
         assert_eq!(copy, original, "the same packet as first sent");
     }
-    world.out.clear();
     resent.len()
 }
 
@@ -658,28 +660,7 @@ fn nacks_across_a_switch_repair_the_packets_sent() {
         received[switch].0,
         received[switch + 1].0,
     ];
-    world.out.clear();
-    world.router.retransmit(
-        world.now,
-        SessionId(100),
-        Ssrc(0xA000),
-        &lost,
-        &mut world.out,
-    );
-    let resent: Vec<_> = world
-        .out
-        .as_slice()
-        .iter()
-        .filter(|t| t.kind == TransmitKind::Rtp)
-        .map(|t| {
-            let view = RtpPacket::parse(t.packet()).unwrap();
-            (
-                view.sequence_number(),
-                view.timestamp(),
-                view.payload().to_vec(),
-            )
-        })
-        .collect();
+    let resent = world.nack(&lost);
     assert_eq!(resent.len(), 4);
     for (resent, original) in resent.iter().zip(&received[switch - 2..switch + 2]) {
         assert_eq!(resent, original, "the same packet as first sent");

@@ -11,12 +11,12 @@ mod support;
 
 use std::time::Duration;
 
-use anyhow::{anyhow, ensure};
+use anyhow::{Context, anyhow, ensure};
 use bytes::Bytes;
-use server::{LayerCap, MediaConfig, MediaKind, SessionId, Sfu};
+use server::{LayerCap, MediaConfig, MediaKind, Sfu};
 use support::media::{Kind, Received};
 use support::peer::{Peer, SimulcastTrack};
-use support::room::CONNECT_LIMIT;
+use support::room::{CONNECT_LIMIT, connect_subscribers};
 use support::wait_until;
 
 const LAYERS: [(&str, u32); 3] = [("q", 0x5101), ("h", 0x5102), ("f", 0x5103)];
@@ -67,24 +67,6 @@ async fn send_layers(track: &SimulcastTrack, frames: u32) -> anyhow::Result<()> 
     Ok(())
 }
 
-async fn connect_player(
-    sfu: &Sfu,
-    room: &str,
-    publisher: SessionId,
-    name: &str,
-) -> anyhow::Result<(Peer, SessionId)> {
-    let peer = Peer::new(name).await?;
-    peer.add_receive_only(Kind::Video).await?;
-    let offer = peer.complete_offer().await?;
-    let answer = sfu
-        .subscribe(room, publisher, &offer)
-        .await
-        .map_err(|error| anyhow!("subscribe: {error}"))?;
-    peer.accept_answer(&answer.sdp).await?;
-    peer.connected(CONNECT_LIMIT).await?;
-    Ok((peer, answer.session))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webrtc_rs_rid_simulcast_publisher_is_one_track_with_three_layers() -> anyhow::Result<()>
 {
@@ -126,9 +108,11 @@ async fn a_webrtc_rs_rid_simulcast_publisher_is_one_track_with_three_layers() ->
     publisher.connected(CONNECT_LIMIT).await?;
     track.resolve(&mid).await?;
 
-    let (highest, _) = connect_player(&sfu, room, published.session, "player-highest").await?;
-    let (lowest, lowest_session) =
-        connect_player(&sfu, room, published.session, "player-lowest").await?;
+    let mut players = connect_subscribers(&sfu, room, published.session, 2).await?;
+    let lowest = players.pop().context("two players")?;
+    let lowest_session = lowest.session;
+    let lowest = lowest.peer;
+    let highest = players.pop().context("two players")?.peer;
     sfu.set_layer_cap(
         lowest_session,
         video_track,
