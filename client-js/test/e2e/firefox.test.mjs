@@ -2,7 +2,9 @@
 // media on 0.0.0.0:3478) that runs in a network namespace of the test's own: Firefox gathers
 // no loopback candidates, so this is also the test that Sluice announces its interface
 // addresses. Both browsers run on the host and reach the server at the namespace's address.
-// In one room each sees and hears the other; over WHIP and WHEP each plays what the other
+// In one room each sees and hears the other; Firefox's camera goes out as rid simulcast
+// (the web app's layers), and Chromium, capping it at the lowest layer and then lifting the
+// cap, decodes it at 320 and then 1280 px. Over WHIP and WHEP each plays what the other
 // publishes.
 
 import { after, before, test } from 'node:test';
@@ -113,6 +115,19 @@ test('Firefox and Chromium in one room each decode the other', async () => {
     return rids.length >= 2 ? rids.sort() : null;
   }), { timeoutMs: 20_000, intervalMs: 500 });
   console.log('Firefox sends its camera as', foxLayers);
+  // Layer by layer: Chromium caps Firefox's camera at the lowest layer, then lifts the cap,
+  // and decodes the width of each in turn.
+  const widths = foxLayers.map((l) => Number(l.split(':')[1])).filter((w) => w > 0).sort((a, b) => a - b);
+  const trackId = await chrome.page.evaluate((id) => [...window.sluiceTest.room.remoteTracks.values()]
+    .find((r) => r.participant === id && r.kind === 'video').trackId, foxId);
+  for (const [layer, width] of [[0, widths[0]], [null, widths[widths.length - 1]]]) {
+    await chrome.page.evaluate(([t, l]) => window.sluiceTest.room.setMaxLayer(t, l), [trackId, layer]);
+    await waitFor(`Chromium decoding Firefox at ${width} px (layer ${layer})`, async () => {
+      const now = await received(chrome.page);
+      return now[foxId]?.video?.frameWidth === width;
+    }, { timeoutMs: 10_000, intervalMs: 200 });
+  }
+  console.log(`Chromium decoded Firefox's layers at ${widths[0]} and ${widths[widths.length - 1]} px on asking`);
   assert.deepEqual(fox.problems, []);
   assert.deepEqual(chrome.problems, []);
 });
