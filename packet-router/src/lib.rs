@@ -12,6 +12,7 @@
 //! writers (`copy_writer.rs`) write each subscriber's rewritten copy into the queue.
 #![forbid(unsafe_code)]
 
+pub mod bandwidth;
 pub mod config;
 mod copy_writer;
 pub mod event;
@@ -21,6 +22,7 @@ pub mod id_hasher;
 pub mod keyframe_throttle;
 mod layer;
 pub mod loss_tracker;
+mod publisher_remb;
 pub mod reception;
 pub mod retransmit_budget;
 pub mod retransmit_cache;

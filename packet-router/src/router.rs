@@ -25,12 +25,14 @@ use rtc_core::Ssrc;
 use rtc_core::rtp::RtpPacket;
 
 use crate::IdHashMap;
+use crate::bandwidth::ReceiveSideEstimator;
 use crate::config::{MediaKind, PublishedStream, SubscribedStream};
 use crate::copy_writer::{AbsSendTime, FanOut, HeaderTemplate};
 use crate::event::{EventQueue, RouterEvent};
 use crate::keyframe_throttle::DEFAULT_KEYFRAME_REQUEST_INTERVAL;
 use crate::layer::StreamRole;
 use crate::loss_tracker::{LossTrackerConfig, PacketArrival};
+use crate::publisher_remb::PublisherRemb;
 use crate::retransmit_budget::{RetransmitBudget, RetransmitBudgetConfig};
 use crate::rewrite::SourcePacket;
 use crate::subscription::Subscription;
@@ -155,9 +157,11 @@ pub struct Router {
     next_track_slot: u8,
     /// Transport-wide feedback to each publisher session that negotiated it.
     transport_feedback: IdHashMap<SessionId, TransportFeedback>,
-    /// Publishers told the most they may send (bits per second), with REMB on their video
-    /// tracks' report slots.
-    publisher_caps: IdHashMap<SessionId, u64>,
+    /// What publishers are told with REMB on their video tracks' report slots: their caps
+    /// and, without transport-wide feedback, Sluice's receive-side estimate.
+    publisher_remb: IdHashMap<SessionId, PublisherRemb>,
+    /// No later than the earliest prompt REMB due (an estimate that fell); may be early.
+    remb_deadline: Option<Instant>,
     /// No later than the earliest feedback due; like `nack_deadline`, it may be early.
     feedback_deadline: Option<Instant>,
     nack_scratch: Vec<rtc_core::SeqNo>,
@@ -189,7 +193,8 @@ impl Router {
             report_slot: 0,
             next_track_slot: 0,
             transport_feedback: IdHashMap::default(),
-            publisher_caps: IdHashMap::default(),
+            publisher_remb: IdHashMap::default(),
+            remb_deadline: None,
             feedback_deadline: None,
             nack_scratch: Vec::with_capacity(64),
             nack_wire_scratch: Vec::with_capacity(64),
@@ -271,6 +276,21 @@ impl Router {
             self.transport_feedback
                 .entry(publisher)
                 .or_insert_with(|| TransportFeedback::new(extension_id, media_ssrc));
+            // Its estimator is the publisher's own: no estimate from Sluice.
+            if let Some(remb) = self.publisher_remb.get_mut(&publisher) {
+                remb.estimator = None;
+            }
+        } else if let Some(extension_id) = track.stream.extensions.abs_send_time
+            && track.stream.kind == MediaKind::Video
+            && !self.transport_feedback.contains_key(&publisher)
+        {
+            // A publisher without transport-wide feedback learns what gets through from
+            // Sluice's receive-side estimate, told with REMB.
+            self.publisher_remb
+                .entry(publisher)
+                .or_default()
+                .estimator
+                .get_or_insert_with(|| ReceiveSideEstimator::new(extension_id));
         }
         let id = TrackId::new(self.config.ids, self.next_id());
         for ssrc in track.ssrcs() {
@@ -400,7 +420,7 @@ impl Router {
     /// tracks are detached, not removed.
     pub fn remove_session(&mut self, session: SessionId) {
         self.transport_feedback.remove(&session);
-        self.publisher_caps.remove(&session);
+        self.publisher_remb.remove(&session);
         self.events.forget_unknown(session);
         let Some(routes) = self.sessions.remove(&session) else {
             return;
@@ -468,13 +488,10 @@ impl Router {
     /// with REMB once a second for each of its video tracks; a browser publisher's estimator
     /// then never goes above it, transport-wide feedback or not.
     pub fn set_publisher_max_bitrate(&mut self, publisher: SessionId, max_bitrate: Option<u64>) {
-        match max_bitrate {
-            Some(bitrate) => {
-                self.publisher_caps.insert(publisher, bitrate);
-            }
-            None => {
-                self.publisher_caps.remove(&publisher);
-            }
+        let remb = self.publisher_remb.entry(publisher).or_default();
+        remb.set_cap(max_bitrate);
+        if remb.is_idle() {
+            self.publisher_remb.remove(&publisher);
         }
     }
 
@@ -579,6 +596,7 @@ impl Router {
             return Err(RouteDrop::TooLarge);
         }
         let send_time = self.send_time(now);
+        let bytes = packet.len();
         // The one parse of this packet: everything below reads and rewrites through this view.
         let view = RtpPacket::parse(packet).map_err(|_| RouteDrop::Malformed)?;
         // Every authenticated packet with the transport-wide sequence number is acknowledged,
@@ -590,6 +608,15 @@ impl Router {
             feedback.handle_packet(now, u16::from_be_bytes([high, low]));
             if let Some(due) = feedback.poll_timeout() {
                 self.feedback_deadline = Some(self.feedback_deadline.map_or(due, |at| at.min(due)));
+            }
+        }
+        if let Some(remb) = self.publisher_remb.get_mut(&from)
+            && let Some(estimator) = &mut remb.estimator
+            && let Some(&[a, b, c]) = view.extension(estimator.extension_id())
+        {
+            estimator.handle_packet(now, [a, b, c], bytes);
+            if remb.decrease_due(now) {
+                self.remb_deadline = Some(now);
             }
         }
         let ssrc = view.ssrc();

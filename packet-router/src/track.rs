@@ -253,9 +253,6 @@ impl Track {
         sent
     }
 
-    /// The track's reports: a receiver report per layer to the publisher, and to each
-    /// subscriber that was sent something a sender report whose RTP time matches its
-    /// rewritten timestamps. Returns how many sender reports were queued.
     /// Tells the publisher the most it may send (REMB, draft-alvestrand-rmcat-remb) for the
     /// media SSRCs of this track's bound layers; false when there is none yet. A browser's
     /// estimator takes it as a ceiling on everything it sends on the connection.
@@ -282,6 +279,9 @@ impl Track {
         })
     }
 
+    /// The track's reports: a receiver report per layer to the publisher, and to each
+    /// subscriber that was sent something a sender report whose RTP time matches its
+    /// rewritten timestamps. Returns how many sender reports were queued.
     pub(crate) fn send_reports(
         &mut self,
         now: Instant,

@@ -483,6 +483,27 @@ impl Sfu {
         .await
     }
 
+    /// The most publisher `session` may send, in bits per second (`None`: only the server's
+    /// `--max-publish-bitrate`); the lower of the two is told to it with REMB.
+    pub async fn set_publisher_max_bitrate(
+        &self,
+        session: SessionId,
+        max_bitrate: Option<u64>,
+    ) -> Result<(), SfuError> {
+        if owner_of(session) >= self.workers() {
+            return Err(SfuError::UnknownSession);
+        }
+        let command = Command::SetPublisherMaxBitrate {
+            session,
+            max_bitrate,
+        };
+        self.request(owner_of(session), command, |reply| match reply {
+            Reply::Answered(result) => Some(result),
+            _ => None,
+        })
+        .await
+    }
+
     /// The stream of [`MediaEvent`]s; the first call takes it, later calls get `None`.
     pub fn take_events(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<MediaEvent>> {
         self.events.lock().ok()?.take()
@@ -651,6 +672,16 @@ impl signaling::MediaPlane for Sfu {
         cap: LayerCap,
     ) -> Result<(), signaling::MediaError> {
         Sfu::set_layer_cap(self, session, track, cap)
+            .await
+            .map_err(media_error)
+    }
+
+    async fn set_publisher_max_bitrate(
+        &self,
+        session: SessionId,
+        max_bitrate: Option<u64>,
+    ) -> Result<(), signaling::MediaError> {
+        Sfu::set_publisher_max_bitrate(self, session, max_bitrate)
             .await
             .map_err(media_error)
     }

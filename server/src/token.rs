@@ -43,6 +43,14 @@ pub struct TokenArgs {
     #[arg(long)]
     pub hidden: bool,
 
+    /// The most the participant may publish, in bits per second (`maxPublishBitrate`).
+    #[arg(
+        long = "max-publish-bitrate",
+        value_name = "BITS",
+        value_parser = clap::value_parser!(u64).range(32_000..=100_000_000)
+    )]
+    pub max_publish_bitrate: Option<u64>,
+
     /// How long the token is valid: seconds, or a number with s, m, h or d.
     #[arg(long, default_value = "1h", value_parser = parse_ttl)]
     pub ttl: Duration,
@@ -98,6 +106,7 @@ impl TokenArgs {
                 room_admin: self.admin,
                 room_list: self.list,
                 hidden: self.hidden,
+                max_publish_bitrate: self.max_publish_bitrate,
             },
         }
     }

@@ -28,6 +28,8 @@ enum Call {
     CloseRoom(String),
     RemoveParticipant(String, String),
     MuteTrack(String, String, String),
+    RoomLimits(String),
+    ParticipantLimits(String, String),
 }
 
 impl Call {
@@ -37,7 +39,9 @@ impl Call {
             Self::ShowRoom(room) => Action::Inspect(room),
             Self::CloseRoom(room)
             | Self::RemoveParticipant(room, _)
-            | Self::MuteTrack(room, _, _) => Action::Admin(room),
+            | Self::MuteTrack(room, _, _)
+            | Self::RoomLimits(room)
+            | Self::ParticipantLimits(room, _) => Action::Admin(room),
         }
     }
 }
@@ -82,6 +86,14 @@ fn parse(method: &Method, segments: &[&str]) -> Result<Call, NotACall> {
         ["rooms", room, "participants", id] => {
             expect(Method::DELETE)?;
             Ok(Call::RemoveParticipant(decode(room)?, decode(id)?))
+        }
+        ["rooms", room, "limits"] => {
+            expect(Method::POST)?;
+            Ok(Call::RoomLimits(decode(room)?))
+        }
+        ["rooms", room, "participants", id, "limits"] => {
+            expect(Method::POST)?;
+            Ok(Call::ParticipantLimits(decode(room)?, decode(id)?))
         }
         ["rooms", room, "participants", id, "tracks", track, "mute"] => {
             expect(Method::POST)?;
@@ -156,6 +168,41 @@ pub async fn handle<M: MediaPlane>(
                 Some(None) | None => error(StatusCode::NOT_FOUND, "unknown track"),
             }
         }
+        Call::RoomLimits(room) => {
+            let limit = match read_max_publish_bitrate(request).await {
+                Ok(limit) => limit,
+                Err(response) => return response,
+            };
+            if hub
+                .with_room(&room, |r| r.max_publish_bitrate = limit)
+                .is_none()
+            {
+                return error(StatusCode::NOT_FOUND, "unknown room");
+            }
+            hub.apply_room_publish_limits(&room).await;
+            ok(&json!({"room": room, "limits": {"maxPublishBitrate": limit}}))
+        }
+        Call::ParticipantLimits(room, who) => {
+            let limit = match read_max_publish_bitrate(request).await {
+                Ok(limit) => limit,
+                Err(response) => return response,
+            };
+            let Some(id) = find_participant(&hub, &room, &who) else {
+                return error(StatusCode::NOT_FOUND, "unknown participant");
+            };
+            let set = hub.with_room(&room, |r| {
+                r.get_mut(id)
+                    .map(|p| p.max_publish_bitrate = limit)
+                    .is_some()
+            });
+            if set != Some(true) {
+                return error(StatusCode::NOT_FOUND, "unknown participant");
+            }
+            hub.apply_publish_limit(&room, id, true).await;
+            ok(&json!({
+                "participant": id.wire(), "room": room, "limits": {"maxPublishBitrate": limit},
+            }))
+        }
     }
 }
 
@@ -187,7 +234,10 @@ fn list_rooms<M: MediaPlane>(hub: &Hub<M>) -> Value {
 /// One room as the admin sees it: every participant (hidden ones too) with its tracks.
 fn room_json(room: &Room, players: usize) -> Value {
     let participants: Vec<Value> = room.participants().map(participant_json).collect();
-    json!({"name": room.name, "participants": participants, "players": players})
+    json!({
+        "name": room.name, "participants": participants, "players": players,
+        "limits": {"maxPublishBitrate": room.max_publish_bitrate},
+    })
 }
 
 fn participant_json(participant: &Participant) -> Value {
@@ -205,6 +255,10 @@ fn participant_json(participant: &Participant) -> Value {
         fields.insert("publishing".into(), participant.publish.is_some().into());
         fields.insert("subscribing".into(), participant.subscribe.is_some().into());
         fields.entry("identity").or_insert(Value::Null);
+        fields.insert(
+            "limits".into(),
+            json!({"maxPublishBitrate": participant.max_publish_bitrate}),
+        );
     }
     value
 }
@@ -238,6 +292,30 @@ async fn read_muted(request: Request<Incoming>) -> Result<bool, Response<Body>> 
         .to_bytes();
     let value: Value = serde_json::from_slice(&body).map_err(|_| bad())?;
     value.get("muted").and_then(Value::as_bool).ok_or_else(bad)
+}
+
+/// The `maxPublishBitrate` of a `{"maxPublishBitrate": 500000}` body (`null`: no limit).
+async fn read_max_publish_bitrate(
+    request: Request<Incoming>,
+) -> Result<Option<u64>, Response<Body>> {
+    let bad = |message: &str| error(StatusCode::BAD_REQUEST, message);
+    let shape = "expected a JSON body {\"maxPublishBitrate\": bits per second or null}";
+    let body = Limited::new(request.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|_| bad(shape))?
+        .to_bytes();
+    let value: Value = serde_json::from_slice(&body).map_err(|_| bad(shape))?;
+    match value.get("maxPublishBitrate") {
+        Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => {
+            // A negative or fractional number is out of range like 0.
+            crate::validate::publish_bitrate(n.as_u64().unwrap_or(0))
+                .map(Some)
+                .map_err(|e| bad(e.message))
+        }
+        _ => Err(bad(shape)),
+    }
 }
 
 #[cfg(test)]

@@ -156,6 +156,11 @@ impl AccessKeys {
         {
             return Err(AuthError::NotYetValid);
         }
+        if let Some(bitrate) = claims.video.max_publish_bitrate
+            && crate::validate::publish_bitrate(bitrate).is_err()
+        {
+            return Err(AuthError::Malformed);
+        }
         Ok(claims)
     }
 
@@ -244,6 +249,10 @@ pub struct VideoGrant {
     /// The participant is not shown to the others.
     #[serde(default, skip_serializing_if = "is_false")]
     pub hidden: bool,
+    /// The most the participant may publish, in bits per second (Sluice's own claim; a
+    /// token without it has no limit of its own). Out of range, the token is malformed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_publish_bitrate: Option<u64>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -416,6 +425,11 @@ impl Grant {
 
     pub fn hidden(&self) -> bool {
         self.claims.video.hidden
+    }
+
+    /// The most the participant may publish (`maxPublishBitrate`), in bits per second.
+    pub fn max_publish_bitrate(&self) -> Option<u64> {
+        self.claims.video.max_publish_bitrate
     }
 
     /// Whether the grant allows `action`, and if not, why.

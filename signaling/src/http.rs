@@ -480,6 +480,7 @@ async fn whip_post<M: MediaPlane>(
         tracks,
         publish: Some(published.session),
         subscribe: None,
+        max_publish_bitrate: grant.max_publish_bitrate(),
         outbox: None,
         renegotiate: None,
     });
@@ -490,6 +491,7 @@ async fn whip_post<M: MediaPlane>(
             return error(StatusCode::CONFLICT, e.message());
         }
     };
+    hub.apply_publish_limit(&room, participant, false).await;
     tracing::info!(room, participant = %participant.wire(), name = %display_name, "join");
     tracing::info!(
         room,

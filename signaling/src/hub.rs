@@ -349,6 +349,39 @@ impl<M: MediaPlane> Hub<M> {
         true
     }
 
+    /// Tells the media plane the publish limit of participant `id` (the lower of its own and
+    /// its room's), when it has a publish session; `changed` tells it also when there is no
+    /// limit (one was lifted), else a new session without a limit needs no word.
+    pub async fn apply_publish_limit(&self, room: &str, id: ParticipantId, changed: bool) {
+        let limit = self.with_room(room, |r| r.publish_limit(id)).flatten();
+        if let Some((session, max_bitrate)) = limit
+            && (changed || max_bitrate.is_some())
+        {
+            self.tell_publish_limit(session, max_bitrate).await;
+        }
+    }
+
+    /// Tells the media plane every publish limit of `room` (after the room's changed).
+    pub async fn apply_room_publish_limits(&self, room: &str) {
+        let limits = self
+            .with_room(room, |r| r.publish_limits())
+            .unwrap_or_default();
+        for (session, max_bitrate) in limits {
+            self.tell_publish_limit(session, max_bitrate).await;
+        }
+    }
+
+    async fn tell_publish_limit(&self, session: SessionId, max_bitrate: Option<u64>) {
+        if let Err(error) = self
+            .media
+            .set_publisher_max_bitrate(session, max_bitrate)
+            .await
+        {
+            // The session ended meanwhile: nothing left to limit.
+            tracing::debug!(session = session.0, %error, "publish limit not applied");
+        }
+    }
+
     /// Runs `f` on the room of a participant, if both still exist.
     pub fn with_room<R>(&self, room: &str, f: impl FnOnce(&mut Room) -> R) -> Option<R> {
         self.state().rooms.get_mut(room).map(f)

@@ -85,6 +85,18 @@ pub trait MediaPlane: Send + Sync + 'static {
         async { Ok(()) }
     }
 
+    /// The most publisher `session` may send, in bits per second (`None`: no limit of its
+    /// own; the server's own limit, if any, still applies). A media plane that cannot tell
+    /// publishers ignores it.
+    fn set_publisher_max_bitrate(
+        &self,
+        session: SessionId,
+        max_bitrate: Option<u64>,
+    ) -> impl Future<Output = Result<(), MediaError>> + Send {
+        let _ = (session, max_bitrate);
+        async { Ok(()) }
+    }
+
     /// A subscriber connection whose tracks the server offers.
     fn create_subscriber(
         &self,

@@ -271,6 +271,7 @@ pub fn participant(
         tracks: Vec::new(),
         publish: None,
         subscribe: None,
+        max_publish_bitrate: None,
         outbox,
         renegotiate,
     }

@@ -134,6 +134,9 @@ pub struct Participant {
     pub tracks: Vec<RoomTrack>,
     pub publish: Option<SessionId>,
     pub subscribe: Option<SessionId>,
+    /// The most this participant may publish, in bits per second: its token's
+    /// `maxPublishBitrate`, or what the admin API set.
+    pub max_publish_bitrate: Option<u64>,
     /// None for a WHIP publisher, which has no WebSocket.
     pub outbox: Option<Outbox>,
     /// Woken whenever the tracks this participant should receive change.
@@ -184,6 +187,8 @@ pub struct Room {
     pub name: String,
     participants: Vec<Participant>,
     chat: VecDeque<ChatEntry>,
+    /// The most each publisher of the room may send, in bits per second (admin API).
+    pub max_publish_bitrate: Option<u64>,
 }
 
 impl Room {
@@ -192,7 +197,27 @@ impl Room {
             name,
             participants: Vec::new(),
             chat: VecDeque::new(),
+            max_publish_bitrate: None,
         }
+    }
+
+    /// A participant's publish session and the lower of its own and the room's limit.
+    pub fn publish_limit(&self, id: ParticipantId) -> Option<(SessionId, Option<u64>)> {
+        let participant = self.get(id)?;
+        let limit = [participant.max_publish_bitrate, self.max_publish_bitrate]
+            .into_iter()
+            .flatten()
+            .min();
+        Some((participant.publish?, limit))
+    }
+
+    /// Every publish session of the room with its participant's limit (see
+    /// [`Room::publish_limit`]).
+    pub fn publish_limits(&self) -> Vec<(SessionId, Option<u64>)> {
+        self.participants
+            .iter()
+            .filter_map(|p| self.publish_limit(p.id))
+            .collect()
     }
 
     pub fn len(&self) -> usize {

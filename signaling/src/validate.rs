@@ -44,6 +44,23 @@ pub fn display_name(name: &str) -> Result<&str, Invalid> {
     Ok(trimmed)
 }
 
+/// The lowest and highest publish limit, in bits per second (a REMB below 32 kbit/s leaves
+/// a browser sending nothing but audio; above 100 Mbit/s is no limit).
+pub const PUBLISH_BITRATE_RANGE: std::ops::RangeInclusive<u64> = 32_000..=100_000_000;
+
+/// A publish limit in bits per second, within [`PUBLISH_BITRATE_RANGE`].
+pub fn publish_bitrate(bits_per_second: u64) -> Result<u64, Invalid> {
+    const BAD: Invalid = Invalid::new(
+        "bad_bitrate",
+        "maxPublishBitrate must be bits per second from 32000 to 100000000, or null",
+    );
+    if PUBLISH_BITRATE_RANGE.contains(&bits_per_second) {
+        Ok(bits_per_second)
+    } else {
+        Err(BAD)
+    }
+}
+
 /// Chat text: 1..=1000 characters, and not only whitespace.
 pub fn chat_text(text: &str) -> Result<&str, Invalid> {
     const BAD: Invalid = Invalid::new("bad_chat", "chat text must be 1 to 1000 characters");

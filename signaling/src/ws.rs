@@ -483,6 +483,7 @@ impl<M: MediaPlane> Connection<M> {
                     );
                     participant.identity = grant.identity().map(str::to_owned);
                     participant.hidden = grant.hidden();
+                    participant.max_publish_bitrate = grant.max_publish_bitrate();
                     participant
                 },
                 |state, id, joined| {
@@ -577,6 +578,9 @@ impl<M: MediaPlane> Connection<M> {
         }
         if let Some(old) = replaced {
             self.hub.media.close(old).await;
+        }
+        if renegotiated.is_none() {
+            self.hub.apply_publish_limit(&room, id, false).await;
         }
         let tracks = room_tracks(&published.tracks, |mid| {
             protocol::declared_source(sources, mid)

@@ -467,3 +467,230 @@ async fn without_keys_the_api_is_open() {
     .await;
     assert_eq!(removed.status, 200);
 }
+
+/// The publish limits told to the media plane so far, in order.
+fn limits_told(server: &support::Server) -> Vec<(u64, Option<u64>)> {
+    server
+        .media
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            Call::PublisherMaxBitrate {
+                session,
+                max_bitrate,
+            } => Some((session.0, max_bitrate)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn publish_limits_come_from_the_token_the_room_and_the_participant() {
+    let server = start(tokens::config()).await;
+    let addr = server.addr;
+    // Ada's token limits her to 800 kbit/s; the WHIP camera's has no limit.
+    let limited = VideoGrant {
+        max_publish_bitrate: Some(800_000),
+        ..join("r")
+    };
+    let mut ada = Client::connect_to(
+        addr,
+        &format!("/ws?access_token={}", token("ada", limited)),
+        &[],
+    )
+    .await;
+    ada.send(json!({"type": "join", "room": "r", "name": "Ada"}))
+        .await;
+    let ada_id = ada.expect("joined").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ada.send(json!({"type": "publish", "sdp": offer(&["audio", "video"])}))
+        .await;
+    ada.expect("published").await;
+    let camera = bearer(&token("cam", join("r")));
+    let whip = http(
+        addr,
+        "POST",
+        "/whip/r",
+        &[
+            ("Content-Type", "application/sdp"),
+            ("Authorization", &camera),
+        ],
+        offer(&["video"]).as_bytes(),
+    )
+    .await;
+    assert_eq!(whip.status, 201);
+    let sessions: Vec<u64> = server
+        .media
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            Call::Publish { session, .. } => Some(session.0),
+            _ => None,
+        })
+        .collect();
+    let [ada_session, camera_session] = sessions[..] else {
+        panic!("two publish sessions expected: {sessions:?}");
+    };
+    // A publisher without a limit of its own is not told anything.
+    assert_eq!(limits_told(&server), [(ada_session, Some(800_000))]);
+
+    // Refused: without the grant, a bad body, out of range, an unknown room.
+    let admin = admin_of("r");
+    let room_limits = "/api/rooms/r/limits";
+    let body = br#"{"maxPublishBitrate": 500000}"#;
+    assert_refused(&api(addr, "POST", room_limits, None, body).await, 401);
+    let ada_token = bearer(&token("ada", join("r")));
+    assert_refused(
+        &api(addr, "POST", room_limits, Some(&ada_token), body).await,
+        403,
+    );
+    for bad in [
+        &br#"{"maxPublishBitrate": 0}"#[..],
+        br#"{"maxPublishBitrate": -5}"#,
+        br#"{"maxPublishBitrate": 1.5e3}"#,
+        br#"{"maxPublishBitrate": 200000000}"#,
+        br#"{"maxPublishBitrate": "fast"}"#,
+        br#"{}"#,
+        b"not json",
+    ] {
+        let response = api(addr, "POST", room_limits, Some(&admin), bad).await;
+        assert_refused(&response, 400);
+    }
+    assert_refused(&api(addr, "GET", room_limits, Some(&admin), b"").await, 405);
+    assert_refused(
+        &api(
+            addr,
+            "POST",
+            "/api/rooms/elsewhere/limits",
+            Some(&admin_of("elsewhere")),
+            body,
+        )
+        .await,
+        404,
+    );
+    assert_eq!(
+        limits_told(&server).len(),
+        1,
+        "a refused call changes nothing"
+    );
+
+    // The room's limit: every publisher gets the lower of it and its own.
+    let set = api(addr, "POST", room_limits, Some(&admin), body).await;
+    assert_eq!(set.status, 200);
+    assert_eq!(
+        set.json(),
+        json!({"room": "r", "limits": {"maxPublishBitrate": 500000}})
+    );
+    let told = limits_told(&server);
+    assert!(
+        told[1..].contains(&(ada_session, Some(500_000))),
+        "{told:?}"
+    );
+    assert!(
+        told[1..].contains(&(camera_session, Some(500_000))),
+        "{told:?}"
+    );
+    let shown = api(addr, "GET", "/api/rooms/r", Some(&admin), b"")
+        .await
+        .json();
+    assert_eq!(shown["limits"]["maxPublishBitrate"], 500_000);
+    let ada_shown = shown["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == ada_id.as_str())
+        .unwrap();
+    assert_eq!(ada_shown["limits"]["maxPublishBitrate"], 800_000);
+
+    // A participant's limit by identity, lower than the room's; then lifted.
+    let ada_limits = "/api/rooms/r/participants/ada/limits";
+    let lower = api(
+        addr,
+        "POST",
+        ada_limits,
+        Some(&admin),
+        br#"{"maxPublishBitrate": 300000}"#,
+    )
+    .await;
+    assert_eq!(lower.status, 200);
+    assert_eq!(
+        lower.json(),
+        json!({"participant": ada_id, "room": "r", "limits": {"maxPublishBitrate": 300000}})
+    );
+    assert_eq!(
+        limits_told(&server).last(),
+        Some(&(ada_session, Some(300_000)))
+    );
+    let lifted = api(
+        addr,
+        "POST",
+        ada_limits,
+        Some(&admin),
+        br#"{"maxPublishBitrate": null}"#,
+    )
+    .await;
+    assert_eq!(lifted.status, 200);
+    assert_eq!(
+        limits_told(&server).last(),
+        Some(&(ada_session, Some(500_000)))
+    );
+    assert_refused(
+        &api(
+            addr,
+            "POST",
+            "/api/rooms/r/participants/nobody/limits",
+            Some(&admin),
+            body,
+        )
+        .await,
+        404,
+    );
+
+    // Lifting the room's limit leaves every publisher without one.
+    let before = limits_told(&server).len();
+    let none = api(
+        addr,
+        "POST",
+        room_limits,
+        Some(&admin),
+        br#"{"maxPublishBitrate": null}"#,
+    )
+    .await;
+    assert_eq!(none.status, 200);
+    let told = limits_told(&server);
+    assert!(told[before..].contains(&(ada_session, None)), "{told:?}");
+    assert!(told[before..].contains(&(camera_session, None)), "{told:?}");
+}
+
+#[tokio::test]
+async fn a_token_with_an_unusable_publish_limit_is_refused() {
+    let server = start(tokens::config()).await;
+    for bits in [0, 31_999, 100_000_001] {
+        let grant = VideoGrant {
+            max_publish_bitrate: Some(bits),
+            ..join("r")
+        };
+        let camera = bearer(&token("cam", grant));
+        let whip = http(
+            server.addr,
+            "POST",
+            "/whip/r",
+            &[
+                ("Content-Type", "application/sdp"),
+                ("Authorization", &camera),
+            ],
+            offer(&["video"]).as_bytes(),
+        )
+        .await;
+        assert_refused(&whip, 401);
+    }
+    assert!(
+        server
+            .media
+            .calls()
+            .iter()
+            .all(|c| !matches!(c, Call::Publish { .. }))
+    );
+}

@@ -127,3 +127,50 @@ test('with --max-publish-bitrate the publisher stays under the cap (REMB)', { ti
     await capped.stop();
   }
 });
+
+test('a room limit set through the admin API caps a publisher already sending, and lifting it frees it', { timeout: 120_000 }, async () => {
+  const room = `limited-${process.pid}`;
+  const publisher = await launchBrowser('limited-publisher');
+  browsers.push(publisher);
+  await publisher.page.goto(`${server.base}/healthz`);
+  await publisher.page.evaluate(async (url) => {
+    const { whipPublish } = await import('/lib/whip.js');
+    const stream = await navigator.mediaDevices.getUserMedia({
+      audio: true,
+      video: { width: 1280, height: 720, frameRate: 30 },
+    });
+    const session = await whipPublish(url, stream);
+    window.publisher = session.pc;
+  }, `/whip/${room}`);
+  await waitFor('1.5 Mbit/s available before the limit', async () =>
+    (await sending(publisher.page)).availableOutgoingBitrate >= 1_500_000, { timeoutMs: 15_000, intervalMs: 500 });
+  const limit = async (maxPublishBitrate) => {
+    const response = await fetch(`${server.base}/api/rooms/${room}/limits`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ maxPublishBitrate }),
+    });
+    assert.equal(response.status, 200, await response.text());
+  };
+  const asked = Date.now();
+  await limit(400_000);
+  await waitFor('at most 400 kbit/s available', async () =>
+    (await sending(publisher.page)).availableOutgoingBitrate <= 400_000, { timeoutMs: 5000, intervalMs: 250 });
+  const cappedAfter = Date.now() - asked;
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  const before = await sending(publisher.page);
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  const after = await sending(publisher.page);
+  const kbps = ((after.bytesSent - before.bytesSent) * 8) / 3000;
+  console.log(`room limit 400 kbit/s: applied after ${cappedAfter} ms; ${Math.round(after.availableOutgoingBitrate / 1000)} kbit/s available, sending ${kbps.toFixed(0)} kbit/s of video at ${after.frameWidth} px`);
+  assert.ok(after.availableOutgoingBitrate <= 400_000, `${after.availableOutgoingBitrate} bit/s available`);
+  assert.ok(kbps <= 440, `${kbps} kbit/s of video sent under a 400 kbit/s limit`);
+  assert.ok(kbps > 100, `${kbps} kbit/s: the publisher still sends`);
+
+  const lifted = Date.now();
+  await limit(null);
+  await waitFor('over 1 Mbit/s available once lifted', async () =>
+    (await sending(publisher.page)).availableOutgoingBitrate > 1_000_000, { timeoutMs: 20_000, intervalMs: 500 });
+  console.log(`limit lifted: over 1 Mbit/s available after ${Date.now() - lifted} ms`);
+  assert.deepEqual(publisher.problems, []);
+});

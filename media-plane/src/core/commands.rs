@@ -75,6 +75,13 @@ pub enum Command {
         track: TrackId,
         cap: LayerCap,
     },
+    /// The most a publisher session may send, in bits per second (`None`: only the core's
+    /// [`crate::CoreConfig::publisher_max_bitrate`]); the lower of the two is told to it with
+    /// REMB once a second. For per-room and per-participant limits.
+    SetPublisherMaxBitrate {
+        session: SessionId,
+        max_bitrate: Option<u64>,
+    },
     /// Ends a session (signaling closed it).
     Close { session: SessionId },
 }
@@ -130,6 +137,10 @@ impl WorkerCore {
                 track,
                 cap,
             } => Reply::Answered(self.set_layer_cap(session, track, cap)),
+            Command::SetPublisherMaxBitrate {
+                session,
+                max_bitrate,
+            } => Reply::Answered(self.set_publisher_max_bitrate(session, max_bitrate)),
             Command::Close { session } => {
                 self.remove_session(session, EndReason::Closed);
                 Reply::Closed
@@ -164,6 +175,23 @@ impl WorkerCore {
             // The subscription exists (it was bound and not removed since).
             apply_layer_cap(&mut self.router, subscription, cap);
         }
+        Ok(())
+    }
+
+    fn set_publisher_max_bitrate(
+        &mut self,
+        id: SessionId,
+        max_bitrate: Option<u64>,
+    ) -> Result<(), SfuError> {
+        let session = self.sessions.get(&id).ok_or(SfuError::UnknownSession)?;
+        if !matches!(session.role, SessionRole::Publisher { .. }) {
+            return Err(SfuError::UnknownSession);
+        }
+        let cap = [max_bitrate, self.config.publisher_max_bitrate]
+            .into_iter()
+            .flatten()
+            .min();
+        self.router.set_publisher_max_bitrate(id, cap);
         Ok(())
     }
 

@@ -24,10 +24,15 @@ impl Router {
     /// It costs no scan of the tracks: it may be early after a gap that reordering repaired,
     /// never late.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.nack_deadline, self.next_report, self.feedback_deadline]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.nack_deadline,
+            self.next_report,
+            self.feedback_deadline,
+            self.remb_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The earliest NACK deadline of the tracks that send NACKs.
@@ -47,6 +52,10 @@ impl Router {
                 next = [next, feedback.poll_timeout()].into_iter().flatten().min();
             }
             self.feedback_deadline = next;
+        }
+        if self.remb_deadline.is_some_and(|at| at <= now) {
+            self.remb_deadline = None;
+            self.send_prompt_rembs(now, out);
         }
         if self.nack_deadline.is_some_and(|at| at <= now) {
             for track in self.tracks.values_mut() {
@@ -84,13 +93,39 @@ impl Router {
             .filter(|(_, t)| t.report_slot == slot)
         {
             self.stats.sender_reports_sent += track.send_reports(now, feedback_ssrc, out);
-            if let Some(&cap) = self.publisher_caps.get(&track.publisher)
+            if let Some(remb) = self.publisher_remb.get_mut(&track.publisher)
+                && let Some(bitrate) = remb.bitrate()
                 && track.stream.kind == crate::MediaKind::Video
-                && track.send_remb(feedback_ssrc, cap, out)
+                && track.send_remb(feedback_ssrc, bitrate, out)
             {
+                remb.told(now, bitrate);
                 self.stats.remb_sent += 1;
             }
             track.check_layers(now, timeout, id, &mut self.events);
+        }
+    }
+
+    /// REMBs of estimates that fell since they were last told, on one video track of each
+    /// such publisher, before its next report.
+    fn send_prompt_rembs(&mut self, now: Instant, out: &mut TransmitQueue) {
+        let feedback_ssrc = self.config.feedback_ssrc;
+        for (publisher, remb) in &mut self.publisher_remb {
+            let Some(bitrate) = remb.bitrate().filter(|_| remb.decrease_due(now)) else {
+                continue;
+            };
+            let video = self.sessions.get(publisher).and_then(|routes| {
+                routes
+                    .tracks
+                    .iter()
+                    .filter_map(|id| self.tracks.get(id))
+                    .find(|t| t.stream.kind == crate::MediaKind::Video)
+            });
+            if let Some(track) = video
+                && track.send_remb(feedback_ssrc, bitrate, out)
+            {
+                remb.told(now, bitrate);
+                self.stats.remb_sent += 1;
+            }
         }
     }
 }

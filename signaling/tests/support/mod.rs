@@ -56,6 +56,10 @@ pub enum Call {
         ufrag: String,
         pwd: String,
     },
+    PublisherMaxBitrate {
+        session: SessionId,
+        max_bitrate: Option<u64>,
+    },
 }
 
 /// Publishes one track per m-line (`m=audio` or else video, mids "0", "1", ...); an offer
@@ -152,6 +156,18 @@ impl MediaPlane for RecordingMedia {
             session,
             sdp: format!("v=0\r\ns=play {}\r\n", session.0),
         })
+    }
+
+    async fn set_publisher_max_bitrate(
+        &self,
+        session: SessionId,
+        max_bitrate: Option<u64>,
+    ) -> Result<(), MediaError> {
+        self.record(Call::PublisherMaxBitrate {
+            session,
+            max_bitrate,
+        });
+        Ok(())
     }
 
     async fn create_subscriber(&self, room: &str) -> Result<SessionId, MediaError> {

@@ -1,0 +1,20 @@
+//! Delay-based bandwidth estimation, sans-IO: packets grouped by send time
+//! ([`InterArrival`]), the trend of their queuing delay and the overuse it signals
+//! ([`Trendline`]), and AIMD control of the estimate ([`AimdRateControl`]) against the rate
+//! measured arriving ([`IncomingRate`]). The structure is libwebrtc's GoogCC.
+//!
+//! [`ReceiveSideEstimator`] puts them together on the receiving end for a publisher that
+//! negotiated REMB and abs-send-time but not transport-wide feedback: Sluice measures what
+//! arrives and tells the publisher the estimate with REMB.
+
+mod incoming_rate;
+mod inter_arrival;
+mod rate_control;
+mod receive_side;
+mod trendline;
+
+pub use incoming_rate::IncomingRate;
+pub use inter_arrival::{GroupDelta, InterArrival};
+pub use rate_control::AimdRateControl;
+pub use receive_side::ReceiveSideEstimator;
+pub use trendline::{BandwidthUsage, Trendline};
