@@ -160,4 +160,27 @@ mod tests {
         assert_eq!(claims.video.can_publish, Some(false));
         assert!(TokenArgs::try_parse_from(["sluice token", "--room", "r"]).is_err());
     }
+
+    #[test]
+    fn a_publish_limit_goes_into_the_grant_and_out_of_range_is_refused() {
+        let parse = |bits: &str| {
+            TokenArgs::try_parse_from([
+                "sluice token",
+                "--room",
+                "lobby",
+                "--identity",
+                "cam",
+                "--max-publish-bitrate",
+                bits,
+                "--api-key",
+                "dev",
+                "--api-secret",
+                "a development secret of 32 bytes!",
+            ])
+        };
+        let claims = parse("800000").unwrap().claims(1_800_000_000);
+        assert_eq!(claims.video.max_publish_bitrate, Some(800_000));
+        assert!(parse("1000").is_err());
+        assert!(parse("fast").is_err());
+    }
 }

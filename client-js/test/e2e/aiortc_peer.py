@@ -3,7 +3,7 @@
 given size, VP8) and a tone (Opus) over WHIP, or plays a room over WHEP and reports what it
 decoded. aiortc is an independent WebRTC implementation (Python, PyPI).
 
-    aiortc_peer.py publish URL --seconds 12 --width 640 --height 360
+    aiortc_peer.py publish URL --seconds 12 --width 640 --height 360 [--noise]
     aiortc_peer.py play URL --seconds 8     # prints one JSON line: frames, size, audio frames
 """
 import argparse
@@ -11,6 +11,7 @@ import asyncio
 import fractions
 import json
 import math
+import os
 import sys
 import time
 import urllib.error
@@ -40,6 +41,28 @@ class PatternTrack(VideoStreamTrack):
         frame.planes[2].update(bytes([(shade * 3) % 256]) * frame.planes[2].buffer_size)
         frame.pts, frame.time_base = pts, time_base
         self.count += 1
+        return frame
+
+
+class NoiseTrack(VideoStreamTrack):
+    """Grey frames with fresh grain (+-16 levels) in every frame: no frame predicts the next,
+    yet the encoder can quantise the grain away, so it sends about what it is allowed (aiortc's
+    VP8 encoder follows the REMB it receives, from its 500 kbit/s start up to 1.5 Mbit/s)."""
+
+    GRAIN = bytes(128 - 16 + (v * 33) // 256 for v in range(256))
+
+    def __init__(self, width, height):
+        super().__init__()
+        self.width, self.height = width, height
+
+    async def recv(self):
+        pts, time_base = await self.next_timestamp()
+        frame = VideoFrame(width=self.width, height=self.height, format="yuv420p")
+        luma = os.urandom(frame.planes[0].buffer_size).translate(self.GRAIN)
+        frame.planes[0].update(luma)
+        frame.planes[1].update(bytes([128]) * frame.planes[1].buffer_size)
+        frame.planes[2].update(bytes([128]) * frame.planes[2].buffer_size)
+        frame.pts, frame.time_base = pts, time_base
         return frame
 
 
@@ -93,7 +116,8 @@ async def negotiate(pc, url):
 async def publish(args):
     pc = RTCPeerConnection()
     pc.addTrack(ToneTrack())
-    pc.addTrack(PatternTrack(args.width, args.height))
+    camera = NoiseTrack if args.noise else PatternTrack
+    pc.addTrack(camera(args.width, args.height))
     location = await negotiate(pc, args.url)
     deadline = time.monotonic() + args.seconds
     while time.monotonic() < deadline:
@@ -145,6 +169,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
+    parser.add_argument("--noise", action="store_true", help="publish grain the encoder spends its whole bitrate on")
     args = parser.parse_args()
     try:
         asyncio.run(publish(args) if args.mode == "publish" else play(args))
