@@ -275,7 +275,8 @@ impl Router {
             let media_ssrc = track.stream.ssrc;
             self.transport_feedback
                 .entry(publisher)
-                .or_insert_with(|| TransportFeedback::new(extension_id, media_ssrc));
+                .or_insert_with(|| TransportFeedback::new(extension_id, media_ssrc))
+                .adopt_media_ssrc(media_ssrc);
             // Its estimator is the publisher's own: no estimate from Sluice.
             if let Some(remb) = self.publisher_remb.get_mut(&publisher) {
                 remb.estimator = None;

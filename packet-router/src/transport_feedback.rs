@@ -63,6 +63,21 @@ pub struct TransportFeedback {
 }
 
 impl TransportFeedback {
+    /// Addresses the feedback to `ssrc` when it has no media SSRC yet (0: the session's first
+    /// track was a rid-simulcast one, whose SSRCs are learned from its packets). The feedback
+    /// is about the whole transport, but it names one of the publisher's SSRCs, as libwebrtc
+    /// does.
+    pub fn adopt_media_ssrc(&mut self, ssrc: Ssrc) {
+        if self.media_ssrc == Ssrc(0) {
+            self.media_ssrc = ssrc;
+        }
+    }
+
+    /// The SSRC the feedback is addressed to.
+    pub fn media_ssrc(&self) -> Ssrc {
+        self.media_ssrc
+    }
+
     /// Feedback addressed to `media_ssrc` for the packets that carry extension
     /// `extension_id`.
     pub fn new(extension_id: u8, media_ssrc: Ssrc) -> Self {

@@ -824,3 +824,48 @@ fn legacy_simulcast_layers_bound_from_signaling_switch_alike() {
     // The first cap picks the first layer; each later one is a switch.
     assert_eq!(check_stream(&world.received[0]), 11);
 }
+
+#[test]
+fn transport_wide_feedback_of_a_rid_only_publisher_names_its_first_bound_ssrc() {
+    const TWCC_ID: u8 = 5;
+    let now = origin();
+    let mut router = Router::new(RouterConfig::default());
+    let mut out = TransmitQueue::with_capacity(64);
+    let mut stream = simulcast_stream();
+    stream.extensions.transport_cc = Some(TWCC_ID);
+    router
+        .add_published_stream(now, PUBLISHER, stream)
+        .expect("track");
+    // The quarter layer's first packet, with mid, rid and a transport-wide sequence number.
+    let mut packet = rtp(
+        Ssrc(0x102),
+        VP8_PT,
+        1,
+        1000,
+        &[
+            (MID_ID, b"v"),
+            (RID_ID, b"q"),
+            (TWCC_ID, &7u16.to_be_bytes()),
+        ],
+        &[0x90, 0x80, 0x01, 0x00],
+    );
+    router
+        .handle_rtp(now, PUBLISHER, &mut packet, &mut out)
+        .expect("bound and routed");
+    out.clear();
+    let later = now + Duration::from_millis(200);
+    router.handle_timeout(later, &mut out);
+    let media_ssrcs: Vec<Ssrc> = out
+        .as_slice()
+        .iter()
+        .flat_map(|t| iter_compound(t.packet()).collect::<Vec<_>>())
+        .filter_map(|item| match item {
+            Ok(RtcpPacket::TransportCc(feedback)) => {
+                Some(feedback.media_ssrc())
+            }
+            _ => None,
+        })
+        .collect();
+    // Not 0: the SSRC learned from the packet.
+    assert_eq!(media_ssrcs, [Ssrc(0x102)]);
+}

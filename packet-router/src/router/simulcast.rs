@@ -77,6 +77,9 @@ impl Router {
         };
         self.track_by_ssrc.insert((from, ssrc), id);
         self.stats.ssrcs_bound += 1;
+        if let Some(feedback) = self.transport_feedback.get_mut(&from) {
+            feedback.adopt_media_ssrc(ssrc);
+        }
         Some(id)
     }
 
@@ -116,6 +119,9 @@ impl Router {
         }
         for ssrc in ssrcs {
             self.track_by_ssrc.insert((publisher, ssrc), track);
+        }
+        if let Some(feedback) = self.transport_feedback.get_mut(&publisher) {
+            feedback.adopt_media_ssrc(ssrc);
         }
         Ok(())
     }
