@@ -218,6 +218,103 @@ fn forwarding_allocates_nothing_per_packet() {
     );
 }
 
+#[test]
+fn receive_side_estimation_allocates_nothing_per_packet() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let start = origin();
+    let mut router = Router::new(RouterConfig::default());
+    let mut out = TransmitQueue::with_capacity(64);
+    let codecs = vec![CodecParams {
+        codec: Codec::Vp8,
+        pt: Pt(96),
+        rtx_pt: None,
+    }];
+    // abs-send-time without transport-wide sequence numbers: Sluice estimates and tells
+    // the publisher with REMB.
+    let extensions = ExtensionIds {
+        abs_send_time: Some(2),
+        ..ExtensionIds::default()
+    };
+    let publisher = SessionId(1);
+    let track = router
+        .add_published_stream(
+            start,
+            publisher,
+            PublishedStream {
+                kind: MediaKind::Video,
+                ssrc: Ssrc(10),
+                rtx_ssrc: None,
+                codecs: codecs.clone(),
+                extensions,
+                nack: true,
+                mid: None,
+                rids: Vec::new(),
+            },
+        )
+        .expect("track");
+    for i in 0..4u64 {
+        router
+            .subscribe(
+                start,
+                SessionId(100 + i),
+                track,
+                SubscribedStream {
+                    ssrc: Ssrc(1000 + i as u32),
+                    rtx_ssrc: None,
+                    codecs: codecs.clone(),
+                    extensions,
+                    initial_seq: 0,
+                    initial_timestamp: 0,
+                },
+                &mut out,
+            )
+            .expect("subscribed");
+    }
+    // 2 Mbit/s sent (a 1100-byte packet every 4.4 ms) into a 1 Mbit/s bottleneck: the queue
+    // grows, the estimator sees overuse and REMBs go out, at once and on the report slots.
+    let mut packets: Vec<(Instant, Vec<u8>)> = Vec::new();
+    let mut link_free = start;
+    for seq in 0..6_000u16 {
+        let sent = Duration::from_micros(4_400) * u32::from(seq);
+        let mut p = packet(10, 96, seq, u32::from(seq) * 3000, 1100);
+        let units = ((sent.as_secs_f64() * f64::from(1u32 << 18)) as u32) & 0x00FF_FFFF;
+        let [_, a, b, c] = units.to_be_bytes();
+        p[17..20].copy_from_slice(&[a, b, c]);
+        let wire = Duration::from_secs_f64(p.len() as f64 * 8.0 / 1_000_000.0);
+        link_free = link_free.max(start + sent) + wire;
+        if link_free - (start + sent) > Duration::from_millis(300) {
+            // Dropped at the full queue.
+            link_free -= wire;
+            continue;
+        }
+        packets.push((link_free, p));
+    }
+    let run = |router: &mut Router, out: &mut TransmitQueue, packets: &mut [(Instant, Vec<u8>)]| {
+        for (at, p) in packets.iter_mut() {
+            out.clear();
+            router.handle_rtp(*at, publisher, p, out).expect("routed");
+            if router.poll_timeout().is_some_and(|due| due <= *at) {
+                router.handle_timeout(*at, out);
+            }
+            while router.poll_event().is_some() {}
+        }
+    };
+    let (warm, measured) = packets.split_at_mut(500);
+    run(&mut router, &mut out, warm);
+    let rembs_before = router.stats().remb_sent;
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    run(&mut router, &mut out, measured);
+    COUNTING.store(false, Ordering::SeqCst);
+    let allocations = ALLOCATIONS.load(Ordering::SeqCst);
+    assert!(
+        router.stats().remb_sent > rembs_before + 5,
+        "the estimate was told: {:?}",
+        router.stats()
+    );
+    assert_eq!(allocations, 0, "{allocations} allocations while estimating");
+}
+
 /// A VP8 packet of simulcast layer `layer` (rid "0", "1" or "2" with mid "v"): one packet a
 /// frame, a keyframe of `width` when `keyframe`.
 fn simulcast_packet(layer: u8, frame: u16, keyframe: bool) -> Vec<u8> {

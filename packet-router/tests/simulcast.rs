@@ -860,9 +860,7 @@ fn transport_wide_feedback_of_a_rid_only_publisher_names_its_first_bound_ssrc() 
         .iter()
         .flat_map(|t| iter_compound(t.packet()).collect::<Vec<_>>())
         .filter_map(|item| match item {
-            Ok(RtcpPacket::TransportCc(feedback)) => {
-                Some(feedback.media_ssrc())
-            }
+            Ok(RtcpPacket::TransportCc(feedback)) => Some(feedback.media_ssrc()),
             _ => None,
         })
         .collect();
