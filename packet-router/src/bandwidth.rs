@@ -5,16 +5,20 @@
 //!
 //! [`ReceiveSideEstimator`] puts them together on the receiving end for a publisher that
 //! negotiated REMB and abs-send-time but not transport-wide feedback: Sluice measures what
-//! arrives and tells the publisher the estimate with REMB.
+//! arrives and tells the publisher the estimate with REMB. [`SendSideEstimator`] puts them
+//! together on the sending end, for each subscriber session that sends transport-wide
+//! feedback: the estimate of its downlink, which chooses the layers it gets.
 
 mod incoming_rate;
 mod inter_arrival;
 mod rate_control;
 mod receive_side;
+mod send_side;
 mod trendline;
 
 pub use incoming_rate::IncomingRate;
 pub use inter_arrival::{GroupDelta, InterArrival};
 pub use rate_control::AimdRateControl;
 pub use receive_side::ReceiveSideEstimator;
+pub use send_side::SendSideEstimator;
 pub use trendline::{BandwidthUsage, Trendline};

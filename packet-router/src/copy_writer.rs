@@ -20,6 +20,7 @@ use crate::rewrite::{RewrittenPacket, SourcePacket};
 use crate::simulcast::{SourcePicture, write_picture};
 use crate::subscription::Subscription;
 use crate::transmit::{MAX_PACKET, TransmitKind, TransmitQueue};
+use crate::transport_sequence::TransportSequence;
 
 /// Sluice's send time in the abs-send-time extension's format: seconds in 6.18 fixed point,
 /// 24 bits (it wraps every 64 s; receivers use only its differences). Copies carry
@@ -100,7 +101,7 @@ impl HeaderTemplate {
 pub(crate) struct FanOut<'a> {
     pub(crate) template: &'a mut HeaderTemplate,
     /// Each session's transport-wide sequence number, by [`Subscription::counter`].
-    pub(crate) counters: &'a mut [u16],
+    pub(crate) counters: &'a mut [TransportSequence],
     pub(crate) events: &'a mut EventQueue,
     pub(crate) out: &'a mut TransmitQueue,
     /// The packet's picture numbering, on a simulcast track or when a subscription filters
@@ -206,7 +207,7 @@ fn write_fresh_copy(
     (pt, picture): (Pt, Option<SourcePicture>),
     (header, transport_cc_at): (&[u8], Option<usize>),
     payload: &[u8],
-    transport_cc_seq: Option<&mut u16>,
+    transport_cc_seq: Option<&mut TransportSequence>,
     out: &mut TransmitQueue,
 ) -> bool {
     let Some((out_pt, _)) = subscription.mapped_payload_types(pt) else {
@@ -228,10 +229,9 @@ fn write_fresh_copy(
             write_picture(body, vp9, numbers);
         }
         rtc_core::rtp::write_fixed_fields(buf, out_pt, rewritten.seq, rewritten.timestamp, ssrc)?;
-        if let (Some(at), Some(counter)) = (transport_cc_at, transport_cc_seq) {
-            buf.get_mut(at..at + 2)?
-                .copy_from_slice(&counter.to_be_bytes());
-            *counter = counter.wrapping_add(1);
+        if let (Some(at), Some(sequence)) = (transport_cc_at, transport_cc_seq) {
+            let field = buf.get_mut(at..at + 2)?;
+            field.copy_from_slice(&sequence.take(now, len).to_be_bytes());
         }
         Some(len)
     });
@@ -263,7 +263,7 @@ pub(crate) fn write_copy<T: AsRef<[u8]>>(
     subscription: &mut Subscription,
     source: SourcePacket,
     packet: &RtpPacket<T>,
-    transport_cc_seq: Option<&mut u16>,
+    transport_cc_seq: Option<&mut TransportSequence>,
     out: &mut TransmitQueue,
     (numbering, send_time): (Numbering, AbsSendTime),
     picture: Option<(bool, (u16, u8))>,
@@ -335,12 +335,11 @@ pub(crate) fn write_copy<T: AsRef<[u8]>>(
         view.set_timestamp(rewritten.timestamp);
         view.remap_extension_ids(|id| ext_map.get(usize::from(id)).copied().filter(|&to| to != 0));
         send_time.write(&mut view, abs_send_time_id);
-        if let (Some(id), Some(counter)) = (transport_cc_id, transport_cc_seq)
+        if let (Some(id), Some(sequence)) = (transport_cc_id, transport_cc_seq)
             && let Some(value) = view.extension_mut(id)
             && let Some(bytes) = value.get_mut(..2)
         {
-            bytes.copy_from_slice(&counter.to_be_bytes());
-            *counter = counter.wrapping_add(1);
+            bytes.copy_from_slice(&sequence.take(now, len).to_be_bytes());
         }
         Some(len)
     });
@@ -435,7 +434,10 @@ mod tests {
             timestamp: 3000,
         };
         let mut subscriptions = [subscription(1, 6), subscription(2, 6)];
-        let (mut template, mut counters) = (HeaderTemplate::default(), [500u16]);
+        let (mut template, mut counters) = (
+            HeaderTemplate::default(),
+            [TransportSequence::starting_at(500)],
+        );
         let (mut events, mut out) = (EventQueue::default(), TransmitQueue::with_capacity(4));
         let fan_out = FanOut {
             template: &mut template,
@@ -455,10 +457,14 @@ mod tests {
             fan_out,
         );
         assert_eq!(copies, 2);
-        assert_eq!(counters, [502], "the session's counter moved once per copy");
+        assert_eq!(
+            counters[0].peek(),
+            502,
+            "the session's counter moved once per copy"
+        );
 
         let mut general = subscription(3, 6);
-        let mut counter = 500u16;
+        let mut counter = TransportSequence::starting_at(500);
         assert!(write_copy(
             now,
             &mut general,
@@ -508,7 +514,8 @@ mod tests {
         let view = RtpPacket::parse(&bytes[..]).unwrap();
         let mut subscriptions = [subscription(1, 6), subscription(2, 7)];
         subscriptions[1].layer = 1;
-        let (mut template, mut counters) = (HeaderTemplate::default(), [0u16]);
+        let (mut template, mut counters) =
+            (HeaderTemplate::default(), [TransportSequence::default()]);
         let (mut events, mut out) = (EventQueue::default(), TransmitQueue::with_capacity(4));
         for seq in [9, 10] {
             let source = SourcePacket {

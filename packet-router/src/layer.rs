@@ -17,6 +17,7 @@ use rtc_core::rtcp::ntp::duration_to_ntp;
 use rtc_core::rtp::SeqNoUnwrapper;
 use rtc_core::{SeqNo, Ssrc};
 
+use crate::bandwidth::IncomingRate;
 use crate::config::MediaKind;
 use crate::keyframe_throttle::KeyframeRequestThrottle;
 use crate::loss_tracker::{LossTracker, PacketArrival};
@@ -60,6 +61,10 @@ pub(crate) struct Layer {
     /// When the last packet arrived; `None` before the first and after the layer went
     /// inactive.
     last_packet_at: Option<Instant>,
+    /// When the layer last became active (its first packet, or the first after silence).
+    active_since: Option<Instant>,
+    /// The rate it arrives at, for the allocator.
+    rate: IncomingRate,
 }
 
 impl Layer {
@@ -87,6 +92,8 @@ impl Layer {
             reception: ReceptionStats::new(clock_rate),
             last_sender_report: None,
             last_packet_at: None,
+            active_since: None,
+            rate: IncomingRate::default(),
         }
     }
 
@@ -96,12 +103,12 @@ impl Layer {
         self.ssrc.unwrap_or(Ssrc(0))
     }
 
-    /// Whether the media SSRC is known.
     /// The SSRC of the layer's RTX stream, once known.
     pub(crate) fn rtx_ssrc(&self) -> Option<Ssrc> {
         self.rtx_ssrc
     }
 
+    /// Whether the media SSRC is known.
     pub(crate) fn is_bound(&self) -> bool {
         self.ssrc.is_some()
     }
@@ -166,12 +173,37 @@ impl Layer {
         self.reception.handle_packet(now, seq, timestamp);
         let arrival = self.loss.handle_packet(now, seq);
         let activated = self.last_packet_at.is_none();
+        if activated {
+            self.active_since = Some(now);
+        }
         self.last_packet_at = Some(now);
         Received {
             seq,
             arrival,
             activated,
         }
+    }
+
+    /// Counts `bytes` arriving at `now_us` (microseconds on the router's clock).
+    pub(crate) fn count_bytes(&mut self, now_us: i64, bytes: usize) {
+        self.rate.add(now_us, bytes);
+    }
+
+    /// The layer's bitrate over the last second, when it has been active for at least
+    /// `settled` (a layer that just started is not chosen yet) and is active now.
+    pub(crate) fn settled_bitrate(
+        &mut self,
+        now: Instant,
+        now_us: i64,
+        settled: Duration,
+    ) -> Option<u64> {
+        let since = self.active_since?;
+        if now.saturating_duration_since(since) < settled
+            || !self.is_active_within(now, crate::simulcast::LAYER_FALLBACK)
+        {
+            return None;
+        }
+        self.rate.bitrate(now_us)
     }
 
     /// Keeps a forwarded packet for retransmissions.
@@ -250,6 +282,7 @@ impl Layer {
         match self.last_packet_at {
             Some(at) if now.saturating_duration_since(at) >= timeout => {
                 self.last_packet_at = None;
+                self.active_since = None;
                 true
             }
             _ => false,

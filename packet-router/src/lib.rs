@@ -12,6 +12,7 @@
 //! writers (`copy_writer.rs`) write each subscriber's rewritten copy into the queue.
 #![forbid(unsafe_code)]
 
+pub mod allocator;
 pub mod bandwidth;
 pub mod config;
 mod copy_writer;
@@ -35,6 +36,7 @@ mod test_time;
 mod track;
 pub mod transmit;
 pub mod transport_feedback;
+mod transport_sequence;
 #[cfg(feature = "workload")]
 pub mod workload;
 
@@ -126,4 +128,11 @@ pub struct RouterStats {
     pub bindings_refused: u64,
     /// REMB packets sent to publishers with a bitrate cap.
     pub remb_sent: u64,
+    /// Transport-wide feedback packets received from subscribers.
+    pub transport_feedback_received: u64,
+    /// Times the bandwidth allocator changed a subscription's layer cap.
+    pub allocation_changes: u64,
+    /// Probe clusters started, and the padding packets they sent.
+    pub probes_started: u64,
+    pub probe_packets_sent: u64,
 }

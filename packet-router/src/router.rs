@@ -39,8 +39,10 @@ use crate::subscription::Subscription;
 use crate::track::Track;
 use crate::transmit::{TransmitKind, TransmitQueue};
 use crate::transport_feedback::TransportFeedback;
+use crate::transport_sequence::TransportSequence;
 use crate::{RouterError, RouterStats, SessionId, SubscriptionId, TrackId};
 
+mod bandwidth;
 mod feedback;
 mod simulcast;
 mod timers;
@@ -115,6 +117,8 @@ struct SessionRoutes {
     counter: usize,
     /// Packets of unknown SSRCs that bound no rid layer (see [`MAX_FAILED_BINDINGS`]).
     failed_bindings: u32,
+    /// The layer allocation of a subscriber session.
+    allocation: bandwidth::SessionAllocation,
 }
 
 /// Where a subscription lives: in a track's list, or detached (its track is gone).
@@ -140,7 +144,7 @@ pub struct Router {
     /// Each session's transport-wide sequence number (shared by all its subscriptions), by
     /// [`SessionRoutes::counter`]: a subscription indexes it directly, so a copy costs no
     /// lookup of its session.
-    transport_cc_counters: Vec<u16>,
+    transport_cc_counters: Vec<TransportSequence>,
     /// Slots of `transport_cc_counters` whose session is gone, reused first.
     free_counters: Vec<usize>,
     /// Each subscriber session's retransmission budget, by the same slot as its
@@ -162,6 +166,8 @@ pub struct Router {
     publisher_remb: IdHashMap<SessionId, PublisherRemb>,
     /// No later than the earliest prompt REMB due (an estimate that fell); may be early.
     remb_deadline: Option<Instant>,
+    /// When the next step of a probe cluster is due.
+    probe_deadline: Option<Instant>,
     /// No later than the earliest feedback due; like `nack_deadline`, it may be early.
     feedback_deadline: Option<Instant>,
     nack_scratch: Vec<rtc_core::SeqNo>,
@@ -195,6 +201,7 @@ impl Router {
             transport_feedback: IdHashMap::default(),
             publisher_remb: IdHashMap::default(),
             remb_deadline: None,
+            probe_deadline: None,
             feedback_deadline: None,
             nack_scratch: Vec::with_capacity(64),
             nack_wire_scratch: Vec::with_capacity(64),
@@ -231,11 +238,11 @@ impl Router {
         let budget = RetransmitBudget::new(&self.config.retransmit_budget);
         self.sessions.entry(session).or_insert_with(|| {
             let counter = free.pop().unwrap_or_else(|| {
-                counters.push(0);
+                counters.push(TransportSequence::default());
                 counters.len() - 1
             });
-            if let Some(value) = counters.get_mut(counter) {
-                *value = 0;
+            if let Some(sequence) = counters.get_mut(counter) {
+                sequence.reset();
             }
             budgets.resize(counters.len(), budget);
             if let Some(slot) = budgets.get_mut(counter) {
@@ -246,6 +253,7 @@ impl Router {
                 subscriptions: Vec::new(),
                 counter,
                 failed_bindings: 0,
+                allocation: bandwidth::SessionAllocation::default(),
             }
         })
     }
@@ -339,6 +347,9 @@ impl Router {
         let published_stream = published.stream.clone();
         let id = SubscriptionId::new(self.config.ids, self.next_id());
         let counter = self.routes_mut(subscriber).counter;
+        if stream.extensions.transport_cc.is_some() {
+            self.ensure_estimator(subscriber);
+        }
         let subscription = Subscription::new(
             id,
             subscriber,
@@ -597,6 +608,7 @@ impl Router {
             return Err(RouteDrop::TooLarge);
         }
         let send_time = self.send_time(now);
+        let now_us = self.micros_since_epoch(now);
         let bytes = packet.len();
         // The one parse of this packet: everything below reads and rewrites through this view.
         let view = RtpPacket::parse(packet).map_err(|_| RouteDrop::Malformed)?;
@@ -665,6 +677,7 @@ impl Router {
             .get_mut(layer_index)
             .ok_or(RouteDrop::UnknownSsrc)?;
         let received = layer.handle_packet(now, view.sequence_number(), view.timestamp());
+        layer.count_bytes(now_us, bytes);
         if received.activated {
             self.events.push(RouterEvent::LayerActive {
                 track: track_id,

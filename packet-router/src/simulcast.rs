@@ -57,6 +57,8 @@ pub struct LayerSelection {
 pub(crate) struct LayerChoice {
     pub(crate) target: Option<usize>,
     pub(crate) max_rank: Option<usize>,
+    /// The bandwidth allocator's cap (`None`: none), below the client's or not.
+    pub(crate) allocated_rank: Option<usize>,
     /// The highest temporal layer forwarded (`None`: all).
     pub(crate) max_temporal: Option<u8>,
     /// The temporal cap asked for; a raise waits for a picture of temporal layer 0, after
@@ -67,6 +69,25 @@ pub(crate) struct LayerChoice {
 }
 
 impl LayerChoice {
+    /// The cap in force: the lower of the client's and the allocator's.
+    pub(crate) fn cap(&self) -> Option<usize> {
+        [self.max_rank, self.allocated_rank]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Sets the allocator's cap; true when the cap in force changed.
+    pub(crate) fn set_allocated_rank(&mut self, rank: Option<usize>) -> bool {
+        let before = self.cap();
+        self.allocated_rank = rank;
+        let changed = self.cap() != before;
+        if changed {
+            self.reset_target();
+        }
+        changed
+    }
+
     /// Asks for temporal cap `max`: a lower one applies at once (lower layers never
     /// reference higher ones), a higher one at the next picture of temporal layer 0.
     pub(crate) fn set_max_temporal(&mut self, max: Option<u8>) {

@@ -11,6 +11,7 @@ use rtc_core::rtp::RtpPacket;
 use rtc_core::{Pt, SeqNo, Ssrc};
 
 use crate::SubscriptionId;
+use crate::TransmitKind;
 use crate::config::{CodecParams, ExtensionIds, PublishedStream, SubscribedStream};
 use crate::copy_writer::{AbsSendTime, Numbering, write_copy};
 use crate::layer::{Layer, StreamRole};
@@ -18,6 +19,7 @@ use crate::retransmit_budget::{RetransmitBudget, RetransmitBudgetConfig};
 use crate::rewrite::{SourcePacket, SubscriberRewriter};
 use crate::simulcast::{LayerChoice, PictureRewriter, SourcePicture};
 use crate::transmit::TransmitQueue;
+use crate::transport_sequence::TransportSequence;
 use crate::{RouterError, RouterStats, SessionId};
 
 /// A packet goes to one subscriber at most once in this interval however often it is NACKed,
@@ -119,6 +121,70 @@ impl Subscription {
         std::iter::once(self.stream.ssrc).chain(self.stream.rtx_ssrc)
     }
 
+    /// Queues one padding-only packet (RFC 3550 padding, `padding` bytes up to 255) on the
+    /// subscription's RTX stream with the session's next transport-wide sequence number: a
+    /// probe the subscriber drops but acknowledges. Returns its size; `None` without RTX or
+    /// transport-wide feedback, or when the queue is full.
+    pub(crate) fn write_padding(
+        &mut self,
+        now: Instant,
+        send_time: AbsSendTime,
+        padding: usize,
+        sequence: &mut TransportSequence,
+        out: &mut TransmitQueue,
+    ) -> Option<usize> {
+        let ssrc = self.rtx_ssrc?;
+        let pt = self.stream.codecs.iter().find_map(|c| c.rtx_pt)?;
+        let transport_cc = self.transport_cc_id?;
+        let padding = padding.clamp(1, 255);
+        // One-byte extensions: transport-wide sequence number, then abs-send-time.
+        let mut extensions = [0u8; 8];
+        let mut used: usize = 3;
+        if let Some(first) = extensions.get_mut(0) {
+            *first = transport_cc << 4 | 1;
+        }
+        if let Some(id) = self.stream.extensions.abs_send_time
+            && let Some(slot) = extensions.get_mut(3..7)
+        {
+            let [a, b, c] = send_time.0;
+            slot.copy_from_slice(&[id << 4 | 2, a, b, c]);
+            used = 7;
+        }
+        let words = used.div_ceil(4);
+        let header_len = 12 + 4 + words * 4;
+        let len = header_len + padding;
+        let seq = self.rtx_seq;
+        let queued = out.push_with(self.subscriber, TransmitKind::Rtp, |buf| {
+            let packet = buf.get_mut(..len)?;
+            packet.fill(0);
+            // V=2, padding, extension; the RTX payload type; the RTX stream's numbering.
+            packet.get_mut(..2)?.copy_from_slice(&[0xB0, pt.0]);
+            packet.get_mut(2..4)?.copy_from_slice(&seq.to_be_bytes());
+            packet
+                .get_mut(8..12)?
+                .copy_from_slice(&ssrc.0.to_be_bytes());
+            packet.get_mut(12..14)?.copy_from_slice(&[0xBE, 0xDE]);
+            packet
+                .get_mut(14..16)?
+                .copy_from_slice(&(words as u16).to_be_bytes());
+            packet
+                .get_mut(16..16 + words * 4)?
+                .copy_from_slice(extensions.get(..words * 4)?);
+            let transport_seq = sequence.take(now, len);
+            packet
+                .get_mut(17..19)?
+                .copy_from_slice(&transport_seq.to_be_bytes());
+            *packet.last_mut()? = padding as u8;
+            Some(len)
+        });
+        if queued {
+            self.rtx_seq = seq.wrapping_add(1);
+            Some(len)
+        } else {
+            None
+        }
+    }
+
     /// The subscriber's payload type and RTX payload type for the publisher's `pt`, when the
     /// subscriber negotiated its codec.
     pub(crate) fn mapped_payload_types(&self, pt: Pt) -> Option<(Pt, Option<Pt>)> {
@@ -198,7 +264,7 @@ impl Subscription {
         (now, send_time): (Instant, AbsSendTime),
         layers: &[Layer],
         lost: &[u16],
-        mut transport_cc: Option<&mut u16>,
+        mut transport_cc: Option<&mut TransportSequence>,
         mut budget: Option<&mut RetransmitBudget>,
         budget_config: &RetransmitBudgetConfig,
         stats: &mut RouterStats,

@@ -76,6 +76,9 @@ impl Router {
                         self.keyframe_request_from(now, from, ssrc, out);
                     }
                 }
+                RtcpPacket::TransportCc(feedback) => {
+                    self.handle_transport_feedback(now, from, &feedback);
+                }
                 RtcpPacket::SenderReport(report) => {
                     let info = report.sender_info();
                     if let Some(track) = self.track_by_ssrc.get(&(from, info.ssrc))

@@ -251,7 +251,7 @@ impl Choose {
             let wants = wanted_layer(
                 layers,
                 order.as_slice(),
-                subscription.choice.max_rank,
+                subscription.choice.cap(),
                 self.now,
             );
             let step = subscription.choice.step(

@@ -29,6 +29,7 @@ impl Router {
             self.next_report,
             self.feedback_deadline,
             self.remb_deadline,
+            self.probe_deadline,
         ]
         .into_iter()
         .flatten()
@@ -52,6 +53,9 @@ impl Router {
                 next = [next, feedback.poll_timeout()].into_iter().flatten().min();
             }
             self.feedback_deadline = next;
+        }
+        if self.probe_deadline.is_some_and(|at| at <= now) {
+            self.send_probes(now, out);
         }
         if self.remb_deadline.is_some_and(|at| at <= now) {
             self.remb_deadline = None;

@@ -1,0 +1,347 @@
+//! The send-side estimate of one subscriber session's downlink, from transport-wide feedback
+//! (draft-holmer-rmcat-transport-wide-cc-extensions-01): every copy Sluice sends with a
+//! transport-wide sequence number is recorded in a fixed send history; each feedback says
+//! when the subscriber received which, and the delay-based estimator (the same groups,
+//! trend and AIMD as on the receiving side) and a loss-based limit make the estimate. Probe
+//! clusters measure a rate above the estimate when the allocator wants more.
+
+use std::time::Instant;
+
+use rtc_core::rtcp::TransportCc;
+
+use super::{AimdRateControl, BandwidthUsage, IncomingRate, InterArrival, Trendline};
+
+/// Copies remembered (a power of two): a few seconds at several Mbit/s, far more than the
+/// 100 ms between feedbacks.
+const HISTORY: usize = 2048;
+/// Microseconds per receive-delta tick and per reference-time unit.
+const DELTA_TICK_US: i64 = 250;
+const REFERENCE_UNIT_US: i64 = 64_000;
+const MIN_BITRATE_BPS: u64 = 30_000;
+const MAX_BITRATE_BPS: u64 = 50_000_000;
+/// Loss above this cuts the estimate, by half the loss; below the lower one the loss-based
+/// limit grows 8 % a second until it no longer limits.
+const HIGH_LOSS: f64 = 0.10;
+const LOW_LOSS: f64 = 0.02;
+/// Outcomes needed for a loss measurement, and the least time between two cuts.
+const LOSS_SAMPLE_PACKETS: u32 = 20;
+const LOSS_CUT_INTERVAL_US: i64 = 300_000;
+/// A probe result counts when this share of the cluster arrived.
+const PROBE_MIN_ARRIVED: f64 = 0.8;
+/// Packets of a cluster needed for a result.
+const PROBE_MIN_PACKETS: u32 = 5;
+
+/// What happened to a copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Sent, no feedback about it yet.
+    Pending,
+    /// Reported received (counted once, however many feedbacks report it).
+    Received,
+    /// Reported lost (a later report of it received corrects it).
+    Lost,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    seq: u16,
+    sent_us: i64,
+    bytes: u16,
+    cluster: Option<u32>,
+    outcome: Outcome,
+}
+
+/// What a probe cluster measured so far.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cluster {
+    id: u32,
+    sent: u32,
+    first_send_us: i64,
+    last_send_us: i64,
+    last_sent_bytes: u64,
+    bytes_sent: u64,
+    received: u32,
+    first_arrival_us: Option<i64>,
+    last_arrival_us: i64,
+    first_arrival_bytes: u64,
+    bytes_received: u64,
+}
+
+impl Cluster {
+    /// The rate the cluster measured: the lower of its send and receive rates, and less when
+    /// it was received clearly slower than sent (the path's capacity).
+    fn result(&self) -> Option<u64> {
+        if self.received < PROBE_MIN_PACKETS
+            || f64::from(self.received) < f64::from(self.sent) * PROBE_MIN_ARRIVED
+        {
+            return None;
+        }
+        let send_us = self.last_send_us - self.first_send_us;
+        let receive_us = self.last_arrival_us - self.first_arrival_us?;
+        if send_us <= 0 || receive_us <= 0 {
+            return None;
+        }
+        let send_bps = (self.bytes_sent - self.last_sent_bytes) as f64 * 8e6 / send_us as f64;
+        let receive_bps =
+            (self.bytes_received - self.first_arrival_bytes) as f64 * 8e6 / receive_us as f64;
+        let rate = if receive_bps < 0.9 * send_bps {
+            0.95 * receive_bps
+        } else {
+            send_bps.min(receive_bps)
+        };
+        Some(rate as u64)
+    }
+}
+
+/// The estimate of what reaches one subscriber session.
+#[derive(Debug, Clone)]
+pub struct SendSideEstimator {
+    origin: Option<Instant>,
+    history: Box<[Option<Sent>]>,
+    groups: InterArrival,
+    trendline: Trendline,
+    acknowledged: IncomingRate,
+    control: AimdRateControl,
+    /// The loss-based limit, when loss made one.
+    loss_limit_bps: Option<f64>,
+    received_since: u32,
+    lost_since: u32,
+    last_loss_cut_us: Option<i64>,
+    last_loss_update_us: Option<i64>,
+    /// The last loss measured (0 to 1).
+    loss: f64,
+    /// The cluster being measured (one at a time).
+    cluster: Option<Cluster>,
+    next_cluster: u32,
+    /// The last probe result, for the allocator and metrics.
+    last_probe_bps: Option<u64>,
+}
+
+impl SendSideEstimator {
+    /// An estimator that starts at `start_bps`.
+    pub fn new(start_bps: u64) -> Self {
+        let mut control = AimdRateControl::new(MIN_BITRATE_BPS, MAX_BITRATE_BPS, 100_000);
+        control.set_start(start_bps);
+        Self {
+            origin: None,
+            history: vec![None; HISTORY].into_boxed_slice(),
+            groups: InterArrival::default(),
+            trendline: Trendline::default(),
+            acknowledged: IncomingRate::default(),
+            control,
+            loss_limit_bps: None,
+            received_since: 0,
+            lost_since: 0,
+            last_loss_cut_us: None,
+            last_loss_update_us: None,
+            loss: 0.0,
+            cluster: None,
+            next_cluster: 1,
+            last_probe_bps: None,
+        }
+    }
+
+    /// The estimate in bits per second.
+    pub fn estimate(&self) -> u64 {
+        let delay_based = self.control.bitrate().unwrap_or(MIN_BITRATE_BPS);
+        match self.loss_limit_bps {
+            Some(limit) => delay_based.min(limit as u64).max(MIN_BITRATE_BPS),
+            None => delay_based,
+        }
+    }
+
+    /// The delay signal now.
+    pub fn usage(&self) -> BandwidthUsage {
+        self.trendline.usage()
+    }
+
+    /// The transport-wide loss last measured (0 to 1).
+    pub fn loss(&self) -> f64 {
+        self.loss
+    }
+
+    /// The rate the last probe cluster measured.
+    pub fn last_probe(&self) -> Option<u64> {
+        self.last_probe_bps
+    }
+
+    /// Whether a probe cluster is being measured.
+    pub fn probing(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    /// Starts a probe cluster; the copies sent for it are recorded with its id.
+    pub fn start_probe(&mut self) -> u32 {
+        let id = self.next_cluster;
+        self.next_cluster = self.next_cluster.wrapping_add(1);
+        self.cluster = Some(Cluster {
+            id,
+            ..Cluster::default()
+        });
+        id
+    }
+
+    /// Ends the cluster without a result (it never got its feedback).
+    pub fn abandon_probe(&mut self) {
+        self.cluster = None;
+    }
+
+    /// Records a copy sent at `now` with transport-wide sequence number `seq`, of `bytes`,
+    /// part of probe cluster `cluster` if any.
+    pub fn on_sent(&mut self, now: Instant, seq: u16, bytes: usize, cluster: Option<u32>) {
+        let sent_us = self.micros(now);
+        let bytes = u16::try_from(bytes).unwrap_or(u16::MAX);
+        if let Some(slot) = self.history.get_mut(usize::from(seq) % HISTORY) {
+            *slot = Some(Sent {
+                seq,
+                sent_us,
+                bytes,
+                cluster,
+                outcome: Outcome::Pending,
+            });
+        }
+        if let Some(probe) = &mut self.cluster
+            && cluster == Some(probe.id)
+        {
+            if probe.sent == 0 {
+                probe.first_send_us = sent_us;
+            }
+            probe.sent += 1;
+            probe.last_send_us = sent_us;
+            probe.bytes_sent += u64::from(bytes);
+            probe.last_sent_bytes = u64::from(bytes);
+        }
+    }
+
+    /// One transport-wide feedback from the subscriber, arrived at `now`.
+    pub fn on_feedback(&mut self, now: Instant, feedback: &TransportCc<'_>) {
+        let now_us = self.micros(now);
+        // The receiver's clock: only differences between its arrival times matter.
+        let mut arrival_us = i64::from(feedback.reference_time()) * REFERENCE_UNIT_US;
+        for (seq, delta) in feedback.statuses() {
+            if let Some(delta) = delta {
+                arrival_us += i64::from(delta) * DELTA_TICK_US;
+            }
+            let Some(sent) = self
+                .history
+                .get_mut(usize::from(seq) % HISTORY)
+                .and_then(Option::as_mut)
+                .filter(|s| s.seq == seq)
+            else {
+                continue;
+            };
+            match (delta, sent.outcome) {
+                (_, Outcome::Received) => {}
+                (None, Outcome::Lost) => {}
+                (None, Outcome::Pending) => {
+                    sent.outcome = Outcome::Lost;
+                    self.lost_since += 1;
+                }
+                (Some(_), previous) => {
+                    if previous == Outcome::Lost {
+                        self.lost_since = self.lost_since.saturating_sub(1);
+                    }
+                    sent.outcome = Outcome::Received;
+                    self.received_since += 1;
+                    let sent = *sent;
+                    self.on_received(sent, arrival_us);
+                }
+            }
+        }
+        self.update_loss(now_us);
+        self.finish_probe();
+    }
+
+    fn on_received(&mut self, sent: Sent, arrival_us: i64) {
+        let bytes = usize::from(sent.bytes);
+        self.acknowledged.add(arrival_us, bytes);
+        if let Some(probe) = &mut self.cluster
+            && sent.cluster == Some(probe.id)
+        {
+            probe.received += 1;
+            probe.bytes_received += bytes as u64;
+            match probe.first_arrival_us {
+                Some(first) if arrival_us >= first => {
+                    probe.last_arrival_us = probe.last_arrival_us.max(arrival_us);
+                }
+                _ => {
+                    probe.first_arrival_us = Some(arrival_us);
+                    probe.first_arrival_bytes = bytes as u64;
+                    probe.last_arrival_us = probe.last_arrival_us.max(arrival_us);
+                }
+            }
+        }
+        let Some(delta) = self.groups.packet(sent.sent_us, arrival_us, bytes) else {
+            return;
+        };
+        let usage = self.trendline.update(
+            delta.arrival_delta_us as f64 / 1000.0,
+            delta.send_delta_us as f64 / 1000.0,
+            delta.arrival_us as f64 / 1000.0,
+        );
+        let acknowledged = self.acknowledged.bitrate(arrival_us);
+        // The controller runs on the sender's clock, where its timers are.
+        self.control.update(usage, acknowledged, sent.sent_us);
+    }
+
+    fn update_loss(&mut self, now_us: i64) {
+        let outcomes = self.received_since + self.lost_since;
+        if outcomes < LOSS_SAMPLE_PACKETS {
+            return;
+        }
+        let loss = f64::from(self.lost_since) / f64::from(outcomes);
+        self.loss = loss;
+        self.received_since = 0;
+        self.lost_since = 0;
+        let elapsed_us = self
+            .last_loss_update_us
+            .map_or(0, |at| (now_us - at).clamp(0, 1_000_000));
+        self.last_loss_update_us = Some(now_us);
+        if loss > HIGH_LOSS {
+            let may_cut = self
+                .last_loss_cut_us
+                .is_none_or(|at| now_us - at >= LOSS_CUT_INTERVAL_US);
+            if may_cut {
+                let current = self.estimate() as f64;
+                self.loss_limit_bps = Some(current * (1.0 - 0.5 * loss));
+                self.last_loss_cut_us = Some(now_us);
+            }
+        } else if loss < LOW_LOSS
+            && let Some(limit) = self.loss_limit_bps
+        {
+            let grown = limit * 1.08f64.powf(elapsed_us as f64 / 1e6);
+            let delay_based = self.control.bitrate().unwrap_or(0) as f64;
+            self.loss_limit_bps = (grown < delay_based).then_some(grown);
+        }
+    }
+
+    /// Takes the cluster's result once every copy of it was reported.
+    fn finish_probe(&mut self) {
+        let Some(probe) = self.cluster else {
+            return;
+        };
+        let reported = self
+            .history
+            .iter()
+            .flatten()
+            .filter(|s| s.cluster == Some(probe.id))
+            .all(|s| s.outcome != Outcome::Pending);
+        if probe.sent == 0 || !reported {
+            return;
+        }
+        self.cluster = None;
+        let Some(rate) = probe.result() else {
+            return;
+        };
+        self.last_probe_bps = Some(rate);
+        if rate > self.estimate() && self.usage() != BandwidthUsage::Overusing {
+            self.control.set_start(rate);
+            self.loss_limit_bps = self.loss_limit_bps.filter(|limit| *limit > rate as f64);
+        }
+    }
+
+    fn micros(&mut self, now: Instant) -> i64 {
+        let origin = *self.origin.get_or_insert(now);
+        i64::try_from(now.saturating_duration_since(origin).as_micros()).unwrap_or(i64::MAX)
+    }
+}

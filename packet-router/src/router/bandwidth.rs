@@ -1,0 +1,388 @@
+//! Each subscriber session's downlink estimate and the layers it gets: transport-wide
+//! feedback from the subscriber feeds its [`SendSideEstimator`], and the allocator
+//! ([`crate::allocator`]) turns the estimate into a layer cap for each simulcast track it
+//! receives.
+
+use std::time::{Duration, Instant};
+
+use rtc_core::rtcp::TransportCc;
+
+use super::{Location, Router};
+use crate::SessionId;
+use crate::allocator::{Allocation, MAX_TRACKS, TrackDemand, allocate};
+use crate::bandwidth::SendSideEstimator;
+use crate::config::MediaKind;
+
+/// Where a subscriber's estimate starts, before its feedback says more.
+pub const START_BITRATE_BPS: u64 = 1_000_000;
+/// The allocation runs again when the estimate moved this much since it last ran...
+const REALLOCATE_CHANGE: f64 = 0.15;
+/// ...and at least this often.
+const REALLOCATE_INTERVAL: Duration = Duration::from_secs(2);
+/// A layer is chosen only after it has been active this long.
+const LAYER_SETTLED: Duration = Duration::from_secs(2);
+/// After a down-switch the estimate forced, no up-switch for this long.
+const UP_SWITCH_HOLD: Duration = Duration::from_secs(8);
+/// Simulcast layers of one track the allocator looks at.
+const MAX_LAYERS: usize = 4;
+/// A probe cluster lasts this long, sent in steps of `PROBE_STEP`.
+const PROBE_DURATION: Duration = Duration::from_millis(100);
+const PROBE_STEP: Duration = Duration::from_millis(10);
+/// A probe asks for this much more than the allocator wants, at most this many times the
+/// estimate.
+const PROBE_OVERSHOOT: f64 = 1.25;
+const PROBE_MAX_FACTOR: f64 = 3.0;
+/// The least time between two probes of a session, and how long a probe waits for its
+/// feedback before it is abandoned.
+const PROBE_INTERVAL: Duration = Duration::from_secs(3);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Padding bytes of one probe packet (RFC 3550 padding: at most 255).
+const PROBE_PADDING: usize = 255;
+
+/// The allocation state of one subscriber session.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SessionAllocation {
+    /// The estimate the allocation last ran with, and when.
+    last_run: Option<(Instant, u64)>,
+    /// No up-switch before this (a down-switch happened).
+    hold_up_until: Option<Instant>,
+    /// Bits per second allocated to video the last time.
+    pub(crate) allocated_bps: u64,
+    /// What the tracks would take if the estimate allowed (their highest layers within the
+    /// clients' caps), the last time.
+    pub(crate) wanted_bps: u64,
+    /// The probe cluster being sent, if any.
+    probe: Option<Probe>,
+    /// When the last probe started.
+    last_probe_at: Option<Instant>,
+}
+
+/// A probe cluster in progress: padding on an RTX stream, sent in steps.
+#[derive(Debug, Clone, Copy)]
+struct Probe {
+    cluster: u32,
+    started: Instant,
+    next_step: Instant,
+    /// Bytes still to send, and bytes per step.
+    bytes_left: usize,
+    bytes_per_step: usize,
+}
+
+impl Router {
+    /// Gives `subscriber` a send-side estimator, once (it negotiated transport-wide
+    /// feedback).
+    pub(super) fn ensure_estimator(&mut self, subscriber: SessionId) {
+        let counter = self.routes_mut(subscriber).counter;
+        if let Some(sequence) = self.transport_cc_counters.get_mut(counter) {
+            sequence
+                .estimator
+                .get_or_insert_with(|| Box::new(SendSideEstimator::new(START_BITRATE_BPS)));
+        }
+    }
+
+    /// The estimate of what reaches `subscriber`, in bits per second, when it sends
+    /// transport-wide feedback.
+    pub fn send_estimate(&self, subscriber: SessionId) -> Option<u64> {
+        let counter = self.sessions.get(&subscriber)?.counter;
+        self.transport_cc_counters
+            .get(counter)?
+            .estimator
+            .as_ref()
+            .map(|e| e.estimate())
+    }
+
+    /// What the allocator last gave `subscriber`'s video, in bits per second.
+    pub fn allocated_bitrate(&self, subscriber: SessionId) -> Option<u64> {
+        self.sessions
+            .get(&subscriber)
+            .map(|r| r.allocation.allocated_bps)
+    }
+
+    /// A subscriber's transport-wide feedback: its estimate, and a new allocation when the
+    /// estimate moved enough or the last one is old.
+    pub(super) fn handle_transport_feedback(
+        &mut self,
+        now: Instant,
+        from: SessionId,
+        feedback: &TransportCc<'_>,
+    ) {
+        let Some(routes) = self.sessions.get(&from) else {
+            return;
+        };
+        let Some(estimator) = self
+            .transport_cc_counters
+            .get_mut(routes.counter)
+            .and_then(|s| s.estimator.as_mut())
+        else {
+            return;
+        };
+        estimator.on_feedback(now, feedback);
+        let estimate = estimator.estimate();
+        self.stats.transport_feedback_received += 1;
+        let due = match routes.allocation.last_run {
+            None => true,
+            Some((at, last)) => {
+                let change = (estimate as f64 - last as f64).abs() / (last.max(1) as f64);
+                change >= REALLOCATE_CHANGE
+                    || now.saturating_duration_since(at) >= REALLOCATE_INTERVAL
+            }
+        };
+        if due {
+            self.allocate_layers(now, from, estimate);
+        }
+    }
+
+    /// Chooses the layer of each simulcast track `subscriber` receives within `estimate`.
+    fn allocate_layers(&mut self, now: Instant, subscriber: SessionId, estimate: u64) {
+        let now_us = self.micros_since_epoch(now);
+        let Some(routes) = self.sessions.get_mut(&subscriber) else {
+            return;
+        };
+        let mut layer_rates = [[None; MAX_LAYERS]; MAX_TRACKS];
+        let mut demands = [(None, None, 0u8, None); MAX_TRACKS];
+        let mut count = 0;
+        let mut audio_bps = 0u64;
+        let mut wanted_bps = 0u64;
+        for &id in &routes.subscriptions {
+            let Some(&Location::Attached(track_id)) = self.locations.get(&id) else {
+                continue;
+            };
+            let Some(track) = self.tracks.get_mut(&track_id) else {
+                continue;
+            };
+            let Some(subscription) = track.subscriptions.iter().find(|s| s.id == id) else {
+                continue;
+            };
+            if track.stream.kind == MediaKind::Audio {
+                audio_bps += track
+                    .layers
+                    .first_mut()
+                    .and_then(|l| l.settled_bitrate(now, now_us, Duration::ZERO))
+                    .unwrap_or(0);
+                continue;
+            }
+            if !subscription.simulcast {
+                continue;
+            }
+            let (Some(rates), Some(demand)) = (layer_rates.get_mut(count), demands.get_mut(count))
+            else {
+                break;
+            };
+            let max_rank = subscription.choice.max_rank;
+            for (rank, &index) in track.order.iter().enumerate().take(MAX_LAYERS) {
+                if let (Some(rate), Some(layer)) =
+                    (rates.get_mut(rank), track.layers.get_mut(index))
+                {
+                    *rate = layer.settled_bitrate(now, now_us, LAYER_SETTLED);
+                }
+            }
+            if rates.iter().all(Option::is_none) {
+                // No layer active long enough to be chosen: leave the track as it is.
+                continue;
+            }
+            let current_rank = track
+                .order
+                .iter()
+                .position(|&index| index == subscription.layer);
+            let top = max_rank.map_or(MAX_LAYERS, |cap| (cap + 1).min(MAX_LAYERS));
+            wanted_bps += rates.iter().take(top).flatten().copied().max().unwrap_or(0);
+            *demand = (Some(id), max_rank, 0, current_rank);
+            count += 1;
+        }
+        let budget = estimate.saturating_sub(audio_bps);
+        let tracks: [TrackDemand<'_>; MAX_TRACKS] = std::array::from_fn(|i| TrackDemand {
+            layers: layer_rates.get(i).map_or(&[][..], |r| &r[..]),
+            max_rank: demands.get(i).and_then(|d| d.1),
+            priority: demands.get(i).map_or(0, |d| d.2),
+        });
+        let mut chosen = [Allocation::Paused; MAX_TRACKS];
+        let used = allocate(
+            budget,
+            tracks.get(..count).unwrap_or_default(),
+            chosen.get_mut(..count).unwrap_or_default(),
+        );
+        let holding = routes
+            .allocation
+            .hold_up_until
+            .is_some_and(|until| now < until);
+        let mut down_switch = false;
+        for (demand, allocation) in demands.iter().zip(chosen).take(count) {
+            let (Some(id), _, _, current_rank) = *demand else {
+                continue;
+            };
+            // Paused tracks get their lowest layer for now (pausing is not built yet).
+            let rank = match allocation {
+                Allocation::Layer(rank) => rank,
+                Allocation::Paused => 0,
+            };
+            let up = current_rank.is_some_and(|current| rank > current);
+            if up && holding {
+                continue;
+            }
+            down_switch |= current_rank.is_some_and(|current| rank < current);
+            let Some(&Location::Attached(track_id)) = self.locations.get(&id) else {
+                continue;
+            };
+            let top = self
+                .tracks
+                .get(&track_id)
+                .map_or(0, |t| t.order.len().saturating_sub(1));
+            if let Some(subscription) = self
+                .tracks
+                .get_mut(&track_id)
+                .and_then(|t| t.subscriptions.iter_mut().find(|s| s.id == id))
+            {
+                // The top layer needs no cap: a layer that appears above it is taken too.
+                let cap = (rank < top).then_some(rank);
+                if subscription.choice.set_allocated_rank(cap) {
+                    self.stats.allocation_changes += 1;
+                }
+            }
+        }
+        if let Some(routes) = self.sessions.get_mut(&subscriber) {
+            routes.allocation.last_run = Some((now, estimate));
+            routes.allocation.allocated_bps = used;
+            routes.allocation.wanted_bps = wanted_bps;
+            if down_switch {
+                routes.allocation.hold_up_until = Some(now + UP_SWITCH_HOLD);
+            }
+        }
+        self.consider_probe(now, subscriber, estimate, budget, wanted_bps);
+    }
+
+    /// Starts a probe cluster when the tracks want more than the estimate allows, the delay
+    /// is steady and the last probe is a while ago.
+    fn consider_probe(
+        &mut self,
+        now: Instant,
+        subscriber: SessionId,
+        estimate: u64,
+        budget: u64,
+        wanted: u64,
+    ) {
+        let Some(routes) = self.sessions.get_mut(&subscriber) else {
+            return;
+        };
+        let allocation = &mut routes.allocation;
+        let recent = allocation
+            .last_probe_at
+            .is_some_and(|at| now.saturating_duration_since(at) < PROBE_INTERVAL);
+        let holding = allocation.hold_up_until.is_some_and(|until| now < until);
+        if wanted <= budget || allocation.probe.is_some() || recent || holding {
+            return;
+        }
+        let Some(estimator) = self
+            .transport_cc_counters
+            .get_mut(routes.counter)
+            .and_then(|s| s.estimator.as_mut())
+        else {
+            return;
+        };
+        if estimator.usage() != crate::bandwidth::BandwidthUsage::Normal || estimator.probing() {
+            return;
+        }
+        let shortfall = wanted - budget;
+        let target = ((estimate + shortfall) as f64 * PROBE_OVERSHOOT)
+            .min(estimate as f64 * PROBE_MAX_FACTOR);
+        let steps = (PROBE_DURATION.as_micros() / PROBE_STEP.as_micros()).max(1) as usize;
+        let bytes = (target * PROBE_DURATION.as_secs_f64() / 8.0) as usize;
+        let cluster = estimator.start_probe();
+        allocation.last_probe_at = Some(now);
+        allocation.probe = Some(Probe {
+            cluster,
+            started: now,
+            next_step: now,
+            bytes_left: bytes,
+            bytes_per_step: bytes.div_ceil(steps),
+        });
+        self.stats.probes_started += 1;
+        self.probe_deadline = Some(self.probe_deadline.map_or(now, |at| at.min(now)));
+    }
+
+    /// Sends the probe steps that are due; the next one's time.
+    pub(super) fn send_probes(&mut self, now: Instant, out: &mut crate::TransmitQueue) {
+        let send_time = self.send_time(now);
+        let mut next: Option<Instant> = None;
+        for routes in self.sessions.values_mut() {
+            let Some(mut probe) = routes.allocation.probe else {
+                continue;
+            };
+            let Some(sequence) = self.transport_cc_counters.get_mut(routes.counter) else {
+                continue;
+            };
+            if probe.bytes_left == 0 {
+                // Sent: wait for the feedback, then give up on it.
+                let done = sequence.estimator.as_ref().is_none_or(|e| !e.probing());
+                if done || now.saturating_duration_since(probe.started) >= PROBE_TIMEOUT {
+                    if let Some(estimator) = sequence.estimator.as_mut()
+                        && !done
+                    {
+                        estimator.abandon_probe();
+                    }
+                    routes.allocation.probe = None;
+                } else {
+                    let check = probe.started + PROBE_TIMEOUT;
+                    next = Some(next.map_or(check, |at| at.min(check)));
+                }
+                continue;
+            }
+            if probe.next_step > now {
+                next = Some(next.map_or(probe.next_step, |at| at.min(probe.next_step)));
+                continue;
+            }
+            // The padding goes on the RTX stream of the session's first video subscription
+            // that has one.
+            let padder = routes.subscriptions.iter().find_map(|id| {
+                let Some(&Location::Attached(track)) = self.locations.get(id) else {
+                    return None;
+                };
+                let track = self.tracks.get(&track)?;
+                if track.stream.kind != MediaKind::Video {
+                    return None;
+                }
+                track
+                    .subscriptions
+                    .iter()
+                    .find(|s| s.id == *id && s.rtx_ssrc.is_some())
+                    .map(|s| (track.publisher, s.id))
+            });
+            let Some((_, subscription_id)) = padder else {
+                // Nothing to pad with: no probe.
+                if let Some(estimator) = sequence.estimator.as_mut() {
+                    estimator.abandon_probe();
+                }
+                routes.allocation.probe = None;
+                continue;
+            };
+            sequence.cluster = Some(probe.cluster);
+            let mut step_bytes = 0;
+            for track in self.tracks.values_mut() {
+                let Some(subscription) = track.subscription_mut(subscription_id) else {
+                    continue;
+                };
+                while step_bytes < probe.bytes_per_step.min(probe.bytes_left) {
+                    let Some(len) =
+                        subscription.write_padding(now, send_time, PROBE_PADDING, sequence, out)
+                    else {
+                        break;
+                    };
+                    step_bytes += len;
+                    self.stats.probe_packets_sent += 1;
+                }
+                break;
+            }
+            sequence.cluster = None;
+            probe.bytes_left = probe.bytes_left.saturating_sub(step_bytes.max(1));
+            probe.next_step = now + PROBE_STEP;
+            routes.allocation.probe = Some(probe);
+            next = Some(next.map_or(probe.next_step, |at| at.min(probe.next_step)));
+        }
+        self.probe_deadline = next;
+    }
+
+    /// Microseconds since the router's epoch (its first packet).
+    pub(super) fn micros_since_epoch(&mut self, now: Instant) -> i64 {
+        let epoch = *self.epoch.get_or_insert(now);
+        i64::try_from(now.saturating_duration_since(epoch).as_micros()).unwrap_or(i64::MAX)
+    }
+}

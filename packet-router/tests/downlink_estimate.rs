@@ -1,0 +1,347 @@
+//! Each subscriber gets what its downlink carries, through the router in virtual time: a
+//! rid-simulcast publisher (150 kbit/s, 450 kbit/s and 1.2 Mbit/s layers), a subscriber
+//! behind a bottleneck link with a drop-tail queue and 25 ms each way that sends
+//! transport-wide feedback every 50 ms (Sluice's own feedback generator plays the
+//! subscriber), and the link's capacity stepped down and up again.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use packet_router::{
+    Codec, CodecParams, ExtensionIds, MediaKind, PublishedStream, Router, RouterConfig, SessionId,
+    SubscribedStream, SubscriptionId, TrackId, TransmitKind, TransmitQueue, TransportFeedback,
+};
+use rtc_core::rtcp::{RtcpPacket, iter_compound};
+use rtc_core::rtp::RtpPacket;
+use rtc_core::{Pt, Ssrc};
+
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the one clock read of this test crate: std makes an Instant no other way"
+)]
+fn origin() -> Instant {
+    Instant::now()
+}
+
+const PUBLISHER: SessionId = SessionId(1);
+const SUBSCRIBER: SessionId = SessionId(100);
+const VP8_PT: Pt = Pt(96);
+const MID_ID: u8 = 1;
+const RID_ID: u8 = 2;
+const TWCC_ID: u8 = 7;
+/// The publisher's transport-wide sequence numbers (as a browser sends them).
+const PUBLISHER_TWCC_ID: u8 = 3;
+const RIDS: [&str; 3] = ["q", "h", "f"];
+const WIDTHS: [u16; 3] = [320, 640, 1280];
+const RATES: [u64; 3] = [150_000, 450_000, 1_200_000];
+const ONE_WAY: Duration = Duration::from_millis(25);
+const MAX_QUEUE: Duration = Duration::from_millis(200);
+
+fn simulcast_stream() -> PublishedStream {
+    PublishedStream {
+        kind: MediaKind::Video,
+        ssrc: Ssrc(0),
+        rtx_ssrc: None,
+        codecs: vec![CodecParams {
+            codec: Codec::Vp8,
+            pt: VP8_PT,
+            rtx_pt: None,
+        }],
+        extensions: ExtensionIds {
+            mid: Some(MID_ID),
+            rid: Some(RID_ID),
+            transport_cc: Some(PUBLISHER_TWCC_ID),
+            ..ExtensionIds::default()
+        },
+        nack: true,
+        mid: Some("v".to_owned()),
+        rids: RIDS.iter().map(|r| (*r).to_owned()).collect(),
+    }
+}
+
+fn subscriber_stream() -> SubscribedStream {
+    SubscribedStream {
+        ssrc: Ssrc(0xA000),
+        rtx_ssrc: Some(Ssrc(0xA001)),
+        codecs: vec![CodecParams {
+            codec: Codec::Vp8,
+            pt: Pt(100),
+            rtx_pt: Some(Pt(101)),
+        }],
+        extensions: ExtensionIds {
+            transport_cc: Some(TWCC_ID),
+            ..ExtensionIds::default()
+        },
+        initial_seq: 1,
+        initial_timestamp: 0,
+    }
+}
+
+fn rtp(
+    ssrc: Ssrc,
+    seq: u16,
+    timestamp: u32,
+    rid: &str,
+    transport_seq: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut block = vec![MID_ID << 4, b'v', RID_ID << 4 | (rid.len() as u8 - 1)];
+    block.extend_from_slice(rid.as_bytes());
+    block.push(PUBLISHER_TWCC_ID << 4 | 1);
+    block.extend_from_slice(&transport_seq.to_be_bytes());
+    while block.len() % 4 != 0 {
+        block.push(0);
+    }
+    let mut p = vec![0x90, VP8_PT.0];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&timestamp.to_be_bytes());
+    p.extend_from_slice(&ssrc.0.to_be_bytes());
+    p.extend_from_slice(&[0xBE, 0xDE]);
+    p.extend_from_slice(&((block.len() / 4) as u16).to_be_bytes());
+    p.extend_from_slice(&block);
+    p.extend_from_slice(payload);
+    p
+}
+
+struct Layer {
+    ssrc: Ssrc,
+    seq: u16,
+    picture_id: u16,
+    keyframe_due: bool,
+}
+
+/// The bottleneck from the router to the subscriber.
+struct Link {
+    capacity_bps: u64,
+    free_at: Instant,
+    in_flight: VecDeque<(Instant, Vec<u8>)>,
+}
+
+impl Link {
+    fn send(&mut self, now: Instant, packet: Vec<u8>) {
+        let start = self.free_at.max(now);
+        if start - now > MAX_QUEUE {
+            return;
+        }
+        self.free_at =
+            start + Duration::from_secs_f64(packet.len() as f64 * 8.0 / self.capacity_bps as f64);
+        self.in_flight.push_back((self.free_at + ONE_WAY, packet));
+    }
+}
+
+struct Run {
+    /// Per 100 ms: (time, capacity, estimate, width forwarded).
+    samples: Vec<(Duration, u64, u64, u16)>,
+}
+
+impl Run {
+    fn width_at(&self, at: Duration) -> u16 {
+        self.samples
+            .iter()
+            .rev()
+            .find(|s| s.0 <= at)
+            .map_or(0, |s| s.3)
+    }
+
+    fn timeline(&self) -> String {
+        self.samples
+            .iter()
+            .step_by(5)
+            .map(|(t, c, e, w)| format!("{:.1}s {}k/{}k/{w}", t.as_secs_f64(), c / 1000, e / 1000))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The first time at or after `from` the width forwarded is `width`.
+    fn first_at(&self, from: Duration, width: u16) -> Option<Duration> {
+        self.samples
+            .iter()
+            .find(|s| s.0 >= from && s.3 == width)
+            .map(|s| s.0)
+    }
+
+    /// Width changes between `from` and `to`.
+    fn switches(&self, from: Duration, to: Duration) -> usize {
+        self.samples
+            .windows(2)
+            .filter(|w| w[0].0 >= from && w[1].0 <= to && w[0].3 != w[1].3)
+            .count()
+    }
+}
+
+/// Sends the router's output on: RTP to the subscriber over the link, and the PLIs to the
+/// publisher noted in `plis`.
+fn deliver(out: &mut TransmitQueue, link: &mut Link, plis: &mut Vec<Ssrc>, now: Instant) {
+    for transmit in out.as_slice() {
+        match (transmit.session, transmit.kind) {
+            (SUBSCRIBER, TransmitKind::Rtp) => link.send(now, transmit.packet().to_vec()),
+            (PUBLISHER, TransmitKind::Rtcp) => {
+                for item in iter_compound(transmit.packet()).flatten() {
+                    if let RtcpPacket::Pli(pli) = item {
+                        plis.push(pli.media_ssrc);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out.clear();
+}
+
+fn run(length: Duration, capacity: impl Fn(Duration) -> u64) -> Run {
+    let start = origin();
+    let mut router = Router::new(RouterConfig::default());
+    let mut out = TransmitQueue::with_capacity(256);
+    let track: TrackId = router
+        .add_published_stream(start, PUBLISHER, simulcast_stream())
+        .expect("track");
+    let subscription: SubscriptionId = router
+        .subscribe(start, SUBSCRIBER, track, subscriber_stream(), &mut out)
+        .expect("subscribed");
+    let mut layers: Vec<Layer> = (0..3u32)
+        .map(|i| Layer {
+            ssrc: Ssrc(0x100 + i),
+            seq: 1000 * i as u16,
+            picture_id: 0,
+            keyframe_due: true,
+        })
+        .collect();
+    let mut link = Link {
+        capacity_bps: capacity(Duration::ZERO),
+        free_at: start,
+        in_flight: VecDeque::new(),
+    };
+    let mut feedback_gen = TransportFeedback::new(TWCC_ID, Ssrc(0xA000));
+    let mut feedback_out = TransmitQueue::with_capacity(16);
+    let mut feedback_in_flight: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
+    let mut samples = Vec::new();
+    let frame_interval = Duration::from_micros(33_333);
+    let (mut next_frame, mut frame) = (start, 0u32);
+    let mut next_feedback = start;
+    let tick = Duration::from_millis(1);
+    let mut elapsed = Duration::ZERO;
+    let mut plis: Vec<Ssrc> = Vec::new();
+    let mut transport_seq = 0u16;
+    while elapsed < length {
+        let now = start + elapsed;
+        link.capacity_bps = capacity(elapsed);
+        if now >= next_frame {
+            for ssrc in plis.drain(..) {
+                if let Some(layer) = layers.iter_mut().find(|l| l.ssrc == ssrc) {
+                    layer.keyframe_due = true;
+                }
+            }
+            for index in 0..3 {
+                let layer = &mut layers[index];
+                let keyframe = std::mem::take(&mut layer.keyframe_due);
+                layer.picture_id = (layer.picture_id + 1) & 0x7fff;
+                let mut left = (RATES[index] / 30 / 8) as usize * if keyframe { 3 } else { 1 };
+                let mut first = true;
+                while left > 0 {
+                    let size = left.min(1100);
+                    left -= size;
+                    layer.seq = layer.seq.wrapping_add(1);
+                    let [hi, lo] = layer.picture_id.to_be_bytes();
+                    let mut payload =
+                        vec![0x80 | if first { 0x10 } else { 0 }, 0x80, 0x80 | hi, lo];
+                    if first {
+                        if keyframe {
+                            payload.extend_from_slice(&[0x10, 0, 0, 0x9d, 0x01, 0x2a]);
+                            payload.extend_from_slice(&WIDTHS[index].to_le_bytes());
+                            payload.extend_from_slice(&(WIDTHS[index] * 9 / 16).to_le_bytes());
+                        } else {
+                            payload.extend_from_slice(&[0x11, 0, 0]);
+                        }
+                    }
+                    payload.resize(size, index as u8);
+                    first = false;
+                    transport_seq = transport_seq.wrapping_add(1);
+                    let mut packet = rtp(
+                        layer.ssrc,
+                        layer.seq,
+                        frame * 3000,
+                        RIDS[index],
+                        transport_seq,
+                        &payload,
+                    );
+                    router
+                        .handle_rtp(now, PUBLISHER, &mut packet, &mut out)
+                        .ok();
+                    deliver(&mut out, &mut link, &mut plis, now);
+                }
+            }
+            frame += 1;
+            next_frame += frame_interval;
+        }
+        while link.in_flight.front().is_some_and(|(at, _)| *at <= now) {
+            if let Some((at, packet)) = link.in_flight.pop_front()
+                && let Ok(view) = RtpPacket::parse(&packet[..])
+                && let Some(&[high, low]) = view.extension(TWCC_ID)
+            {
+                feedback_gen.handle_packet(at, u16::from_be_bytes([high, low]));
+            }
+        }
+        if now >= next_feedback {
+            feedback_out.clear();
+            feedback_gen.poll_feedback(now, SUBSCRIBER, Ssrc(0xB0B), &mut feedback_out);
+            for transmit in feedback_out.as_slice() {
+                feedback_in_flight.push_back((now + ONE_WAY, transmit.packet().to_vec()));
+            }
+            next_feedback += Duration::from_millis(50);
+        }
+        while feedback_in_flight.front().is_some_and(|(at, _)| *at <= now) {
+            if let Some((at, packet)) = feedback_in_flight.pop_front() {
+                router.handle_rtcp(at, SUBSCRIBER, &packet, &mut out);
+                deliver(&mut out, &mut link, &mut plis, now);
+            }
+        }
+        if router.poll_timeout().is_some_and(|at| at <= now) {
+            router.handle_timeout(now, &mut out);
+            deliver(&mut out, &mut link, &mut plis, now);
+        }
+        if elapsed.as_millis().is_multiple_of(100) {
+            let current = router
+                .layer_selection(subscription)
+                .and_then(|s| s.current)
+                .map_or(0, |index| WIDTHS[index]);
+            let estimate = router.send_estimate(SUBSCRIBER).unwrap_or(0);
+            samples.push((elapsed, link.capacity_bps, estimate, current));
+        }
+        elapsed += tick;
+    }
+    Run { samples }
+}
+
+#[test]
+fn a_subscriber_gets_the_layer_its_downlink_carries_and_more_when_it_opens() {
+    // 3 Mbit/s, then 800 kbit/s from 20 s (below the top layer's 1.2), then 3 again from
+    // 40 s.
+    let capacity = |t: Duration| match t.as_secs() {
+        0..20 => 3_000_000,
+        20..40 => 800_000,
+        _ => 3_000_000,
+    };
+    let run = run(Duration::from_secs(60), capacity);
+    let line = run.timeline();
+    println!("{line}");
+    // Open: the top layer once it has been active 2 s.
+    assert_eq!(run.width_at(Duration::from_secs(19)), 1280, "{line}");
+    // Down to the middle layer within 3 s of the drop, and it stays there.
+    let down = run.first_at(Duration::from_secs(20), 640).expect(&line);
+    assert!(down <= Duration::from_secs(23), "down at {down:?}: {line}");
+    for second in 24..40 {
+        assert_eq!(
+            run.width_at(Duration::from_secs(second)),
+            640,
+            "{second} s: {line}"
+        );
+    }
+    // Up again within 15 s of the link opening.
+    let up = run.first_at(Duration::from_secs(40), 1280).expect(&line);
+    assert!(up <= Duration::from_secs(55), "up at {up:?}: {line}");
+    // Steady: at most 2 switches a minute while the capacity holds.
+    assert!(
+        run.switches(Duration::from_secs(24), Duration::from_secs(40)) <= 1,
+        "{line}"
+    );
+}
