@@ -86,8 +86,15 @@ pub struct MediaStats {
     pub simulcast_ssrcs_bound: u64,
     /// Packets of unknown SSRCs not looked up for a layer: their session spent its lookups.
     pub simulcast_bindings_refused: u64,
-    /// REMB packets sent to publishers with a bitrate cap.
+    /// REMB packets sent to publishers: their cap or Sluice's receive-side estimate.
     pub remb_sent: u64,
+    /// Transport-wide feedback packets received from subscribers (their downlink estimate).
+    pub transport_feedback_received: u64,
+    /// Times the bandwidth allocator changed a subscription's simulcast layer cap.
+    pub allocation_changes: u64,
+    /// Probe clusters started towards subscribers, and their padding packets.
+    pub probes_started: u64,
+    pub probe_packets_sent: u64,
 }
 
 impl MediaStats {
@@ -145,6 +152,10 @@ impl MediaStats {
             simulcast_ssrcs_bound,
             simulcast_bindings_refused,
             remb_sent,
+            transport_feedback_received,
+            allocation_changes,
+            probes_started,
+            probe_packets_sent,
         } = other;
         // Destructuring above makes a new counter a compile error until it is summed here.
         for (total, value) in [
@@ -194,6 +205,13 @@ impl MediaStats {
                 simulcast_bindings_refused,
             ),
             (&mut self.remb_sent, remb_sent),
+            (
+                &mut self.transport_feedback_received,
+                transport_feedback_received,
+            ),
+            (&mut self.allocation_changes, allocation_changes),
+            (&mut self.probes_started, probes_started),
+            (&mut self.probe_packets_sent, probe_packets_sent),
         ] {
             *total += *value;
         }
@@ -213,5 +231,9 @@ impl MediaStats {
         self.simulcast_ssrcs_bound = router.ssrcs_bound;
         self.simulcast_bindings_refused = router.bindings_refused;
         self.remb_sent = router.remb_sent;
+        self.transport_feedback_received = router.transport_feedback_received;
+        self.allocation_changes = router.allocation_changes;
+        self.probes_started = router.probes_started;
+        self.probe_packets_sent = router.probe_packets_sent;
     }
 }

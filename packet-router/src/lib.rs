@@ -132,6 +132,8 @@ pub struct RouterStats {
     pub transport_feedback_received: u64,
     /// Times the bandwidth allocator changed a subscription's layer cap.
     pub allocation_changes: u64,
+    /// Times the allocator paused a simulcast subscription (not even its lowest layer fit).
+    pub subscriptions_paused: u64,
     /// Probe clusters started, and the padding packets they sent.
     pub probes_started: u64,
     pub probe_packets_sent: u64,

@@ -50,6 +50,11 @@ pub struct LayerSelection {
     pub max_rank: Option<usize>,
     /// The highest temporal layer it receives (`None`: all).
     pub max_temporal: Option<u8>,
+    /// The bandwidth allocator's cap on the rank (`None`: none); the lower of it and
+    /// `max_rank` is in force.
+    pub allocated_rank: Option<usize>,
+    /// The allocator paused it: not even the lowest layer fits the subscriber's estimate.
+    pub paused: bool,
 }
 
 /// A subscription's choice state on a simulcast track.
@@ -59,6 +64,9 @@ pub(crate) struct LayerChoice {
     pub(crate) max_rank: Option<usize>,
     /// The bandwidth allocator's cap (`None`: none), below the client's or not.
     pub(crate) allocated_rank: Option<usize>,
+    /// The allocator paused the subscription: not even its lowest layer fits. Nothing is
+    /// forwarded and no keyframe is asked for until it resumes.
+    pub(crate) paused: bool,
     /// The highest temporal layer forwarded (`None`: all).
     pub(crate) max_temporal: Option<u8>,
     /// The temporal cap asked for; a raise waits for a picture of temporal layer 0, after

@@ -345,3 +345,41 @@ fn a_subscriber_gets_the_layer_its_downlink_carries_and_more_when_it_opens() {
         "{line}"
     );
 }
+
+#[test]
+fn a_downlink_too_slow_for_the_lowest_layer_pauses_the_track_until_it_opens() {
+    // 3 Mbit/s, 100 kbit/s (below the lowest layer's 150) from 10 s, 3 again from 30 s.
+    let capacity = |t: Duration| match t.as_secs() {
+        0..10 => 3_000_000,
+        10..30 => 100_000,
+        _ => 3_000_000,
+    };
+    let run = run(Duration::from_secs(70), capacity);
+    let line = run.timeline();
+    println!("{line}");
+    // Paused (nothing forwarded, width 0) within 3 s of the drop, through the slow part.
+    let paused = run.first_at(Duration::from_secs(10), 0).expect(&line);
+    assert!(
+        paused <= Duration::from_secs(13),
+        "paused at {paused:?}: {line}"
+    );
+    for second in 14..30 {
+        assert_eq!(
+            run.width_at(Duration::from_secs(second)),
+            0,
+            "{second} s: {line}"
+        );
+    }
+    // Video again once the link opens (probes find the room), at full size in the end.
+    let resumed = run
+        .samples
+        .iter()
+        .find(|s| s.0 >= Duration::from_secs(30) && s.3 > 0)
+        .map(|s| s.0)
+        .expect(&line);
+    assert!(
+        resumed <= Duration::from_secs(55),
+        "resumed at {resumed:?}: {line}"
+    );
+    assert_eq!(run.width_at(Duration::from_secs(69)), 1280, "{line}");
+}

@@ -239,8 +239,28 @@ impl SfuStats {
             ),
             (
                 "sluice_remb_sent",
-                "REMB packets sent to publishers with a bitrate cap.",
+                "REMB packets sent to publishers: their cap or Sluice's receive-side estimate.",
                 self.remb_sent,
+            ),
+            (
+                "sluice_transport_feedback_received",
+                "Transport-wide feedback packets received from subscribers.",
+                self.transport_feedback_received,
+            ),
+            (
+                "sluice_layer_allocation_changes",
+                "Times the bandwidth allocator changed a subscription's simulcast layer cap.",
+                self.allocation_changes,
+            ),
+            (
+                "sluice_probes_started",
+                "Probe clusters (RTX padding) started towards subscribers.",
+                self.probes_started,
+            ),
+            (
+                "sluice_probe_packets_sent",
+                "Padding packets of probe clusters sent to subscribers.",
+                self.probe_packets_sent,
             ),
         ];
         let mut metrics = Vec::with_capacity(counters.len() + 1);

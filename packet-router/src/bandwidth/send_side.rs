@@ -30,6 +30,8 @@ const LOSS_CUT_INTERVAL_US: i64 = 300_000;
 const PROBE_MIN_ARRIVED: f64 = 0.8;
 /// Packets of a cluster needed for a result.
 const PROBE_MIN_PACKETS: u32 = 5;
+/// Feedback older than this says nothing about the delay now.
+const STALE_FEEDBACK_US: i64 = 1_000_000;
 
 /// What happened to a copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +117,8 @@ pub struct SendSideEstimator {
     next_cluster: u32,
     /// The last probe result, for the allocator and metrics.
     last_probe_bps: Option<u64>,
+    /// When the last feedback arrived (microseconds on Sluice's clock).
+    last_feedback_us: Option<i64>,
 }
 
 impl SendSideEstimator {
@@ -138,6 +142,7 @@ impl SendSideEstimator {
             cluster: None,
             next_cluster: 1,
             last_probe_bps: None,
+            last_feedback_us: None,
         }
     }
 
@@ -150,9 +155,14 @@ impl SendSideEstimator {
         }
     }
 
-    /// The delay signal now.
-    pub fn usage(&self) -> BandwidthUsage {
-        self.trendline.usage()
+    /// The delay signal at `now`: the last one, or `Normal` once no feedback came for a
+    /// second (nothing was sent, so nothing overuses).
+    pub fn usage(&mut self, now: Instant) -> BandwidthUsage {
+        let now_us = self.micros(now);
+        match self.last_feedback_us {
+            Some(at) if now_us - at < STALE_FEEDBACK_US => self.trendline.usage(),
+            _ => BandwidthUsage::Normal,
+        }
     }
 
     /// The transport-wide loss last measured (0 to 1).
@@ -216,6 +226,7 @@ impl SendSideEstimator {
     /// One transport-wide feedback from the subscriber, arrived at `now`.
     pub fn on_feedback(&mut self, now: Instant, feedback: &TransportCc<'_>) {
         let now_us = self.micros(now);
+        self.last_feedback_us = Some(now_us);
         // The receiver's clock: only differences between its arrival times matter.
         let mut arrival_us = i64::from(feedback.reference_time()) * REFERENCE_UNIT_US;
         for (seq, delta) in feedback.statuses() {
@@ -334,7 +345,7 @@ impl SendSideEstimator {
             return;
         };
         self.last_probe_bps = Some(rate);
-        if rate > self.estimate() && self.usage() != BandwidthUsage::Overusing {
+        if rate > self.estimate() && self.trendline.usage() != BandwidthUsage::Overusing {
             self.control.set_start(rate);
             self.loss_limit_bps = self.loss_limit_bps.filter(|limit| *limit > rate as f64);
         }

@@ -32,9 +32,11 @@ const PROBE_STEP: Duration = Duration::from_millis(10);
 /// estimate.
 const PROBE_OVERSHOOT: f64 = 1.25;
 const PROBE_MAX_FACTOR: f64 = 3.0;
-/// The least time between two probes of a session, and how long a probe waits for its
+/// The least time between two probes of a session (doubling after each probe up to the
+/// longest, back to the least after an up-switch), and how long a probe waits for its
 /// feedback before it is abandoned.
 const PROBE_INTERVAL: Duration = Duration::from_secs(3);
+const LONGEST_PROBE_INTERVAL: Duration = Duration::from_secs(30);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Padding bytes of one probe packet (RFC 3550 padding: at most 255).
 const PROBE_PADDING: usize = 255;
@@ -55,6 +57,8 @@ pub(crate) struct SessionAllocation {
     probe: Option<Probe>,
     /// When the last probe started.
     last_probe_at: Option<Instant>,
+    /// The wait before the next probe (`None`: the least).
+    probe_interval: Option<Duration>,
 }
 
 /// A probe cluster in progress: padding on an RTX stream, sent in steps.
@@ -132,6 +136,35 @@ impl Router {
         }
     }
 
+    /// Runs the allocation of every session with an estimate whose last run is old (a
+    /// paused session gets no feedback: this is how its probes start). Called once a second.
+    pub(super) fn reallocate_stale(&mut self, now: Instant) {
+        const MAX_PER_CALL: usize = 256;
+        let mut stale = [None; MAX_PER_CALL];
+        let mut count = 0;
+        for (&session, routes) in &self.sessions {
+            let old = routes
+                .allocation
+                .last_run
+                .is_some_and(|(at, _)| now.saturating_duration_since(at) >= REALLOCATE_INTERVAL);
+            let estimate = self
+                .transport_cc_counters
+                .get(routes.counter)
+                .and_then(|s| s.estimator.as_ref())
+                .map(|e| e.estimate());
+            if old
+                && let Some(estimate) = estimate
+                && let Some(slot) = stale.get_mut(count)
+            {
+                *slot = Some((session, estimate));
+                count += 1;
+            }
+        }
+        for (session, estimate) in stale.into_iter().flatten() {
+            self.allocate_layers(now, session, estimate);
+        }
+    }
+
     /// Chooses the layer of each simulcast track `subscriber` receives within `estimate`.
     fn allocate_layers(&mut self, now: Instant, subscriber: SessionId, estimate: u64) {
         let now_us = self.micros_since_epoch(now);
@@ -139,7 +172,8 @@ impl Router {
             return;
         };
         let mut layer_rates = [[None; MAX_LAYERS]; MAX_TRACKS];
-        let mut demands = [(None, None, 0u8, None); MAX_TRACKS];
+        // (subscription, client cap, priority, rank forwarded now, paused now)
+        let mut demands = [(None, None, 0u8, None, false); MAX_TRACKS];
         let mut count = 0;
         let mut audio_bps = 0u64;
         let mut wanted_bps = 0u64;
@@ -186,7 +220,13 @@ impl Router {
                 .position(|&index| index == subscription.layer);
             let top = max_rank.map_or(MAX_LAYERS, |cap| (cap + 1).min(MAX_LAYERS));
             wanted_bps += rates.iter().take(top).flatten().copied().max().unwrap_or(0);
-            *demand = (Some(id), max_rank, 0, current_rank);
+            *demand = (
+                Some(id),
+                max_rank,
+                0,
+                current_rank,
+                subscription.choice.paused,
+            );
             count += 1;
         }
         let budget = estimate.saturating_sub(audio_bps);
@@ -201,25 +241,44 @@ impl Router {
             tracks.get(..count).unwrap_or_default(),
             chosen.get_mut(..count).unwrap_or_default(),
         );
+        // A paused track resumes only when it would fit with a fifth of the budget to spare.
+        let mut with_margin = [Allocation::Paused; MAX_TRACKS];
+        allocate(
+            budget / 5 * 4,
+            tracks.get(..count).unwrap_or_default(),
+            with_margin.get_mut(..count).unwrap_or_default(),
+        );
         let holding = routes
             .allocation
             .hold_up_until
             .is_some_and(|until| now < until);
         let mut down_switch = false;
-        for (demand, allocation) in demands.iter().zip(chosen).take(count) {
-            let (Some(id), _, _, current_rank) = *demand else {
+        let mut up_switch = false;
+        for ((demand, allocation), margin) in
+            demands.iter().zip(chosen).zip(with_margin).take(count)
+        {
+            let (Some(id), _, _, current_rank, paused) = *demand else {
                 continue;
             };
-            // Paused tracks get their lowest layer for now (pausing is not built yet).
+            let resume = matches!(margin, Allocation::Layer(_));
             let rank = match allocation {
-                Allocation::Layer(rank) => rank,
-                Allocation::Paused => 0,
+                Allocation::Layer(rank) if !paused || resume => Some(rank),
+                _ => None,
             };
-            let up = current_rank.is_some_and(|current| rank > current);
+            let up = match (rank, current_rank) {
+                (Some(rank), Some(current)) => rank > current,
+                (Some(_), None) => paused,
+                (None, _) => false,
+            };
             if up && holding {
                 continue;
             }
-            down_switch |= current_rank.is_some_and(|current| rank < current);
+            up_switch |= up;
+            down_switch |= match (rank, current_rank) {
+                (Some(rank), Some(current)) => rank < current,
+                (None, _) => !paused,
+                (Some(_), None) => false,
+            };
             let Some(&Location::Attached(track_id)) = self.locations.get(&id) else {
                 continue;
             };
@@ -232,18 +291,35 @@ impl Router {
                 .get_mut(&track_id)
                 .and_then(|t| t.subscriptions.iter_mut().find(|s| s.id == id))
             {
+                let Some(rank) = rank else {
+                    if !subscription.choice.paused {
+                        subscription.choice.paused = true;
+                        self.stats.allocation_changes += 1;
+                        self.stats.subscriptions_paused += 1;
+                    }
+                    continue;
+                };
+                let resumed = std::mem::take(&mut subscription.choice.paused);
                 // The top layer needs no cap: a layer that appears above it is taken too.
                 let cap = (rank < top).then_some(rank);
-                if subscription.choice.set_allocated_rank(cap) {
+                if subscription.choice.set_allocated_rank(cap) || resumed {
                     self.stats.allocation_changes += 1;
                 }
             }
         }
         if let Some(routes) = self.sessions.get_mut(&subscriber) {
+            // A down-switch because the estimate fell holds up-switches back for a while;
+            // one because a layer turned out bigger than the estimate does not.
+            let estimate_fell = routes.allocation.last_run.is_some_and(|(_, last)| {
+                (estimate as f64) < last as f64 * (1.0 - REALLOCATE_CHANGE)
+            });
             routes.allocation.last_run = Some((now, estimate));
             routes.allocation.allocated_bps = used;
             routes.allocation.wanted_bps = wanted_bps;
-            if down_switch {
+            if up_switch {
+                routes.allocation.probe_interval = None;
+            }
+            if down_switch && estimate_fell {
                 routes.allocation.hold_up_until = Some(now + UP_SWITCH_HOLD);
             }
         }
@@ -264,9 +340,10 @@ impl Router {
             return;
         };
         let allocation = &mut routes.allocation;
+        let interval = allocation.probe_interval.unwrap_or(PROBE_INTERVAL);
         let recent = allocation
             .last_probe_at
-            .is_some_and(|at| now.saturating_duration_since(at) < PROBE_INTERVAL);
+            .is_some_and(|at| now.saturating_duration_since(at) < interval);
         let holding = allocation.hold_up_until.is_some_and(|until| now < until);
         if wanted <= budget || allocation.probe.is_some() || recent || holding {
             return;
@@ -278,7 +355,7 @@ impl Router {
         else {
             return;
         };
-        if estimator.usage() != crate::bandwidth::BandwidthUsage::Normal || estimator.probing() {
+        if estimator.usage(now) != crate::bandwidth::BandwidthUsage::Normal || estimator.probing() {
             return;
         }
         let shortfall = wanted - budget;
@@ -288,6 +365,7 @@ impl Router {
         let bytes = (target * PROBE_DURATION.as_secs_f64() / 8.0) as usize;
         let cluster = estimator.start_probe();
         allocation.last_probe_at = Some(now);
+        allocation.probe_interval = Some((interval * 2).min(LONGEST_PROBE_INTERVAL));
         allocation.probe = Some(Probe {
             cluster,
             started: now,

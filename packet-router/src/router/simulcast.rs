@@ -170,6 +170,8 @@ impl Router {
             target: subscription.choice.target,
             max_rank: subscription.choice.max_rank,
             max_temporal: subscription.choice.max_temporal,
+            allocated_rank: subscription.choice.allocated_rank,
+            paused: subscription.choice.paused,
         })
     }
 
@@ -248,6 +250,12 @@ impl Choose {
             ..
         } = track;
         for subscription in subscriptions.iter_mut() {
+            if subscription.choice.paused {
+                // Forwards nothing; the first keyframe after it resumes starts it again.
+                subscription.layer = NO_LAYER;
+                subscription.choice.reset_target();
+                continue;
+            }
             let wants = wanted_layer(
                 layers,
                 order.as_slice(),

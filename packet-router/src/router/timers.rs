@@ -75,6 +75,10 @@ impl Router {
         }
         if self.next_report.is_some_and(|at| at <= now) {
             let slot = self.report_slot;
+            if slot == 0 {
+                // Once a report interval: allocations that no feedback ran lately.
+                self.reallocate_stale(now);
+            }
             self.send_reports(now, slot, out);
             self.report_slot = (slot + 1) % REPORT_SLOTS;
             self.next_report = if self.tracks.is_empty() {
