@@ -456,3 +456,191 @@ fn switched_layers(
         .map(|id| router.layer_selection(*id).and_then(|s| s.current))
         .collect()
 }
+
+/// [`simulcast_packet`] with the publisher's transport-wide sequence number (id 3).
+fn simulcast_packet_with_transport_seq(layer: u8, frame: u16, keyframe: bool, seq: u16) -> Vec<u8> {
+    let plain = simulcast_packet(layer, frame, keyframe);
+    let mut p = plain[..12].to_vec();
+    let [hi, lo] = seq.to_be_bytes();
+    p.extend_from_slice(&[
+        0xBE,
+        0xDE,
+        0,
+        2,
+        0x40,
+        b'v',
+        0xA0,
+        b'0' + layer,
+        0x31,
+        hi,
+        lo,
+        0,
+    ]);
+    p.extend_from_slice(&plain[20..]);
+    p
+}
+
+#[test]
+fn downlink_estimation_allocation_pauses_and_probes_allocate_nothing() {
+    use std::collections::VecDeque;
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const FRAMES: u16 = 3_000;
+    let start = origin();
+    let mut router = Router::new(RouterConfig::default());
+    let mut out = TransmitQueue::with_capacity(256);
+    let codecs = vec![CodecParams {
+        codec: Codec::Vp8,
+        pt: Pt(96),
+        rtx_pt: Some(Pt(97)),
+    }];
+    let publisher = SessionId(1);
+    let subscriber = SessionId(100);
+    let track = router
+        .add_published_stream(
+            start,
+            publisher,
+            PublishedStream {
+                kind: MediaKind::Video,
+                ssrc: Ssrc(0),
+                rtx_ssrc: None,
+                codecs: codecs.clone(),
+                extensions: ExtensionIds {
+                    mid: Some(4),
+                    rid: Some(10),
+                    transport_cc: Some(3),
+                    ..ExtensionIds::default()
+                },
+                nack: true,
+                mid: Some("v".to_owned()),
+                rids: vec!["0".to_owned(), "1".to_owned(), "2".to_owned()],
+            },
+        )
+        .expect("track");
+    router
+        .subscribe(
+            start,
+            subscriber,
+            track,
+            SubscribedStream {
+                ssrc: Ssrc(1000),
+                rtx_ssrc: Some(Ssrc(2000)),
+                codecs: codecs.clone(),
+                extensions: ExtensionIds {
+                    transport_cc: Some(7),
+                    ..ExtensionIds::default()
+                },
+                initial_seq: 0,
+                initial_timestamp: 0,
+            },
+            &mut out,
+        )
+        .expect("subscribed");
+    let mut stream: Vec<Vec<u8>> = Vec::new();
+    let mut transport_seq = 0u16;
+    for frame in 0..FRAMES {
+        for layer in 0..3u8 {
+            let keyframe = (frame + 5 * u16::from(layer)) % 30 == 0 || frame == 0;
+            transport_seq = transport_seq.wrapping_add(1);
+            stream.push(simulcast_packet_with_transport_seq(
+                layer,
+                frame,
+                keyframe,
+                transport_seq,
+            ));
+        }
+    }
+    // The subscriber's link: 600 kbit/s for the first 40 s, then 150 kbit/s (below the one
+    // 220 kbit/s layer: paused, then probed); its feedback every 50 ms.
+    let mut link_free = start;
+    let mut in_flight: VecDeque<(Instant, u16)> = VecDeque::with_capacity(8192);
+    let mut feedback = packet_router::TransportFeedback::new(7, Ssrc(1000));
+    let mut feedback_out = TransmitQueue::with_capacity(16);
+    let mut replies = TransmitQueue::with_capacity(256);
+    let mut next_feedback = start;
+    let send_on = |out: &TransmitQueue,
+                   now: Instant,
+                   link_free: &mut Instant,
+                   in_flight: &mut VecDeque<(Instant, u16)>| {
+        let capacity = if now - start < Duration::from_secs(40) {
+            600_000.0
+        } else {
+            150_000.0
+        };
+        for t in out.as_slice() {
+            if t.session != subscriber || t.kind != packet_router::TransmitKind::Rtp {
+                continue;
+            }
+            let Ok(view) = rtc_core::rtp::RtpPacket::parse(t.packet()) else {
+                continue;
+            };
+            let Some(&[hi, lo]) = view.extension(7) else {
+                continue;
+            };
+            let begin = (*link_free).max(now);
+            if begin - now > Duration::from_millis(200) {
+                continue;
+            }
+            *link_free = begin + Duration::from_secs_f64(t.packet().len() as f64 * 8.0 / capacity);
+            if in_flight.len() < in_flight.capacity() {
+                in_flight.push_back((
+                    *link_free + Duration::from_millis(25),
+                    u16::from_be_bytes([hi, lo]),
+                ));
+            }
+        }
+    };
+    let mut run =
+        |router: &mut Router, out: &mut TransmitQueue, packets: &mut [Vec<u8>], from: usize| {
+            for (i, p) in packets.iter_mut().enumerate() {
+                let now = start + Duration::from_micros(11_111) * (from + i) as u32;
+                out.clear();
+                router.handle_rtp(now, publisher, p, out).ok();
+                send_on(out, now, &mut link_free, &mut in_flight);
+                while in_flight.front().is_some_and(|(at, _)| *at <= now) {
+                    if let Some((at, seq)) = in_flight.pop_front() {
+                        feedback.handle_packet(at, seq);
+                    }
+                }
+                if now >= next_feedback {
+                    feedback_out.clear();
+                    feedback.poll_feedback(now, subscriber, Ssrc(5), &mut feedback_out);
+                    for t in feedback_out.as_slice() {
+                        replies.clear();
+                        router.handle_rtcp(now, subscriber, t.packet(), &mut replies);
+                    }
+                    next_feedback = now + Duration::from_millis(50);
+                }
+                if router.poll_timeout().is_some_and(|at| at <= now) {
+                    out.clear();
+                    router.handle_timeout(now, out);
+                    send_on(out, now, &mut link_free, &mut in_flight);
+                }
+                while router.poll_event().is_some() {}
+            }
+        };
+    let (warm, measured) = stream.split_at_mut(1_500);
+    run(&mut router, &mut out, warm, 0);
+    let before = router.stats().clone();
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    run(&mut router, &mut out, measured, 1_500);
+    COUNTING.store(false, Ordering::SeqCst);
+    let allocations = ALLOCATIONS.load(Ordering::SeqCst);
+    let after = router.stats().clone();
+    assert!(
+        after.transport_feedback_received > before.transport_feedback_received + 200,
+        "{after:?}"
+    );
+    assert!(
+        after.subscriptions_paused > before.subscriptions_paused,
+        "{after:?}"
+    );
+    assert!(
+        after.probe_packets_sent > before.probe_packets_sent,
+        "{after:?}"
+    );
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations while estimating and allocating"
+    );
+}
