@@ -233,6 +233,8 @@ function listen(sluice) {
   log('error', ({ code, message }) => ({ code, message }));
   on('participantjoined', current(({ participant }) => renderParticipant(participant.id)));
   on('participantleft', current(({ id }) => removeTilesOf(id)));
+  on('speaker', current(({ participant }) => highlightSpeaker(participant)));
+  log('speaker', ({ participant }) => ({ id: participant }));
   on('participantupdated', current(({ participant }) => renderParticipant(participant.id)));
   on('track', current(({ participant }) => renderParticipant(participant)));
   on('trackended', current(({ participant }) => {
@@ -294,6 +296,7 @@ function ensureTile(participantId, source) {
   element.dataset.participant = participantId;
   element.dataset.source = source;
   if (room && participantId === room.id) element.classList.add('local');
+  if (room && participantId === room.speaker) element.classList.add('speaking');
   const video = document.createElement('video');
   video.autoplay = true;
   video.playsInline = true;
@@ -365,6 +368,14 @@ function removeTile(key) {
   tile.video.srcObject = null;
   tile.element.remove();
   tiles.delete(key);
+}
+
+/** Marks the dominant speaker's tiles (class `speaking`), and only theirs. */
+function highlightSpeaker(participantId) {
+  for (const tile of ui.grid.querySelectorAll('.tile')) {
+    const element = /** @type {HTMLElement} */ (tile);
+    element.classList.toggle('speaking', element.dataset.participant === participantId);
+  }
 }
 
 function removeTilesOf(participantId) {

@@ -167,6 +167,8 @@ export function parseServerMessage(text) {
       const joined = { type: 'joined', id: raw.id, room: isString(raw.room) ? raw.room : '', participants, chat };
       // The resume token for reconnecting, and on a resume this participant's own mute state.
       if (isString(raw.resume)) joined.resume = raw.resume;
+      // Who is speaking now, if anyone.
+      if (isString(raw.speaker)) joined.speaker = raw.speaker;
       if (raw.resumed === true) {
         joined.resumed = true;
         const muted = parseMuted(raw.muted);
@@ -180,6 +182,8 @@ export function parseServerMessage(text) {
     }
     case 'participant_left':
       return isString(raw.id) ? { type: raw.type, id: raw.id } : null;
+    case 'speaker':
+      return isString(raw.participant) ? { type: raw.type, participant: raw.participant } : null;
     case 'tracks': {
       const tracks = parseTracks(raw.tracks);
       return isString(raw.participant) && tracks

@@ -133,6 +133,9 @@ export class SluiceRoom extends EventTarget {
   #left = false;
   /** @type {Map<string, ParticipantInfo>} */
   #participants = new Map();
+  /** The dominant speaker's id (this client's own included), or null. */
+  /** @type {string | null} */
+  #speaker = null;
   /** @type {TrackMap} */
   #trackMap = {};
   /** @type {Map<string, RemoteTrack>} by mid */
@@ -222,6 +225,11 @@ export class SluiceRoom extends EventTarget {
   /** Everyone else in the room, by id. A copy: changing it changes nothing. */
   get participants() {
     return new Map([...this.#participants].map(([id, p]) => [id, structuredClone(p)]));
+  }
+  /** Who is speaking (the room's dominant speaker, decided by the server every 300 ms):
+   * a participant id, possibly this client's own, or null. A `speaker` event tells changes. */
+  get speaker() {
+    return this.#speaker;
   }
   /** The remote tracks being received, by mid. */
   get remoteTracks() {
@@ -705,6 +713,10 @@ export class SluiceRoom extends EventTarget {
   #onJoined(message) {
     this.#startSession(message);
     this.#addParticipants(message);
+    if (message.speaker) {
+      this.#speaker = message.speaker;
+      this.#emit('speaker', { participant: message.speaker });
+    }
   }
 
   /** A new participant on the server: its id, resume token and two new peer connections. */
@@ -763,7 +775,12 @@ export class SluiceRoom extends EventTarget {
         this.#participants.set(message.participant.id, message.participant);
         this.#emit('participantjoined', { participant: structuredClone(message.participant) });
         break;
+      case 'speaker':
+        this.#speaker = message.participant;
+        this.#emit('speaker', { participant: message.participant });
+        break;
       case 'participant_left': {
+        if (this.#speaker === message.id) this.#speaker = null;
         const participant = this.#participants.get(message.id);
         for (const [mid, remote] of this.#remoteTracks) {
           if (remote.participant === message.id) {

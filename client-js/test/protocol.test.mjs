@@ -62,6 +62,7 @@ test('every server message type of the protocol parses', () => {
   const messages = [
     { type: 'participant_joined', participant: { id: 'p9', name: 'Linus', muted: { audio: true, video: false }, tracks: [] } },
     { type: 'participant_left', id: 'p9' },
+    { type: 'speaker', participant: 'p3' },
     { type: 'tracks', participant: 'p3', tracks: [{ id: 't12', kind: 'video', source: 'screen' }] },
     { type: 'mute', participant: 'p3', kind: 'audio', muted: true },
     { type: 'published', sdp: 'v=0\r\n' },
@@ -82,6 +83,7 @@ test('malformed or unknown messages are refused, not half-trusted', () => {
     '{"type": "joined"}',
     '{"type": "joined", "id": "p1", "participants": [{"id": "p2"}]}',
     '{"type": "participant_left", "id": 3}',
+    '{"type": "speaker", "participant": null}',
     '{"type": "mute", "participant": "p3", "kind": "smell", "muted": true}',
     '{"type": "mute", "participant": "p3", "kind": "audio", "muted": "yes"}',
     '{"type": "tracks", "participant": "p3", "tracks": [{"id": "t1", "kind": "data"}]}',

@@ -44,7 +44,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ice_lite::{DatagramKind, StunMessage, classify};
-use packet_router::{IdHashMap, Router, RouterConfig, SessionId, TransmitQueue};
+use packet_router::{IdHashMap, Router, RouterConfig, SessionId, TrackId, TransmitQueue};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rtc_core::IdSpace;
@@ -116,6 +116,14 @@ pub enum CoreEvent {
         session: SessionId,
         /// Why.
         reason: EndReason,
+    },
+    /// An audio track's last 100 ms: packets received and the voiced ones (RFC 6464 level),
+    /// for the dominant-speaker decision in signaling.
+    AudioActivity {
+        track: TrackId,
+        publisher: SessionId,
+        packets: u16,
+        voiced: u16,
     },
     /// A remote address passed an ICE check: its datagrams belong to this worker.
     AddressClaimed(SocketAddr),
@@ -539,7 +547,7 @@ impl WorkerCore {
         }
     }
 
-    fn push_event(&mut self, event: CoreEvent) {
+    pub(crate) fn push_event(&mut self, event: CoreEvent) {
         if self.events.len() >= MAX_EVENTS {
             self.events.pop_front();
         }

@@ -15,7 +15,7 @@ use crate::SessionId;
 use crate::{SubscriptionId, TrackId};
 
 /// How many events wait at most.
-pub const EVENT_CAPACITY: usize = 256;
+pub const EVENT_CAPACITY: usize = 1024;
 
 /// How many distinct unknown (session, SSRC) pairs are remembered, so that a stream the
 /// router cannot route is reported once, not once per packet.
@@ -56,6 +56,37 @@ pub enum RouterEvent {
         subscriber: SessionId,
         /// The track it receives.
         track: TrackId,
+    },
+    /// An audio track's activity over the last 100 ms, from the RFC 6464 audio level its
+    /// packets carry (reported for tracks that received packets).
+    AudioActivity {
+        /// The track.
+        track: TrackId,
+        /// Its publisher.
+        publisher: SessionId,
+        /// Packets received.
+        packets: u16,
+        /// Of those, the voiced ones: level above [`crate::router::VOICED_LEVEL`].
+        voiced: u16,
+    },
+    /// A subscriber session's layer allocation ran: its estimate, what the allocation gave
+    /// its video and what its tracks would take (bits per second), the transport-wide loss
+    /// last measured (per mille) and how many of its simulcast tracks are paused.
+    Allocated {
+        /// The subscriber session.
+        subscriber: SessionId,
+        /// Its downlink estimate.
+        estimate: u64,
+        /// What it acknowledged receiving over the last second.
+        acknowledged: u64,
+        /// Allocated to its video.
+        allocated: u64,
+        /// What its video would take at the highest layers it may have.
+        wanted: u64,
+        /// Transport-wide loss, per mille.
+        loss_per_mille: u16,
+        /// Simulcast subscriptions paused.
+        paused: u16,
     },
     /// RTP arrived from `session` with an SSRC that none of its tracks has (reported once
     /// while it keeps arriving, and again after the session's tracks change).

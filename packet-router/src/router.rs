@@ -87,6 +87,10 @@ impl Default for RouterConfig {
     }
 }
 
+/// An audio packet is voiced when its RFC 6464 level is at most this (in -dBov: 0 is the
+/// loudest, 127 silence), i.e. louder than -50 dBov.
+pub const VOICED_LEVEL: u8 = 50;
+
 /// Why a packet was not routed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -670,6 +674,14 @@ impl Router {
                     .ok_or(RouteDrop::EmptyRetransmission)?
             }
         };
+        if let Some(id) = track.stream.extensions.audio_level
+            && let Some(&[level]) = view.extension(id)
+        {
+            track.audio_packets = track.audio_packets.saturating_add(1);
+            if level & 0x7f <= VOICED_LEVEL {
+                track.audio_voiced = track.audio_voiced.saturating_add(1);
+            }
+        }
         let publisher = track.publisher;
         let nack = track.stream.nack;
         let layer = track

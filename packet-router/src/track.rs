@@ -37,6 +37,9 @@ pub(crate) struct Track {
     /// Which of the report slots of the report interval this track reports in.
     pub(crate) report_slot: u8,
     pub(crate) subscriptions: Vec<Subscription>,
+    /// Audio packets received and voiced ones (RFC 6464 level) since the last report.
+    pub(crate) audio_packets: u16,
+    pub(crate) audio_voiced: u16,
 }
 
 impl Track {
@@ -90,6 +93,8 @@ impl Track {
             report_slot,
             subscriptions: Vec::new(),
             stream,
+            audio_packets: 0,
+            audio_voiced: 0,
         })
     }
 

@@ -91,7 +91,7 @@ impl SfuStats {
     /// The counters as served at `GET /metrics` (counter names without their `_total`,
     /// which the encoder adds: `sluice_datagrams_received_total`).
     pub fn metrics(&self) -> Vec<signaling::MediaMetric> {
-        let counters: [(&str, &str, u64); 30] = [
+        let counters: [(&str, &str, u64); 34] = [
             (
                 "sluice_datagrams_received",
                 "Datagrams received on the media port.",

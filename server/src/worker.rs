@@ -354,13 +354,31 @@ impl Worker {
     fn handle_core_events(&mut self) {
         let several = self.shared.workers.len() > 1;
         while let Some(event) = self.core.poll_event() {
-            self.stats_dirty = true;
+            if !matches!(event, CoreEvent::AudioActivity { .. }) {
+                self.stats_dirty = true;
+            }
             match event {
                 CoreEvent::SessionEnded { session, .. } => {
                     let _ = self
                         .shared
                         .events
                         .send(signaling::MediaEvent::SessionEnded { session });
+                }
+                CoreEvent::AudioActivity {
+                    track,
+                    publisher,
+                    packets,
+                    voiced,
+                } => {
+                    let _ = self
+                        .shared
+                        .events
+                        .send(signaling::MediaEvent::AudioActivity {
+                            track,
+                            publisher,
+                            packets,
+                            voiced,
+                        });
                 }
                 CoreEvent::AddressClaimed(address) if several => {
                     self.shared.set_owner(address, self.index);

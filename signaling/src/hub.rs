@@ -564,7 +564,25 @@ impl<M: MediaPlane> Hub<M> {
 
     /// Applies one media-plane event.
     pub async fn handle_media_event(&self, event: MediaEvent) {
-        let MediaEvent::SessionEnded { session } = event;
+        let session = match event {
+            MediaEvent::SessionEnded { session } => session,
+            MediaEvent::AudioActivity {
+                publisher,
+                packets,
+                voiced,
+                ..
+            } => {
+                let now = std::time::Instant::now();
+                let mut state = self.state();
+                if let Some(SessionOwner::Participant { room, id }) =
+                    state.sessions.get(&publisher).cloned()
+                    && let Some(room) = state.rooms.get_mut(&room)
+                {
+                    room.audio_activity(now, id, packets, voiced);
+                }
+                return;
+            }
+        };
         let owner = self.state().sessions.get(&session).cloned();
         match owner {
             Some(SessionOwner::Participant { room, id }) => {

@@ -39,6 +39,7 @@ mod protocol;
 mod resume;
 mod room;
 mod sdpfrag;
+pub mod speaker;
 pub mod tls;
 mod validate;
 mod whip;

@@ -17,6 +17,14 @@ use tokio::sync::mpsc::UnboundedReceiver;
 pub enum MediaEvent {
     /// Consent expired, DTLS failed, or the session never connected.
     SessionEnded { session: SessionId },
+    /// An audio track's last 100 ms: `voiced` of the `packets` its publisher session sent
+    /// were louder than the voiced level (RFC 6464 audio level).
+    AudioActivity {
+        track: TrackId,
+        publisher: SessionId,
+        packets: u16,
+        voiced: u16,
+    },
 }
 
 /// Why the media plane refused a request.

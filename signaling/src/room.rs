@@ -189,6 +189,8 @@ pub struct Room {
     chat: VecDeque<ChatEntry>,
     /// The most each publisher of the room may send, in bits per second (admin API).
     pub max_publish_bitrate: Option<u64>,
+    /// Who is speaking.
+    pub speakers: crate::speaker::SpeakerDetector,
 }
 
 impl Room {
@@ -198,6 +200,7 @@ impl Room {
             participants: Vec::new(),
             chat: VecDeque::new(),
             max_publish_bitrate: None,
+            speakers: crate::speaker::SpeakerDetector::default(),
         }
     }
 
@@ -263,8 +266,9 @@ impl Room {
             .map(Participant::to_json)
             .collect();
         let chat: Vec<Value> = self.chat.iter().map(ChatEntry::to_json).collect();
+        let speaker = self.visible_speaker().map(ParticipantId::wire);
         json!({"type": "joined", "id": newcomer.wire(), "room": self.name,
-               "participants": others, "chat": chat})
+               "participants": others, "chat": chat, "speaker": speaker})
     }
 
     /// Adds a participant and tells the others.
@@ -287,6 +291,7 @@ impl Room {
     pub fn remove(&mut self, id: ParticipantId) -> Option<Participant> {
         let index = self.participants.iter().position(|p| p.id == id)?;
         let gone = self.participants.remove(index);
+        self.speakers.remove(id);
         if gone.hidden {
             return Some(gone);
         }
@@ -389,6 +394,37 @@ impl Room {
             .filter(|p| p.id != id && !p.hidden)
             .flat_map(|p| p.tracks.iter().map(move |t| (t.id, p.id)))
             .collect()
+    }
+
+    /// The dominant speaker, unless hidden.
+    pub fn visible_speaker(&self) -> Option<ParticipantId> {
+        self.speakers
+            .dominant()
+            .filter(|id| self.get(*id).is_some_and(|p| !p.hidden))
+    }
+
+    /// One 100 ms report of `id`'s audio; tells everyone when the dominant speaker changed
+    /// (`{"type": "speaker", "participant": "p3"}`). A hidden participant is never announced.
+    pub fn audio_activity(
+        &mut self,
+        now: std::time::Instant,
+        id: ParticipantId,
+        packets: u16,
+        voiced: u16,
+    ) {
+        if self.get(id).is_none() {
+            return;
+        }
+        self.speakers
+            .report(now, id, u32::from(packets), u32::from(voiced));
+        if let Some(speaker) = self.speakers.decide(now)
+            && self.get(speaker).is_some_and(|p| !p.hidden)
+        {
+            self.broadcast(
+                &json!({"type": "speaker", "participant": speaker.wire()}),
+                None,
+            );
+        }
     }
 
     /// Sends `message` to every participant with a WebSocket except `except`.

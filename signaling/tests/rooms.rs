@@ -4,8 +4,8 @@ mod support;
 
 use std::time::Duration;
 
-use rtc_core::SessionId;
-use serde_json::json;
+use rtc_core::{SessionId, TrackId};
+use serde_json::{Value, json};
 use signaling::{MediaEvent, SignalingConfig};
 use support::{Call, Client, offer, start};
 use tokio_tungstenite::tungstenite::Message;
@@ -410,7 +410,7 @@ async fn floods_are_rate_limited() {
     }
     let (mut chats, mut limited) = (0, 0);
     while let Some(Message::Text(text)) = client.next_within(Duration::from_millis(300)).await {
-        let message: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let message: Value = serde_json::from_str(&text).unwrap();
         match message["type"].as_str() {
             Some("chat") => chats += 1,
             Some("error") if message["code"] == "rate_limited" => limited += 1,
@@ -483,4 +483,126 @@ async fn a_media_session_that_ends_makes_its_participant_leave() {
     }
     ada.send(json!({"type": "chat", "text": "alone"})).await;
     ada.expect("chat").await;
+}
+
+/// The next `speaker` message, skipping others, within `limit`; `None` when none came.
+async fn next_speaker(client: &mut Client, limit: Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match client.next_within(left).await {
+            Some(Message::Text(text)) => {
+                let message: Value = serde_json::from_str(&text).unwrap();
+                if message["type"] == "speaker" {
+                    return Some(message);
+                }
+            }
+            Some(_) => {}
+            None => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_dominant_speaker_is_announced_and_a_short_burst_does_not_take_over() {
+    let server = start(SignalingConfig::default()).await;
+    let (mut ada, ada_joined) = Client::join(server.addr, "r", "Ada").await;
+    let (mut bob, bob_joined) = Client::join(server.addr, "r", "Bob").await;
+    let (mut viewer, _) = Client::join(server.addr, "r", "Viewer").await;
+    for client in [&mut ada, &mut bob] {
+        client
+            .send(json!({"type": "publish", "sdp": offer(&["audio"])}))
+            .await;
+        // Skips the announcements of the others that arrive meanwhile.
+        while client.recv().await["type"] != "published" {}
+    }
+    let sessions: Vec<SessionId> = server
+        .media
+        .calls()
+        .iter()
+        .filter_map(|c| match c {
+            Call::Publish { session, .. } => Some(*session),
+            _ => None,
+        })
+        .collect();
+    let (ada_session, bob_session) = (sessions[0], sessions[1]);
+    // Every 100 ms, as the media plane reports: `talking` sessions voiced in all 5 packets.
+    let report = |talking: &[SessionId]| {
+        for &publisher in &[ada_session, bob_session] {
+            let voiced = if talking.contains(&publisher) { 5 } else { 0 };
+            server
+                .events
+                .send(MediaEvent::AudioActivity {
+                    track: TrackId(publisher.0 * 100),
+                    publisher,
+                    packets: 5,
+                    voiced,
+                })
+                .unwrap();
+        }
+    };
+    let tick = Duration::from_millis(100);
+    // Ada talks: announced to everyone within 1.5 s.
+    let started = tokio::time::Instant::now();
+    let speaking = tokio::spawn({
+        let events = server.events.clone();
+        async move {
+            for _ in 0..30 {
+                for (publisher, voiced) in [(ada_session, 5), (bob_session, 0)] {
+                    let _ = events.send(MediaEvent::AudioActivity {
+                        track: TrackId(publisher.0 * 100),
+                        publisher,
+                        packets: 5,
+                        voiced,
+                    });
+                }
+                tokio::time::sleep(tick).await;
+            }
+        }
+    });
+    let first = next_speaker(&mut viewer, Duration::from_secs(3))
+        .await
+        .expect("a speaker");
+    assert_eq!(first["participant"], ada_joined["id"]);
+    assert!(
+        started.elapsed() <= Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    speaking.await.unwrap();
+    // Bob says something for 200 ms while Ada goes on: no change.
+    for step in 0..20 {
+        let burst = (5..7).contains(&step);
+        let talking: &[SessionId] = if burst {
+            &[ada_session, bob_session]
+        } else {
+            &[ada_session]
+        };
+        report(talking);
+        tokio::time::sleep(tick).await;
+    }
+    assert!(
+        next_speaker(&mut viewer, Duration::from_millis(100))
+            .await
+            .is_none()
+    );
+    // Ada stops, Bob talks: Bob within 1.5 s.
+    let switched = tokio::time::Instant::now();
+    let mut announced = None;
+    for _ in 0..30 {
+        report(&[bob_session]);
+        if let Some(Message::Text(text)) = viewer.next_within(tick).await {
+            let message: Value = serde_json::from_str(&text).unwrap();
+            if message["type"] == "speaker" {
+                announced = Some((message, switched.elapsed()));
+                break;
+            }
+        }
+    }
+    let (message, after) = announced.expect("Bob announced");
+    assert_eq!(message["participant"], bob_joined["id"]);
+    assert!(after <= Duration::from_millis(1500), "{after:?}");
+    // A newcomer learns who speaks in its joined message.
+    let (_late, joined) = Client::join(server.addr, "r", "Late").await;
+    assert_eq!(joined["speaker"], bob_joined["id"]);
 }

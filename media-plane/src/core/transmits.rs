@@ -3,9 +3,9 @@
 
 use std::net::SocketAddr;
 
-use packet_router::{SessionId, Transmit, TransmitKind};
+use packet_router::{RouterEvent, SessionId, Transmit, TransmitKind};
 
-use super::WorkerCore;
+use super::{CoreEvent, WorkerCore};
 use crate::stats::DropReason;
 
 /// Control datagrams kept for reuse of their buffers.
@@ -72,10 +72,24 @@ impl WorkerCore {
     /// to be sent. Transmits for sessions without keys or an address are dropped and
     /// counted. Call [`WorkerCore::clear_transmits`] once they are sent.
     pub fn poll_transmits(&mut self) -> Transmits<'_> {
-        // What the router did or saw while the batch was routed; nothing acts on it yet, so
-        // it is logged, and the router's ring stays free for what comes next.
+        // What the router did or saw while the batch was routed: audio activity goes on to
+        // signaling (who is speaking), the rest is logged, and the router's ring stays free
+        // for what comes next.
         while let Some(event) = self.router.poll_event() {
-            tracing::debug!(?event, "router event");
+            match event {
+                RouterEvent::AudioActivity {
+                    track,
+                    publisher,
+                    packets,
+                    voiced,
+                } => self.push_event(CoreEvent::AudioActivity {
+                    track,
+                    publisher,
+                    packets,
+                    voiced,
+                }),
+                other => tracing::debug!(event = ?other, "router event"),
+            }
         }
         self.destinations.clear();
         for transmit in self.out.as_mut_slice() {

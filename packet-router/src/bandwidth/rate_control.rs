@@ -3,8 +3,10 @@
 //! time near it), holds while a queue drains, and drops to 85 % of what was measured
 //! arriving on overuse (as libwebrtc's GoogCC does, whose constants these are).
 
-/// The drop on overuse: this much of the measured incoming rate.
+/// The drop on overuse: this much of the measured incoming rate...
 const BETA: f64 = 0.85;
+/// ...but at most to this share of the estimate in one step.
+const MAX_DECREASE: f64 = 0.5;
 /// Multiplicative growth a second.
 const GROWTH_PER_SECOND: f64 = 1.08;
 /// Frames a second assumed for the additive step.
@@ -164,7 +166,9 @@ impl AimdRateControl {
                         {
                             self.capacity = None;
                         }
-                        let mut decreased = incoming * BETA;
+                        // Never below half the estimate in one step: a rate measured over a
+                        // second that held a switch or a burst of loss can be far too low.
+                        let mut decreased = (incoming * BETA).max(bitrate * MAX_DECREASE);
                         if decreased > bitrate
                             && let Some(capacity) = self.capacity
                         {
@@ -219,7 +223,7 @@ mod tests {
     #[test]
     fn overuse_drops_to_85_percent_of_what_arrives_then_grows_additively() {
         let mut control = AimdRateControl::new(30_000, 50_000_000, 100_000);
-        control.set_start(2_000_000);
+        control.set_start(1_500_000);
         control.update(BandwidthUsage::Normal, Some(1_000_000), 0);
         let dropped = control.update(BandwidthUsage::Overusing, Some(1_000_000), 25_000);
         assert_eq!(dropped, Some(850_000));
@@ -234,6 +238,17 @@ mod tests {
         }
         let grown = control.bitrate().unwrap();
         assert!((860_000..=900_000).contains(&grown), "{grown}");
+    }
+
+    #[test]
+    fn one_overuse_never_takes_more_than_half() {
+        let mut control = AimdRateControl::new(30_000, 50_000_000, 100_000);
+        control.set_start(2_000_000);
+        // What arrived in the last second was low (a switch, a burst of loss).
+        assert_eq!(
+            control.update(BandwidthUsage::Overusing, Some(300_000), 0),
+            Some(1_000_000)
+        );
     }
 
     #[test]

@@ -23,13 +23,20 @@ const MAX_BITRATE_BPS: u64 = 50_000_000;
 /// limit grows 8 % a second until it no longer limits.
 const HIGH_LOSS: f64 = 0.10;
 const LOW_LOSS: f64 = 0.02;
-/// Outcomes needed for a loss measurement, and the least time between two cuts.
-const LOSS_SAMPLE_PACKETS: u32 = 20;
-const LOSS_CUT_INTERVAL_US: i64 = 300_000;
+/// Outcomes needed for a loss measurement (and at least this long of them), and the least
+/// time between two cuts: a burst of loss at a switch (a keyframe through a full queue) is
+/// one measurement and one cut, not several.
+const LOSS_SAMPLE_PACKETS: u32 = 50;
+const LOSS_SAMPLE_US: i64 = 500_000;
+const LOSS_CUT_INTERVAL_US: i64 = 1_000_000;
 /// A probe result counts when this share of the cluster arrived.
 const PROBE_MIN_ARRIVED: f64 = 0.8;
 /// Packets of a cluster needed for a result.
 const PROBE_MIN_PACKETS: u32 = 5;
+/// A probe costs the estimate at most this much (what it keeps of it), for this long after
+/// it started (the cluster's feedback comes within it).
+const PROBE_FLOOR: f64 = 0.85;
+const PROBE_GUARD_US: i64 = 1_500_000;
 /// Feedback older than this says nothing about the delay now.
 const STALE_FEEDBACK_US: i64 = 1_000_000;
 
@@ -119,6 +126,12 @@ pub struct SendSideEstimator {
     last_probe_bps: Option<u64>,
     /// When the last feedback arrived (microseconds on Sluice's clock).
     last_feedback_us: Option<i64>,
+    /// The acknowledged rate last measured.
+    last_acknowledged_bps: Option<u64>,
+    /// While a probe runs and for a second after it, the estimate does not fall below this:
+    /// a probe overflows a narrow link's queue by design, and the overuse that follows says
+    /// nothing about the rate the media had (microseconds on Sluice's clock, bits per second).
+    probe_floor: Option<(i64, u64)>,
 }
 
 impl SendSideEstimator {
@@ -143,6 +156,8 @@ impl SendSideEstimator {
             next_cluster: 1,
             last_probe_bps: None,
             last_feedback_us: None,
+            last_acknowledged_bps: None,
+            probe_floor: None,
         }
     }
 
@@ -170,6 +185,21 @@ impl SendSideEstimator {
         self.loss
     }
 
+    /// The transport-wide loss last measured, or 0 when that is over two seconds old (nothing
+    /// was sent since, a paused subscriber).
+    pub fn recent_loss(&mut self, now: Instant) -> f64 {
+        let now_us = self.micros(now);
+        match self.last_loss_update_us {
+            Some(at) if now_us - at < 2 * STALE_FEEDBACK_US => self.loss,
+            _ => 0.0,
+        }
+    }
+
+    /// The rate the subscriber acknowledged receiving over the last second, last measured.
+    pub fn acknowledged(&self) -> Option<u64> {
+        self.last_acknowledged_bps
+    }
+
     /// The rate the last probe cluster measured.
     pub fn last_probe(&self) -> Option<u64> {
         self.last_probe_bps
@@ -180,8 +210,11 @@ impl SendSideEstimator {
         self.cluster.is_some()
     }
 
-    /// Starts a probe cluster; the copies sent for it are recorded with its id.
-    pub fn start_probe(&mut self) -> u32 {
+    /// Starts a probe cluster at `now`; the copies sent for it are recorded with its id.
+    pub fn start_probe(&mut self, now: Instant) -> u32 {
+        let now_us = self.micros(now);
+        let floor = (self.estimate() as f64 * PROBE_FLOOR) as u64;
+        self.probe_floor = Some((now_us + PROBE_GUARD_US, floor));
         let id = self.next_cluster;
         self.next_cluster = self.next_cluster.wrapping_add(1);
         self.cluster = Some(Cluster {
@@ -246,14 +279,20 @@ impl SendSideEstimator {
                 (None, Outcome::Lost) => {}
                 (None, Outcome::Pending) => {
                     sent.outcome = Outcome::Lost;
-                    self.lost_since += 1;
+                    // A probe may overflow a queue by design: its losses are its result's.
+                    if sent.cluster.is_none() {
+                        self.lost_since += 1;
+                    }
                 }
                 (Some(_), previous) => {
-                    if previous == Outcome::Lost {
+                    let counted = sent.cluster.is_none();
+                    if previous == Outcome::Lost && counted {
                         self.lost_since = self.lost_since.saturating_sub(1);
                     }
                     sent.outcome = Outcome::Received;
-                    self.received_since += 1;
+                    if counted {
+                        self.received_since += 1;
+                    }
                     let sent = *sent;
                     self.on_received(sent, arrival_us);
                 }
@@ -291,13 +330,28 @@ impl SendSideEstimator {
             delta.arrival_us as f64 / 1000.0,
         );
         let acknowledged = self.acknowledged.bitrate(arrival_us);
+        if acknowledged.is_some() {
+            self.last_acknowledged_bps = acknowledged;
+        }
         // The controller runs on the sender's clock, where its timers are.
         self.control.update(usage, acknowledged, sent.sent_us);
+        if let Some((until, floor)) = self.probe_floor {
+            if self.probing() || sent.sent_us < until {
+                if self.control.bitrate().is_some_and(|b| b < floor) {
+                    self.control.set_start(floor);
+                }
+            } else {
+                self.probe_floor = None;
+            }
+        }
     }
 
     fn update_loss(&mut self, now_us: i64) {
         let outcomes = self.received_since + self.lost_since;
-        if outcomes < LOSS_SAMPLE_PACKETS {
+        let long_enough = self
+            .last_loss_update_us
+            .is_none_or(|at| now_us - at >= LOSS_SAMPLE_US);
+        if outcomes < LOSS_SAMPLE_PACKETS || !long_enough {
             return;
         }
         let loss = f64::from(self.lost_since) / f64::from(outcomes);

@@ -23,20 +23,27 @@ const REALLOCATE_INTERVAL: Duration = Duration::from_secs(2);
 const LAYER_SETTLED: Duration = Duration::from_secs(2);
 /// After a down-switch the estimate forced, no up-switch for this long.
 const UP_SWITCH_HOLD: Duration = Duration::from_secs(8);
+/// The layer a subscription forwards counts for this share of its rate, the layers above it
+/// for this share (percent): up- and down-switches need a margin.
+const KEEP_PERCENT: u64 = 85;
+const RAISE_PERCENT: u64 = 110;
 /// Simulcast layers of one track the allocator looks at.
 const MAX_LAYERS: usize = 4;
 /// A probe cluster lasts this long, sent in steps of `PROBE_STEP`.
-const PROBE_DURATION: Duration = Duration::from_millis(100);
+const PROBE_DURATION: Duration = Duration::from_millis(200);
 const PROBE_STEP: Duration = Duration::from_millis(10);
 /// A probe asks for this much more than the allocator wants, at most this many times the
 /// estimate.
 const PROBE_OVERSHOOT: f64 = 1.25;
-const PROBE_MAX_FACTOR: f64 = 3.0;
+const PROBE_MAX_FACTOR: f64 = 2.0;
 /// The least time between two probes of a session (doubling after each probe up to the
 /// longest, back to the least after an up-switch), and how long a probe waits for its
 /// feedback before it is abandoned.
 const PROBE_INTERVAL: Duration = Duration::from_secs(3);
 const LONGEST_PROBE_INTERVAL: Duration = Duration::from_secs(30);
+/// No probe for this long after the allocation changed a layer, nor with more loss than this.
+const PROBE_AFTER_CHANGE: Duration = Duration::from_secs(3);
+const PROBE_MAX_LOSS: f64 = 0.02;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Padding bytes of one probe packet (RFC 3550 padding: at most 255).
 const PROBE_PADDING: usize = 255;
@@ -59,6 +66,8 @@ pub(crate) struct SessionAllocation {
     last_probe_at: Option<Instant>,
     /// The wait before the next probe (`None`: the least).
     probe_interval: Option<Duration>,
+    /// When the allocation last changed a cap.
+    last_change_at: Option<Instant>,
 }
 
 /// A probe cluster in progress: padding on an RTX stream, sent in steps.
@@ -218,6 +227,18 @@ impl Router {
                 .order
                 .iter()
                 .position(|&index| index == subscription.layer);
+            // Hysteresis: the layer forwarded counts for less than it takes and the layers
+            // above it for more, so that an estimate moving around a layer's rate does not
+            // switch back and forth.
+            if let Some(current) = current_rank {
+                for (rank, rate) in rates.iter_mut().enumerate() {
+                    *rate = rate.map(|bps| match rank.cmp(&current) {
+                        std::cmp::Ordering::Equal => bps * KEEP_PERCENT / 100,
+                        std::cmp::Ordering::Greater => bps * RAISE_PERCENT / 100,
+                        std::cmp::Ordering::Less => bps,
+                    });
+                }
+            }
             let top = max_rank.map_or(MAX_LAYERS, |cap| (cap + 1).min(MAX_LAYERS));
             wanted_bps += rates.iter().take(top).flatten().copied().max().unwrap_or(0);
             *demand = (
@@ -254,6 +275,7 @@ impl Router {
             .is_some_and(|until| now < until);
         let mut down_switch = false;
         let mut up_switch = false;
+        let mut changed = false;
         for ((demand, allocation), margin) in
             demands.iter().zip(chosen).zip(with_margin).take(count)
         {
@@ -296,6 +318,7 @@ impl Router {
                         subscription.choice.paused = true;
                         self.stats.allocation_changes += 1;
                         self.stats.subscriptions_paused += 1;
+                        changed = true;
                     }
                     continue;
                 };
@@ -304,6 +327,7 @@ impl Router {
                 let cap = (rank < top).then_some(rank);
                 if subscription.choice.set_allocated_rank(cap) || resumed {
                     self.stats.allocation_changes += 1;
+                    changed = true;
                 }
             }
         }
@@ -319,10 +343,35 @@ impl Router {
             if up_switch {
                 routes.allocation.probe_interval = None;
             }
+            if changed {
+                routes.allocation.last_change_at = Some(now);
+            }
             if down_switch && estimate_fell {
                 routes.allocation.hold_up_until = Some(now + UP_SWITCH_HOLD);
             }
         }
+        let paused = demands
+            .iter()
+            .take(count)
+            .filter_map(|d| d.0)
+            .filter(|id| self.subscription(*id).is_some_and(|s| s.choice.paused))
+            .count();
+        let estimator = self
+            .sessions
+            .get(&subscriber)
+            .and_then(|r| self.transport_cc_counters.get(r.counter))
+            .and_then(|s| s.estimator.as_ref());
+        let loss = estimator.map_or(0.0, |e| e.loss());
+        let acknowledged = estimator.and_then(|e| e.acknowledged()).unwrap_or(0);
+        self.events.push(crate::RouterEvent::Allocated {
+            subscriber,
+            estimate,
+            acknowledged,
+            allocated: used,
+            wanted: wanted_bps,
+            loss_per_mille: (loss * 1000.0) as u16,
+            paused: u16::try_from(paused).unwrap_or(u16::MAX),
+        });
         self.consider_probe(now, subscriber, estimate, budget, wanted_bps);
     }
 
@@ -345,7 +394,11 @@ impl Router {
             .last_probe_at
             .is_some_and(|at| now.saturating_duration_since(at) < interval);
         let holding = allocation.hold_up_until.is_some_and(|until| now < until);
-        if wanted <= budget || allocation.probe.is_some() || recent || holding {
+        // Not right after the layers changed: the new layer's keyframe is on its way.
+        let settling = allocation
+            .last_change_at
+            .is_some_and(|at| now.saturating_duration_since(at) < PROBE_AFTER_CHANGE);
+        if wanted <= budget || allocation.probe.is_some() || recent || holding || settling {
             return;
         }
         let Some(estimator) = self
@@ -355,7 +408,11 @@ impl Router {
         else {
             return;
         };
-        if estimator.usage(now) != crate::bandwidth::BandwidthUsage::Normal || estimator.probing() {
+        // Not while the delay grows or the link loses packets.
+        if estimator.usage(now) != crate::bandwidth::BandwidthUsage::Normal
+            || estimator.probing()
+            || estimator.recent_loss(now) > PROBE_MAX_LOSS
+        {
             return;
         }
         let shortfall = wanted - budget;
@@ -363,7 +420,7 @@ impl Router {
             .min(estimate as f64 * PROBE_MAX_FACTOR);
         let steps = (PROBE_DURATION.as_micros() / PROBE_STEP.as_micros()).max(1) as usize;
         let bytes = (target * PROBE_DURATION.as_secs_f64() / 8.0) as usize;
-        let cluster = estimator.start_probe();
+        let cluster = estimator.start_probe(now);
         allocation.last_probe_at = Some(now);
         allocation.probe_interval = Some((interval * 2).min(LONGEST_PROBE_INTERVAL));
         allocation.probe = Some(Probe {

@@ -79,6 +79,9 @@ impl Router {
                 // Once a report interval: allocations that no feedback ran lately.
                 self.reallocate_stale(now);
             }
+            if slot.is_multiple_of(2) {
+                self.report_audio_activity();
+            }
             self.send_reports(now, slot, out);
             self.report_slot = (slot + 1) % REPORT_SLOTS;
             self.next_report = if self.tracks.is_empty() {
@@ -110,6 +113,22 @@ impl Router {
                 self.stats.remb_sent += 1;
             }
             track.check_layers(now, timeout, id, &mut self.events);
+        }
+    }
+
+    /// Every audio track's activity since the last report (every second report slot: 100 ms
+    /// with the default interval), as events.
+    fn report_audio_activity(&mut self) {
+        for (&id, track) in &mut self.tracks {
+            if track.audio_packets == 0 {
+                continue;
+            }
+            self.events.push(crate::RouterEvent::AudioActivity {
+                track: id,
+                publisher: track.publisher,
+                packets: std::mem::take(&mut track.audio_packets),
+                voiced: std::mem::take(&mut track.audio_voiced),
+            });
         }
     }
 
