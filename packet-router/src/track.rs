@@ -32,7 +32,7 @@ pub(crate) struct Track {
     /// The per-SSRC streams: one per rid in rid order, or the one announced.
     pub(crate) layers: Vec<Layer>,
     /// Layer indices from the lowest resolution to the highest (measured from keyframes;
-    /// layers not measured yet come first, in rid order).
+    /// layers not measured yet come first, in rid order, and layers not bound yet last).
     pub(crate) order: Vec<usize>,
     /// Which of the report slots of the report interval this track reports in.
     pub(crate) report_slot: u8,
@@ -178,13 +178,21 @@ impl Track {
         if !layer.set_resolution(resolution) {
             return;
         }
+        self.sort_layers();
+    }
+
+    /// Sorts the layer order (in place: no allocation): layers whose SSRC is not known yet
+    /// (a rid never sent) last, since nothing of them can be forwarded; the others by the
+    /// area of their last keyframe, those not measured yet first, in rid order.
+    pub(crate) fn sort_layers(&mut self) {
         let layers = &self.layers;
         self.order.sort_unstable_by_key(|&i| {
-            let area = layers
-                .get(i)
+            let layer = layers.get(i);
+            let unbound = !layer.is_some_and(Layer::is_bound);
+            let area = layer
                 .and_then(Layer::resolution)
                 .map(|r| u32::from(r.width) * u32::from(r.height));
-            (area, i)
+            (unbound, area, i)
         });
     }
 
@@ -460,10 +468,44 @@ mod tests {
         assert!(track.has_unbound_layers());
         assert_eq!(track.layer_order(), [0, 1], "rid order until measured");
         let size = |width, height| Resolution { width, height };
+        assert_eq!(
+            track.bind(Ssrc(8), Some(b"v"), b"q", false),
+            Some((1, StreamRole::Media))
+        );
+        track.sort_layers();
+        assert_eq!(track.layer_order(), [0, 1], "rid order, both bound");
         track.observe_resolution(1, size(320, 180));
         assert_eq!(track.layer_order(), [0, 1], "unmeasured first");
         track.observe_resolution(0, size(1280, 720));
         assert_eq!(track.layer_order(), [1, 0]);
+    }
+
+    #[test]
+    fn a_layer_never_sent_goes_last_in_the_order() {
+        // Firefox starts its top layer late: until then a cap at rank 0 must mean the
+        // smallest layer that flows, not the silent one first in rid order.
+        let mut track = track(PublishedStream {
+            mid: Some("v".to_owned()),
+            rids: vec!["f".to_owned(), "h".to_owned(), "q".to_owned()],
+            ..video()
+        })
+        .unwrap();
+        let size = |width, height| Resolution { width, height };
+        track.bind(Ssrc(5), Some(b"v"), b"h", false);
+        track.bind(Ssrc(6), Some(b"v"), b"q", false);
+        track.sort_layers();
+        track.observe_resolution(1, size(640, 360));
+        track.observe_resolution(2, size(320, 180));
+        assert_eq!(track.layer_order(), [2, 1, 0]);
+        track.bind(Ssrc(7), Some(b"v"), b"f", false);
+        track.sort_layers();
+        assert_eq!(
+            track.layer_order(),
+            [0, 2, 1],
+            "bound, not measured yet: first"
+        );
+        track.observe_resolution(0, size(1280, 720));
+        assert_eq!(track.layer_order(), [2, 1, 0]);
     }
 
     #[test]

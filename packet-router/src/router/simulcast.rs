@@ -67,6 +67,7 @@ impl Router {
                 continue;
             };
             if track.bind(ssrc, mid, rid, repaired).is_some() {
+                track.sort_layers();
                 bound = Some(id);
                 break;
             }
@@ -117,6 +118,7 @@ impl Router {
         if let Some(rtx) = rtx_ssrc {
             target.bind(StreamRole::Rtx, rtx);
         }
+        published.sort_layers();
         for ssrc in ssrcs {
             self.track_by_ssrc.insert((publisher, ssrc), track);
         }
@@ -176,7 +178,8 @@ impl Router {
     }
 
     /// The layer indices of a track (rid order) from the lowest resolution to the highest,
-    /// as measured from keyframes; layers not measured yet come first, in rid order.
+    /// as measured from keyframes; layers not measured yet come first, in rid order, and layers
+    /// whose SSRC is not known yet (never sent) last.
     pub fn layer_order(&self, track: TrackId) -> Option<&[usize]> {
         self.tracks.get(&track).map(Track::layer_order)
     }
