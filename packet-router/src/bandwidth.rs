@@ -22,3 +22,10 @@ pub use rate_control::AimdRateControl;
 pub use receive_side::ReceiveSideEstimator;
 pub use send_side::SendSideEstimator;
 pub use trendline::{BandwidthUsage, Trendline};
+
+/// Microseconds of `elapsed`, without the 128-bit division of `Duration::as_micros` (this
+/// runs for every copy sent).
+pub(crate) fn micros(elapsed: std::time::Duration) -> i64 {
+    let seconds = i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX / 2_000_000);
+    seconds * 1_000_000 + i64::from(elapsed.subsec_micros())
+}

@@ -102,7 +102,7 @@ impl ReceiveSideEstimator {
 
     fn micros_since_origin(&mut self, now: Instant) -> i64 {
         let origin = *self.origin.get_or_insert(now);
-        i64::try_from(now.saturating_duration_since(origin).as_micros()).unwrap_or(i64::MAX)
+        super::micros(now.saturating_duration_since(origin))
     }
 
     /// abs-send-time unwrapped across its 64 s wrap (2^-18 s units since the first).

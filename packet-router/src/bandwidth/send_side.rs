@@ -11,9 +11,9 @@ use rtc_core::rtcp::TransportCc;
 
 use super::{AimdRateControl, BandwidthUsage, IncomingRate, InterArrival, Trendline};
 
-/// Copies remembered (a power of two): a few seconds at several Mbit/s, far more than the
-/// 100 ms between feedbacks.
-const HISTORY: usize = 2048;
+/// Copies remembered (a power of two): over a second at 10 Mbit/s, far more than the 100 ms
+/// between feedbacks.
+const HISTORY: usize = 1024;
 /// Microseconds per receive-delta tick and per reference-time unit.
 const DELTA_TICK_US: i64 = 250;
 const REFERENCE_UNIT_US: i64 = 64_000;
@@ -51,13 +51,62 @@ enum Outcome {
     Lost,
 }
 
+/// One copy as the feedback handling sees it.
 #[derive(Debug, Clone, Copy)]
 struct Sent {
-    seq: u16,
     sent_us: i64,
     bytes: u16,
-    cluster: Option<u32>,
-    outcome: Outcome,
+    /// The probe cluster's tag ([`cluster_tag`]).
+    cluster: Option<u8>,
+}
+
+/// One copy in the send history, packed into 12 bytes: a copy is recorded for every packet
+/// sent, and the rings of many subscriber sessions must stay in cache.
+#[derive(Debug, Clone, Copy, Default)]
+struct Record {
+    /// The send time's low 32 bits of microseconds (71 minutes around: feedback comes within
+    /// a second).
+    sent_us: u32,
+    seq: u16,
+    bytes: u16,
+    /// 0, or the probe cluster's tag.
+    cluster: u8,
+    /// 0: empty; else an [`Outcome`] (1 pending, 2 received, 3 lost).
+    outcome: u8,
+}
+
+impl Record {
+    fn outcome(&self) -> Option<Outcome> {
+        match self.outcome {
+            1 => Some(Outcome::Pending),
+            2 => Some(Outcome::Received),
+            3 => Some(Outcome::Lost),
+            _ => None,
+        }
+    }
+
+    fn set_outcome(&mut self, outcome: Outcome) {
+        self.outcome = match outcome {
+            Outcome::Pending => 1,
+            Outcome::Received => 2,
+            Outcome::Lost => 3,
+        };
+    }
+
+    /// The copy, its send time restored from the low bits against `now_us` (later).
+    fn sent(&self, now_us: i64) -> Sent {
+        let back = (now_us as u32).wrapping_sub(self.sent_us);
+        Sent {
+            sent_us: now_us - i64::from(back),
+            bytes: self.bytes,
+            cluster: (self.cluster != 0).then_some(self.cluster),
+        }
+    }
+}
+
+/// The one-byte tag of probe cluster `id` in the history (never 0).
+fn cluster_tag(id: u32) -> u8 {
+    (id % 255 + 1) as u8
 }
 
 /// What a probe cluster measured so far.
@@ -106,7 +155,7 @@ impl Cluster {
 #[derive(Debug, Clone)]
 pub struct SendSideEstimator {
     origin: Option<Instant>,
-    history: Box<[Option<Sent>]>,
+    history: Box<[Record]>,
     groups: InterArrival,
     trendline: Trendline,
     acknowledged: IncomingRate,
@@ -141,7 +190,7 @@ impl SendSideEstimator {
         control.set_start(start_bps);
         Self {
             origin: None,
-            history: vec![None; HISTORY].into_boxed_slice(),
+            history: vec![Record::default(); HISTORY].into_boxed_slice(),
             groups: InterArrival::default(),
             trendline: Trendline::default(),
             acknowledged: IncomingRate::default(),
@@ -235,13 +284,13 @@ impl SendSideEstimator {
         let sent_us = self.micros(now);
         let bytes = u16::try_from(bytes).unwrap_or(u16::MAX);
         if let Some(slot) = self.history.get_mut(usize::from(seq) % HISTORY) {
-            *slot = Some(Sent {
+            *slot = Record {
+                sent_us: sent_us as u32,
                 seq,
-                sent_us,
                 bytes,
-                cluster,
-                outcome: Outcome::Pending,
-            });
+                cluster: cluster.map_or(0, cluster_tag),
+                outcome: 1,
+            };
         }
         if let Some(probe) = &mut self.cluster
             && cluster == Some(probe.id)
@@ -266,34 +315,35 @@ impl SendSideEstimator {
             if let Some(delta) = delta {
                 arrival_us += i64::from(delta) * DELTA_TICK_US;
             }
-            let Some(sent) = self
+            let Some(record) = self
                 .history
                 .get_mut(usize::from(seq) % HISTORY)
-                .and_then(Option::as_mut)
-                .filter(|s| s.seq == seq)
+                .filter(|r| r.seq == seq)
             else {
                 continue;
             };
-            match (delta, sent.outcome) {
-                (_, Outcome::Received) => {}
-                (None, Outcome::Lost) => {}
+            let Some(outcome) = record.outcome() else {
+                continue;
+            };
+            // A probe may overflow a queue by design: its losses are its result's.
+            let counted = record.cluster == 0;
+            match (delta, outcome) {
+                (_, Outcome::Received) | (None, Outcome::Lost) => {}
                 (None, Outcome::Pending) => {
-                    sent.outcome = Outcome::Lost;
-                    // A probe may overflow a queue by design: its losses are its result's.
-                    if sent.cluster.is_none() {
+                    record.set_outcome(Outcome::Lost);
+                    if counted {
                         self.lost_since += 1;
                     }
                 }
                 (Some(_), previous) => {
-                    let counted = sent.cluster.is_none();
                     if previous == Outcome::Lost && counted {
                         self.lost_since = self.lost_since.saturating_sub(1);
                     }
-                    sent.outcome = Outcome::Received;
+                    record.set_outcome(Outcome::Received);
                     if counted {
                         self.received_since += 1;
                     }
-                    let sent = *sent;
+                    let sent = record.sent(now_us);
                     self.on_received(sent, arrival_us);
                 }
             }
@@ -306,7 +356,7 @@ impl SendSideEstimator {
         let bytes = usize::from(sent.bytes);
         self.acknowledged.add(arrival_us, bytes);
         if let Some(probe) = &mut self.cluster
-            && sent.cluster == Some(probe.id)
+            && sent.cluster == Some(cluster_tag(probe.id))
         {
             probe.received += 1;
             probe.bytes_received += bytes as u64;
@@ -385,12 +435,12 @@ impl SendSideEstimator {
         let Some(probe) = self.cluster else {
             return;
         };
+        let tag = cluster_tag(probe.id);
         let reported = self
             .history
             .iter()
-            .flatten()
-            .filter(|s| s.cluster == Some(probe.id))
-            .all(|s| s.outcome != Outcome::Pending);
+            .filter(|r| r.cluster == tag)
+            .all(|r| r.outcome() != Some(Outcome::Pending));
         if probe.sent == 0 || !reported {
             return;
         }
@@ -407,6 +457,6 @@ impl SendSideEstimator {
 
     fn micros(&mut self, now: Instant) -> i64 {
         let origin = *self.origin.get_or_insert(now);
-        i64::try_from(now.saturating_duration_since(origin).as_micros()).unwrap_or(i64::MAX)
+        super::micros(now.saturating_duration_since(origin))
     }
 }

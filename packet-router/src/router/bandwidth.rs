@@ -518,6 +518,6 @@ impl Router {
     /// Microseconds since the router's epoch (its first packet).
     pub(super) fn micros_since_epoch(&mut self, now: Instant) -> i64 {
         let epoch = *self.epoch.get_or_insert(now);
-        i64::try_from(now.saturating_duration_since(epoch).as_micros()).unwrap_or(i64::MAX)
+        crate::bandwidth::micros(now.saturating_duration_since(epoch))
     }
 }
