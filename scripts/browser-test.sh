@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs client-js's unit tests and the browser end-to-end tests (three-way room, chat, leave,
 # WHIP/WHEP, a room over HTTPS and WSS with --tls-self-signed, access tokens, FFmpeg, aiortc,
-# Pion, Firefox, ICE-TCP with UDP blocked in a namespace, and a publisher behind a 1 Mbit/s
-# tbf-shaped uplink) in Debian's headless Chromium
+# Pion, Firefox, ICE-TCP with UDP blocked in a namespace, a publisher behind a 1 Mbit/s
+# tbf-shaped uplink, a viewer behind a shaped downlink, and the dominant speaker) in Debian's
+# headless Chromium
 # with a fake camera and microphone, against a freshly built `sluice`.
 # Installs what is missing first: chromium and node (apt, as root, non-interactive), Firefox
 # ESR, playwright-core and puppeteer-core (npm ci, pinned in client-js/package-lock.json) and
