@@ -25,6 +25,19 @@ after(async () => {
   await server?.stop();
 });
 
+/** Publishes the page's fake camera at 1280x720 and its microphone over WHIP into `room`. */
+function publishCamera(page, room) {
+  return page.evaluate(async (url) => {
+    const { whipPublish } = await import('/lib/whip.js');
+    const stream = await navigator.mediaDevices.getUserMedia({
+      audio: true,
+      video: { width: 1280, height: 720, frameRate: 30 },
+    });
+    const session = await whipPublish(url, stream);
+    window.publisher = session.pc;
+  }, `/whip/${room}`);
+}
+
 /** The publisher's estimate and what it sends of its video. */
 function sending(page) {
   return page.evaluate(async () => {
@@ -51,15 +64,7 @@ test('a Chromium WHIP publisher gets 2 Mbit/s and sends 1280 px', { timeout: 120
   // A page of the server that publishes nothing itself (the WHIP page would add a stream).
   await publisher.page.goto(`${server.base}/healthz`);
   const started = Date.now();
-  await publisher.page.evaluate(async (url) => {
-    const { whipPublish } = await import('/lib/whip.js');
-    const stream = await navigator.mediaDevices.getUserMedia({
-      audio: true,
-      video: { width: 1280, height: 720, frameRate: 30 },
-    });
-    const session = await whipPublish(url, stream);
-    window.publisher = session.pc;
-  }, `/whip/${room}`);
+  await publishCamera(publisher.page, room);
   let last;
   const timeline = [];
   const sample = async () => {
@@ -103,15 +108,7 @@ test('with --max-publish-bitrate the publisher stays under the cap (REMB)', { ti
     const publisher = await launchBrowser('capped-publisher');
     browsers.push(publisher);
     await publisher.page.goto(`${capped.base}/healthz`);
-    await publisher.page.evaluate(async (url) => {
-      const { whipPublish } = await import('/lib/whip.js');
-      const stream = await navigator.mediaDevices.getUserMedia({
-        audio: true,
-        video: { width: 1280, height: 720, frameRate: 30 },
-      });
-      const session = await whipPublish(url, stream);
-      window.publisher = session.pc;
-    }, `/whip/${room}`);
+    await publishCamera(publisher.page, room);
     // Long enough for an uncapped publisher to reach 2 Mbit/s (the test above: 1 to 7 s).
     await new Promise((resolve) => setTimeout(resolve, 10_000));
     const before = await sending(publisher.page);
@@ -133,15 +130,7 @@ test('a room limit set through the admin API caps a publisher already sending, a
   const publisher = await launchBrowser('limited-publisher');
   browsers.push(publisher);
   await publisher.page.goto(`${server.base}/healthz`);
-  await publisher.page.evaluate(async (url) => {
-    const { whipPublish } = await import('/lib/whip.js');
-    const stream = await navigator.mediaDevices.getUserMedia({
-      audio: true,
-      video: { width: 1280, height: 720, frameRate: 30 },
-    });
-    const session = await whipPublish(url, stream);
-    window.publisher = session.pc;
-  }, `/whip/${room}`);
+  await publishCamera(publisher.page, room);
   await waitFor('1.5 Mbit/s available before the limit', async () =>
     (await sending(publisher.page)).availableOutgoingBitrate >= 1_500_000, { timeoutMs: 15_000, intervalMs: 500 });
   const limit = async (maxPublishBitrate) => {

@@ -468,10 +468,10 @@ impl Router {
             // The padding goes on the RTX stream of the session's first video subscription
             // that has one.
             let padder = routes.subscriptions.iter().find_map(|id| {
-                let Some(&Location::Attached(track)) = self.locations.get(id) else {
+                let Some(&Location::Attached(track_id)) = self.locations.get(id) else {
                     return None;
                 };
-                let track = self.tracks.get(&track)?;
+                let track = self.tracks.get(&track_id)?;
                 if track.stream.kind != MediaKind::Video {
                     return None;
                 }
@@ -479,9 +479,9 @@ impl Router {
                     .subscriptions
                     .iter()
                     .find(|s| s.id == *id && s.rtx_ssrc.is_some())
-                    .map(|s| (track.publisher, s.id))
+                    .map(|s| (track_id, s.id))
             });
-            let Some((_, subscription_id)) = padder else {
+            let Some((track_id, subscription_id)) = padder else {
                 // Nothing to pad with: no probe.
                 if let Some(estimator) = sequence.estimator.as_mut() {
                     estimator.abandon_probe();
@@ -491,10 +491,11 @@ impl Router {
             };
             sequence.cluster = Some(probe.cluster);
             let mut step_bytes = 0;
-            for track in self.tracks.values_mut() {
-                let Some(subscription) = track.subscription_mut(subscription_id) else {
-                    continue;
-                };
+            if let Some(subscription) = self
+                .tracks
+                .get_mut(&track_id)
+                .and_then(|t| t.subscription_mut(subscription_id))
+            {
                 while step_bytes < probe.bytes_per_step.min(probe.bytes_left) {
                     let Some(len) =
                         subscription.write_padding(now, send_time, PROBE_PADDING, sequence, out)
@@ -504,7 +505,6 @@ impl Router {
                     step_bytes += len;
                     self.stats.probe_packets_sent += 1;
                 }
-                break;
             }
             sequence.cluster = None;
             probe.bytes_left = probe.bytes_left.saturating_sub(step_bytes.max(1));
