@@ -171,8 +171,6 @@ pub struct SendSideEstimator {
     /// The cluster being measured (one at a time).
     cluster: Option<Cluster>,
     next_cluster: u32,
-    /// The last probe result, for the allocator and metrics.
-    last_probe_bps: Option<u64>,
     /// When the last feedback arrived (microseconds on Sluice's clock).
     last_feedback_us: Option<i64>,
     /// The acknowledged rate last measured.
@@ -203,7 +201,6 @@ impl SendSideEstimator {
             loss: 0.0,
             cluster: None,
             next_cluster: 1,
-            last_probe_bps: None,
             last_feedback_us: None,
             last_acknowledged_bps: None,
             probe_floor: None,
@@ -247,11 +244,6 @@ impl SendSideEstimator {
     /// The rate the subscriber acknowledged receiving over the last second, last measured.
     pub fn acknowledged(&self) -> Option<u64> {
         self.last_acknowledged_bps
-    }
-
-    /// The rate the last probe cluster measured.
-    pub fn last_probe(&self) -> Option<u64> {
-        self.last_probe_bps
     }
 
     /// Whether a probe cluster is being measured.
@@ -448,7 +440,6 @@ impl SendSideEstimator {
         let Some(rate) = probe.result() else {
             return;
         };
-        self.last_probe_bps = Some(rate);
         if rate > self.estimate() && self.trendline.usage() != BandwidthUsage::Overusing {
             self.control.set_start(rate);
             self.loss_limit_bps = self.loss_limit_bps.filter(|limit| *limit > rate as f64);

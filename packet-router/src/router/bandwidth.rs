@@ -55,11 +55,6 @@ pub(crate) struct SessionAllocation {
     last_run: Option<(Instant, u64)>,
     /// No up-switch before this (a down-switch happened).
     hold_up_until: Option<Instant>,
-    /// Bits per second allocated to video the last time.
-    pub(crate) allocated_bps: u64,
-    /// What the tracks would take if the estimate allowed (their highest layers within the
-    /// clients' caps), the last time.
-    pub(crate) wanted_bps: u64,
     /// The probe cluster being sent, if any.
     probe: Option<Probe>,
     /// When the last probe started.
@@ -102,13 +97,6 @@ impl Router {
             .estimator
             .as_ref()
             .map(|e| e.estimate())
-    }
-
-    /// What the allocator last gave `subscriber`'s video, in bits per second.
-    pub fn allocated_bitrate(&self, subscriber: SessionId) -> Option<u64> {
-        self.sessions
-            .get(&subscriber)
-            .map(|r| r.allocation.allocated_bps)
     }
 
     /// A subscriber's transport-wide feedback: its estimate, and a new allocation when the
@@ -338,8 +326,6 @@ impl Router {
                 (estimate as f64) < last as f64 * (1.0 - REALLOCATE_CHANGE)
             });
             routes.allocation.last_run = Some((now, estimate));
-            routes.allocation.allocated_bps = used;
-            routes.allocation.wanted_bps = wanted_bps;
             if up_switch {
                 routes.allocation.probe_interval = None;
             }
