@@ -91,12 +91,24 @@ impl Router {
     /// The estimate of what reaches `subscriber`, in bits per second, when it sends
     /// transport-wide feedback.
     pub fn send_estimate(&self, subscriber: SessionId) -> Option<u64> {
-        let counter = self.sessions.get(&subscriber)?.counter;
+        self.estimator(subscriber).map(SendSideEstimator::estimate)
+    }
+
+    /// The send-side estimator of `session`, when it negotiated transport-wide feedback.
+    fn estimator(&self, session: SessionId) -> Option<&SendSideEstimator> {
+        let counter = self.sessions.get(&session)?.counter;
         self.transport_cc_counters
             .get(counter)?
             .estimator
-            .as_ref()
-            .map(|e| e.estimate())
+            .as_deref()
+    }
+
+    fn estimator_mut(&mut self, session: SessionId) -> Option<&mut SendSideEstimator> {
+        let counter = self.sessions.get(&session)?.counter;
+        self.transport_cc_counters
+            .get_mut(counter)?
+            .estimator
+            .as_deref_mut()
     }
 
     /// A subscriber's transport-wide feedback: its estimate, and a new allocation when the
@@ -107,20 +119,14 @@ impl Router {
         from: SessionId,
         feedback: &TransportCc<'_>,
     ) {
-        let Some(routes) = self.sessions.get(&from) else {
-            return;
-        };
-        let Some(estimator) = self
-            .transport_cc_counters
-            .get_mut(routes.counter)
-            .and_then(|s| s.estimator.as_mut())
-        else {
+        let Some(estimator) = self.estimator_mut(from) else {
             return;
         };
         estimator.on_feedback(now, feedback);
         let estimate = estimator.estimate();
         self.stats.transport_feedback_received += 1;
-        let due = match routes.allocation.last_run {
+        let last_run = self.sessions.get(&from).and_then(|r| r.allocation.last_run);
+        let due = match last_run {
             None => true,
             Some((at, last)) => {
                 let change = (estimate as f64 - last as f64).abs() / (last.max(1) as f64);
@@ -144,11 +150,7 @@ impl Router {
                 .allocation
                 .last_run
                 .is_some_and(|(at, _)| now.saturating_duration_since(at) >= REALLOCATE_INTERVAL);
-            let estimate = self
-                .transport_cc_counters
-                .get(routes.counter)
-                .and_then(|s| s.estimator.as_ref())
-                .map(|e| e.estimate());
+            let estimate = self.send_estimate(session);
             if old
                 && let Some(estimate) = estimate
                 && let Some(slot) = stale.get_mut(count)
@@ -342,11 +344,7 @@ impl Router {
             .filter_map(|d| d.0)
             .filter(|id| self.subscription(*id).is_some_and(|s| s.choice.paused))
             .count();
-        let estimator = self
-            .sessions
-            .get(&subscriber)
-            .and_then(|r| self.transport_cc_counters.get(r.counter))
-            .and_then(|s| s.estimator.as_ref());
+        let estimator = self.estimator(subscriber);
         let loss = estimator.map_or(0.0, |e| e.loss());
         let acknowledged = estimator.and_then(|e| e.acknowledged()).unwrap_or(0);
         self.events.push(crate::RouterEvent::Allocated {
