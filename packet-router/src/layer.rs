@@ -191,6 +191,13 @@ impl Layer {
 
     /// The layer's bitrate over the last second, when it has been active for at least
     /// `settled` (a layer that just started is not chosen yet) and is active now.
+    /// Whether the layer has been active for at least `settled`.
+    pub(crate) fn is_settled(&self, now: Instant, settled: Duration) -> bool {
+        self.active_since
+            .is_some_and(|since| now.saturating_duration_since(since) >= settled)
+            && self.is_active_within(now, crate::simulcast::LAYER_FALLBACK)
+    }
+
     pub(crate) fn settled_bitrate(
         &mut self,
         now: Instant,

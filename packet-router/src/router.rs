@@ -417,6 +417,23 @@ impl Router {
             let capacity = target.layers.first().map_or(0, |l| l.cache_capacity());
             moving.attach_to_layer(layer, capacity);
             moving.simulcast = simulcast;
+            // A subscriber whose downlink is estimated starts a track none of whose layers
+            // has been active long enough to be allocated at its lowest layer: the
+            // allocation raises it once it knows the layers' rates, rather than every new
+            // publisher's top layer arriving before the estimate has a say.
+            let estimated = self
+                .transport_cc_counters
+                .get(moving.counter)
+                .is_some_and(|c| c.estimator.is_some());
+            if simulcast
+                && estimated
+                && !target
+                    .layers
+                    .iter()
+                    .any(|l| l.is_settled(now, bandwidth::LAYER_SETTLED))
+            {
+                moving.choice.allocated_rank = Some(0);
+            }
             target.subscriptions.push(moving);
         }
         self.locations

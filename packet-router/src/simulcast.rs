@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use rtc_core::Ssrc;
 use rtc_core::codec::{CodecDescriptor, PayloadDescriptor, PictureId, Vp8Packet, Vp9Packet};
+use rtc_core::media_api::TrackView;
 use rtc_core::rtp::RtpPacket;
 
 use crate::config::Codec;
@@ -55,6 +56,8 @@ pub struct LayerSelection {
     pub allocated_rank: Option<usize>,
     /// The allocator paused it: not even the lowest layer fits the subscriber's estimate.
     pub paused: bool,
+    /// How the subscriber shows the track (tile size, visibility, pinned).
+    pub view: TrackView,
 }
 
 /// A subscription's choice state on a simulcast track.
@@ -72,24 +75,42 @@ pub(crate) struct LayerChoice {
     /// The temporal cap asked for; a raise waits for a picture of temporal layer 0, after
     /// which every higher picture's references were forwarded.
     pub(crate) wanted_temporal: Option<u8>,
+    /// How the subscriber shows the track: a hidden one forwards nothing, and the layer
+    /// stays within the smallest one that covers the tile.
+    pub(crate) view: TrackView,
     /// When a keyframe of the target was last asked for.
     requested_at: Option<Instant>,
 }
 
 impl LayerChoice {
-    /// The cap in force: the lower of the client's and the allocator's.
-    pub(crate) fn cap(&self) -> Option<usize> {
-        [self.max_rank, self.allocated_rank]
+    /// The cap in force on a track with these layers: the lowest of the client's, its view's
+    /// and the allocator's.
+    pub(crate) fn cap(&self, layers: &[Layer], order: &[usize]) -> Option<usize> {
+        [self.client_cap(layers, order), self.allocated_rank]
             .into_iter()
             .flatten()
             .min()
     }
 
-    /// Sets the allocator's cap; true when the cap in force changed.
+    /// What the client allows: the lower of the rank it asked for and the smallest layer
+    /// covering its tile.
+    pub(crate) fn client_cap(&self, layers: &[Layer], order: &[usize]) -> Option<usize> {
+        let view = self
+            .view
+            .size
+            .and_then(|size| covering_rank(layers, order, size));
+        [self.max_rank, view].into_iter().flatten().min()
+    }
+
+    /// Whether nothing is forwarded: the allocator paused it or the subscriber hides it.
+    pub(crate) fn forwards_nothing(&self) -> bool {
+        self.paused || !self.view.visible
+    }
+
+    /// Sets the allocator's cap; true when it changed.
     pub(crate) fn set_allocated_rank(&mut self, rank: Option<usize>) -> bool {
-        let before = self.cap();
+        let changed = self.allocated_rank != rank;
         self.allocated_rank = rank;
-        let changed = self.cap() != before;
         if changed {
             self.reset_target();
         }
@@ -203,6 +224,19 @@ fn picture_in(descriptor: &PayloadDescriptor<'_>) -> Option<SourcePicture> {
         }),
         _ => None,
     }
+}
+
+/// The rank of the lowest layer in `order` whose keyframes' resolution covers a tile of
+/// `size` (width and height at least the tile's); `None` when none does (the top is the
+/// closest) or no resolution is known.
+pub(crate) fn covering_rank(layers: &[Layer], order: &[usize], size: (u16, u16)) -> Option<usize> {
+    let (width, height) = size;
+    order.iter().position(|&index| {
+        layers
+            .get(index)
+            .and_then(Layer::resolution)
+            .is_some_and(|r| r.width >= width && r.height >= height)
+    })
 }
 
 /// The layer a subscription capped at `max_rank` wants now: the highest active one in

@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use rtc_core::codec::Resolution;
+use rtc_core::media_api::TrackPriority;
 use rtc_core::{Pt, SeqNo, Ssrc};
 
 use crate::config::{MediaKind, PublishedStream};
@@ -40,6 +41,9 @@ pub(crate) struct Track {
     /// Audio packets received and voiced ones (RFC 6464 level) since the last report.
     pub(crate) audio_packets: u16,
     pub(crate) audio_voiced: u16,
+    /// Its priority in every subscriber's allocation (signaling sets it: screen share,
+    /// dominant speaker...).
+    pub(crate) priority: TrackPriority,
 }
 
 impl Track {
@@ -95,6 +99,7 @@ impl Track {
             stream,
             audio_packets: 0,
             audio_voiced: 0,
+            priority: TrackPriority::NORMAL,
         })
     }
 

@@ -11,6 +11,7 @@ use packet_router::{
     Codec, CodecParams, ExtensionIds, MediaKind, PublishedStream, Router, RouterConfig, SessionId,
     SubscribedStream, SubscriptionId, TrackId, TransmitKind, TransmitQueue, TransportFeedback,
 };
+use rtc_core::media_api::{TrackPriority, TrackView};
 use rtc_core::rtcp::{RtcpPacket, iter_compound};
 use rtc_core::rtp::RtpPacket;
 use rtc_core::{Pt, Ssrc};
@@ -23,7 +24,6 @@ fn origin() -> Instant {
     Instant::now()
 }
 
-const PUBLISHER: SessionId = SessionId(1);
 const SUBSCRIBER: SessionId = SessionId(100);
 const VP8_PT: Pt = Pt(96);
 const MID_ID: u8 = 1;
@@ -129,53 +129,75 @@ impl Link {
     }
 }
 
+/// One 100 ms sample of a run.
+struct Sample {
+    at: Duration,
+    capacity: u64,
+    estimate: u64,
+    /// The width forwarded of each publisher's track (0: nothing).
+    widths: Vec<u16>,
+}
+
 struct Run {
-    /// Per 100 ms: (time, capacity, estimate, width forwarded).
-    samples: Vec<(Duration, u64, u64, u16)>,
+    samples: Vec<Sample>,
 }
 
 impl Run {
+    /// The width forwarded of the first track at `at`.
     fn width_at(&self, at: Duration) -> u16 {
+        self.width_of(0, at)
+    }
+
+    fn width_of(&self, track: usize, at: Duration) -> u16 {
         self.samples
             .iter()
             .rev()
-            .find(|s| s.0 <= at)
-            .map_or(0, |s| s.3)
+            .find(|s| s.at <= at)
+            .map_or(0, |s| s.widths[track])
     }
 
     fn timeline(&self) -> String {
         self.samples
             .iter()
             .step_by(5)
-            .map(|(t, c, e, w)| format!("{:.1}s {}k/{}k/{w}", t.as_secs_f64(), c / 1000, e / 1000))
+            .map(|s| {
+                let widths: Vec<String> = s.widths.iter().map(u16::to_string).collect();
+                format!(
+                    "{:.1}s {}k/{}k/{}",
+                    s.at.as_secs_f64(),
+                    s.capacity / 1000,
+                    s.estimate / 1000,
+                    widths.join("+")
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ")
     }
 
-    /// The first time at or after `from` the width forwarded is `width`.
+    /// The first time at or after `from` the width forwarded of the first track is `width`.
     fn first_at(&self, from: Duration, width: u16) -> Option<Duration> {
         self.samples
             .iter()
-            .find(|s| s.0 >= from && s.3 == width)
-            .map(|s| s.0)
+            .find(|s| s.at >= from && s.widths[0] == width)
+            .map(|s| s.at)
     }
 
-    /// Width changes between `from` and `to`.
+    /// Width changes of the first track between `from` and `to`.
     fn switches(&self, from: Duration, to: Duration) -> usize {
         self.samples
             .windows(2)
-            .filter(|w| w[0].0 >= from && w[1].0 <= to && w[0].3 != w[1].3)
+            .filter(|w| w[0].at >= from && w[1].at <= to && w[0].widths[0] != w[1].widths[0])
             .count()
     }
 }
 
 /// Sends the router's output on: RTP to the subscriber over the link, and the PLIs to the
-/// publisher noted in `plis`.
+/// publishers noted in `plis`.
 fn deliver(out: &mut TransmitQueue, link: &mut Link, plis: &mut Vec<Ssrc>, now: Instant) {
     for transmit in out.as_slice() {
         match (transmit.session, transmit.kind) {
             (SUBSCRIBER, TransmitKind::Rtp) => link.send(now, transmit.packet().to_vec()),
-            (PUBLISHER, TransmitKind::Rtcp) => {
+            (session, TransmitKind::Rtcp) if session != SUBSCRIBER => {
                 for item in iter_compound(transmit.packet()).flatten() {
                     if let RtcpPacket::Pli(pli) = item {
                         plis.push(pli.media_ssrc);
@@ -188,22 +210,58 @@ fn deliver(out: &mut TransmitQueue, link: &mut Link, plis: &mut Vec<Ssrc>, now: 
     out.clear();
 }
 
+/// What the subscriber (or signaling) changes during a run, called every 100 ms with the
+/// time, the router, the publishers' tracks and the subscriber's subscriptions.
+type Control<'a> = &'a mut dyn FnMut(Duration, &mut Router, Instant, &[TrackId], &[SubscriptionId]);
+
 fn run(length: Duration, capacity: impl Fn(Duration) -> u64) -> Run {
+    run_room(1, length, capacity, &mut |_, _, _, _, _| {})
+}
+
+/// `publishers` simulcast publishers (sessions 1, 2...) and the one subscriber receiving all
+/// of them behind the link.
+fn run_room(
+    publishers: usize,
+    length: Duration,
+    capacity: impl Fn(Duration) -> u64,
+    control: Control<'_>,
+) -> Run {
     let start = origin();
     let mut router = Router::new(RouterConfig::default());
     let mut out = TransmitQueue::with_capacity(256);
-    let track: TrackId = router
-        .add_published_stream(start, PUBLISHER, simulcast_stream())
-        .expect("track");
-    let subscription: SubscriptionId = router
-        .subscribe(start, SUBSCRIBER, track, subscriber_stream(), &mut out)
-        .expect("subscribed");
-    let mut layers: Vec<Layer> = (0..3u32)
-        .map(|i| Layer {
-            ssrc: Ssrc(0x100 + i),
-            seq: 1000 * i as u16,
-            picture_id: 0,
-            keyframe_due: true,
+    let sessions: Vec<SessionId> = (1..=publishers as u64).map(SessionId).collect();
+    let tracks: Vec<TrackId> = sessions
+        .iter()
+        .map(|&publisher| {
+            router
+                .add_published_stream(start, publisher, simulcast_stream())
+                .expect("track")
+        })
+        .collect();
+    let subscriptions: Vec<SubscriptionId> = tracks
+        .iter()
+        .enumerate()
+        .map(|(i, &track)| {
+            let mut stream = subscriber_stream();
+            stream.ssrc = Ssrc(0xA000 + 2 * i as u32);
+            stream.rtx_ssrc = Some(Ssrc(0xA001 + 2 * i as u32));
+            router
+                .subscribe(start, SUBSCRIBER, track, stream, &mut out)
+                .expect("subscribed")
+        })
+        .collect();
+    out.clear();
+    // Per publisher, its three layers.
+    let mut layers: Vec<Vec<Layer>> = (0..publishers as u32)
+        .map(|p| {
+            (0..3u32)
+                .map(|i| Layer {
+                    ssrc: Ssrc(0x100 * (p + 1) + i),
+                    seq: 1000 * i as u16,
+                    picture_id: 0,
+                    keyframe_due: true,
+                })
+                .collect()
         })
         .collect();
     let mut link = Link {
@@ -221,53 +279,58 @@ fn run(length: Duration, capacity: impl Fn(Duration) -> u64) -> Run {
     let tick = Duration::from_millis(1);
     let mut elapsed = Duration::ZERO;
     let mut plis: Vec<Ssrc> = Vec::new();
-    let mut transport_seq = 0u16;
+    let mut transport_seq = vec![0u16; publishers];
     while elapsed < length {
         let now = start + elapsed;
         link.capacity_bps = capacity(elapsed);
+        if elapsed.as_millis().is_multiple_of(100) {
+            control(elapsed, &mut router, now, &tracks, &subscriptions);
+        }
         if now >= next_frame {
             for ssrc in plis.drain(..) {
-                if let Some(layer) = layers.iter_mut().find(|l| l.ssrc == ssrc) {
+                if let Some(layer) = layers.iter_mut().flatten().find(|l| l.ssrc == ssrc) {
                     layer.keyframe_due = true;
                 }
             }
-            for index in 0..3 {
-                let layer = &mut layers[index];
-                let keyframe = std::mem::take(&mut layer.keyframe_due);
-                layer.picture_id = (layer.picture_id + 1) & 0x7fff;
-                let mut left = (RATES[index] / 30 / 8) as usize * if keyframe { 3 } else { 1 };
-                let mut first = true;
-                while left > 0 {
-                    let size = left.min(1100);
-                    left -= size;
-                    layer.seq = layer.seq.wrapping_add(1);
-                    let [hi, lo] = layer.picture_id.to_be_bytes();
-                    let mut payload =
-                        vec![0x80 | if first { 0x10 } else { 0 }, 0x80, 0x80 | hi, lo];
-                    if first {
-                        if keyframe {
-                            payload.extend_from_slice(&[0x10, 0, 0, 0x9d, 0x01, 0x2a]);
-                            payload.extend_from_slice(&WIDTHS[index].to_le_bytes());
-                            payload.extend_from_slice(&(WIDTHS[index] * 9 / 16).to_le_bytes());
-                        } else {
-                            payload.extend_from_slice(&[0x11, 0, 0]);
+            for (p, publisher) in sessions.iter().enumerate() {
+                for index in 0..3 {
+                    let layer = &mut layers[p][index];
+                    let keyframe = std::mem::take(&mut layer.keyframe_due);
+                    layer.picture_id = (layer.picture_id + 1) & 0x7fff;
+                    let mut left = (RATES[index] / 30 / 8) as usize * if keyframe { 3 } else { 1 };
+                    let mut first = true;
+                    while left > 0 {
+                        let size = left.min(1100);
+                        left -= size;
+                        layer.seq = layer.seq.wrapping_add(1);
+                        let [hi, lo] = layer.picture_id.to_be_bytes();
+                        let mut payload =
+                            vec![0x80 | if first { 0x10 } else { 0 }, 0x80, 0x80 | hi, lo];
+                        if first {
+                            if keyframe {
+                                payload.extend_from_slice(&[0x10, 0, 0, 0x9d, 0x01, 0x2a]);
+                                payload.extend_from_slice(&WIDTHS[index].to_le_bytes());
+                                payload.extend_from_slice(&(WIDTHS[index] * 9 / 16).to_le_bytes());
+                            } else {
+                                payload.extend_from_slice(&[0x11, 0, 0]);
+                            }
                         }
+                        payload.resize(size, index as u8);
+                        first = false;
+                        transport_seq[p] = transport_seq[p].wrapping_add(1);
+                        let mut packet = rtp(
+                            layer.ssrc,
+                            layer.seq,
+                            frame * 3000,
+                            RIDS[index],
+                            transport_seq[p],
+                            &payload,
+                        );
+                        router
+                            .handle_rtp(now, *publisher, &mut packet, &mut out)
+                            .ok();
+                        deliver(&mut out, &mut link, &mut plis, now);
                     }
-                    payload.resize(size, index as u8);
-                    first = false;
-                    transport_seq = transport_seq.wrapping_add(1);
-                    let mut packet = rtp(
-                        layer.ssrc,
-                        layer.seq,
-                        frame * 3000,
-                        RIDS[index],
-                        transport_seq,
-                        &payload,
-                    );
-                    router
-                        .handle_rtp(now, PUBLISHER, &mut packet, &mut out)
-                        .ok();
-                    deliver(&mut out, &mut link, &mut plis, now);
                 }
             }
             frame += 1;
@@ -300,12 +363,22 @@ fn run(length: Duration, capacity: impl Fn(Duration) -> u64) -> Run {
             deliver(&mut out, &mut link, &mut plis, now);
         }
         if elapsed.as_millis().is_multiple_of(100) {
-            let current = router
-                .layer_selection(subscription)
-                .and_then(|s| s.current)
-                .map_or(0, |index| WIDTHS[index]);
+            let widths = subscriptions
+                .iter()
+                .map(|&subscription| {
+                    router
+                        .layer_selection(subscription)
+                        .and_then(|s| s.current)
+                        .map_or(0, |index| WIDTHS[index])
+                })
+                .collect();
             let estimate = router.send_estimate(SUBSCRIBER).unwrap_or(0);
-            samples.push((elapsed, link.capacity_bps, estimate, current));
+            samples.push(Sample {
+                at: elapsed,
+                capacity: link.capacity_bps,
+                estimate,
+                widths,
+            });
         }
         elapsed += tick;
     }
@@ -374,12 +447,169 @@ fn a_downlink_too_slow_for_the_lowest_layer_pauses_the_track_until_it_opens() {
     let resumed = run
         .samples
         .iter()
-        .find(|s| s.0 >= Duration::from_secs(30) && s.3 > 0)
-        .map(|s| s.0)
+        .find(|s| s.at >= Duration::from_secs(30) && s.widths[0] > 0)
+        .map(|s| s.at)
         .expect(&line);
     assert!(
         resumed <= Duration::from_secs(55),
         "resumed at {resumed:?}: {line}"
     );
     assert_eq!(run.width_at(Duration::from_secs(69)), 1280, "{line}");
+}
+
+/// The widths of every track at `at`.
+fn widths(run: &Run, tracks: usize, at: Duration) -> Vec<u16> {
+    (0..tracks).map(|t| run.width_of(t, at)).collect()
+}
+
+#[test]
+fn three_publishers_share_the_downlink_by_priority_the_dominant_speaker_first() {
+    // 1.9 Mbit/s: room for one top layer and two lowest (1.5 Mbit/s), not for a second
+    // middle one as well. From 40 s, 250 kbit/s: room for one lowest layer only.
+    let capacity = |t: Duration| if t.as_secs() < 40 { 1_900_000 } else { 250_000 };
+    let mut control = |at: Duration, router: &mut Router, now, tracks: &[TrackId], _: &[_]| {
+        // Publisher 0 speaks first, publisher 2 from 20 s (0 is then a recent speaker).
+        let priorities = if at < Duration::from_secs(20) {
+            [
+                TrackPriority::DOMINANT_SPEAKER,
+                TrackPriority::NORMAL,
+                TrackPriority::NORMAL,
+            ]
+        } else {
+            [
+                TrackPriority::RECENT_SPEAKER,
+                TrackPriority::NORMAL,
+                TrackPriority::DOMINANT_SPEAKER,
+            ]
+        };
+        for (&track, priority) in tracks.iter().zip(priorities) {
+            router.set_track_priority(now, track, priority).unwrap();
+        }
+    };
+    let run = run_room(3, Duration::from_secs(55), capacity, &mut control);
+    let line = run.timeline();
+    println!("{line}");
+    // Once the estimate has grown from its start (10 s), publisher 0 has the biggest layer,
+    // at least the middle one, and the others are at their lowest nearly all the time (the
+    // estimate swings around the capacity).
+    run.assert_speaker_first(0, Duration::from_secs(10), Duration::from_secs(20), 80);
+    // The new speaker goes up and the old one down within 3 s. The change came with the
+    // estimate 20 % above the capacity (it grows above what is sent until a layer change
+    // tests it): the old speaker's middle layer and the new one's top overuse the link, the
+    // estimate halves and grows again, and meanwhile the others share what the speaker's
+    // top layer does not fit. The speaker stays first throughout.
+    run.assert_speaker_first(2, Duration::from_secs(23), Duration::from_secs(40), 50);
+    // On 250 kbit/s only the speaker's video flows, at its lowest layer: within 7 s, as the
+    // loss-based limit takes the estimate down by about a tenth a second once the queue is
+    // full and the delay no longer grows.
+    for second in 47..55 {
+        let at = Duration::from_secs(second);
+        assert_eq!(widths(&run, 3, at), [0, 0, 320], "{second} s: {line}");
+    }
+}
+
+impl Run {
+    /// Between `from` and `to`, `speaker`'s track is forwarded at 640 px or more and never
+    /// below another track, and the others are at their lowest layer in `percent` of the
+    /// samples.
+    fn assert_speaker_first(&self, speaker: usize, from: Duration, to: Duration, percent: usize) {
+        let line = self.timeline();
+        let window: Vec<&Sample> = self
+            .samples
+            .iter()
+            .filter(|s| s.at >= from && s.at < to)
+            .collect();
+        for sample in &window {
+            let own = sample.widths[speaker];
+            assert!(
+                own >= 640 && sample.widths.iter().all(|&w| w <= own),
+                "{:?}: {:?}: {line}",
+                sample.at,
+                sample.widths
+            );
+        }
+        let others_lowest = window
+            .iter()
+            .filter(|s| {
+                s.widths
+                    .iter()
+                    .enumerate()
+                    .all(|(i, &w)| i == speaker || w == 320)
+            })
+            .count();
+        assert!(
+            others_lowest * 100 >= window.len() * percent,
+            "{others_lowest} of {}: {line}",
+            window.len()
+        );
+    }
+}
+
+#[test]
+fn a_pinned_track_goes_before_the_dominant_speaker() {
+    let mut control = |_: Duration, router: &mut Router, now, tracks: &[TrackId], subs: &[_]| {
+        router
+            .set_track_priority(now, tracks[0], TrackPriority::DOMINANT_SPEAKER)
+            .unwrap();
+        let pinned = TrackView {
+            pinned: true,
+            ..TrackView::default()
+        };
+        router.set_track_view(now, subs[1], pinned).unwrap();
+    };
+    let run = run_room(3, Duration::from_secs(20), |_| 1_900_000, &mut control);
+    println!("{}", run.timeline());
+    run.assert_speaker_first(1, Duration::from_secs(10), Duration::from_secs(20), 80);
+}
+
+#[test]
+fn a_tile_gets_the_smallest_layer_that_covers_it_and_a_hidden_one_gets_nothing() {
+    // Plenty of bandwidth: only the view limits the layer.
+    let mut control = |at: Duration, router: &mut Router, now, _: &[TrackId], subs: &[_]| {
+        let view = match at.as_secs() {
+            // A 600x300 tile: the 640x360 layer covers it.
+            0..10 => TrackView {
+                size: Some((600, 300)),
+                ..TrackView::default()
+            },
+            // Full screen.
+            10..20 => TrackView::default(),
+            // Scrolled out of sight.
+            20..30 => TrackView {
+                visible: false,
+                ..TrackView::default()
+            },
+            _ => TrackView::default(),
+        };
+        router.set_track_view(now, subs[0], view).unwrap();
+    };
+    let run = run_room(1, Duration::from_secs(40), |_| 5_000_000, &mut control);
+    let line = run.timeline();
+    println!("{line}");
+    for second in 3..10 {
+        assert_eq!(
+            run.width_at(Duration::from_secs(second)),
+            640,
+            "{second} s: {line}"
+        );
+    }
+    let full = run.first_at(Duration::from_secs(10), 1280).expect(&line);
+    assert!(full <= Duration::from_secs(13), "full at {full:?}: {line}");
+    let hidden = run.first_at(Duration::from_secs(20), 0).expect(&line);
+    assert!(
+        hidden <= Duration::from_millis(20_200),
+        "hidden at {hidden:?}: {line}"
+    );
+    for second in 21..30 {
+        assert_eq!(
+            run.width_at(Duration::from_secs(second)),
+            0,
+            "{second} s: {line}"
+        );
+    }
+    let shown = run.first_at(Duration::from_secs(30), 1280).expect(&line);
+    assert!(
+        shown <= Duration::from_secs(33),
+        "shown at {shown:?}: {line}"
+    );
 }

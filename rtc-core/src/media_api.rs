@@ -49,6 +49,47 @@ pub struct LayerCap {
     pub temporal: Option<u8>,
 }
 
+/// How a receiver shows one video track (adaptive stream): the size of its tile in device
+/// pixels, whether it is visible at all, and whether the user pinned it. The layer sent is
+/// never bigger than the smallest one that covers the tile; a hidden track gets nothing; a
+/// pinned one goes before the dominant speaker when the bandwidth is shared out. The default
+/// shows the track, any size, not pinned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackView {
+    /// Width and height of the tile in device pixels (`None`: any size).
+    pub size: Option<(u16, u16)>,
+    pub visible: bool,
+    pub pinned: bool,
+}
+
+impl Default for TrackView {
+    fn default() -> Self {
+        Self {
+            size: None,
+            visible: true,
+            pinned: false,
+        }
+    }
+}
+
+/// A track's priority when a receiver's bandwidth is shared out among the video it gets:
+/// higher goes first, every track getting its lowest layer before any gets more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct TrackPriority(pub u8);
+
+impl TrackPriority {
+    /// Everyone else.
+    pub const NORMAL: Self = Self(0);
+    /// One of the last few dominant speakers.
+    pub const RECENT_SPEAKER: Self = Self(1);
+    /// The room's dominant speaker's camera.
+    pub const DOMINANT_SPEAKER: Self = Self(2);
+    /// Pinned by the receiver (per receiver: [`TrackView::pinned`]).
+    pub const PINNED: Self = Self(3);
+    /// A screen share.
+    pub const SCREEN_SHARE: Self = Self(4);
+}
+
 /// Sluice's side of an ICE session after a restart: what the answer fragment of a WHIP or WHEP
 /// `PATCH` (RFC 9725 4.4) carries.
 #[derive(Clone, PartialEq, Eq)]

@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 
 use rtc_core::rtcp::TransportCc;
 
+use rtc_core::media_api::TrackPriority;
+
 use super::{Location, Router};
-use crate::SessionId;
 use crate::allocator::{Allocation, MAX_TRACKS, TrackDemand, allocate};
 use crate::bandwidth::SendSideEstimator;
 use crate::config::MediaKind;
+use crate::{RouterError, SessionId, TrackId};
 
 /// Where a subscriber's estimate starts, before its feedback says more.
 pub const START_BITRATE_BPS: u64 = 1_000_000;
@@ -20,7 +22,7 @@ const REALLOCATE_CHANGE: f64 = 0.15;
 /// ...and at least this often.
 const REALLOCATE_INTERVAL: Duration = Duration::from_secs(2);
 /// A layer is chosen only after it has been active this long.
-const LAYER_SETTLED: Duration = Duration::from_secs(2);
+pub(super) const LAYER_SETTLED: Duration = Duration::from_secs(2);
 /// After a down-switch the estimate forced, no up-switch for this long.
 const UP_SWITCH_HOLD: Duration = Duration::from_secs(8);
 /// The layer a subscription forwards counts for this share of its rate, the layers above it
@@ -53,8 +55,12 @@ const PROBE_PADDING: usize = 255;
 pub(crate) struct SessionAllocation {
     /// The estimate the allocation last ran with, and when.
     last_run: Option<(Instant, u64)>,
-    /// No up-switch before this (a down-switch happened).
+    /// No up-switch before this (a down-switch happened)...
     hold_up_until: Option<Instant>,
+    /// ...that takes the session above what it was allocated then, in bits per second of
+    /// the layers' own rates (so that another track going up as one goes down, when the
+    /// dominant speaker changes, is not held).
+    held_bps: u64,
     /// The probe cluster being sent, if any.
     probe: Option<Probe>,
     /// When the last probe started.
@@ -139,6 +145,42 @@ impl Router {
         }
     }
 
+    /// Sets `track`'s priority in the allocation of every subscriber it has (signaling's
+    /// choice: screen share, dominant speaker, recent speakers); their allocations run again
+    /// at once.
+    pub fn set_track_priority(
+        &mut self,
+        now: Instant,
+        track: TrackId,
+        priority: TrackPriority,
+    ) -> Result<(), RouterError> {
+        let entry = self
+            .tracks
+            .get_mut(&track)
+            .ok_or(RouterError::UnknownTrack)?;
+        if entry.priority == priority {
+            return Ok(());
+        }
+        entry.priority = priority;
+        const MAX_PER_CALL: usize = 256;
+        let mut subscribers = [None; MAX_PER_CALL];
+        for (slot, subscription) in subscribers.iter_mut().zip(&entry.subscriptions) {
+            *slot = Some(subscription.subscriber);
+        }
+        for subscriber in subscribers.into_iter().flatten() {
+            self.reallocate(now, subscriber);
+        }
+        Ok(())
+    }
+
+    /// Runs `subscriber`'s allocation now with its current estimate (what it wants changed),
+    /// when it has one.
+    pub(super) fn reallocate(&mut self, now: Instant, subscriber: SessionId) {
+        if let Some(estimate) = self.send_estimate(subscriber) {
+            self.allocate_layers(now, subscriber, estimate);
+        }
+    }
+
     /// Runs the allocation of every session with an estimate whose last run is old (a
     /// paused session gets no feedback: this is how its probes start). Called once a second.
     pub(super) fn reallocate_stale(&mut self, now: Instant) {
@@ -171,6 +213,8 @@ impl Router {
             return;
         };
         let mut layer_rates = [[None; MAX_LAYERS]; MAX_TRACKS];
+        // The same without the hysteresis.
+        let mut raw_rates = [[None; MAX_LAYERS]; MAX_TRACKS];
         // (subscription, client cap, priority, rank forwarded now, paused now)
         let mut demands = [(None, None, 0u8, None, false); MAX_TRACKS];
         let mut count = 0;
@@ -194,20 +238,29 @@ impl Router {
                     .unwrap_or(0);
                 continue;
             }
-            if !subscription.simulcast {
+            if !subscription.simulcast || !subscription.choice.view.visible {
+                // One layer: nothing to choose. Hidden: nothing forwarded, nothing allocated.
                 continue;
             }
             let (Some(rates), Some(demand)) = (layer_rates.get_mut(count), demands.get_mut(count))
             else {
                 break;
             };
-            let max_rank = subscription.choice.max_rank;
+            let max_rank = subscription.choice.client_cap(&track.layers, &track.order);
+            let priority = if subscription.choice.view.pinned {
+                track.priority.max(TrackPriority::PINNED)
+            } else {
+                track.priority
+            };
             for (rank, &index) in track.order.iter().enumerate().take(MAX_LAYERS) {
                 if let (Some(rate), Some(layer)) =
                     (rates.get_mut(rank), track.layers.get_mut(index))
                 {
                     *rate = layer.settled_bitrate(now, now_us, LAYER_SETTLED);
                 }
+            }
+            if let Some(raw) = raw_rates.get_mut(count) {
+                *raw = *rates;
             }
             if rates.iter().all(Option::is_none) {
                 // No layer active long enough to be chosen: leave the track as it is.
@@ -234,7 +287,7 @@ impl Router {
             *demand = (
                 Some(id),
                 max_rank,
-                0,
+                priority.0,
                 current_rank,
                 subscription.choice.paused,
             );
@@ -259,10 +312,21 @@ impl Router {
             tracks.get(..count).unwrap_or_default(),
             with_margin.get_mut(..count).unwrap_or_default(),
         );
+        // What the choice takes at the layers' own rates.
+        let raw_used: u64 = chosen
+            .iter()
+            .zip(&raw_rates)
+            .take(count)
+            .filter_map(|(allocation, rates)| match allocation {
+                Allocation::Layer(rank) => rates.get(*rank).copied().flatten(),
+                Allocation::Paused => None,
+            })
+            .sum();
         let holding = routes
             .allocation
             .hold_up_until
-            .is_some_and(|until| now < until);
+            .is_some_and(|until| now < until)
+            && raw_used > routes.allocation.held_bps;
         let mut down_switch = false;
         let mut up_switch = false;
         let mut changed = false;
@@ -336,6 +400,7 @@ impl Router {
             }
             if down_switch && estimate_fell {
                 routes.allocation.hold_up_until = Some(now + UP_SWITCH_HOLD);
+                routes.allocation.held_bps = raw_used;
             }
         }
         let paused = demands

@@ -7,6 +7,7 @@
 use std::time::Instant;
 
 use rtc_core::Ssrc;
+use rtc_core::media_api::TrackView;
 use rtc_core::rtp::RtpPacket;
 
 use super::feedback::queue_pli;
@@ -147,6 +148,30 @@ impl Router {
         Ok(())
     }
 
+    /// How the subscriber shows the track of `subscription` (adaptive stream): its layer stays
+    /// within the smallest one covering the tile, a hidden track forwards nothing (and asks
+    /// for no keyframe) until shown again, and a pinned one goes before the dominant speaker
+    /// in the allocation, which runs again at once. Applies to simulcast tracks; a track of
+    /// one layer is forwarded whatever the view.
+    pub fn set_track_view(
+        &mut self,
+        now: Instant,
+        subscription: SubscriptionId,
+        view: TrackView,
+    ) -> Result<(), RouterError> {
+        let entry = self
+            .subscription_mut(subscription)
+            .ok_or(RouterError::UnknownSubscription)?;
+        if entry.choice.view == view {
+            return Ok(());
+        }
+        entry.choice.view = view;
+        entry.choice.reset_target();
+        let subscriber = entry.subscriber;
+        self.reallocate(now, subscriber);
+        Ok(())
+    }
+
     /// Caps the temporal layer `subscription` receives at `max_temporal` (VP8 and VP9 TID;
     /// `None`: all). Pictures of higher temporal layers are left out from the next packet on,
     /// without a gap in the subscriber's sequence numbers or PictureIDs; a raised cap
@@ -174,6 +199,7 @@ impl Router {
             max_temporal: subscription.choice.max_temporal,
             allocated_rank: subscription.choice.allocated_rank,
             paused: subscription.choice.paused,
+            view: subscription.choice.view,
         })
     }
 
@@ -253,8 +279,9 @@ impl Choose {
             ..
         } = track;
         for subscription in subscriptions.iter_mut() {
-            if subscription.choice.paused {
-                // Forwards nothing; the first keyframe after it resumes starts it again.
+            if subscription.choice.forwards_nothing() {
+                // Paused or hidden: forwards nothing; the first keyframe after it resumes
+                // starts it again.
                 subscription.layer = NO_LAYER;
                 subscription.choice.reset_target();
                 continue;
@@ -262,7 +289,7 @@ impl Choose {
             let wants = wanted_layer(
                 layers,
                 order.as_slice(),
-                subscription.choice.cap(),
+                subscription.choice.cap(layers, order),
                 self.now,
             );
             let step = subscription.choice.step(
