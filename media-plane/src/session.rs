@@ -3,7 +3,7 @@
 
 use packet_router::{MediaKind, SessionId, SubscribedStream, SubscriptionId, TrackId};
 use rtc_core::Ssrc;
-use rtc_core::media_api::{LayerCap, PublishedTrack};
+use rtc_core::media_api::{LayerCap, PublishedTrack, TrackView};
 
 use crate::peer::PeerTransport;
 
@@ -82,6 +82,9 @@ pub(crate) struct Session {
     /// The simulcast layer caps asked for, by track (applied when bound, and kept across
     /// renegotiations).
     pub(crate) layer_caps: Vec<(TrackId, LayerCap)>,
+    /// How the receiver shows each track (tile size, visibility, pin), by track (applied
+    /// when bound, and kept across renegotiations).
+    pub(crate) track_views: Vec<(TrackId, TrackView)>,
     /// The SSRCs a publisher's rid layers were bound to, by (mid, rid), kept when their
     /// track goes (an m-line made inactive): a track re-created for the same m-line binds
     /// them again, since the browser no longer sends mid and rid on streams it saw

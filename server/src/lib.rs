@@ -45,6 +45,7 @@ pub use media_plane::SfuError;
 pub use packet_router::{MediaKind, SessionId, TrackId};
 pub use signaling::{
     LayerCap, LocalIceCredentials, MediaEvent, Played, Published, PublishedTrack, SubscriberOffer,
+    TrackPriority, TrackView,
 };
 pub use stats::SfuStats;
 
@@ -483,6 +484,47 @@ impl Sfu {
         .await
     }
 
+    /// How receiving `session` shows `track` (adaptive stream): the layer stays within the
+    /// smallest one covering the tile, a hidden track gets nothing, a pinned one goes before
+    /// the dominant speaker.
+    pub async fn set_track_view(
+        &self,
+        session: SessionId,
+        track: TrackId,
+        view: TrackView,
+    ) -> Result<(), SfuError> {
+        if owner_of(session) >= self.workers() {
+            return Err(SfuError::UnknownSession);
+        }
+        let command = Command::SetTrackView {
+            session,
+            track,
+            view,
+        };
+        self.request(owner_of(session), command, |reply| match reply {
+            Reply::Answered(result) => Some(result),
+            _ => None,
+        })
+        .await
+    }
+
+    /// `track`'s priority in every receiver's allocation (screen share, dominant speaker).
+    pub async fn set_track_priority(
+        &self,
+        track: TrackId,
+        priority: TrackPriority,
+    ) -> Result<(), SfuError> {
+        if track.worker() >= self.workers() {
+            return Err(SfuError::UnknownTrack);
+        }
+        let command = Command::SetTrackPriority { track, priority };
+        self.request(track.worker(), command, |reply| match reply {
+            Reply::Answered(result) => Some(result),
+            _ => None,
+        })
+        .await
+    }
+
     /// The most publisher `session` may send, in bits per second (`None`: only the server's
     /// `--max-publish-bitrate`); the lower of the two is told to it with REMB.
     pub async fn set_publisher_max_bitrate(
@@ -672,6 +714,27 @@ impl signaling::MediaPlane for Sfu {
         cap: LayerCap,
     ) -> Result<(), signaling::MediaError> {
         Sfu::set_layer_cap(self, session, track, cap)
+            .await
+            .map_err(media_error)
+    }
+
+    async fn set_track_view(
+        &self,
+        session: SessionId,
+        track: TrackId,
+        view: TrackView,
+    ) -> Result<(), signaling::MediaError> {
+        Sfu::set_track_view(self, session, track, view)
+            .await
+            .map_err(media_error)
+    }
+
+    async fn set_track_priority(
+        &self,
+        track: TrackId,
+        priority: TrackPriority,
+    ) -> Result<(), signaling::MediaError> {
+        Sfu::set_track_priority(self, track, priority)
             .await
             .map_err(media_error)
     }

@@ -562,6 +562,19 @@ impl<M: MediaPlane> Hub<M> {
         Some((removed, ended))
     }
 
+    /// Gives the media plane the priorities of `room`'s video tracks that changed (a new
+    /// dominant speaker, a screen share published): what each receiver's bandwidth goes to
+    /// first.
+    pub async fn apply_track_priorities(&self, room: &str) {
+        let changes = self
+            .with_room(room, Room::priority_changes)
+            .unwrap_or_default();
+        for (track, priority) in changes {
+            // A track that went meanwhile has no priority to set.
+            let _ = self.media.set_track_priority(track, priority).await;
+        }
+    }
+
     /// Applies one media-plane event.
     pub async fn handle_media_event(&self, event: MediaEvent) {
         let session = match event {
@@ -573,12 +586,19 @@ impl<M: MediaPlane> Hub<M> {
                 ..
             } => {
                 let now = std::time::Instant::now();
-                let mut state = self.state();
-                if let Some(SessionOwner::Participant { room, id }) =
-                    state.sessions.get(&publisher).cloned()
-                    && let Some(room) = state.rooms.get_mut(&room)
-                {
-                    room.audio_activity(now, id, packets, voiced);
+                let changed_room = {
+                    let mut state = self.state();
+                    match state.sessions.get(&publisher).cloned() {
+                        Some(SessionOwner::Participant { room, id }) => state
+                            .rooms
+                            .get_mut(&room)
+                            .is_some_and(|r| r.audio_activity(now, id, packets, voiced))
+                            .then_some(room),
+                        _ => None,
+                    }
+                };
+                if let Some(room) = changed_room {
+                    self.apply_track_priorities(&room).await;
                 }
                 return;
             }

@@ -57,7 +57,7 @@ use tokio::net::TcpListener;
 pub use auth::{AccessKeys, AuthError, Claims, VideoGrant};
 pub use media::{
     LayerCap, LocalIceCredentials, MediaError, MediaEvent, MediaPlane, Played, Published,
-    PublishedTrack, SubscriberOffer,
+    PublishedTrack, SubscriberOffer, TrackPriority, TrackView,
 };
 pub use metrics::{MediaMetric, MetricKind};
 pub use tls::{TlsAcceptorHandle, TlsError};

@@ -6,6 +6,7 @@ use std::future::Future;
 
 pub use rtc_core::media_api::{
     LayerCap, LocalIceCredentials, Played, Published, PublishedTrack, SubscriberOffer,
+    TrackPriority, TrackView,
 };
 use rtc_core::sdp::SdpError;
 use rtc_core::{SessionId, TrackId};
@@ -90,6 +91,29 @@ pub trait MediaPlane: Send + Sync + 'static {
         cap: LayerCap,
     ) -> impl Future<Output = Result<(), MediaError>> + Send {
         let _ = (session, track, cap);
+        async { Ok(()) }
+    }
+
+    /// How receiving `session` shows `track` (adaptive stream: tile size, visibility, pin).
+    /// A media plane without layers ignores it.
+    fn set_track_view(
+        &self,
+        session: SessionId,
+        track: TrackId,
+        view: TrackView,
+    ) -> impl Future<Output = Result<(), MediaError>> + Send {
+        let _ = (session, track, view);
+        async { Ok(()) }
+    }
+
+    /// `track`'s priority in every receiver's share of its bandwidth (screen share, dominant
+    /// speaker). A media plane without bandwidth allocation ignores it.
+    fn set_track_priority(
+        &self,
+        track: TrackId,
+        priority: TrackPriority,
+    ) -> impl Future<Output = Result<(), MediaError>> + Send {
+        let _ = (track, priority);
         async { Ok(()) }
     }
 

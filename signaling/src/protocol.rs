@@ -52,6 +52,12 @@ pub enum ClientMessage<'a> {
         track: rtc_core::TrackId,
         cap: crate::media::LayerCap,
     },
+    /// How the participant shows a track (adaptive stream): its tile's size in device
+    /// pixels, whether it is visible, whether it is pinned.
+    View {
+        track: rtc_core::TrackId,
+        view: crate::media::TrackView,
+    },
 }
 
 /// The limits message validation applies (from the service's configuration).
@@ -91,9 +97,10 @@ pub fn client_message<'a>(
             "already_joined",
             "this connection has already joined a room",
         )),
-        ("publish" | "answer" | "mute" | "chat" | "leave" | "resubscribe" | "set_layer", false) => {
-            Err(Invalid::new("not_joined", "send join first"))
-        }
+        (
+            "publish" | "answer" | "mute" | "chat" | "leave" | "resubscribe" | "set_layer" | "view",
+            false,
+        ) => Err(Invalid::new("not_joined", "send join first")),
         ("publish", true) => Ok(ClientMessage::Publish {
             offer: sdp_field(message, limits.max_sdp_bytes, limits.max_tracks)?,
             sources: message.get("sources").and_then(Value::as_object),
@@ -117,6 +124,7 @@ pub fn client_message<'a>(
         ("leave", true) => Ok(ClientMessage::Leave),
         ("resubscribe", true) => Ok(ClientMessage::Resubscribe),
         ("set_layer", true) => set_layer(message),
+        ("view", true) => view(message),
         _ => Err(Invalid::new("unknown_type", "unknown message type")),
     }
 }
@@ -234,6 +242,46 @@ fn set_layer(message: &Map<String, Value>) -> Result<ClientMessage<'_>, Invalid>
     Ok(ClientMessage::SetLayer { track, cap })
 }
 
+/// The largest tile side a client may report (`view`), in device pixels.
+pub(crate) const MAX_VIEW_SIDE: u64 = 16_384;
+
+fn view(message: &Map<String, Value>) -> Result<ClientMessage<'_>, Invalid> {
+    const BAD: Invalid = Invalid::new(
+        "bad_view",
+        "view needs a track id; width and height, if given, are numbers of device pixels from 1 \
+         to 16384 (both or neither); visible and pinned, if given, are booleans",
+    );
+    let track = message
+        .get("track")
+        .and_then(Value::as_str)
+        .and_then(crate::room::parse_track_wire)
+        .ok_or(BAD)?;
+    let side = |name: &str| match message.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => value
+            .as_u64()
+            .filter(|&v| (1..=MAX_VIEW_SIDE).contains(&v))
+            .and_then(|v| u16::try_from(v).ok())
+            .map(Some)
+            .ok_or(BAD),
+    };
+    let size = match (side("width")?, side("height")?) {
+        (Some(width), Some(height)) => Some((width, height)),
+        (None, None) => None,
+        _ => return Err(BAD),
+    };
+    let flag = |name: &str, default: bool| match message.get(name) {
+        None | Some(Value::Null) => Ok(default),
+        Some(value) => value.as_bool().ok_or(BAD),
+    };
+    let view = crate::media::TrackView {
+        size,
+        visible: flag("visible", true)?,
+        pinned: flag("pinned", false)?,
+    };
+    Ok(ClientMessage::View { track, view })
+}
+
 /// The source a publisher declared for the m-line `mid`, when it is one the protocol knows.
 pub fn declared_source(sources: Option<&Map<String, Value>>, mid: &str) -> Option<String> {
     let source = sources?.get(mid)?.as_str()?;
@@ -337,6 +385,7 @@ mod tests {
             "leave",
             "resubscribe",
             "set_layer",
+            "view",
         ] {
             assert_eq!(
                 check(&format!(r#"{{"type":"{kind}"}}"#), false),
@@ -366,6 +415,33 @@ mod tests {
             check(r#"{"type":"publish","sdp":"m=audio"}"#, true),
             Err("bad_sdp")
         );
+    }
+
+    #[test]
+    fn view_names_a_track_and_optionally_a_size_visibility_and_a_pin() {
+        assert_eq!(
+            check(
+                r#"{"type":"view","track":"t7","width":640,"height":360,"visible":true,"pinned":true}"#,
+                true
+            ),
+            Ok("View { track: TrackId(7), view: TrackView { size: Some((640, 360)), visible: true, pinned: true } }".to_owned())
+        );
+        assert_eq!(
+            check(r#"{"type":"view","track":"t7","visible":false}"#, true),
+            Ok("View { track: TrackId(7), view: TrackView { size: None, visible: false, pinned: false } }".to_owned())
+        );
+        for bad in [
+            r#"{"type":"view"}"#,
+            r#"{"type":"view","track":"x"}"#,
+            r#"{"type":"view","track":"t7","width":640}"#,
+            r#"{"type":"view","track":"t7","width":0,"height":360}"#,
+            r#"{"type":"view","track":"t7","width":99999,"height":360}"#,
+            r#"{"type":"view","track":"t7","width":-1,"height":360}"#,
+            r#"{"type":"view","track":"t7","visible":"yes"}"#,
+            r#"{"type":"view","track":"t7","pinned":1}"#,
+        ] {
+            assert_eq!(check(bad, true), Err("bad_view"), "{bad}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use rtc_core::media_api::TrackPriority;
 use rtc_core::sdp::MediaKind;
 use rtc_core::{SessionId, TrackId};
 use serde_json::{Value, json};
@@ -191,7 +192,15 @@ pub struct Room {
     pub max_publish_bitrate: Option<u64>,
     /// Who is speaking.
     pub speakers: crate::speaker::SpeakerDetector,
+    /// The dominant speakers before the current one, the latest first (at most
+    /// [`RECENT_SPEAKERS`]).
+    recent_speakers: VecDeque<ParticipantId>,
+    /// The priority the media plane was last given for each video track of the room.
+    priorities: Vec<(TrackId, TrackPriority)>,
 }
+
+/// How many earlier dominant speakers keep a raised priority.
+pub const RECENT_SPEAKERS: usize = 2;
 
 impl Room {
     pub fn new(name: String) -> Self {
@@ -201,6 +210,8 @@ impl Room {
             chat: VecDeque::new(),
             max_publish_bitrate: None,
             speakers: crate::speaker::SpeakerDetector::default(),
+            recent_speakers: VecDeque::new(),
+            priorities: Vec::new(),
         }
     }
 
@@ -292,6 +303,7 @@ impl Room {
         let index = self.participants.iter().position(|p| p.id == id)?;
         let gone = self.participants.remove(index);
         self.speakers.remove(id);
+        self.recent_speakers.retain(|&p| p != id);
         if gone.hidden {
             return Some(gone);
         }
@@ -404,27 +416,81 @@ impl Room {
     }
 
     /// One 100 ms report of `id`'s audio; tells everyone when the dominant speaker changed
-    /// (`{"type": "speaker", "participant": "p3"}`). A hidden participant is never announced.
+    /// (`{"type": "speaker", "participant": "p3"}`), and returns whether it did. A hidden
+    /// participant is never announced.
     pub fn audio_activity(
         &mut self,
         now: std::time::Instant,
         id: ParticipantId,
         packets: u16,
         voiced: u16,
-    ) {
+    ) -> bool {
         if self.get(id).is_none() {
-            return;
+            return false;
         }
+        let before = self.speakers.dominant();
         self.speakers
             .report(now, id, u32::from(packets), u32::from(voiced));
-        if let Some(speaker) = self.speakers.decide(now)
-            && self.get(speaker).is_some_and(|p| !p.hidden)
-        {
+        let Some(speaker) = self.speakers.decide(now) else {
+            return false;
+        };
+        if let Some(before) = before.filter(|&b| b != speaker) {
+            self.recent_speakers
+                .retain(|&p| p != before && p != speaker);
+            self.recent_speakers.push_front(before);
+            self.recent_speakers.truncate(RECENT_SPEAKERS);
+        }
+        if self.get(speaker).is_some_and(|p| !p.hidden) {
             self.broadcast(
                 &json!({"type": "speaker", "participant": speaker.wire()}),
                 None,
             );
         }
+        true
+    }
+
+    /// The priority each video track of the room should have in its receivers' bandwidth:
+    /// screen shares first, then the dominant speaker's camera, then the recent speakers'.
+    /// Returns the tracks whose priority differs from what the media plane was last given
+    /// (and takes the new ones as given).
+    pub fn priority_changes(&mut self) -> Vec<(TrackId, TrackPriority)> {
+        let speaker = self.visible_speaker();
+        let wanted: Vec<(TrackId, TrackPriority)> = self
+            .participants
+            .iter()
+            .flat_map(|p| {
+                let recent = self.recent_speakers.contains(&p.id);
+                p.tracks
+                    .iter()
+                    .filter(|t| t.kind == MediaKind::Video)
+                    .map(move |t| {
+                        let priority = if t.source == "screen" {
+                            TrackPriority::SCREEN_SHARE
+                        } else if Some(p.id) == speaker {
+                            TrackPriority::DOMINANT_SPEAKER
+                        } else if recent {
+                            TrackPriority::RECENT_SPEAKER
+                        } else {
+                            TrackPriority::NORMAL
+                        };
+                        (t.id, priority)
+                    })
+            })
+            .collect();
+        let changes = wanted
+            .iter()
+            .filter(|(track, priority)| {
+                let given = self
+                    .priorities
+                    .iter()
+                    .find(|(t, _)| t == track)
+                    .map_or(TrackPriority::NORMAL, |(_, p)| *p);
+                given != *priority
+            })
+            .copied()
+            .collect();
+        self.priorities = wanted;
+        changes
     }
 
     /// Sends `message` to every participant with a WebSocket except `except`.

@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::auth::{Action, AuthError, Grant};
 use crate::hub::{CLOSE_GOING_AWAY, Hub};
-use crate::media::{LayerCap, MediaError, MediaPlane};
+use crate::media::{LayerCap, MediaError, MediaPlane, TrackView};
 use crate::protocol::{self, ClientMessage, MessageLimits};
 use crate::resume::{self, Dropped, ParticipantSignals};
 use crate::room::{OUTBOX_CAPACITY, Outbound, Outbox, ParticipantId, room_tracks, track_wire};
@@ -432,6 +432,13 @@ impl<M: MediaPlane> Connection<M> {
                     Ok(())
                 }
             }
+            Ok(ClientMessage::View { track, view }) => {
+                if self.permitted(|r| Action::Subscribe(r)) {
+                    self.set_view(track, view).await
+                } else {
+                    Ok(())
+                }
+            }
             Err(invalid) => Err(invalid),
         };
         if let Err(invalid) = result {
@@ -597,6 +604,7 @@ impl<M: MediaPlane> Connection<M> {
         // The answer goes out before the others hear of the tracks.
         self.send(json!({"type": "published", "sdp": published.sdp}));
         self.hub.with_room(&room, |r| r.set_tracks(id, tracks));
+        self.hub.apply_track_priorities(&room).await;
     }
 
     async fn answer(&mut self, answer: &str) -> Result<(), Invalid> {
@@ -622,20 +630,36 @@ impl<M: MediaPlane> Connection<M> {
 
     /// Caps the layer of `track` on the participant's subscribe connection.
     async fn set_layer(&mut self, track: TrackId, cap: LayerCap) -> Result<(), Invalid> {
-        let Some(joined) = &self.joined else {
+        let Some(subscriber) = self.subscriber_session()? else {
             return Ok(());
         };
-        let subscriber = self
-            .hub
+        if let Err(error) = self.hub.media.set_layer_cap(subscriber, track, cap).await {
+            self.media_error(&error);
+        }
+        Ok(())
+    }
+
+    /// The joined participant's subscribe connection (`None` before joining); an error when
+    /// it has none yet.
+    fn subscriber_session(&self) -> Result<Option<SessionId>, Invalid> {
+        let Some(joined) = &self.joined else {
+            return Ok(None);
+        };
+        self.hub
             .with_room(&joined.room, |r| r.get(joined.id).and_then(|p| p.subscribe))
-            .flatten();
-        let Some(subscriber) = subscriber else {
-            return Err(Invalid::new(
+            .flatten()
+            .map(Some)
+            .ok_or(Invalid::new(
                 "no_subscription",
                 "there is no subscribe connection yet",
-            ));
+            ))
+    }
+
+    async fn set_view(&mut self, track: TrackId, view: TrackView) -> Result<(), Invalid> {
+        let Some(subscriber) = self.subscriber_session()? else {
+            return Ok(());
         };
-        if let Err(error) = self.hub.media.set_layer_cap(subscriber, track, cap).await {
+        if let Err(error) = self.hub.media.set_track_view(subscriber, track, view).await {
             self.media_error(&error);
         }
         Ok(())

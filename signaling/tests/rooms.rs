@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rtc_core::{SessionId, TrackId};
 use serde_json::{Value, json};
-use signaling::{MediaEvent, SignalingConfig};
+use signaling::{MediaEvent, SignalingConfig, TrackPriority, TrackView};
 use support::{Call, Client, offer, start};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -605,4 +605,123 @@ async fn the_dominant_speaker_is_announced_and_a_short_burst_does_not_take_over(
     // A newcomer learns who speaks in its joined message.
     let (_late, joined) = Client::join(server.addr, "r", "Late").await;
     assert_eq!(joined["speaker"], bob_joined["id"]);
+}
+
+/// The priorities given so far, in order.
+fn priorities(server: &support::Server) -> Vec<(TrackId, TrackPriority)> {
+    server
+        .media
+        .calls()
+        .iter()
+        .filter_map(|c| match c {
+            Call::TrackPriority { track, priority } => Some((*track, *priority)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn screen_shares_and_the_dominant_speaker_go_first_in_every_receivers_bandwidth() {
+    let server = start(SignalingConfig::default()).await;
+    let (mut ada, _) = Client::join(server.addr, "r", "Ada").await;
+    let (mut bob, _) = Client::join(server.addr, "r", "Bob").await;
+    let (mut viewer, _) = Client::join(server.addr, "r", "Viewer").await;
+    ada.send(json!({"type": "publish", "sdp": offer(&["audio", "video"])}))
+        .await;
+    while ada.recv().await["type"] != "published" {}
+    bob.send(
+        json!({"type": "publish", "sdp": offer(&["audio", "video", "video"]),
+                    "sources": {"2": "screen"}}),
+    )
+    .await;
+    while bob.recv().await["type"] != "published" {}
+    let sessions: Vec<SessionId> = server
+        .media
+        .calls()
+        .iter()
+        .filter_map(|c| match c {
+            Call::Publish { session, .. } => Some(*session),
+            _ => None,
+        })
+        .collect();
+    let (ada_session, bob_session) = (sessions[0], sessions[1]);
+    // The fake media plane numbers tracks session * 100 + m-line.
+    let ada_camera = TrackId(ada_session.0 * 100 + 1);
+    let bob_camera = TrackId(bob_session.0 * 100 + 1);
+    let bob_screen = TrackId(bob_session.0 * 100 + 2);
+    assert_eq!(
+        priorities(&server),
+        [(bob_screen, TrackPriority::SCREEN_SHARE)]
+    );
+    // 100 ms audio reports with `talking` voiced, for `reports` of them.
+    let talk = |talking: SessionId, reports: usize| {
+        let events = server.events.clone();
+        async move {
+            for _ in 0..reports {
+                for publisher in [ada_session, bob_session] {
+                    let voiced = if publisher == talking { 5 } else { 0 };
+                    let _ = events.send(MediaEvent::AudioActivity {
+                        track: TrackId(publisher.0 * 100),
+                        publisher,
+                        packets: 5,
+                        voiced,
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    talk(ada_session, 20).await;
+    assert_eq!(
+        priorities(&server),
+        [
+            (bob_screen, TrackPriority::SCREEN_SHARE),
+            (ada_camera, TrackPriority::DOMINANT_SPEAKER)
+        ]
+    );
+    // Bob takes over: his camera first, Ada's a recent speaker's; the screen stays first.
+    talk(bob_session, 30).await;
+    let given = priorities(&server);
+    assert_eq!(given.len(), 4, "{given:?}");
+    assert!(given.contains(&(bob_camera, TrackPriority::DOMINANT_SPEAKER)));
+    assert!(given.contains(&(ada_camera, TrackPriority::RECENT_SPEAKER)));
+    // A receiver's view of a track reaches the media plane for its subscribe connection.
+    let wire = format!("t{}", bob_camera.0);
+    viewer
+        .send(
+            json!({"type": "view", "track": wire, "width": 320, "height": 180,
+                     "visible": false}),
+        )
+        .await;
+    viewer
+        .send(json!({"type": "view", "track": wire, "width": 320}))
+        .await;
+    let mut refused = None;
+    while refused.is_none() {
+        let message = viewer.recv().await;
+        if message["type"] == "error" {
+            refused = Some(message);
+        }
+    }
+    assert_eq!(refused.unwrap()["code"], "bad_view");
+    let views: Vec<(TrackId, TrackView)> = server
+        .media
+        .calls()
+        .iter()
+        .filter_map(|c| match c {
+            Call::TrackView { track, view, .. } => Some((*track, *view)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        views,
+        [(
+            bob_camera,
+            TrackView {
+                size: Some((320, 180)),
+                visible: false,
+                pinned: false
+            }
+        )]
+    );
 }

@@ -10,6 +10,7 @@ use rand::Rng;
 use rtc_core::Ssrc;
 use rtc_core::media_api::{
     LayerCap, LocalIceCredentials, Played, Published, PublishedTrack, SubscriberOffer,
+    TrackPriority, TrackView,
 };
 use rtc_core::sdp::{
     Capabilities, NegotiatedMedia, NegotiatedSession, OutgoingTrack, RtcpFeedback, answer_offer,
@@ -75,6 +76,19 @@ pub enum Command {
         track: TrackId,
         cap: LayerCap,
     },
+    /// How a receiving session shows `track` (adaptive stream: tile size, visibility, pin).
+    /// Applies now if the track is bound, else once it is.
+    SetTrackView {
+        session: SessionId,
+        track: TrackId,
+        view: TrackView,
+    },
+    /// A track's priority in every receiver's allocation (screen share, dominant speaker),
+    /// sent to the worker of the track's publisher.
+    SetTrackPriority {
+        track: TrackId,
+        priority: TrackPriority,
+    },
     /// The most a publisher session may send, in bits per second (`None`: only the core's
     /// [`crate::CoreConfig::publisher_max_bitrate`]); the lower of the two is told to it with
     /// REMB once a second. For per-room and per-participant limits.
@@ -137,6 +151,16 @@ impl WorkerCore {
                 track,
                 cap,
             } => Reply::Answered(self.set_layer_cap(session, track, cap)),
+            Command::SetTrackView {
+                session,
+                track,
+                view,
+            } => Reply::Answered(self.set_track_view(now, session, track, view)),
+            Command::SetTrackPriority { track, priority } => Reply::Answered(
+                self.router
+                    .set_track_priority(now, track, priority)
+                    .map_err(|_| SfuError::UnknownTrack),
+            ),
             Command::SetPublisherMaxBitrate {
                 session,
                 max_bitrate,
@@ -174,6 +198,35 @@ impl WorkerCore {
         if let Some(&(_, subscription)) = session.bound.iter().find(|(t, _)| *t == track) {
             // The subscription exists (it was bound and not removed since).
             apply_layer_cap(&mut self.router, subscription, cap);
+        }
+        Ok(())
+    }
+
+    fn set_track_view(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        track: TrackId,
+        view: TrackView,
+    ) -> Result<(), SfuError> {
+        let session = self.sessions.get_mut(&id).ok_or(SfuError::UnknownSession)?;
+        if matches!(session.role, SessionRole::Publisher { .. }) {
+            return Err(SfuError::UnknownSession);
+        }
+        if self.router.track_kind(track).is_none() {
+            return Err(SfuError::UnknownTrack);
+        }
+        match session.track_views.iter_mut().find(|(t, _)| *t == track) {
+            Some(kept) => kept.1 = view,
+            None => {
+                if session.track_views.len() >= MAX_SUBSCRIBER_SLOTS {
+                    return Err(SfuError::TooManyTracks);
+                }
+                session.track_views.push((track, view));
+            }
+        }
+        if let Some(&(_, subscription)) = session.bound.iter().find(|(t, _)| *t == track) {
+            let _ = self.router.set_track_view(now, subscription, view);
         }
         Ok(())
     }
@@ -250,6 +303,7 @@ impl WorkerCore {
             pending: Vec::new(),
             bound: Vec::new(),
             layer_caps: Vec::new(),
+            track_views: Vec::new(),
             learned_layers: Vec::new(),
         };
         self.by_ufrag.insert(local_ufrag, id);
@@ -903,6 +957,9 @@ impl WorkerCore {
         session.bound.push((track, subscription));
         if let Some(&(_, cap)) = session.layer_caps.iter().find(|(t, _)| *t == track) {
             apply_layer_cap(&mut self.router, subscription, cap);
+        }
+        if let Some(&(_, view)) = session.track_views.iter().find(|(t, _)| *t == track) {
+            let _ = self.router.set_track_view(now, subscription, view);
         }
         if let SessionRole::Subscriber(subscriber) = &mut session.role
             && let Some(slot) = subscriber

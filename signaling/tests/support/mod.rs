@@ -17,7 +17,7 @@ use rtc_core::{SessionId, TrackId};
 use serde_json::Value;
 use signaling::{
     MediaError, MediaEvent, MediaPlane, Played, Published, PublishedTrack, SignalingConfig,
-    SubscriberOffer,
+    SubscriberOffer, TrackPriority, TrackView,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -59,6 +59,15 @@ pub enum Call {
     PublisherMaxBitrate {
         session: SessionId,
         max_bitrate: Option<u64>,
+    },
+    TrackView {
+        session: SessionId,
+        track: TrackId,
+        view: TrackView,
+    },
+    TrackPriority {
+        track: TrackId,
+        priority: TrackPriority,
     },
 }
 
@@ -167,6 +176,29 @@ impl MediaPlane for RecordingMedia {
             session,
             max_bitrate,
         });
+        Ok(())
+    }
+
+    async fn set_track_view(
+        &self,
+        session: SessionId,
+        track: TrackId,
+        view: TrackView,
+    ) -> Result<(), MediaError> {
+        self.record(Call::TrackView {
+            session,
+            track,
+            view,
+        });
+        Ok(())
+    }
+
+    async fn set_track_priority(
+        &self,
+        track: TrackId,
+        priority: TrackPriority,
+    ) -> Result<(), MediaError> {
+        self.record(Call::TrackPriority { track, priority });
         Ok(())
     }
 
