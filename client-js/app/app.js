@@ -46,7 +46,11 @@ let previewStream = null;
 /** @type {SluiceRoom | null} */
 let room = null;
 /** Tiles by `${participant}:${source}`. */
-/** @type {Map<string, {element: HTMLElement, video: HTMLVideoElement, tracks: MediaStreamTrack[]}>} */
+/**
+ * @typedef {{element: HTMLElement, video: HTMLVideoElement, tracks: MediaStreamTrack[],
+ *   trackIds: string[], visible: boolean, observers: Array<ResizeObserver | IntersectionObserver>}} Tile
+ */
+/** @type {Map<string, Tile>} */
 const tiles = new Map();
 /** The room's events since the last join, for the browser tests: `{type, at, ...detail}`. */
 /** @type {Array<Record<string, unknown>>} */
@@ -307,11 +311,68 @@ function ensureTile(participantId, source) {
   caption.append(textElement(document, 'span', 'name'), textElement(document, 'span', 'mic-state'));
   element.append(video, placeholder, caption);
   ui.grid.append(element);
-  tile = { element, video, tracks: [] };
-  tiles.set(key, tile);
+  /** @type {Tile} */
+  const created = { element, video, tracks: [], trackIds: [], visible: true, observers: [] };
+  tiles.set(key, created);
+  if (!element.classList.contains('local')) watchTile(key, created);
   refreshTile(key);
-  return tile;
+  return created;
 }
+
+/**
+ * Adaptive stream: a remote tile tells the server its size and whether it is on screen, so
+ * that it gets no bigger a layer than it shows and nothing while hidden; a click pins it
+ * (shown wide, its bandwidth before the dominant speaker's).
+ * @param {string} key
+ * @param {Tile} tile
+ */
+function watchTile(key, tile) {
+  if (typeof ResizeObserver !== 'undefined') {
+    const resize = new ResizeObserver(() => sendView(key));
+    resize.observe(tile.element);
+    tile.observers.push(resize);
+  }
+  if (typeof IntersectionObserver !== 'undefined') {
+    const intersection = new IntersectionObserver((entries) => {
+      for (const entry of entries) tile.visible = entry.isIntersecting;
+      sendView(key);
+    });
+    intersection.observe(tile.element);
+    tile.observers.push(intersection);
+  }
+  tile.element.addEventListener('click', () => {
+    tile.element.classList.toggle('pinned');
+    sendView(key);
+  });
+}
+
+/** Sends the view of a remote tile's video tracks (its size in device pixels, visibility, pin). */
+function sendView(key) {
+  const tile = tiles.get(key);
+  if (!room || !tile || !tile.trackIds.length) return;
+  const scale = window.devicePixelRatio || 1;
+  const rect = tile.element.getBoundingClientRect();
+  // Whole steps of 16 px, so that a resize in progress does not send a view per pixel.
+  const side = (v) => Math.min(16384, Math.max(16, Math.ceil((v * scale) / 16) * 16));
+  const visible = tile.visible && document.visibilityState !== 'hidden' && rect.width > 0;
+  const view = {
+    width: side(rect.width),
+    height: side(rect.height),
+    visible,
+    pinned: tile.element.classList.contains('pinned'),
+  };
+  for (const trackId of tile.trackIds) {
+    try {
+      room.setView(trackId, view);
+    } catch {
+      // Not joined any more.
+    }
+  }
+}
+
+document.addEventListener('visibilitychange', () => {
+  for (const key of tiles.keys()) sendView(key);
+});
 
 /** Redraws a tile's name, mute state and placeholder. */
 function refreshTile(key) {
@@ -331,9 +392,17 @@ function refreshTile(key) {
   /** @type {HTMLElement} */ (tile.element.querySelector('.placeholder')).textContent = initials(name || '?');
 }
 
-function setTileTracks(key, tracks) {
+/** The track ids of the video among remote tracks. */
+function videoIds(remote) {
+  return remote.filter((r) => r.kind === 'video').map((r) => r.trackId);
+}
+
+function setTileTracks(key, tracks, trackIds = []) {
   const tile = tiles.get(key);
   if (!tile) return;
+  const newIds = trackIds.some((id) => !tile.trackIds.includes(id));
+  tile.trackIds = trackIds;
+  if (newIds) sendView(key);
   const same = tracks.length === tile.tracks.length && tracks.every((t) => tile.tracks.includes(t));
   if (!same) {
     // A new stream only when the set changed: reassigning restarts playback (a flicker).
@@ -351,12 +420,13 @@ function renderParticipant(participantId) {
     return;
   }
   const remote = [...room.remoteTracks.values()].filter((r) => r.participant === participantId);
+  const camera = remote.filter((r) => r.source !== 'screen');
   ensureTile(participantId, 'camera');
-  setTileTracks(`${participantId}:camera`, remote.filter((r) => r.source !== 'screen').map((r) => r.track));
-  const screen = remote.filter((r) => r.source === 'screen').map((r) => r.track);
+  setTileTracks(`${participantId}:camera`, camera.map((r) => r.track), videoIds(camera));
+  const screen = remote.filter((r) => r.source === 'screen');
   if (screen.length) {
     ensureTile(participantId, 'screen');
-    setTileTracks(`${participantId}:screen`, screen);
+    setTileTracks(`${participantId}:screen`, screen.map((r) => r.track), videoIds(screen));
   } else {
     removeTile(`${participantId}:screen`);
   }
@@ -365,6 +435,7 @@ function renderParticipant(participantId) {
 function removeTile(key) {
   const tile = tiles.get(key);
   if (!tile) return;
+  for (const observer of tile.observers) observer.disconnect();
   tile.video.srcObject = null;
   tile.element.remove();
   tiles.delete(key);

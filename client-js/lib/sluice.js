@@ -140,6 +140,8 @@ export class SluiceRoom extends EventTarget {
   #trackMap = {};
   /** @type {Map<string, RemoteTrack>} by mid */
   #remoteTracks = new Map();
+  /** The views given with setView, by track id. */
+  #views = new Map();
   /** Local tracks by source ('camera' holds audio and video, 'screen' holds the share). */
   /** @type {Array<{track: MediaStreamTrack, source: string, stream: MediaStream,
    *   transceiver: RTCRtpTransceiver}>} */
@@ -289,6 +291,27 @@ export class SluiceRoom extends EventTarget {
       throw new Error(`a temporal layer is a whole number from 0 to 7, or null: ${temporal}`);
     }
     this.#send({ type: 'set_layer', track: trackId, layer, temporal });
+  }
+
+  /**
+   * Tells the server how a remote video track (its `trackId`) is shown (adaptive stream):
+   * the tile's size in device pixels, whether it is visible and whether it is pinned. The
+   * server sends no bigger layer than the smallest that covers the tile, nothing for a
+   * hidden tile, and gives a pinned track its bandwidth before the dominant speaker's.
+   * Remembered, and sent again whenever the track arrives on a new subscribe connection.
+   * @param {string} trackId
+   * @param {{ width?: number | null, height?: number | null, visible?: boolean, pinned?: boolean }} view
+   */
+  setView(trackId, { width = null, height = null, visible = true, pinned = false } = {}) {
+    const side = (v) => v === null || (Number.isInteger(v) && v >= 1 && v <= 16384);
+    if (!side(width) || !side(height) || (width === null) !== (height === null)) {
+      throw new Error(`a view's width and height are both whole numbers from 1 to 16384, or both null: ${width}x${height}`);
+    }
+    const view = { width, height, visible: Boolean(visible), pinned: Boolean(pinned) };
+    const last = this.#views.get(trackId);
+    if (last && JSON.stringify(last) === JSON.stringify(view)) return;
+    this.#views.set(trackId, view);
+    this.#send({ type: 'view', track: trackId, ...view });
   }
 
   /**
@@ -981,6 +1004,9 @@ export class SluiceRoom extends EventTarget {
         track: transceiver.receiver.track,
       };
       this.#remoteTracks.set(mid, remote);
+      // A view given earlier holds for the track on this connection too.
+      const view = this.#views.get(trackId);
+      if (view) this.#send({ type: 'view', track: trackId, ...view });
       this.#emit('track', remote);
     }
     this.#updateConnectionState();

@@ -1,5 +1,8 @@
 // Choosing a simulcast layer in a room: Ada's web app publishes her fake camera at 1280x720
-// as three layers; Grace asks for the lowest, the middle and then any layer
+// as three layers. Grace's web app first gets the layer that covers her tile of Ada (640 px
+// for a tile half her window wide), nothing while the tile is hidden, and 1280 px once she
+// pins it (a click: the tile spans the grid). Then she asks for the lowest, the middle and
+// then any layer
 // (`room.setMaxLayer`), and the video she decodes follows: 320, 640, then 1280 px wide, each
 // within a bound after she asks, without her decoder ever stopping and with at most one
 // freeze per switch. Then she caps the temporal layer at 0: Chromium sends each simulcast
@@ -61,13 +64,54 @@ function decoding(viewer, publisher) {
   }, publisher.id);
 }
 
-test('a viewer\'s layer choice is what it decodes, switched without stopping', { timeout: 120_000 }, async () => {
+/** The decoded frames of `publisher` on `viewer`'s page after `ms`, and before. */
+async function framesOver(viewer, publisher, ms) {
+  const before = await decoding(viewer, publisher);
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const after = await decoding(viewer, publisher);
+  return { before: before?.frames ?? 0, after: after?.frames ?? 0 };
+}
+
+test('a viewer\'s tile size, visibility and layer choice are what it decodes, switched without stopping', { timeout: 150_000 }, async () => {
   const ada = await join('Ada');
   const grace = await join('Grace');
-  const first = await waitFor('Grace decoding Ada at 1280 px (the highest layer)', async () => {
+  // Adaptive stream: Grace's tile of Ada is half her 1280 px window (two tiles side by
+  // side), so the 640x360 layer covers it and is all she gets.
+  const tile = `.tile[data-participant="${ada.id}"][data-source="camera"]`;
+  const size = await grace.page.evaluate((selector) => {
+    const rect = document.querySelector(selector)?.getBoundingClientRect();
+    return rect ? { width: rect.width, height: rect.height } : null;
+  }, tile);
+  assert.ok(size && size.width < 640, `Ada's tile is ${JSON.stringify(size)}`);
+  await waitFor('Grace decoding Ada at 640 px (the layer that covers her tile)', async () => {
+    const d = await decoding(grace, ada);
+    return d && d.width === 640 && d.frames > 0 ? d : null;
+  }, { timeoutMs: 60_000, intervalMs: 500 });
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  assert.equal((await decoding(grace, ada)).width, 640, 'the layer stays within the tile');
+  // Hidden (scrolled out of the grid's view): nothing is sent, so nothing is decoded.
+  await grace.page.evaluate((selector) => {
+    /** @type {HTMLElement} */ (document.querySelector(selector)).style.display = 'none';
+  }, tile);
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  const hidden = await framesOver(grace, ada, 2000);
+  assert.ok(hidden.after - hidden.before <= 2, `a hidden tile still decoded ${hidden.after - hidden.before} frames in 2 s`);
+  // Shown again and pinned (a click: it spans the grid's whole width): 1280 px.
+  await grace.page.evaluate((selector) => {
+    /** @type {HTMLElement} */ (document.querySelector(selector)).style.display = '';
+  }, tile);
+  const shownAt = Date.now();
+  await waitFor('Grace decoding Ada again once the tile is shown', async () => {
+    const d = await decoding(grace, ada);
+    return d && d.frames > hidden.after + 5 ? d : null;
+  }, { timeoutMs: SWITCH_BOUND_MS, intervalMs: 100 });
+  const resumedMs = Date.now() - shownAt;
+  await grace.page.click(tile);
+  const first = await waitFor('Grace decoding Ada at 1280 px (the highest layer) on the pinned tile', async () => {
     const d = await decoding(grace, ada);
     return d && d.width === 1280 && d.frames > 0 ? d : null;
-  }, { timeoutMs: 60_000, intervalMs: 500 });
+  }, { timeoutMs: 15_000, intervalMs: 200 });
+  console.log(`adaptive stream: tile ${Math.round(size.width)}x${Math.round(size.height)} px decoded at 640 px; hidden: ${hidden.after - hidden.before} frames in 2 s; shown: decoding again after ${resumedMs} ms; pinned: 1280 px`);
   let { freezes } = first;
   let frames = first.frames;
   const switches = [];
