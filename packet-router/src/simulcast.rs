@@ -107,10 +107,17 @@ impl LayerChoice {
         self.paused || !self.view.visible
     }
 
-    /// Sets the allocator's cap; true when it changed.
-    pub(crate) fn set_allocated_rank(&mut self, rank: Option<usize>) -> bool {
-        let changed = self.allocated_rank != rank;
+    /// Sets the allocator's cap on a track with these layers; true when the cap in force
+    /// changed (only then is the target chosen again).
+    pub(crate) fn set_allocated_rank(
+        &mut self,
+        rank: Option<usize>,
+        layers: &[Layer],
+        order: &[usize],
+    ) -> bool {
+        let before = self.cap(layers, order);
         self.allocated_rank = rank;
+        let changed = self.cap(layers, order) != before;
         if changed {
             self.reset_target();
         }

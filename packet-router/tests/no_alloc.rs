@@ -6,7 +6,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use packet_router::{
@@ -27,14 +27,24 @@ fn origin() -> Instant {
 
 struct CountingAllocator;
 
-static COUNTING: AtomicBool = AtomicBool::new(false);
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Counting on this thread only: the tests of this file run in parallel, and another
+    /// one's set-up allocates.
+    static COUNTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Starts or stops counting this thread's allocations.
+fn counting(on: bool) {
+    COUNTING.with(|c| c.set(on));
+}
 
 // SAFETY: every call is forwarded unchanged to the system allocator; the counter is a side
 // effect that does not touch the memory handed out.
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
+        if COUNTING.try_with(std::cell::Cell::get).unwrap_or(false) {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: same contract as the caller's.
@@ -47,7 +57,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
+        if COUNTING.try_with(std::cell::Cell::get).unwrap_or(false) {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: same contract as the caller's.
@@ -194,9 +204,9 @@ fn forwarding_allocates_nothing_per_packet() {
     let feedback_before = router.stats().transport_feedback_sent;
     let over_budget_before = router.stats().retransmissions_over_budget;
     ALLOCATIONS.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
+    counting(true);
     let forwarded = run(&mut router, &mut out, &mut now, measured);
-    COUNTING.store(false, Ordering::SeqCst);
+    counting(false);
 
     let allocations = ALLOCATIONS.load(Ordering::SeqCst);
     assert!(forwarded as u64 >= (measured.len() as u64 - 60) * SUBSCRIBERS);
@@ -303,9 +313,9 @@ fn receive_side_estimation_allocates_nothing_per_packet() {
     run(&mut router, &mut out, warm);
     let rembs_before = router.stats().remb_sent;
     ALLOCATIONS.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
+    counting(true);
     run(&mut router, &mut out, measured);
-    COUNTING.store(false, Ordering::SeqCst);
+    counting(false);
     let allocations = ALLOCATIONS.load(Ordering::SeqCst);
     assert!(
         router.stats().remb_sent > rembs_before + 5,
@@ -432,9 +442,9 @@ fn simulcast_switching_allocates_nothing_per_packet() {
     let switches_before = switched_layers(&router, &subscriptions);
     let requests_before = router.stats().keyframe_requests_sent;
     ALLOCATIONS.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
+    counting(true);
     let forwarded = run(&mut router, &mut out, &mut now, measured);
-    COUNTING.store(false, Ordering::SeqCst);
+    counting(false);
     let allocations = ALLOCATIONS.swap(0, Ordering::SeqCst);
     // One copy a frame per subscriber, less the frames waited for keyframes.
     assert!(forwarded as u64 > (measured.len() as u64 / 3) * SUBSCRIBERS / 2);
@@ -622,9 +632,9 @@ fn downlink_estimation_allocation_pauses_and_probes_allocate_nothing() {
     run(&mut router, &mut out, warm, 0);
     let before = router.stats().clone();
     ALLOCATIONS.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
+    counting(true);
     run(&mut router, &mut out, measured, 1_500);
-    COUNTING.store(false, Ordering::SeqCst);
+    counting(false);
     let allocations = ALLOCATIONS.load(Ordering::SeqCst);
     let after = router.stats().clone();
     assert!(

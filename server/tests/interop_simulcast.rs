@@ -124,8 +124,10 @@ async fn a_webrtc_rs_rid_simulcast_publisher_is_one_track_with_three_layers() ->
     .await
     .map_err(|error| anyhow!("set_layer_cap: {error}"))?;
 
-    // Three seconds of media at 30 frames/s, then the players' streams are read.
-    send_layers(&track, 90).await?;
+    // Seven seconds of media at 30 frames/s, then the players' streams are read: a player
+    // with a bandwidth estimate starts a new track's lowest layer, and its allocation
+    // raises it once the layers have been active for 2 s.
+    send_layers(&track, 210).await?;
     wait_until(
         Duration::from_secs(10),
         "both players received video",

@@ -188,10 +188,15 @@ impl Router {
         let mut stale = [None; MAX_PER_CALL];
         let mut count = 0;
         for (&session, routes) in &self.sessions {
-            let old = routes
-                .allocation
-                .last_run
-                .is_some_and(|(at, _)| now.saturating_duration_since(at) >= REALLOCATE_INTERVAL);
+            let old = match routes.allocation.last_run {
+                Some((at, _)) => now.saturating_duration_since(at) >= REALLOCATE_INTERVAL,
+                // Never run (no feedback came yet): due when a track waits at its lowest
+                // layer for the allocation; the start estimate decides.
+                None => routes.subscriptions.iter().any(|id| {
+                    self.subscription(*id)
+                        .is_some_and(|s| s.choice.allocated_rank.is_some())
+                }),
+            };
             let estimate = self.send_estimate(session);
             if old
                 && let Some(estimate) = estimate
@@ -362,10 +367,8 @@ impl Router {
                 .tracks
                 .get(&track_id)
                 .map_or(0, |t| t.order.len().saturating_sub(1));
-            if let Some(subscription) = self
-                .tracks
-                .get_mut(&track_id)
-                .and_then(|t| t.subscriptions.iter_mut().find(|s| s.id == id))
+            if let Some(track) = self.tracks.get_mut(&track_id)
+                && let Some(subscription) = track.subscriptions.iter_mut().find(|s| s.id == id)
             {
                 let Some(rank) = rank else {
                     if !subscription.choice.paused {
@@ -379,7 +382,11 @@ impl Router {
                 let resumed = std::mem::take(&mut subscription.choice.paused);
                 // The top layer needs no cap: a layer that appears above it is taken too.
                 let cap = (rank < top).then_some(rank);
-                if subscription.choice.set_allocated_rank(cap) || resumed {
+                if subscription
+                    .choice
+                    .set_allocated_rank(cap, &track.layers, &track.order)
+                    || resumed
+                {
                     self.stats.allocation_changes += 1;
                     changed = true;
                 }
