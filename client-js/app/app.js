@@ -238,6 +238,8 @@ function listen(sluice) {
   on('participantjoined', current(({ participant }) => renderParticipant(participant.id)));
   on('participantleft', current(({ id }) => removeTilesOf(id)));
   on('speaker', current(({ participant }) => highlightSpeaker(participant)));
+  on('quality', current(({ participant }) => refreshTile(`${participant}:camera`)));
+  log('quality', ({ participant, quality }) => ({ id: participant, quality }));
   log('speaker', ({ participant }) => ({ id: participant }));
   on('participantupdated', current(({ participant }) => renderParticipant(participant.id)));
   on('track', current(({ participant }) => renderParticipant(participant)));
@@ -308,7 +310,7 @@ function ensureTile(participantId, source) {
   video.muted = element.classList.contains('local');
   const placeholder = textElement(document, 'div', 'placeholder');
   const caption = document.createElement('figcaption');
-  caption.append(textElement(document, 'span', 'name'), textElement(document, 'span', 'mic-state'));
+  caption.append(textElement(document, 'span', 'quality'), textElement(document, 'span', 'name'), textElement(document, 'span', 'mic-state'));
   element.append(video, placeholder, caption);
   ui.grid.append(element);
   /** @type {Tile} */
@@ -383,6 +385,16 @@ function refreshTile(key) {
   const muted = mutedOf(participant ?? '');
   const local = tile.element.classList.contains('local');
   /** @type {HTMLElement} */ (tile.element.querySelector('.name')).textContent = tileLabel(name, { local, source });
+  // The network indicator: how good this participant's downlink is.
+  const quality = participant === room?.id ? room?.quality : room?.participants.get(participant ?? '')?.quality;
+  const indicator = /** @type {HTMLElement} */ (tile.element.querySelector('.quality'));
+  if (source === 'camera' && quality) {
+    indicator.dataset.quality = quality;
+    indicator.title = `network: ${quality}`;
+  } else {
+    delete indicator.dataset.quality;
+    indicator.title = '';
+  }
   const micState = /** @type {HTMLElement} */ (tile.element.querySelector('.mic-state'));
   const audioMuted = source === 'camera' && muted.audio;
   micState.textContent = audioMuted ? 'muted' : '';

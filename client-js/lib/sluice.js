@@ -98,6 +98,9 @@ export function iceGatheringComplete(pc, timeoutMs = GATHERING_TIMEOUT_MS) {
  *   nobody saw it go; else it joined afresh, under a new id, and the others saw it leave
  *   and join)
  * - `error` {code, message} (`reconnect_failed` when reconnecting gave up)
+ * - `speaker` {participant} (the dominant speaker changed)
+ * - `quality` {participant, quality} (a participant's downlink, this one's included, became
+ *   'good', 'fair' or 'poor'; also in `participants` entries as `quality`)
  */
 export class SluiceRoom extends EventTarget {
   /** @type {WebSocket} */
@@ -110,6 +113,8 @@ export class SluiceRoom extends EventTarget {
   #subscribePc;
   #id = '';
   #room = '';
+  /** @type {string | null} this participant's downlink quality */
+  #quality = null;
   #name = '';
   #url;
   /** @type {string | undefined} the access token sent with `join` */
@@ -232,6 +237,10 @@ export class SluiceRoom extends EventTarget {
    * a participant id, possibly this client's own, or null. A `speaker` event tells changes. */
   get speaker() {
     return this.#speaker;
+  }
+  /** This participant's own downlink quality ('good', 'fair', 'poor'), once the server said. */
+  get quality() {
+    return this.#quality;
   }
   /** The remote tracks being received, by mid. */
   get remoteTracks() {
@@ -802,6 +811,13 @@ export class SluiceRoom extends EventTarget {
         this.#speaker = message.participant;
         this.#emit('speaker', { participant: message.participant });
         break;
+      case 'quality': {
+        const participant = this.#participants.get(message.participant);
+        if (participant) participant.quality = message.quality;
+        if (message.participant === this.#id) this.#quality = message.quality;
+        this.#emit('quality', { participant: message.participant, quality: message.quality });
+        break;
+      }
       case 'participant_left': {
         if (this.#speaker === message.id) this.#speaker = null;
         const participant = this.#participants.get(message.id);

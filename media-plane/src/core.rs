@@ -125,6 +125,17 @@ pub enum CoreEvent {
         packets: u16,
         voiced: u16,
     },
+    /// A receiving session's downlink, after each run of its layer allocation: the estimate,
+    /// what the video allocated takes and what it would take at the best layers the client
+    /// allows (bits per second), the transport-wide loss (per mille), and the tracks paused.
+    DownlinkQuality {
+        session: SessionId,
+        estimate_bps: u64,
+        allocated_bps: u64,
+        wanted_bps: u64,
+        loss_per_mille: u16,
+        paused: u16,
+    },
     /// A remote address passed an ICE check: its datagrams belong to this worker.
     AddressClaimed(SocketAddr),
     /// A remote address no longer belongs to this worker.

@@ -354,7 +354,10 @@ impl Worker {
     fn handle_core_events(&mut self) {
         let several = self.shared.workers.len() > 1;
         while let Some(event) = self.core.poll_event() {
-            if !matches!(event, CoreEvent::AudioActivity { .. }) {
+            if !matches!(
+                event,
+                CoreEvent::AudioActivity { .. } | CoreEvent::DownlinkQuality { .. }
+            ) {
                 self.stats_dirty = true;
             }
             match event {
@@ -378,6 +381,26 @@ impl Worker {
                             publisher,
                             packets,
                             voiced,
+                        });
+                }
+                CoreEvent::DownlinkQuality {
+                    session,
+                    estimate_bps,
+                    allocated_bps,
+                    wanted_bps,
+                    loss_per_mille,
+                    paused,
+                } => {
+                    let _ = self
+                        .shared
+                        .events
+                        .send(signaling::MediaEvent::DownlinkQuality {
+                            session,
+                            estimate_bps,
+                            allocated_bps,
+                            wanted_bps,
+                            loss_per_mille,
+                            paused,
                         });
                 }
                 CoreEvent::AddressClaimed(address) if several => {

@@ -483,6 +483,7 @@ async fn whip_post<M: MediaPlane>(
         max_publish_bitrate: grant.max_publish_bitrate(),
         outbox: None,
         renegotiate: None,
+        quality: Default::default(),
     });
     let participant = match admitted {
         Ok(id) => id,

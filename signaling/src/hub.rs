@@ -219,11 +219,23 @@ impl<M: MediaPlane> Hub<M> {
                 })
                 .collect()
         };
+        let mut quality = [0u64; 3];
+        for participant in self.state().rooms.values().flat_map(|r| r.participants()) {
+            if let Some(level) = participant.quality.level()
+                && let Some(index) = crate::quality::QualityLevel::ALL
+                    .iter()
+                    .position(|l| *l == level)
+                && let Some(count) = quality.get_mut(index)
+            {
+                *count += 1;
+            }
+        }
         crate::metrics::HubGauges {
             rooms: per_room.len() as u64,
             participants: per_room.iter().map(|r| r.participants).sum(),
             connections: *self.live.borrow() as u64,
             per_room,
+            downlink_quality: quality,
         }
     }
 
@@ -579,6 +591,7 @@ impl<M: MediaPlane> Hub<M> {
     pub async fn handle_media_event(&self, event: MediaEvent) {
         let session = match event {
             MediaEvent::SessionEnded { session } => session,
+            MediaEvent::DownlinkQuality { session, .. } => session,
             MediaEvent::AudioActivity {
                 publisher,
                 packets,
@@ -604,6 +617,12 @@ impl<M: MediaPlane> Hub<M> {
             }
         };
         let owner = self.state().sessions.get(&session).cloned();
+        if let Some(level) = crate::quality::QualityLevel::of_report(&event) {
+            if let Some(SessionOwner::Participant { room, id }) = owner {
+                self.with_room(&room, |r| r.downlink_quality(id, level));
+            }
+            return;
+        }
         match owner {
             Some(SessionOwner::Participant { room, id }) => {
                 let outbox = self

@@ -36,6 +36,7 @@ mod listener;
 mod media;
 mod metrics;
 mod protocol;
+pub mod quality;
 mod resume;
 mod room;
 mod sdpfrag;

@@ -26,6 +26,17 @@ pub enum MediaEvent {
         packets: u16,
         voiced: u16,
     },
+    /// A receiving session's downlink after a run of its layer allocation: its estimate,
+    /// what its video takes and would take at the best layers allowed (bits per second), its
+    /// transport-wide loss (per mille) and how many of its tracks are paused.
+    DownlinkQuality {
+        session: SessionId,
+        estimate_bps: u64,
+        allocated_bps: u64,
+        wanted_bps: u64,
+        loss_per_mille: u16,
+        paused: u16,
+    },
 }
 
 /// Why the media plane refused a request.

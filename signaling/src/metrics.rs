@@ -225,6 +225,9 @@ pub struct HubGauges {
     pub participants: u64,
     pub connections: u64,
     pub per_room: Vec<RoomGauges>,
+    /// Participants whose downlink is good, fair and poor now
+    /// ([`crate::quality::QualityLevel::ALL`] order).
+    pub downlink_quality: [u64; 3],
 }
 
 fn gauge(value: u64) -> ConstGauge {
@@ -248,6 +251,20 @@ impl Collector for HubGauges {
         ] {
             let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             gauge(value).encode(metric)?;
+        }
+        let mut metric = encoder.encode_descriptor(
+            "sluice_participants_downlink_quality",
+            "Participants whose downlink is good, fair or poor now (the video allocated within \
+             their bandwidth estimate against what they would take, loss, paused tracks).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (level, count) in crate::quality::QualityLevel::ALL
+            .iter()
+            .zip(self.downlink_quality)
+        {
+            let labels = [("quality", level.wire())];
+            gauge(count).encode(metric.encode_family(&labels)?)?;
         }
         type Field = fn(&RoomGauges) -> u64;
         let per_room: [(&str, &str, Field); 3] = [
@@ -324,6 +341,7 @@ mod tests {
                     publishers: 1,
                     tracks: 2,
                 }],
+                downlink_quality: [1, 0, 1],
             },
         );
         for line in [
@@ -332,6 +350,8 @@ mod tests {
             "bare_dropped_total{reason=\"rtcp\"} 1\nbare_dropped_total{reason=\"too_large\"} 2\n",
             "\nsluice_rooms 1\n",
             "\nsluice_http_connections 4\n",
+            "sluice_participants_downlink_quality{quality=\"good\"} 1\n",
+            "sluice_participants_downlink_quality{quality=\"poor\"} 1\n",
             "sluice_room_participants{room=\"a \\\"quoted\\\" room\"} 2\n",
             "sluice_room_publishers{room=\"a \\\"quoted\\\" room\"} 1\n",
             "sluice_http_requests_total{route=\"other\",status=\"404\"} 2\n",

@@ -322,6 +322,7 @@ pub fn participant(
         max_publish_bitrate: None,
         outbox,
         renegotiate,
+        quality: Default::default(),
     }
 }
 

@@ -142,6 +142,8 @@ pub struct Participant {
     pub outbox: Option<Outbox>,
     /// Woken whenever the tracks this participant should receive change.
     pub renegotiate: Option<Arc<Notify>>,
+    /// How good its downlink is (its subscribe connection's allocation reports).
+    pub quality: crate::quality::QualityTracker,
 }
 
 impl Participant {
@@ -154,6 +156,9 @@ impl Participant {
         });
         if let (Some(identity), Value::Object(fields)) = (&self.identity, &mut value) {
             fields.insert("identity".into(), identity.as_str().into());
+        }
+        if let (Some(level), Value::Object(fields)) = (self.quality.level(), &mut value) {
+            fields.insert("quality".into(), level.wire().into());
         }
         value
     }
@@ -491,6 +496,27 @@ impl Room {
             .collect();
         self.priorities = wanted;
         changes
+    }
+
+    /// One allocation report of `id`'s downlink: when its level changes, everyone is told
+    /// (`{"type": "quality", "participant": "p3", "quality": "poor"}`; a hidden participant
+    /// only itself).
+    pub fn downlink_quality(&mut self, id: ParticipantId, level: crate::quality::QualityLevel) {
+        let Some(participant) = self.get_mut(id) else {
+            return;
+        };
+        let Some(changed) = participant.quality.report(level) else {
+            return;
+        };
+        let message =
+            json!({"type": "quality", "participant": id.wire(), "quality": changed.wire()});
+        if participant.hidden {
+            if let Some(outbox) = &participant.outbox {
+                outbox.send(Outbound::Text(message.to_string()));
+            }
+            return;
+        }
+        self.broadcast(&message, None);
     }
 
     /// Sends `message` to every participant with a WebSocket except `except`.

@@ -725,3 +725,71 @@ async fn screen_shares_and_the_dominant_speaker_go_first_in_every_receivers_band
         )]
     );
 }
+
+#[tokio::test]
+async fn a_participants_downlink_quality_is_shown_to_the_room_when_it_changes() {
+    let server = start(SignalingConfig::default()).await;
+    let (mut ada, _) = Client::join(server.addr, "r", "Ada").await;
+    let (mut viewer, viewer_joined) = Client::join(server.addr, "r", "Viewer").await;
+    ada.send(json!({"type": "publish", "sdp": offer(&["audio", "video"])}))
+        .await;
+    while ada.recv().await["type"] != "published" {}
+    // The viewer's subscribe connection: the one offered Ada's tracks.
+    let subscriber = waitable_subscriber(&server).await;
+    let report = |allocated: u64, paused: u16| MediaEvent::DownlinkQuality {
+        session: subscriber,
+        estimate_bps: 1_000_000,
+        allocated_bps: allocated,
+        wanted_bps: 1_000_000,
+        loss_per_mille: 0,
+        paused,
+    };
+    // The first report sets the level at once; everyone hears it.
+    server.events.send(report(1_000_000, 0)).unwrap();
+    let first = next_quality(&mut ada).await;
+    assert_eq!(first["participant"], viewer_joined["id"]);
+    assert_eq!(first["quality"], "good");
+    assert_eq!(next_quality(&mut viewer).await["quality"], "good");
+    // One poor report is not enough; two in a row are.
+    server.events.send(report(1_000_000, 1)).unwrap();
+    server.events.send(report(1_000_000, 0)).unwrap();
+    server.events.send(report(1_000_000, 1)).unwrap();
+    server.events.send(report(1_000_000, 1)).unwrap();
+    let poor = next_quality(&mut ada).await;
+    assert_eq!(poor["quality"], "poor");
+    // A newcomer sees it in the participant list.
+    let (_late, joined) = Client::join(server.addr, "r", "Late").await;
+    let listed = joined["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == viewer_joined["id"])
+        .cloned()
+        .unwrap();
+    assert_eq!(listed["quality"], "poor");
+}
+
+/// The next `quality` message `client` gets, skipping others.
+async fn next_quality(client: &mut Client) -> Value {
+    loop {
+        let message = client.recv().await;
+        if message["type"] == "quality" {
+            return message;
+        }
+    }
+}
+
+/// The subscribe connection offered tracks first (the only receiver's), once it exists.
+async fn waitable_subscriber(server: &support::Server) -> SessionId {
+    for _ in 0..100 {
+        let offered = server.media.calls().iter().find_map(|c| match c {
+            Call::OfferTracks { subscriber, tracks } if !tracks.is_empty() => Some(*subscriber),
+            _ => None,
+        });
+        if let Some(session) = offered {
+            return session;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no subscribe connection was offered tracks");
+}

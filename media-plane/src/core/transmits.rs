@@ -72,9 +72,10 @@ impl WorkerCore {
     /// to be sent. Transmits for sessions without keys or an address are dropped and
     /// counted. Call [`WorkerCore::clear_transmits`] once they are sent.
     pub fn poll_transmits(&mut self) -> Transmits<'_> {
-        // What the router did or saw while the batch was routed: audio activity goes on to
-        // signaling (who is speaking), the rest is logged, and the router's ring stays free
-        // for what comes next.
+        // What the router did or saw while the batch was routed: audio activity (who is
+        // speaking) and each allocation's outcome (how good a downlink is) go on to
+        // signaling, the rest is logged, and the router's ring stays free for what comes
+        // next.
         while let Some(event) = self.router.poll_event() {
             match event {
                 RouterEvent::AudioActivity {
@@ -88,6 +89,25 @@ impl WorkerCore {
                     packets,
                     voiced,
                 }),
+                RouterEvent::Allocated {
+                    subscriber,
+                    estimate,
+                    allocated,
+                    wanted,
+                    loss_per_mille,
+                    paused,
+                    ..
+                } => {
+                    tracing::debug!(event = ?event, "router event");
+                    self.push_event(CoreEvent::DownlinkQuality {
+                        session: subscriber,
+                        estimate_bps: estimate,
+                        allocated_bps: allocated,
+                        wanted_bps: wanted,
+                        loss_per_mille,
+                        paused,
+                    });
+                }
                 other => tracing::debug!(event = ?other, "router event"),
             }
         }
