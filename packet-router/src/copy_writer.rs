@@ -85,16 +85,50 @@ impl HeaderTemplate {
         view.remap_extension_ids(|id| ext_map.get(usize::from(id)).copied().filter(|&to| to != 0));
         send_time.write(&mut view, subscription.stream.extensions.abs_send_time);
         let start = view.as_bytes().as_ptr() as usize;
-        let transport_cc_at = transport_cc_id
+        let found = transport_cc_id
             .and_then(|id| view.extension_mut(id))
             .filter(|value| value.len() >= 2)
             .map(|value| value.as_ptr() as usize - start);
+        let header_len = packet.header_len();
+        let (len, transport_cc_at) = match (found, transport_cc_id) {
+            (Some(at), _) => (header_len, Some(at)),
+            // The publisher's packets carry no transport-wide number: the copies get one of
+            // their own (the header grows), so that the subscriber's feedback covers them.
+            (None, Some(id)) => {
+                add_transport_cc(&mut self.bytes[..], header_len, packet.as_bytes().len(), id)
+            }
+            (None, None) => (header_len, None),
+        };
         Some(TemplateShape {
-            len: packet.header_len(),
+            len,
             transport_cc_at,
         })
     }
 }
+
+/// Adds a transport-wide sequence number element (`id`, two bytes) to the header at the
+/// start of `buf`; returns the header's length and the number's offset, or the header as it
+/// was and `None` when it cannot take one (a full buffer, an id its block's form cannot
+/// carry).
+fn add_transport_cc(
+    buf: &mut [u8],
+    header_len: usize,
+    packet_len: usize,
+    id: u8,
+) -> (usize, Option<usize>) {
+    // A packet near the largest size keeps its header: the copy must still fit.
+    if packet_len + MAX_GROWTH > MAX_PACKET {
+        return (header_len, None);
+    }
+    match rtc_core::rtp::add_extension(buf, header_len, id, 2) {
+        Some((len, at)) => (len, Some(at)),
+        None => (header_len, None),
+    }
+}
+
+/// The most a header grows by an added transport-wide number (a new block: 4 bytes of block
+/// header and 4 of element).
+const MAX_GROWTH: usize = 8;
 
 /// The router's state that one packet's fan-out borrows besides the track.
 #[derive(Debug)]
@@ -301,8 +335,23 @@ pub(crate) fn write_copy<T: AsRef<[u8]>>(
     let media_ssrc = subscription.media_ssrc;
     let rtx_seq = &mut subscription.rtx_seq;
     let queued = out.push_with(subscription.subscriber, TransmitKind::Rtp, |buf| {
+        let mut view = packet.copy_header_into(buf)?;
+        view.remap_extension_ids(|id| ext_map.get(usize::from(id)).copied().filter(|&to| to != 0));
+        let start = view.as_bytes().as_ptr() as usize;
+        let found = transport_cc_id
+            .and_then(|id| view.extension_mut(id))
+            .filter(|value| value.len() >= 2)
+            .map(|value| value.as_ptr() as usize - start);
+        let extra = rtx.map_or(0, |_| rtc_core::rtp::rtx::OSN_LEN);
+        let (header_len, transport_cc_at) = match (found, transport_cc_id) {
+            (Some(at), _) => (header_len, Some(at)),
+            (None, Some(id)) => {
+                add_transport_cc(buf, header_len, packet.as_bytes().len() + extra, id)
+            }
+            (None, None) => (header_len, None),
+        };
         let (header, body) = buf.split_at_mut_checked(header_len)?;
-        let mut view = packet.copy_header_into(header)?;
+        let mut view = RtpPacket::parse_header_only(header).ok()?;
         let len = match rtx {
             None => {
                 let copy = body.get_mut(..payload.len())?;
@@ -333,11 +382,9 @@ pub(crate) fn write_copy<T: AsRef<[u8]>>(
             }
         };
         view.set_timestamp(rewritten.timestamp);
-        view.remap_extension_ids(|id| ext_map.get(usize::from(id)).copied().filter(|&to| to != 0));
         send_time.write(&mut view, abs_send_time_id);
-        if let (Some(id), Some(sequence)) = (transport_cc_id, transport_cc_seq)
-            && let Some(value) = view.extension_mut(id)
-            && let Some(bytes) = value.get_mut(..2)
+        if let (Some(at), Some(sequence)) = (transport_cc_at, transport_cc_seq)
+            && let Some(bytes) = buf.get_mut(at..at + 2)
         {
             bytes.copy_from_slice(&sequence.take(now, len).to_be_bytes());
         }
@@ -493,6 +540,70 @@ mod tests {
         assert_eq!(copy.payload(), b"frame data");
         assert_eq!(general.packets_sent, 1);
         assert_eq!(general.octets_sent, 10);
+    }
+
+    #[test]
+    fn copies_of_a_packet_without_a_transport_wide_number_get_one() {
+        let now = crate::test_time::origin();
+        // As FFmpeg sends: no extension block at all; and one with a block but no number.
+        let mut bare = vec![0x80, 96, 0, 9, 0, 0, 0x0b, 0xb8, 0, 0, 0, 10];
+        bare.extend_from_slice(b"frame data");
+        let mut with_mid = vec![
+            0x90, 96, 0, 9, 0, 0, 0x0b, 0xb8, 0, 0, 0, 10, 0xbe, 0xde, 0, 1,
+        ];
+        with_mid.extend_from_slice(&[0x10, b'1', 0, 0]);
+        with_mid.extend_from_slice(b"frame data");
+        for bytes in [bare, with_mid] {
+            let view = RtpPacket::parse(&bytes[..]).unwrap();
+            let source = SourcePacket {
+                source: Ssrc(10),
+                seq: SeqNo(9),
+                timestamp: 3000,
+            };
+            let mut subscriptions = [subscription(1, 6)];
+            let (mut template, mut counters) = (
+                HeaderTemplate::default(),
+                [TransportSequence::starting_at(500)],
+            );
+            let (mut events, mut out) = (EventQueue::default(), TransmitQueue::with_capacity(4));
+            let fan_out = FanOut {
+                template: &mut template,
+                counters: &mut counters,
+                events: &mut events,
+                out: &mut out,
+                picture: None,
+                send_time: AbsSendTime([7, 8, 9]),
+            };
+            let view_copies = forward(
+                now,
+                TrackId(1),
+                0,
+                &view,
+                source,
+                &mut subscriptions,
+                fan_out,
+            );
+            assert_eq!(view_copies, 1);
+            // A retransmission through the general path gets the next number.
+            let mut general = subscription(2, 6);
+            assert!(write_copy(
+                now,
+                &mut general,
+                source,
+                &view,
+                Some(&mut counters[0]),
+                &mut out,
+                (Numbering::Fresh, AbsSendTime([7, 8, 9])),
+                None,
+            ));
+            for (transmit, number) in out.as_slice().iter().zip([500u16, 501]) {
+                let copy = RtpPacket::parse(transmit.packet()).unwrap();
+                assert_eq!(copy.extension(6), Some(&number.to_be_bytes()[..]));
+                assert_eq!(copy.extension(1), None, "mid is dropped");
+                assert_eq!(copy.payload(), b"frame data");
+                assert_eq!(copy.ssrc(), Ssrc(1000));
+            }
+        }
     }
 
     #[test]

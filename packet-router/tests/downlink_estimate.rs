@@ -457,11 +457,6 @@ fn a_downlink_too_slow_for_the_lowest_layer_pauses_the_track_until_it_opens() {
     assert_eq!(run.width_at(Duration::from_secs(69)), 1280, "{line}");
 }
 
-/// The widths of every track at `at`.
-fn widths(run: &Run, tracks: usize, at: Duration) -> Vec<u16> {
-    (0..tracks).map(|t| run.width_of(t, at)).collect()
-}
-
 #[test]
 fn three_publishers_share_the_downlink_by_priority_the_dominant_speaker_first() {
     // 1.9 Mbit/s: room for one top layer and two lowest (1.5 Mbit/s), not for a second
@@ -499,13 +494,22 @@ fn three_publishers_share_the_downlink_by_priority_the_dominant_speaker_first() 
     // estimate halves and grows again, and meanwhile the others share what the speaker's
     // top layer does not fit. The speaker stays first throughout.
     run.assert_speaker_first(2, Duration::from_secs(23), Duration::from_secs(40), 50);
-    // On 250 kbit/s only the speaker's video flows, at its lowest layer: within 7 s, as the
-    // loss-based limit takes the estimate down by about a tenth a second once the queue is
-    // full and the delay no longer grows.
-    for second in 47..55 {
-        let at = Duration::from_secs(second);
-        assert_eq!(widths(&run, 3, at), [0, 0, 320], "{second} s: {line}");
-    }
+    // On 250 kbit/s only the speaker's video flows, at its lowest layer, from 2 s after the
+    // step (the layers too big stop at once on a congested link). A probe may resume
+    // another track for a moment, which the estimate then takes back: at most a tenth of
+    // the samples.
+    let narrow: Vec<&Sample> = run
+        .samples
+        .iter()
+        .filter(|s| s.at >= Duration::from_secs(42))
+        .collect();
+    assert!(narrow.iter().all(|s| s.widths[2] == 320), "{line}");
+    let only_speaker = narrow.iter().filter(|s| s.widths == [0, 0, 320]).count();
+    assert!(
+        only_speaker * 10 >= narrow.len() * 9,
+        "{only_speaker} of {}: {line}",
+        narrow.len()
+    );
 }
 
 impl Run {

@@ -71,6 +71,16 @@ pub(crate) struct SessionAllocation {
     last_change_at: Option<Instant>,
 }
 
+/// What a probe is sized from, in bits per second: the estimate, the budget the tracks
+/// were allocated within, what they want, and the media sent now (audio included).
+#[derive(Debug, Clone, Copy)]
+struct ProbeRates {
+    estimate: u64,
+    budget: u64,
+    wanted: u64,
+    media: u64,
+}
+
 /// A probe cluster in progress: padding on an RTX stream, sent in steps.
 #[derive(Debug, Clone, Copy)]
 struct Probe {
@@ -181,8 +191,10 @@ impl Router {
         }
     }
 
-    /// Runs the allocation of every session with an estimate whose last run is old (a
-    /// paused session gets no feedback: this is how its probes start). Called once a second.
+    /// Runs the allocation of every session with an estimate whose last run is old, or that
+    /// never had one while a new track waits at its lowest layer (a paused session gets no
+    /// feedback: this is how its probes start; a session whose feedback never comes is
+    /// allocated on the start estimate). Called once a second.
     pub(super) fn reallocate_stale(&mut self, now: Instant) {
         const MAX_PER_CALL: usize = 256;
         let mut stale = [None; MAX_PER_CALL];
@@ -332,6 +344,11 @@ impl Router {
             .hold_up_until
             .is_some_and(|until| now < until)
             && raw_used > routes.allocation.held_bps;
+        // The estimate fell: the link is congested now.
+        let congested = routes
+            .allocation
+            .last_run
+            .is_some_and(|(_, last)| (estimate as f64) < last as f64 * (1.0 - REALLOCATE_CHANGE));
         let mut down_switch = false;
         let mut up_switch = false;
         let mut changed = false;
@@ -380,6 +397,17 @@ impl Router {
                     continue;
                 };
                 let resumed = std::mem::take(&mut subscription.choice.paused);
+                // Going down on a congested link, the layer too big for it stops at once
+                // rather than at the lower layer's keyframe: its packets would keep the queue
+                // full and lossy, and that keyframe would come through it damaged (a stall of
+                // seconds, against one keyframe's wait).
+                if congested
+                    && current_rank.is_some_and(|current| rank < current)
+                    && subscription.layer != crate::simulcast::NO_LAYER
+                {
+                    subscription.layer = crate::simulcast::NO_LAYER;
+                    subscription.choice.reset_target();
+                }
                 // The top layer needs no cap: a layer that appears above it is taken too.
                 let cap = (rank < top).then_some(rank);
                 if subscription
@@ -395,9 +423,7 @@ impl Router {
         if let Some(routes) = self.sessions.get_mut(&subscriber) {
             // A down-switch because the estimate fell holds up-switches back for a while;
             // one because a layer turned out bigger than the estimate does not.
-            let estimate_fell = routes.allocation.last_run.is_some_and(|(_, last)| {
-                (estimate as f64) < last as f64 * (1.0 - REALLOCATE_CHANGE)
-            });
+            let estimate_fell = congested;
             routes.allocation.last_run = Some((now, estimate));
             if up_switch {
                 routes.allocation.probe_interval = None;
@@ -428,19 +454,33 @@ impl Router {
             loss_per_mille: (loss * 1000.0) as u16,
             paused: u16::try_from(paused).unwrap_or(u16::MAX),
         });
-        self.consider_probe(now, subscriber, estimate, budget, wanted_bps);
+        // What is sent now: the audio and each track's layer forwarded.
+        let media = audio_bps
+            + demands
+                .iter()
+                .zip(&raw_rates)
+                .take(count)
+                .filter(|(d, _)| !d.4)
+                .filter_map(|(d, rates)| rates.get(d.3?).copied().flatten())
+                .sum::<u64>();
+        let rates = ProbeRates {
+            estimate,
+            budget,
+            wanted: wanted_bps,
+            media,
+        };
+        self.consider_probe(now, subscriber, rates);
     }
 
     /// Starts a probe cluster when the tracks want more than the estimate allows, the delay
     /// is steady and the last probe is a while ago.
-    fn consider_probe(
-        &mut self,
-        now: Instant,
-        subscriber: SessionId,
-        estimate: u64,
-        budget: u64,
-        wanted: u64,
-    ) {
+    fn consider_probe(&mut self, now: Instant, subscriber: SessionId, rates: ProbeRates) {
+        let ProbeRates {
+            estimate,
+            budget,
+            wanted,
+            media,
+        } = rates;
         let Some(routes) = self.sessions.get_mut(&subscriber) else {
             return;
         };
@@ -471,12 +511,19 @@ impl Router {
         {
             return;
         }
+        // The path carries the media and the padding together: the padding makes up the
+        // difference between what is sent and the rate probed for, and the result counts
+        // both.
         let shortfall = wanted - budget;
         let target = ((estimate + shortfall) as f64 * PROBE_OVERSHOOT)
             .min(estimate as f64 * PROBE_MAX_FACTOR);
+        let padding = target - media as f64;
+        if padding <= 0.0 {
+            return;
+        }
         let steps = (PROBE_DURATION.as_micros() / PROBE_STEP.as_micros()).max(1) as usize;
-        let bytes = (target * PROBE_DURATION.as_secs_f64() / 8.0) as usize;
-        let cluster = estimator.start_probe(now);
+        let bytes = (padding * PROBE_DURATION.as_secs_f64() / 8.0) as usize;
+        let cluster = estimator.start_probe(now, media);
         allocation.last_probe_at = Some(now);
         allocation.probe_interval = Some((interval * 2).min(LONGEST_PROBE_INTERVAL));
         allocation.probe = Some(Probe {

@@ -1,9 +1,10 @@
 //! Fuzz harness for the rtp module: parses with and without padding validation, reads every
 //! accessor, walks the extensions, rewrites a copy in place (setters, extension ids, an
-//! element's data) and checks the copy still parses to the same layout, and feeds sequence
-//! numbers and timestamps to the unwrappers.
+//! element's data) and checks the copy still parses to the same layout, adds an extension
+//! element to a copy of the header and checks every element is still read, and feeds
+//! sequence numbers and timestamps to the unwrappers.
 
-use crate::rtp::{RtpPacket, SeqNoUnwrapper, TimestampUnwrapper, header_len};
+use crate::rtp::{RtpPacket, SeqNoUnwrapper, TimestampUnwrapper, add_extension, header_len};
 use crate::{Pt, Ssrc};
 
 /// Largest input rewritten in the stack copy.
@@ -45,6 +46,30 @@ pub fn run(data: &[u8]) {
         assert_eq!(reparsed.payload(), packet.payload());
         assert_eq!(reparsed.ssrc(), Ssrc(0x1234_5678));
         assert!(reparsed.extensions().count() <= packet.extensions().count());
+    }
+
+    // An element added to the header (a transport-wide number, as the router adds one):
+    // the header still parses, the new element reads back, the old ones are unchanged.
+    let id = data.last().map_or(1, |b| b % 16);
+    let mut grown = [0u8; COPY_LEN];
+    let header_len = packet.header_len();
+    if let (Some(dst), Some(src)) = (grown.get_mut(..header_len), data.get(..header_len)) {
+        dst.copy_from_slice(src);
+        if let Some((len, at)) = add_extension(&mut grown, header_len, id, 2) {
+            assert!(len >= header_len && len <= header_len + 8);
+            if let Some(value) = grown.get_mut(at..at + 2) {
+                value.copy_from_slice(&[0xca, 0xfe]);
+            }
+            let reparsed = RtpPacket::parse_header_only(grown.get(..len).unwrap_or_default())
+                .unwrap_or_else(|_| unreachable!());
+            assert_eq!(reparsed.header_len(), len);
+            if packet.extension(id).is_none() {
+                assert_eq!(reparsed.extension(id), Some(&[0xca, 0xfe][..]));
+            }
+            for (old, value) in packet.extensions().filter(|(old, _)| *old != id) {
+                assert_eq!(reparsed.extension(old), Some(value));
+            }
+        }
     }
 
     let mut seqs = SeqNoUnwrapper::new();

@@ -169,6 +169,28 @@ pub(super) fn element_mut(form: ExtensionForm, block: &mut [u8], id: u8) -> Opti
     }
 }
 
+/// Where the last element of `block` ends (0 for none): new elements go after it. `None`
+/// when the walk stops early (the one-byte id 15, or a malformed block), since an element
+/// written after that would not be read.
+pub(super) fn used_len(form: ExtensionForm, block: &[u8]) -> Option<usize> {
+    let mut pos = 0;
+    let mut used = 0;
+    loop {
+        match step(form, block, pos) {
+            Step::Element { data: (_, end), .. } => {
+                pos = end;
+                used = end;
+            }
+            Step::End => {
+                // End of the block, or an id-15 element (a non-zero byte left unread).
+                let rest = block.get(pos..).unwrap_or_default();
+                return rest.iter().all(|&b| b == 0).then_some(used);
+            }
+            Step::Malformed => return None,
+        }
+    }
+}
+
 /// Rewrites each element's id through `map`; unmapped elements become padding.
 pub(super) fn remap(form: ExtensionForm, block: &mut [u8], mut map: impl FnMut(u8) -> Option<u8>) {
     let mut pos = 0;

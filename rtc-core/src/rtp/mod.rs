@@ -99,6 +99,69 @@ pub fn header_len(packet: &[u8]) -> Result<usize, RtpError> {
     Ok(len)
 }
 
+/// Adds a header-extension element with `id` and `data_len` zero bytes of data to the
+/// header at the start of `buf` (`header_len` long, as a parsed packet's header is, with
+/// nothing after it that matters): into the extension block's padding when it fits there,
+/// else by growing the block, or by adding a one-byte block when there is none. Returns the
+/// new header length and the offset of the element's data. `None` (and `buf` unchanged)
+/// when `buf` has no room, the block's form cannot carry the id or length, or the block
+/// stops processing early (a one-byte id 15).
+pub fn add_extension(
+    buf: &mut [u8],
+    header_len: usize,
+    id: u8,
+    data_len: usize,
+) -> Option<(usize, usize)> {
+    let first = *buf.first()?;
+    let block_at = FIXED_HEADER_LEN + 4 * usize::from(first & 0x0f);
+    let round_up = |n: usize| n.div_ceil(4) * 4;
+    let one_byte_fits = (1..=14).contains(&id) && (1..=16).contains(&data_len);
+    // The element header of each form, its length byte being the data length (less one in
+    // the one-byte form).
+    let one_byte_header = (id << 4) | (data_len.saturating_sub(1) as u8 & 0x0f);
+    if first & 0x10 == 0 {
+        if header_len != block_at || !one_byte_fits {
+            return None;
+        }
+        let elements = round_up(1 + data_len);
+        let new_len = block_at + 4 + elements;
+        let block = buf.get_mut(block_at..new_len)?;
+        block.fill(0);
+        let words = u16::try_from(elements / 4).ok()?;
+        let [p0, p1] = 0xBEDE_u16.to_be_bytes();
+        let [w0, w1] = words.to_be_bytes();
+        if let [b0, b1, b2, b3, element, ..] = block {
+            (*b0, *b1, *b2, *b3, *element) = (p0, p1, w0, w1, one_byte_header);
+        }
+        if let Some(first) = buf.first_mut() {
+            *first |= 0x10;
+        }
+        return Some((new_len, block_at + 5));
+    }
+    let profile = buf.get(block_at..block_at + 2)?;
+    let form =
+        ExtensionForm::from_profile(u16::from_be_bytes([*profile.first()?, *profile.get(1)?]));
+    let element_header: &[u8] = match form {
+        ExtensionForm::OneByte if one_byte_fits => &[one_byte_header],
+        ExtensionForm::TwoByte if id != 0 && data_len <= 255 => &[id, data_len as u8],
+        _ => return None,
+    };
+    let elements_at = block_at + 4;
+    let used = ext::used_len(form, buf.get(elements_at..header_len)?)?;
+    let start = elements_at + used;
+    let end = start + element_header.len() + data_len;
+    let new_len = header_len.max(elements_at + round_up(end - elements_at));
+    let words = u16::try_from((new_len - elements_at) / 4).ok()?;
+    let element = buf.get_mut(start..new_len)?;
+    element.fill(0);
+    element
+        .get_mut(..element_header.len())?
+        .copy_from_slice(element_header);
+    buf.get_mut(block_at + 2..block_at + 4)?
+        .copy_from_slice(&words.to_be_bytes());
+    Some((new_len, start + element_header.len()))
+}
+
 /// A borrowed view over an RTP packet, validated once at construction.
 ///
 /// After [`RtpPacket::parse`] (or [`RtpPacket::parse_header_only`]) succeeded, no accessor

@@ -340,3 +340,74 @@ fn padded_packet_agrees_with_rtc_rtp() {
     assert_eq!(ours.payload(), &theirs.payload[..]);
     assert_eq!(ours.padding_len(), 4);
 }
+
+/// A packet with `header` (fixed part and any extension block) and a 4-byte payload, as
+/// `add_extension` leaves room for it: the header first, the rest of the buffer free.
+fn with_room(header: &[u8]) -> Vec<u8> {
+    let mut buf = header.to_vec();
+    buf.resize(header.len() + 64, 0xEE);
+    buf
+}
+
+#[test]
+fn add_extension_adds_a_block_grows_one_or_uses_its_padding() {
+    let fixed = [0x80, 96, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3];
+    let payload = [1, 2, 3, 4];
+    // The same with the X bit, for a block.
+    let mut extended = fixed;
+    extended[0] |= 0x10;
+    let fixed_x = extended;
+    // (header, id, data length) -> the new header length.
+    let one_byte_with_padding = [
+        &fixed_x[..],
+        &[0xBE, 0xDE, 0, 2, 0x10, 0xAA, 0, 0, 0, 0, 0, 0],
+    ]
+    .concat();
+    let one_byte_full = [&fixed_x[..], &[0xBE, 0xDE, 0, 1, 0x12, 0xAA, 0xBB, 0xCC]].concat();
+    let two_byte = [&fixed_x[..], &[0x10, 0x00, 0, 1, 1, 1, 0xAA, 0]].concat();
+    let cases: [(&[u8], u8, usize, usize); 4] = [
+        (&fixed, 5, 2, 20),
+        (&one_byte_with_padding, 5, 2, 24),
+        (&one_byte_full, 5, 2, 24),
+        (&two_byte, 200, 2, 24),
+    ];
+    for (header, id, data_len, new_len) in cases {
+        let mut buf = with_room(header);
+        let (len, at) =
+            add_extension(&mut buf, header.len(), id, data_len).expect("an element is added");
+        assert_eq!(len, new_len, "{header:02x?}");
+        buf[at..at + data_len].copy_from_slice(&[0x12, 0x34][..data_len]);
+        buf.truncate(len);
+        buf.extend_from_slice(&payload);
+        let packet = RtpPacket::parse(&buf[..]).expect("still a valid packet");
+        assert_eq!(
+            packet.extension(id),
+            Some(&[0x12, 0x34][..data_len]),
+            "{header:02x?}"
+        );
+        assert_eq!(packet.payload(), &payload);
+        // What was there stays.
+        let original = RtpPacket::parse_header_only(header).unwrap();
+        for (old_id, data) in original.extensions() {
+            assert_eq!(packet.extension(old_id), Some(data));
+        }
+    }
+}
+
+#[test]
+fn add_extension_refuses_what_it_cannot_write() {
+    let fixed = [0x80, 96, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3];
+    let fixed_x = [0x90, 96, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3];
+    // An id the one-byte form cannot carry, in a new block.
+    assert_eq!(add_extension(&mut with_room(&fixed), 12, 15, 2), None);
+    // No room after the header.
+    let mut tight = fixed.to_vec();
+    assert_eq!(add_extension(&mut tight, 12, 5, 2), None);
+    assert_eq!(tight, fixed);
+    // A block whose processing stops at id 15: an element after it would not be read.
+    let stopped = [&fixed_x[..], &[0xBE, 0xDE, 0, 1, 0xF0, 0x11, 0, 0]].concat();
+    assert_eq!(add_extension(&mut with_room(&stopped), 20, 5, 2), None);
+    // A profile that is not RFC 8285.
+    let other = [&fixed_x[..], &[0x12, 0x34, 0, 1, 1, 2, 3, 4]].concat();
+    assert_eq!(add_extension(&mut with_room(&other), 20, 5, 2), None);
+}
