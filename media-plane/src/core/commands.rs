@@ -178,25 +178,8 @@ impl WorkerCore {
         track: TrackId,
         cap: LayerCap,
     ) -> Result<(), SfuError> {
-        let session = self.sessions.get_mut(&id).ok_or(SfuError::UnknownSession)?;
-        if matches!(session.role, SessionRole::Publisher { .. }) {
-            return Err(SfuError::UnknownSession);
-        }
-        if self.router.track_kind(track).is_none() {
-            return Err(SfuError::UnknownTrack);
-        }
-        match session.layer_caps.iter_mut().find(|(t, _)| *t == track) {
-            Some(kept) => kept.1 = cap,
-            None => {
-                // One cap per track; a session receives at most a few hundred.
-                if session.layer_caps.len() >= MAX_SUBSCRIBER_SLOTS {
-                    return Err(SfuError::TooManyTracks);
-                }
-                session.layer_caps.push((track, cap));
-            }
-        }
-        if let Some(&(_, subscription)) = session.bound.iter().find(|(t, _)| *t == track) {
-            // The subscription exists (it was bound and not removed since).
+        let subscription = self.keep_per_track(id, track, cap, |s| &mut s.layer_caps)?;
+        if let Some(subscription) = subscription {
             apply_layer_cap(&mut self.router, subscription, cap);
         }
         Ok(())
@@ -209,6 +192,23 @@ impl WorkerCore {
         track: TrackId,
         view: TrackView,
     ) -> Result<(), SfuError> {
+        let subscription = self.keep_per_track(id, track, view, |s| &mut s.track_views)?;
+        if let Some(subscription) = subscription {
+            let _ = self.router.set_track_view(now, subscription, view);
+        }
+        Ok(())
+    }
+
+    /// Keeps `value` for `track` in the receiving session `id`'s list that `list` picks
+    /// (applied when the track is bound, and kept across renegotiations); returns the
+    /// subscription to apply it to now, when the track is bound.
+    fn keep_per_track<V>(
+        &mut self,
+        id: SessionId,
+        track: TrackId,
+        value: V,
+        list: impl FnOnce(&mut Session) -> &mut Vec<(TrackId, V)>,
+    ) -> Result<Option<SubscriptionId>, SfuError> {
         let session = self.sessions.get_mut(&id).ok_or(SfuError::UnknownSession)?;
         if matches!(session.role, SessionRole::Publisher { .. }) {
             return Err(SfuError::UnknownSession);
@@ -216,19 +216,24 @@ impl WorkerCore {
         if self.router.track_kind(track).is_none() {
             return Err(SfuError::UnknownTrack);
         }
-        match session.track_views.iter_mut().find(|(t, _)| *t == track) {
-            Some(kept) => kept.1 = view,
+        let bound = session
+            .bound
+            .iter()
+            .find(|(t, _)| *t == track)
+            .map(|&(_, subscription)| subscription);
+        let kept = list(session);
+        match kept.iter_mut().find(|(t, _)| *t == track) {
+            Some(entry) => entry.1 = value,
             None => {
-                if session.track_views.len() >= MAX_SUBSCRIBER_SLOTS {
+                // One entry per track; a session receives at most a few hundred.
+                if kept.len() >= MAX_SUBSCRIBER_SLOTS {
                     return Err(SfuError::TooManyTracks);
                 }
-                session.track_views.push((track, view));
+                kept.push((track, value));
             }
         }
-        if let Some(&(_, subscription)) = session.bound.iter().find(|(t, _)| *t == track) {
-            let _ = self.router.set_track_view(now, subscription, view);
-        }
-        Ok(())
+        // The subscription exists (it was bound and not removed since).
+        Ok(bound)
     }
 
     fn set_publisher_max_bitrate(
