@@ -123,9 +123,6 @@ struct Cluster {
     last_arrival_us: i64,
     first_arrival_bytes: u64,
     bytes_received: u64,
-    /// The media sent alongside the cluster's padding, in bits per second: the path carried
-    /// it too.
-    media_bps: u64,
 }
 
 impl Cluster {
@@ -150,7 +147,7 @@ impl Cluster {
         } else {
             send_bps.min(receive_bps)
         };
-        Some(rate as u64 + self.media_bps)
+        Some(rate as u64)
     }
 }
 
@@ -254,9 +251,8 @@ impl SendSideEstimator {
         self.cluster.is_some()
     }
 
-    /// Starts a probe cluster at `now` beside `media_bps` of media; the copies sent for it are
-    /// recorded with its id, and its result is what they measure plus the media.
-    pub fn start_probe(&mut self, now: Instant, media_bps: u64) -> u32 {
+    /// Starts a probe cluster at `now`; the copies sent for it are recorded with its id.
+    pub fn start_probe(&mut self, now: Instant) -> u32 {
         let now_us = self.micros(now);
         let floor = (self.estimate() as f64 * PROBE_FLOOR) as u64;
         self.probe_floor = Some((now_us + PROBE_GUARD_US, floor));
@@ -264,7 +260,6 @@ impl SendSideEstimator {
         self.next_cluster = self.next_cluster.wrapping_add(1);
         self.cluster = Some(Cluster {
             id,
-            media_bps,
             ..Cluster::default()
         });
         id

@@ -72,13 +72,12 @@ pub(crate) struct SessionAllocation {
 }
 
 /// What a probe is sized from, in bits per second: the estimate, the budget the tracks
-/// were allocated within, what they want, and the media sent now (audio included).
+/// were allocated within, and what they want.
 #[derive(Debug, Clone, Copy)]
 struct ProbeRates {
     estimate: u64,
     budget: u64,
     wanted: u64,
-    media: u64,
 }
 
 /// A probe cluster in progress: padding on an RTX stream, sent in steps.
@@ -454,20 +453,10 @@ impl Router {
             loss_per_mille: (loss * 1000.0) as u16,
             paused: u16::try_from(paused).unwrap_or(u16::MAX),
         });
-        // What is sent now: the audio and each track's layer forwarded.
-        let media = audio_bps
-            + demands
-                .iter()
-                .zip(&raw_rates)
-                .take(count)
-                .filter(|(d, _)| !d.4)
-                .filter_map(|(d, rates)| rates.get(d.3?).copied().flatten())
-                .sum::<u64>();
         let rates = ProbeRates {
             estimate,
             budget,
             wanted: wanted_bps,
-            media,
         };
         self.consider_probe(now, subscriber, rates);
     }
@@ -479,7 +468,6 @@ impl Router {
             estimate,
             budget,
             wanted,
-            media,
         } = rates;
         let Some(routes) = self.sessions.get_mut(&subscriber) else {
             return;
@@ -511,19 +499,12 @@ impl Router {
         {
             return;
         }
-        // The path carries the media and the padding together: the padding makes up the
-        // difference between what is sent and the rate probed for, and the result counts
-        // both.
         let shortfall = wanted - budget;
         let target = ((estimate + shortfall) as f64 * PROBE_OVERSHOOT)
             .min(estimate as f64 * PROBE_MAX_FACTOR);
-        let padding = target - media as f64;
-        if padding <= 0.0 {
-            return;
-        }
         let steps = (PROBE_DURATION.as_micros() / PROBE_STEP.as_micros()).max(1) as usize;
-        let bytes = (padding * PROBE_DURATION.as_secs_f64() / 8.0) as usize;
-        let cluster = estimator.start_probe(now, media);
+        let bytes = (target * PROBE_DURATION.as_secs_f64() / 8.0) as usize;
+        let cluster = estimator.start_probe(now);
         allocation.last_probe_at = Some(now);
         allocation.probe_interval = Some((interval * 2).min(LONGEST_PROBE_INTERVAL));
         allocation.probe = Some(Probe {
