@@ -142,6 +142,8 @@ pub(crate) fn subscribed_stream(
         rtx_ssrc: rtx_ssrc.filter(|_| has_rtx),
         codecs: codec_params(media),
         extensions: extension_ids(media),
+        // Redundant audio (of Opus, the one audio codec forwarded).
+        red_pt: media.codecs.iter().find_map(|c| c.red_pt),
         initial_seq: rng.random(),
         initial_timestamp: rng.random(),
     }

@@ -95,6 +95,10 @@ pub struct MediaStats {
     /// Probe clusters started towards subscribers, and their padding packets.
     pub probes_started: u64,
     pub probe_packets_sent: u64,
+    /// Audio copies sent with redundancy (RED), and times a subscriber session's redundancy
+    /// was turned on or off by its measured loss.
+    pub red_packets_sent: u64,
+    pub red_switches: u64,
 }
 
 impl MediaStats {
@@ -156,6 +160,8 @@ impl MediaStats {
             allocation_changes,
             probes_started,
             probe_packets_sent,
+            red_packets_sent,
+            red_switches,
         } = other;
         // Destructuring above makes a new counter a compile error until it is summed here.
         for (total, value) in [
@@ -212,6 +218,8 @@ impl MediaStats {
             (&mut self.allocation_changes, allocation_changes),
             (&mut self.probes_started, probes_started),
             (&mut self.probe_packets_sent, probe_packets_sent),
+            (&mut self.red_packets_sent, red_packets_sent),
+            (&mut self.red_switches, red_switches),
         ] {
             *total += *value;
         }
@@ -235,5 +243,7 @@ impl MediaStats {
         self.allocation_changes = router.allocation_changes;
         self.probes_started = router.probes_started;
         self.probe_packets_sent = router.probe_packets_sent;
+        self.red_packets_sent = router.red_packets_sent;
+        self.red_switches = router.red_switches;
     }
 }

@@ -72,6 +72,9 @@ pub struct SubscribedStream {
     pub codecs: Vec<CodecParams>,
     /// The subscriber's header-extension ids.
     pub extensions: ExtensionIds,
+    /// The subscriber's payload type of redundant audio (RFC 2198) over its audio codec,
+    /// when negotiated.
+    pub red_pt: Option<Pt>,
     /// Random bases for the subscriber's sequence numbers and timestamps.
     pub initial_seq: u16,
     /// See `initial_seq`.

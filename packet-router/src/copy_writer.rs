@@ -8,6 +8,9 @@
 //! of a track that negotiated the same extension ids share one remapped header per packet,
 //! built once from the parsed view, so a copy is two `memcpy`s and a few fixed-offset
 //! writes. Nothing here parses a packet: every writer takes the view the router parsed.
+//!
+//! An audio track's packet is also built once as a RED payload (RFC 2198, `audio_red.rs`)
+//! when some subscription has redundancy on; those subscriptions get that payload instead.
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +18,7 @@ use rtc_core::Pt;
 use rtc_core::rtp::RtpPacket;
 
 use crate::TrackId;
+use crate::audio_red::{BuiltRed, RedEncoder};
 use crate::event::{EventQueue, RouterEvent};
 use crate::rewrite::{RewrittenPacket, SourcePacket};
 use crate::simulcast::{SourcePicture, write_picture};
@@ -142,6 +146,10 @@ pub(crate) struct FanOut<'a> {
     /// temporal layers (rewritten per subscriber).
     pub(crate) picture: Option<SourcePicture>,
     pub(crate) send_time: AbsSendTime,
+    /// The track's RED payloads (audio tracks, unless redundancy is off), and the count of
+    /// copies sent with redundancy.
+    pub(crate) red: Option<&'a mut RedEncoder>,
+    pub(crate) red_copies: &'a mut u64,
 }
 
 /// Writes the copy of `packet` (`source` in the publisher's numbering, from layer `layer`
@@ -163,6 +171,8 @@ pub(crate) fn forward<T: AsRef<[u8]>>(
         out,
         picture,
         send_time,
+        mut red,
+        red_copies,
     } = fan_out;
     let pt = packet.payload_type();
     // The payload as forwarded: everything after the header, padding included.
@@ -170,6 +180,20 @@ pub(crate) fn forward<T: AsRef<[u8]>>(
         .as_bytes()
         .get(packet.header_len()..)
         .unwrap_or_default();
+    // A padded packet is forwarded as it is (a RED block holds no padding).
+    let plain = packet.padding_len() == 0;
+    let red_payload: Option<BuiltRed<'_>> = match red.as_deref_mut() {
+        Some(encoder)
+            if plain
+                && subscriptions
+                    .iter()
+                    .any(|s| s.layer == layer && s.red.is_some()) =>
+        {
+            let key = (source.seq, source.timestamp, pt);
+            encoder.build(key, payload, packet.header_len() + MAX_GROWTH)
+        }
+        _ => None,
+    };
     let mut copies = 0;
     // The key of the subscribers the template was last built for, and its shape.
     let mut built: Option<(u64, Option<TemplateShape>)> = None;
@@ -191,6 +215,15 @@ pub(crate) fn forward<T: AsRef<[u8]>>(
         };
         let header =
             shape.and_then(|shape| Some((template.bytes.get(..shape.len)?, shape.transport_cc_at)));
+        let redundant = subscription.red.zip(red_payload);
+        let body = match redundant {
+            Some((red_pt, built)) => Body::Red {
+                red_pt,
+                payload: built.payload,
+                redundant_blocks: built.redundant_blocks,
+            },
+            None => Body::Plain(payload),
+        };
         let queued = match header {
             Some(header) => write_fresh_copy(
                 now,
@@ -198,7 +231,7 @@ pub(crate) fn forward<T: AsRef<[u8]>>(
                 source,
                 (pt, picture),
                 header,
-                payload,
+                body,
                 counter,
                 out,
             ),
@@ -217,6 +250,9 @@ pub(crate) fn forward<T: AsRef<[u8]>>(
         };
         if queued {
             copies += 1;
+            if redundant.is_some() && header.is_some() {
+                *red_copies += 1;
+            }
             if subscription.awaiting_first_packet {
                 subscription.awaiting_first_packet = false;
                 events.push(RouterEvent::SubscriptionStarted {
@@ -227,7 +263,24 @@ pub(crate) fn forward<T: AsRef<[u8]>>(
             }
         }
     }
+    if plain && let Some(encoder) = red {
+        encoder.remember(source.seq, source.timestamp, payload);
+    }
     copies
+}
+
+/// What follows a fresh copy's header.
+#[derive(Debug, Clone, Copy)]
+enum Body<'a> {
+    /// The publisher's payload.
+    Plain(&'a [u8]),
+    /// The track's RED payload of the packet, sent with the subscriber's RED payload type
+    /// (its blocks get the subscriber's payload type of the codec).
+    Red {
+        red_pt: Pt,
+        payload: &'a [u8],
+        redundant_blocks: usize,
+    },
 }
 
 /// Writes one subscriber's copy of a packet forwarded for the first time: the header template
@@ -240,12 +293,20 @@ fn write_fresh_copy(
     source: SourcePacket,
     (pt, picture): (Pt, Option<SourcePicture>),
     (header, transport_cc_at): (&[u8], Option<usize>),
-    payload: &[u8],
+    body: Body<'_>,
     transport_cc_seq: Option<&mut TransportSequence>,
     out: &mut TransmitQueue,
 ) -> bool {
-    let Some((out_pt, _)) = subscription.mapped_payload_types(pt) else {
+    let Some((codec_pt, _)) = subscription.mapped_payload_types(pt) else {
         return false;
+    };
+    let (out_pt, payload, red_blocks) = match body {
+        Body::Plain(payload) => (codec_pt, payload, None),
+        Body::Red {
+            red_pt,
+            payload,
+            redundant_blocks,
+        } => (red_pt, payload, Some(redundant_blocks)),
     };
     let Ok(rewritten) = subscription.rewriter.rewrite(now, source) else {
         return false;
@@ -261,6 +322,9 @@ fn write_fresh_copy(
         body.copy_from_slice(payload);
         if let Some((vp9, numbers)) = picture {
             write_picture(body, vp9, numbers);
+        }
+        if let Some(blocks) = red_blocks {
+            rtc_core::rtp::red::set_block_payload_types(body, blocks, codec_pt);
         }
         rtc_core::rtp::write_fixed_fields(buf, out_pt, rewritten.seq, rewritten.timestamp, ssrc)?;
         if let (Some(at), Some(sequence)) = (transport_cc_at, transport_cc_seq) {
@@ -444,6 +508,7 @@ mod tests {
                 transport_cc: Some(transport_cc),
                 ..ExtensionIds::default()
             },
+            red_pt: None,
             initial_seq: 40,
             initial_timestamp: 7,
         };
@@ -470,6 +535,51 @@ mod tests {
         p
     }
 
+    /// The router's state that a fan-out borrows, owned by a test.
+    struct Parts {
+        template: HeaderTemplate,
+        counters: [TransportSequence; 1],
+        events: EventQueue,
+        out: TransmitQueue,
+        red: Option<Box<RedEncoder>>,
+        red_copies: u64,
+    }
+
+    impl Parts {
+        /// One session whose next transport-wide number is `next`.
+        fn new(next: u16) -> Self {
+            Parts {
+                template: HeaderTemplate::default(),
+                counters: [TransportSequence::starting_at(next)],
+                events: EventQueue::default(),
+                out: TransmitQueue::with_capacity(4),
+                red: None,
+                red_copies: 0,
+            }
+        }
+
+        /// Forwards `packet` of layer 0 of track 1 to `subscriptions`.
+        fn forward(
+            &mut self,
+            now: Instant,
+            packet: &RtpPacket<&[u8]>,
+            source: SourcePacket,
+            subscriptions: &mut [Subscription],
+        ) -> usize {
+            let fan_out = FanOut {
+                template: &mut self.template,
+                counters: &mut self.counters,
+                events: &mut self.events,
+                out: &mut self.out,
+                picture: None,
+                send_time: AbsSendTime([7, 8, 9]),
+                red: self.red.as_deref_mut(),
+                red_copies: &mut self.red_copies,
+            };
+            forward(now, TrackId(1), 0, packet, source, subscriptions, fan_out)
+        }
+    }
+
     #[test]
     fn the_template_path_writes_what_the_general_path_writes() {
         let now = crate::test_time::origin();
@@ -481,31 +591,11 @@ mod tests {
             timestamp: 3000,
         };
         let mut subscriptions = [subscription(1, 6), subscription(2, 6)];
-        let (mut template, mut counters) = (
-            HeaderTemplate::default(),
-            [TransportSequence::starting_at(500)],
-        );
-        let (mut events, mut out) = (EventQueue::default(), TransmitQueue::with_capacity(4));
-        let fan_out = FanOut {
-            template: &mut template,
-            counters: &mut counters,
-            events: &mut events,
-            out: &mut out,
-            picture: None,
-            send_time: AbsSendTime([7, 8, 9]),
-        };
-        let copies = forward(
-            now,
-            TrackId(1),
-            0,
-            &view,
-            source,
-            &mut subscriptions,
-            fan_out,
-        );
+        let mut parts = Parts::new(500);
+        let copies = parts.forward(now, &view, source, &mut subscriptions);
         assert_eq!(copies, 2);
         assert_eq!(
-            counters[0].peek(),
+            parts.counters[0].peek(),
             502,
             "the session's counter moved once per copy"
         );
@@ -518,11 +608,11 @@ mod tests {
             source,
             &view,
             Some(&mut counter),
-            &mut out,
+            &mut parts.out,
             (Numbering::Fresh, AbsSendTime([7, 8, 9])),
             None,
         ));
-        let [first, _, third] = out.as_slice() else {
+        let [first, _, third] = parts.out.as_slice() else {
             panic!("three copies");
         };
         assert_eq!(first.packet(), third.packet());
@@ -561,42 +651,22 @@ mod tests {
                 timestamp: 3000,
             };
             let mut subscriptions = [subscription(1, 6)];
-            let (mut template, mut counters) = (
-                HeaderTemplate::default(),
-                [TransportSequence::starting_at(500)],
-            );
-            let (mut events, mut out) = (EventQueue::default(), TransmitQueue::with_capacity(4));
-            let fan_out = FanOut {
-                template: &mut template,
-                counters: &mut counters,
-                events: &mut events,
-                out: &mut out,
-                picture: None,
-                send_time: AbsSendTime([7, 8, 9]),
-            };
-            let view_copies = forward(
-                now,
-                TrackId(1),
-                0,
-                &view,
-                source,
-                &mut subscriptions,
-                fan_out,
-            );
+            let mut parts = Parts::new(500);
+            let view_copies = parts.forward(now, &view, source, &mut subscriptions);
             assert_eq!(view_copies, 1);
-            // A retransmission through the general path gets the next number.
+            // A copy through the general path gets the next number.
             let mut general = subscription(2, 6);
             assert!(write_copy(
                 now,
                 &mut general,
                 source,
                 &view,
-                Some(&mut counters[0]),
-                &mut out,
+                Some(&mut parts.counters[0]),
+                &mut parts.out,
                 (Numbering::Fresh, AbsSendTime([7, 8, 9])),
                 None,
             ));
-            for (transmit, number) in out.as_slice().iter().zip([500u16, 501]) {
+            for (transmit, number) in parts.out.as_slice().iter().zip([500u16, 501]) {
                 let copy = RtpPacket::parse(transmit.packet()).unwrap();
                 assert_eq!(copy.extension(6), Some(&number.to_be_bytes()[..]));
                 assert_eq!(copy.extension(1), None, "mid is dropped");
@@ -604,6 +674,102 @@ mod tests {
                 assert_eq!(copy.ssrc(), Ssrc(1000));
             }
         }
+    }
+
+    /// A subscription of an Opus track the publisher sends as 109, which the subscriber
+    /// knows as 111 and its RED as 63; redundancy on when `red`.
+    fn audio_subscription(id: u64, red: bool) -> Subscription {
+        let published = PublishedStream {
+            kind: MediaKind::Audio,
+            ssrc: Ssrc(20),
+            rtx_ssrc: None,
+            codecs: vec![CodecParams {
+                codec: Codec::Opus,
+                pt: Pt(109),
+                rtx_pt: None,
+            }],
+            extensions: ExtensionIds::default(),
+            nack: false,
+            mid: None,
+            rids: Vec::new(),
+        };
+        let stream = SubscribedStream {
+            ssrc: Ssrc(2000 + id as u32),
+            rtx_ssrc: None,
+            codecs: vec![CodecParams {
+                codec: Codec::Opus,
+                pt: Pt(111),
+                rtx_pt: None,
+            }],
+            extensions: ExtensionIds::default(),
+            red_pt: Some(Pt(63)),
+            initial_seq: 100,
+            initial_timestamp: 0,
+        };
+        let mut subscription = Subscription::new(
+            SubscriptionId(id),
+            SessionId(id),
+            0,
+            stream,
+            &published,
+            48_000,
+        )
+        .unwrap();
+        subscription.attach_to_layer(0, 1);
+        subscription.red = red.then_some(Pt(63));
+        subscription
+    }
+
+    #[test]
+    fn subscriptions_with_redundancy_get_the_shared_red_payload() {
+        use rtc_core::rtp::red::RedPayload;
+        let now = crate::test_time::origin();
+        let mut subscriptions = [audio_subscription(1, true), audio_subscription(2, false)];
+        let mut parts = Parts::new(0);
+        parts.red = Some(RedEncoder::new());
+        for (seq, payload) in [(7u16, b"first"), (8, b"secnd"), (9, b"third")] {
+            let mut bytes = vec![0x80, 109, 0, seq as u8, 0, 0, 0, 0, 0, 0, 0, 20];
+            let timestamp = u32::from(seq) * 960;
+            bytes[4..8].copy_from_slice(&timestamp.to_be_bytes());
+            bytes.extend_from_slice(payload);
+            let view = RtpPacket::parse(&bytes[..]).unwrap();
+            let source = SourcePacket {
+                source: Ssrc(20),
+                seq: SeqNo(u64::from(seq)),
+                timestamp,
+            };
+            parts.out.clear();
+            assert_eq!(parts.forward(now, &view, source, &mut subscriptions), 2);
+        }
+        assert_eq!(
+            parts.red_copies, 3,
+            "one RED copy per packet, to the one subscription"
+        );
+        let [red, plain] = parts.out.as_slice() else {
+            panic!("two copies");
+        };
+        let plain = RtpPacket::parse(plain.packet()).unwrap();
+        assert_eq!(
+            (plain.payload_type(), plain.payload()),
+            (Pt(111), &b"third"[..])
+        );
+        let red = RtpPacket::parse(red.packet()).unwrap();
+        assert_eq!(red.payload_type(), Pt(63));
+        assert_eq!(red.sequence_number(), plain.sequence_number());
+        let blocks: Vec<_> = RedPayload::parse(red.payload()).unwrap().blocks().collect();
+        let read: Vec<_> = blocks
+            .iter()
+            .map(|b| (b.pt, b.timestamp_offset, b.data))
+            .collect();
+        assert_eq!(
+            read,
+            [
+                (Pt(111), 1920, &b"first"[..]),
+                (Pt(111), 960, &b"secnd"[..]),
+                (Pt(111), 0, &b"third"[..])
+            ],
+            "the two packets before, oldest first, in the subscriber's Opus payload type"
+        );
     }
 
     #[test]
@@ -625,45 +791,24 @@ mod tests {
         let view = RtpPacket::parse(&bytes[..]).unwrap();
         let mut subscriptions = [subscription(1, 6), subscription(2, 7)];
         subscriptions[1].layer = 1;
-        let (mut template, mut counters) =
-            (HeaderTemplate::default(), [TransportSequence::default()]);
-        let (mut events, mut out) = (EventQueue::default(), TransmitQueue::with_capacity(4));
+        let mut parts = Parts::new(0);
         for seq in [9, 10] {
             let source = SourcePacket {
                 source: Ssrc(10),
                 seq: SeqNo(seq),
                 timestamp: 3000,
             };
-            let fan_out = FanOut {
-                template: &mut template,
-                counters: &mut counters,
-                events: &mut events,
-                out: &mut out,
-                picture: None,
-                send_time: AbsSendTime([7, 8, 9]),
-            };
             // Only the subscription of layer 0 receives it.
-            assert_eq!(
-                forward(
-                    now,
-                    TrackId(4),
-                    0,
-                    &view,
-                    source,
-                    &mut subscriptions,
-                    fan_out
-                ),
-                1
-            );
+            assert_eq!(parts.forward(now, &view, source, &mut subscriptions), 1);
         }
         assert_eq!(
-            events.pop(),
+            parts.events.pop(),
             Some(RouterEvent::SubscriptionStarted {
                 subscription: SubscriptionId(1),
                 subscriber: SessionId(1),
-                track: TrackId(4),
+                track: TrackId(1),
             })
         );
-        assert_eq!(events.pop(), None);
+        assert_eq!(parts.events.pop(), None);
     }
 }

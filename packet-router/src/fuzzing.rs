@@ -119,6 +119,7 @@ fn subscribed(kind: MediaKind, index: u32) -> SubscribedStream {
             audio_level: Some(10),
             ..ExtensionIds::default()
         },
+        red_pt: None,
         initial_seq: 65_500_u16.wrapping_add(index as u16),
         initial_timestamp: 1_000 * index,
     }

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod allocator;
+pub mod audio_red;
 pub mod bandwidth;
 pub mod config;
 mod copy_writer;
@@ -40,6 +41,7 @@ mod transport_sequence;
 #[cfg(feature = "workload")]
 pub mod workload;
 
+pub use audio_red::AudioRedMode;
 pub use config::{Codec, CodecParams, ExtensionIds, MediaKind, PublishedStream, SubscribedStream};
 pub use event::RouterEvent;
 pub use id_hasher::{IdHashMap, IdHasher};
@@ -137,4 +139,8 @@ pub struct RouterStats {
     /// Probe clusters started, and the padding packets they sent.
     pub probes_started: u64,
     pub probe_packets_sent: u64,
+    /// Audio copies sent with redundancy (RED, RFC 2198), and times a subscriber session's
+    /// redundancy was turned on or off by its measured loss.
+    pub red_packets_sent: u64,
+    pub red_switches: u64,
 }

@@ -42,6 +42,7 @@ use crate::transport_feedback::TransportFeedback;
 use crate::transport_sequence::TransportSequence;
 use crate::{RouterError, RouterStats, SessionId, SubscriptionId, TrackId};
 
+mod audio_red;
 mod bandwidth;
 mod feedback;
 mod simulcast;
@@ -71,6 +72,8 @@ pub struct RouterConfig {
     /// Where the router's track and subscription ids are minted: its node and worker, which
     /// every id carries (see [`rtc_core::IdSpace`]).
     pub ids: rtc_core::IdSpace,
+    /// When subscribers that negotiated redundant audio get it.
+    pub audio_red: crate::AudioRedMode,
 }
 
 impl Default for RouterConfig {
@@ -83,6 +86,7 @@ impl Default for RouterConfig {
             retransmit_budget: RetransmitBudgetConfig::default(),
             layer_timeout: Duration::from_secs(2),
             ids: rtc_core::IdSpace::default(),
+            audio_red: crate::AudioRedMode::default(),
         }
     }
 }
@@ -123,6 +127,8 @@ struct SessionRoutes {
     failed_bindings: u32,
     /// The layer allocation of a subscriber session.
     allocation: bandwidth::SessionAllocation,
+    /// Whether the session's audio subscriptions get redundancy.
+    audio_red: crate::audio_red::AudioRedSwitch,
 }
 
 /// Where a subscription lives: in a track's list, or detached (its track is gone).
@@ -258,6 +264,7 @@ impl Router {
                 counter,
                 failed_bindings: 0,
                 allocation: bandwidth::SessionAllocation::default(),
+                audio_red: crate::audio_red::AudioRedSwitch::default(),
             }
         })
     }
@@ -354,7 +361,8 @@ impl Router {
         if stream.extensions.transport_cc.is_some() {
             self.ensure_estimator(subscriber);
         }
-        let subscription = Subscription::new(
+        let red = self.initial_red(subscriber, stream.red_pt);
+        let mut subscription = Subscription::new(
             id,
             subscriber,
             counter,
@@ -362,6 +370,7 @@ impl Router {
             &published_stream,
             clock_rate,
         )?;
+        subscription.red = red;
         for ssrc in subscription.ssrcs() {
             self.subscription_by_ssrc.insert((subscriber, ssrc), id);
         }
@@ -763,6 +772,8 @@ impl Router {
             events: &mut self.events,
             out,
             picture,
+            red: track.red.as_deref_mut(),
+            red_copies: &mut self.stats.red_packets_sent,
         };
         Ok(crate::copy_writer::forward(
             now,

@@ -40,6 +40,8 @@ pub(crate) struct Subscription {
     pub(crate) rtx_ssrc: Option<Ssrc>,
     /// The subscriber's transport-wide sequence number extension id, if negotiated.
     pub(crate) transport_cc_id: Option<u8>,
+    /// The subscriber's RED payload type while it gets redundant audio (`audio_red.rs`).
+    pub(crate) red: Option<Pt>,
     /// Index of the subscriber's transport-wide sequence number in the router's counters
     /// (shared by the session's subscriptions).
     pub(crate) counter: usize,
@@ -91,6 +93,7 @@ impl Subscription {
             media_ssrc: stream.ssrc,
             rtx_ssrc: stream.rtx_ssrc,
             transport_cc_id: stream.extensions.transport_cc,
+            red: None,
             counter,
             layer: 0,
             awaiting_first_packet: true,
@@ -443,6 +446,7 @@ mod tests {
             rtx_ssrc: Some(Ssrc(2000)),
             codecs,
             extensions,
+            red_pt: None,
             initial_seq: 500,
             initial_timestamp: 0,
         }

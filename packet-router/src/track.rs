@@ -12,6 +12,7 @@ use rtc_core::codec::Resolution;
 use rtc_core::media_api::TrackPriority;
 use rtc_core::{Pt, SeqNo, Ssrc};
 
+use crate::audio_red::{AudioRedMode, RedEncoder};
 use crate::config::{MediaKind, PublishedStream};
 use crate::event::{EventQueue, RouterEvent};
 use crate::layer::{Layer, StreamRole};
@@ -44,6 +45,8 @@ pub(crate) struct Track {
     /// Its priority in every subscriber's allocation (signaling sets it: screen share,
     /// dominant speaker...).
     pub(crate) priority: TrackPriority,
+    /// The RED payloads of an audio track, unless redundant audio is off.
+    pub(crate) red: Option<Box<RedEncoder>>,
 }
 
 impl Track {
@@ -87,6 +90,7 @@ impl Track {
                 .map(|_| Layer::new(None, None, stream.kind, clock_rate, config))
                 .collect()
         };
+        let stream_kind = stream.kind;
         Ok(Track {
             publisher,
             clock_rate,
@@ -100,6 +104,8 @@ impl Track {
             audio_packets: 0,
             audio_voiced: 0,
             priority: TrackPriority::NORMAL,
+            red: (stream_kind == MediaKind::Audio && config.audio_red != AudioRedMode::Off)
+                .then(RedEncoder::new),
         })
     }
 
@@ -552,6 +558,7 @@ mod tests {
             rtx_ssrc: None,
             codecs: track.stream.codecs.clone(),
             extensions: ExtensionIds::default(),
+            red_pt: None,
             initial_seq: 0,
             initial_timestamp: 0,
         };

@@ -286,6 +286,7 @@ fn subscriber_stream(i: usize) -> SubscribedStream {
             transport_cc: Some(7),
             ..ExtensionIds::default()
         },
+        red_pt: None,
         initial_seq: i as u16,
         initial_timestamp: i as u32,
     }

@@ -72,6 +72,7 @@ fn subscriber_stream() -> SubscribedStream {
             transport_cc: Some(TWCC_ID),
             ..ExtensionIds::default()
         },
+        red_pt: None,
         initial_seq: 1,
         initial_timestamp: 0,
     }

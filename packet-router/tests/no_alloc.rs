@@ -1,7 +1,7 @@
 //! The forwarding path allocates nothing: after warm-up, thousands of packets routed to
 //! several subscribers (with RTX repairs, subscriber NACKs and timers in between) leave the
 //! allocation counter of this test binary unchanged. The same holds for a rid-simulcast
-//! track whose subscribers switch layers all along.
+//! track whose subscribers switch layers all along, and for audio sent with redundancy.
 #![allow(unsafe_code)] // A counting global allocator needs `unsafe impl GlobalAlloc`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use packet_router::{
-    Codec, CodecParams, ExtensionIds, MediaKind, PublishedStream, Router, RouterConfig, SessionId,
-    SubscribedStream, TransmitQueue,
+    AudioRedMode, Codec, CodecParams, ExtensionIds, MediaKind, PublishedStream, Router,
+    RouterConfig, SessionId, SubscribedStream, TransmitQueue,
 };
 use rtc_core::{Pt, Ssrc};
 
@@ -135,6 +135,7 @@ fn forwarding_allocates_nothing_per_packet() {
                     rtx_ssrc: Some(Ssrc(2000 + i as u32)),
                     codecs: codecs.clone(),
                     extensions,
+                    red_pt: None,
                     initial_seq: i as u16,
                     initial_timestamp: 0,
                 },
@@ -229,6 +230,104 @@ fn forwarding_allocates_nothing_per_packet() {
 }
 
 #[test]
+fn redundant_audio_allocates_nothing_per_packet() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const SUBSCRIBERS: u64 = 8;
+    let mut now = origin();
+    let mut router = Router::new(RouterConfig {
+        audio_red: AudioRedMode::Always,
+        ..RouterConfig::default()
+    });
+    let mut out = TransmitQueue::with_capacity(64);
+    let codecs = vec![CodecParams {
+        codec: Codec::Opus,
+        pt: Pt(111),
+        rtx_pt: None,
+    }];
+    let extensions = ExtensionIds {
+        transport_cc: Some(3),
+        ..ExtensionIds::default()
+    };
+    let publisher = SessionId(1);
+    let published = PublishedStream {
+        kind: MediaKind::Audio,
+        ssrc: Ssrc(10),
+        rtx_ssrc: None,
+        codecs: codecs.clone(),
+        extensions,
+        nack: false,
+        mid: None,
+        rids: Vec::new(),
+    };
+    let track = router
+        .add_published_stream(now, publisher, published)
+        .expect("track");
+    for i in 0..SUBSCRIBERS {
+        // Half of them negotiated RED.
+        let stream = SubscribedStream {
+            ssrc: Ssrc(1000 + i as u32),
+            rtx_ssrc: None,
+            codecs: codecs.clone(),
+            extensions,
+            red_pt: (i % 2 == 0).then_some(Pt(63)),
+            initial_seq: i as u16,
+            initial_timestamp: 0,
+        };
+        router
+            .subscribe(now, SessionId(100 + i), track, stream, &mut out)
+            .expect("subscribed");
+    }
+    // 20 ms Opus packets of 60 to 160 bytes; every 25th is missing (the run of redundancy
+    // starts again after it).
+    let mut stream: Vec<Vec<u8>> = (0..5_000u16)
+        .filter(|seq| seq % 25 != 7)
+        .map(|seq| {
+            packet(
+                10,
+                111,
+                seq,
+                u32::from(seq) * 960,
+                60 + usize::from(seq % 100),
+            )
+        })
+        .collect();
+    let run = |router: &mut Router,
+               out: &mut TransmitQueue,
+               now: &mut Instant,
+               packets: &mut [Vec<u8>]| {
+        let mut forwarded = 0usize;
+        for p in packets.iter_mut() {
+            out.clear();
+            *now += Duration::from_millis(20);
+            forwarded += router.handle_rtp(*now, publisher, p, out).unwrap_or(0);
+            if router.poll_timeout().is_some_and(|at| at <= *now) {
+                router.handle_timeout(*now, out);
+            }
+            while router.poll_event().is_some() {}
+        }
+        forwarded
+    };
+    let (warm, measured) = stream.split_at_mut(200);
+    run(&mut router, &mut out, &mut now, warm);
+    let red_before = router.stats().red_packets_sent;
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    counting(true);
+    let forwarded = run(&mut router, &mut out, &mut now, measured);
+    counting(false);
+    let allocations = ALLOCATIONS.load(Ordering::SeqCst);
+    assert_eq!(forwarded as u64, measured.len() as u64 * SUBSCRIBERS);
+    assert_eq!(
+        router.stats().red_packets_sent - red_before,
+        measured.len() as u64 * SUBSCRIBERS / 2,
+        "the subscribers that negotiated RED got every packet with redundancy"
+    );
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations while forwarding {forwarded} copies"
+    );
+}
+
+#[test]
 fn receive_side_estimation_allocates_nothing_per_packet() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let start = origin();
@@ -273,6 +372,7 @@ fn receive_side_estimation_allocates_nothing_per_packet() {
                     rtx_ssrc: None,
                     codecs: codecs.clone(),
                     extensions,
+                    red_pt: None,
                     initial_seq: 0,
                     initial_timestamp: 0,
                 },
@@ -394,6 +494,7 @@ fn simulcast_switching_allocates_nothing_per_packet() {
                         rtx_ssrc: None,
                         codecs: codecs.clone(),
                         extensions: ExtensionIds::default(),
+                        red_pt: None,
                         initial_seq: i as u16,
                         initial_timestamp: 0,
                     },
@@ -539,6 +640,7 @@ fn downlink_estimation_allocation_pauses_and_probes_allocate_nothing() {
                     transport_cc: Some(7),
                     ..ExtensionIds::default()
                 },
+                red_pt: None,
                 initial_seq: 0,
                 initial_timestamp: 0,
             },

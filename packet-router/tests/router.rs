@@ -66,6 +66,7 @@ fn subscriber_stream(index: u32, rtx: bool) -> SubscribedStream {
             transport_cc: Some(7),
             ..ExtensionIds::default()
         },
+        red_pt: None,
         initial_seq: 65_500 + index as u16,
         initial_timestamp: 1_000 * index,
     }

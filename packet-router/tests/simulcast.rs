@@ -76,6 +76,7 @@ fn subscriber_stream(index: u32) -> SubscribedStream {
             rtx_pt: None,
         }],
         extensions: ExtensionIds::default(),
+        red_pt: None,
         initial_seq: 65_000,
         initial_timestamp: 7_000,
     }

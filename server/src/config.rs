@@ -45,6 +45,17 @@ pub struct Config {
     )]
     pub max_publish_bitrate: Option<u64>,
 
+    /// Redundant audio (RED, RFC 2198: each packet repeats the two before it) to subscribers
+    /// that accept it: "auto" (to those whose link loses 3 % of packets or more, until it
+    /// stays under 1 % for 10 s), "always" or "off".
+    #[arg(
+        long = "audio-red",
+        env = "SLUICE_AUDIO_RED",
+        default_value = "auto",
+        value_parser = parse_audio_red
+    )]
+    pub audio_red: packet_router::AudioRedMode,
+
     /// PEM certificate chain (leaf first, as Let's Encrypt's fullchain.pem): the HTTP port
     /// then serves only HTTPS and WSS. Re-read on SIGHUP. Needs --tls-key.
     #[arg(
@@ -157,6 +168,16 @@ fn parse_switch(value: &str) -> Result<bool, String> {
         "on" | "true" | "1" => Ok(true),
         "off" | "false" | "0" => Ok(false),
         _ => Err(format!("{value:?} is neither on nor off")),
+    }
+}
+
+fn parse_audio_red(value: &str) -> Result<packet_router::AudioRedMode, String> {
+    use packet_router::AudioRedMode;
+    match value {
+        "auto" => Ok(AudioRedMode::OnLoss),
+        "always" => Ok(AudioRedMode::Always),
+        "off" => Ok(AudioRedMode::Off),
+        _ => Err(format!("{value:?} is not auto, always or off")),
     }
 }
 

@@ -74,6 +74,8 @@ pub struct MediaConfig {
     /// The most each publisher may send, in bits per second (`None`: no cap), told to it
     /// with REMB: a browser's estimator never goes above it.
     pub max_publish_bitrate: Option<u64>,
+    /// When subscribers that accept redundant audio (RED, RFC 2198) get it.
+    pub audio_red: packet_router::AudioRedMode,
 }
 
 impl MediaConfig {
@@ -88,6 +90,7 @@ impl MediaConfig {
             gso: DEFAULT_GSO,
             ice_tcp: DEFAULT_ICE_TCP,
             max_publish_bitrate: None,
+            audio_red: packet_router::AudioRedMode::default(),
         }
     }
 }
@@ -240,7 +243,10 @@ impl Sfu {
                 consent_timeout: config.consent_timeout,
                 group_transmits: config.gso,
                 publisher_max_bitrate: config.max_publish_bitrate,
-                router: packet_router::RouterConfig::default(),
+                router: packet_router::RouterConfig {
+                    audio_red: config.audio_red,
+                    ..packet_router::RouterConfig::default()
+                },
                 seed: rand::random(),
             };
             let worker = worker::Worker::new(

@@ -91,6 +91,7 @@ fn run(config: &Config) -> anyhow::Result<()> {
         gso: config.gso(),
         ice_tcp: config.ice_tcp,
         max_publish_bitrate: config.max_publish_bitrate,
+        audio_red: config.audio_red,
     })?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -91,7 +91,7 @@ impl SfuStats {
     /// The counters as served at `GET /metrics` (counter names without their `_total`,
     /// which the encoder adds: `sluice_datagrams_received_total`).
     pub fn metrics(&self) -> Vec<signaling::MediaMetric> {
-        let counters: [(&str, &str, u64); 34] = [
+        let counters: [(&str, &str, u64); 36] = [
             (
                 "sluice_datagrams_received",
                 "Datagrams received on the media port.",
@@ -261,6 +261,16 @@ impl SfuStats {
                 "sluice_probe_packets_sent",
                 "Padding packets of probe clusters sent to subscribers.",
                 self.probe_packets_sent,
+            ),
+            (
+                "sluice_red_packets_sent",
+                "Audio packets sent to subscribers with redundancy (RED, RFC 2198).",
+                self.red_packets_sent,
+            ),
+            (
+                "sluice_red_switches",
+                "Times a subscriber's redundant audio was turned on or off by its measured loss.",
+                self.red_switches,
             ),
         ];
         let mut metrics = Vec::with_capacity(counters.len() + 1);

@@ -110,7 +110,7 @@ impl Router {
     }
 
     /// The send-side estimator of `session`, when it negotiated transport-wide feedback.
-    fn estimator(&self, session: SessionId) -> Option<&SendSideEstimator> {
+    pub(super) fn estimator(&self, session: SessionId) -> Option<&SendSideEstimator> {
         let counter = self.sessions.get(&session)?.counter;
         self.transport_cc_counters
             .get(counter)?
@@ -138,7 +138,9 @@ impl Router {
             return;
         };
         estimator.on_feedback(now, feedback);
+        let loss = estimator.recent_loss(now);
         let estimate = estimator.estimate();
+        self.update_audio_red(now, from, loss);
         self.stats.transport_feedback_received += 1;
         let last_run = self.sessions.get(&from).and_then(|r| r.allocation.last_run);
         let due = match last_run {

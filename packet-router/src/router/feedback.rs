@@ -79,7 +79,11 @@ impl Router {
                 RtcpPacket::TransportCc(feedback) => {
                     self.handle_transport_feedback(now, from, &feedback);
                 }
+                RtcpPacket::ReceiverReport(report) => {
+                    self.handle_report_blocks(now, from, report.report_blocks());
+                }
                 RtcpPacket::SenderReport(report) => {
+                    self.handle_report_blocks(now, from, report.report_blocks());
                     let info = report.sender_info();
                     if let Some(track) = self.track_by_ssrc.get(&(from, info.ssrc))
                         && let Some(track) = self.tracks.get_mut(track)

@@ -236,7 +236,7 @@ impl Router {
             .map(|l| l.is_bound().then(|| l.ssrc()))
     }
 
-    fn subscription_mut(
+    pub(super) fn subscription_mut(
         &mut self,
         id: SubscriptionId,
     ) -> Option<&mut crate::subscription::Subscription> {

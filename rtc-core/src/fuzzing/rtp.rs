@@ -2,8 +2,10 @@
 //! accessor, walks the extensions, rewrites a copy in place (setters, extension ids, an
 //! element's data) and checks the copy still parses to the same layout, adds an extension
 //! element to a copy of the header and checks every element is still read, and feeds
-//! sequence numbers and timestamps to the unwrappers.
+//! sequence numbers and timestamps to the unwrappers. The payload is also read as a RED
+//! payload (RFC 2198), and a valid one is written again and must read back the same.
 
+use crate::rtp::red::{RedPayload, set_block_payload_types, write_red};
 use crate::rtp::{RtpPacket, SeqNoUnwrapper, TimestampUnwrapper, add_extension, header_len};
 use crate::{Pt, Ssrc};
 
@@ -72,12 +74,41 @@ pub fn run(data: &[u8]) {
         }
     }
 
+    red(packet.payload());
+
     let mut seqs = SeqNoUnwrapper::new();
     let mut timestamps = TimestampUnwrapper::new();
     for pair in packet.payload().chunks_exact(4) {
         if let &[a, b, c, d] = pair {
             seqs.unwrap(u16::from_be_bytes([a, b]));
             timestamps.unwrap(u32::from_be_bytes([a, b, c, d]));
+        }
+    }
+}
+
+/// Reads `payload` as RED; a valid one, written again from its blocks, reads back the same.
+fn red(payload: &[u8]) {
+    let Ok(parsed) = RedPayload::parse(payload) else {
+        return;
+    };
+    let blocks: Vec<_> = parsed.blocks().collect();
+    assert_eq!(blocks.len(), parsed.redundant_blocks() + 1);
+    let Some((primary, redundant)) = blocks.split_last() else {
+        unreachable!("a RED payload has a primary block");
+    };
+    let pt = primary.pt;
+    let mut copy = [0u8; COPY_LEN];
+    let pairs = redundant.iter().map(|b| (b.timestamp_offset, b.data));
+    if let Some(len) = write_red(&mut copy, pt, pairs, primary.data) {
+        let written = copy.get_mut(..len).unwrap_or_default();
+        set_block_payload_types(written, redundant.len(), pt);
+        let reread = RedPayload::parse(&*written).unwrap_or_else(|_| unreachable!());
+        for (again, block) in reread.blocks().zip(&blocks) {
+            assert_eq!(
+                (again.timestamp_offset, again.data),
+                (block.timestamp_offset, block.data)
+            );
+            assert_eq!(again.pt, pt);
         }
     }
 }

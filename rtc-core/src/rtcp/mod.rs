@@ -15,8 +15,8 @@ pub mod twcc;
 
 pub use feedback::{Fir, Nack, Pli, Remb, write_fir, write_nack, write_pli, write_remb};
 pub use report::{
-    App, Bye, ReceiverReport, ReportBlock, Sdes, SdesChunk, SenderInfo, SenderReport, write_bye,
-    write_receiver_report, write_sender_report,
+    App, Bye, ReceiverReport, ReportBlock, ReportBlocks, Sdes, SdesChunk, SenderInfo, SenderReport,
+    write_bye, write_receiver_report, write_sender_report,
 };
 pub use twcc::{
     TransportCc, TwccStatuses, TwccWritten, write_transport_cc, write_transport_cc_from,

@@ -3,9 +3,10 @@
 //! and rewrites the fields an SFU changes per subscriber (SSRC, sequence number, timestamp,
 //! payload type, marker) in place. Header extensions (RFC 8285) live in [`ext`], 64-bit
 //! unwrapping of sequence numbers and timestamps in [`unwrap`], the restore of RTX packets
-//! (RFC 4588) in [`rtx`].
+//! (RFC 4588) in [`rtx`], redundant audio payloads (RFC 2198) in [`red`].
 
 pub mod ext;
+pub mod red;
 pub mod rtx;
 pub mod unwrap;
 

@@ -192,6 +192,11 @@ fn accept(
     codecs.sort_by_key(|c| allowed.iter().position(|a| *a == c.codec));
 
     let remote_direction = offer.direction(section);
+    // Sluice forwards publishers' audio as it is and adds redundancy per receiver: a
+    // publisher is not offered RED.
+    if remote_direction.sends() {
+        codecs.iter_mut().for_each(|c| c.red_pt = None);
+    }
     let (remote_streams, remote_simulcast_ssrcs) = remote_streams(section);
     let mut extensions = select_extensions(section);
     // The dependency descriptor is not negotiated in either direction. Towards receivers

@@ -93,16 +93,18 @@ impl LocalParams {
     }
 }
 
-/// The m-line format list of `codecs`: each payload type followed by its RTX.
+/// The m-line format list of `codecs`: each payload type followed by its RTX and its
+/// redundant audio.
 pub(crate) fn codec_formats(codecs: &[NegotiatedCodec]) -> Vec<String> {
     codecs
         .iter()
-        .flat_map(|c| std::iter::once(c.pt).chain(c.rtx_pt))
+        .flat_map(|c| std::iter::once(c.pt).chain(c.rtx_pt).chain(c.red_pt))
         .map(|pt| pt.to_string())
         .collect()
 }
 
-/// `a=rtpmap`, `a=rtcp-fb` and `a=fmtp` lines of `codecs` and their RTX.
+/// `a=rtpmap`, `a=rtcp-fb` and `a=fmtp` lines of `codecs`, their RTX and their redundant
+/// audio.
 pub(crate) fn codec_attributes(codecs: &[NegotiatedCodec]) -> Vec<Attribute> {
     let mut attrs = Vec::new();
     for c in codecs {
@@ -137,6 +139,18 @@ pub(crate) fn codec_attributes(codecs: &[NegotiatedCodec]) -> Vec<Attribute> {
             attrs.push(Attribute::Fmtp(Fmtp {
                 pt: rtx,
                 params: format!("apt={}", c.pt),
+            }));
+        }
+        if let Some(red) = c.red_pt {
+            attrs.push(Attribute::Rtpmap(Rtpmap {
+                pt: red,
+                name: "red".to_owned(),
+                clock_rate: c.clock_rate,
+                channels: c.channels,
+            }));
+            attrs.push(Attribute::Fmtp(Fmtp {
+                pt: red,
+                params: format!("{}/{}", c.pt, c.pt),
             }));
         }
     }

@@ -73,6 +73,9 @@ pub struct NegotiatedCodec {
     pub fmtp: Option<String>,
     /// Payload type of its RTX stream (RFC 4588), when negotiated.
     pub rtx_pt: Option<Pt>,
+    /// Payload type of redundant audio (RFC 2198) whose blocks are this codec (`red/48000/2`
+    /// with `a=fmtp:<red> <pt>/<pt>`), when negotiated.
+    pub red_pt: Option<Pt>,
     /// Feedback both sides use for it.
     pub rtcp_fb: Vec<RtcpFeedback>,
 }
@@ -273,6 +276,20 @@ pub(crate) fn select_codecs(section: &MediaSection, allowed: &[Codec]) -> Vec<Ne
                     == Some(pt.0)
         })
     };
+    // RFC 2198's fmtp lists the blocks' payload types ("111/111"); Sluice sends and accepts
+    // only redundancy of one codec.
+    let red_for = |pt: Pt, clock_rate: u32| {
+        formats.iter().copied().find(|red| {
+            rtpmaps
+                .get(red)
+                .is_some_and(|r| r.name.eq_ignore_ascii_case("red") && r.clock_rate == clock_rate)
+                && fmtps.get(red).is_some_and(|f| {
+                    let mut blocks = f.params.trim().split('/');
+                    blocks.clone().next().is_some()
+                        && blocks.all(|b| b.trim().parse::<u8>().ok() == Some(pt.0))
+                })
+        })
+    };
     let mut codecs: Vec<NegotiatedCodec> = Vec::new();
     for &pt in &formats {
         let Some(rtpmap) = rtpmaps.get(&pt) else {
@@ -303,6 +320,10 @@ pub(crate) fn select_codecs(section: &MediaSection, allowed: &[Codec]) -> Vec<Ne
             channels: rtpmap.channels,
             fmtp: fmtp.map(str::to_owned),
             rtx_pt: rtx_for(pt),
+            red_pt: codec
+                .is_audio()
+                .then(|| red_for(pt, rtpmap.clock_rate))
+                .flatten(),
             rtcp_fb,
         });
     }

@@ -41,6 +41,9 @@ pub struct OutgoingTrack {
     pub active: bool,
 }
 
+/// The payload type of redundant Opus (RFC 2198) Sluice offers subscribers: Chromium's.
+const RED_PT: Pt = Pt(63);
+
 /// The payload types Sluice offers subscribers: the browsers' usual numbers, so that the
 /// rewrite is often a no-op.
 const fn fixed_payload_types(codec: Codec) -> (Pt, Option<Pt>, Option<&'static str>) {
@@ -106,6 +109,8 @@ fn offered_codecs(track: &OutgoingTrack) -> Vec<NegotiatedCodec> {
             } else {
                 None
             },
+            // Redundancy is sent when a subscriber's link loses packets.
+            red_pt: (codec == Codec::Opus).then_some(RED_PT),
             rtcp_fb,
         });
     }

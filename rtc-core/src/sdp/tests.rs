@@ -48,6 +48,10 @@ fn chromium_publish_answer() {
         Some("minptime=10;useinbandfec=1")
     );
     assert_eq!(audio.codecs[0].rtcp_fb, [RtcpFeedback::TransportCc]);
+    assert_eq!(
+        audio.codecs[0].red_pt, None,
+        "a publisher is not offered RED"
+    );
     // VP8, the two baseline H264 with packetization-mode 1, VP9 profile 0, AV1; each with
     // its RTX. H264 pm=0, main profile, VP9 profile 2, red, ulpfec are dropped.
     assert_eq!(
@@ -227,8 +231,21 @@ fn whep_recvonly_offers_get_sendonly_answers() {
         let video = &session.media[1];
         assert_eq!(video.codecs[0].codec, Codec::Vp8, "{name}");
     }
+    // Chromium's recvonly offer also lists redundant Opus: Sluice accepts it (it sends RED
+    // to a receiver whose link loses packets); Firefox's offers none.
+    let (text, session) = answer("chromium-subscribe");
+    assert_eq!(session.media[0].codecs[0].red_pt, Some(Pt(63)));
+    assert!(
+        text.contains("m=audio 3478 UDP/TLS/RTP/SAVPF 111 63\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111"),
+        "{text}"
+    );
+    let (_, firefox) = answer("firefox-subscribe");
+    assert_eq!(firefox.media[0].codecs[0].red_pt, None);
     // Chromium's recvonly offer also lists VP9 profiles 1/3, H264 high and AV1 profile 1.
-    let (_, session) = answer("chromium-subscribe");
     let offered = pts(&session.media[1]);
     assert!(
         !offered
@@ -539,7 +556,8 @@ fn subscriber_offer_and_answer() {
     assert_eq!(parsed.bundle_group().unwrap(), ["0", "1"]);
     assert!(parsed.ice_lite());
     for line in [
-        "m=audio 3478 UDP/TLS/RTP/SAVPF 111\r\n",
+        "m=audio 3478 UDP/TLS/RTP/SAVPF 111 63\r\n",
+        "a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111",
         "m=video 3478 UDP/TLS/RTP/SAVPF 102 103 96 97\r\n",
         "a=setup:actpass",
         "a=sendonly",
@@ -562,6 +580,8 @@ fn subscriber_offer_and_answer() {
     };
     assert_eq!(audio.direction, Direction::SendOnly);
     assert_eq!(pts(audio), [(111, None)]);
+    assert_eq!(audio.codecs[0].red_pt, Some(Pt(63)));
+    assert!(video.codecs.iter().all(|c| c.red_pt.is_none()));
     assert_eq!(pts(video), [(102, Some(103)), (96, Some(97))]);
     assert_eq!(
         video.extensions.id(HeaderExtension::DependencyDescriptor),
