@@ -41,6 +41,10 @@ fi
 if ! command -v ip >/dev/null 2>&1; then
   apt_install iproute2
 fi
+# nftables drops packets at random for the lossy-link tests (this kernel has no netem).
+if ! command -v nft >/dev/null 2>&1; then
+  apt_install nftables
+fi
 # Pion (Go) for the Pion interop test, built offline against Debian's packages.
 if ! command -v go >/dev/null 2>&1 || [ ! -d /usr/share/gocode/src/github.com/pion/webrtc ]; then
   apt_install golang-go golang-github-pion-webrtc.v3-dev
