@@ -74,6 +74,8 @@ pub struct RouterConfig {
     pub ids: rtc_core::IdSpace,
     /// When subscribers that negotiated redundant audio get it.
     pub audio_red: crate::AudioRedMode,
+    /// Where a subscriber's downlink estimate starts, before its feedback says more.
+    pub start_bitrate_bps: u64,
 }
 
 impl Default for RouterConfig {
@@ -87,6 +89,7 @@ impl Default for RouterConfig {
             layer_timeout: Duration::from_secs(2),
             ids: rtc_core::IdSpace::default(),
             audio_red: crate::AudioRedMode::default(),
+            start_bitrate_bps: bandwidth::START_BITRATE_BPS,
         }
     }
 }

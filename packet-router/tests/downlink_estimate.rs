@@ -227,8 +227,25 @@ fn run_room(
     capacity: impl Fn(Duration) -> u64,
     control: Control<'_>,
 ) -> Run {
+    run_room_from(
+        RouterConfig::default(),
+        publishers,
+        length,
+        capacity,
+        control,
+    )
+}
+
+/// [`run_room`] with a router configured by `config`.
+fn run_room_from(
+    config: RouterConfig,
+    publishers: usize,
+    length: Duration,
+    capacity: impl Fn(Duration) -> u64,
+    control: Control<'_>,
+) -> Run {
     let start = origin();
-    let mut router = Router::new(RouterConfig::default());
+    let mut router = Router::new(config);
     let mut out = TransmitQueue::with_capacity(256);
     let sessions: Vec<SessionId> = (1..=publishers as u64).map(SessionId).collect();
     let tracks: Vec<TrackId> = sessions
@@ -418,6 +435,35 @@ fn a_subscriber_gets_the_layer_its_downlink_carries_and_more_when_it_opens() {
         run.switches(Duration::from_secs(24), Duration::from_secs(40)) <= 1,
         "{line}"
     );
+}
+
+#[test]
+fn from_300_kbits_a_probe_takes_a_viewer_to_the_layer_its_link_carries() {
+    let config = RouterConfig {
+        start_bitrate_bps: 300_000,
+        ..RouterConfig::default()
+    };
+    let idle =
+        &mut |_: Duration, _: &mut Router, _: Instant, _: &[TrackId], _: &[SubscriptionId]| {};
+    let run = run_room_from(config, 1, Duration::from_secs(30), |_| 1_000_000, idle);
+    let line = run.timeline();
+    println!("{line}");
+    // 320 px at 300 kbit/s; a probe within 3 s finds room for 640 px (450 kbit/s), and the
+    // 1280 px layer (1.2 Mbit/s) never fits the 1 Mbit/s link.
+    assert_eq!(run.width_at(Duration::from_secs(1)), 320, "{line}");
+    let up = run.first_at(Duration::ZERO, 640).expect(&line);
+    assert!(up <= Duration::from_secs(3), "640 px at {up:?}: {line}");
+    for sample in run
+        .samples
+        .iter()
+        .filter(|s| s.at >= Duration::from_secs(3))
+    {
+        assert_eq!(sample.widths[0], 640, "{:?}: {line}", sample.at);
+        assert!(
+            sample.estimate >= 550_000 && sample.estimate <= 1_000_000,
+            "{line}"
+        );
+    }
 }
 
 #[test]

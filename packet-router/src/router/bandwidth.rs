@@ -15,7 +15,7 @@ use crate::bandwidth::SendSideEstimator;
 use crate::config::MediaKind;
 use crate::{RouterError, SessionId, TrackId};
 
-/// Where a subscriber's estimate starts, before its feedback says more.
+/// Where a subscriber's estimate starts by default ([`super::RouterConfig::start_bitrate_bps`]).
 pub const START_BITRATE_BPS: u64 = 1_000_000;
 /// The allocation runs again when the estimate moved this much since it last ran...
 const REALLOCATE_CHANGE: f64 = 0.15;
@@ -96,10 +96,11 @@ impl Router {
     /// feedback).
     pub(super) fn ensure_estimator(&mut self, subscriber: SessionId) {
         let counter = self.routes_mut(subscriber).counter;
+        let start = self.config.start_bitrate_bps;
         if let Some(sequence) = self.transport_cc_counters.get_mut(counter) {
             sequence
                 .estimator
-                .get_or_insert_with(|| Box::new(SendSideEstimator::new(START_BITRATE_BPS)));
+                .get_or_insert_with(|| Box::new(SendSideEstimator::new(start)));
         }
     }
 
