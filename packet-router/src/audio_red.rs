@@ -70,15 +70,34 @@ impl RedEncoder {
     }
 
     /// Builds the RED payload of the packet `seq` (timestamp `timestamp`, payload type `pt`,
-    /// `payload` without padding): the kept payloads of the packets just before it, oldest
-    /// first, within a RED header's timestamp reach. `None` when it does not fit a packet
-    /// of `header_room` more bytes.
+    /// `payload` without padding), read back with [`RedEncoder::built`]: the kept payloads
+    /// of the packets just before it, oldest first, within a RED header's timestamp reach.
+    /// False when it does not fit a packet of `header_room` more bytes.
     pub(crate) fn build(
         &mut self,
         (seq, timestamp, pt): (SeqNo, u32, Pt),
         payload: &[u8],
         header_room: usize,
-    ) -> Option<BuiltRed<'_>> {
+    ) -> bool {
+        self.built_len = 0;
+        self.try_build((seq, timestamp, pt), payload, header_room)
+            .is_some()
+    }
+
+    /// The payload [`RedEncoder::build`] last built.
+    pub(crate) fn built(&self) -> Option<BuiltRed<'_>> {
+        Some(BuiltRed {
+            payload: self.built.get(..self.built_len).filter(|p| !p.is_empty())?,
+            redundant_blocks: self.built_blocks,
+        })
+    }
+
+    fn try_build(
+        &mut self,
+        (seq, timestamp, pt): (SeqNo, u32, Pt),
+        payload: &[u8],
+        header_room: usize,
+    ) -> Option<()> {
         // A receiver numbers block k back as the packet k before: only an unbroken run of
         // the packets just before this one can be repeated.
         let mut first = RED_DISTANCE;
@@ -102,10 +121,7 @@ impl RedEncoder {
         let out = self.built.get_mut(..room)?;
         self.built_len = write_red(out, pt, blocks, payload)?;
         self.built_blocks = RED_DISTANCE - first;
-        Some(BuiltRed {
-            payload: self.built.get(..self.built_len)?,
-            redundant_blocks: self.built_blocks,
-        })
+        Some(())
     }
 
     /// Keeps the payload of packet `seq` for the RED packets that follow; a payload too long
@@ -213,10 +229,8 @@ mod tests {
         timestamp: u32,
         payload: &[u8],
     ) -> Vec<(u16, Vec<u8>)> {
-        let built = encoder
-            .build((SeqNo(seq), timestamp, OPUS), payload, 12)
-            .map(|b| blocks(&b))
-            .expect("fits");
+        assert!(encoder.build((SeqNo(seq), timestamp, OPUS), payload, 12));
+        let built = blocks(&encoder.built().expect("built"));
         encoder.remember(SeqNo(seq), timestamp, payload);
         built
     }
@@ -262,10 +276,10 @@ mod tests {
         send(&mut encoder, 12, 20_960, &[7; MAX_BLOCK_LEN + 1]);
         assert_eq!(send(&mut encoder, 13, 21_920, &[3]), [(0, vec![3])]);
         // Nothing fits behind a header that takes the whole packet.
+        assert!(!encoder.build((SeqNo(14), 22_880, OPUS), &[1; 100], MAX_PACKET - 50));
         assert!(
-            encoder
-                .build((SeqNo(14), 22_880, OPUS), &[1; 100], MAX_PACKET - 50)
-                .is_none()
+            encoder.built().is_none(),
+            "nothing left of the last packet's"
         );
     }
 

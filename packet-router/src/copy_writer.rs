@@ -18,7 +18,7 @@ use rtc_core::Pt;
 use rtc_core::rtp::RtpPacket;
 
 use crate::TrackId;
-use crate::audio_red::{BuiltRed, RedEncoder};
+use crate::audio_red::RedEncoder;
 use crate::event::{EventQueue, RouterEvent};
 use crate::rewrite::{RewrittenPacket, SourcePacket};
 use crate::simulcast::{SourcePicture, write_picture};
@@ -182,18 +182,9 @@ pub(crate) fn forward<T: AsRef<[u8]>>(
         .unwrap_or_default();
     // A padded packet is forwarded as it is (a RED block holds no padding).
     let plain = packet.padding_len() == 0;
-    let red_payload: Option<BuiltRed<'_>> = match red.as_deref_mut() {
-        Some(encoder)
-            if plain
-                && subscriptions
-                    .iter()
-                    .any(|s| s.layer == layer && s.red.is_some()) =>
-        {
-            let key = (source.seq, source.timestamp, pt);
-            encoder.build(key, payload, packet.header_len() + MAX_GROWTH)
-        }
-        _ => None,
-    };
+    // The packet's RED payload, built for the first subscription that has redundancy on:
+    // whether it was tried, and whether it fits.
+    let mut red_built: Option<bool> = None;
     let mut copies = 0;
     // The key of the subscribers the template was last built for, and its shape.
     let mut built: Option<(u64, Option<TemplateShape>)> = None;
@@ -215,7 +206,19 @@ pub(crate) fn forward<T: AsRef<[u8]>>(
         };
         let header =
             shape.and_then(|shape| Some((template.bytes.get(..shape.len)?, shape.transport_cc_at)));
-        let redundant = subscription.red.zip(red_payload);
+        let redundant = match (subscription.red, red.as_deref_mut()) {
+            (Some(red_pt), Some(encoder)) if plain => {
+                let fits = *red_built.get_or_insert_with(|| {
+                    let key = (source.seq, source.timestamp, pt);
+                    encoder.build(key, payload, packet.header_len() + MAX_GROWTH)
+                });
+                encoder
+                    .built()
+                    .filter(|_| fits)
+                    .map(|built| (red_pt, built))
+            }
+            _ => None,
+        };
         let body = match redundant {
             Some((red_pt, built)) => Body::Red {
                 red_pt,
