@@ -13,7 +13,9 @@
 //! invariant breaks: every transmit is a valid RTP packet or RTCP compound packet, every RTP
 //! transmit goes to a subscriber with one of its own SSRCs, the router never queues more than
 //! `(subscribers + 2)` transmits per input record plus one retransmission per distinct packet
-//! the record's NACKs ask for, and its state stays as set up.
+//! the record's NACKs ask for, every RED copy (the audio subscriptions negotiated RED; an
+//! input of even length has it always on, an odd one when its feedback shows loss) holds a
+//! valid RED payload, and its state stays as set up.
 
 use std::time::{Duration, Instant};
 
@@ -86,6 +88,9 @@ fn published(kind: MediaKind) -> PublishedStream {
     }
 }
 
+/// The subscribers' payload type of redundant audio.
+const RED_PT: Pt = Pt(63);
+
 fn subscribed(kind: MediaKind, index: u32) -> SubscribedStream {
     let [video, rtx, audio] = subscriber_ssrcs(index);
     let (ssrc, rtx_ssrc, codec) = match kind {
@@ -119,7 +124,7 @@ fn subscribed(kind: MediaKind, index: u32) -> SubscribedStream {
             audio_level: Some(10),
             ..ExtensionIds::default()
         },
-        red_pt: None,
+        red_pt: (kind == MediaKind::Audio).then_some(RED_PT),
         initial_seq: 65_500_u16.wrapping_add(index as u16),
         initial_timestamp: 1_000 * index,
     }
@@ -172,7 +177,15 @@ pub fn media_session(data: &[u8], start: Instant) {
 /// The harness proper; returns the router's counters (`None` when the setup failed).
 fn run(data: &[u8], start: Instant) -> Option<RouterStats> {
     let mut now = start;
-    let mut router = Router::new(RouterConfig::default());
+    let audio_red = if data.len().is_multiple_of(2) {
+        crate::AudioRedMode::Always
+    } else {
+        crate::AudioRedMode::OnLoss
+    };
+    let mut router = Router::new(RouterConfig {
+        audio_red,
+        ..RouterConfig::default()
+    });
     let mut out = TransmitQueue::with_capacity(16);
     let mut tracks = 0;
     for kind in [MediaKind::Video, MediaKind::Audio] {
@@ -298,6 +311,11 @@ fn check_and_protect(out: &mut TransmitQueue, keys: &mut [SessionKeys], limit: u
         match transmit.kind {
             TransmitKind::Rtp => {
                 let ssrc = match RtpPacket::parse(packet) {
+                    Ok(view) if view.payload_type() == RED_PT => {
+                        let red = rtc_core::rtp::red::RedPayload::parse(view.payload());
+                        assert!(red.is_ok(), "invalid RED copy: {packet:02x?}");
+                        view.ssrc()
+                    }
                     Ok(view) => view.ssrc(),
                     Err(error) => panic!("invalid RTP transmit ({error}): {packet:02x?}"),
                 };

@@ -7,11 +7,23 @@
 // transport-wide feedback) must take it to a lower layer within 3 s with frames flowing (at
 // least 15 a second, no second without one) and back to 1280 px within 15 s of the link
 // opening.
+//
+// Then the same on a basic fan-out SFU built on Pion (pion_peer/sfu.go: every viewer gets
+// the top layer, nothing estimates its downlink), in the same namespace, shaped to the same
+// rate: the behaviour Sluice's must beat, in frames a second and time frozen.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchBrowser, waitFor } from './harness.mjs';
+import { execFileSync, spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { artifactsDir, clientDir, launchBrowser, waitFor } from './harness.mjs';
 import { canCreateNamespaces, createNamespace, startServerIn } from './netns.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** What Sluice's viewer had on the shaped link, for the Pion comparison. */
+let sluiceShaped = null;
 
 const ROOM = `downlink-${process.pid}`;
 let ns;
@@ -169,6 +181,7 @@ test('a viewer behind a shaped downlink gets a lower layer, then 1280 px again',
   // (the switch's included) stay under 2 s.
   assert.ok(frozen <= 2, `frozen for ${frozen} s while shaped: ${JSON.stringify(timeline)}`);
   assert.ok(shapedFps >= 15, `${shapedFps} frames/s while shaped: ${JSON.stringify(timeline)}`);
+  sluiceShaped = { rateKbps, fps: shapedFps, frozen };
 
   // Open again: 1280 px within 15 s.
   unshape();
@@ -184,4 +197,62 @@ test('a viewer behind a shaped downlink gets a lower layer, then 1280 px again',
   assert.ok(upAfter <= 15_000, `up after ${upAfter} ms`);
   assert.deepEqual(publisher.problems, []);
   assert.deepEqual(viewer.problems, []);
+});
+
+test('a basic Pion fan-out SFU on the same shaped link does worse', { timeout: 120_000 }, async () => {
+  assert.ok(sluiceShaped, 'the Sluice run above measured the shaped link');
+  const binary = path.join(artifactsDir, 'pion_peer');
+  execFileSync(path.join(here, 'pion_peer', 'build.sh'), [binary], { stdio: 'inherit' });
+  await server.stop();
+  const log = createWriteStream(path.join(artifactsDir, 'shaped-downlink-pion-sfu.log'));
+  const pion = spawn('ip', ['netns', 'exec', ns.name, binary, 'sfu', '0.0.0.0:8090', '-static', clientDir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  pion.stdout.pipe(log);
+  pion.stderr.pipe(log);
+  const gone = new Promise((resolve) => pion.once('exit', resolve));
+  try {
+    const base = `http://${ns.address}:8090`;
+    await waitFor('the Pion SFU', async () => Boolean((await fetch(`${base}/healthz`).catch(() => null))?.ok));
+    const chromium = async (label) => {
+      const browser = await launchBrowser(label, { args: [`--unsafely-treat-insecure-origin-as-secure=${base}`] });
+      browsers.push(browser);
+      return browser;
+    };
+    const publisher = await chromium('downlink-pion-publisher');
+    await publisher.page.goto(`${base}/healthz`);
+    await publisher.page.evaluate(async () => {
+      const { whipPublish } = await import('/lib/whip.js');
+      const stream = await navigator.mediaDevices.getUserMedia({
+        audio: true,
+        video: { width: 1280, height: 720, frameRate: 30 },
+      });
+      window.publisher = (await whipPublish('/whip/pion', stream, {}, { simulcast: true })).pc;
+    });
+    const viewer = await chromium('downlink-pion-viewer');
+    await viewer.page.goto(`${base}/app/whep.html?room=pion`);
+    await waitFor('the Pion viewer decoding', async () => (await viewing(viewer.page)).decoded > 30, { timeoutMs: 30_000 });
+    // The publisher's top layer ramps up over the first seconds, as in the Sluice run.
+    await new Promise((resolve) => setTimeout(resolve, 8000));
+    const samples = [];
+    let last = await viewing(viewer.page);
+    const frozenBefore = last.freezeSeconds;
+    shape(sluiceShaped.rateKbps * 1000);
+    for (let i = 0; i < 40; i += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const now = await viewing(viewer.page);
+      samples.push({ width: now.width, frames: now.decoded - last.decoded });
+      last = now;
+    }
+    unshape();
+    const fps = samples.slice(-10).reduce((sum, t) => sum + t.frames, 0) / 5;
+    const frozen = last.freezeSeconds - frozenBefore;
+    console.log(`Pion fan-out on ${sluiceShaped.rateKbps} kbit/s: ${fps} frames/s over the last 5 s, ${frozen.toFixed(2)} s frozen ` +
+      `(Sluice: ${sluiceShaped.fps} frames/s, ${sluiceShaped.frozen.toFixed(2)} s): ${JSON.stringify(samples)}`);
+    assert.ok(sluiceShaped.fps >= fps, `Sluice ${sluiceShaped.fps} frames/s against Pion's ${fps}`);
+    assert.ok(sluiceShaped.frozen <= frozen, `Sluice frozen ${sluiceShaped.frozen} s against Pion's ${frozen}`);
+  } finally {
+    pion.kill('SIGTERM');
+    await gone;
+  }
 });

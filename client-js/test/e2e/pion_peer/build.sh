@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds pion_peer (main.go beside this script) against Debian's Pion packages
+# Builds pion_peer (the Go files beside this script) against Debian's Pion packages
 # (golang-go, golang-github-pion-webrtc.v3-dev) in GOPATH mode, offline: Debian installs
 # the Pion modules without their /vN directories, so a GOPATH of links supplies them.
 # Usage: build.sh OUTPUT_BINARY
@@ -10,9 +10,9 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 system=/usr/share/gocode/src
 mkdir -p "$work/src/sluicepion"
-cp "$here/main.go" "$work/src/sluicepion/"
+cp "$here"/*.go "$work/src/sluicepion/"
 # Every github.com/pion/NAME/vN that the sources import but Debian has only as NAME/.
-grep -rhoE '"github.com/pion/[a-z0-9-]+/v[0-9]+' "$system/github.com/pion" "$here/main.go" \
+grep -rhoE '"github.com/pion/[a-z0-9-]+/v[0-9]+' "$system/github.com/pion" "$here"/*.go \
   | tr -d '"' | sort -u | while read -r module; do
     if [ ! -d "$system/$module" ] && [ -d "$system/${module%/*}" ]; then
       mkdir -p "$work/src/$(dirname "$module")"

@@ -4,6 +4,7 @@
 //
 //	pion_peer publish URL -video v.ivf -audio a.ogg -seconds 120
 //	pion_peer play URL -seconds 120
+//	pion_peer sfu ADDR -static DIR   (a basic fan-out SFU: sfu.go)
 //
 // Pion sends ICE binding requests only while a path is otherwise idle, so a long run of it
 // is the test that media alone keeps a session alive.
@@ -30,7 +31,7 @@ import (
 
 func main() {
 	if len(os.Args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: pion_peer publish|play URL [flags]")
+		fmt.Fprintln(os.Stderr, "usage: pion_peer publish|play URL [flags], or pion_peer sfu ADDR [-static DIR]")
 		os.Exit(2)
 	}
 	mode, endpoint := os.Args[1], os.Args[2]
@@ -38,7 +39,15 @@ func main() {
 	video := flags.String("video", "", "VP8 IVF file to publish")
 	audio := flags.String("audio", "", "Opus Ogg file to publish")
 	seconds := flags.Float64("seconds", 10, "how long to run")
+	static := flags.String("static", ".", "sfu: the directory whose lib/ and app/ it serves")
 	_ = flags.Parse(os.Args[3:])
+	if mode == "sfu" {
+		if err := sfu(endpoint, *static); err != nil {
+			fmt.Fprintln(os.Stderr, "pion sfu:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	duration := time.Duration(*seconds * float64(time.Second))
 	var report map[string]any
 	var err error
