@@ -3,7 +3,8 @@
 //! layer (lowest resolution first), the most the client allows and its priority, it chooses
 //! a layer for each track or pauses it.
 //!
-//! The audio forwarded comes off the budget first. Every track gets its lowest layer before
+//! What the session gets whatever the allocation (its audio, and video sent in one layer)
+//! comes off the budget first (the caller's part). Every track gets its lowest layer before
 //! any gets more, in priority order; a track whose lowest layer does not fit is paused. Then
 //! the tracks go up one layer at a time, higher priorities first and round robin among
 //! equals, while the step fits.

@@ -227,23 +227,41 @@ fn run_room(
     capacity: impl Fn(Duration) -> u64,
     control: Control<'_>,
 ) -> Run {
-    run_room_from(
-        RouterConfig::default(),
+    let room = Room {
+        config: RouterConfig::default(),
         publishers,
-        length,
-        capacity,
-        control,
-    )
+        single_layer_bps: None,
+    };
+    run_room_from(room, length, capacity, control)
 }
 
-/// [`run_room`] with a router configured by `config`.
-fn run_room_from(
+/// Who is in the room of a run.
+struct Room {
     config: RouterConfig,
+    /// Simulcast publishers.
     publishers: usize,
+    /// The rate of one more publisher that sends its video in one layer (as FFmpeg or a
+    /// browser without simulcast), if any.
+    single_layer_bps: Option<u64>,
+}
+
+/// The single-layer publisher's session and SSRC.
+const SINGLE_LAYER_PUBLISHER: SessionId = SessionId(50);
+const SINGLE_LAYER_SSRC: Ssrc = Ssrc(0x900);
+
+/// [`run_room`] with a router configured by `room.config`, and perhaps a single-layer
+/// publisher beside the simulcast ones.
+fn run_room_from(
+    room: Room,
     length: Duration,
     capacity: impl Fn(Duration) -> u64,
     control: Control<'_>,
 ) -> Run {
+    let Room {
+        config,
+        publishers,
+        single_layer_bps,
+    } = room;
     let start = origin();
     let mut router = Router::new(config);
     let mut out = TransmitQueue::with_capacity(256);
@@ -268,7 +286,22 @@ fn run_room_from(
                 .expect("subscribed")
         })
         .collect();
+    if single_layer_bps.is_some() {
+        let mut published = simulcast_stream();
+        published.ssrc = SINGLE_LAYER_SSRC;
+        published.rids.clear();
+        let track = router
+            .add_published_stream(start, SINGLE_LAYER_PUBLISHER, published)
+            .expect("single-layer track");
+        let mut stream = subscriber_stream();
+        stream.ssrc = Ssrc(0xB000);
+        stream.rtx_ssrc = Some(Ssrc(0xB001));
+        router
+            .subscribe(start, SUBSCRIBER, track, stream, &mut out)
+            .expect("subscribed");
+    }
     out.clear();
+    let mut single_layer_seq: u16 = 0;
     // Per publisher, its three layers.
     let mut layers: Vec<Vec<Layer>> = (0..publishers as u32)
         .map(|p| {
@@ -349,6 +382,26 @@ fn run_room_from(
                             .ok();
                         deliver(&mut out, &mut link, &mut plis, now);
                     }
+                }
+            }
+            if let Some(rate) = single_layer_bps {
+                let mut left = (rate / 30 / 8) as usize;
+                while left > 0 {
+                    let size = left.min(1100);
+                    left -= size;
+                    single_layer_seq = single_layer_seq.wrapping_add(1);
+                    let mut packet = rtp(
+                        SINGLE_LAYER_SSRC,
+                        single_layer_seq,
+                        frame * 3000,
+                        "f",
+                        single_layer_seq,
+                        &vec![0x90; size],
+                    );
+                    router
+                        .handle_rtp(now, SINGLE_LAYER_PUBLISHER, &mut packet, &mut out)
+                        .ok();
+                    deliver(&mut out, &mut link, &mut plis, now);
                 }
             }
             frame += 1;
@@ -439,13 +492,17 @@ fn a_subscriber_gets_the_layer_its_downlink_carries_and_more_when_it_opens() {
 
 #[test]
 fn from_300_kbits_a_probe_takes_a_viewer_to_the_layer_its_link_carries() {
-    let config = RouterConfig {
-        start_bitrate_bps: 300_000,
-        ..RouterConfig::default()
+    let room = Room {
+        config: RouterConfig {
+            start_bitrate_bps: 300_000,
+            ..RouterConfig::default()
+        },
+        publishers: 1,
+        single_layer_bps: None,
     };
     let idle =
         &mut |_: Duration, _: &mut Router, _: Instant, _: &[TrackId], _: &[SubscriptionId]| {};
-    let run = run_room_from(config, 1, Duration::from_secs(30), |_| 1_000_000, idle);
+    let run = run_room_from(room, Duration::from_secs(30), |_| 1_000_000, idle);
     let line = run.timeline();
     println!("{line}");
     // 320 px at 300 kbit/s; a probe within 3 s finds room for 640 px (450 kbit/s), and the
@@ -464,6 +521,34 @@ fn from_300_kbits_a_probe_takes_a_viewer_to_the_layer_its_link_carries() {
             "{line}"
         );
     }
+}
+
+#[test]
+fn a_single_layer_track_comes_off_the_budget_before_the_layers_are_chosen() {
+    // 1.8 Mbit/s with a 700 kbit/s track in one layer beside the simulcast one: room for
+    // its 640 px layer (450 kbit/s), not for 1280 px (1.2 Mbit/s).
+    let room = Room {
+        config: RouterConfig::default(),
+        publishers: 1,
+        single_layer_bps: Some(700_000),
+    };
+    let idle =
+        &mut |_: Duration, _: &mut Router, _: Instant, _: &[TrackId], _: &[SubscriptionId]| {};
+    let run = run_room_from(room, Duration::from_secs(40), |_| 1_800_000, idle);
+    let line = run.timeline();
+    println!("{line}");
+    let late: Vec<&Sample> = run
+        .samples
+        .iter()
+        .filter(|s| s.at >= Duration::from_secs(10))
+        .collect();
+    assert!(late.iter().all(|s| s.widths[0] != 1280), "{line}");
+    let at_640 = late.iter().filter(|s| s.widths[0] == 640).count();
+    assert!(
+        at_640 * 10 >= late.len() * 9,
+        "{at_640} of {}: {line}",
+        late.len()
+    );
 }
 
 #[test]

@@ -237,7 +237,8 @@ impl Router {
         // (subscription, client cap, priority, rank forwarded now, paused now)
         let mut demands = [(None, None, 0u8, None, false); MAX_TRACKS];
         let mut count = 0;
-        let mut audio_bps = 0u64;
+        // What the session gets whatever the allocation: audio, and video in one layer.
+        let mut fixed_bps = 0u64;
         let mut wanted_bps = 0u64;
         for &id in &routes.subscriptions {
             let Some(&Location::Attached(track_id)) = self.locations.get(&id) else {
@@ -249,16 +250,18 @@ impl Router {
             let Some(subscription) = track.subscriptions.iter().find(|s| s.id == id) else {
                 continue;
             };
-            if track.stream.kind == MediaKind::Audio {
-                audio_bps += track
+            if track.stream.kind == MediaKind::Audio || !subscription.simulcast {
+                // Audio, and a video track in one layer: nothing to choose, and what it
+                // forwards comes off the budget before the layers are chosen.
+                fixed_bps += track
                     .layers
                     .first_mut()
                     .and_then(|l| l.settled_bitrate(now, now_us, Duration::ZERO))
                     .unwrap_or(0);
                 continue;
             }
-            if !subscription.simulcast || !subscription.choice.view.visible {
-                // One layer: nothing to choose. Hidden: nothing forwarded, nothing allocated.
+            if !subscription.choice.view.visible {
+                // Hidden: nothing forwarded, nothing allocated.
                 continue;
             }
             let (Some(rates), Some(demand)) = (layer_rates.get_mut(count), demands.get_mut(count))
@@ -312,7 +315,7 @@ impl Router {
             );
             count += 1;
         }
-        let budget = estimate.saturating_sub(audio_bps);
+        let budget = estimate.saturating_sub(fixed_bps);
         let tracks: [TrackDemand<'_>; MAX_TRACKS] = std::array::from_fn(|i| TrackDemand {
             layers: layer_rates.get(i).map_or(&[][..], |r| &r[..]),
             max_rank: demands.get(i).and_then(|d| d.1),
