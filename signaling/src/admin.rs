@@ -259,6 +259,9 @@ fn participant_json(participant: &Participant) -> Value {
             "limits".into(),
             json!({"maxPublishBitrate": participant.max_publish_bitrate}),
         );
+        if let Some(report) = participant.quality.last {
+            fields.insert("downlink".into(), report.to_json());
+        }
     }
     value
 }

@@ -617,9 +617,9 @@ impl<M: MediaPlane> Hub<M> {
             }
         };
         let owner = self.state().sessions.get(&session).cloned();
-        if let Some(level) = crate::quality::QualityLevel::of_report(&event) {
+        if let Some(report) = crate::quality::DownlinkReport::of_event(&event) {
             if let Some(SessionOwner::Participant { room, id }) = owner {
-                self.with_room(&room, |r| r.downlink_quality(id, level));
+                self.with_room(&room, |r| r.downlink_quality(id, report));
             }
             return;
         }

@@ -38,19 +38,65 @@ impl QualityLevel {
             Self::Fair
         }
     }
+}
 
-    /// The level of a [`MediaEvent::DownlinkQuality`] report.
-    pub fn of_report(event: &MediaEvent) -> Option<Self> {
+/// One allocation report of a downlink (a [`MediaEvent::DownlinkQuality`]), as the admin
+/// API shows the last one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownlinkReport {
+    /// The estimate of what reaches the participant, bits per second.
+    pub estimate_bps: u64,
+    /// What its video takes, and would take at the best layers allowed.
+    pub allocated_bps: u64,
+    pub wanted_bps: u64,
+    /// Its transport-wide loss, per mille.
+    pub loss_per_mille: u16,
+    /// Its tracks paused (not even their lowest layer fits).
+    pub paused: u16,
+}
+
+impl DownlinkReport {
+    /// The report an event carries, if it is one.
+    pub fn of_event(event: &MediaEvent) -> Option<Self> {
         match *event {
             MediaEvent::DownlinkQuality {
+                estimate_bps,
                 allocated_bps,
                 wanted_bps,
                 loss_per_mille,
                 paused,
                 ..
-            } => Some(Self::of(allocated_bps, wanted_bps, loss_per_mille, paused)),
+            } => Some(Self {
+                estimate_bps,
+                allocated_bps,
+                wanted_bps,
+                loss_per_mille,
+                paused,
+            }),
             _ => None,
         }
+    }
+
+    /// Its level.
+    pub fn level(&self) -> QualityLevel {
+        QualityLevel::of(
+            self.allocated_bps,
+            self.wanted_bps,
+            self.loss_per_mille,
+            self.paused,
+        )
+    }
+
+    /// `{"estimateBps": 1200000, "allocatedBps": ..., "wantedBps": ..., "loss": 0.012,
+    /// "pausedTracks": 0}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "estimateBps": self.estimate_bps,
+            "allocatedBps": self.allocated_bps,
+            "wantedBps": self.wanted_bps,
+            "loss": f64::from(self.loss_per_mille) / 1000.0,
+            "pausedTracks": self.paused,
+        })
     }
 }
 
@@ -59,6 +105,8 @@ impl QualityLevel {
 pub struct QualityTracker {
     level: Option<QualityLevel>,
     candidate: Option<QualityLevel>,
+    /// The last report, whatever its level.
+    pub last: Option<DownlinkReport>,
 }
 
 impl QualityTracker {

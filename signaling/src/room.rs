@@ -501,11 +501,12 @@ impl Room {
     /// One allocation report of `id`'s downlink: when its level changes, everyone is told
     /// (`{"type": "quality", "participant": "p3", "quality": "poor"}`; a hidden participant
     /// only itself).
-    pub fn downlink_quality(&mut self, id: ParticipantId, level: crate::quality::QualityLevel) {
+    pub fn downlink_quality(&mut self, id: ParticipantId, report: crate::quality::DownlinkReport) {
         let Some(participant) = self.get_mut(id) else {
             return;
         };
-        let Some(changed) = participant.quality.report(level) else {
+        participant.quality.last = Some(report);
+        let Some(changed) = participant.quality.report(report.level()) else {
             return;
         };
         let message =

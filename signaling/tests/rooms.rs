@@ -767,6 +767,21 @@ async fn a_participants_downlink_quality_is_shown_to_the_room_when_it_changes() 
         .cloned()
         .unwrap();
     assert_eq!(listed["quality"], "poor");
+    // The admin API shows the last report.
+    let room = support::http(server.addr, "GET", "/api/rooms/r", &[], b"").await;
+    let shown = room.json()["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == viewer_joined["id"])
+        .cloned()
+        .unwrap();
+    assert_eq!(shown["quality"], "poor");
+    assert_eq!(
+        shown["downlink"],
+        json!({"estimateBps": 1_000_000, "allocatedBps": 1_000_000, "wantedBps": 1_000_000,
+               "loss": 0.0, "pausedTracks": 1})
+    );
 }
 
 /// The next `quality` message `client` gets, skipping others.
