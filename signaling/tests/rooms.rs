@@ -759,29 +759,26 @@ async fn a_participants_downlink_quality_is_shown_to_the_room_when_it_changes() 
     assert_eq!(poor["quality"], "poor");
     // A newcomer sees it in the participant list.
     let (_late, joined) = Client::join(server.addr, "r", "Late").await;
-    let listed = joined["participants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["id"] == viewer_joined["id"])
-        .cloned()
-        .unwrap();
+    let listed = participant_in(&joined, &viewer_joined["id"]);
     assert_eq!(listed["quality"], "poor");
     // The admin API shows the last report.
     let room = support::http(server.addr, "GET", "/api/rooms/r", &[], b"").await;
-    let shown = room.json()["participants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["id"] == viewer_joined["id"])
-        .cloned()
-        .unwrap();
+    let shown = participant_in(&room.json(), &viewer_joined["id"]);
     assert_eq!(shown["quality"], "poor");
     assert_eq!(
         shown["downlink"],
         json!({"estimateBps": 1_000_000, "allocatedBps": 1_000_000, "wantedBps": 1_000_000,
                "loss": 0.0, "pausedTracks": 1})
     );
+}
+
+/// The participant `id` of a message's (or a room's) `participants`.
+fn participant_in(message: &Value, id: &Value) -> Value {
+    message["participants"]
+        .as_array()
+        .and_then(|list| list.iter().find(|p| &p["id"] == id))
+        .cloned()
+        .unwrap_or_else(|| panic!("{id} not in {message}"))
 }
 
 /// The next `quality` message `client` gets, skipping others.
