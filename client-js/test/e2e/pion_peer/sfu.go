@@ -142,10 +142,18 @@ func (room *sfuRoom) publish(offer string) (string, error) {
 	room.mu.Unlock()
 	pc.OnTrack(func(track *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
 		go func() {
-			// Read the receiver's RTCP so that the interceptors run.
+			// Read the track's RTCP so that the interceptors run (a rid layer's own: the
+			// receiver's first track may not be set up yet).
 			buf := make([]byte, 1500)
+			rid := track.RID()
 			for {
-				if _, _, err := receiver.Read(buf); err != nil {
+				var err error
+				if rid != "" {
+					_, _, err = receiver.ReadSimulcast(buf, rid)
+				} else {
+					_, _, err = receiver.Read(buf)
+				}
+				if err != nil {
 					return
 				}
 			}
