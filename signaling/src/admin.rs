@@ -8,6 +8,7 @@ use std::sync::Arc;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
+use rtc_core::SessionId;
 use rtc_core::sdp::MediaKind;
 use serde_json::{Value, json};
 
@@ -15,6 +16,7 @@ use crate::auth::Action;
 use crate::http::{Body, auth_error, bearer_token, error, percent_decode, respond};
 use crate::hub::{CLOSE_REMOVED, Hub};
 use crate::media::MediaPlane;
+use crate::quality::DownlinkReport;
 use crate::room::{Participant, ParticipantId, Room, track_wire};
 
 /// The largest request body the API reads (a mute is a dozen bytes).
@@ -123,8 +125,8 @@ pub async fn handle<M: MediaPlane>(
     match call {
         Call::ListRooms => ok(&list_rooms(&hub)),
         Call::ShowRoom(room) => {
-            let players = hub.players(&room).len();
-            match hub.with_room(&room, |r| room_json(r, players)) {
+            let players = hub.player_downlinks(&room);
+            match hub.with_room(&room, |r| room_json(r, &players)) {
                 Some(value) => ok(&value),
                 None => error(StatusCode::NOT_FOUND, "unknown room"),
             }
@@ -232,10 +234,17 @@ fn list_rooms<M: MediaPlane>(hub: &Hub<M>) -> Value {
 }
 
 /// One room as the admin sees it: every participant (hidden ones too) with its tracks.
-fn room_json(room: &Room, players: usize) -> Value {
+fn room_json(room: &Room, players: &[(SessionId, Option<DownlinkReport>)]) -> Value {
     let participants: Vec<Value> = room.participants().map(participant_json).collect();
+    let player_sessions: Vec<Value> = players
+        .iter()
+        .map(|(session, downlink)| {
+            json!({"session": session.0, "downlink": downlink.map(|d| d.to_json())})
+        })
+        .collect();
     json!({
-        "name": room.name, "participants": participants, "players": players,
+        "name": room.name, "participants": participants, "players": players.len(),
+        "playerSessions": player_sessions,
         "limits": {"maxPublishBitrate": room.max_publish_bitrate},
     })
 }

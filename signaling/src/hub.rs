@@ -33,9 +33,10 @@ enum SessionOwner {
         room: String,
         id: ParticipantId,
     },
-    /// A WHEP player, by its resource token.
+    /// A WHEP player, by its resource token, with its downlink's last allocation report.
     Player {
         token: String,
+        downlink: Option<crate::quality::DownlinkReport>,
     },
 }
 
@@ -458,6 +459,7 @@ impl<M: MediaPlane> Hub<M> {
                 *session,
                 SessionOwner::Player {
                     token: token.clone(),
+                    downlink: None,
                 },
             );
         }
@@ -525,6 +527,32 @@ impl<M: MediaPlane> Hub<M> {
             .filter(|(_, r)| matches!(r, Resource::Whep { room: r, .. } if r == room))
             .map(|(token, _)| token.clone())
             .collect()
+    }
+
+    /// The WHEP players of `room` as the admin API lists them: media session and the last
+    /// allocation report of its downlink, by session.
+    pub fn player_downlinks(
+        &self,
+        room: &str,
+    ) -> Vec<(SessionId, Option<crate::quality::DownlinkReport>)> {
+        let state = self.state();
+        let mut players: Vec<_> = state
+            .resources
+            .values()
+            .filter_map(|r| match r {
+                Resource::Whep { room: r, session } if r == room => Some(*session),
+                _ => None,
+            })
+            .map(|session| {
+                let downlink = match state.sessions.get(&session) {
+                    Some(SessionOwner::Player { downlink, .. }) => *downlink,
+                    _ => None,
+                };
+                (session, downlink)
+            })
+            .collect();
+        players.sort_by_key(|(session, _)| session.0);
+        players
     }
 
     /// Removes a participant on an administrator's request: a WebSocket participant is told
@@ -618,8 +646,18 @@ impl<M: MediaPlane> Hub<M> {
         };
         let owner = self.state().sessions.get(&session).cloned();
         if let Some(report) = crate::quality::DownlinkReport::of_event(&event) {
-            if let Some(SessionOwner::Participant { room, id }) = owner {
-                self.with_room(&room, |r| r.downlink_quality(id, report));
+            match owner {
+                Some(SessionOwner::Participant { room, id }) => {
+                    self.with_room(&room, |r| r.downlink_quality(id, report));
+                }
+                Some(SessionOwner::Player { .. }) => {
+                    if let Some(SessionOwner::Player { downlink, .. }) =
+                        self.state().sessions.get_mut(&session)
+                    {
+                        *downlink = Some(report);
+                    }
+                }
+                None => {}
             }
             return;
         }
@@ -634,7 +672,7 @@ impl<M: MediaPlane> Hub<M> {
                     outbox.send(Outbound::Close(CLOSE_MEDIA_ENDED, "media connection ended"));
                 }
             }
-            Some(SessionOwner::Player { token }) => {
+            Some(SessionOwner::Player { token, .. }) => {
                 self.remove_resource(&token).await;
             }
             None => {}

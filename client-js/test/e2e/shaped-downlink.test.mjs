@@ -89,6 +89,14 @@ function viewing(page) {
   });
 }
 
+/** The WHEP viewer's last downlink report in the admin API (null before the first). */
+async function viewerDownlink() {
+  const response = await fetch(`${server.base}/api/rooms/${ROOM}`).catch(() => null);
+  if (!response?.ok) return null;
+  const room = await response.json();
+  return room.playerSessions?.find((p) => p.downlink)?.downlink ?? null;
+}
+
 test('a viewer behind a shaped downlink gets a lower layer, then 1280 px again', { timeout: 180_000 }, async () => {
   const publisher = await chromium('downlink-publisher');
   await publisher.page.goto(`${server.base}/healthz`);
@@ -114,6 +122,7 @@ test('a viewer behind a shaped downlink gets a lower layer, then 1280 px again',
   let last = await viewing(viewer.page);
   const sample = async (phase) => {
     const now = await viewing(viewer.page);
+    const downlink = await viewerDownlink();
     const entry = {
       phase,
       ms: Date.now() - started,
@@ -122,6 +131,11 @@ test('a viewer behind a shaped downlink gets a lower layer, then 1280 px again',
       kbps: Math.round(((now.bytes - last.bytes) * 8) / 500),
       freezes: now.freezes,
       freezeSeconds: Number(now.freezeSeconds.toFixed(2)),
+      // Sluice's side, from the admin API: its estimate of the viewer's downlink and what it
+      // allocated, in kbit/s, and the transport-wide loss (per mille).
+      estimate: downlink ? Math.round(downlink.estimateBps / 1000) : null,
+      allocated: downlink ? Math.round(downlink.allocatedBps / 1000) : null,
+      loss: downlink ? Math.round(downlink.loss * 1000) : null,
     };
     timeline.push(entry);
     last = now;

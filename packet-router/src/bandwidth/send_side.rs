@@ -109,40 +109,99 @@ fn cluster_tag(id: u32) -> u8 {
     (id % 255 + 1) as u8
 }
 
+/// Arrivals of one probe cluster kept for its result (a cluster of 100 ms at 4 Mbit/s of
+/// media and padding has fewer); later ones count in the totals only.
+const PROBE_ARRIVALS: usize = 256;
+/// A cluster's receive rate is measured on the bytes after this share of it arrived: a
+/// token bucket on the path lets the first of them through at the line's rate, and the
+/// rest come at the link's.
+const PROBE_BURST_SHARE: f64 = 0.5;
+
+/// A cluster received at less than this share of its send rate met the path's capacity.
+const PROBE_LIMITED: f64 = 0.98;
+
 /// What a probe cluster measured so far.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone)]
 struct Cluster {
     id: u32,
     sent: u32,
-    first_send_us: i64,
-    last_send_us: i64,
-    last_sent_bytes: u64,
-    bytes_sent: u64,
+    /// The sender sent its last copy: a result waits for this.
+    complete: bool,
     received: u32,
-    first_arrival_us: Option<i64>,
-    last_arrival_us: i64,
-    first_arrival_bytes: u64,
-    bytes_received: u64,
+    /// Arrival time, send time and size of each copy reported received, in the order
+    /// reported.
+    arrivals: [Arrival; PROBE_ARRIVALS],
+    recorded: usize,
+}
+
+/// One copy of a probe cluster that arrived.
+#[derive(Debug, Clone, Copy, Default)]
+struct Arrival {
+    arrival_us: i64,
+    sent_us: i64,
+    bytes: u16,
 }
 
 impl Cluster {
-    /// The rate the cluster measured: the lower of its send and receive rates, and less when
-    /// it was received clearly slower than sent (the path's capacity).
-    fn result(&self) -> Option<u64> {
+    fn new(id: u32) -> Self {
+        Self {
+            id,
+            sent: 0,
+            complete: false,
+            received: 0,
+            arrivals: [Arrival::default(); PROBE_ARRIVALS],
+            recorded: 0,
+        }
+    }
+
+    fn on_received(&mut self, arrival: Arrival) {
+        self.received += 1;
+        if let Some(slot) = self.arrivals.get_mut(self.recorded) {
+            *slot = arrival;
+            self.recorded += 1;
+        }
+    }
+
+    /// The rate the cluster measured, on the copies that arrived after its first
+    /// [`PROBE_BURST_SHARE`]: the lower of their send and receive rates, and less when they
+    /// were received slower than sent (the path's capacity). Sorts the arrivals.
+    fn result(&mut self) -> Option<u64> {
         if self.received < PROBE_MIN_PACKETS
             || f64::from(self.received) < f64::from(self.sent) * PROBE_MIN_ARRIVED
         {
             return None;
         }
-        let send_us = self.last_send_us - self.first_send_us;
-        let receive_us = self.last_arrival_us - self.first_arrival_us?;
-        if send_us <= 0 || receive_us <= 0 {
+        let arrivals = self.arrivals.get_mut(..self.recorded).unwrap_or_default();
+        arrivals.sort_unstable_by_key(|a| a.arrival_us);
+        let total: u64 = arrivals.iter().map(|a| u64::from(a.bytes)).sum();
+        let burst = (total as f64 * PROBE_BURST_SHARE) as u64;
+        let mut seen = 0u64;
+        let start = arrivals.iter().position(|a| {
+            seen += u64::from(a.bytes);
+            seen >= burst
+        })?;
+        let measured = arrivals.get(start..)?;
+        let (first, rest) = measured.split_first()?;
+        let last = rest.last()?;
+        if measured.len() < PROBE_MIN_PACKETS as usize {
             return None;
         }
-        let send_bps = (self.bytes_sent - self.last_sent_bytes) as f64 * 8e6 / send_us as f64;
+        // The bytes after the first arrival over the time to the last; the same copies'
+        // bytes but the last sent over their send times' span.
+        let receive_us = last.arrival_us - first.arrival_us;
+        let first_sent = measured.iter().map(|a| a.sent_us).min()?;
+        let last_sent = measured.iter().max_by_key(|a| a.sent_us)?;
+        let send_us = last_sent.sent_us - first_sent;
+        if receive_us <= 0 || send_us <= 0 {
+            return None;
+        }
+        let measured_bytes: u64 = measured.iter().map(|a| u64::from(a.bytes)).sum();
         let receive_bps =
-            (self.bytes_received - self.first_arrival_bytes) as f64 * 8e6 / receive_us as f64;
-        let rate = if receive_bps < 0.9 * send_bps {
+            (measured_bytes - u64::from(first.bytes)) as f64 * 8e6 / receive_us as f64;
+        let send_bps = (measured_bytes - u64::from(last_sent.bytes)) as f64 * 8e6 / send_us as f64;
+        // Received slower than sent: the path's capacity, less a margin (arrival times are
+        // reported in steps of 250 us, which alone moves a 50 ms span by half a percent).
+        let rate = if receive_bps < PROBE_LIMITED * send_bps {
             0.95 * receive_bps
         } else {
             send_bps.min(receive_bps)
@@ -258,11 +317,16 @@ impl SendSideEstimator {
         self.probe_floor = Some((now_us + PROBE_GUARD_US, floor));
         let id = self.next_cluster;
         self.next_cluster = self.next_cluster.wrapping_add(1);
-        self.cluster = Some(Cluster {
-            id,
-            ..Cluster::default()
-        });
+        self.cluster = Some(Cluster::new(id));
         id
+    }
+
+    /// The cluster's last copy was sent: its result comes once every copy was reported.
+    pub fn probe_sent(&mut self) {
+        if let Some(probe) = &mut self.cluster {
+            probe.complete = true;
+        }
+        self.finish_probe();
     }
 
     /// Ends the cluster without a result (it never got its feedback).
@@ -287,13 +351,7 @@ impl SendSideEstimator {
         if let Some(probe) = &mut self.cluster
             && cluster == Some(probe.id)
         {
-            if probe.sent == 0 {
-                probe.first_send_us = sent_us;
-            }
             probe.sent += 1;
-            probe.last_send_us = sent_us;
-            probe.bytes_sent += u64::from(bytes);
-            probe.last_sent_bytes = u64::from(bytes);
         }
     }
 
@@ -350,18 +408,11 @@ impl SendSideEstimator {
         if let Some(probe) = &mut self.cluster
             && sent.cluster == Some(cluster_tag(probe.id))
         {
-            probe.received += 1;
-            probe.bytes_received += bytes as u64;
-            match probe.first_arrival_us {
-                Some(first) if arrival_us >= first => {
-                    probe.last_arrival_us = probe.last_arrival_us.max(arrival_us);
-                }
-                _ => {
-                    probe.first_arrival_us = Some(arrival_us);
-                    probe.first_arrival_bytes = bytes as u64;
-                    probe.last_arrival_us = probe.last_arrival_us.max(arrival_us);
-                }
-            }
+            probe.on_received(Arrival {
+                arrival_us,
+                sent_us: sent.sent_us,
+                bytes: sent.bytes,
+            });
         }
         let Some(delta) = self.groups.packet(sent.sent_us, arrival_us, bytes) else {
             return;
@@ -424,20 +475,22 @@ impl SendSideEstimator {
 
     /// Takes the cluster's result once every copy of it was reported.
     fn finish_probe(&mut self) {
-        let Some(probe) = self.cluster else {
+        let Some(probe) = &self.cluster else {
             return;
         };
-        let tag = cluster_tag(probe.id);
+        let (tag, sent) = (cluster_tag(probe.id), probe.sent);
+        if !probe.complete {
+            return;
+        }
         let reported = self
             .history
             .iter()
             .filter(|r| r.cluster == tag)
             .all(|r| r.outcome() != Some(Outcome::Pending));
-        if probe.sent == 0 || !reported {
+        if sent == 0 || !reported {
             return;
         }
-        self.cluster = None;
-        let Some(rate) = probe.result() else {
+        let Some(rate) = self.cluster.take().and_then(|mut probe| probe.result()) else {
             return;
         };
         if rate > self.estimate() && self.trendline.usage() != BandwidthUsage::Overusing {
@@ -449,5 +502,68 @@ impl SendSideEstimator {
     fn micros(&mut self, now: Instant) -> i64 {
         let origin = *self.origin.get_or_insert(now);
         super::micros(now.saturating_duration_since(origin))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cluster of `packets` copies of `bytes`, sent `send_gap_us` apart, received as a
+    /// token bucket of `burst` bytes in front of a `link_bps` link delivers them.
+    fn cluster_through_bucket(
+        packets: u32,
+        bytes: u16,
+        send_gap_us: i64,
+        burst: u64,
+        link_bps: f64,
+    ) -> Cluster {
+        let mut cluster = Cluster::new(1);
+        cluster.complete = true;
+        let mut link_free_us = 0.0f64;
+        let mut passed = 0u64;
+        for i in 0..packets {
+            let sent_us = i64::from(i) * send_gap_us;
+            cluster.sent += 1;
+            let arrival_us = if passed + u64::from(bytes) <= burst {
+                // Tokens left: through at once.
+                passed += u64::from(bytes);
+                link_free_us = link_free_us.max(sent_us as f64);
+                sent_us
+            } else {
+                let start = link_free_us.max(sent_us as f64);
+                link_free_us = start + f64::from(bytes) * 8e6 / link_bps;
+                link_free_us as i64
+            };
+            cluster.on_received(Arrival {
+                arrival_us,
+                sent_us,
+                bytes,
+            });
+        }
+        cluster
+    }
+
+    #[test]
+    fn a_token_buckets_burst_does_not_count_as_the_links_rate() {
+        // 100 ms at 1.2 Mbit/s into a 600 kbit/s link whose bucket passes 4 KB at once: the
+        // whole cluster arrives at about 800 kbit/s, its second half at the link's rate.
+        let mut cluster = cluster_through_bucket(50, 300, 2_000, 4_000, 600_000.0);
+        let rate = cluster.result().expect("a result");
+        assert!((540_000..=600_000).contains(&rate), "{rate}");
+    }
+
+    #[test]
+    fn a_cluster_the_path_carried_measures_its_send_rate() {
+        let mut cluster = cluster_through_bucket(50, 300, 2_000, 4_000, 10_000_000.0);
+        let rate = cluster.result().expect("a result");
+        assert!((1_150_000..=1_250_000).contains(&rate), "{rate}");
+    }
+
+    #[test]
+    fn a_cluster_mostly_lost_has_no_result() {
+        let mut cluster = cluster_through_bucket(50, 300, 2_000, 4_000, 10_000_000.0);
+        cluster.sent = 100;
+        assert_eq!(cluster.result(), None);
     }
 }

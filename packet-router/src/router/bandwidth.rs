@@ -31,22 +31,31 @@ const KEEP_PERCENT: u64 = 85;
 const RAISE_PERCENT: u64 = 110;
 /// Simulcast layers of one track the allocator looks at.
 const MAX_LAYERS: usize = 4;
-/// A probe cluster lasts this long, sent in steps of `PROBE_STEP`.
-const PROBE_DURATION: Duration = Duration::from_millis(200);
-const PROBE_STEP: Duration = Duration::from_millis(10);
+/// A probe cluster lasts this long, sent in steps of `PROBE_STEP`. Short, so that what it
+/// sends above a narrow link's rate fits in the link's queue (at twice a 600 kbit/s link,
+/// 7.5 KB, some of it passed at once by a token bucket) rather than overflowing it and
+/// taking media packets with it; long enough that the rate after such a burst is measured.
+const PROBE_DURATION: Duration = Duration::from_millis(100);
+const PROBE_STEP: Duration = Duration::from_millis(5);
+/// The padding is at least this share of a probe's rate, so that a cluster has packets
+/// enough for a result whatever the media sent beside it.
+const PROBE_MIN_PADDING_SHARE: f64 = 0.25;
 /// A probe asks for this much more than the allocator wants, at most this many times the
 /// estimate.
 const PROBE_OVERSHOOT: f64 = 1.25;
 const PROBE_MAX_FACTOR: f64 = 2.0;
 /// The least time between two probes of a session (doubling after each probe up to the
 /// longest, back to the least after an up-switch), and how long a probe waits for its
-/// feedback before it is abandoned.
+/// feedback before it is abandoned. The longest is what a link that opens again waits at
+/// most for its first probe: a cluster is short enough to cost a narrow link little.
 const PROBE_INTERVAL: Duration = Duration::from_secs(3);
-const LONGEST_PROBE_INTERVAL: Duration = Duration::from_secs(30);
+const LONGEST_PROBE_INTERVAL: Duration = Duration::from_secs(8);
 /// No probe for this long after the allocation changed a layer, nor with more loss than this.
 const PROBE_AFTER_CHANGE: Duration = Duration::from_secs(3);
 const PROBE_MAX_LOSS: f64 = 0.02;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// A probe that raised the estimate by this share or more is followed by the next at once.
+const PROBE_SUCCESS_GAIN: f64 = 0.1;
 /// Padding bytes of one probe packet (RFC 3550 padding: at most 255).
 const PROBE_PADDING: usize = 255;
 
@@ -72,15 +81,19 @@ pub(crate) struct SessionAllocation {
 }
 
 /// What a probe is sized from, in bits per second: the estimate, the budget the tracks
-/// were allocated within, and what they want.
+/// were allocated within, what they want, and what the session is sent now (its media
+/// counts in the probe: the padding makes up the rest).
 #[derive(Debug, Clone, Copy)]
 struct ProbeRates {
     estimate: u64,
     budget: u64,
     wanted: u64,
+    sending: u64,
 }
 
-/// A probe cluster in progress: padding on an RTX stream, sent in steps.
+/// A probe cluster in progress: padding on an RTX stream, sent in steps. Every copy the
+/// session is sent meanwhile, media too, belongs to the cluster, so that its result is the
+/// rate of all it carried.
 #[derive(Debug, Clone, Copy)]
 struct Probe {
     cluster: u32,
@@ -138,20 +151,33 @@ impl Router {
         let Some(estimator) = self.estimator_mut(from) else {
             return;
         };
+        let (was_probing, before) = (estimator.probing(), estimator.estimate());
         estimator.on_feedback(now, feedback);
         let loss = estimator.recent_loss(now);
         let estimate = estimator.estimate();
+        // A probe that raised the estimate clearly: the link may carry more still, so the
+        // next probe may follow at once (from the new estimate), as after an up-switch.
+        let probe_succeeded = was_probing
+            && !estimator.probing()
+            && estimate as f64 >= before as f64 * (1.0 + PROBE_SUCCESS_GAIN);
         self.update_audio_red(now, from, loss);
         self.stats.transport_feedback_received += 1;
+        if probe_succeeded && let Some(routes) = self.sessions.get_mut(&from) {
+            let allocation = &mut routes.allocation;
+            allocation.probe = None;
+            allocation.last_probe_at = None;
+            allocation.probe_interval = None;
+        }
         let last_run = self.sessions.get(&from).and_then(|r| r.allocation.last_run);
-        let due = match last_run {
-            None => true,
-            Some((at, last)) => {
-                let change = (estimate as f64 - last as f64).abs() / (last.max(1) as f64);
-                change >= REALLOCATE_CHANGE
-                    || now.saturating_duration_since(at) >= REALLOCATE_INTERVAL
-            }
-        };
+        let due = probe_succeeded
+            || match last_run {
+                None => true,
+                Some((at, last)) => {
+                    let change = (estimate as f64 - last as f64).abs() / (last.max(1) as f64);
+                    change >= REALLOCATE_CHANGE
+                        || now.saturating_duration_since(at) >= REALLOCATE_INTERVAL
+                }
+            };
         if due {
             self.allocate_layers(now, from, estimate);
         }
@@ -463,6 +489,7 @@ impl Router {
             estimate,
             budget,
             wanted: wanted_bps,
+            sending: used + fixed_bps,
         };
         self.consider_probe(now, subscriber, rates);
     }
@@ -474,6 +501,7 @@ impl Router {
             estimate,
             budget,
             wanted,
+            sending,
         } = rates;
         let Some(routes) = self.sessions.get_mut(&subscriber) else {
             return;
@@ -509,7 +537,8 @@ impl Router {
         let target = ((estimate + shortfall) as f64 * PROBE_OVERSHOOT)
             .min(estimate as f64 * PROBE_MAX_FACTOR);
         let steps = (PROBE_DURATION.as_micros() / PROBE_STEP.as_micros()).max(1) as usize;
-        let bytes = (target * PROBE_DURATION.as_secs_f64() / 8.0) as usize;
+        let padding = (target - sending as f64).max(target * PROBE_MIN_PADDING_SHARE);
+        let bytes = (padding * PROBE_DURATION.as_secs_f64() / 8.0) as usize;
         let cluster = estimator.start_probe(now);
         allocation.last_probe_at = Some(now);
         allocation.probe_interval = Some((interval * 2).min(LONGEST_PROBE_INTERVAL));
@@ -536,7 +565,9 @@ impl Router {
                 continue;
             };
             if probe.bytes_left == 0 {
-                // Sent: wait for the feedback, then give up on it.
+                // Sent: wait for the feedback, then give up on it. What the session is sent
+                // from now on is no longer part of the cluster.
+                sequence.cluster = None;
                 let done = sequence.estimator.as_ref().is_none_or(|e| !e.probing());
                 if done || now.saturating_duration_since(probe.started) >= PROBE_TIMEOUT {
                     if let Some(estimator) = sequence.estimator.as_mut()
@@ -573,6 +604,7 @@ impl Router {
             });
             let Some((track_id, subscription_id)) = padder else {
                 // Nothing to pad with: no probe.
+                sequence.cluster = None;
                 if let Some(estimator) = sequence.estimator.as_mut() {
                     estimator.abandon_probe();
                 }
@@ -596,8 +628,13 @@ impl Router {
                     self.stats.probe_packets_sent += 1;
                 }
             }
-            sequence.cluster = None;
             probe.bytes_left = probe.bytes_left.saturating_sub(step_bytes.max(1));
+            if probe.bytes_left == 0 {
+                sequence.cluster = None;
+                if let Some(estimator) = sequence.estimator.as_mut() {
+                    estimator.probe_sent();
+                }
+            }
             probe.next_step = now + PROBE_STEP;
             routes.allocation.probe = Some(probe);
             next = Some(next.map_or(probe.next_step, |at| at.min(probe.next_step)));
