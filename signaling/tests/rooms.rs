@@ -772,6 +772,62 @@ async fn a_participants_downlink_quality_is_shown_to_the_room_when_it_changes() 
     );
 }
 
+#[tokio::test]
+async fn a_whep_players_downlink_is_shown_in_the_admin_api() {
+    let server = start(SignalingConfig::default()).await;
+    let (mut ada, _) = Client::join(server.addr, "r", "Ada").await;
+    ada.send(json!({"type": "publish", "sdp": offer(&["audio", "video"])}))
+        .await;
+    while ada.recv().await["type"] != "published" {}
+    let played = support::http(
+        server.addr,
+        "POST",
+        "/whep/r",
+        &[("Content-Type", "application/sdp")],
+        offer(&["audio", "video"]).as_bytes(),
+    )
+    .await;
+    assert_eq!(played.status, 201);
+    let player = server
+        .media
+        .calls()
+        .iter()
+        .find_map(|c| match c {
+            Call::Play { session, .. } => Some(*session),
+            _ => None,
+        })
+        .expect("a play call");
+    let room = support::http(server.addr, "GET", "/api/rooms/r", &[], b"").await;
+    assert_eq!(room.json()["players"], 1);
+    assert_eq!(
+        room.json()["playerSessions"],
+        json!([{"session": player.0, "downlink": null}])
+    );
+    server
+        .events
+        .send(MediaEvent::DownlinkQuality {
+            session: player,
+            estimate_bps: 600_000,
+            allocated_bps: 350_000,
+            wanted_bps: 800_000,
+            loss_per_mille: 12,
+            paused: 0,
+        })
+        .unwrap();
+    let expected = json!([{"session": player.0, "downlink": {"estimateBps": 600_000,
+        "allocatedBps": 350_000, "wantedBps": 800_000, "loss": 0.012, "pausedTracks": 0}}]);
+    let mut shown = Value::Null;
+    for _ in 0..100 {
+        let room = support::http(server.addr, "GET", "/api/rooms/r", &[], b"").await;
+        shown = room.json()["playerSessions"].clone();
+        if shown == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(shown, expected);
+}
+
 /// The participant `id` of a message's (or a room's) `participants`.
 fn participant_in(message: &Value, id: &Value) -> Value {
     message["participants"]
