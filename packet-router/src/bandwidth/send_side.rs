@@ -414,6 +414,12 @@ impl SendSideEstimator {
                 bytes: sent.bytes,
             });
         }
+        // A cluster's delays are its result's too: it fills a narrow queue by design, and
+        // the overuse its copies would signal would reject its result (or take back the
+        // estimate it raised) for the queue it built itself.
+        if sent.cluster.is_some() {
+            return;
+        }
         let Some(delta) = self.groups.packet(sent.sent_us, arrival_us, bytes) else {
             return;
         };
