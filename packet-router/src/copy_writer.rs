@@ -185,6 +185,10 @@ pub(crate) fn forward<T: AsRef<[u8]>>(
     // The packet's RED payload, built for the first subscription that has redundancy on:
     // whether it was tried, and whether it fits.
     let mut red_built: Option<bool> = None;
+    // Whether a subscriber of this packet negotiated RED: only then is its payload kept for
+    // the next ones (a track no subscriber can take RED for copies nothing), on or off, so
+    // that redundancy is complete from the first RED packet when it goes on.
+    let mut any_red = false;
     let mut copies = 0;
     // The key of the subscribers the template was last built for, and its shape.
     let mut built: Option<(u64, Option<TemplateShape>)> = None;
@@ -206,6 +210,7 @@ pub(crate) fn forward<T: AsRef<[u8]>>(
         };
         let header =
             shape.and_then(|shape| Some((template.bytes.get(..shape.len)?, shape.transport_cc_at)));
+        any_red |= subscription.stream.red_pt.is_some();
         let redundant = match (subscription.red, red.as_deref_mut()) {
             (Some(red_pt), Some(encoder)) if plain => {
                 let fits = *red_built.get_or_insert_with(|| {
@@ -266,7 +271,10 @@ pub(crate) fn forward<T: AsRef<[u8]>>(
             }
         }
     }
-    if plain && let Some(encoder) = red {
+    if plain
+        && any_red
+        && let Some(encoder) = red
+    {
         encoder.remember(source.seq, source.timestamp, payload);
     }
     copies
