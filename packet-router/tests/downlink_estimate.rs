@@ -516,10 +516,14 @@ fn from_300_kbits_a_probe_takes_a_viewer_to_the_layer_its_link_carries() {
         .filter(|s| s.at >= Duration::from_secs(3))
     {
         assert_eq!(sample.widths[0], 640, "{:?}: {line}", sample.at);
-        assert!(
-            sample.estimate >= 550_000 && sample.estimate <= 1_000_000,
-            "{line}"
-        );
+        // Within 0.8 to 1.1 times the link from 10 s (the bounds; an estimate the
+        // media leaves untested may grow a little past the link, as GoogCC's does).
+        let bounds = if sample.at >= Duration::from_secs(10) {
+            800_000..=1_100_000
+        } else {
+            550_000..=1_100_000
+        };
+        assert!(bounds.contains(&sample.estimate), "{line}");
     }
 }
 
@@ -616,16 +620,16 @@ fn three_publishers_share_the_downlink_by_priority_the_dominant_speaker_first() 
     let run = run_room(3, Duration::from_secs(55), capacity, &mut control);
     let line = run.timeline();
     println!("{line}");
-    // Once the estimate has grown from its start (10 s), publisher 0 has the biggest layer,
-    // at least the middle one, and the others are at their lowest nearly all the time (the
-    // estimate swings around the capacity).
-    run.assert_speaker_first(0, Duration::from_secs(10), Duration::from_secs(20), 80);
+    // From 5 s (the layers active 2 s, a probe), publisher 0 has the biggest layer, at least
+    // the middle one, and the others are at their lowest nearly all the time (a probe may let
+    // one up for a moment).
+    run.assert_speaker_first(0, Duration::from_secs(5), Duration::from_secs(20), 85);
     // The new speaker goes up and the old one down within 3 s. The change came with the
     // estimate 20 % above the capacity (it grows above what is sent until a layer change
-    // tests it): the old speaker's middle layer and the new one's top overuse the link, the
-    // estimate halves and grows again, and meanwhile the others share what the speaker's
-    // top layer does not fit. The speaker stays first throughout.
-    run.assert_speaker_first(2, Duration::from_secs(23), Duration::from_secs(40), 50);
+    // tests it); the layers stay within what the link was seen to carry, so the old
+    // speaker does not keep its middle layer beside the new one's top. The speaker stays
+    // first throughout.
+    run.assert_speaker_first(2, Duration::from_secs(23), Duration::from_secs(40), 75);
     // On 250 kbit/s only the speaker's video flows, at its lowest layer, from 2 s after the
     // step (the layers too big stop at once on a congested link). A probe may resume
     // another track for a moment, which the estimate then takes back: at most a tenth of

@@ -23,6 +23,8 @@ const MAX_BITRATE_BPS: u64 = 50_000_000;
 /// limit grows 8 % a second until it no longer limits.
 const HIGH_LOSS: f64 = 0.10;
 const LOW_LOSS: f64 = 0.02;
+/// Loss at which the link is taken to carry only what arrives.
+const OVERLOAD_LOSS: f64 = 0.2;
 /// Outcomes needed for a loss measurement (and at least this long of them), and the least
 /// time between two cuts: a burst of loss at a switch (a keyframe through a full queue) is
 /// one measurement and one cut, not several.
@@ -238,7 +240,20 @@ pub struct SendSideEstimator {
     /// a probe overflows a narrow link's queue by design, and the overuse that follows says
     /// nothing about the rate the media had (microseconds on Sluice's clock, bits per second).
     probe_floor: Option<(i64, u64)>,
+    /// The last probe result, and when it came (microseconds on Sluice's clock).
+    probe_result: Option<(i64, u64)>,
+    /// The highest acknowledged rate of the current window of [`ACKNOWLEDGED_WINDOW_US`]
+    /// (its start and the rate) and of the one before.
+    acknowledged_peak: (i64, u64),
+    previous_acknowledged_peak: u64,
 }
+
+/// The acknowledged rate validates for two windows of this: a switch between layers leaves a
+/// second with less acknowledged than the link carried just before.
+const ACKNOWLEDGED_WINDOW_US: i64 = 2_500_000;
+
+/// A probe result validates a rate for this long.
+const PROBE_RESULT_VALID_US: i64 = 5_000_000;
 
 impl SendSideEstimator {
     /// An estimator that starts at `start_bps`.
@@ -263,6 +278,9 @@ impl SendSideEstimator {
             last_feedback_us: None,
             last_acknowledged_bps: None,
             probe_floor: None,
+            probe_result: None,
+            acknowledged_peak: (0, 0),
+            previous_acknowledged_peak: 0,
         }
     }
 
@@ -303,6 +321,26 @@ impl SendSideEstimator {
     /// The rate the subscriber acknowledged receiving over the last second, last measured.
     pub fn acknowledged(&self) -> Option<u64> {
         self.last_acknowledged_bps
+    }
+
+    /// The highest rate the link has been seen to carry lately: the highest rate
+    /// acknowledged (over a second) in the last 2.5 to 5 s, or the last probe's result in
+    /// the last 5 s, whichever is higher (0 before either). The estimate may grow past it
+    /// while the media sent leaves it untested; what goes beyond it is an up-switch that
+    /// needs a probe first.
+    pub fn validated(&mut self, now: Instant) -> u64 {
+        let now_us = self.micros(now);
+        let probed = match self.probe_result {
+            Some((at, rate)) if now_us - at < PROBE_RESULT_VALID_US => rate,
+            _ => 0,
+        };
+        let (start, peak) = self.acknowledged_peak;
+        let acknowledged = match now_us - start {
+            age if age < ACKNOWLEDGED_WINDOW_US => peak.max(self.previous_acknowledged_peak),
+            age if age < 2 * ACKNOWLEDGED_WINDOW_US => peak,
+            _ => 0,
+        };
+        acknowledged.max(probed)
     }
 
     /// Whether a probe cluster is being measured.
@@ -429,8 +467,21 @@ impl SendSideEstimator {
             delta.arrival_us as f64 / 1000.0,
         );
         let acknowledged = self.acknowledged.bitrate(arrival_us);
-        if acknowledged.is_some() {
+        if let Some(rate) = acknowledged {
             self.last_acknowledged_bps = acknowledged;
+            // The peak windows run on the sender's clock, like `validated`'s reads.
+            let (start, peak) = self.acknowledged_peak;
+            let age = sent.sent_us - start;
+            if age >= ACKNOWLEDGED_WINDOW_US {
+                self.previous_acknowledged_peak = if age < 2 * ACKNOWLEDGED_WINDOW_US {
+                    peak
+                } else {
+                    0
+                };
+                self.acknowledged_peak = (sent.sent_us, rate);
+            } else {
+                self.acknowledged_peak.1 = peak.max(rate);
+            }
         }
         // The controller runs on the sender's clock, where its timers are.
         self.control.update(usage, acknowledged, sent.sent_us);
@@ -467,7 +518,16 @@ impl SendSideEstimator {
                 .is_none_or(|at| now_us - at >= LOSS_CUT_INTERVAL_US);
             if may_cut {
                 let current = self.estimate() as f64;
-                self.loss_limit_bps = Some(current * (1.0 - 0.5 * loss));
+                let mut limit = current * (1.0 - 0.5 * loss);
+                // Losing a fifth or more, the link carries what arrives and no more: the
+                // estimate goes there at once rather than by halves of the loss a second
+                // (a full drop-tail queue's delay is flat, so the delay says nothing then).
+                if loss >= OVERLOAD_LOSS
+                    && let Some(acknowledged) = self.last_acknowledged_bps
+                {
+                    limit = limit.min(acknowledged as f64);
+                }
+                self.loss_limit_bps = Some(limit);
                 self.last_loss_cut_us = Some(now_us);
             }
         } else if loss < LOW_LOSS
@@ -499,6 +559,7 @@ impl SendSideEstimator {
         let Some(rate) = self.cluster.take().and_then(|mut probe| probe.result()) else {
             return;
         };
+        self.probe_result = self.last_feedback_us.map(|at| (at, rate));
         if rate > self.estimate() && self.trendline.usage() != BandwidthUsage::Overusing {
             self.control.set_start(rate);
             self.loss_limit_bps = self.loss_limit_bps.filter(|limit| *limit > rate as f64);

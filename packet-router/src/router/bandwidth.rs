@@ -27,7 +27,7 @@ pub(super) const LAYER_SETTLED: Duration = Duration::from_secs(2);
 const UP_SWITCH_HOLD: Duration = Duration::from_secs(8);
 /// The layer a subscription forwards counts for this share of its rate, the layers above it
 /// for this share (percent): up- and down-switches need a margin.
-const KEEP_PERCENT: u64 = 85;
+const KEEP_PERCENT: u64 = 95;
 const RAISE_PERCENT: u64 = 110;
 /// Simulcast layers of one track the allocator looks at.
 const MAX_LAYERS: usize = 4;
@@ -52,9 +52,11 @@ const PROBE_INTERVAL: Duration = Duration::from_secs(3);
 const LONGEST_PROBE_INTERVAL: Duration = Duration::from_secs(8);
 /// No probe for this long after the allocation changed a layer, nor with more loss than this.
 const PROBE_AFTER_CHANGE: Duration = Duration::from_secs(3);
+const PROBE_AFTER_CHANGE_VALIDATING: Duration = Duration::from_secs(1);
 const PROBE_MAX_LOSS: f64 = 0.02;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-/// A probe that raised the estimate by this share or more is followed by the next at once.
+/// A probe that raised the validated rate by this share or more is followed by the next at
+/// once.
 const PROBE_SUCCESS_GAIN: f64 = 0.1;
 /// Padding bytes of one probe packet (RFC 3550 padding: at most 255).
 const PROBE_PADDING: usize = 255;
@@ -81,14 +83,17 @@ pub(crate) struct SessionAllocation {
 }
 
 /// What a probe is sized from, in bits per second: the estimate, the budget the tracks
-/// were allocated within, what they want, and what the session is sent now (its media
-/// counts in the probe: the padding makes up the rest).
+/// could go up within, what they want, what the session gets whatever the allocation, and
+/// what it is sent now (its media counts in the probe: the padding makes up the rest).
 #[derive(Debug, Clone, Copy)]
 struct ProbeRates {
     estimate: u64,
     budget: u64,
     wanted: u64,
+    fixed: u64,
     sending: u64,
+    /// The probe would validate what the estimate allows already.
+    validating: bool,
 }
 
 /// A probe cluster in progress: padding on an RTX stream, sent in steps. Every copy the
@@ -151,15 +156,15 @@ impl Router {
         let Some(estimator) = self.estimator_mut(from) else {
             return;
         };
-        let (was_probing, before) = (estimator.probing(), estimator.estimate());
+        let (was_probing, before) = (estimator.probing(), estimator.validated(now));
         estimator.on_feedback(now, feedback);
         let loss = estimator.recent_loss(now);
         let estimate = estimator.estimate();
-        // A probe that raised the estimate clearly: the link may carry more still, so the
-        // next probe may follow at once (from the new estimate), as after an up-switch.
-        let probe_succeeded = was_probing
-            && !estimator.probing()
-            && estimate as f64 >= before as f64 * (1.0 + PROBE_SUCCESS_GAIN);
+        // A probe that raised the validated rate clearly: the layers may go up now, and the
+        // link may carry more still, so the next probe may follow at once.
+        let probe_finished = was_probing && !estimator.probing();
+        let probe_succeeded = probe_finished
+            && estimator.validated(now) as f64 >= before as f64 * (1.0 + PROBE_SUCCESS_GAIN);
         self.update_audio_red(now, from, loss);
         self.stats.transport_feedback_received += 1;
         if probe_succeeded && let Some(routes) = self.sessions.get_mut(&from) {
@@ -169,7 +174,7 @@ impl Router {
             allocation.probe_interval = None;
         }
         let last_run = self.sessions.get(&from).and_then(|r| r.allocation.last_run);
-        let due = probe_succeeded
+        let due = probe_finished
             || match last_run {
                 None => true,
                 Some((at, last)) => {
@@ -360,6 +365,32 @@ impl Router {
             tracks.get(..count).unwrap_or_default(),
             with_margin.get_mut(..count).unwrap_or_default(),
         );
+        // An up-switch (or a resume) goes only as far as what the link has been seen to
+        // carry: the estimate grows past that while the layers forwarded leave it untested,
+        // and a layer that does not fit would overflow the queue into a stall. Beyond it, a
+        // probe asks first.
+        let validated = self
+            .transport_cc_counters
+            .get_mut(routes.counter)
+            .and_then(|s| s.estimator.as_mut())
+            .map_or(estimate, |e| e.validated(now));
+        // Against the layers' own rates (the hysteresis is for the estimate's swings), with a
+        // tenth to spare: tracks trading layers within what was carried need no probe.
+        let validated_budget = estimate
+            .min(validated + validated / 10)
+            .saturating_sub(fixed_bps);
+        let raw_tracks: [TrackDemand<'_>; MAX_TRACKS] = std::array::from_fn(|i| TrackDemand {
+            layers: raw_rates.get(i).map_or(&[][..], |r| &r[..]),
+            max_rank: demands.get(i).and_then(|d| d.1),
+            priority: demands.get(i).map_or(0, |d| d.2),
+        });
+        let mut within_validated = [Allocation::Paused; MAX_TRACKS];
+        let validated_used = allocate(
+            validated_budget,
+            raw_tracks.get(..count).unwrap_or_default(),
+            within_validated.get_mut(..count).unwrap_or_default(),
+        );
+        let mut unvalidated = false;
         // What the choice takes at the layers' own rates.
         let raw_used: u64 = chosen
             .iter()
@@ -383,17 +414,38 @@ impl Router {
         let mut down_switch = false;
         let mut up_switch = false;
         let mut changed = false;
-        for ((demand, allocation), margin) in
-            demands.iter().zip(chosen).zip(with_margin).take(count)
+        for (((demand, allocation), margin), within) in demands
+            .iter()
+            .zip(chosen)
+            .zip(with_margin)
+            .zip(within_validated)
+            .take(count)
         {
             let (Some(id), _, _, current_rank, paused) = *demand else {
                 continue;
             };
             let resume = matches!(margin, Allocation::Layer(_));
-            let rank = match allocation {
+            let mut rank = match allocation {
                 Allocation::Layer(rank) if !paused || resume => Some(rank),
                 _ => None,
             };
+            let validated_rank = match within {
+                Allocation::Layer(rank) => Some(rank),
+                Allocation::Paused => None,
+            };
+            if rank.is_some() && validated_rank < rank {
+                // Beyond what was validated, ups and keeps alike go only as far as that: an
+                // up-switch asks a probe for the rest, and a layer kept on an estimate that
+                // grew untested would share the link with another's up-switch (the dominant
+                // speaker changing) and overflow it. A track that flows keeps at least its
+                // lowest layer (the estimate has it fit).
+                unvalidated |= rank > current_rank.filter(|_| !paused);
+                rank = if paused {
+                    validated_rank
+                } else {
+                    validated_rank.max(Some(0))
+                };
+            }
             let up = match (rank, current_rank) {
                 (Some(rank), Some(current)) => rank > current,
                 (Some(_), None) => paused,
@@ -485,11 +537,18 @@ impl Router {
             loss_per_mille: (loss * 1000.0) as u16,
             paused: u16::try_from(paused).unwrap_or(u16::MAX),
         });
+        // Held back by validation, a probe is due for what the up-switch needs.
         let rates = ProbeRates {
             estimate,
-            budget,
+            budget: if unvalidated {
+                validated_budget
+            } else {
+                budget
+            },
             wanted: wanted_bps,
-            sending: used + fixed_bps,
+            fixed: fixed_bps,
+            sending: if unvalidated { validated_used } else { used } + fixed_bps,
+            validating: unvalidated,
         };
         self.consider_probe(now, subscriber, rates);
     }
@@ -501,7 +560,9 @@ impl Router {
             estimate,
             budget,
             wanted,
+            fixed,
             sending,
+            validating,
         } = rates;
         let Some(routes) = self.sessions.get_mut(&subscriber) else {
             return;
@@ -512,10 +573,16 @@ impl Router {
             .last_probe_at
             .is_some_and(|at| now.saturating_duration_since(at) < interval);
         let holding = allocation.hold_up_until.is_some_and(|until| now < until);
-        // Not right after the layers changed: the new layer's keyframe is on its way.
+        // Not right after the layers changed: the new layer's keyframe is on its way (less
+        // long when the probe is what an up-switch the estimate allows waits for).
+        let after_change = if validating {
+            PROBE_AFTER_CHANGE_VALIDATING
+        } else {
+            PROBE_AFTER_CHANGE
+        };
         let settling = allocation
             .last_change_at
-            .is_some_and(|at| now.saturating_duration_since(at) < PROBE_AFTER_CHANGE);
+            .is_some_and(|at| now.saturating_duration_since(at) < after_change);
         if wanted <= budget || allocation.probe.is_some() || recent || holding || settling {
             return;
         }
@@ -533,9 +600,9 @@ impl Router {
         {
             return;
         }
-        let shortfall = wanted - budget;
-        let target = ((estimate + shortfall) as f64 * PROBE_OVERSHOOT)
-            .min(estimate as f64 * PROBE_MAX_FACTOR);
+        // What the tracks want with what the session gets anyway, and a margin.
+        let target =
+            ((wanted + fixed) as f64 * PROBE_OVERSHOOT).min(estimate as f64 * PROBE_MAX_FACTOR);
         let steps = (PROBE_DURATION.as_micros() / PROBE_STEP.as_micros()).max(1) as usize;
         let padding = (target - sending as f64).max(target * PROBE_MIN_PADDING_SHARE);
         let bytes = (padding * PROBE_DURATION.as_secs_f64() / 8.0) as usize;
