@@ -65,6 +65,16 @@ pub struct HubState {
     pub(crate) resumable: HashMap<String, crate::resume::Resumable>,
 }
 
+impl HubState {
+    /// The WHEP players of `room`: resource token and media session.
+    fn players_of<'a>(&'a self, room: &'a str) -> impl Iterator<Item = (&'a String, SessionId)> {
+        self.resources.iter().filter_map(move |(token, r)| match r {
+            Resource::Whep { room: r, session } if r == room => Some((token, *session)),
+            _ => None,
+        })
+    }
+}
+
 /// Why a participant could not be added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdmitError {
@@ -522,9 +532,7 @@ impl<M: MediaPlane> Hub<M> {
     /// The WHEP players of `room`, by resource token.
     pub fn players(&self, room: &str) -> Vec<String> {
         self.state()
-            .resources
-            .iter()
-            .filter(|(_, r)| matches!(r, Resource::Whep { room: r, .. } if r == room))
+            .players_of(room)
             .map(|(token, _)| token.clone())
             .collect()
     }
@@ -537,13 +545,8 @@ impl<M: MediaPlane> Hub<M> {
     ) -> Vec<(SessionId, Option<crate::quality::DownlinkReport>)> {
         let state = self.state();
         let mut players: Vec<_> = state
-            .resources
-            .values()
-            .filter_map(|r| match r {
-                Resource::Whep { room: r, session } if r == room => Some(*session),
-                _ => None,
-            })
-            .map(|session| {
+            .players_of(room)
+            .map(|(_, session)| {
                 let downlink = match state.sessions.get(&session) {
                     Some(SessionOwner::Player { downlink, .. }) => *downlink,
                     _ => None,

@@ -13,7 +13,7 @@ use super::{Location, Router};
 use crate::allocator::{Allocation, MAX_TRACKS, TrackDemand, allocate};
 use crate::bandwidth::SendSideEstimator;
 use crate::config::MediaKind;
-use crate::{RouterError, SessionId, TrackId};
+use crate::{RouterError, SessionId, SubscriptionId, TrackId};
 
 /// Where a subscriber's estimate starts by default ([`super::RouterConfig::start_bitrate_bps`]).
 pub const START_BITRATE_BPS: u64 = 1_000_000;
@@ -60,6 +60,28 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 const PROBE_SUCCESS_GAIN: f64 = 0.1;
 /// Padding bytes of one probe packet (RFC 3550 padding: at most 255).
 const PROBE_PADDING: usize = 255;
+
+/// One simulcast track of a session as its allocation sees it: subscription, client cap,
+/// priority, rank forwarded now, paused now.
+type Demand = (
+    Option<SubscriptionId>,
+    Option<usize>,
+    u8,
+    Option<usize>,
+    bool,
+);
+
+/// The allocator's view of a session's tracks at `rates` (with the hysteresis or without).
+fn demand_table<'a>(
+    rates: &'a [[Option<u64>; MAX_LAYERS]; MAX_TRACKS],
+    demands: &[Demand; MAX_TRACKS],
+) -> [TrackDemand<'a>; MAX_TRACKS] {
+    std::array::from_fn(|i| TrackDemand {
+        layers: rates.get(i).map_or(&[][..], |r| &r[..]),
+        max_rank: demands.get(i).and_then(|d| d.1),
+        priority: demands.get(i).map_or(0, |d| d.2),
+    })
+}
 
 /// The allocation state of one subscriber session.
 #[derive(Debug, Clone, Copy, Default)]
@@ -265,8 +287,7 @@ impl Router {
         let mut layer_rates = [[None; MAX_LAYERS]; MAX_TRACKS];
         // The same without the hysteresis.
         let mut raw_rates = [[None; MAX_LAYERS]; MAX_TRACKS];
-        // (subscription, client cap, priority, rank forwarded now, paused now)
-        let mut demands = [(None, None, 0u8, None, false); MAX_TRACKS];
+        let mut demands: [Demand; MAX_TRACKS] = [(None, None, 0, None, false); MAX_TRACKS];
         let mut count = 0;
         // What the session gets whatever the allocation: audio, and video in one layer.
         let mut fixed_bps = 0u64;
@@ -347,11 +368,7 @@ impl Router {
             count += 1;
         }
         let budget = estimate.saturating_sub(fixed_bps);
-        let tracks: [TrackDemand<'_>; MAX_TRACKS] = std::array::from_fn(|i| TrackDemand {
-            layers: layer_rates.get(i).map_or(&[][..], |r| &r[..]),
-            max_rank: demands.get(i).and_then(|d| d.1),
-            priority: demands.get(i).map_or(0, |d| d.2),
-        });
+        let tracks = demand_table(&layer_rates, &demands);
         let mut chosen = [Allocation::Paused; MAX_TRACKS];
         let used = allocate(
             budget,
@@ -365,10 +382,10 @@ impl Router {
             tracks.get(..count).unwrap_or_default(),
             with_margin.get_mut(..count).unwrap_or_default(),
         );
-        // An up-switch (or a resume) goes only as far as what the link has been seen to
-        // carry: the estimate grows past that while the layers forwarded leave it untested,
-        // and a layer that does not fit would overflow the queue into a stall. Beyond it, a
-        // probe asks first.
+        // The layers stay within what the link has been seen to carry: the estimate grows
+        // past that while the layers forwarded leave it untested, and a layer that does not
+        // fit would overflow the queue into a stall. An up-switch beyond it asks a probe
+        // first; a layer kept beyond it goes down (below, per track).
         let validated = self
             .transport_cc_counters
             .get_mut(routes.counter)
@@ -379,11 +396,7 @@ impl Router {
         let validated_budget = estimate
             .min(validated + validated / 10)
             .saturating_sub(fixed_bps);
-        let raw_tracks: [TrackDemand<'_>; MAX_TRACKS] = std::array::from_fn(|i| TrackDemand {
-            layers: raw_rates.get(i).map_or(&[][..], |r| &r[..]),
-            max_rank: demands.get(i).and_then(|d| d.1),
-            priority: demands.get(i).map_or(0, |d| d.2),
-        });
+        let raw_tracks = demand_table(&raw_rates, &demands);
         let mut within_validated = [Allocation::Paused; MAX_TRACKS];
         let validated_used = allocate(
             validated_budget,
